@@ -1,0 +1,102 @@
+"""Pointwise activations: value, derivative, and their homogeneity class (THEORY.md, Homogeneity).
+
+``HOMOGENEITY`` sorts them: exactly 1-homogeneous (identity, ReLU, leaky ReLU, |x|);
+ReLU^k, exactly k-homogeneous; near-1-homogeneous (GELU, SiLU, softplus, ELU: s(x) - x s'(x)
+is bounded); bounded (tanh, sigmoid: no positive homogeneity order at all).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import erf, expit
+
+EXACT, POWER, NEAR, BOUNDED = "exact", "power", "near", "bounded"
+
+HOMOGENEITY = {
+    "identity": EXACT, "relu": EXACT, "leaky_relu": EXACT, "abs": EXACT,
+    "relu_k": POWER,
+    "gelu": NEAR, "silu": NEAR, "softplus": NEAR, "elu": NEAR,
+    "tanh": BOUNDED, "sigmoid": BOUNDED,
+}
+
+# The parameter each activation takes, with its default (none for the others).
+PARAMETERS = {"leaky_relu": ("slope", 0.1), "relu_k": ("k", 2.0), "softplus": ("beta", 1.0), "elu": ("alpha", 1.0)}
+
+DESCRIPTIONS = {
+    "identity": "x", "relu": "max(x, 0)", "leaky_relu": "x if x > 0 else slope * x", "abs": "|x|",
+    "relu_k": "max(x, 0)^k", "gelu": "x * Phi(x) (exact, erf)", "silu": "x * sigmoid(x)",
+    "softplus": "log(1 + exp(beta x)) / beta", "elu": "x if x > 0 else alpha (exp(x) - 1)",
+    "tanh": "tanh(x)", "sigmoid": "1 / (1 + exp(-x))",
+}
+
+_SQRT1_2 = np.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / np.sqrt(2 * np.pi)
+
+
+def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (s(x), s'(x)) elementwise. At a kink the right derivative is taken for ReLU and
+    sign(0) = 0 for |x|, the conventions torch autograd uses too."""
+    if kind == "relu":
+        mask = x > 0
+        return x * mask, mask.astype(x.dtype)
+    if kind == "identity":
+        return x, np.ones_like(x)
+    if kind == "leaky_relu":
+        slope = np.where(x > 0, 1.0, param).astype(x.dtype, copy=False)
+        return x * slope, slope
+    if kind == "abs":
+        return np.abs(x), np.sign(x)
+    if kind == "relu_k":
+        pos = np.maximum(x, 0)
+        powk1 = pos ** (param - 1)
+        return powk1 * pos, param * powk1
+    if kind == "gelu":
+        cdf = 0.5 * (1 + erf(x * _SQRT1_2))
+        return x * cdf, cdf + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+    if kind == "silu":
+        sig = expit(x)
+        return x * sig, sig * (1 + x * (1 - sig))
+    if kind == "softplus":
+        bx = param * x
+        return np.logaddexp(0, bx) / param, expit(bx)
+    if kind == "elu":
+        neg = x <= 0
+        em1 = np.expm1(np.minimum(x, 0))
+        return np.where(neg, param * em1, x), np.where(neg, param * (em1 + 1), 1.0).astype(x.dtype, copy=False)
+    if kind == "tanh":
+        t = np.tanh(x)
+        return t, 1 - t * t
+    if kind == "sigmoid":
+        s = expit(x)
+        return s, s * (1 - s)
+    raise KeyError(kind)
+
+
+def torch_forward(kind: str, param: float, x):
+    """The same activations in torch, for the autograd reference network."""
+    import torch
+    import torch.nn.functional as F
+
+    if kind == "relu":
+        return torch.relu(x)
+    if kind == "identity":
+        return x
+    if kind == "leaky_relu":
+        return F.leaky_relu(x, negative_slope=param)
+    if kind == "abs":
+        return torch.abs(x)
+    if kind == "relu_k":
+        return torch.relu(x) ** param
+    if kind == "gelu":
+        return F.gelu(x)
+    if kind == "silu":
+        return F.silu(x)
+    if kind == "softplus":
+        return F.softplus(x, beta=param, threshold=1e6)
+    if kind == "elu":
+        return F.elu(x, alpha=param)
+    if kind == "tanh":
+        return torch.tanh(x)
+    if kind == "sigmoid":
+        return torch.sigmoid(x)
+    raise KeyError(kind)

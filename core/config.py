@@ -1,0 +1,207 @@
+"""RunConfig: everything that defines a run, as plain JSON (DESIGN.md, One path for data).
+
+dataset + architecture + loss + optimizer + run settings + recording policy. Stored whole in
+every run file, so a saved run can be reopened, compared, replayed or continued.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from . import datasets
+from .architecture import ArchitectureSpec
+from .errors import ConfigError, DatasetError
+from .optimizers import KINDS as OPTIMIZER_KINDS
+from .schema import Serializable, require
+
+
+@dataclass
+class DatasetConfig(Serializable):
+    """``generator`` (a named generator and its parameters), ``inline`` (X and y in the config)
+    or ``file`` (a CSV or NPZ path, relative to the config file)."""
+
+    kind: Literal["generator", "inline", "file"] = "generator"
+    generator: str = "blobs"
+    params: dict = field(default_factory=dict)
+    X: Optional[list] = None
+    y: Optional[list] = None
+    path: Optional[str] = None
+    name: str = ""
+
+    def validate(self, path):
+        if self.kind == "generator":
+            require(self.generator in datasets.GENERATORS, f"{path}.generator",
+                    f"unknown generator {self.generator!r} (choose from {', '.join(datasets.GENERATORS)})")
+        elif self.kind == "inline":
+            require(self.X is not None and self.y is not None, path, "an inline dataset needs X and y")
+        else:
+            require(bool(self.path), f"{path}.path", "a file dataset needs a path")
+
+    def build(self, base_dir: Path | None = None) -> datasets.Dataset:
+        """Make the dataset; DatasetErrors are re-raised as ConfigErrors naming this field."""
+        try:
+            if self.kind == "generator":
+                ds = datasets.generate(self.generator, **self.params)
+            elif self.kind == "inline":
+                ds = datasets.Dataset(self.X, self.y, self.name or "inline")
+            else:
+                p = Path(self.path)
+                ds = datasets.load(p if p.is_absolute() or base_dir is None else base_dir / p)
+        except DatasetError as exc:
+            raise ConfigError(f"dataset: {exc}") from None
+        except TypeError as exc:
+            raise ConfigError(f"dataset.params: {exc}") from None
+        return ds
+
+    @classmethod
+    def inline(cls, ds: datasets.Dataset) -> "DatasetConfig":
+        return cls(kind="inline", X=ds.X.tolist(), y=ds.y.astype(int).tolist(), name=ds.name)
+
+    def to_dict(self) -> dict:
+        if self.kind == "generator":
+            out = {"kind": "generator", "generator": self.generator, "params": dict(self.params)}
+        elif self.kind == "inline":
+            out = {"kind": "inline", "X": self.X, "y": self.y}
+        else:
+            out = {"kind": "file", "path": self.path}
+        if self.name:
+            out["name"] = self.name
+        return out
+
+
+@dataclass
+class LossConfig(Serializable):
+    """L = sum_i l(q_i) (``sum``, as in the papers) or the mean; l exponential or logistic."""
+
+    kind: Literal["exponential", "logistic"] = "exponential"
+    reduction: Literal["sum", "mean"] = "sum"
+
+
+@dataclass
+class OptimizerConfig(Serializable):
+    """``step_rule``: constant (eta) or loss_normalized (eta / L, a fixed step on log L)."""
+
+    kind: Literal["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"] = "gd"
+    lr: float = 0.1
+    step_rule: Literal["constant", "loss_normalized"] = "loss_normalized"
+    batch_size: Optional[int] = None
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def validate(self, path):
+        require(self.kind in OPTIMIZER_KINDS, f"{path}.kind", f"unknown optimizer {self.kind!r}")
+        require(self.lr > 0, f"{path}.lr", f"the step size must be > 0, got {self.lr}")
+        if self.kind == "sgd":
+            require(self.batch_size is not None and self.batch_size >= 1, f"{path}.batch_size",
+                    "sgd needs a batch_size >= 1")
+        require(0 <= self.momentum < 1, f"{path}.momentum", f"must be in [0, 1), got {self.momentum}")
+        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, f"{path}.beta1", "Adam's betas must be in [0, 1)")
+        require(self.eps > 0, f"{path}.eps", "must be > 0")
+
+
+@dataclass
+class RecordingConfig(Serializable):
+    """Which steps are recorded: every step up to ``every_step_until``, then ``per_decade``
+    log-spaced steps per decade, at most ``max_per_second`` records a second in that phase
+    (0: no cap). Snapshots of all parameters at ``snapshots_per_decade`` log-spaced steps, with
+    the KKT residual and Euler defect computed there."""
+
+    every_step_until: int = 1000
+    per_decade: int = 200
+    max_per_second: float = 0.0
+    snapshots_per_decade: int = 10
+    support_tolerance: float = 0.01
+    kkt: bool = True
+
+    def validate(self, path):
+        require(self.every_step_until >= 0, f"{path}.every_step_until", "must be >= 0")
+        require(self.per_decade >= 1, f"{path}.per_decade", "must be >= 1")
+        require(self.max_per_second >= 0, f"{path}.max_per_second", "must be >= 0")
+        require(self.snapshots_per_decade >= 1, f"{path}.snapshots_per_decade", "must be >= 1")
+        require(self.support_tolerance >= 0, f"{path}.support_tolerance", "must be >= 0")
+
+
+@dataclass
+class RunSettings(Serializable):
+    """``steps`` 0 means unlimited (until stopped). ``backend`` auto picks the hand-written numpy
+    network on the CPU and torch autograd elsewhere."""
+
+    steps: int = 10000
+    seed: int = 0
+    dtype: Literal["float64", "float32"] = "float64"
+    device: str = "cpu"
+    backend: Literal["auto", "numpy", "torch"] = "auto"
+
+    def validate(self, path):
+        require(self.steps >= 0, f"{path}.steps", f"must be >= 0 (0 = unlimited), got {self.steps}")
+        require(self.seed >= 0, f"{path}.seed", "must be >= 0")
+        require(self.device.split(":")[0] in ("cpu", "cuda", "mps"), f"{path}.device",
+                f"must be cpu, cuda or mps, got {self.device!r}")
+        if self.backend == "numpy":
+            require(self.device == "cpu", f"{path}.backend", "the numpy backend runs on the cpu only")
+
+
+@dataclass
+class RunConfig(Serializable):
+    architecture: ArchitectureSpec
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    run: RunSettings = field(default_factory=RunSettings)
+    recording: RecordingConfig = field(default_factory=RecordingConfig)
+    name: str = ""
+    description: str = ""
+
+    @classmethod
+    def from_dict(cls, data, path=""):
+        if not isinstance(data, dict):
+            raise ConfigError("config: expected a JSON object")
+        allowed = {"architecture", "dataset", "loss", "optimizer", "run", "recording", "name", "description"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
+        if "architecture" not in data:
+            raise ConfigError("architecture: missing required field")
+        from .schema import convert
+
+        return cls(
+            architecture=ArchitectureSpec.from_dict(data["architecture"], "architecture"),
+            dataset=DatasetConfig.from_dict(data.get("dataset", {}), "dataset"),
+            loss=LossConfig.from_dict(data.get("loss", {}), "loss"),
+            optimizer=OptimizerConfig.from_dict(data.get("optimizer", {}), "optimizer"),
+            run=RunSettings.from_dict(data.get("run", {}), "run"),
+            recording=RecordingConfig.from_dict(data.get("recording", {}), "recording"),
+            name=convert(str, data.get("name", ""), "name"),
+            description=convert(str, data.get("description", ""), "description"),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        return cls.from_dict(data)
+
+    def copy(self) -> "RunConfig":
+        return RunConfig.from_dict(self.to_dict())
+
+
+def load_config(path: str | Path) -> tuple[RunConfig, Path]:
+    """Read a config JSON file; returns the config and its folder (for relative dataset paths)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from None
+    return RunConfig.from_json(text), path.parent

@@ -1,0 +1,368 @@
+"""Datasets: X (n x d, float64) and labels y in {-1, +1} (THEORY.md, Setting).
+
+Seeded generators, CSV and NPZ loading and saving. Every check on the way in raises
+DatasetError naming the row or field, so no numpy traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DatasetError
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A validated binary classification dataset. ``X`` is (n, d) float64, ``y`` is (n,) of +-1."""
+
+    X: np.ndarray
+    y: np.ndarray
+    name: str = "dataset"
+
+    def __post_init__(self):
+        X, y = validate_arrays(self.X, self.y)
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "y", y)
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def dim(self) -> int:
+        return self.X.shape[1]
+
+    def class_counts(self) -> tuple[int, int]:
+        """(count of +1, count of -1)."""
+        positive = int(np.sum(self.y > 0))
+        return positive, self.n - positive
+
+    def to_dict(self) -> dict:
+        return {"kind": "inline", "X": self.X.tolist(), "y": self.y.astype(int).tolist(), "name": self.name}
+
+
+def validate_arrays(X, y) -> tuple[np.ndarray, np.ndarray]:
+    """Check shapes, finiteness, labels and contradictions; return float64 X and +-1 y."""
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"X: not a rectangular table of numbers ({exc})") from None
+    try:
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"y: not a list of numbers ({exc})") from None
+    if X.ndim != 2:
+        raise DatasetError(f"X: expected a 2-D table (n x d), got {X.ndim} dimension(s)")
+    if y.ndim != 1:
+        raise DatasetError(f"y: expected one label per row, got an array of shape {y.shape}")
+    if X.shape[0] == 0:
+        raise DatasetError("the dataset is empty: it needs at least one point of each class")
+    if X.shape[1] == 0:
+        raise DatasetError("X: the points have no coordinates")
+    if X.shape[0] != y.shape[0]:
+        raise DatasetError(f"X has {X.shape[0]} rows but y has {y.shape[0]} labels")
+    bad_rows = np.flatnonzero(~np.isfinite(X).all(axis=1))
+    if bad_rows.size:
+        raise DatasetError(f"row {bad_rows[0] + 1}: coordinates must be finite numbers (found NaN or inf)")
+    bad_labels = np.flatnonzero((y != 1) & (y != -1))
+    if bad_labels.size:
+        raise DatasetError(f"row {bad_labels[0] + 1}: label {y[bad_labels[0]]:g} is not -1 or +1")
+    if np.all(y == y[0]):
+        raise DatasetError(f"only one class (label {int(y[0]):+d}) is present: both -1 and +1 are needed")
+    _check_contradictions(X, y)
+    X = np.ascontiguousarray(X)
+    return X, y
+
+
+def _check_contradictions(X: np.ndarray, y: np.ndarray) -> None:
+    """The same point with both labels makes every margin <= 0: no network can separate it."""
+    order = np.lexsort(X.T[::-1])
+    Xs, ys = X[order], y[order]
+    same = np.all(Xs[1:] == Xs[:-1], axis=1) & (ys[1:] != ys[:-1])
+    if same.any():
+        k = int(np.flatnonzero(same)[0])
+        a, b = sorted((int(order[k]) + 1, int(order[k + 1]) + 1))
+        raise DatasetError(f"rows {a} and {b}: the same point has both labels, so no classifier can separate the data")
+
+
+def labels_from_file(values: np.ndarray, first_row: int = 1) -> np.ndarray:
+    """Accept labels in {-1, +1} or {0, 1}; map 0 to -1."""
+    uniq = set(np.unique(values).tolist())
+    if uniq <= {0.0, 1.0} and 0.0 in uniq:
+        return np.where(values == 0, -1.0, 1.0)
+    bad = np.flatnonzero((values != 1) & (values != -1))
+    if bad.size:
+        raise DatasetError(f"row {bad[0] + first_row}: label {values[bad[0]]:g} is not -1/+1 or 0/1")
+    return values
+
+
+# --------------------------------------------------------------------------- generators
+
+def _rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)
+
+
+def _balanced_labels(n: int) -> np.ndarray:
+    y = np.ones(n)
+    y[n // 2:] = -1.0
+    return y
+
+
+def linearly_separable(n: int = 100, dim: int = 2, margin: float = 0.5, seed: int = 0) -> Dataset:
+    """Uniform points in [-1, 1]^d labelled by a random hyperplane through 0, with a gap of
+    ``margin`` (distance from the plane) cleared of points. The gap makes the l2 SVM margin
+    at least ``margin``."""
+    _positive(n, "n"), _positive(dim, "dim")
+    if margin < 0:
+        raise DatasetError("margin: must be >= 0")
+    rng = _rng(seed)
+    w = rng.normal(size=dim)
+    w /= np.linalg.norm(w)
+    X = rng.uniform(-1, 1, size=(n, dim))
+    y = _balanced_labels(n)
+    signed = X @ w
+    # keep each point's component along the plane, move it to its class's side past the gap
+    X = X - np.outer(signed, w) + np.outer(y * (margin + np.abs(signed)), w)
+    return Dataset(X, y, "linearly separable")
+
+
+def gaussian_blobs(n: int = 100, dim: int = 2, separation: float = 3.0, noise: float = 1.0, seed: int = 0) -> Dataset:
+    """Two Gaussian clouds of std ``noise`` centred at +-separation/2 along a random direction."""
+    _positive(n, "n"), _positive(dim, "dim")
+    rng = _rng(seed)
+    direction = rng.normal(size=dim)
+    direction /= np.linalg.norm(direction)
+    y = _balanced_labels(n)
+    X = np.outer(y * separation / 2, direction) + noise * rng.normal(size=(n, dim))
+    return Dataset(X, y, "two blobs")
+
+
+def xor(n: int = 100, noise: float = 0.15, seed: int = 0) -> Dataset:
+    """Four clusters at (+-1, +-1); label = sign(x1 * x2). Not linearly separable."""
+    _positive(n, "n")
+    rng = _rng(seed)
+    centers = rng.integers(0, 4, size=n)
+    corners = np.array([[1, 1], [-1, -1], [1, -1], [-1, 1]], dtype=float)
+    X = corners[centers] + noise * rng.normal(size=(n, 2))
+    y = np.where(centers < 2, 1.0, -1.0)
+    y[0], X[0] = 1.0, corners[0]
+    y[1], X[1] = -1.0, corners[2]
+    return Dataset(X, y, "XOR")
+
+
+def circles(n: int = 100, factor: float = 0.5, noise: float = 0.05, seed: int = 0) -> Dataset:
+    """Two concentric circles: the inner one (radius ``factor``) is +1, the outer one -1."""
+    _positive(n, "n")
+    if not 0 < factor < 1:
+        raise DatasetError("factor: the inner radius must lie strictly between 0 and 1")
+    rng = _rng(seed)
+    y = _balanced_labels(n)
+    angle = rng.uniform(0, 2 * math.pi, size=n)
+    radius = np.where(y > 0, factor, 1.0)
+    X = np.column_stack([radius * np.cos(angle), radius * np.sin(angle)]) + noise * rng.normal(size=(n, 2))
+    return Dataset(X, y, "circles")
+
+
+def moons(n: int = 100, noise: float = 0.1, seed: int = 0) -> Dataset:
+    """Two interleaving half circles (as scikit-learn's make_moons), centred at the origin."""
+    _positive(n, "n")
+    rng = _rng(seed)
+    y = _balanced_labels(n)
+    t = rng.uniform(0, math.pi, size=n)
+    upper = np.column_stack([np.cos(t), np.sin(t)])
+    lower = np.column_stack([1 - np.cos(t), 0.5 - np.sin(t)])
+    X = np.where((y > 0)[:, None], upper, lower) - np.array([0.5, 0.25])
+    X = X + noise * rng.normal(size=(n, 2))
+    return Dataset(X, y, "two moons")
+
+
+def spirals(n: int = 100, turns: float = 1.5, noise: float = 0.05, seed: int = 0) -> Dataset:
+    """Two interleaved Archimedean spirals of ``turns`` turns."""
+    _positive(n, "n")
+    rng = _rng(seed)
+    y = _balanced_labels(n)
+    t = np.sqrt(rng.uniform(0.02, 1, size=n)) * turns * 2 * math.pi
+    r = t / (turns * 2 * math.pi)
+    phase = np.where(y > 0, 0.0, math.pi)
+    X = np.column_stack([r * np.cos(t + phase), r * np.sin(t + phase)]) + noise * rng.normal(size=(n, 2))
+    return Dataset(X, y, "two spirals")
+
+
+def nearly_orthogonal(n: int = 20, dim: int = 500, signal: float = 0.0, seed: int = 0) -> Dataset:
+    """n Gaussian points in d >> n dimensions (Kou, Chen and Gu 2023): x_i ~ N(0, I/d) so that
+    ||x_i|| ~ 1 and |<x_i, x_j>| ~ 1/sqrt(d). Labels are random signs; ``signal`` adds
+    y_i * signal * e_1 (0 gives pure noise data, which is still separable when d >= n)."""
+    _positive(n, "n"), _positive(dim, "dim")
+    if dim < n:
+        raise DatasetError(f"dim: nearly orthogonal data need dim >= n (got dim {dim} < n {n})")
+    rng = _rng(seed)
+    y = _balanced_labels(n)
+    rng.shuffle(y)
+    X = rng.normal(size=(n, dim)) / math.sqrt(dim)
+    X[:, 0] += signal * y
+    return Dataset(X, y, "nearly orthogonal")
+
+
+def _positive(value: int, name: str) -> None:
+    if int(value) != value or value < 1:
+        raise DatasetError(f"{name}: must be a whole number >= 1, got {value!r}")
+    if name == "n" and value < 2:
+        raise DatasetError("n: at least two points are needed (one of each class)")
+
+
+GENERATORS = {
+    "linearly_separable": linearly_separable,
+    "blobs": gaussian_blobs,
+    "xor": xor,
+    "circles": circles,
+    "moons": moons,
+    "spirals": spirals,
+    "nearly_orthogonal": nearly_orthogonal,
+}
+
+
+def generate(kind: str, **params) -> Dataset:
+    """Run generator ``kind`` with ``params``; unknown kinds and parameters are DatasetErrors."""
+    import inspect
+
+    if kind not in GENERATORS:
+        raise DatasetError(f"generator: unknown kind {kind!r} (choose from {', '.join(GENERATORS)})")
+    fn = GENERATORS[kind]
+    allowed = inspect.signature(fn).parameters
+    for key in params:
+        if key not in allowed:
+            raise DatasetError(f"generator {kind}: unknown parameter {key!r} (allowed: {', '.join(allowed)})")
+    return fn(**params)
+
+
+def generator_parameters(kind: str) -> dict:
+    """The default parameters of a generator, for editors."""
+    import inspect
+
+    return {k: p.default for k, p in inspect.signature(GENERATORS[kind]).parameters.items()}
+
+
+# --------------------------------------------------------------------------- files
+
+def load_csv(path: str | Path) -> Dataset:
+    """Read columns x1..xd,label (a header row is optional); labels -1/+1 or 0/1."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not a text (CSV) file") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror})") from None
+    return parse_csv(text, name=path.stem)
+
+
+def parse_csv(text: str, name: str = "csv") -> Dataset:
+    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    if not rows:
+        raise DatasetError(f"{name}: the file is empty")
+    header = None
+    first = rows[0]
+    if not all(_is_number(c) for c in first):
+        header = [c.strip() for c in first]
+        rows = rows[1:]
+        if len(header) < 2:
+            raise DatasetError(f"{name}: header {','.join(header)!r} must name at least one coordinate and a label")
+        if header[-1].lower() not in ("label", "y", "class", "target"):
+            raise DatasetError(f"{name}: header: the last column must be the label (named label), got {header[-1]!r}")
+    if not rows:
+        raise DatasetError(f"{name}: the file has a header but no data rows")
+    width = len(header) if header else len(rows[0])
+    if width < 2:
+        raise DatasetError(f"{name}: row 1 has one column; expected x1..xd,label")
+    offset = 2 if header else 1
+    values = np.empty((len(rows), width))
+    for i, row in enumerate(rows):
+        if len(row) != width:
+            raise DatasetError(f"{name}: row {i + offset} has {len(row)} columns, expected {width}")
+        for j, cell in enumerate(row):
+            try:
+                values[i, j] = float(cell)
+            except ValueError:
+                raise DatasetError(f"{name}: row {i + offset}, column {j + 1}: {cell.strip()!r} is not a number") from None
+    y = labels_from_file(values[:, -1], first_row=offset)
+    try:
+        return Dataset(values[:, :-1], y, name)
+    except DatasetError as exc:
+        raise DatasetError(f"{name}: {_shift_rows(str(exc), offset - 1)}") from None
+
+
+def _shift_rows(message: str, by: int) -> str:
+    """Dataset errors count data rows from 1; in a file with a header, rows start at 2."""
+    import re
+
+    return re.sub(r"\brow(s?) (\d+)(?: and (\d+))?", lambda m: "row" + m.group(1) + " " + str(int(m.group(2)) + by)
+                  + (f" and {int(m.group(3)) + by}" if m.group(3) else ""), message)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
+
+
+def save_csv(dataset: Dataset, path: str | Path) -> None:
+    header = [f"x{j + 1}" for j in range(dataset.dim)] + ["label"]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        for row, label in zip(dataset.X, dataset.y):
+            writer.writerow([repr(float(v)) for v in row] + [int(label)])
+
+
+def load_npz(path: str | Path) -> Dataset:
+    """Read arrays ``X`` and ``y`` from an .npz file (no pickled objects are allowed)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("X", "y") if k not in data.files]
+            if missing:
+                raise DatasetError(f"{path.name}: missing array {missing[0]!r} (found {', '.join(data.files) or 'none'})")
+            X, y = data["X"], data["y"]
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except DatasetError:
+        raise
+    except (ValueError, OSError) as exc:
+        raise DatasetError(f"{path.name}: not a readable .npz file ({exc})") from None
+    if np.asarray(y).ndim == 1 and np.asarray(y).size:
+        y = labels_from_file(np.asarray(y, dtype=float))
+    try:
+        return Dataset(X, y, path.stem)
+    except DatasetError as exc:
+        raise DatasetError(f"{path.name}: {exc}") from None
+
+
+def save_npz(dataset: Dataset, path: str | Path) -> None:
+    np.savez(path, X=dataset.X, y=dataset.y)
+
+
+def load(path: str | Path) -> Dataset:
+    """Load by extension: .csv or .npz."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".npz":
+        return load_npz(path)
+    if suffix in (".csv", ".txt"):
+        return load_csv(path)
+    raise DatasetError(f"{path}: unknown dataset format {suffix!r} (use .csv or .npz)")
+
+
+def save(dataset: Dataset, path: str | Path) -> None:
+    if Path(path).suffix.lower() == ".npz":
+        save_npz(dataset, path)
+    else:
+        save_csv(dataset, path)

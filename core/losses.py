@@ -1,0 +1,75 @@
+"""Losses in log space (THEORY.md, Numerics): L itself is never formed.
+
+For margins q_i = y_i f(x_i), ``log_loss_and_weights(q)`` returns log L and the weights
+w_i = d log L / d q_i, so that grad log L = sum_i w_i grad q_i. With L the sum:
+
+- exponential, l(q) = exp(-q):  log L = LSE(-q),  w = -softmax(-q);
+- logistic, l(q) = log(1 + exp(-q)):  log l(q) computed stably for every q (switching to
+  -q - exp(-q)/2 once exp(-q) < 1e-13), w_i = -exp(log sigmoid(-q_i) - log L).
+
+With the mean, log L drops by log n and w is unchanged (grad log L does not depend on it).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+EXPONENTIAL, LOGISTIC = "exponential", "logistic"
+# l(0): once L < l(0) (with the sum), every sample has a positive margin
+LOSS_AT_ZERO = {EXPONENTIAL: 1.0, LOGISTIC: math.log(2.0)}
+
+
+def logsumexp(a: np.ndarray) -> float:
+    m = float(np.max(a))
+    if not np.isfinite(m):
+        return m
+    return m + math.log(float(np.sum(np.exp(a - m))))
+
+
+def log_sample_losses(kind: str, q: np.ndarray) -> np.ndarray:
+    """log l(q_i), elementwise, without underflow."""
+    if kind == EXPONENTIAL:
+        return -q
+    # log softplus(-q): softplus(-q) = max(-q, 0) + log1p(exp(-|q|))
+    small = q > 30.0
+    qs = np.where(small, 0.0, q)
+    direct = np.log(np.maximum(-qs, 0) + np.log1p(np.exp(-np.abs(qs))))
+    return np.where(small, -q - 0.5 * np.exp(-np.where(small, q, 0.0)), direct)
+
+
+def log_loss_and_weights(kind: str, q: np.ndarray, mean: bool = False) -> tuple[float, np.ndarray]:
+    """(log L, d log L / d q) for margins q; see the module docstring."""
+    if kind == EXPONENTIAL:
+        neg = -q
+        m = float(np.max(neg))
+        e = np.exp(neg - m)
+        s = float(np.sum(e))
+        log_l = m + math.log(s)
+        weights = e * (-1.0 / s)
+    else:
+        log_terms = log_sample_losses(kind, q)
+        log_l = logsumexp(log_terms)
+        # d l / d q = -sigmoid(-q); log sigmoid(-q) = -softplus(q)
+        log_sig = -np.logaddexp(0.0, q)
+        weights = -np.exp(log_sig - log_l)
+    if mean:
+        log_l -= math.log(q.shape[0])
+    return log_l, weights
+
+
+def inverse_loss(kind: str, log_l_sum: float) -> float:
+    """l^{-1}(L) for the summed loss L = exp(log_l_sum) (THEORY.md, smoothed normalized margin).
+
+    exponential: log(1/L) = -log L.  logistic: -log(expm1(L)), evaluated in three regimes."""
+    if kind == EXPONENTIAL:
+        return -log_l_sum
+    if log_l_sum < -30.0:
+        # expm1(L) = L (1 + L/2 + ...): -log expm1(L) = -log L - L/2 + O(L^2)
+        return -log_l_sum - 0.5 * math.exp(log_l_sum)
+    big_l = math.exp(log_l_sum)
+    if big_l > 30.0:
+        # -log(e^L - 1) = -L - log1p(-e^-L)
+        return -big_l - math.log1p(-math.exp(-big_l))
+    return -math.log(math.expm1(big_l))

@@ -1,0 +1,78 @@
+"""Margin metrics, each exactly as defined in THEORY.md (Quantities).
+
+``SCALAR_METRICS`` and ``ARRAY_METRICS`` name what every record holds, with the definition a
+tooltip shows; ``SNAPSHOT_METRICS`` are computed at snapshot steps only (they need the
+per-sample Jacobian). M is the homogeneity order; ||.|| is l2 unless stated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.optimize import nnls
+
+SCALAR_METRICS = {
+    "step": "gradient steps taken",
+    "wall_time": "seconds since the run started (training time only)",
+    "log_loss": "log L, L = sum_i l(q_i) (or the mean, as configured); computed by log-sum-exp",
+    "accuracy": "fraction of samples with q_i = y_i f(x_i) > 0",
+    "q_min": "q_min = min_i y_i f(theta; x_i), the unnormalized margin",
+    "param_norm": "||theta||_2 over all parameters",
+    "param_norm_l1": "||theta||_1",
+    "param_norm_linf": "||theta||_inf",
+    "normalized_margin": "gamma = q_min / ||theta||_2^M",
+    "smoothed_margin": "gamma~ = l^{-1}(L) / ||theta||_2^M with L the summed loss (log(1/L) for exp)",
+    "normalized_margin_l1": "q_min / ||theta||_1^M, the margin steepest descent in l1 maximizes",
+    "normalized_margin_linf": "q_min / ||theta||_inf^M, the margin sign descent (l_inf) maximizes",
+    "alignment": "cos angle(theta, -grad L) = <theta, -grad L> / (||theta|| ||grad L||)",
+    "alignment_gap": "1 - cos angle(theta, -grad L), computed as ||u - v||^2 / 2 for unit u, v (no cancellation)",
+    "direction_change": "angle (radians) between theta/||theta|| now and at the previous record",
+    "angle_to_reference": "angle (radians) between theta/||theta|| and the reference direction (max-margin separator of the matching norm, linear models)",
+    "support_vectors": "#{i : q_i <= q_min + tol |q_min|}, tol = recording.support_tolerance",
+}
+ARRAY_METRICS = {
+    "sample_margins": "q_i / ||theta||_2^M for every sample i (records x n)",
+    "layer_norms": "||W||_F of each weight matrix (records x layers)",
+    "stable_rank": "||W||_F^2 / ||W||_2^2 of each weight matrix (records x layers)",
+    "ensemble_share": "||f_k(X)||_2 / sum_j ||f_j(X)||_2 for each member k of the first ensemble",
+}
+SNAPSHOT_METRICS = {
+    "kkt_eps": "KKT residual: min_{lambda>=0} ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||, theta~ = theta / q_min^(1/M)",
+    "kkt_delta": "complementary slackness: sum_i lambda_i (q_i(theta~) - 1)",
+    "euler_defect": "max_i |<grad f(x_i), theta> - M f(x_i)| / ||theta||^M",
+}
+DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **SNAPSHOT_METRICS}
+
+
+def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
+    """Angle between unit vectors, 2 atan2(||u - v||, ||u + v||): accurate for tiny angles,
+    where arccos(<u, v>) loses everything below ~1e-8 rad."""
+    d, s = u - v, u + v
+    return 2.0 * math.atan2(math.sqrt(float(np.dot(d, d))), math.sqrt(float(np.dot(s, s))))
+
+
+def stable_rank(W: np.ndarray) -> float:
+    """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023)."""
+    s = np.linalg.svd(W, compute_uv=False)
+    return float(np.sum(s * s) / (s[0] * s[0])) if s[0] > 0 else float("nan")
+
+
+def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order: float) -> tuple[float, float]:
+    """(eps, delta) of the max-margin problem min 1/2 ||theta||^2 s.t. q_i >= 1 (Lyu and Li 2020).
+
+    theta is rescaled to the feasible point theta~ = theta / q_min^(1/M); lambda >= 0 solves the
+    nonnegative least squares ||theta~ - sum_i lambda_i grad q_i(theta~)||; eps is that residual
+    relative to ||theta~||, delta = sum_i lambda_i (q_i(theta~) - 1). Undefined (nan) while
+    q_min <= 0."""
+    q = y * network.outputs(theta, X)
+    q_min = float(np.min(q))
+    if not q_min > 0:
+        return float("nan"), float("nan")
+    scaled = theta / q_min ** (1.0 / order)
+    jac = network.jacobian(scaled, X) * y[:, None]
+    q_scaled = y * network.outputs(scaled, X)
+    lam, residual = nnls(jac.T, scaled, maxiter=50 * jac.shape[0])
+    eps = residual / float(np.linalg.norm(scaled))
+    delta = float(np.dot(lam, q_scaled - 1.0))
+    return float(eps), delta

@@ -1,0 +1,221 @@
+"""The hand-written numpy network: forward, backward (vector-Jacobian product) and per-sample
+Jacobian for every block type, on a flat parameter vector in spec order.
+
+This is the fast CPU path. Torch autograd (core/torch_network.py) is the single reference for
+the mathematics: tests check this file against it and against finite differences, block by
+block. Parameters are views into the flat vector, so an update never copies a layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import activations
+from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_layout
+
+
+class _DenseNode:
+    __slots__ = ("w_slice", "b_slice", "shape", "first")
+
+    def __init__(self, offset: int, out: int, inp: int, bias: bool, first: bool):
+        self.shape = (out, inp)
+        self.w_slice = slice(offset, offset + out * inp)
+        self.b_slice = slice(offset + out * inp, offset + out * inp + out) if bias else None
+        self.first = first  # the input needs no gradient
+
+    def forward(self, theta, h):
+        W = theta[self.w_slice].reshape(self.shape)
+        out = h @ W.T
+        if self.b_slice is not None:
+            out += theta[self.b_slice]
+        return out, h
+
+    def backward(self, theta, g, h, grad):
+        grad[self.w_slice].reshape(self.shape)[...] = g.T @ h
+        if self.b_slice is not None:
+            grad[self.b_slice] = g.sum(axis=0)
+        if self.first:
+            return None
+        return g @ theta[self.w_slice].reshape(self.shape)
+
+
+class _ActivationNode:
+    __slots__ = ("kind", "param")
+
+    def __init__(self, kind: str, param: float):
+        self.kind, self.param = kind, param
+
+    def forward(self, theta, h):
+        return activations.forward(self.kind, self.param, h)
+
+    def backward(self, theta, g, derivative, grad):
+        return g * derivative
+
+
+class _SequenceNode:
+    __slots__ = ("nodes",)
+
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def forward(self, theta, h):
+        caches = []
+        for node in self.nodes:
+            h, cache = node.forward(theta, h)
+            caches.append(cache)
+        return h, caches
+
+    def backward(self, theta, g, caches, grad):
+        for node, cache in zip(reversed(self.nodes), reversed(caches)):
+            g = node.backward(theta, g, cache, grad)
+            if g is None:
+                return None
+        return g
+
+
+class _ResidualNode:
+    __slots__ = ("inner", "scale")
+
+    def __init__(self, inner: _SequenceNode, scale: float):
+        self.inner, self.scale = inner, scale
+
+    def forward(self, theta, h):
+        branch, caches = self.inner.forward(theta, h)
+        return h + self.scale * branch, caches
+
+    def backward(self, theta, g, caches, grad):
+        g_branch = self.inner.backward(theta, self.scale * g, caches, grad)
+        return g if g_branch is None else g + g_branch
+
+
+class _EnsembleNode:
+    __slots__ = ("members", "outputs")
+
+    def __init__(self, members: list[_SequenceNode]):
+        self.members = members
+        self.outputs = None  # each member's output at the last forward (ensemble shares)
+
+    def forward(self, theta, h):
+        results = [m.forward(theta, h) for m in self.members]
+        self.outputs = [r[0] for r in results]
+        return sum(self.outputs[1:], self.outputs[0].copy()), [r[1] for r in results]
+
+    def backward(self, theta, g, caches, grad):
+        total = None
+        for member, cache in zip(self.members, caches):
+            gi = member.backward(theta, g, cache, grad)
+            if gi is not None:
+                total = gi if total is None else total + gi
+        return total
+
+
+class NumpyNetwork:
+    """f(theta; X) for a spec, with hand-written backward. Not thread-safe: it keeps the
+    caches of the last forward for the following backward."""
+
+    def __init__(self, spec: ArchitectureSpec):
+        self.spec = spec
+        self.layout = parameter_layout(spec)
+        self.size = sum(s for _n, s, _sh in self.layout)
+        self._offset = 0
+        self._first = True
+        self.ensembles: list[_EnsembleNode] = []
+        self.root = self._build(spec.blocks, spec.input_dim)
+        self._cache = None
+        self.weight_slices = []  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
+        offset = 0
+        for name, size, shape in self.layout:
+            if name.endswith(".weight"):
+                self.weight_slices.append((name, slice(offset, offset + size), shape))
+            offset += size
+
+    def _build(self, blocks, width) -> _SequenceNode:
+        nodes = []
+        for block in blocks:
+            if isinstance(block, Dense):
+                node = _DenseNode(self._offset, block.width, width, block.bias, self._first)
+                self._offset += block.width * width + (block.width if block.bias else 0)
+                self._first = False
+                width = block.width
+            elif isinstance(block, Activation):
+                node = _ActivationNode(block.kind, block.value)
+            elif isinstance(block, Residual):
+                first = self._first
+                node = _ResidualNode(self._build(block.blocks, width), block.scale)
+                # the skip path still carries the input, but no gradient is needed before any parameter
+                self._first = first and not any(True for _ in _dense_blocks(block.blocks))
+            elif isinstance(block, Ensemble):
+                first = self._first
+                members = []
+                for member in block.members:
+                    self._first = first
+                    members.append(self._build(member, width))
+                self._first = False if any(_dense_blocks(m) for m in block.members) else first
+                node = _EnsembleNode(members)
+                self.ensembles.append(node)
+                width = _member_width(block.members[0], width)
+            nodes.append(node)
+        return _SequenceNode(nodes)
+
+    def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """f(theta; x_i) for every row of X, shape (n,). Keeps the caches for ``backward``."""
+        out, self._cache = self.root.forward(theta, X)
+        return out[:, 0]
+
+    def backward(self, theta: np.ndarray, grad_outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """sum_i grad_outputs[i] * grad_theta f(theta; x_i), for the X of the last ``outputs`` call."""
+        grad = np.empty(self.size, dtype=theta.dtype) if out is None else out
+        self.root.backward(theta, grad_outputs[:, None], self._cache, grad)
+        return grad
+
+    def jacobian(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+        """The (n, P) matrix of per-sample gradients grad_theta f(theta; x_i)."""
+        n = X.shape[0]
+        self.outputs(theta, X)
+        jac = np.empty((n, self.size), dtype=theta.dtype)
+        seed = np.zeros(n, dtype=theta.dtype)
+        for i in range(n):
+            seed[i] = 1.0
+            self.backward(theta, seed, out=jac[i])
+            seed[i] = 0.0
+        return jac
+
+    def member_outputs(self) -> list[np.ndarray] | None:
+        """Each member's output of the first ensemble at the last forward, or None."""
+        if not self.ensembles or self.ensembles[0].outputs is None:
+            return None
+        return [o[:, 0] if o.shape[1] == 1 else o for o in self.ensembles[0].outputs]
+
+
+def _dense_blocks(blocks):
+    for b in blocks:
+        if isinstance(b, Dense):
+            yield b
+        elif isinstance(b, Residual):
+            yield from _dense_blocks(b.blocks)
+        elif isinstance(b, Ensemble):
+            for m in b.members:
+                yield from _dense_blocks(m)
+
+
+def _member_width(blocks, width):
+    from .architecture import output_width
+
+    return output_width(blocks, width, "")
+
+
+def initial_parameters(spec: ArchitectureSpec, seed: int, dtype=np.float64) -> np.ndarray:
+    """Draw theta_0 with the spec's init scheme and scale from a seeded numpy generator, so
+    every backend and device starts from the same bits."""
+    rng = np.random.default_rng(seed)
+    init = spec.init
+    parts = []
+    for name, size, shape in parameter_layout(spec):
+        if name.endswith(".bias") or init.scheme == "zeros":
+            parts.append(np.zeros(size))
+            continue
+        fan_in = shape[1]
+        std = {"he": np.sqrt(2.0 / fan_in), "lecun": np.sqrt(1.0 / fan_in), "normal": init.std}[init.scheme]
+        parts.append(rng.normal(0.0, std, size=size))
+    theta = np.concatenate(parts) * init.scale
+    return theta.astype(dtype)

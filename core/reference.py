@@ -1,0 +1,88 @@
+"""Reference directions for linear models: max-margin separators in l2, l1 and l_inf
+(THEORY.md, claims 1 and 5), and a linear-separability test.
+
+l2: the hard-margin SVM without bias, min 1/2 ||w||^2 s.t. y_i <w, x_i> >= 1, solved in its
+dual (a bound-constrained QP, L-BFGS-B) and polished. l1 and l_inf: linear programs (HiGHS).
+A first-layer bias is handled by the caller appending a constant-1 coordinate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linprog, minimize
+
+
+def svm_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """Unit l2 max-margin direction w* (no bias), or None when the data are not separable
+    through the origin."""
+    Z = X * y[:, None]
+    if not _separable_through_origin(Z):
+        return None
+    K = Z @ Z.T
+    n = len(y)
+
+    def dual(a):
+        Ka = K @ a
+        return 0.5 * a @ Ka - a.sum(), Ka - 1.0
+
+    res = minimize(dual, np.full(n, 1.0 / n), jac=True, method="L-BFGS-B", bounds=[(0, None)] * n,
+                   options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12})
+    w = Z.T @ res.x
+    return w / np.linalg.norm(w)
+
+
+def _separable_through_origin(Z: np.ndarray) -> bool:
+    """Is there w with <w, z_i> >= 1 for all i?  (An LP feasibility problem.)"""
+    n, d = Z.shape
+    res = linprog(np.zeros(d), A_ub=-Z, b_ub=-np.ones(n), bounds=[(None, None)] * d, method="highs")
+    return res.status == 0
+
+
+def is_linearly_separable(X: np.ndarray, y: np.ndarray) -> bool:
+    """With a bias: is there (w, b) with y_i (<w, x_i> + b) >= 1?"""
+    Xb = np.column_stack([X, np.ones(len(y))])
+    return _separable_through_origin(Xb * y[:, None])
+
+
+def svm_margin(X: np.ndarray, y: np.ndarray) -> float | None:
+    """The geometric l2 margin of the best separating hyperplane with bias, or None."""
+    Xb = np.column_stack([X, np.ones(len(y))])
+    Z = Xb * y[:, None]
+    if not _separable_through_origin(Z):
+        return None
+    # min 1/2 ||w||^2 (bias free of the penalty) s.t. y_i (w.x_i + b) >= 1, by SLSQP on the primal
+    d = X.shape[1]
+    cons = {"type": "ineq", "fun": lambda v: Z @ v - 1.0, "jac": lambda v: Z}
+    start = linprog(np.zeros(d + 1), A_ub=-Z, b_ub=-np.ones(len(y)), bounds=[(None, None)] * (d + 1), method="highs").x
+    res = minimize(lambda v: 0.5 * v[:d] @ v[:d], start, jac=lambda v: np.concatenate([v[:d], [0.0]]),
+                   constraints=[cons], method="SLSQP", options={"maxiter": 500, "ftol": 1e-12})
+    w = res.x[:d]
+    return float(np.min(Z @ res.x) / np.linalg.norm(w))
+
+
+def linf_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """argmax_{||w||_inf <= 1} min_i y_i <w, x_i>, normalized to unit l2 norm (for angles)."""
+    Z = X * y[:, None]
+    n, d = Z.shape
+    # variables (w, t): maximize t s.t. z_i.w >= t, -1 <= w <= 1
+    c = np.zeros(d + 1)
+    c[-1] = -1.0
+    A = np.column_stack([-Z, np.ones(n)])
+    res = linprog(c, A_ub=A, b_ub=np.zeros(n), bounds=[(-1, 1)] * d + [(None, None)], method="highs")
+    if res.status != 0 or res.x[-1] <= 1e-12:
+        return None
+    w = res.x[:d]
+    return w / np.linalg.norm(w)
+
+
+def l1_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+    """argmin ||w||_1 s.t. y_i <w, x_i> >= 1 (w = u - v, u, v >= 0), unit l2 norm."""
+    Z = X * y[:, None]
+    n, d = Z.shape
+    c = np.ones(2 * d)
+    A = np.column_stack([-Z, Z])
+    res = linprog(c, A_ub=A, b_ub=-np.ones(n), bounds=[(0, None)] * (2 * d), method="highs")
+    if res.status != 0:
+        return None
+    w = res.x[:d] - res.x[d:]
+    return w / np.linalg.norm(w)

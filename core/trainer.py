@@ -1,0 +1,405 @@
+"""The trainer: gradient descent in log space on a flat parameter vector, driven in chunks.
+
+``Trainer.run(k)`` takes up to k steps and returns a Chunk of metric records and snapshots;
+the caller pauses or stops between chunks (the CLI, the window's worker and the tests all
+drive it the same way). Nothing here imports Qt.
+
+Each step at theta_t: f = net(theta_t), q = y f, (log L, w) from core/losses.py, grad log L by
+one backward pass; the record at step t (if due) is computed from these same quantities; then
+the update from the direction source (grad log L for the loss-normalized rule, L grad log L
+for the constant one). L itself is never formed (THEORY.md, Numerics).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import losses, reference
+from .architecture import Dense, is_linear_model
+from .config import RunConfig
+from .datasets import Dataset
+from .errors import TrainingError
+from .homogeneity import NONE, analyze
+from .metrics import kkt_residual, stable_rank, unit_angle
+from .network import NumpyNetwork, initial_parameters
+from .optimizers import UpdateRule
+from .recording import LogSchedule, RecordSchedule
+
+RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
+_LOG_MAX = 700.0  # exp() of more overflows float64
+
+
+@dataclass
+class Chunk:
+    """What one ``Trainer.run`` call produced: records (name -> array, all the same length),
+    snapshots (step, params and snapshot metrics), and the status after it."""
+
+    records: dict
+    snapshot_steps: list = field(default_factory=list)
+    snapshot_params: list = field(default_factory=list)
+    snapshot_metrics: list = field(default_factory=list)  # dicts kkt_eps, kkt_delta, euler_defect
+    status: str = RUNNING
+    reason: str = ""
+    step: int = 0
+    params: np.ndarray | None = None  # theta at ``step``
+
+    @property
+    def n_records(self) -> int:
+        return len(self.records.get("step", ()))
+
+
+class _TorchEvaluator:
+    """The autograd path with the NumpyNetwork interface (numpy in, numpy out), for cuda, mps
+    and as the reference. It synchronizes every step; batching on the device is issue #6's."""
+
+    def __init__(self, spec, dtype, device):
+        import torch
+
+        from .torch_network import TorchNetwork
+
+        self.torch = torch
+        self.device = torch.device(device)
+        self.tdtype = torch.float64 if dtype == np.float64 else torch.float32
+        self.module = TorchNetwork(spec, self.tdtype, self.device)
+        self.params = list(self.module.parameters())
+        self.size = sum(p.numel() for p in self.params)
+        self._numpy_twin = NumpyNetwork(spec)
+        self.weight_slices = self._numpy_twin.weight_slices
+        self._X = None
+        self._Xt = None
+
+    def _inputs(self, X):
+        if self._X is not X:
+            self._X, self._Xt = X, self.torch.as_tensor(X, dtype=self.tdtype, device=self.device)
+        return self._Xt
+
+    def outputs(self, theta, X):
+        torch = self.torch
+        self.module.load_flat(torch.as_tensor(theta, device=self.device))
+        self._out = self.module(self._inputs(X))
+        return self._out.detach().cpu().numpy().astype(theta.dtype)
+
+    def backward(self, theta, grad_outputs, out=None):
+        torch = self.torch
+        g = torch.as_tensor(grad_outputs, dtype=self.tdtype, device=self.device)
+        grads = torch.autograd.grad(self._out, self.params, grad_outputs=g, retain_graph=True)
+        flat = torch.cat([gr.reshape(-1) for gr in grads]).cpu().numpy()
+        if out is not None:
+            out[...] = flat
+            return out
+        return flat.astype(theta.dtype)
+
+    def jacobian(self, theta, X):
+        self.outputs(theta, X)
+        n = X.shape[0]
+        jac = np.empty((n, self.size), dtype=theta.dtype)
+        seed = np.zeros(n, dtype=theta.dtype)
+        for i in range(n):
+            seed[i] = 1.0
+            jac[i] = self.backward(theta, seed)
+            seed[i] = 0.0
+        return jac
+
+    def member_outputs(self):
+        return None
+
+
+def make_evaluator(config: RunConfig, dtype):
+    """The hand-written numpy network on the CPU ('auto' or 'numpy'), torch autograd otherwise."""
+    settings = config.run
+    if settings.backend == "numpy" or (settings.backend == "auto" and settings.device == "cpu"):
+        return NumpyNetwork(config.architecture)
+    try:
+        import torch
+    except ImportError:
+        raise TrainingError("the torch backend needs PyTorch installed") from None
+    device = settings.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"run.device: {device} was asked for, but no CUDA GPU is available here")
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise TrainingError("run.device: mps was asked for, but it is not available here")
+    return _TorchEvaluator(config.architecture, dtype, device)
+
+
+class Trainer:
+    """Trains ``config`` from theta_0 (or ``params`` to continue); see the module docstring."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset | None = None, params: np.ndarray | None = None,
+                 start_step: int = 0):
+        self.config = config
+        self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
+        self.dataset = dataset if dataset is not None else config.dataset.build()
+        spec = config.architecture
+        if self.dataset.dim != spec.input_dim:
+            raise TrainingError(f"architecture.input_dim is {spec.input_dim} but the dataset has "
+                                f"{self.dataset.dim} coordinates per point")
+        self.X = np.ascontiguousarray(self.dataset.X, dtype=self.dtype)
+        self.y = self.dataset.y.astype(self.dtype)
+        self.n = self.dataset.n
+        self.homogeneity = analyze(spec)
+        # M: the order that normalizes margins; None for networks with no positive order
+        self.order = None if self.homogeneity.verdict == NONE else float(self.homogeneity.order)
+        self.net = make_evaluator(config, self.dtype)
+        self.theta = (initial_parameters(spec, config.run.seed, self.dtype) if params is None
+                      else np.array(params, dtype=self.dtype))
+        if self.theta.shape != (self.net.size,):
+            raise TrainingError(f"the parameters have {self.theta.size} entries; the architecture needs {self.net.size}")
+        opt = config.optimizer
+        self.rule = UpdateRule(opt.kind, opt.lr, opt.momentum, opt.beta1, opt.beta2, opt.eps)
+        self.loss_kind = config.loss.kind
+        self.mean = config.loss.reduction == "mean"
+        self.log_n = math.log(self.n)
+        self.normalized_step = opt.step_rule == "loss_normalized"
+        self.batch_size = opt.batch_size if opt.kind == "sgd" else None
+        self.rng = np.random.default_rng(config.run.seed + 1)
+        self.step = start_step
+        self.total_steps = config.run.steps  # 0: unlimited
+        self.status, self.reason = RUNNING, ""
+        rec = config.recording
+        self.records = RecordSchedule(rec.every_step_until, rec.per_decade, rec.max_per_second)
+        self.snapshots = LogSchedule(1, rec.snapshots_per_decade)
+        self.support_tol = rec.support_tolerance
+        self.compute_kkt = rec.kkt and self.order is not None
+        self.reference = self._reference_direction()
+        self._previous_direction = None
+        self._wall = 0.0
+        self._grad = np.empty(self.net.size, dtype=self.dtype)
+        if self.order is not None:
+            self._norm_limit = float(np.finfo(self.dtype).max) ** (1.0 / self.order) / 1e3
+        else:
+            self._norm_limit = float(np.finfo(self.dtype).max) ** 0.5
+        self._buffers: dict = {}
+        self._snap: list = []
+        self._last_recorded = self._last_snapshot = -1
+
+    # ------------------------------------------------------------------ reference directions
+    def _reference_direction(self):
+        """The max-margin separator of the norm the optimizer is steepest in, for linear models."""
+        spec = self.config.architecture
+        if not is_linear_model(spec):
+            return None
+        X = self.dataset.X
+        if spec.blocks[0].bias:
+            X = np.column_stack([X, np.ones(self.n)])  # a first-layer bias is an extra coordinate
+        kind = self.config.optimizer.kind
+        solver = {"sign": reference.linf_max_margin_direction,
+                  "coordinate": reference.l1_max_margin_direction}.get(kind, reference.svm_direction)
+        return solver(X, self.dataset.y)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, max_steps: int, max_seconds: float | None = None) -> Chunk:
+        """Take up to ``max_steps`` steps (fewer at the run's end, a divergence, or after
+        ``max_seconds``) and return what was recorded."""
+        if self.status != RUNNING:
+            return self._drain()
+        started = time.perf_counter()
+        deadline = None if max_seconds is None else started + max_seconds
+        net, X, y, theta = self.net, self.X, self.y, self.theta
+        end = self.step + max_steps
+        if self.total_steps:
+            end = min(end, self.total_steps)
+        loss_kind, mean = self.loss_kind, self.mean
+        while self.step < end:
+            step = self.step
+            f = net.outputs(theta, X)
+            q = y * f
+            log_l, weights = losses.log_loss_and_weights(loss_kind, q)
+            grad = net.backward(theta, weights * y, out=self._grad)
+            if not self._finite(log_l, grad, theta):
+                break
+            if self.records.due(step):
+                self._wall += time.perf_counter() - started
+                started = time.perf_counter()
+                self._record(step, theta, f, q, log_l, grad)
+            if self.snapshots.due(step):
+                self._snapshot(step, theta)
+            if self.batch_size is not None:
+                grad, log_l = self._minibatch_gradient(theta)
+            # direction source: grad log L (loss-normalized) or grad L = L grad log L (constant)
+            if self.normalized_step:
+                direction = grad
+            else:
+                log_step = log_l - self.log_n if mean else log_l
+                if log_step > _LOG_MAX:
+                    self._diverge(f"the loss overflowed (log L = {log_step:.4g})")
+                    break
+                direction = math.exp(log_step) * grad
+            self.rule.apply(theta, direction)
+            self.step = step + 1
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        self._wall += time.perf_counter() - started
+        if self.status == RUNNING and self.total_steps and self.step >= self.total_steps:
+            self.finish(FINISHED)
+        return self._drain()
+
+    def _minibatch_gradient(self, theta):
+        idx = self.rng.choice(self.n, size=min(self.batch_size, self.n), replace=False)
+        yb = self.y[idx]
+        qb = yb * self.net.outputs(theta, self.X[idx])
+        log_l, weights = losses.log_loss_and_weights(self.loss_kind, qb)
+        return self.net.backward(theta, weights * yb), log_l
+
+    def finish(self, status: str, reason: str = "") -> None:
+        """End the run: record the final state (unless it diverged) and set the status."""
+        if self.status != RUNNING:
+            return
+        if status != DIVERGED:
+            self._record_current(force_snapshot=True)
+        self.status, self.reason = status, reason
+
+    def stop(self, reason: str = "stopped by the user") -> Chunk:
+        self.finish(STOPPED, reason)
+        return self._drain()
+
+    def _record_current(self, force_snapshot: bool = False) -> None:
+        """Record (and snapshot) the state at the current step unless it already was."""
+        theta = self.theta
+        f = self.net.outputs(theta, self.X)
+        q = self.y * f
+        log_l, weights = losses.log_loss_and_weights(self.loss_kind, q)
+        grad = self.net.backward(theta, weights * self.y)
+        if not (math.isfinite(log_l) and np.all(np.isfinite(grad))):
+            return
+        if self._last_recorded != self.step:
+            self._record(self.step, theta, f, q, log_l, grad)
+        if force_snapshot and self._last_snapshot != self.step:
+            self._snapshot(self.step, theta)
+
+    def _finite(self, log_l, grad, theta) -> bool:
+        norm = math.sqrt(float(np.dot(theta, theta)))
+        if math.isfinite(log_l) and math.isfinite(norm) and norm < self._norm_limit and np.isfinite(grad).all():
+            return True
+        if not math.isfinite(norm):
+            what = "the parameters are no longer finite"
+        elif norm >= self._norm_limit:
+            what = f"the parameter norm {norm:.3g} overflows ||theta||^M"
+        elif not math.isfinite(log_l):
+            what = f"log L is {log_l}"
+        else:
+            what = "the gradient is no longer finite"
+        self._diverge(what)
+        return False
+
+    def _diverge(self, what: str) -> None:
+        hint = " (the step size is too large for this rule: lower it or use the loss-normalized rule)"
+        self.status = DIVERGED
+        self.reason = f"diverged at step {self.step}: {what}{hint}"
+
+    # ------------------------------------------------------------------ records
+    def _append(self, name, value):
+        buf = self._buffers.get(name)
+        if buf is None:
+            buf = self._buffers[name] = []
+        buf.append(value)
+
+    def _record(self, step, theta, f, q, log_l_sum, grad) -> None:
+        """One record at step ``step`` from quantities the step already has (THEORY.md)."""
+        self._last_recorded = step
+        app = self._append
+        order = self.order
+        sq = float(np.dot(theta, theta))
+        norm = math.sqrt(sq)
+        abs_theta = np.abs(theta)
+        norm_l1, norm_linf = float(abs_theta.sum()), float(abs_theta.max())
+        q_min = float(q.min())
+        app("step", step)
+        app("wall_time", self._wall)
+        app("log_loss", log_l_sum - self.log_n if self.mean else log_l_sum)
+        app("accuracy", float(np.count_nonzero(q > 0)) / self.n)
+        app("q_min", q_min)
+        app("param_norm", norm)
+        app("param_norm_l1", norm_l1)
+        app("param_norm_linf", norm_linf)
+        if order is not None and norm > 0:
+            scale = norm ** order
+            app("normalized_margin", q_min / scale)
+            app("smoothed_margin", losses.inverse_loss(self.loss_kind, log_l_sum) / scale)
+            app("normalized_margin_l1", q_min / norm_l1 ** order)
+            app("normalized_margin_linf", q_min / norm_linf ** order)
+            app("sample_margins", q / scale)
+        else:
+            nan = float("nan")
+            for name in ("normalized_margin", "smoothed_margin", "normalized_margin_l1", "normalized_margin_linf"):
+                app(name, nan)
+            app("sample_margins", np.full(self.n, nan))
+        gnorm = math.sqrt(float(np.dot(grad, grad)))
+        if norm > 0 and gnorm > 0:
+            u = theta / norm
+            v = grad / -gnorm
+            cos = float(np.dot(u, v))
+            diff = u - v
+            app("alignment", cos)
+            app("alignment_gap", 0.5 * float(np.dot(diff, diff)))
+        else:
+            u = None
+            app("alignment", float("nan"))
+            app("alignment_gap", float("nan"))
+        prev = self._previous_direction
+        app("direction_change", unit_angle(u, prev) if (u is not None and prev is not None) else float("nan"))
+        self._previous_direction = u
+        ref = self.reference
+        app("angle_to_reference", unit_angle(u, ref) if (ref is not None and u is not None) else float("nan"))
+        app("support_vectors", int(np.count_nonzero(q <= q_min + self.support_tol * abs(q_min))))
+        layer_norms, ranks = [], []
+        for _name, sl, shape in self.net.weight_slices:
+            W = theta[sl].reshape(shape)
+            layer_norms.append(math.sqrt(float(np.dot(theta[sl], theta[sl]))))
+            ranks.append(stable_rank(W) if min(shape) > 1 else 1.0)
+        app("layer_norms", layer_norms)
+        app("stable_rank", ranks)
+        members = self.net.member_outputs()
+        if members is not None:
+            sizes = np.array([float(np.linalg.norm(m)) for m in members])
+            total = sizes.sum()
+            app("ensemble_share", sizes / total if total > 0 else np.full(len(sizes), np.nan))
+
+    def _snapshot(self, step, theta) -> None:
+        self._last_snapshot = step
+        metrics = {"kkt_eps": float("nan"), "kkt_delta": float("nan"), "euler_defect": float("nan")}
+        if self.order is not None:
+            norm = float(np.linalg.norm(theta))
+            if norm > 0:
+                f = self.net.outputs(theta, self.X)
+                jac = self.net.jacobian(theta, self.X)
+                metrics["euler_defect"] = float(np.max(np.abs(jac @ theta - self.order * f)) / norm ** self.order)
+            if self.compute_kkt and norm > 0:
+                metrics["kkt_eps"], metrics["kkt_delta"] = kkt_residual(self.net, theta, self.X, self.y, self.order)
+        self._snap.append((step, theta.copy(), metrics))
+
+    def _drain(self) -> Chunk:
+        records = {}
+        for name, values in self._buffers.items():
+            arr = np.asarray(values)
+            if name in ("step", "support_vectors"):
+                arr = arr.astype(np.int64)
+            else:
+                arr = arr.astype(np.float64)
+            records[name] = arr
+        self._buffers = {}
+        snaps, self._snap = self._snap, []
+        return Chunk(records=records, snapshot_steps=[s[0] for s in snaps], snapshot_params=[s[1] for s in snaps],
+                     snapshot_metrics=[s[2] for s in snaps], status=self.status, reason=self.reason,
+                     step=self.step, params=self.theta.copy())
+
+    # ------------------------------------------------------------------ facts for the file
+    def layer_names(self) -> list[str]:
+        return [name for name, _sl, _shape in self.net.weight_slices]
+
+    def ensemble_size(self) -> int:
+        for block in self.config.architecture.blocks:
+            if hasattr(block, "members"):
+                return len(block.members)
+        return 0
+
+    def device_name(self) -> str:
+        return self.config.run.device
+
+
+def first_layer_has_bias(config: RunConfig) -> bool:
+    first = config.architecture.blocks[0]
+    return isinstance(first, Dense) and first.bias
