@@ -82,11 +82,13 @@ class LossConfig(Serializable):
 
 @dataclass
 class OptimizerConfig(Serializable):
-    """``step_rule``: constant (eta) or loss_normalized (eta / L, a fixed step on log L)."""
+    """``step_rule``: constant (eta); loss_normalized (eta / L, a fixed step on log L); lyu_li
+    (eta / (L log(1/L)^(2 - 2/M)), Lyu and Li 2020's GD schedule: for M = 1 it is eta / L, for
+    M > 1 it keeps the norm's growth polynomial where eta / L makes it exponential)."""
 
     kind: Literal["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"] = "gd"
     lr: float = 0.1
-    step_rule: Literal["constant", "loss_normalized"] = "loss_normalized"
+    step_rule: Literal["constant", "loss_normalized", "lyu_li"] = "loss_normalized"
     batch_size: Optional[int] = None
     momentum: float = 0.9
     beta1: float = 0.9

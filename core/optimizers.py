@@ -2,8 +2,9 @@
 steepest-descent flavors).
 
 Every rule receives the direction source ``d``: with the constant step rule d = grad L, with
-the loss-normalized rule d = grad L / L = grad log L (Lyu and Li's eta_t = eta / L(theta_t),
-i.e. a fixed step on log L, computed without ever forming L). The rules:
+the loss-normalized rule d = grad L / L = grad log L (eta_t = eta / L(theta_t), a fixed step on
+log L, computed without ever forming L), with the lyu_li rule d = grad log L / log(1/L)^(2-2/M)
+(see core/trainer.py). The rules:
 
 - gd:            theta -= eta d
 - normalized_gd: theta -= eta d / ||d||_2

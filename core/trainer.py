@@ -153,7 +153,8 @@ class Trainer:
         self.loss_kind = config.loss.kind
         self.mean = config.loss.reduction == "mean"
         self.log_n = math.log(self.n)
-        self.normalized_step = opt.step_rule == "loss_normalized"
+        self.step_rule = opt.step_rule
+        self._lyu_li_power = 2.0 - 2.0 / (self.order or 1.0)
         self.batch_size = opt.batch_size if opt.kind == "sgd" else None
         self.rng = np.random.default_rng(config.run.seed + 1)
         self.step = start_step
@@ -219,11 +220,14 @@ class Trainer:
                 self._snapshot(step, theta)
             if self.batch_size is not None:
                 grad, log_l = self._minibatch_gradient(theta)
-            # direction source: grad log L (loss-normalized) or grad L = L grad log L (constant)
-            if self.normalized_step:
+            # direction source: grad log L (loss-normalized), grad L = L grad log L (constant),
+            # or grad log L / log(1/L)^(2 - 2/M) (Lyu and Li's schedule, polynomial norm growth)
+            log_step = log_l - self.log_n if mean else log_l
+            if self.step_rule == "loss_normalized":
                 direction = grad
+            elif self.step_rule == "lyu_li":
+                direction = grad / (-log_step) ** self._lyu_li_power if log_step < -1.0 else grad
             else:
-                log_step = log_l - self.log_n if mean else log_l
                 if log_step > _LOG_MAX:
                     self._diverge(f"the loss overflowed (log L = {log_step:.4g})")
                     break
@@ -277,7 +281,8 @@ class Trainer:
         if not math.isfinite(norm):
             what = "the parameters are no longer finite"
         elif norm >= self._norm_limit:
-            what = f"the parameter norm {norm:.3g} overflows ||theta||^M"
+            what = (f"the parameter norm {norm:.3g} overflows ||theta||^M (with the loss-normalized step a network of "
+                    f"order M > 1 grows exponentially: use the lyu_li step rule or a smaller step)")
         elif not math.isfinite(log_l):
             what = f"log L is {log_l}"
         else:

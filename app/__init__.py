@@ -1,0 +1,1 @@
+"""The application: main window, training controller (worker process), sessions, command line."""

@@ -1,0 +1,180 @@
+"""The command line behind main.py: `run` and `info` are headless; no subcommand opens the window.
+
+Exit codes: 0 done (the run file holds the status, including diverged); 2 bad input (config,
+dataset, run file) with a message naming the field; 1 an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+BAD_INPUT = 2
+
+
+def _format_number(value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+class Progress:
+    """One status line: step, steps/s, normalized margin, log L. Rewritten in place on a
+    terminal; a line every few seconds otherwise (logs, CI)."""
+
+    def __init__(self, total: int, stream=None):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.start = time.perf_counter()
+        self.last_print = 0.0
+        self.last_step = 0
+
+    def update(self, trainer, chunk, force=False):
+        now = time.perf_counter()
+        if not force and now - self.last_print < (0.2 if self.tty else 5.0):
+            return
+        elapsed = now - self.start
+        rate = trainer.step / elapsed if elapsed > 0 else 0.0
+        rec = chunk.records
+        gamma = rec["normalized_margin"][-1] if chunk.n_records else float("nan")
+        log_l = rec["log_loss"][-1] if chunk.n_records else float("nan")
+        total = f"/{self.total}" if self.total else ""
+        line = (f"step {trainer.step}{total}  {rate:,.0f} steps/s  normalized margin {_format_number(float(gamma))}"
+                f"  log L {_format_number(float(log_l))}")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(100))
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.last_print = now
+
+    def done(self):
+        if self.tty:
+            self.stream.write("\n")
+
+
+def cmd_run(args) -> int:
+    from core.datasets import load as load_dataset
+    from core.presets import resolve_config
+    from core.runner import run_to_file
+
+    config, _folder = resolve_config(args.config)
+    if args.steps is not None:
+        config.run.steps = args.steps
+    if args.seed is not None:
+        config.run.seed = args.seed
+    if args.device is not None:
+        config.run.device = args.device
+    if args.backend is not None:
+        config.run.backend = args.backend
+    config = config.copy()  # re-validate the overrides
+    dataset = None
+    if args.dataset:
+        from core.config import DatasetConfig
+
+        dataset = load_dataset(args.dataset)
+        config.dataset = DatasetConfig.inline(dataset)
+    progress = Progress(config.run.steps)
+    last = {}
+
+    def on_chunk(trainer, chunk):
+        if chunk.n_records:
+            last["chunk"] = chunk
+        progress.update(trainer, last.get("chunk", chunk))
+
+    trainer = run_to_file(config, args.out, dataset=dataset, on_chunk=on_chunk)
+    if "chunk" in last:
+        progress.update(trainer, last["chunk"], force=True)
+    progress.done()
+    print(f"{args.out}: {trainer.status} at step {trainer.step}" + (f" ({trainer.reason})" if trainer.reason else ""))
+    return 0
+
+
+def cmd_info(args) -> int:
+    from core.runfile import RunReader
+
+    with RunReader(args.run) as run:
+        if args.json:
+            print(json.dumps({"config": run.config.to_dict(), "status": run.status, "status_reason": run.status_reason,
+                              "homogeneity": run.homogeneity, "final_metrics": run.final_metrics(),
+                              "records": run.n_records, "snapshots": len(run.snapshot_steps)}, indent=2))
+            return 0
+        config = run.config
+        print(f"run:        {args.run}")
+        if config.name:
+            print(f"name:       {config.name}")
+        print(f"status:     {run.status}" + (f" ({run.status_reason})" if run.status_reason and run.status != "finished" else ""))
+        print(f"network:    {run.homogeneity.get('explanation', '?')}")
+        print(f"dataset:    {run.dataset.name}, n = {run.dataset.n}, d = {run.dataset.dim}")
+        opt = config.optimizer
+        print(f"training:   {config.loss.kind} loss ({config.loss.reduction}), {opt.kind}, lr {opt.lr:g}, "
+              f"{opt.step_rule} step, {config.run.dtype} on {run.attrs.get('device', '?')}, seed {config.run.seed}")
+        print(f"records:    {run.n_records}, snapshots: {len(run.snapshot_steps)}")
+        print("final metrics:")
+        for name, value in run.final_metrics().items():
+            print(f"  {name:24s} {_format_number(value)}")
+        print("config:")
+        print(json.dumps(config.to_dict(), indent=2)[:4000])
+    return 0
+
+
+def cmd_presets(args) -> int:
+    from core.presets import load_preset, preset_names
+
+    for name in preset_names():
+        config = load_preset(name)
+        print(f"{name:28s} {config.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="main.py", description="Margin Explorer: watch gradient descent maximize margins. "
+                                     "Without a command, opens the window.")
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="train a config headless and write a run file")
+    run.add_argument("config", help="a config JSON file, or a preset name (see `presets`)")
+    run.add_argument("--out", required=True, help="the run file to write (.h5)")
+    run.add_argument("--steps", type=int, help="number of steps (0: until Ctrl+C)")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--device", help="cpu, cuda or mps")
+    run.add_argument("--backend", choices=["auto", "numpy", "torch"])
+    run.add_argument("--dataset", help="a CSV (x1..xd,label) or NPZ file that replaces the config's dataset")
+    run.set_defaults(func=cmd_run)
+    info = sub.add_parser("info", help="print a run file's config, status and final metrics")
+    info.add_argument("run")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=cmd_info)
+    presets = sub.add_parser("presets", help="list the presets")
+    presets.set_defaults(func=cmd_presets)
+    return parser
+
+
+def main(argv=None, gui_commands=None) -> int:
+    """Parse and dispatch. ``gui_commands`` adds the window's subcommands (demo, open)."""
+    from core.errors import MarginExplorerError
+
+    parser = build_parser()
+    if gui_commands is not None:
+        gui_commands(parser._subparsers._group_actions[0])
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args.func = getattr(args, "func", None)
+    try:
+        if args.func is None:
+            return gui_entry(args)
+        return args.func(args)
+    except MarginExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def gui_entry(args) -> int:
+    from app.main_window import launch
+
+    return launch()
