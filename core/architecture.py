@@ -182,9 +182,9 @@ class ArchitectureSpec(Serializable):
         require(self.input_dim >= 1, f"{path}.input_dim", f"must be >= 1, got {self.input_dim}")
         require(len(self.blocks) > 0, f"{path}.blocks", "the network has no blocks; a linear model is [dense width 1]")
         width = output_width(self.blocks, self.input_dim, f"{path}.blocks")
+        require(parameter_count(self) > 0, f"{path}.blocks", "the network has no trainable parameters: add a dense layer")
         require(width == 1, f"{path}.blocks",
                 f"the network must end with a scalar output, but its last block has width {width}: add a dense layer of width 1")
-        require(parameter_count(self) > 0, f"{path}.blocks", "the network has no trainable parameters")
 
     def to_dict(self) -> dict:
         return {"input_dim": self.input_dim, "blocks": [b.to_dict() for b in self.blocks], "init": self.init.to_dict()}

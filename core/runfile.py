@@ -165,10 +165,10 @@ def _open(path: Path) -> tuple[h5py.File, bool]:
         raise RunFileError(f"{path}: not an HDF5 file (a Margin Explorer run is an .h5 file written by this app)")
     try:
         return h5py.File(path, "r"), False
-    except OSError as first:
+    except (OSError, RuntimeError) as first:
         try:
             return h5py.File(path, "r", swmr=True), True
-        except OSError:
+        except (OSError, RuntimeError):
             raise RunFileError(f"{path}: the file is damaged or truncated and cannot be opened ({first})") from None
 
 
@@ -185,7 +185,7 @@ class RunReader:
         except RunFileError:
             self.file.close()
             raise
-        except (KeyError, OSError, ValueError) as exc:
+        except (KeyError, OSError, ValueError, RuntimeError) as exc:  # h5py's errors for damaged files
             self.file.close()
             raise RunFileError(f"{self.path}: the run file is incomplete or damaged ({exc})") from None
 

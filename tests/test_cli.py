@@ -1,0 +1,53 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from core.datasets import moons, save_csv
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _main(*args):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_run_and_info(tmp_path):
+    out = tmp_path / "lin.h5"
+    result = _main("run", "resources/presets/linear-separable.json", "--out", str(out), "--steps", "2000", "--seed", "3")
+    assert result.returncode == 0, result.stderr
+    assert "step 2000/2000" in result.stderr and "normalized margin" in result.stderr
+    info = _main("info", str(out), "--json")
+    data = json.loads(info.stdout)
+    assert data["status"] == "finished" and data["final_metrics"]["step"] == 2000
+    assert data["config"]["run"]["seed"] == 3
+    text = _main("info", str(out)).stdout
+    assert "status:     finished" in text and "normalized_margin" in text
+
+
+def test_dataset_override_from_csv(tmp_path):
+    save_csv(moons(30, seed=1), tmp_path / "moons.csv")
+    out = tmp_path / "m.h5"
+    result = _main("run", "relu2-blobs", "--out", str(out), "--steps", "50", "--dataset", str(tmp_path / "moons.csv"))
+    assert result.returncode == 0, result.stderr
+    data = json.loads(_main("info", str(out), "--json").stdout)
+    assert data["config"]["dataset"]["kind"] == "inline" and len(data["config"]["dataset"]["y"]) == 30
+
+
+def test_bad_config_exits_2_naming_the_field(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"architecture": {"input_dim": 2, "blocks": [{"type": "dense", "width": 1}]},
+                               "optimizer": {"lr": "fast"}}))
+    result = _main("run", str(bad), "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 2
+    assert "optimizer.lr" in result.stderr and "Traceback" not in result.stderr
+    wrong_dim = tmp_path / "dim.json"
+    wrong_dim.write_text(json.dumps({"architecture": {"input_dim": 3, "blocks": [{"type": "dense", "width": 1}]}}))
+    result = _main("run", str(wrong_dim), "--out", str(tmp_path / "x.h5"))
+    assert result.returncode == 2 and "input_dim is 3" in result.stderr
+    result = _main("info", str(tmp_path / "nothing.h5"))
+    assert result.returncode == 2 and "no such file" in result.stderr
+    (tmp_path / "broken.csv").write_text("x1,x2,label\n0,0,1\n")
+    result = _main("run", "relu2-blobs", "--out", str(tmp_path / "x.h5"), "--dataset", str(tmp_path / "broken.csv"))
+    assert result.returncode == 2 and "only one class" in result.stderr

@@ -1,0 +1,1 @@
+"""Reusable Qt and pyqtgraph widgets: they know nothing of app/."""
