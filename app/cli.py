@@ -1,4 +1,5 @@
-"""The command line behind main.py: `run` and `info` are headless; no subcommand opens the window.
+"""The command line behind main.py: `run`, `info` and `presets` are headless; `demo` and `open`
+use the window, and no command opens it.
 
 Exit codes: 0 done (the run file holds the status, including diverged); 2 bad input (config,
 dataset, run file) with a message naming the field; 1 an unexpected failure.
@@ -152,21 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
     presets = sub.add_parser("presets", help="list the presets")
     presets.set_defaults(func=cmd_presets)
+    demo = sub.add_parser("demo", help="open the window on a preset, run N steps, save a screenshot and exit")
+    demo.add_argument("--preset", default="relu2-blobs")
+    demo.add_argument("--steps", type=int, default=2000)
+    demo.add_argument("--screenshot", required=True, help="the PNG file to write")
+    demo.set_defaults(func=cmd_demo)
+    open_ = sub.add_parser("open", help="open saved runs in the window")
+    open_.add_argument("runs", nargs="+")
+    open_.set_defaults(func=cmd_open)
     return parser
 
 
-def main(argv=None, gui_commands=None) -> int:
-    """Parse and dispatch. ``gui_commands`` adds the window's subcommands (demo, open)."""
+def main(argv=None) -> int:
+    """Parse and dispatch; no command opens the window."""
     from core.errors import MarginExplorerError
 
-    parser = build_parser()
-    if gui_commands is not None:
-        gui_commands(parser._subparsers._group_actions[0])
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args.func = getattr(args, "func", None)
+    args = build_parser().parse_args(argv)
     try:
-        if args.func is None:
+        if args.command is None:
             return gui_entry(args)
         return args.func(args)
     except MarginExplorerError as exc:
@@ -178,3 +182,15 @@ def gui_entry(args) -> int:
     from app.main_window import launch
 
     return launch()
+
+
+def cmd_demo(args) -> int:
+    from app.main_window import demo
+
+    return demo(args.preset, args.steps, args.screenshot)
+
+
+def cmd_open(args) -> int:
+    from app.main_window import launch
+
+    return launch(open_paths=args.runs)

@@ -1,0 +1,138 @@
+"""TrainingController: one interface for the window to drive training in a child process.
+
+The process is spawned once (a fresh interpreter: forking a Qt process is unsafe) and reused
+for later runs. A QTimer drains its result queue on the GUI thread at ~30 Hz and re-emits
+the messages as Qt signals; only the GUI thread touches widgets.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .worker import worker_main
+
+POLL_MS = 33
+
+
+class TrainingController(QObject):
+    started = Signal(dict)  # info: layer names, parameter count, homogeneity, reference margin
+    chunkReceived = Signal(dict)  # records, snapshots, step, params, status
+    boundaryReceived = Signal(dict)  # values (float32 grid), rect
+    statusChanged = Signal(str, str)  # status, reason: running, paused, finished, stopped, diverged
+    errorOccurred = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._ctx = mp.get_context("spawn")
+        self._process = None
+        self._commands = None
+        self._results = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(POLL_MS)
+        self._timer.timeout.connect(self._poll)
+        self.state = "idle"  # idle, running, paused, ended
+
+    # --------------------------------------------------------------- process
+    def _ensure_process(self) -> None:
+        if self._process is not None and self._process.is_alive():
+            return
+        self._commands = self._ctx.Queue()
+        self._results = self._ctx.Queue()
+        self._process = self._ctx.Process(target=worker_main, args=(self._commands, self._results),
+                                          name="margin-explorer-worker", daemon=True)
+        self._process.start()
+        self._timer.start()
+
+    def warm_up(self) -> None:
+        """Start the worker process ahead of the first run (it takes ~1 s to import)."""
+        self._ensure_process()
+
+    def _send(self, *command) -> None:
+        self._ensure_process()
+        self._commands.put(command)
+
+    # --------------------------------------------------------------- commands
+    def start(self, config_json: str, run: bool = True) -> None:
+        """Build a trainer for the config; train at once unless ``run`` is False (prepared, paused)."""
+        self.state = "running" if run else "paused"
+        self._send("start", config_json, run)
+        if run:
+            self.statusChanged.emit("running", "")
+
+    def pause(self) -> None:
+        if self.state == "running":
+            self.state = "paused"
+            self._send("pause")
+
+    def resume(self) -> None:
+        if self.state == "paused":
+            self.state = "running"
+            self._send("resume")
+            self.statusChanged.emit("running", "")
+
+    def step(self, k: int) -> None:
+        if self.state in ("paused", "running"):
+            self.state = "running"
+            self._send("step", int(k))
+            self.statusChanged.emit("running", "")
+
+    def stop(self) -> None:
+        if self.state in ("running", "paused"):
+            self._send("stop")
+
+    def shutdown(self, timeout: float = 3.0) -> None:
+        """Stop the process and the timer; called when the window closes."""
+        self._timer.stop()
+        process = self._process
+        if process is None:
+            return
+        try:
+            if process.is_alive():
+                self._commands.put(("quit",))
+                process.join(timeout)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout)
+        finally:
+            for q in (self._commands, self._results):
+                if q is not None:
+                    q.cancel_join_thread()
+                    q.close()
+            self._process = self._commands = self._results = None
+            self.state = "idle"
+
+    @property
+    def busy(self) -> bool:
+        return self.state == "running"
+
+    # --------------------------------------------------------------- results
+    def _poll(self) -> None:
+        if self._results is None:
+            return
+        for _ in range(200):  # bounded: never starve the event loop
+            try:
+                message = self._results.get_nowait()
+            except queue.Empty:
+                break
+            except (EOFError, OSError):
+                break
+            kind = message[0]
+            if kind == "started":
+                self.started.emit(message[1])
+            elif kind == "chunk":
+                self.chunkReceived.emit(message[1])
+            elif kind == "boundary":
+                self.boundaryReceived.emit(message[1])
+            elif kind == "status":
+                status, reason = message[1], message[2]
+                self.state = "paused" if status == "paused" else "ended"
+                self.statusChanged.emit(status, reason)
+            elif kind == "error":
+                self.state = "ended"
+                self.errorOccurred.emit(message[1])
+        if self._process is not None and not self._process.is_alive() and self.state == "running":
+            self.state = "ended"
+            self.errorOccurred.emit(f"the training process ended unexpectedly (exit code {self._process.exitcode})")

@@ -1,0 +1,129 @@
+"""A run as the window holds it: config, dataset and growing buffers of every metric,
+fed by live chunks from the worker or by a RunReader. Plots read views of these buffers, so a
+live run and a loaded run are the same object to them (DESIGN.md, One path for data)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.config import RunConfig
+from core.datasets import Dataset
+from core.metrics import SNAPSHOT_METRICS
+from core.runfile import RunReader, RunWriter
+from core.trainer import Chunk
+
+
+class GrowingArray:
+    """A preallocated buffer that doubles when full (pyqtgraph's scrollingPlots pattern);
+    ``view()`` is the filled part, without a copy."""
+
+    def __init__(self, width: int | None = None, dtype=np.float64, capacity: int = 1024):
+        shape = (capacity,) if width is None else (capacity, width)
+        self.data = np.empty(shape, dtype=dtype)
+        self.size = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=self.data.dtype)
+        end = self.size + len(values)
+        if end > len(self.data):
+            capacity = max(end, 2 * len(self.data))
+            grown = np.empty((capacity,) + self.data.shape[1:], dtype=self.data.dtype)
+            grown[: self.size] = self.data[: self.size]
+            self.data = grown
+        self.data[self.size:end] = values
+        self.size = end
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+class RunSession:
+    """Everything the window shows of one run."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset, homogeneity: dict | None = None, name: str = ""):
+        self.config = config
+        self.dataset = dataset
+        self.homogeneity = homogeneity or {}
+        self.name = name or config.name or "run"
+        self.series: dict[str, GrowingArray] = {}
+        self.snapshot_steps = GrowingArray(dtype=np.int64, capacity=64)
+        self.snapshot_params: list[np.ndarray] = []
+        self.snapshot_metrics = {name: GrowingArray(capacity=64) for name in SNAPSHOT_METRICS}
+        self.params: np.ndarray | None = None
+        self.step = 0
+        self.status = "ready"
+        self.reason = ""
+        self.info: dict = {}  # facts from the worker: layer names, reference margin, parameter count
+        self.saved_path: str | None = None
+        self.version = 0  # bumps on every append; views redraw when it changes
+
+    # --------------------------------------------------------------- filling
+    def append(self, records: dict, snapshot_steps=(), snapshot_params=(), snapshot_metrics=(),
+               params=None, step=None) -> None:
+        for name, values in records.items():
+            values = np.asarray(values)
+            buf = self.series.get(name)
+            if buf is None:
+                width = None if values.ndim == 1 else values.shape[1]
+                buf = self.series[name] = GrowingArray(width, np.int64 if values.dtype.kind == "i" else np.float64)
+            buf.extend(values)
+        if len(snapshot_steps):
+            self.snapshot_steps.extend(snapshot_steps)
+            self.snapshot_params.extend(np.asarray(p) for p in snapshot_params)
+            for name, buf in self.snapshot_metrics.items():
+                buf.extend([m[name] for m in snapshot_metrics])
+        if params is not None:
+            self.params = np.asarray(params)
+        if step is not None:
+            self.step = int(step)
+        self.version += 1
+
+    @classmethod
+    def from_reader(cls, reader: RunReader) -> "RunSession":
+        session = cls(reader.config, reader.dataset, reader.homogeneity, name=reader.path.stem)
+        steps = reader.snapshot_steps
+        metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
+        session.append(reader.metrics, steps, list(reader.snapshot_params()) if len(steps) else [], metrics,
+                       params=reader.final_params, step=reader.final_step)
+        session.status, session.reason = reader.status, reader.status_reason
+        session.saved_path = str(reader.path)
+        return session
+
+    # --------------------------------------------------------------- reading
+    def get(self, name: str) -> np.ndarray | None:
+        buf = self.series.get(name)
+        return None if buf is None else buf.view()
+
+    @property
+    def n_records(self) -> int:
+        buf = self.series.get("step")
+        return 0 if buf is None else buf.size
+
+    def last(self, name: str, default=float("nan")):
+        values = self.get(name)
+        return default if values is None or not len(values) else values[-1]
+
+    @property
+    def has_unsaved_results(self) -> bool:
+        return self.n_records > 0 and self.saved_path is None
+
+    # --------------------------------------------------------------- saving
+    def save(self, path: str, device: str = "cpu") -> None:
+        """Write the session as a run file through the same writer as a live headless run."""
+        layers = self.info.get("layer_names", [])
+        n_params = self.params.size if self.params is not None else int(self.info.get("n_params", 0))
+        ensemble = self.get("ensemble_share")
+        writer = RunWriter(path, self.config, self.dataset, n_params=n_params, layer_names=layers,
+                           ensemble_size=0 if ensemble is None else ensemble.shape[1],
+                           homogeneity=self.homogeneity, device=device)
+        records = {name: buf.view() for name, buf in self.series.items()}
+        chunk = Chunk(records=records, snapshot_steps=list(self.snapshot_steps.view()),
+                      snapshot_params=self.snapshot_params,
+                      snapshot_metrics=[{m: float(self.snapshot_metrics[m].view()[i]) for m in SNAPSHOT_METRICS}
+                                        for i in range(self.snapshot_steps.size)],
+                      step=self.step, params=self.params)
+        writer.append(chunk)
+        status = "running" if self.status in ("running", "paused") else self.status
+        writer.close("stopped" if status == "running" else status,
+                     self.reason or ("saved while running" if status == "running" else ""))
+        self.saved_path = str(path)

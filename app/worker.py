@@ -1,0 +1,126 @@
+"""The training worker: a child process that owns a core Trainer and talks through two queues.
+
+On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
+child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
+("step", k), ("stop",), ("quit",). Messages out: ("started", info), ("chunk", payload),
+("boundary", grid), ("status", status, reason), ("error", message). Qt-free.
+"""
+
+from __future__ import annotations
+
+import queue
+import time
+import traceback
+
+import numpy as np
+
+CHUNK_SECONDS = 0.05  # a pause or stop is obeyed within this
+BOUNDARY_SECONDS = 0.25  # the decision-boundary grid is recomputed at most this often
+GRID = 96
+
+
+def boundary_grid(net, theta, X, resolution=GRID):
+    """f(theta; x) on a grid covering the 2-D data with a 15% border, as float32 (rows = y)."""
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = 0.15 * np.maximum(hi - lo, 1e-9)
+    lo, hi = lo - pad, hi + pad
+    xs = np.linspace(lo[0], hi[0], resolution)
+    ys = np.linspace(lo[1], hi[1], resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    points = np.column_stack([gx.ravel(), gy.ravel()]).astype(theta.dtype)
+    values = net.outputs(theta, points).reshape(resolution, resolution)
+    return {"values": np.ascontiguousarray(values, dtype=np.float32), "rect": (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])}
+
+
+def _start_info(trainer) -> dict:
+    ref_margin = None
+    if trainer.reference is not None:
+        X = trainer.dataset.X
+        if trainer.config.architecture.blocks[0].bias:
+            X = np.column_stack([X, np.ones(trainer.n)])
+        ref_margin = float(np.min(trainer.dataset.y * (X @ trainer.reference)))
+    return {"layer_names": trainer.layer_names(), "n_params": int(trainer.net.size),
+            "homogeneity": trainer.homogeneity.to_dict(), "reference_margin": ref_margin,
+            "params": trainer.theta.copy(), "device": trainer.device_name()}
+
+
+def _payload(chunk) -> dict:
+    return {"records": chunk.records, "snapshot_steps": chunk.snapshot_steps, "snapshot_params": chunk.snapshot_params,
+            "snapshot_metrics": chunk.snapshot_metrics, "step": chunk.step, "params": chunk.params,
+            "status": chunk.status, "reason": chunk.reason}
+
+
+def worker_main(commands, results) -> None:
+    """The child process's loop (the target of multiprocessing.Process)."""
+    from core.config import RunConfig
+    from core.errors import MarginExplorerError
+    from core.trainer import RUNNING, Trainer
+
+    trainer = None
+    running = False
+    steps_left = None  # for ("step", k)
+    last_boundary = 0.0
+    while True:
+        if running:  # between chunks: take a command if one is waiting
+            try:
+                command = commands.get_nowait()
+            except queue.Empty:
+                command = None
+        else:  # idle: sleep until told
+            command = commands.get()
+        try:
+            if command is not None:
+                kind = command[0]
+                if kind == "quit":
+                    return
+                if kind == "start":
+                    config = RunConfig.from_json(command[1])
+                    trainer = Trainer(config)
+                    results.put(("started", _start_info(trainer)))
+                    results.put(("chunk", _payload(trainer.run(0))))
+                    if trainer.dataset.dim == 2:
+                        results.put(("boundary", boundary_grid(trainer.net, trainer.theta, trainer.dataset.X)))
+                    running, steps_left = bool(command[2]) if len(command) > 2 else True, None
+                elif trainer is None:
+                    continue
+                elif kind == "pause":
+                    running = False
+                    results.put(("status", "paused", ""))
+                elif kind == "resume":
+                    running, steps_left = trainer.status == RUNNING, None
+                elif kind == "step":
+                    running, steps_left = trainer.status == RUNNING, int(command[1])
+                elif kind == "stop":
+                    running = False
+                    chunk = trainer.stop()
+                    results.put(("chunk", _payload(chunk)))
+                    results.put(("status", chunk.status, chunk.reason))
+                continue  # drain every pending command before training on
+            if not running or trainer is None:
+                continue
+            budget = (1 << 30) if steps_left is None else steps_left
+            before = trainer.step
+            chunk = trainer.run(budget, max_seconds=CHUNK_SECONDS)
+            if steps_left is not None:
+                steps_left -= trainer.step - before
+            results.put(("chunk", _payload(chunk)))
+            now = time.perf_counter()
+            if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS or chunk.status != RUNNING
+                                             or steps_left == 0):
+                results.put(("boundary", boundary_grid(trainer.net, trainer.theta, trainer.dataset.X)))
+                last_boundary = now
+            if chunk.status != RUNNING:
+                running = False
+                results.put(("status", chunk.status, chunk.reason))
+            elif steps_left is not None and steps_left <= 0:
+                running = False
+                results.put(("status", "paused", ""))
+        except MarginExplorerError as exc:
+            running = False
+            results.put(("error", str(exc)))
+        except MemoryError:
+            running = False
+            results.put(("error", "out of memory: try a smaller network, dataset or recording rate"))
+        except Exception as exc:  # a bug: report it in the window rather than die silently
+            running = False
+            results.put(("error", f"internal error ({type(exc).__name__}: {exc})\n{traceback.format_exc(limit=4)}"))

@@ -1,0 +1,431 @@
+"""The architecture builder: a structured editor of a core ArchitectureSpec.
+
+The spec is kept as its JSON form (nested lists of block dicts); the tree shows it, each item
+holding the path of its block, and every edit rewrites the spec and rebuilds the tree. A badge
+shows the homogeneity verdict from core with its one-line explanation and the parameter count.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
+                               QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from core import activations
+from core.architecture import ArchitectureSpec, output_width, parameter_count, parse_blocks
+from core.errors import ConfigError
+from core.homogeneity import analyze
+
+
+def _dense(width, bias=False):
+    return {"type": "dense", "width": width, "bias": bias}
+
+
+def _act(kind, param=None):
+    out = {"type": "activation", "kind": kind}
+    if param is not None:
+        out["param"] = param
+    return out
+
+
+PRESETS = {
+    "Linear model": lambda: [_dense(1)],
+    "Deep linear (3 layers)": lambda: [_dense(16), _dense(16), _dense(1)],
+    "Two-layer ReLU": lambda: [_dense(32), _act("relu"), _dense(1)],
+    "Three-layer ReLU": lambda: [_dense(32), _act("relu"), _dense(32), _act("relu"), _dense(1)],
+    "Two-layer leaky ReLU": lambda: [_dense(32), _act("leaky_relu", 0.1), _dense(1)],
+    "Two-layer ReLU² (k = 2)": lambda: [_dense(32), _act("relu_k", 2.0), _dense(1)],
+    "Residual GELU": lambda: [_dense(32, True), _act("gelu"),
+                              {"type": "residual", "scale": 1.0, "blocks": [_dense(32), _act("gelu"), _dense(32)]},
+                              _dense(1)],
+    "Ensemble: linear + two-layer": lambda: [{"type": "ensemble", "members": [[_dense(1)],
+                                                                              [_dense(16), _act("relu"), _dense(1)]]}],
+    "Two-layer tanh (not homogeneous)": lambda: [_dense(32), _act("tanh"), _dense(1)],
+}
+
+BADGE_COLORS = {"exact": "#1b7f3b", "near": "#b07300", "none": "#6b6b6b", "invalid": "#b00020"}
+
+
+def _describe(block: dict) -> str:
+    kind = block["type"]
+    if kind == "dense":
+        return f"Dense {block['width']}" + (" + bias" if block.get("bias") else "")
+    if kind == "activation":
+        name = block["kind"]
+        if name in activations.PARAMETERS:
+            pname, default = activations.PARAMETERS[name]
+            return f"{name} ({pname} {block.get('param', default):g})"
+        return name
+    if kind == "residual":
+        return f"Residual  x + {block.get('scale', 1.0):g}·branch(x)"
+    return f"Ensemble of {len(block['members'])} sub-networks (summed)"
+
+
+class ArchitectureBuilder(QWidget):
+    specChanged = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.input_dim = 2
+        self.blocks: list = PRESETS["Two-layer ReLU"]()
+        self.init = {"scheme": "he", "scale": 1.0, "std": 1.0}
+        self._updating = False
+
+        self.badge = QLabel()
+        self.badge.setObjectName("homogeneity-badge")
+        self.badge.setAlignment(Qt.AlignCenter)
+        self.badge.setToolTip("Homogeneity order M of f in theta: f(c theta) = c^M f(theta). It normalizes every margin "
+                              "(gamma = q_min / ||theta||^M). Near-homogeneous: holds up to lower-order terms "
+                              "(Cai et al. 2025). Not homogeneous: normalized margins are undefined.")
+        self.explanation = QLabel()
+        self.explanation.setWordWrap(True)
+        self.explanation.setObjectName("homogeneity-explanation")
+
+        self.preset = QComboBox()
+        self.preset.addItem("Presets…")
+        self.preset.addItems(list(PRESETS))
+        self.preset.activated.connect(self._apply_preset)
+
+        self.tree = QTreeWidget()
+        self.tree.setHeaderHidden(True)
+        self.tree.setObjectName("architecture-tree")
+        self.tree.currentItemChanged.connect(self._selection_changed)
+
+        buttons = QGridLayout()
+        self.add_buttons = {}
+        for i, (label, kind) in enumerate([("+ Dense", "dense"), ("+ Activation", "activation"),
+                                           ("+ Residual", "residual"), ("+ Ensemble", "ensemble")]):
+            b = QPushButton(label)
+            b.setToolTip(f"Insert a {kind} block after the selected one (into a selected ensemble member)")
+            b.clicked.connect(lambda _=False, k=kind: self.add_block(k))
+            buttons.addWidget(b, 0, i)
+            self.add_buttons[kind] = b
+        for i, (label, slot, tip) in enumerate([("Remove", self.remove_selected, "Remove the selected block"),
+                                                ("Up", lambda: self.move_selected(-1), "Move the block up"),
+                                                ("Down", lambda: self.move_selected(1), "Move the block down"),
+                                                ("+ Member", self.add_member, "Add a sub-network to the selected ensemble")]):
+            b = QPushButton(label)
+            b.setToolTip(tip)
+            b.clicked.connect(slot)
+            buttons.addWidget(b, 1, i)
+
+        self.editor = QStackedWidget()
+        self.editor.addWidget(QLabel("Select a block to edit it."))
+        self.editor.addWidget(self._dense_editor())
+        self.editor.addWidget(self._activation_editor())
+        self.editor.addWidget(self._residual_editor())
+
+        self.scheme = QComboBox()
+        self.scheme.addItems(["he", "lecun", "normal", "zeros"])
+        self.scheme.setToolTip("he: N(0, 2/fan_in); lecun: N(0, 1/fan_in); normal: N(0, 1); zeros: all 0 "
+                               "(a ReLU network then never moves)")
+        self.scale = QDoubleSpinBox()
+        self.scale.setRange(0, 1000)
+        self.scale.setDecimals(4)
+        self.scale.setSingleStep(0.1)
+        self.scale.setValue(1.0)
+        self.scale.setToolTip("Every initial parameter is multiplied by this: small versus large initialization "
+                              "changes the regime (rich versus lazy)")
+        self.scheme.currentTextChanged.connect(self._init_changed)
+        self.scale.valueChanged.connect(self._init_changed)
+        init_form = QFormLayout()
+        init_form.addRow("Initialization", self.scheme)
+        init_form.addRow("Init scale", self.scale)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.badge)
+        layout.addWidget(self.explanation)
+        layout.addWidget(self.preset)
+        layout.addWidget(self.tree, stretch=1)
+        layout.addLayout(buttons)
+        edit_box = QGroupBox("Selected block")
+        QVBoxLayout(edit_box).addWidget(self.editor)
+        layout.addWidget(edit_box)
+        layout.addLayout(init_form)
+        self._rebuild()
+
+    # --------------------------------------------------------------- property editors
+    def _dense_editor(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.width_spin = QSpinBox()
+        self.width_spin.setRange(1, 100000)
+        self.width_spin.setToolTip("Number of output units")
+        self.bias_check = QCheckBox("bias")
+        self.bias_check.setToolTip("A bias past the first layer makes the network only near-homogeneous")
+        self.width_spin.valueChanged.connect(lambda v: self._edit("width", v))
+        self.bias_check.toggled.connect(lambda v: self._edit("bias", v))
+        form.addRow("Width", self.width_spin)
+        form.addRow("", self.bias_check)
+        return w
+
+    def _activation_editor(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.kind_combo = QComboBox()
+        for kind in activations.HOMOGENEITY:
+            self.kind_combo.addItem(kind)
+            self.kind_combo.setItemData(self.kind_combo.count() - 1,
+                                        f"{activations.DESCRIPTIONS[kind]} ({activations.HOMOGENEITY[kind]})",
+                                        Qt.ToolTipRole)
+        self.param_spin = QDoubleSpinBox()
+        self.param_spin.setRange(0, 100)
+        self.param_spin.setDecimals(3)
+        self.param_spin.setSingleStep(0.1)
+        self.param_label = QLabel("Parameter")
+        self.kind_combo.currentTextChanged.connect(self._activation_kind_changed)
+        self.param_spin.valueChanged.connect(lambda v: self._edit("param", v))
+        form.addRow("Activation", self.kind_combo)
+        form.addRow(self.param_label, self.param_spin)
+        return w
+
+    def _residual_editor(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.res_scale = QDoubleSpinBox()
+        self.res_scale.setRange(-100, 100)
+        self.res_scale.setDecimals(3)
+        self.res_scale.setSingleStep(0.1)
+        self.res_scale.setToolTip("Fixed (not trained) factor on the residual branch")
+        self.res_scale.valueChanged.connect(lambda v: self._edit("scale", v))
+        form.addRow("Branch scale", self.res_scale)
+        return w
+
+    # --------------------------------------------------------------- paths
+    def _get(self, path):
+        obj = self.blocks
+        for key in path:
+            obj = obj[key]
+        return obj
+
+    def _container(self, path):
+        """(list holding the block at ``path``, its index)."""
+        return self._get(path[:-1]), path[-1]
+
+    def selected_path(self):
+        item = self.tree.currentItem()
+        return None if item is None else item.data(0, Qt.UserRole)
+
+    def _is_member(self, path) -> bool:
+        return path is not None and len(path) >= 2 and path[-2] == "members"
+
+    # --------------------------------------------------------------- edits
+    def _width_before(self, index: int) -> int:
+        """The width entering top-level block ``index`` (16 if the blocks before it are invalid)."""
+        try:
+            return output_width(parse_blocks(self.blocks[:index], ""), self.input_dim, "")
+        except ConfigError:
+            return 16
+
+    def add_block(self, kind: str) -> None:
+        path = self.selected_path()
+        if path is None:
+            container, index = self.blocks, max(len(self.blocks) - 1, 0)
+            new_path_prefix = ()
+        elif self._is_member(path):
+            container = self._get(path)
+            index = len(container)
+            new_path_prefix = tuple(path)
+        else:
+            container, i = self._container(path)
+            index = i + 1
+            new_path_prefix = tuple(path[:-1])
+        width = self._width_before(index) if not new_path_prefix else 16
+        block = {"dense": lambda: _dense(16),
+                 "activation": lambda: _act("relu"),
+                 "residual": lambda: {"type": "residual", "scale": 1.0,
+                                      "blocks": [_dense(width), _act("relu"), _dense(width)]},
+                 "ensemble": lambda: {"type": "ensemble", "members": [[_dense(1)], [_dense(16), _act("relu"), _dense(1)]]},
+                 }[kind]()
+        container.insert(index, block)
+        self._rebuild(select=new_path_prefix + (index,))
+
+    def add_member(self) -> None:
+        path = self.selected_path()
+        if path is None or self._is_member(path):
+            return
+        block = self._get(path)
+        if block.get("type") == "ensemble":
+            block["members"].append([_dense(1)])
+            self._rebuild(select=tuple(path) + ("members", len(block["members"]) - 1))
+
+    def remove_selected(self) -> None:
+        path = self.selected_path()
+        if path is None:
+            return
+        container, index = self._container(path)
+        del container[index]
+        remaining = len(container)
+        select = None if remaining == 0 else tuple(path[:-1]) + (min(index, remaining - 1),)
+        self._rebuild(select=select)
+
+    def move_selected(self, delta: int) -> None:
+        path = self.selected_path()
+        if path is None:
+            return
+        container, index = self._container(path)
+        target = index + delta
+        if 0 <= target < len(container):
+            container[index], container[target] = container[target], container[index]
+            self._rebuild(select=tuple(path[:-1]) + (target,))
+
+    def _edit(self, key, value) -> None:
+        if self._updating:
+            return
+        path = self.selected_path()
+        if path is None or self._is_member(path):
+            return
+        block = self._get(path)
+        block[key] = value
+        self._rebuild(select=tuple(path))
+
+    def _activation_kind_changed(self, kind: str) -> None:
+        if self._updating:
+            return
+        path = self.selected_path()
+        if path is None:
+            return
+        block = self._get(path)
+        block["kind"] = kind
+        if kind in activations.PARAMETERS:
+            block["param"] = activations.PARAMETERS[kind][1]
+        else:
+            block.pop("param", None)
+        self._rebuild(select=tuple(path))
+
+    def _init_changed(self, *_args) -> None:
+        if self._updating:
+            return
+        self.init["scheme"] = self.scheme.currentText()
+        self.init["scale"] = self.scale.value()
+        self._update_badge()
+        self.specChanged.emit()
+
+    def _apply_preset(self, index: int) -> None:
+        if index <= 0:
+            return
+        self.blocks = PRESETS[self.preset.itemText(index)]()
+        self.preset.setCurrentIndex(0)
+        self._rebuild()
+
+    # --------------------------------------------------------------- spec in and out
+    def set_input_dim(self, dim: int) -> None:
+        if dim != self.input_dim:
+            self.input_dim = dim
+            self._update_badge()
+            self.specChanged.emit()
+
+    def set_spec(self, spec: dict) -> None:
+        self.input_dim = int(spec["input_dim"])
+        self.blocks = copy.deepcopy(spec["blocks"])
+        self.init = {"scheme": "he", "scale": 1.0, "std": 1.0, **spec.get("init", {})}
+        self._updating = True
+        self.scheme.setCurrentText(self.init["scheme"])
+        self.scale.setValue(self.init["scale"])
+        self._updating = False
+        self._rebuild()
+
+    def spec_dict(self) -> dict:
+        return {"input_dim": self.input_dim, "blocks": copy.deepcopy(self.blocks), "init": dict(self.init)}
+
+    def spec(self) -> ArchitectureSpec:
+        """The validated spec; raises ConfigError naming what is wrong."""
+        return ArchitectureSpec.from_dict(self.spec_dict())
+
+    def problem(self) -> str | None:
+        try:
+            self.spec()
+        except ConfigError as exc:
+            return f"Architecture: {exc}"
+        return None
+
+    # --------------------------------------------------------------- view
+    def _rebuild(self, select=None) -> None:
+        self._updating = True
+        self.tree.clear()
+
+        def add_items(parent, blocks, prefix):
+            for i, block in enumerate(blocks):
+                path = prefix + (i,)
+                item = QTreeWidgetItem([_describe(block)])
+                item.setData(0, Qt.UserRole, path)
+                item.setToolTip(0, _describe(block))
+                (parent.addChild(item) if parent is not None else self.tree.addTopLevelItem(item))
+                if block["type"] == "residual":
+                    add_items(item, block["blocks"], path + ("blocks",))
+                elif block["type"] == "ensemble":
+                    for m, member in enumerate(block["members"]):
+                        member_item = QTreeWidgetItem([f"member {m + 1}"])
+                        member_item.setData(0, Qt.UserRole, path + ("members", m))
+                        item.addChild(member_item)
+                        add_items(member_item, member, path + ("members", m))
+                if select is not None and tuple(select) == path:
+                    self.tree.setCurrentItem(item)
+
+        add_items(None, self.blocks, ())
+        self.tree.expandAll()
+        if select is not None and self._is_member(select):
+            for item in self._all_items():
+                if item.data(0, Qt.UserRole) == tuple(select):
+                    self.tree.setCurrentItem(item)
+        self._updating = False
+        self._selection_changed(self.tree.currentItem(), None)
+        self._update_badge()
+        self.specChanged.emit()
+
+    def _all_items(self):
+        stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
+        while stack:
+            item = stack.pop()
+            yield item
+            stack.extend(item.child(i) for i in range(item.childCount()))
+
+    def _selection_changed(self, current, _previous) -> None:
+        if current is None:
+            self.editor.setCurrentIndex(0)
+            return
+        path = current.data(0, Qt.UserRole)
+        if self._is_member(path):
+            self.editor.setCurrentIndex(0)
+            return
+        block = self._get(path)
+        was = self._updating
+        self._updating = True
+        if block["type"] == "dense":
+            self.width_spin.setValue(block["width"])
+            self.bias_check.setChecked(bool(block.get("bias")))
+            self.editor.setCurrentIndex(1)
+        elif block["type"] == "activation":
+            self.kind_combo.setCurrentText(block["kind"])
+            has_param = block["kind"] in activations.PARAMETERS
+            self.param_spin.setEnabled(has_param)
+            self.param_label.setText(activations.PARAMETERS[block["kind"]][0] if has_param else "Parameter")
+            if has_param:
+                self.param_spin.setValue(block.get("param", activations.PARAMETERS[block["kind"]][1]))
+            self.editor.setCurrentIndex(2)
+        elif block["type"] == "residual":
+            self.res_scale.setValue(block.get("scale", 1.0))
+            self.editor.setCurrentIndex(3)
+        else:
+            self.editor.setCurrentIndex(0)
+        self._updating = was
+
+    def _update_badge(self) -> None:
+        try:
+            spec = self.spec()
+        except ConfigError as exc:
+            self._set_badge("invalid", "invalid architecture", str(exc))
+            return
+        h = analyze(spec)
+        count = parameter_count(spec)
+        self._set_badge(h.verdict, f"{h.badge}  ·  {count:,} parameters", h.explanation)
+
+    def _set_badge(self, verdict: str, text: str, explanation: str) -> None:
+        self.badge.setText(text)
+        self.badge.setProperty("verdict", verdict)
+        self.badge.setStyleSheet(f"QLabel {{ background: {BADGE_COLORS[verdict]}; color: white; padding: 4px;"
+                                 f" border-radius: 4px; font-weight: bold; }}")
+        self.explanation.setText(explanation)

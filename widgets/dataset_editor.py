@@ -1,0 +1,331 @@
+"""The dataset editor: a 2-D canvas of points coloured by label, generator controls, CSV/NPZ
+import and export, and live facts (counts, linear separability, the l2 SVM margin).
+
+Mouse: left click adds a +1 point; right click or Shift+click adds a -1 point; dragging a
+point moves it; dragging on empty space selects a rectangle; Ctrl+click removes a point.
+Keys: Delete removes the selection, F flips its labels. Data with d > 2 are shown as a
+read-only PCA projection.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from core import datasets
+from core.errors import DatasetError
+from core.reference import is_linearly_separable, svm_margin
+
+from .dataset_model import DatasetModel
+from .palette import NEGATIVE, POSITIVE
+
+PICK_PIXELS = 8
+_drag_ids = itertools.count(1)
+
+
+class EditViewBox(pg.ViewBox):
+    """A ViewBox whose clicks and drags edit the model instead of panning."""
+
+    def __init__(self, editor: "DatasetCanvas"):
+        super().__init__(enableMenu=False)
+        self.editor = editor
+        self._drag_index = None
+        self._drag_id = None
+        self._band = QRectF()
+        self.band_item = pg.QtWidgets.QGraphicsRectItem()
+        self.band_item.setPen(pg.mkPen("#666", style=Qt.DashLine))
+        self.band_item.setBrush(pg.mkBrush(100, 100, 100, 30))
+        self.band_item.setZValue(100)
+        self.band_item.hide()
+        self.addItem(self.band_item, ignoreBounds=True)
+
+    def _radius(self) -> float:
+        (x0, x1), _ = self.viewRange()
+        return PICK_PIXELS * (x1 - x0) / max(self.width(), 1)
+
+    def mouseClickEvent(self, ev):  # noqa: N802
+        editor = self.editor
+        if not editor.model.editable:
+            ev.ignore()
+            return
+        p = self.mapSceneToView(ev.scenePos())
+        mods = ev.modifiers()
+        ev.accept()
+        if mods & Qt.ControlModifier:
+            index = editor.model.nearest((p.x(), p.y()), self._radius())
+            if index is not None:
+                editor.model.remove([index])
+            return
+        if ev.button() == Qt.RightButton or (ev.button() == Qt.LeftButton and mods & Qt.ShiftModifier):
+            editor.model.add_point(p.x(), p.y(), -1)
+        elif ev.button() == Qt.LeftButton:
+            editor.model.add_point(p.x(), p.y(), +1)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        editor = self.editor
+        if ev.button() != Qt.LeftButton or not editor.model.editable:
+            super().mouseDragEvent(ev, axis)  # middle / right drag: pan and zoom as usual
+            return
+        ev.accept()
+        start = self.mapSceneToView(ev.buttonDownScenePos())
+        here = self.mapSceneToView(ev.scenePos())
+        if ev.isStart():
+            self._drag_index = editor.model.nearest((start.x(), start.y()), self._radius())
+            self._drag_id = next(_drag_ids)
+        if self._drag_index is not None:
+            editor.model.move_point(self._drag_index, here.x(), here.y(), merge_id=self._drag_id)
+            if ev.isFinish():
+                self._drag_index = None
+            return
+        rect = QRectF(start, here).normalized()
+        self.band_item.setRect(rect)
+        self.band_item.setVisible(not ev.isFinish())
+        if ev.isFinish():
+            X = editor.model.X
+            inside = ((X[:, 0] >= rect.left()) & (X[:, 0] <= rect.right()) &
+                      (X[:, 1] >= rect.top()) & (X[:, 1] <= rect.bottom()))
+            editor.set_selection(np.flatnonzero(inside))
+
+
+class DatasetCanvas(pg.PlotWidget):
+    selectionChanged = Signal()
+
+    def __init__(self, model: DatasetModel, parent=None):
+        self.vb = None
+        self.model = model
+        super().__init__(parent, viewBox=EditViewBox(self))
+        self.setObjectName("dataset-canvas")
+        self.setAspectLocked(True)
+        self.showGrid(x=True, y=True, alpha=0.15)
+        self.selection = np.zeros(0, dtype=int)
+        self.scatter = pg.ScatterPlotItem(size=9, pxMode=True)
+        self.selected = pg.ScatterPlotItem(size=15, pxMode=True, pen=pg.mkPen("#000", width=1.5), brush=None)
+        self.addItem(self.scatter)
+        self.addItem(self.selected)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setToolTip("Left click: add +1   Right or Shift+click: add -1   Drag a point: move it\n"
+                        "Drag on empty space: select   Ctrl+click: remove   Delete: remove selection   F: flip labels")
+        self.projection_note = pg.TextItem("", color="#555", anchor=(0, 0))
+        self.addItem(self.projection_note, ignoreBounds=True)
+        model.changed.connect(self.redraw)
+        self.setRange(QRectF(-2, -2, 4, 4))
+        self.redraw()
+
+    def set_selection(self, indices) -> None:
+        self.selection = np.asarray(indices, dtype=int)
+        self._draw_selection()
+        self.selectionChanged.emit()
+
+    def _coords(self) -> np.ndarray:
+        X = self.model.X
+        if X.shape[1] == 2 or len(X) == 0:
+            return X
+        centered = X - X.mean(axis=0)
+        _u, _s, vt = np.linalg.svd(centered, full_matrices=False)
+        return centered @ vt[:2].T  # the first two principal components
+
+    def redraw(self) -> None:
+        coords = self._coords()
+        brushes = [pg.mkBrush(POSITIVE if label > 0 else NEGATIVE) for label in self.model.y]
+        symbols = ["o" if label > 0 else "s" for label in self.model.y]
+        self.scatter.setData(pos=coords, brush=brushes, symbol=symbols, pen=pg.mkPen("w", width=0.5))
+        self.selection = self.selection[self.selection < self.model.n]
+        self._draw_selection()
+        if not self.model.editable:
+            self.projection_note.setText(f"d = {self.model.dim}: PCA projection, read-only")
+            self.projection_note.setPos(*(coords.min(axis=0) if len(coords) else (0, 0)))
+        else:
+            self.projection_note.setText("")
+
+    def _draw_selection(self) -> None:
+        coords = self._coords()
+        self.selected.setData(pos=coords[self.selection] if len(self.selection) else np.zeros((0, 2)))
+
+    def keyPressEvent(self, event):  # noqa: N802
+        if event.key() in (Qt.Key_Delete, Qt.Key_Backspace) and len(self.selection) and self.model.editable:
+            self.model.remove(self.selection)
+            self.set_selection([])
+        elif event.key() == Qt.Key_F and len(self.selection) and self.model.editable:
+            self.model.relabel(self.selection, None)
+        else:
+            super().keyPressEvent(event)
+
+    def fit(self) -> None:
+        coords = self._coords()
+        if len(coords):
+            lo, hi = coords.min(axis=0), coords.max(axis=0)
+            pad = 0.15 * np.maximum(hi - lo, 1e-3)
+            self.setRange(QRectF(QPointF(*(lo - pad)), QPointF(*(hi + pad))), padding=0)
+
+
+class DatasetEditor(QWidget):
+    """The Dataset panel: canvas, generators, files, facts."""
+
+    error = Signal(str)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.model = DatasetModel(self)
+        self.canvas = DatasetCanvas(self.model)
+        self.facts = QLabel()
+        self.facts.setObjectName("dataset-facts")
+        self.facts.setWordWrap(True)
+        self.facts.setToolTip("Linear separability is decided by a linear program; the margin is the l2 hard-margin "
+                              "SVM's (with bias), the largest distance any separating line keeps from the points.")
+
+        self.kind = QComboBox()
+        self.kind.addItems(list(datasets.GENERATORS))
+        self.kind.setToolTip("Dataset generator (seeded)")
+        self.n = QSpinBox()
+        self.n.setRange(2, 100000)
+        self.n.setValue(100)
+        self.noise = QDoubleSpinBox()
+        self.noise.setRange(0, 10)
+        self.noise.setDecimals(3)
+        self.noise.setSingleStep(0.05)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.margin = QDoubleSpinBox()
+        self.margin.setRange(0, 10)
+        self.margin.setDecimals(3)
+        self.margin.setSingleStep(0.05)
+        self.margin.setValue(0.2)
+        self.dim = QSpinBox()
+        self.dim.setRange(2, 100000)
+        self.dim.setValue(500)
+        generate = QPushButton("Generate")
+        generate.setToolTip("Replace the points with a generated dataset (undoable)")
+        generate.clicked.connect(self.generate)
+        self.kind.currentTextChanged.connect(self._update_generator_fields)
+
+        form = QFormLayout()
+        form.addRow("Generator", self.kind)
+        form.addRow("Points n", self.n)
+        form.addRow("Noise", self.noise)
+        form.addRow("Margin", self.margin)
+        form.addRow("Dimension d", self.dim)
+        form.addRow("Seed", self.seed)
+        box = QGroupBox("Generate")
+        inner = QVBoxLayout(box)
+        inner.addLayout(form)
+        inner.addWidget(generate)
+
+        files = QHBoxLayout()
+        import_button = QPushButton("Import…")
+        import_button.setToolTip("Load points from CSV (x1..xd,label) or NPZ (arrays X and y)")
+        import_button.clicked.connect(self.import_dialog)
+        export_button = QPushButton("Export…")
+        export_button.setToolTip("Save the points as CSV or NPZ")
+        export_button.clicked.connect(self.export_dialog)
+        clear_button = QPushButton("Clear")
+        clear_button.clicked.connect(lambda: self.model.remove(range(self.model.n)))
+        for b in (import_button, export_button, clear_button):
+            files.addWidget(b)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.canvas, stretch=1)
+        layout.addWidget(self.facts)
+        layout.addLayout(files)
+        layout.addWidget(box)
+        self.model.changed.connect(self.update_facts)
+        self._update_generator_fields(self.kind.currentText())
+        self.update_facts()
+
+    def _update_generator_fields(self, kind: str) -> None:
+        params = datasets.generator_parameters(kind)
+        self.noise.setEnabled("noise" in params)
+        self.margin.setEnabled("margin" in params)
+        self.dim.setEnabled("dim" in params)
+        if "noise" in params:
+            self.noise.setValue(params["noise"])
+        if "dim" in params:
+            self.dim.setValue(params["dim"])
+
+    def generator_params(self) -> dict:
+        params = datasets.generator_parameters(self.kind.currentText())
+        values = {"n": self.n.value(), "noise": self.noise.value(), "margin": self.margin.value(),
+                  "dim": self.dim.value(), "seed": self.seed.value()}
+        return {k: v for k, v in values.items() if k in params}
+
+    def generate(self) -> None:
+        try:
+            ds = datasets.generate(self.kind.currentText(), **self.generator_params())
+        except DatasetError as exc:
+            self.error.emit(str(exc))
+            return
+        self.model.replace(ds, f"generate {ds.name}")
+        self.canvas.fit()
+
+    def show_generator(self, kind: str, params: dict) -> None:
+        """Show a generator's settings (for a config whose dataset came from one)."""
+        if kind not in datasets.GENERATORS:
+            return
+        self.kind.setCurrentText(kind)
+        full = {**datasets.generator_parameters(kind), **params}
+        for name, widget in (("n", self.n), ("noise", self.noise), ("margin", self.margin), ("dim", self.dim),
+                             ("seed", self.seed)):
+            if name in full:
+                widget.setValue(full[name])
+
+    def load(self, ds: datasets.Dataset, undoable: bool = False) -> None:
+        if undoable:
+            self.model.replace(ds, f"load {ds.name}")
+        else:
+            self.model.reset(ds)
+        self.canvas.fit()
+
+    def import_file(self, path: str) -> bool:
+        try:
+            ds = datasets.load(path)
+        except DatasetError as exc:
+            self.error.emit(str(exc))
+            return False
+        self.load(ds, undoable=True)
+        return True
+
+    def export_file(self, path: str) -> bool:
+        try:
+            datasets.save(self.model.dataset(), path)
+        except (DatasetError, OSError) as exc:
+            self.error.emit(f"cannot export: {exc}")
+            return False
+        return True
+
+    def import_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import dataset", "", "Datasets (*.csv *.npz);;All files (*)")
+        if path:
+            self.import_file(path)
+
+    def export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export dataset", "dataset.csv", "CSV (*.csv);;NumPy (*.npz)")
+        if path:
+            self.export_file(path)
+
+    def problem(self) -> str | None:
+        """Why the dataset cannot be trained on, or None."""
+        try:
+            self.model.dataset()
+        except DatasetError as exc:
+            return f"Dataset: {exc}"
+        return None
+
+    def update_facts(self) -> None:
+        m = self.model
+        pos = int(np.sum(m.y > 0))
+        parts = [f"<b>{m.n}</b> points: <span style='color:{POSITIVE}'>{pos} of +1</span>, "
+                 f"<span style='color:{NEGATIVE}'>{m.n - pos} of −1</span>; d = {m.dim}"]
+        problem = self.problem()
+        if problem:
+            parts.append(f"<span style='color:#b00'>{problem.split(': ', 1)[1]}</span>")
+        elif m.n <= 5000:
+            if is_linearly_separable(m.X, m.y):
+                margin = svm_margin(m.X, m.y) if m.dim <= 50 else None
+                parts.append("linearly separable" + (f", l2 SVM margin {margin:.4g}" if margin is not None else ""))
+            else:
+                parts.append("not linearly separable")
+        self.facts.setText("<br>".join(parts))

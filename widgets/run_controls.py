@@ -1,0 +1,222 @@
+"""The run controller panel: loss, optimizer and its parameters, step rule, steps, seed, dtype,
+device, recording policy; and the Run / Pause, Step, Stop, Reset buttons."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QDoubleValidator
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QLineEdit,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from core.config import LossConfig, OptimizerConfig, RecordingConfig, RunSettings
+from core.errors import ConfigError
+
+TIPS = {
+    "loss": "exponential: l(q) = exp(-q); logistic: l(q) = log(1 + exp(-q)); q = y f(x)",
+    "reduction": "L = sum_i l(q_i) as in the papers, or the mean (rescales the step and thresholds)",
+    "optimizer": ("gd: full-batch gradient descent; normalized_gd: step along grad/||grad||; sgd: minibatches; "
+                  "sign: steepest descent in l_inf; coordinate: steepest descent in l1; momentum: heavy ball; adam"),
+    "lr": "Step size eta (scientific notation accepted, e.g. 1e-3)",
+    "rule": ("constant: eta; loss_normalized: eta / L (a fixed step on log L); lyu_li: eta / (L log(1/L)^(2-2/M)), "
+             "Lyu and Li's schedule, which keeps the norm's growth polynomial for M > 1"),
+    "steps": "Number of gradient steps; 0 runs until you stop it",
+    "seed": "Seeds the initialization and the minibatches: the same seed gives the same trajectory",
+    "dtype": "float64 by default: the margin differences that matter are tiny",
+    "device": "cpu always; cuda or mps when PyTorch sees one",
+    "dense": "Record every step up to this step, then log-spaced",
+    "per_decade": "Records per decade of steps after the dense phase",
+}
+
+
+class ScientificEdit(QLineEdit):
+    """A number field that takes and shows scientific notation (1e-3), for step sizes."""
+
+    def __init__(self, value: float, parent=None):
+        super().__init__(parent)
+        validator = QDoubleValidator(0.0, 1e12, 12, self)
+        validator.setNotation(QDoubleValidator.ScientificNotation)
+        self.setValidator(validator)
+        self.set_value(value)
+
+    def set_value(self, value: float) -> None:
+        self.setText(f"{value:g}")
+
+    def value(self) -> float:
+        try:
+            return float(self.text())
+        except ValueError:
+            return float("nan")
+
+
+class RunControls(QWidget):
+    runToggled = Signal()
+    stepRequested = Signal(int)
+    stopRequested = Signal()
+    resetRequested = Signal()
+    settingsChanged = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.loss = QComboBox()
+        self.loss.addItems(["exponential", "logistic"])
+        self.reduction = QComboBox()
+        self.reduction.addItems(["sum", "mean"])
+        self.optimizer = QComboBox()
+        self.optimizer.addItems(["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"])
+        self.lr = ScientificEdit(0.1)
+        self.rule = QComboBox()
+        self.rule.addItems(["loss_normalized", "lyu_li", "constant"])
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 1_000_000)
+        self.batch.setValue(16)
+        self.momentum = QDoubleSpinBox()
+        self.momentum.setRange(0, 0.999)
+        self.momentum.setDecimals(3)
+        self.momentum.setValue(0.9)
+        self.steps = QSpinBox()
+        self.steps.setRange(0, 2_000_000_000)
+        self.steps.setValue(20000)
+        self.steps.setSpecialValueText("unlimited")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.dtype = QComboBox()
+        self.dtype.addItems(["float64", "float32"])
+        self.device = QComboBox()
+        self.device.addItem("cpu")
+        self.dense = QSpinBox()
+        self.dense.setRange(0, 10_000_000)
+        self.dense.setValue(1000)
+        self.per_decade = QSpinBox()
+        self.per_decade.setRange(1, 100_000)
+        self.per_decade.setValue(200)
+        self.step_size = QSpinBox()
+        self.step_size.setRange(1, 1_000_000)
+        self.step_size.setValue(100)
+        self.step_size.setToolTip("Steps taken by Step (S)")
+
+        form = QFormLayout()
+        for label, widget, tip in [("Loss", self.loss, "loss"), ("Reduction", self.reduction, "reduction"),
+                                   ("Optimizer", self.optimizer, "optimizer"), ("Step size η", self.lr, "lr"),
+                                   ("Step rule", self.rule, "rule"), ("Batch size", self.batch, "optimizer"),
+                                   ("Momentum β", self.momentum, "optimizer"), ("Steps", self.steps, "steps"),
+                                   ("Seed", self.seed, "seed"), ("Precision", self.dtype, "dtype"),
+                                   ("Device", self.device, "device"), ("Record every step until", self.dense, "dense"),
+                                   ("Records per decade", self.per_decade, "per_decade")]:
+            widget.setToolTip(TIPS[tip])
+            form.addRow(label, widget)
+        settings = QGroupBox("Training")
+        settings.setLayout(form)
+
+        self.run_button = QPushButton("Run")
+        self.run_button.setObjectName("run-button")
+        self.run_button.setToolTip("Run / Pause (Space)")
+        self.step_button = QPushButton("Step")
+        self.step_button.setToolTip("Take the given number of steps (S)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setToolTip("End the run; its results stay for saving")
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setToolTip("Discard the run and go back to the initialization (R)")
+        self.run_button.clicked.connect(self.runToggled)
+        self.step_button.clicked.connect(lambda: self.stepRequested.emit(self.step_size.value()))
+        self.stop_button.clicked.connect(self.stopRequested)
+        self.reset_button.clicked.connect(self.resetRequested)
+        buttons = QGridLayout()
+        buttons.addWidget(self.run_button, 0, 0)
+        buttons.addWidget(self.step_button, 0, 1)
+        buttons.addWidget(self.step_size, 0, 2)
+        buttons.addWidget(self.stop_button, 1, 0)
+        buttons.addWidget(self.reset_button, 1, 1)
+        self.problem_label = QLabel()
+        self.problem_label.setObjectName("run-problem")
+        self.problem_label.setWordWrap(True)
+        self.problem_label.setStyleSheet("color: #b00020;")
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.problem_label)
+        layout.addWidget(settings)
+        layout.addStretch(1)
+        for w in (self.loss, self.reduction, self.optimizer, self.rule, self.dtype, self.device):
+            w.currentTextChanged.connect(self._changed)
+        for w in (self.batch, self.steps, self.seed, self.dense, self.per_decade):
+            w.valueChanged.connect(self._changed)
+        self.momentum.valueChanged.connect(self._changed)
+        self.lr.textChanged.connect(self._changed)
+        self._changed()
+
+    def _changed(self, *_args) -> None:
+        self._enable_optimizer_fields()
+        self.settingsChanged.emit()
+
+    def _enable_optimizer_fields(self) -> None:
+        kind = self.optimizer.currentText()
+        self.batch.setEnabled(kind == "sgd")
+        self.momentum.setEnabled(kind == "momentum")
+
+    def add_devices(self, devices: list[str]) -> None:
+        for d in devices:
+            if self.device.findText(d) < 0:
+                self.device.addItem(d)
+
+    def set_state(self, state: str, problem: str | None) -> None:
+        """Enable the buttons for a controller state (idle, running, paused, ended)."""
+        self.problem_label.setText(problem or "")
+        can_run = problem is None
+        self.run_button.setText("Pause" if state == "running" else ("Resume" if state == "paused" else "Run"))
+        self.run_button.setEnabled(can_run or state in ("running", "paused"))
+        self.run_button.setToolTip(problem or "Run / Pause (Space)")
+        self.step_button.setEnabled(can_run and state != "running")
+        self.stop_button.setEnabled(state in ("running", "paused"))
+        for w in (self.loss, self.reduction, self.optimizer, self.lr, self.rule, self.batch, self.momentum, self.steps,
+                  self.seed, self.dtype, self.device, self.dense, self.per_decade):
+            w.setEnabled(state not in ("running", "paused"))
+        if state not in ("running", "paused"):
+            self._enable_optimizer_fields()
+
+    # --------------------------------------------------------------- config in and out
+    def sections(self) -> dict:
+        """The loss, optimizer, run and recording sections of a RunConfig, validated."""
+        lr = self.lr.value()
+        if not lr > 0:
+            raise ConfigError("optimizer.lr: the step size must be a number > 0")
+        kind = self.optimizer.currentText()
+        optimizer = {"kind": kind, "lr": lr, "step_rule": self.rule.currentText(), "momentum": self.momentum.value()}
+        if kind == "sgd":
+            optimizer["batch_size"] = self.batch.value()
+        sections = {
+            "loss": {"kind": self.loss.currentText(), "reduction": self.reduction.currentText()},
+            "optimizer": optimizer,
+            "run": {"steps": self.steps.value(), "seed": self.seed.value(), "dtype": self.dtype.currentText(),
+                    "device": self.device.currentText()},
+            "recording": {"every_step_until": self.dense.value(), "per_decade": self.per_decade.value()},
+        }
+        LossConfig.from_dict(sections["loss"], "loss")
+        OptimizerConfig.from_dict(sections["optimizer"], "optimizer")
+        RunSettings.from_dict(sections["run"], "run")
+        RecordingConfig.from_dict(sections["recording"], "recording")
+        return sections
+
+    def problem(self) -> str | None:
+        try:
+            self.sections()
+        except ConfigError as exc:
+            return f"Training: {exc}"
+        return None
+
+    def set_sections(self, config) -> None:
+        """Show a RunConfig's loss, optimizer, run and recording settings."""
+        self.loss.setCurrentText(config.loss.kind)
+        self.reduction.setCurrentText(config.loss.reduction)
+        self.optimizer.setCurrentText(config.optimizer.kind)
+        self.lr.set_value(config.optimizer.lr)
+        self.rule.setCurrentText(config.optimizer.step_rule)
+        if config.optimizer.batch_size:
+            self.batch.setValue(config.optimizer.batch_size)
+        self.momentum.setValue(config.optimizer.momentum)
+        self.steps.setValue(config.run.steps)
+        self.seed.setValue(config.run.seed)
+        self.dtype.setCurrentText(config.run.dtype)
+        self.add_devices([config.run.device])
+        self.device.setCurrentText(config.run.device)
+        self.dense.setValue(config.recording.every_step_until)
+        self.per_decade.setValue(config.recording.per_decade)

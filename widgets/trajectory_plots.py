@@ -1,0 +1,372 @@
+"""The live trajectory plots: a grid of pyqtgraph plots sharing the step axis.
+
+A source is anything with ``get(name) -> 1-D or 2-D array`` (a view, not a copy),
+``snapshot_steps.view()``, ``snapshot_metrics[name].view()``, ``info`` and ``version``: the
+window's RunSession, live or loaded. Redraws are driven by the owner's timer through
+``refresh()``, which skips plots whose sources have not changed. Curves use pen width 1,
+clip-to-view and peak downsampling so that 10^6 records stay smooth (DESIGN.md, Plots).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from core.metrics import DEFINITIONS
+
+from .palette import color
+
+
+@dataclass
+class PlotSpec:
+    key: str
+    title: str
+    curves: list  # (series name, legend label)
+    log_y: bool = False
+    kind: str = "records"  # records | samples | columns | snapshots
+    tooltip: str = ""
+    reference: str | None = None  # an info key drawn as a dashed horizontal line
+    columns: str | None = None
+    extra: dict = field(default_factory=dict)
+
+
+PLOTS = [
+    PlotSpec("loss", "log L", [("log_loss", "log L")]),
+    PlotSpec("margin", "Normalized margin", [("normalized_margin", "γ = q_min / ‖θ‖^M"),
+                                             ("smoothed_margin", "γ̃ = ℓ⁻¹(L) / ‖θ‖^M")],
+             reference="reference_margin", extra={"separated_range": True}),
+    PlotSpec("norm", "Parameter norm ‖θ‖", [("param_norm", "‖θ‖₂")], log_y=True),
+    PlotSpec("angles", "Angles", [("alignment_gap", "1 − cos(θ, −∇L)"), ("direction_change", "direction change (rad)"),
+                                  ("angle_to_reference", "angle to max-margin (rad)")], log_y=True),
+    PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples"),
+    PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns"),
+    PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "KKT δ"),
+                                                      ("euler_defect", "Euler defect")],
+             log_y=True, kind="snapshots"),
+]
+PLOT_KEYS = [p.key for p in PLOTS]
+SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
+
+
+def _tooltip(spec: PlotSpec) -> str:
+    lines = [f"<b>{spec.title}</b>"]
+    for name, label in spec.curves:
+        lines.append(f"{label}: {DEFINITIONS.get(name, '')}")
+    if spec.reference:
+        lines.append("dashed: the max-margin separator's normalized margin (linear models)")
+    if spec.extra.get("separated_range"):
+        lines.append("The y range follows the records past the loss threshold L < l(0) (where γ̃ > 0); "
+                     "zoom to see the start, press A (bottom left) to follow again.")
+    if spec.log_y:
+        lines.append("Log axis: values <= 0 (an exact 0, e.g. KKT ε of a linear model) are not drawn.")
+    return "<br>".join(lines)
+
+
+class _Plot:
+    """One PlotItem and its curves for every source."""
+
+    def __init__(self, spec: PlotSpec, item: pg.PlotItem):
+        self.spec = spec
+        self.item = item
+        self.curves: dict = {}  # (source index, name or column) -> PlotDataItem
+        self.bands: dict = {}
+        self.reference_line = None
+        self.seen_versions: tuple = ()
+        self.log_x = False
+        item.setClipToView(True)
+        item.setDownsampling(auto=True, mode="peak")
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setLogMode(False, spec.log_y)
+        for side in ("left", "bottom"):
+            # label major (decade) ticks and one minor level only: pyqtgraph's log axes otherwise
+            # print overlapping 2·10¹ 3·10¹ ... labels when a range spans about a decade
+            item.getAxis(side).setStyle(textFillLimits=[(0, 0.8), (2, 0.3)])
+        item.setTitle(spec.title, size="10pt")
+        item.titleLabel.setToolTip(_tooltip(spec))
+        item.setToolTip(_tooltip(spec))
+        self.legend = item.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 190))
+        self.follow_y = True  # the separated-phase y range, until the user zooms or pans
+        item.vb.sigRangeChangedManually.connect(self._manual_range)
+        item.autoBtn.clicked.connect(self._follow_again)
+        self.legend.setVisible(spec.kind in ("records", "snapshots") and len(spec.curves) > 1)
+        self.marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
+        self.marker.setVisible(False)
+        item.addItem(self.marker, ignoreBounds=True)
+        self.cross = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#bbb", width=1))
+        self.cross.setVisible(False)
+        item.addItem(self.cross, ignoreBounds=True)
+        self.readout = pg.TextItem("", color="#333", anchor=(0, 0))
+        self.readout.setZValue(50)
+        item.addItem(self.readout, ignoreBounds=True)
+
+    def _manual_range(self, *_args):
+        self.follow_y = False
+
+    def _follow_again(self, *_args):
+        self.follow_y = True
+
+    def curve(self, key, pen, name=None):
+        c = self.curves.get(key)
+        if c is None:
+            c = self.item.plot([], [], pen=pen, name=name, connect="finite")
+            self.curves[key] = c
+        return c
+
+
+class TrajectoryPlots(QWidget):
+    """The grid of plots. ``set_sources`` takes (source, label) pairs; the first is the live one."""
+
+    hoveredStep = Signal(float)
+
+    def __init__(self, parent=None, columns: int = 2):
+        super().__init__(parent)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setObjectName("trajectory-plots")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        self.columns = columns
+        self.plots: dict[str, _Plot] = {}
+        self.sources: list = []
+        self.visible = list(PLOT_KEYS)
+        self.log_x = False
+        self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        self._build()
+
+    # --------------------------------------------------------------- layout
+    def _build(self) -> None:
+        self.view.clear()
+        self.plots = {}
+        first = None
+        for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
+            spec = next(p for p in PLOTS if p.key == key)
+            item = self.view.addPlot(row=i // self.columns, col=i % self.columns)
+            item.setLabel("bottom", "step")
+            plot = _Plot(spec, item)
+            plot.item.setLogMode(self.log_x, spec.log_y)
+            if first is None:
+                first = item
+            else:
+                item.setXLink(first)
+            self.plots[key] = plot
+
+    def set_visible_plots(self, keys: list[str]) -> None:
+        self.visible = [k for k in PLOT_KEYS if k in keys]
+        self._build()
+        self.refresh(force=True)
+
+    def set_log_x(self, on: bool) -> None:
+        self.log_x = on
+        for plot in self.plots.values():
+            plot.item.setLogMode(on, plot.spec.log_y)
+        self.refresh(force=True)
+
+    def set_sources(self, sources: list) -> None:
+        """``sources``: a list of (source, label); curves of dropped sources are removed."""
+        self.sources = list(sources)
+        for plot in self.plots.values():
+            for c in list(plot.curves.values()) + [b for pair in plot.bands.values() for b in pair]:
+                plot.item.removeItem(c)
+            plot.curves, plot.bands = {}, {}
+            plot.legend.clear()
+            if plot.reference_line is not None:
+                plot.item.removeItem(plot.reference_line)
+                plot.reference_line = None
+        self.refresh(force=True)
+
+    # --------------------------------------------------------------- drawing
+    def refresh(self, force: bool = False) -> None:
+        versions = tuple((id(s), s.version) for s, _label in self.sources)
+        for plot in self.plots.values():
+            if force or plot.seen_versions != versions:
+                self._draw(plot)
+                plot.seen_versions = versions
+
+    def _x(self, source, steps):
+        return steps.astype(np.float64)
+
+    def _clean(self, plot, x, y):
+        """Drop what a log axis cannot show (step 0 on log x, values <= 0 on log y)."""
+        if self.log_x:
+            keep = x > 0
+            x, y = x[keep], y[keep]
+        if plot.spec.log_y:
+            y = np.where(y > 0, y, np.nan)
+        return x, y
+
+    def _draw(self, plot: _Plot) -> None:
+        spec = plot.spec
+        multi = len(self.sources) > 1
+        for s_index, (source, label) in enumerate(self.sources):
+            if spec.kind == "snapshots":
+                steps = source.snapshot_steps.view().astype(np.float64)
+                for c_index, (name, curve_label) in enumerate(spec.curves):
+                    values = source.snapshot_metrics[name].view()
+                    pen = pg.mkPen(color(s_index if multi else c_index), width=1,
+                                   style=Qt.SolidLine if c_index == 0 else Qt.DashLine)
+                    x, y = self._clean(plot, steps, values)
+                    legend = f"{label}: {curve_label}" if multi else curve_label
+                    plot.curve((s_index, name), pen, legend).setData(x, y, connect="finite")
+                continue
+            steps = source.get("step")
+            if steps is None:
+                continue
+            x_all = self._x(source, steps)
+            if spec.kind == "records":
+                for c_index, (name, curve_label) in enumerate(spec.curves):
+                    values = source.get(name)
+                    if values is None:
+                        continue
+                    pen = pg.mkPen(color(s_index if multi else c_index), width=1,
+                                   style=Qt.SolidLine if c_index == 0 or not multi else Qt.DashLine)
+                    x, y = self._clean(plot, x_all, values)
+                    legend = f"{label}: {curve_label}" if multi else curve_label
+                    plot.curve((s_index, name), pen, legend).setData(x, y, connect="finite")
+                if spec.reference and s_index == 0:
+                    self._reference(plot, source)
+                if spec.extra.get("separated_range") and s_index == 0 and plot.follow_y:
+                    self._separated_range(plot, source)
+            elif spec.kind == "columns":
+                values = source.get(spec.curves[0][0])
+                if values is None or values.ndim != 2:
+                    continue
+                names = source.info.get("layer_names", [])
+                for col in range(values.shape[1]):
+                    pen = pg.mkPen(color(s_index if multi else col), width=1)
+                    x, y = self._clean(plot, x_all, values[:, col])
+                    name = names[col] if col < len(names) else f"layer {col}"
+                    plot.curve((s_index, col), pen, name).setData(x, y, connect="finite")
+            elif spec.kind == "samples":
+                self._draw_samples(plot, s_index, source, x_all, multi)
+
+    def _separated_range(self, plot, source):
+        """Fit y to the records past the loss threshold L < l(0) (where gamma~ > 0): before it the
+        margins are large and negative and would flatten the phase the theory is about."""
+        smoothed = source.get("smoothed_margin")
+        if smoothed is None:
+            return
+        separated = np.flatnonzero(smoothed > 0)
+        if len(separated) < 2:
+            plot.item.enableAutoRange(axis="y")
+            return
+        start = separated[0]
+        values = [source.get(name)[start:] for name, _label in plot.spec.curves if source.get(name) is not None]
+        reference = source.info.get(plot.spec.reference) if plot.spec.reference else None
+        if reference is not None:
+            values.append(np.array([reference]))
+        values = np.concatenate(values)
+        values = values[np.isfinite(values)]
+        if not len(values):
+            return
+        lo, hi = float(values.min()), float(values.max())
+        pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.01
+        plot.item.setYRange(lo - pad, hi + pad, padding=0)
+
+    def _reference(self, plot, source):
+        value = source.info.get(plot.spec.reference) if hasattr(source, "info") else None
+        if value is None:
+            if plot.reference_line is not None:
+                plot.reference_line.setVisible(False)
+            return
+        if plot.reference_line is None:
+            plot.reference_line = pg.InfiniteLine(pos=value, angle=0, movable=False,
+                                                  pen=pg.mkPen("#555", width=1, style=Qt.DashLine))
+            plot.item.addItem(plot.reference_line)
+        plot.reference_line.setValue(value)
+        plot.reference_line.setVisible(True)
+
+    def _draw_samples(self, plot, s_index, source, x_all, multi):
+        values = source.get("sample_margins")
+        if values is None or values.ndim != 2 or not len(values):
+            return
+        n = values.shape[1]
+        if n <= SAMPLE_LINES_UP_TO and not multi:
+            labels = source.dataset.y if hasattr(source, "dataset") else np.ones(n)
+            for i in range(n):
+                pen = pg.mkPen(color(0 if labels[i] > 0 else 1), width=1)
+                x, y = self._clean(plot, x_all, values[:, i])
+                plot.curve((s_index, i), pen).setData(x, y, connect="finite")
+            return
+        with warnings.catch_warnings():  # records where every margin is undefined (theta = 0) stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            lo, mid, hi = np.nanmin(values, axis=1), np.nanmedian(values, axis=1), np.nanmax(values, axis=1)
+        base = color(s_index)
+        x, lo = self._clean(plot, x_all, lo)
+        _, mid = self._clean(plot, x_all, mid)
+        _, hi = self._clean(plot, x_all, hi)
+        low_curve = plot.curve((s_index, "min"), pg.mkPen(base, width=1))
+        high_curve = plot.curve((s_index, "max"), pg.mkPen(base, width=1))
+        plot.curve((s_index, "median"), pg.mkPen(base, width=1, style=Qt.DashLine)).setData(x, mid, connect="finite")
+        low_curve.setData(x, lo, connect="finite")
+        high_curve.setData(x, hi, connect="finite")
+        if (s_index, "band") not in plot.bands:
+            fill = pg.FillBetweenItem(low_curve, high_curve, brush=pg.mkBrush(pg.mkColor(base).lighter(170)))
+            plot.item.addItem(fill)
+            plot.bands[(s_index, "band")] = (fill,)
+
+    # --------------------------------------------------------------- cursor and crosshair
+    def set_marker(self, step: float | None) -> None:
+        """The replay cursor: a dashed vertical line at ``step`` on every plot (None hides it)."""
+        for plot in self.plots.values():
+            if step is None:
+                plot.marker.setVisible(False)
+            else:
+                plot.marker.setValue(np.log10(max(step, 1)) if self.log_x else step)
+                plot.marker.setVisible(True)
+
+    def _mouse_moved(self, event) -> None:
+        pos = event[0]
+        for plot in self.plots.values():
+            if plot.item.sceneBoundingRect().contains(pos):
+                x = plot.item.vb.mapSceneToView(pos).x()
+                step = 10 ** x if self.log_x else x
+                self.show_crosshair(step)
+                self.hoveredStep.emit(step)
+                return
+
+    def show_crosshair(self, step: float) -> None:
+        for plot in self.plots.values():
+            plot.cross.setValue(np.log10(max(step, 1e-12)) if self.log_x else step)
+            plot.cross.setVisible(True)
+            plot.readout.setText(self._readout(plot, step))
+            vb = plot.item.vb
+            (x0, _x1), (_y0, y1) = vb.viewRange()
+            plot.readout.setPos(x0, y1)
+
+    def _readout(self, plot: _Plot, step: float) -> str:
+        if not self.sources:
+            return ""
+        source = self.sources[0][0]
+        spec = plot.spec
+        if spec.kind == "snapshots":
+            steps = source.snapshot_steps.view()
+            if not len(steps):
+                return ""
+            i = int(np.clip(np.searchsorted(steps, step), 0, len(steps) - 1))
+            parts = [f"step {steps[i]}"] + [f"{lbl} {source.snapshot_metrics[n].view()[i]:.4g}" for n, lbl in spec.curves]
+            return "  ".join(parts)
+        steps = source.get("step")
+        if steps is None or not len(steps):
+            return ""
+        i = int(np.clip(np.searchsorted(steps, step), 0, len(steps) - 1))
+        parts = [f"step {steps[i]}"]
+        for name, label in spec.curves:
+            values = source.get(name)
+            if values is None:
+                continue
+            if values.ndim == 1:
+                parts.append(f"{label.split(' = ')[0]} {values[i]:.5g}")
+            else:
+                parts.append(f"min {np.nanmin(values[i]):.4g} max {np.nanmax(values[i]):.4g}")
+        return "  ".join(parts)
+
+    def leaveEvent(self, event):  # noqa: N802 (Qt's name)
+        for plot in self.plots.values():
+            plot.cross.setVisible(False)
+            plot.readout.setText("")
+        super().leaveEvent(event)
