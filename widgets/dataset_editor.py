@@ -105,8 +105,9 @@ class DatasetCanvas(pg.PlotWidget):
         self.selection = np.zeros(0, dtype=int)
         self.scatter = pg.ScatterPlotItem(size=9, pxMode=True)
         self.selected = pg.ScatterPlotItem(size=15, pxMode=True, pen=pg.mkPen("#000", width=1.5), brush=None)
-        self.addItem(self.scatter)
-        self.addItem(self.selected)
+        for item in (self.scatter, self.selected):
+            item.mouseClickEvent = lambda ev: ev.ignore()  # clicks on a point are edits, not picks
+            self.addItem(item)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setToolTip("Left click: add +1   Right or Shift+click: add -1   Drag a point: move it\n"
                         "Drag on empty space: select   Ctrl+click: remove   Delete: remove selection   F: flip labels")

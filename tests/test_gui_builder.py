@@ -1,0 +1,85 @@
+"""The architecture builder produces the spec core expects, and its badge follows edits."""
+
+import pytest
+from PySide6.QtCore import Qt
+
+from core.architecture import ArchitectureSpec
+from widgets.architecture_builder import PRESETS, ArchitectureBuilder
+
+
+@pytest.fixture
+def builder(qtbot):
+    b = ArchitectureBuilder()
+    qtbot.addWidget(b)
+    b.show()
+    return b
+
+
+def _select(builder, path):
+    for item in builder._all_items():
+        if item.data(0, Qt.UserRole) == tuple(path):
+            builder.tree.setCurrentItem(item)
+            return
+    raise AssertionError(f"no item at {path}")
+
+
+def _button(builder, text):
+    from PySide6.QtWidgets import QPushButton
+
+    return next(b for b in builder.findChildren(QPushButton) if b.text() == text)
+
+
+def test_default_is_a_two_layer_relu_network_with_an_exact_badge(builder):
+    spec = builder.spec()
+    assert isinstance(spec, ArchitectureSpec)
+    assert spec.to_dict()["blocks"] == [{"type": "dense", "width": 32, "bias": False},
+                                        {"type": "activation", "kind": "relu"},
+                                        {"type": "dense", "width": 1, "bias": False}]
+    assert builder.badge.property("verdict") == "exact" and "M = 2" in builder.badge.text()
+    assert "96 parameters" in builder.badge.text()
+
+
+def test_adding_a_residual_block_turns_exact_into_near(builder, qtbot):
+    _select(builder, (1,))
+    qtbot.mouseClick(_button(builder, "+ Residual"), Qt.LeftButton)
+    spec = builder.spec()
+    assert spec.blocks[2].type == "residual" and spec.blocks[2].blocks[0].width == 32
+    assert builder.badge.property("verdict") == "near"
+    assert "residual" in builder.explanation.text()
+    qtbot.mouseClick(_button(builder, "Remove"), Qt.LeftButton)
+    assert builder.badge.property("verdict") == "exact"
+
+
+def test_editing_fields_changes_the_spec_and_the_badge(builder, qtbot):
+    _select(builder, (0,))
+    builder.width_spin.setValue(8)
+    assert builder.spec().blocks[0].width == 8
+    _select(builder, (1,))
+    builder.kind_combo.setCurrentText("relu_k")
+    assert builder.spec().blocks[1].param == 2.0 and "M = 3" in builder.badge.text()
+    builder.kind_combo.setCurrentText("tanh")
+    assert builder.badge.property("verdict") == "none" and "tanh is bounded" in builder.explanation.text()
+    builder.kind_combo.setCurrentText("gelu")
+    assert builder.badge.property("verdict") == "near"
+    _select(builder, (2,))
+    builder.width_spin.setValue(3)
+    assert builder.badge.property("verdict") == "invalid"
+    assert "scalar output" in builder.problem()
+
+
+def test_reorder_and_ensemble_members(builder, qtbot):
+    builder.set_spec({"input_dim": 2, "blocks": PRESETS["Ensemble: linear + two-layer"]()})
+    assert builder.badge.property("verdict") == "near" and "ensemble" in builder.explanation.text()
+    _select(builder, (0,))
+    qtbot.mouseClick(_button(builder, "+ Member"), Qt.LeftButton)
+    assert len(builder.spec().blocks[0].members) == 3
+    _select(builder, (0, "members", 1, 0))
+    qtbot.mouseClick(_button(builder, "Down"), Qt.LeftButton)
+    member = builder.spec().to_dict()["blocks"][0]["members"][1]
+    assert [b["type"] for b in member] == ["activation", "dense", "dense"]
+
+
+def test_every_preset_is_a_valid_spec(builder):
+    for name, make in PRESETS.items():
+        builder.set_spec({"input_dim": 2, "blocks": make()})
+        assert builder.problem() is None, name

@@ -1,0 +1,133 @@
+"""The dataset editor driven by simulated mouse and keyboard events."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from core import datasets
+from widgets.dataset_editor import DatasetEditor
+
+
+@pytest.fixture
+def editor(qtbot):
+    from app.main_window import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    w = DatasetEditor()
+    qtbot.addWidget(w)
+    w.resize(500, 700)
+    w.show()
+    w.model.reset(datasets.Dataset([[0.0, 0.0], [1.0, 1.0]], [1, -1]))
+    w.canvas.setRange(xRange=(-2, 2), yRange=(-2, 2), padding=0)
+    qtbot.waitExposed(w)
+    QApplication.processEvents()
+    return w
+
+
+def _pixel(canvas, x, y) -> QPoint:
+    scene = canvas.plotItem.vb.mapViewToScene(QPointF(x, y))
+    return canvas.mapFromScene(scene)
+
+
+def _send(canvas, kind, pos, button, buttons, modifiers=Qt.NoModifier):
+    viewport = canvas.viewport()
+    event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons, modifiers)
+    QApplication.sendEvent(viewport, event)
+
+
+def click(canvas, x, y, button=Qt.LeftButton, modifiers=Qt.NoModifier):
+    pos = _pixel(canvas, x, y)
+    _send(canvas, QEvent.MouseButtonPress, pos, button, button, modifiers)
+    _send(canvas, QEvent.MouseButtonRelease, pos, button, Qt.NoButton, modifiers)
+    QApplication.processEvents()
+
+
+def drag(canvas, start, end, steps=8):
+    a, b = _pixel(canvas, *start), _pixel(canvas, *end)
+    _send(canvas, QEvent.MouseButtonPress, a, Qt.LeftButton, Qt.LeftButton)
+    for i in range(1, steps + 1):
+        p = a + (b - a) * (i / steps)
+        _send(canvas, QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
+    _send(canvas, QEvent.MouseButtonRelease, b, Qt.LeftButton, Qt.NoButton)
+    QApplication.processEvents()
+
+
+def test_clicks_add_points_of_each_class_and_undo_restores(editor):
+    model, canvas = editor.model, editor.canvas
+    click(canvas, 0.5, -1.0)
+    click(canvas, -1.0, 1.0, Qt.RightButton)
+    click(canvas, -1.5, -1.5, Qt.LeftButton, Qt.ShiftModifier)
+    assert model.n == 5
+    assert list(model.y[2:]) == [1.0, -1.0, -1.0]
+    np.testing.assert_allclose(model.X[2], [0.5, -1.0], atol=0.05)
+    model.undo_stack.undo()
+    model.undo_stack.undo()
+    model.undo_stack.undo()
+    assert model.n == 2
+    model.undo_stack.redo()
+    assert model.n == 3 and model.y[2] == 1.0
+
+
+def test_dragging_a_point_moves_it_in_one_undo_step(editor):
+    model, canvas = editor.model, editor.canvas
+    drag(canvas, (1.0, 1.0), (-1.0, 1.5))
+    np.testing.assert_allclose(model.X[1], [-1.0, 1.5], atol=0.05)
+    assert model.n == 2
+    model.undo_stack.undo()
+    np.testing.assert_allclose(model.X[1], [1.0, 1.0])
+
+
+def test_ctrl_click_removes_and_rubber_band_selects_then_delete(editor, qtbot):
+    model, canvas = editor.model, editor.canvas
+    click(canvas, 0.0, 0.0, Qt.LeftButton, Qt.ControlModifier)
+    assert model.n == 1 and model.y[0] == -1.0
+    model.undo_stack.undo()
+    for x in (-1.5, -1.2, -0.9):
+        click(canvas, x, -1.5)
+    assert model.n == 5
+    drag(canvas, (-1.8, -1.8), (-0.6, -1.2))  # a rectangle around the three new points
+    assert sorted(canvas.selection.tolist()) == [2, 3, 4]
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key_F)
+    assert list(model.y[2:]) == [-1.0, -1.0, -1.0]
+    qtbot.keyClick(canvas, Qt.Key_Delete)
+    assert model.n == 2
+    model.undo_stack.undo()
+    assert model.n == 5
+
+
+def test_facts_follow_the_data_and_bad_data_are_explained(editor):
+    editor.model.reset(datasets.linearly_separable(40, 2, 0.3, seed=0))
+    assert "linearly separable" in editor.facts.text() and "SVM margin" in editor.facts.text()
+    editor.model.reset(datasets.xor(40, seed=0))
+    assert "not linearly separable" in editor.facts.text()
+    editor.model.remove(np.flatnonzero(editor.model.y < 0))
+    assert editor.problem() is not None and "only one class" in editor.problem()
+
+
+def test_generator_import_export(editor, tmp_path):
+    editor.kind.setCurrentText("moons")
+    editor.n.setValue(60)
+    editor.generate()
+    assert editor.model.n == 60
+    path = str(tmp_path / "moons.csv")
+    assert editor.export_file(path)
+    editor.model.undo_stack.undo()
+    assert editor.model.n == 2
+    assert editor.import_file(path)
+    assert editor.model.n == 60
+    messages = []
+    editor.error.connect(messages.append)
+    (tmp_path / "bad.csv").write_text("x1,x2,label\n0,0,7\n1,1,1\n")
+    assert not editor.import_file(str(tmp_path / "bad.csv"))
+    assert "label 7" in messages[-1] and editor.model.n == 60
+
+
+def test_high_dimensional_data_are_projected_read_only(editor):
+    editor.model.reset(datasets.nearly_orthogonal(20, 300, seed=0))
+    assert not editor.model.editable
+    click(editor.canvas, 0.0, 0.0)
+    assert editor.model.n == 20
+    assert "PCA projection" in editor.canvas.projection_note.toPlainText()

@@ -1,0 +1,145 @@
+"""The main window: a run started from the GUI delivers metrics to the plots; pause, resume,
+stop, save and close work mid-run and leave no process or thread behind."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from core.runfile import RunReader
+
+
+def _wait_records(qtbot, win, at_least, timeout=30000):
+    qtbot.waitUntil(lambda: win.session is not None and win.session.n_records >= at_least, timeout=timeout)
+
+
+def test_demo_is_loaded_and_ready(window):
+    assert window.dataset_editor.model.n == 100
+    assert window.builder.badge.property("verdict") == "exact"
+    assert window.controls.run_button.isEnabled() and window.problem() is None
+
+
+def test_a_run_from_the_gui_delivers_metrics_to_the_plots(window, qtbot):
+    window.controls.steps.setValue(3000)
+    qtbot.keyClick(window, Qt.Key_Space)
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    session = window.session
+    assert session.step == 3000 and session.last("accuracy") == 1.0
+    qtbot.wait(200)
+    curve = window.plots.plots["margin"].curves[(0, "normalized_margin")]
+    x, y = curve.getData()
+    assert len(x) > 100 and x[-1] == 3000
+    np.testing.assert_allclose(y[-1], session.last("normalized_margin"))
+    assert "finished" in window.status_fields["status"].text()
+    assert window.status_fields["step"].text() == "step 3,000"
+    assert window.boundary.image.image is not None and window.boundary.image.image.shape == (96, 96)
+
+
+def test_pause_resume_and_stop_mid_run(window, qtbot):
+    window.controls.steps.setValue(0)  # unlimited
+    window.toggle_run()
+    _wait_records(qtbot, window, 50)
+    window.toggle_run()  # pause
+    qtbot.waitUntil(lambda: window._status == "paused", timeout=10000)
+    qtbot.wait(300)
+    paused_at = window.session.step
+    qtbot.wait(300)
+    assert window.session.step == paused_at
+    assert window.controls.run_button.text() == "Resume"
+    window.toggle_run()  # resume
+    qtbot.waitUntil(lambda: window.session.step > paused_at, timeout=10000)
+    window.stop()
+    qtbot.waitUntil(lambda: window._status == "stopped", timeout=10000)
+    assert window.session.status == "stopped"
+    assert window.controls.run_button.text() == "Run"
+
+
+def test_step_takes_exactly_k_steps(window, qtbot):
+    window.controls.step_size.setValue(250)
+    window.step(250)
+    qtbot.waitUntil(lambda: window.session is not None and window.session.step == 250 and window._status == "paused",
+                    timeout=30000)
+    window.step(250)
+    qtbot.waitUntil(lambda: window.session.step == 500 and window._status == "paused", timeout=30000)
+
+
+def test_save_writes_a_run_file_that_reads_back(window, qtbot, tmp_path):
+    window.controls.steps.setValue(1500)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    path = tmp_path / "gui.h5"
+    assert window.save_run(str(path))
+    with RunReader(path) as run:
+        assert run.status == "finished" and run.final_step == 1500
+        np.testing.assert_array_equal(run.metrics["normalized_margin"], window.session.get("normalized_margin"))
+        assert run.config.optimizer.step_rule == "lyu_li"
+    assert not window.session.has_unsaved_results
+
+
+def test_closing_mid_run_stops_the_worker(window, qtbot):
+    window.controls.steps.setValue(0)
+    window.toggle_run()
+    _wait_records(qtbot, window, 20)
+    process = window.controller._process
+    assert process.is_alive()
+    asked = []
+    window.confirm = lambda title, text: asked.append(text) or True
+    window.close()
+    assert asked and "in progress" in asked[0]
+    assert not process.is_alive()
+
+
+def test_closing_can_be_refused(window, qtbot):
+    window.controls.steps.setValue(0)
+    window.toggle_run()
+    _wait_records(qtbot, window, 5)
+    window.confirm = lambda *_: False
+    window.close()
+    assert window.isVisible() and window.controller._process.is_alive()
+    window.confirm = lambda *_: True
+
+
+def test_bad_inputs_disable_run_with_the_reason(window, qtbot):
+    window.controls.lr.setText("0")
+    assert not window.controls.run_button.isEnabled()
+    assert "step size" in window.controls.problem_label.text()
+    window.controls.lr.setText("0.5")
+    assert window.controls.run_button.isEnabled()
+    model = window.dataset_editor.model
+    model.remove(np.flatnonzero(model.y < 0))
+    assert not window.controls.run_button.isEnabled()
+    assert "only one class" in window.controls.problem_label.text()
+    model.undo_stack.undo()
+    window.builder.blocks[-1]["width"] = 4
+    window.builder._rebuild()
+    assert "scalar output" in window.controls.problem_label.text()
+
+
+def test_divergence_is_a_message_not_a_crash(window, qtbot):
+    window.controls.rule.setCurrentText("constant")
+    window.controls.lr.setText("1e6")
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "diverged", timeout=30000)
+    assert "diverged at step" in window.banner.text
+    assert window.isVisible()
+
+
+def test_undo_shortcut_restores_a_dataset_edit(window, qtbot):
+    model = window.dataset_editor.model
+    model.add_point(0.0, 0.0, 1)
+    assert model.n == 101
+    window.undo_action.trigger()
+    assert model.n == 100
+
+
+def test_settings_remember_visible_plots(qtbot, settings, no_leaks):
+    from app.main_window import MainWindow
+
+    first = MainWindow(settings=settings)
+    qtbot.addWidget(first)
+    first.plot_actions["stable_rank"].setChecked(False)
+    first._plots_chosen()
+    first.close()
+    second = MainWindow(settings=settings)
+    qtbot.addWidget(second)
+    assert "stable_rank" not in second.plots.plots and "margin" in second.plots.plots
+    second.close()
