@@ -7,6 +7,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
+from .contours import level_segments
 from .palette import NEGATIVE, POSITIVE
 
 
@@ -25,11 +26,11 @@ class BoundaryView(pg.PlotWidget):
         self.image.setLookupTable(_diverging_map().getLookupTable(nPts=256))
         self.image.setOpacity(0.6)
         self.addItem(self.image)
-        self.zero = pg.IsocurveItem(level=0.0, pen=pg.mkPen("k", width=2))
-        self.plus = pg.IsocurveItem(level=1.0, pen=pg.mkPen(POSITIVE, width=1, style=Qt.DashLine))
-        self.minus = pg.IsocurveItem(level=-1.0, pen=pg.mkPen(NEGATIVE, width=1, style=Qt.DashLine))
-        for iso in (self.zero, self.plus, self.minus):
-            iso.setParentItem(self.image)
+        self.zero = pg.PlotCurveItem(pen=pg.mkPen("k", width=2), connect="pairs")
+        self.plus = pg.PlotCurveItem(pen=pg.mkPen(POSITIVE, width=1, style=Qt.DashLine), connect="pairs")
+        self.minus = pg.PlotCurveItem(pen=pg.mkPen(NEGATIVE, width=1, style=Qt.DashLine), connect="pairs")
+        for curve in (self.zero, self.plus, self.minus):
+            self.addItem(curve)
         self.points = pg.ScatterPlotItem(size=8, pxMode=True, pen=pg.mkPen("w", width=0.5))
         self.support = pg.ScatterPlotItem(size=16, pxMode=True, pen=pg.mkPen("k", width=1.5), brush=None)
         self.addItem(self.points)
@@ -39,6 +40,7 @@ class BoundaryView(pg.PlotWidget):
         self.setToolTip("Heatmap: f(x). Black: f(x) = 0, the decision boundary. Dashed: f(x) = +-q_min, the margin "
                         "level sets. Ringed: support vectors, samples with q_i <= q_min (1 + tol).")
         self._X = None
+        self._support_mask = None
 
     def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X = X
@@ -57,18 +59,26 @@ class BoundaryView(pg.PlotWidget):
         scale = float(np.nanmax(np.abs(values))) or 1.0
         self.image.setImage(values, levels=(-scale, scale), autoLevels=False)
         self.image.setRect(QRectF(*rect))
-        self.zero.setData(values)
+        self._draw_level(self.zero, values, 0.0, rect)
         show_margin = bool(q_min is not None and q_min > 0)
-        for iso, level in ((self.plus, q_min), (self.minus, -q_min if q_min else None)):
-            iso.setVisible(show_margin)
+        for curve, level in ((self.plus, q_min), (self.minus, -q_min if q_min else None)):
+            curve.setVisible(show_margin)
             if show_margin:
-                iso.setLevel(level)
-                iso.setData(values)
+                self._draw_level(curve, values, level, rect)
+
+    @staticmethod
+    def _draw_level(curve, values, level, rect) -> None:
+        segments = level_segments(values, level, rect)
+        curve.setData(segments[:, 0], segments[:, 1], connect="pairs")
 
     def set_support(self, X: np.ndarray, sample_margins: np.ndarray | None, tolerance: float = 0.01) -> None:
         if sample_margins is None or X.shape[1] != 2 or not np.all(np.isfinite(sample_margins)):
+            self._support_mask = None
             self.support.setData(pos=np.zeros((0, 2)))
             return
         q_min = float(np.min(sample_margins))
         mask = sample_margins <= q_min + tolerance * abs(q_min)
+        if self._support_mask is not None and np.array_equal(mask, self._support_mask):
+            return  # unchanged: no repaint
+        self._support_mask = mask
         self.support.setData(pos=X[mask])

@@ -3,8 +3,9 @@
 A source is anything with ``get(name) -> 1-D or 2-D array`` (a view, not a copy),
 ``snapshot_steps.view()``, ``snapshot_metrics[name].view()``, ``info`` and ``version``: the
 window's RunSession, live or loaded. Redraws are driven by the owner's timer through
-``refresh()``, which skips plots whose sources have not changed. Curves use pen width 1,
-clip-to-view and peak downsampling so that 10^6 records stay smooth (DESIGN.md, Plots).
+``refresh()``, which skips plots whose sources have not changed, and by zooming. Each curve is
+decimated to the min and max per pixel of the visible step range before pyqtgraph sees it,
+so a redraw of 10^6 records costs a few numpy passes (DESIGN.md, Plots); pens are width 1.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.metrics import DEFINITIONS
 
+from .decimate import bin_starts, peaks
 from .palette import color
 
 
@@ -77,21 +79,27 @@ class _Plot:
         self.bands: dict = {}
         self.reference_line = None
         self.seen_versions: tuple = ()
-        self.log_x = False
-        item.setClipToView(True)
-        item.setDownsampling(auto=True, mode="peak")
-        item.showGrid(x=True, y=True, alpha=0.15)
+        self.drawn = False
+        # decimation is ours (widgets/decimate.py): pyqtgraph gets ~2 points per pixel already
+        item.setClipToView(False)
+        item.setDownsampling(auto=False)
+        # no grid: pyqtgraph draws it as alpha-blended lines across the plot, which made one
+        # repaint of the grid of plots 144 ms instead of 15 ms in Qt's raster engine (measured);
+        # the crosshair readout gives exact values instead
         item.setLogMode(False, spec.log_y)
         for side in ("left", "bottom"):
             # label major (decade) ticks and one minor level only: pyqtgraph's log axes otherwise
             # print overlapping 2·10¹ 3·10¹ ... labels when a range spans about a decade
             item.getAxis(side).setStyle(textFillLimits=[(0, 0.8), (2, 0.3)])
+            item.getAxis(side).enableAutoSIPrefix(False)
         item.setTitle(spec.title, size="10pt")
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
         self.legend = item.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 190))
         self.follow_y = True  # the separated-phase y range, until the user zooms or pans
+        self.on_zoom = None  # set by TrajectoryPlots: redraw at the new resolution
         item.vb.sigRangeChangedManually.connect(self._manual_range)
+        item.vb.sigXRangeChanged.connect(self._x_range_changed)
         item.autoBtn.clicked.connect(self._follow_again)
         self.legend.setVisible(spec.kind in ("records", "snapshots") and len(spec.curves) > 1)
         self.marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
@@ -106,6 +114,10 @@ class _Plot:
 
     def _manual_range(self, *_args):
         self.follow_y = False
+
+    def _x_range_changed(self, *_args):
+        if self.on_zoom is not None and not self.item.vb.state["autoRange"][0]:
+            self.on_zoom()
 
     def _follow_again(self, *_args):
         self.follow_y = True
@@ -136,6 +148,10 @@ class TrajectoryPlots(QWidget):
         self.visible = list(PLOT_KEYS)
         self.log_x = False
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+        self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
+        self._zoom_timer.setSingleShot(True)
+        self._zoom_timer.setInterval(30)
+        self._zoom_timer.timeout.connect(lambda: self.refresh(force=True))
         self._build()
 
     # --------------------------------------------------------------- layout
@@ -148,6 +164,7 @@ class TrajectoryPlots(QWidget):
             item = self.view.addPlot(row=i // self.columns, col=i % self.columns)
             item.setLabel("bottom", "step")
             plot = _Plot(spec, item)
+            plot.on_zoom = self._zoom_timer.start
             plot.item.setLogMode(self.log_x, spec.log_y)
             if first is None:
                 first = item
@@ -187,8 +204,17 @@ class TrajectoryPlots(QWidget):
                 self._draw(plot)
                 plot.seen_versions = versions
 
-    def _x(self, source, steps):
-        return steps.astype(np.float64)
+    def _window(self, plot: _Plot, steps: np.ndarray):
+        """The visible slice of ``steps`` and its screen bins (widgets/decimate.py)."""
+        vb = plot.item.vb
+        bins = max(int(vb.width()), 100)
+        if vb.state["autoRange"][0] or not plot.drawn:
+            first = max(float(steps[0]), 1.0) if self.log_x else float(steps[0])
+            last = max(float(steps[-1]), first)
+            lo, hi = (np.log10(first), np.log10(last)) if self.log_x else (first, last)
+        else:
+            lo, hi = vb.viewRange()[0]
+        return bin_starts(steps, lo, hi, bins, self.log_x)
 
     def _clean(self, plot, x, y):
         """Drop what a log axis cannot show (step 0 on log x, values <= 0 on log y)."""
@@ -214,9 +240,9 @@ class TrajectoryPlots(QWidget):
                     plot.curve((s_index, name), pen, legend).setData(x, y, connect="finite")
                 continue
             steps = source.get("step")
-            if steps is None:
+            if steps is None or not len(steps):
                 continue
-            x_all = self._x(source, steps)
+            window = self._window(plot, steps)
             if spec.kind == "records":
                 for c_index, (name, curve_label) in enumerate(spec.curves):
                     values = source.get(name)
@@ -224,7 +250,7 @@ class TrajectoryPlots(QWidget):
                         continue
                     pen = pg.mkPen(color(s_index if multi else c_index), width=1,
                                    style=Qt.SolidLine if c_index == 0 or not multi else Qt.DashLine)
-                    x, y = self._clean(plot, x_all, values)
+                    x, y = self._clean(plot, *peaks(steps, values, *window))
                     legend = f"{label}: {curve_label}" if multi else curve_label
                     plot.curve((s_index, name), pen, legend).setData(x, y, connect="finite")
                 if spec.reference and s_index == 0:
@@ -238,11 +264,12 @@ class TrajectoryPlots(QWidget):
                 names = source.info.get("layer_names", [])
                 for col in range(values.shape[1]):
                     pen = pg.mkPen(color(s_index if multi else col), width=1)
-                    x, y = self._clean(plot, x_all, values[:, col])
+                    x, y = self._clean(plot, *peaks(steps, values[:, col], *window))
                     name = names[col] if col < len(names) else f"layer {col}"
                     plot.curve((s_index, col), pen, name).setData(x, y, connect="finite")
             elif spec.kind == "samples":
-                self._draw_samples(plot, s_index, source, x_all, multi)
+                self._draw_samples(plot, s_index, source, steps, window, multi)
+        plot.drawn = True
 
     def _separated_range(self, plot, source):
         """Fit y to the records past the loss threshold L < l(0) (where gamma~ > 0): before it the
@@ -280,7 +307,7 @@ class TrajectoryPlots(QWidget):
         plot.reference_line.setValue(value)
         plot.reference_line.setVisible(True)
 
-    def _draw_samples(self, plot, s_index, source, x_all, multi):
+    def _draw_samples(self, plot, s_index, source, steps, window, multi):
         values = source.get("sample_margins")
         if values is None or values.ndim != 2 or not len(values):
             return
@@ -289,16 +316,21 @@ class TrajectoryPlots(QWidget):
             labels = source.dataset.y if hasattr(source, "dataset") else np.ones(n)
             for i in range(n):
                 pen = pg.mkPen(color(0 if labels[i] > 0 else 1), width=1)
-                x, y = self._clean(plot, x_all, values[:, i])
+                x, y = self._clean(plot, *peaks(steps, values[:, i], *window))
                 plot.curve((s_index, i), pen).setData(x, y, connect="finite")
             return
+        # the band: min / median / max over samples, at one record per screen bin
+        i0, i1, starts = window
+        rows = np.arange(i0, i1) if starts is None else i0 + starts
+        picked = values[rows]
         with warnings.catch_warnings():  # records where every margin is undefined (theta = 0) stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            lo, mid, hi = np.nanmin(values, axis=1), np.nanmedian(values, axis=1), np.nanmax(values, axis=1)
+            lo, mid, hi = np.nanmin(picked, axis=1), np.nanmedian(picked, axis=1), np.nanmax(picked, axis=1)
         base = color(s_index)
-        x, lo = self._clean(plot, x_all, lo)
-        _, mid = self._clean(plot, x_all, mid)
-        _, hi = self._clean(plot, x_all, hi)
+        x_rows = steps[rows].astype(np.float64)
+        x, lo = self._clean(plot, x_rows, lo)
+        _, mid = self._clean(plot, x_rows, mid)
+        _, hi = self._clean(plot, x_rows, hi)
         low_curve = plot.curve((s_index, "min"), pg.mkPen(base, width=1))
         high_curve = plot.curve((s_index, "max"), pg.mkPen(base, width=1))
         plot.curve((s_index, "median"), pg.mkPen(base, width=1, style=Qt.DashLine)).setData(x, mid, connect="finite")
