@@ -402,10 +402,12 @@ class MainWindow(QMainWindow):
     # ================================================================== drawing
     def _redraw(self) -> None:
         session = self.session
-        if session is None or session.version == self._drawn_version:
+        if session is None:
+            return
+        self.plots.refresh()  # budgeted: stale plots are redrawn a few per tick
+        if session.version == self._drawn_version:
             return
         self._drawn_version = session.version
-        self.plots.refresh()
         margins = session.get("sample_margins")
         if margins is not None and len(margins):
             self.boundary.set_support(session.dataset.X, margins[-1], session.config.recording.support_tolerance)

@@ -10,6 +10,8 @@ so a redraw of 10^6 records costs a few numpy passes (DESIGN.md, Plots); pens ar
 
 from __future__ import annotations
 
+import functools
+import time
 import warnings
 from dataclasses import dataclass, field
 
@@ -20,7 +22,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from core.metrics import DEFINITIONS
 
-from .decimate import bin_starts, peaks
+from .decimate import BlockCache, bin_starts, peaks, range_from
 from .palette import color
 
 
@@ -53,6 +55,13 @@ PLOTS = [
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
+REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the next timer tick
+
+
+@functools.lru_cache(maxsize=256)
+def _pen(colour: str, dashed: bool = False):
+    """Pens are immutable here: make each once (pg.mkPen per curve per redraw showed in profiles)."""
+    return pg.mkPen(colour, width=1, style=Qt.DashLine if dashed else Qt.SolidLine)
 
 
 def _tooltip(spec: PlotSpec) -> str:
@@ -96,8 +105,12 @@ class _Plot:
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
         self.legend = item.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 190))
-        self.follow_y = True  # the separated-phase y range, until the user zooms or pans
+        # follow mode: we set the ranges (sticky, with headroom) until the user zooms or pans;
+        # pyqtgraph's autorange moved every frame and made every axis re-layout its text each paint
+        self.follow = True
+        self.bounds = None  # [xmin, xmax, ymin, ymax] of what was drawn, in view (log10 where log) units
         self.on_zoom = None  # set by TrajectoryPlots: redraw at the new resolution
+        item.disableAutoRange()
         item.vb.sigRangeChangedManually.connect(self._manual_range)
         item.vb.sigXRangeChanged.connect(self._x_range_changed)
         item.autoBtn.clicked.connect(self._follow_again)
@@ -113,14 +126,35 @@ class _Plot:
         item.addItem(self.readout, ignoreBounds=True)
 
     def _manual_range(self, *_args):
-        self.follow_y = False
-
-    def _x_range_changed(self, *_args):
-        if self.on_zoom is not None and not self.item.vb.state["autoRange"][0]:
-            self.on_zoom()
+        self.follow = False
 
     def _follow_again(self, *_args):
-        self.follow_y = True
+        self.follow = True
+        self.item.disableAutoRange()
+        if self.on_zoom is not None:
+            self.on_zoom()
+
+    def _x_range_changed(self, *_args):
+        if self.on_zoom is not None and not self.follow:
+            self.on_zoom()
+
+    def note(self, x, y, log_x: bool, log_y: bool) -> None:
+        """Widen ``bounds`` by a drawn curve (view units)."""
+        if not len(x):
+            return
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xv = np.log10(x[x > 0]) if log_x else x
+            yv = y[np.isfinite(y)]
+            if log_y:
+                yv = np.log10(yv[yv > 0])
+        if not len(xv) or not len(yv):
+            return
+        b = [float(xv.min()), float(xv.max()), float(yv.min()), float(yv.max())]
+        if self.bounds is None:
+            self.bounds = b
+        else:
+            self.bounds = [min(self.bounds[0], b[0]), max(self.bounds[1], b[1]),
+                           min(self.bounds[2], b[2]), max(self.bounds[3], b[3])]
 
     def curve(self, key, pen, name=None):
         c = self.curves.get(key)
@@ -128,6 +162,17 @@ class _Plot:
             c = self.item.plot([], [], pen=pen, name=name, connect="finite")
             self.curves[key] = c
         return c
+
+
+def sticky_range(view: tuple, low: float, high: float, headroom: float = 0.15) -> tuple | None:
+    """A new (lo, hi) when [low, high] left the view or the view is far too wide, else None."""
+    span = high - low
+    if span <= 0:
+        span = abs(high) * 0.1 or 1.0
+    lo, hi = view
+    if low >= lo and high <= hi and (hi - lo) <= 4 * span:
+        return None
+    return low - headroom * span, high + headroom * span
 
 
 class TrajectoryPlots(QWidget):
@@ -147,6 +192,10 @@ class TrajectoryPlots(QWidget):
         self.sources: list = []
         self.visible = list(PLOT_KEYS)
         self.log_x = False
+        self._next_plot = 0
+        self._blocks = BlockCache()
+        self._windows: dict = {}
+        self._thresholds: dict = {}  # source id -> (first record past the loss threshold, records searched)
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -186,6 +235,8 @@ class TrajectoryPlots(QWidget):
     def set_sources(self, sources: list) -> None:
         """``sources``: a list of (source, label); curves of dropped sources are removed."""
         self.sources = list(sources)
+        self._blocks.clear()
+        self._thresholds.clear()
         for plot in self.plots.values():
             for c in list(plot.curves.values()) + [b for pair in plot.bands.values() for b in pair]:
                 plot.item.removeItem(c)
@@ -194,27 +245,50 @@ class TrajectoryPlots(QWidget):
             if plot.reference_line is not None:
                 plot.item.removeItem(plot.reference_line)
                 plot.reference_line = None
+            plot.follow, plot.drawn = True, False
         self.refresh(force=True)
 
     # --------------------------------------------------------------- drawing
-    def refresh(self, force: bool = False) -> None:
+    def refresh(self, force: bool = False, budget_ms: float | None = REDRAW_BUDGET_MS) -> None:
+        """Redraw the plots whose sources changed. Unless forced, stop once ``budget_ms`` is
+        spent (after at least one plot) and go on round-robin at the next call, so that one
+        redraw and its paint never block the event loop for long."""
         versions = tuple((id(s), s.version) for s, _label in self.sources)
-        for plot in self.plots.values():
-            if force or plot.seen_versions != versions:
-                self._draw(plot)
-                plot.seen_versions = versions
+        plots = list(self.plots.values())
+        if not plots:
+            return
+        start = time.perf_counter()
+        self._windows = {}
+        order = plots[self._next_plot % len(plots):] + plots[: self._next_plot % len(plots)]
+        for i, plot in enumerate(order):
+            if not force and plot.seen_versions == versions:
+                continue
+            self._draw(plot)
+            plot.seen_versions = versions
+            if not force and budget_ms is not None and (time.perf_counter() - start) * 1e3 > budget_ms:
+                self._next_plot = (self._next_plot + i + 1) % len(plots)
+                return
+
+    @property
+    def up_to_date(self) -> bool:
+        versions = tuple((id(s), s.version) for s, _label in self.sources)
+        return all(p.seen_versions == versions for p in self.plots.values())
 
     def _window(self, plot: _Plot, steps: np.ndarray):
-        """The visible slice of ``steps`` and its screen bins (widgets/decimate.py)."""
+        """The visible slice of ``steps`` and its screen bins (widgets/decimate.py), shared by
+        the linked plots of one refresh."""
         vb = plot.item.vb
-        bins = max(int(vb.width()), 100)
-        if vb.state["autoRange"][0] or not plot.drawn:
+        bins = max(int(vb.width()) // 2, 100)  # each bin keeps its min and max: one point per pixel
+        if plot.follow or not plot.drawn:
             first = max(float(steps[0]), 1.0) if self.log_x else float(steps[0])
             last = max(float(steps[-1]), first)
             lo, hi = (np.log10(first), np.log10(last)) if self.log_x else (first, last)
         else:
             lo, hi = vb.viewRange()[0]
-        return bin_starts(steps, lo, hi, bins, self.log_x)
+        key = (steps.__array_interface__["data"][0], len(steps), lo, hi, bins, self.log_x)
+        if key not in self._windows:
+            self._windows[key] = bin_starts(steps, lo, hi, bins, self.log_x)
+        return self._windows[key]
 
     def _clean(self, plot, x, y):
         """Drop what a log axis cannot show (step 0 on log x, values <= 0 on log y)."""
@@ -226,6 +300,35 @@ class TrajectoryPlots(QWidget):
         return x, y
 
     def _draw(self, plot: _Plot) -> None:
+        plot.bounds = None
+        self._draw_curves(plot)
+        if plot.follow:
+            self._follow(plot)
+
+    def _follow(self, plot: _Plot) -> None:
+        if plot.bounds is None:
+            return
+        xmin, xmax, ymin, ymax = plot.bounds
+        if plot.spec.extra.get("separated_range") and self.sources:
+            separated = self._separated_bounds(plot, self.sources[0][0])
+            if separated is not None:
+                ymin, ymax = separated
+        vb = plot.item.vb
+        (x0, x1), (y0, y1) = vb.viewRange()
+        new_x = sticky_range((x0, x1), xmin, xmax, headroom=0.0) if plot is self._first_plot() else None
+        if new_x is not None:
+            # steps only grow: double the room ahead (+0.3 decade on a log axis), so that all the
+            # linked axes re-layout their text a handful of times per run, not every frame
+            ahead = 0.3 if self.log_x else (new_x[1] - new_x[0])
+            vb.setXRange(new_x[0], new_x[1] + ahead, padding=0)
+        new_y = sticky_range((y0, y1), ymin, ymax, headroom=0.3)
+        if new_y is not None:
+            vb.setYRange(*new_y, padding=0)
+
+    def _first_plot(self):
+        return next(iter(self.plots.values()), None)
+
+    def _draw_curves(self, plot: _Plot) -> None:
         spec = plot.spec
         multi = len(self.sources) > 1
         for s_index, (source, label) in enumerate(self.sources):
@@ -233,11 +336,10 @@ class TrajectoryPlots(QWidget):
                 steps = source.snapshot_steps.view().astype(np.float64)
                 for c_index, (name, curve_label) in enumerate(spec.curves):
                     values = source.snapshot_metrics[name].view()
-                    pen = pg.mkPen(color(s_index if multi else c_index), width=1,
-                                   style=Qt.SolidLine if c_index == 0 else Qt.DashLine)
+                    pen = _pen(color(s_index if multi else c_index), c_index > 0)
                     x, y = self._clean(plot, steps, values)
                     legend = f"{label}: {curve_label}" if multi else curve_label
-                    plot.curve((s_index, name), pen, legend).setData(x, y, connect="finite")
+                    self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 continue
             steps = source.get("step")
             if steps is None or not len(steps):
@@ -248,51 +350,61 @@ class TrajectoryPlots(QWidget):
                     values = source.get(name)
                     if values is None:
                         continue
-                    pen = pg.mkPen(color(s_index if multi else c_index), width=1,
-                                   style=Qt.SolidLine if c_index == 0 or not multi else Qt.DashLine)
-                    x, y = self._clean(plot, *peaks(steps, values, *window))
+                    pen = _pen(color(s_index if multi else c_index), c_index > 0 and multi)
+                    x, y = self._clean(plot, *peaks(steps, values, *window, self._blocks, (id(source), name)))
                     legend = f"{label}: {curve_label}" if multi else curve_label
-                    plot.curve((s_index, name), pen, legend).setData(x, y, connect="finite")
+                    self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 if spec.reference and s_index == 0:
                     self._reference(plot, source)
-                if spec.extra.get("separated_range") and s_index == 0 and plot.follow_y:
-                    self._separated_range(plot, source)
             elif spec.kind == "columns":
                 values = source.get(spec.curves[0][0])
                 if values is None or values.ndim != 2:
                     continue
                 names = source.info.get("layer_names", [])
                 for col in range(values.shape[1]):
-                    pen = pg.mkPen(color(s_index if multi else col), width=1)
-                    x, y = self._clean(plot, *peaks(steps, values[:, col], *window))
+                    pen = _pen(color(s_index if multi else col))
+                    x, y = self._clean(plot, *peaks(steps, values[:, col], *window, self._blocks, (id(source), spec.curves[0][0], col)))
                     name = names[col] if col < len(names) else f"layer {col}"
-                    plot.curve((s_index, col), pen, name).setData(x, y, connect="finite")
+                    self._set(plot, plot.curve((s_index, col), pen, name), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi)
         plot.drawn = True
 
-    def _separated_range(self, plot, source):
-        """Fit y to the records past the loss threshold L < l(0) (where gamma~ > 0): before it the
-        margins are large and negative and would flatten the phase the theory is about."""
+    def _threshold_index(self, source, smoothed: np.ndarray) -> int | None:
+        """The first record with gamma~ > 0, searched only in records not seen before."""
+        found, searched = self._thresholds.get(id(source), (None, 0))
+        if found is None and len(smoothed) > searched:
+            positive = np.flatnonzero(smoothed[searched:] > 0)
+            found = searched + int(positive[0]) if len(positive) else None
+            self._thresholds[id(source)] = (found, len(smoothed))
+        return found
+
+    def _set(self, plot: _Plot, curve, x, y) -> None:
+        finite = bool(np.isfinite(y).all())
+        curve.setData(x, y, connect="all" if finite else "finite", skipFiniteCheck=finite)
+        plot.note(x, y, self.log_x, plot.spec.log_y)
+
+    def _separated_bounds(self, plot, source):
+        """y bounds of the records past the loss threshold L < l(0) (where gamma~ > 0): before it
+        the margins are large and negative and would flatten the phase the theory is about."""
         smoothed = source.get("smoothed_margin")
-        if smoothed is None:
-            return
-        separated = np.flatnonzero(smoothed > 0)
-        if len(separated) < 2:
-            plot.item.enableAutoRange(axis="y")
-            return
-        start = separated[0]
-        values = [source.get(name)[start:] for name, _label in plot.spec.curves if source.get(name) is not None]
+        if smoothed is None or not len(smoothed):
+            return None
+        start = self._threshold_index(source, smoothed)
+        if start is None or len(smoothed) - start < 2:
+            return None
+        lows, highs = [], []
+        for name, _label in plot.spec.curves:
+            values = source.get(name)
+            if values is not None:
+                low, high = range_from(self._blocks, (id(source), name), values, start)
+                lows.append(low)
+                highs.append(high)
         reference = source.info.get(plot.spec.reference) if plot.spec.reference else None
         if reference is not None:
-            values.append(np.array([reference]))
-        values = np.concatenate(values)
-        values = values[np.isfinite(values)]
-        if not len(values):
-            return
-        lo, hi = float(values.min()), float(values.max())
-        pad = 0.05 * (hi - lo) or 0.05 * abs(hi) or 0.01
-        plot.item.setYRange(lo - pad, hi + pad, padding=0)
+            lows.append(reference)
+            highs.append(reference)
+        return float(min(lows)), float(max(highs))
 
     def _reference(self, plot, source):
         value = source.info.get(plot.spec.reference) if hasattr(source, "info") else None
@@ -315,9 +427,9 @@ class TrajectoryPlots(QWidget):
         if n <= SAMPLE_LINES_UP_TO and not multi:
             labels = source.dataset.y if hasattr(source, "dataset") else np.ones(n)
             for i in range(n):
-                pen = pg.mkPen(color(0 if labels[i] > 0 else 1), width=1)
-                x, y = self._clean(plot, *peaks(steps, values[:, i], *window))
-                plot.curve((s_index, i), pen).setData(x, y, connect="finite")
+                pen = _pen(color(0 if labels[i] > 0 else 1))
+                x, y = self._clean(plot, *peaks(steps, values[:, i], *window, self._blocks, (id(source), "sample", i)))
+                self._set(plot, plot.curve((s_index, i), pen), x, y)
             return
         # the band: min / median / max over samples, at one record per screen bin
         i0, i1, starts = window
@@ -331,11 +443,11 @@ class TrajectoryPlots(QWidget):
         x, lo = self._clean(plot, x_rows, lo)
         _, mid = self._clean(plot, x_rows, mid)
         _, hi = self._clean(plot, x_rows, hi)
-        low_curve = plot.curve((s_index, "min"), pg.mkPen(base, width=1))
-        high_curve = plot.curve((s_index, "max"), pg.mkPen(base, width=1))
-        plot.curve((s_index, "median"), pg.mkPen(base, width=1, style=Qt.DashLine)).setData(x, mid, connect="finite")
-        low_curve.setData(x, lo, connect="finite")
-        high_curve.setData(x, hi, connect="finite")
+        low_curve = plot.curve((s_index, "min"), _pen(base))
+        high_curve = plot.curve((s_index, "max"), _pen(base))
+        plot.curve((s_index, "median"), _pen(base, True)).setData(x, mid, connect="finite")
+        self._set(plot, low_curve, x, lo)
+        self._set(plot, high_curve, x, hi)
         if (s_index, "band") not in plot.bands:
             fill = pg.FillBetweenItem(low_curve, high_curve, brush=pg.mkBrush(pg.mkColor(base).lighter(170)))
             plot.item.addItem(fill)
