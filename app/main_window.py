@@ -323,6 +323,7 @@ class MainWindow(QMainWindow):
         self.banner.clear() if self.banner.label.text().startswith(("diverged", "Training", "Dataset")) else None
         dataset = self.dataset_editor.model.dataset()
         self.session = RunSession(config, dataset, name=config.name)
+        self.plots.set_live(True)
         self.plots.set_sources([(self.session, self.session.name)])
         self.boundary.set_points(dataset.X, dataset.y)
         self._run_started = time.perf_counter()
@@ -386,6 +387,9 @@ class MainWindow(QMainWindow):
             self.session.status, self.session.reason = status, reason
         if status == "diverged":
             self.show_error(reason)
+        if status in ENDED:
+            self.plots.refresh(force=True)  # the last chunk, before the axes fit the data
+            self.plots.set_live(False)
         self._update_controls()
         self._update_status_bar()
 
@@ -469,6 +473,7 @@ class MainWindow(QMainWindow):
         self.load_config(session.config)
         self.session = session
         self._status = session.status
+        self.plots.set_live(False)
         self.plots.set_sources([(session, session.name)])
         self.boundary.set_points(session.dataset.X, session.dataset.y)
         if session.dataset.dim == 2 and session.params is not None:

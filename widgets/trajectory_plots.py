@@ -196,6 +196,7 @@ class TrajectoryPlots(QWidget):
         self._blocks = BlockCache()
         self._windows: dict = {}
         self._thresholds: dict = {}  # source id -> (first record past the loss threshold, records searched)
+        self.live = False  # a run is growing: leave room ahead on the step axis
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -225,6 +226,12 @@ class TrajectoryPlots(QWidget):
         self.visible = [k for k in PLOT_KEYS if k in keys]
         self._build()
         self.refresh(force=True)
+
+    def set_live(self, live: bool) -> None:
+        """While live the step axis keeps room ahead; when the run ends it fits the data."""
+        if live != self.live:
+            self.live = live
+            self.refresh(force=True)
 
     def set_log_x(self, on: bool) -> None:
         self.log_x = on
@@ -316,11 +323,12 @@ class TrajectoryPlots(QWidget):
         vb = plot.item.vb
         (x0, x1), (y0, y1) = vb.viewRange()
         new_x = sticky_range((x0, x1), xmin, xmax, headroom=0.0) if plot is self._first_plot() else None
-        if new_x is not None:
-            # steps only grow: double the room ahead (+0.3 decade on a log axis), so that all the
-            # linked axes re-layout their text a handful of times per run, not every frame
-            ahead = 0.3 if self.log_x else (new_x[1] - new_x[0])
-            vb.setXRange(new_x[0], new_x[1] + ahead, padding=0)
+        if new_x is not None or (not self.live and x1 - x0 > 1.05 * (xmax - xmin) + 1e-9
+                                 and plot is self._first_plot()):
+            # while live, steps only grow: double the room ahead (+0.3 decade on a log axis), so
+            # that the linked axes re-layout their text a handful of times per run, not every frame
+            ahead = (0.3 if self.log_x else (xmax - xmin)) if self.live else 0.0
+            vb.setXRange(xmin, xmax + ahead, padding=0)
         new_y = sticky_range((y0, y1), ymin, ymax, headroom=0.3)
         if new_y is not None:
             vb.setYRange(*new_y, padding=0)
