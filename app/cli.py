@@ -125,6 +125,34 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_render(args) -> int:
+    from app.export import render
+
+    render(args.runs, [p.strip() for p in args.plots.split(",") if p.strip()], args.out, width=args.width,
+           scale=args.scale, columns=args.columns)
+    print(args.out)
+    return 0
+
+
+def cmd_continue(args) -> int:
+    """Train on from a run file's last parameters into a new file that records its parent."""
+    from core.runfile import RunReader
+    from core.runner import run_to_file
+    from core.trainer import Trainer
+
+    with RunReader(args.run) as reader:
+        config, dataset = reader.config, reader.dataset
+        params, start = reader.final_params, reader.final_step
+    config.run.steps = start + args.steps if args.steps else 0
+    trainer = Trainer(config, dataset, params=params, start_step=start)
+    progress = Progress(config.run.steps)
+    trainer = run_to_file(config, args.out, trainer=trainer, parent=str(args.run),
+                          on_chunk=lambda t, c: c.n_records and progress.update(t, c))
+    progress.done()
+    print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
+    return 0
+
+
 def cmd_presets(args) -> int:
     from core.presets import load_preset, preset_names
 
@@ -158,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=2000)
     demo.add_argument("--screenshot", required=True, help="the PNG file to write")
     demo.set_defaults(func=cmd_demo)
+    render = sub.add_parser("render", help="draw plots of saved runs into a PNG or SVG, headless")
+    render.add_argument("runs", nargs="+", help="run files (.h5); several are overlaid")
+    render.add_argument("--plots", default="margin,norm,angle",
+                        help="comma-separated: loss, margin, norm, angle, samples, rank, kkt")
+    render.add_argument("--out", required=True, help="FIG.png or FIG.svg")
+    render.add_argument("--width", type=int, default=1400, help="width in pixels")
+    render.add_argument("--columns", type=int, help="plots per row (default: up to 3)")
+    render.add_argument("--scale", type=float, default=1.0, help="PNG pixel scale")
+    render.set_defaults(func=cmd_render)
+    cont = sub.add_parser("continue", help="train on from a run file's last snapshot into a new file")
+    cont.add_argument("run")
+    cont.add_argument("--steps", type=int, required=True, help="how many more steps (0: until Ctrl+C)")
+    cont.add_argument("--out", required=True)
+    cont.set_defaults(func=cmd_continue)
     open_ = sub.add_parser("open", help="open saved runs in the window")
     open_.add_argument("runs", nargs="+")
     open_.set_defaults(func=cmd_open)

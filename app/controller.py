@@ -55,10 +55,14 @@ class TrainingController(QObject):
         self._commands.put(command)
 
     # --------------------------------------------------------------- commands
-    def start(self, config_json: str, run: bool = True) -> None:
-        """Build a trainer for the config; train at once unless ``run`` is False (prepared, paused)."""
+    def start(self, config_json: str, run: bool = True, params=None, start_step: int = 0) -> None:
+        """Build a trainer for the config; train at once unless ``run`` is False (prepared, paused).
+        ``params`` and ``start_step`` continue a run from its last snapshot."""
         self.state = "running" if run else "paused"
-        self._send("start", config_json, run)
+        if params is None:
+            self._send("start", config_json, run)
+        else:
+            self._send("start", config_json, run, params, int(start_step))
         if run:
             self.statusChanged.emit("running", "")
 

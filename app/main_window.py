@@ -10,22 +10,27 @@ import threading
 import time
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                               QMessageBox, QPushButton, QToolBar, QWidget)
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from core.config import DatasetConfig, RunConfig
 from core.errors import MarginExplorerError
 from core.presets import load_preset, preset_names
-from core.runfile import RunReader
 from widgets.architecture_builder import ArchitectureBuilder
 from widgets.boundary_view import BoundaryView
+from widgets.compare_table import CompareTable
 from widgets.dataset_editor import DatasetEditor
+from widgets.replay_bar import ReplayBar
 from widgets.run_controls import RunControls
-from widgets.trajectory_plots import PLOTS, TrajectoryPlots
+from widgets.run_list import RunList
+from widgets.trajectory_plots import PLOTS, X_AXES, TrajectoryPlots
 
 from .controller import TrainingController
+from .file_actions import FileActions
+from .run_manager import RunManager
 from .session import RunSession
+from .theme import THEMES, apply_theme
 
 DEMO_PRESET = "relu2-blobs"
 REDRAW_MS = 40  # 25 Hz: redraws are paced, never one per step
@@ -94,14 +99,26 @@ class MainWindow(QMainWindow):
         self.controls = RunControls()
         self.plots = TrajectoryPlots()
         self.boundary = BoundaryView()
+        self.replay_bar = ReplayBar()
+        self.run_list = RunList()
+        self.compare_table = CompareTable()
         self.banner = MessageBanner()
+        boundary_panel = QWidget()
+        boundary_layout = QVBoxLayout(boundary_panel)
+        boundary_layout.setContentsMargins(0, 0, 0, 0)
+        boundary_layout.addWidget(self.boundary, stretch=1)
+        boundary_layout.addWidget(self.replay_bar)
+        runs_panel = QTabWidget()
+        runs_panel.addTab(self.run_list, "Runs")
+        runs_panel.addTab(self.compare_table, "Compare")
         self._docks = {}
         for key, title, widget, area in [
             ("dataset", "Dataset", self.dataset_editor, Qt.LeftDockWidgetArea),
             ("architecture", "Architecture", self.builder, Qt.LeftDockWidgetArea),
+            ("runs", "Runs", runs_panel, Qt.LeftDockWidgetArea),
             ("run", "Run", self.controls, Qt.RightDockWidgetArea),
             ("plots", "Plots", self.plots, Qt.RightDockWidgetArea),
-            ("boundary", "Decision boundary", self.boundary, Qt.RightDockWidgetArea),
+            ("boundary", "Decision boundary", boundary_panel, Qt.RightDockWidgetArea),
         ]:
             dock = QDockWidget(title, self)
             dock.setObjectName(f"dock-{key}")
@@ -110,6 +127,7 @@ class MainWindow(QMainWindow):
             self._docks[key] = dock
         self.setDockNestingEnabled(True)
         self.tabifyDockWidget(self._docks["dataset"], self._docks["architecture"])
+        self.tabifyDockWidget(self._docks["architecture"], self._docks["runs"])
         self._docks["dataset"].raise_()
         self.splitDockWidget(self._docks["plots"], self._docks["run"], Qt.Horizontal)
         self.splitDockWidget(self._docks["run"], self._docks["boundary"], Qt.Vertical)
@@ -122,7 +140,14 @@ class MainWindow(QMainWindow):
         banner_bar.addWidget(self.banner)
         self.addToolBar(Qt.TopToolBarArea, banner_bar)
         self._build_status_bar()
+        self.runs = RunManager(self)
+        self.files = FileActions(self)
         self._build_menus()
+        self.setAcceptDrops(True)
+        self._base_font = QApplication.font()
+        self.runs.message.connect(lambda text, kind: self.banner.show_message(text, kind))
+        self.runs.setupRequested.connect(self.use_setup)
+        self.runs.continueRequested.connect(self.continue_run)
 
         self.dataset_editor.model.changed.connect(self._inputs_changed)
         self.dataset_editor.error.connect(self.show_error)
@@ -144,6 +169,7 @@ class MainWindow(QMainWindow):
         self.redraw_timer.timeout.connect(self._redraw)
         self.redraw_timer.start()
         self._drawn_version = -1
+        self._list_refreshed = 0.0
 
         self._restore_settings()
         if load_demo:
@@ -179,13 +205,7 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
-        self.open_action = self._action(file_menu, "&Open run…", self.open_dialog, "Ctrl+O", "Open a saved run (.h5)")
-        self.save_action = self._action(file_menu, "&Save run…", self.save_dialog, "Ctrl+S", "Save the run as an HDF5 file")
-        file_menu.addSeparator()
-        self._action(file_menu, "Import dataset…", self.dataset_editor.import_dialog, tip="CSV or NPZ")
-        self._action(file_menu, "Export dataset…", self.dataset_editor.export_dialog, tip="CSV or NPZ")
-        file_menu.addSeparator()
-        self._action(file_menu, "&Quit", self.close, "Ctrl+Q")
+        self.files.build(file_menu)
 
         edit_menu = bar.addMenu("&Edit")
         stack = self.dataset_editor.model.undo_stack
@@ -214,7 +234,28 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.log_x_action = self._action(view_menu, "Log step axis", lambda on: self.plots.set_log_x(on), "Ctrl+L",
                                          "Logarithmic step axis", checkable=True)
+        axis_menu = view_menu.addMenu("Horizontal axis")
+        self.x_axis_group = QActionGroup(self)
+        self.x_axis_actions = {}
+        for mode, label in X_AXES.items():
+            action = self._action(axis_menu, label, lambda _=False, m=mode: self.set_x_axis(m), checkable=True,
+                                  tip="Runs with different step sizes compare best at equal loss (-log L)")
+            self.x_axis_group.addAction(action)
+            self.x_axis_actions[mode] = action
+        self.x_axis_actions["step"].setChecked(True)
         self.fullscreen_action = self._action(view_menu, "Full screen", self.toggle_full_screen, "F11", checkable=True)
+        self.presentation_action = self._action(view_menu, "Presentation mode", self.toggle_presentation, "F5",
+                                                "Large type and lines, editors hidden, full screen: for talks",
+                                                checkable=True)
+        theme_menu = view_menu.addMenu("Theme")
+        self.theme_group = QActionGroup(self)
+        self.theme_actions = {}
+        for theme in THEMES:
+            action = self._action(theme_menu, theme.capitalize(), lambda _=False, t=theme: self.set_theme(t),
+                                  checkable=True, tip="Light suits projectors")
+            self.theme_group.addAction(action)
+            self.theme_actions[theme] = action
+        self.theme_actions["light"].setChecked(True)
         view_menu.addSeparator()
         for dock in self._docks.values():
             view_menu.addAction(dock.toggleViewAction())
@@ -307,7 +348,12 @@ class MainWindow(QMainWindow):
             self.start_run()
         self._update_controls()
 
-    def start_run(self, run: bool = True) -> bool:
+    def start_run(self, run: bool = True, *, config: RunConfig | None = None, params=None, start_step: int = 0,
+                  parent: str = "") -> bool:
+        """Start a live run from the editors (or from ``config``; ``params`` and ``start_step``
+        continue the run in file ``parent``)."""
+        if config is not None:
+            return self._start(config, config.dataset.build(), run, params, start_step, parent)
         problem = self.problem()
         if problem:
             self.show_error(problem)
@@ -317,22 +363,49 @@ class MainWindow(QMainWindow):
         except MarginExplorerError as exc:
             self.show_error(str(exc))
             return False
+        return self._start(config, self.dataset_editor.model.dataset(), run)
+
+    def _start(self, config, dataset, run, params=None, start_step=0, parent="") -> bool:
         if not self._may_discard("Start a new run and discard the current one?"):
             return False
         self._stop_and_forget()
-        self.banner.clear() if self.banner.label.text().startswith(("diverged", "Training", "Dataset")) else None
-        dataset = self.dataset_editor.model.dataset()
+        if self.banner.label.text().startswith(("diverged", "Training", "Dataset")):
+            self.banner.clear()
         self.session = RunSession(config, dataset, name=config.name)
+        self.session.parent, self.session.start_step = parent, start_step
         self.plots.set_live(True)
-        self.plots.set_sources([(self.session, self.session.name)])
+        self.runs.set_live(self.session)
+        self.run_list.table.setCurrentCell(0, 0)
         self.boundary.set_points(dataset.X, dataset.y)
         self._run_started = time.perf_counter()
         self._config_changed_during_run = False
         self._status = "running" if run else "paused"
-        self.controller.start(config.to_json(), run=run)
-        self.settings.setValue("last_config", config.to_json())
+        self.controller.start(config.to_json(), run=run, params=params, start_step=start_step)
+        if params is None:
+            self.settings.setValue("last_config", config.to_json())
         self._update_controls()
         return True
+
+    def use_setup(self, config: RunConfig) -> None:
+        """Put a run's dataset, network and settings into the editors, ready for a new run."""
+        self.load_config(config)
+        self.statusBar().showMessage("The run's setup is in the editors: press Run to start a new run from it", 6000)
+
+    def continue_run(self, entry) -> bool:
+        """Train on from ``entry``'s last parameters as a new live run that records its parent."""
+        session = entry.session
+        if session.params is None:
+            self.show_error(f"{entry.name} has no saved parameters to continue from.")
+            return False
+        if entry.live:
+            self.show_error("Continue a saved run; the live run continues with Run / Resume.")
+            return False
+        config = session.config.copy()
+        more = self.controls.steps.value()
+        config.run.steps = session.step + more if more else 0
+        config.name = f"{entry.name} (continued)"
+        return self.start_run(config=config, params=session.params, start_step=session.step,
+                              parent=entry.path or "")
 
     def step(self, k: int) -> None:
         if self.controller.state == "running":
@@ -357,7 +430,7 @@ class MainWindow(QMainWindow):
         if self.controller.state in ("running", "paused"):
             self.controller.stop()
         self.session = None
-        self.plots.set_sources([])
+        self.runs.set_live(None)
         self._status = "idle"
 
     # ================================================================== worker messages
@@ -377,8 +450,8 @@ class MainWindow(QMainWindow):
                             payload["snapshot_metrics"], params=payload["params"], step=payload["step"])
 
     def _on_boundary(self, grid: dict) -> None:
-        if self.session is None:
-            return
+        if self.session is None or self.runs.replaying is not None or self.runs.current() is not self.runs.live_entry():
+            return  # the boundary shows a replayed snapshot or another run
         self.boundary.set_grid(grid["values"], grid["rect"], self.session.last("q_min", None))
 
     def _on_status(self, status: str, reason: str) -> None:
@@ -413,8 +486,15 @@ class MainWindow(QMainWindow):
             return
         self._drawn_version = session.version
         margins = session.get("sample_margins")
-        if margins is not None and len(margins):
+        showing_live = self.runs.replaying is None and self.runs.current() is self.runs.live_entry()
+        if margins is not None and len(margins) and showing_live:
             self.boundary.set_support(session.dataset.X, margins[-1], session.config.recording.support_tolerance)
+        now = time.perf_counter()
+        if now - self._list_refreshed > 0.5:  # steps and status in the run list, twice a second
+            self._list_refreshed = now
+            self.runs.refresh_list()
+            self.replay_bar.set_steps(self.runs.current().session.snapshot_steps.view()) if (
+                self.runs.current() is self.runs.live_entry() and self.runs.replaying is None) else None
         self._update_status_bar()
 
     def _update_status_bar(self) -> None:
@@ -433,14 +513,6 @@ class MainWindow(QMainWindow):
         fields["loss"].setText(f"log L {_format(session.last('log_loss'))}")
 
     # ================================================================== files
-    def save_dialog(self) -> None:
-        if self.session is None or self.session.n_records == 0:
-            self.show_error("Nothing to save yet: run first.")
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Save run", f"{self.session.name or 'run'}.h5", "Runs (*.h5)")
-        if path:
-            self.save_run(path)
-
     def save_run(self, path: str) -> bool:
         if self.session is None or self.session.n_records == 0:
             self.show_error("Nothing to save yet: run first.")
@@ -450,46 +522,69 @@ class MainWindow(QMainWindow):
         except (MarginExplorerError, OSError) as exc:
             self.show_error(f"Could not save {path}: {exc}")
             return False
+        live = self.runs.live_entry()
+        if live is not None:
+            live.path = str(path)
+        self.files.remember([path])
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
 
-    def open_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open runs", "", "Runs (*.h5);;All files (*)")
-        if paths:
-            self.open_runs(paths)
-
     def open_runs(self, paths: list[str]) -> bool:
-        """Open a saved run: its setup fills the panels and its trajectories the plots (comparing
-        several runs arrives with the saved-runs issue; the first one is shown)."""
-        if not self._may_discard("Open the run and discard the current one?"):
+        """Add saved runs to the plots, beside whatever is there. The first run's setup fills the
+        editors unless a live run is using them; a bad file gets its message and costs nothing."""
+        opened = self.runs.open([str(p) for p in paths])
+        if not opened:
             return False
-        try:
-            with RunReader(paths[0]) as reader:
-                session = RunSession.from_reader(reader)
-        except MarginExplorerError as exc:
-            self.show_error(str(exc))
-            return False
-        self._stop_and_forget()
-        self.load_config(session.config)
-        self.session = session
-        self._status = session.status
+        self.files.remember([e.path for e in opened])
+        if self.controller.state not in ("running", "paused"):
+            self.load_config(opened[0].session.config)
+            self.banner.clear() if not self.banner.text.startswith(opened[0].name) else None
         self.plots.set_live(False)
-        self.plots.set_sources([(session, session.name)])
-        self.boundary.set_points(session.dataset.X, session.dataset.y)
-        if session.dataset.dim == 2 and session.params is not None:
-            from core.network import NumpyNetwork
-
-            from .worker import boundary_grid
-
-            grid = boundary_grid(NumpyNetwork(session.config.architecture), session.params, session.dataset.X)
-            self.boundary.set_grid(grid["values"], grid["rect"], session.last("q_min", None))
-        if len(paths) > 1:
-            self.banner.show_message("Comparing several runs arrives with the saved-runs feature; showing the first.",
-                                     kind="info")
-        self._drawn_version = -1
-        self._redraw()
+        self.plots.refresh(force=True)
         self._update_controls()
         return True
+
+    def set_x_axis(self, mode: str) -> None:
+        self.plots.set_x_axis(mode)
+        self.x_axis_actions[mode].setChecked(True)
+        self.settings.setValue("x_axis", mode)
+
+    # ================================================================== drag and drop
+    def dragEnterEvent(self, event):  # noqa: N802
+        if any(url.toLocalFile().endswith(".h5") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.toLocalFile().endswith(".h5")]
+        if paths:
+            self.open_runs(paths)
+            event.acceptProposedAction()
+
+    # ================================================================== presentation
+    def set_theme(self, theme: str) -> None:
+        self.theme = theme
+        self.theme_actions[theme].setChecked(True)
+        apply_theme(self, theme, self._base_font, 1.6 if self.presentation_action.isChecked() else 1.0)
+        self.settings.setValue("theme", theme)
+
+    def toggle_presentation(self, on: bool | None = None) -> None:
+        """For talks: large type and lines, the editors hidden, full screen."""
+        on = self.presentation_action.isChecked() if on is None else on
+        self.presentation_action.setChecked(on)
+        editors = ("dataset", "architecture", "runs", "run")
+        if on:
+            self._editor_visibility = {k: self._docks[k].isVisible() for k in editors}
+            for k in editors:
+                self._docks[k].hide()
+            self.plots.set_pen_width(3)
+            self.showFullScreen()
+        else:
+            for k in editors:
+                self._docks[k].setVisible(getattr(self, "_editor_visibility", {}).get(k, True))
+            self.plots.set_pen_width(1)
+            self.showNormal()
+        apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.6 if on else 1.0)
+        self.settings.setValue("presentation", on)
 
     # ================================================================== closing and asking
     def confirm(self, title: str, text: str) -> bool:
@@ -517,6 +612,8 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self.redraw_timer.stop()
+        self.files.stop_recording()
+        self.runs.close()
         self.controller.shutdown()
         self._save_settings()
         super().closeEvent(event)
@@ -555,6 +652,14 @@ class MainWindow(QMainWindow):
         if str(s.value("log_x", "false")).lower() == "true":
             self.log_x_action.setChecked(True)
             self.plots.set_log_x(True)
+        mode = str(s.value("x_axis", "step"))
+        if mode in X_AXES and mode != "step":
+            self.set_x_axis(mode)
+        theme = str(s.value("theme", "light"))
+        if theme in THEMES and theme != "light":
+            self.set_theme(theme)
+        if str(s.value("presentation", "false")).lower() == "true":
+            QTimer.singleShot(0, lambda: self.toggle_presentation(True))
 
     def _plots_chosen(self) -> None:
         self.plots.set_visible_plots([k for k, a in self.plot_actions.items() if a.isChecked()])

@@ -4,6 +4,8 @@ live run and a loaded run are the same object to them (DESIGN.md, One path for d
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from core.config import RunConfig
@@ -55,6 +57,8 @@ class RunSession:
         self.reason = ""
         self.info: dict = {}  # facts from the worker: layer names, reference margin, parameter count
         self.saved_path: str | None = None
+        self.parent = ""  # the run file this one continues
+        self.start_step = 0
         self.version = 0  # bumps on every append; views redraw when it changes
 
     # --------------------------------------------------------------- filling
@@ -87,6 +91,9 @@ class RunSession:
                        params=reader.final_params, step=reader.final_step)
         session.status, session.reason = reader.status, reader.status_reason
         session.saved_path = str(reader.path)
+        session.parent = str(reader.attrs.get("parent", ""))
+        session.start_step = int(reader.attrs.get("start_step", 0))
+        session.info = {"layer_names": json.loads(reader.file["metrics/stable_rank"].attrs.get("columns", "[]"))}
         return session
 
     # --------------------------------------------------------------- reading
@@ -115,7 +122,8 @@ class RunSession:
         ensemble = self.get("ensemble_share")
         writer = RunWriter(path, self.config, self.dataset, n_params=n_params, layer_names=layers,
                            ensemble_size=0 if ensemble is None else ensemble.shape[1],
-                           homogeneity=self.homogeneity, device=device)
+                           homogeneity=self.homogeneity, device=device, parent=self.parent,
+                           start_step=self.start_step)
         records = {name: buf.view() for name, buf in self.series.items()}
         chunk = Chunk(records=records, snapshot_steps=list(self.snapshot_steps.view()),
                       snapshot_params=self.snapshot_params,

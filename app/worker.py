@@ -73,14 +73,15 @@ def worker_main(commands, results) -> None:
                 kind = command[0]
                 if kind == "quit":
                     return
-                if kind == "start":
+                if kind == "start":  # ("start", config_json, run[, params, start_step]): params continue a run
                     config = RunConfig.from_json(command[1])
-                    trainer = Trainer(config)
+                    params = command[3] if len(command) > 3 else None
+                    trainer = Trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0)
                     results.put(("started", _start_info(trainer)))
                     results.put(("chunk", _payload(trainer.run(0))))
                     if trainer.dataset.dim == 2:
                         results.put(("boundary", boundary_grid(trainer.net, trainer.theta, trainer.dataset.X)))
-                    running, steps_left = bool(command[2]) if len(command) > 2 else True, None
+                    running, steps_left = bool(command[2]), None
                 elif trainer is None:
                     continue
                 elif kind == "pause":

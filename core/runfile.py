@@ -145,7 +145,17 @@ class RunWriter:
             return
         self.file.close()
         self.closed = True
-        with h5py.File(self.path, "r+") as f:
+        for attempt in range(5):
+            try:
+                f = h5py.File(self.path, "r+", locking=attempt < 4)
+                break
+            except OSError as exc:
+                # a reader (the window following this run) holds a shared lock: wait a moment,
+                # then write the two attributes without the lock rather than crash at the end
+                if "lock" not in str(exc):
+                    raise
+                time.sleep(0.05)
+        with f:
             f.attrs["status"] = status
             f.attrs["status_reason"] = reason
 
@@ -169,6 +179,9 @@ def _open(path: Path) -> tuple[h5py.File, bool]:
         try:
             return h5py.File(path, "r", swmr=True), True
         except (OSError, RuntimeError):
+            if "unable to lock file" in str(first):  # a writer is creating it, before SWMR starts
+                raise RunFileError(f"{path}: another program is creating this file right now; "
+                                   "open it again in a moment") from None
             raise RunFileError(f"{path}: the file is damaged or truncated and cannot be opened ({first})") from None
 
 

@@ -135,3 +135,34 @@ def test_diverged_runs_are_saved_with_their_reason(tmp_path):
     with RunReader(tmp_path / "div.h5") as run:
         assert run.status == "diverged" and "diverged at step" in run.status_reason
         assert np.all(np.isfinite(run.metrics["log_loss"]))
+
+
+def test_a_writer_finishes_cleanly_while_another_process_reads_its_file(tmp_path):
+    """A reader's shared lock once made the writer crash while writing its final status."""
+    path = tmp_path / "shared.h5"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", "relu2-blobs", "--out", str(path),
+                             "--steps", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    reader = None
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                reader = RunReader(path)
+                if reader.n_records:
+                    break
+                reader.close()
+                reader = None
+            except RunFileError:
+                pass
+            time.sleep(0.1)
+        assert reader is not None and reader.swmr
+        time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    try:
+        assert proc.returncode == 0, err
+    finally:
+        reader.close()
+    with RunReader(path) as run:
+        assert run.status == "stopped"

@@ -54,14 +54,20 @@ PLOTS = [
              log_y=True, kind="snapshots"),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
+# what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
+X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
 REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the next timer tick
 
 
+STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
+
+
 @functools.lru_cache(maxsize=256)
-def _pen(colour: str, dashed: bool = False):
-    """Pens are immutable here: make each once (pg.mkPen per curve per redraw showed in profiles)."""
-    return pg.mkPen(colour, width=1, style=Qt.DashLine if dashed else Qt.SolidLine)
+def _make_pen(colour: str, style: int, width: int):
+    """Pens are immutable here: make each once (pg.mkPen per curve per redraw showed in profiles).
+    ``style`` tells a run's curves apart when colours tell the runs apart."""
+    return pg.mkPen(colour, width=width, style=STYLES[int(style) % len(STYLES)])
 
 
 def _tooltip(spec: PlotSpec) -> str:
@@ -197,6 +203,9 @@ class TrajectoryPlots(QWidget):
         self._windows: dict = {}
         self._thresholds: dict = {}  # source id -> (first record past the loss threshold, records searched)
         self.live = False  # a run is growing: leave room ahead on the step axis
+        self.x_mode = "step"
+        self._xcache: dict = {}
+        self.pen_width = 1
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -212,7 +221,7 @@ class TrajectoryPlots(QWidget):
         for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
             spec = next(p for p in PLOTS if p.key == key)
             item = self.view.addPlot(row=i // self.columns, col=i % self.columns)
-            item.setLabel("bottom", "step")
+            item.setLabel("bottom", X_AXES[self.x_mode])
             plot = _Plot(spec, item)
             plot.on_zoom = self._zoom_timer.start
             plot.item.setLogMode(self.log_x, spec.log_y)
@@ -227,6 +236,47 @@ class TrajectoryPlots(QWidget):
         self._build()
         self.refresh(force=True)
 
+    def set_x_axis(self, mode: str) -> None:
+        """step, wall_time or neg_log_loss (-log L)."""
+        if mode not in X_AXES:
+            raise ValueError(mode)
+        self.x_mode = mode
+        for plot in self.plots.values():
+            plot.item.setLabel("bottom", X_AXES[mode])
+            plot.follow = True
+        self._blocks.clear()
+        self.refresh(force=True)
+
+    def _x_of(self, source):
+        """(x values of every record, whether they are sorted) for the current x mode."""
+        steps = source.get("step")
+        if steps is None:
+            return None, True
+        key = (id(source), self.x_mode, len(steps))
+        if key not in self._xcache:
+            if self.x_mode == "step":
+                self._xcache[key] = (steps, True)
+            else:
+                values = source.get("wall_time") if self.x_mode == "wall_time" else -source.get("log_loss")
+                ordered = bool(np.all(np.diff(values) >= 0)) if len(values) > 1 else True
+                self._xcache[key] = (values, ordered)
+        return self._xcache[key]
+
+    def _step_to_x(self, source, step_values):
+        steps = source.get("step")
+        x, _ordered = self._x_of(source)
+        if self.x_mode == "step" or steps is None or not len(steps):
+            return np.asarray(step_values, dtype=np.float64)
+        return np.interp(step_values, steps, x)
+
+    def set_pen_width(self, width: int) -> None:
+        """Line width of every curve: 1 live (thick pens are slow in pyqtgraph), 3 for talks."""
+        self.pen_width = width
+        self.set_sources(list(self.sources))
+
+    def _pen(self, colour: str, style: int = 0):
+        return _make_pen(colour, int(style), self.pen_width)
+
     def set_live(self, live: bool) -> None:
         """While live the step axis keeps room ahead; when the run ends it fits the data."""
         if live != self.live:
@@ -240,8 +290,9 @@ class TrajectoryPlots(QWidget):
         self.refresh(force=True)
 
     def set_sources(self, sources: list) -> None:
-        """``sources``: a list of (source, label); curves of dropped sources are removed."""
-        self.sources = list(sources)
+        """``sources``: (source, label) or (source, label, colour index); a run keeps its colour
+        when others are hidden. Curves of dropped sources are removed."""
+        self.sources = [(s[0], s[1], s[2] if len(s) > 2 else i) for i, s in enumerate(sources)]
         self._blocks.clear()
         self._thresholds.clear()
         for plot in self.plots.values():
@@ -260,12 +311,13 @@ class TrajectoryPlots(QWidget):
         """Redraw the plots whose sources changed. Unless forced, stop once ``budget_ms`` is
         spent (after at least one plot) and go on round-robin at the next call, so that one
         redraw and its paint never block the event loop for long."""
-        versions = tuple((id(s), s.version) for s, _label in self.sources)
+        versions = tuple((id(s[0]), s[0].version) for s in self.sources)
         plots = list(self.plots.values())
         if not plots:
             return
         start = time.perf_counter()
         self._windows = {}
+        self._xcache = {}
         order = plots[self._next_plot % len(plots):] + plots[: self._next_plot % len(plots)]
         for i, plot in enumerate(order):
             if not force and plot.seen_versions == versions:
@@ -278,8 +330,15 @@ class TrajectoryPlots(QWidget):
 
     @property
     def up_to_date(self) -> bool:
-        versions = tuple((id(s), s.version) for s, _label in self.sources)
+        versions = tuple((id(s[0]), s[0].version) for s in self.sources)
         return all(p.seen_versions == versions for p in self.plots.values())
+
+    def _stride(self, plot: _Plot, n: int):
+        """For an x that is not sorted (-log L can rise): every k-th record, ~1 per pixel."""
+        bins = max(int(plot.item.vb.width()), 100)
+        if n <= 2 * bins:
+            return 0, n, None
+        return 0, n, ("stride", np.unique(np.linspace(0, n - 1, 2 * bins).astype(np.int64)))
 
     def _window(self, plot: _Plot, steps: np.ndarray):
         """The visible slice of ``steps`` and its screen bins (widgets/decimate.py), shared by
@@ -339,27 +398,27 @@ class TrajectoryPlots(QWidget):
     def _draw_curves(self, plot: _Plot) -> None:
         spec = plot.spec
         multi = len(self.sources) > 1
-        for s_index, (source, label) in enumerate(self.sources):
+        for s_index, (source, label, colour_index) in enumerate(self.sources):
             if spec.kind == "snapshots":
-                steps = source.snapshot_steps.view().astype(np.float64)
+                snap_x = self._step_to_x(source, source.snapshot_steps.view())
                 for c_index, (name, curve_label) in enumerate(spec.curves):
                     values = source.snapshot_metrics[name].view()
-                    pen = _pen(color(s_index if multi else c_index), c_index > 0)
-                    x, y = self._clean(plot, steps, values)
+                    pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
+                    x, y = self._clean(plot, snap_x, values)
                     legend = f"{label}: {curve_label}" if multi else curve_label
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 continue
-            steps = source.get("step")
+            steps, ordered = self._x_of(source)  # "steps": the x values, whatever the x mode
             if steps is None or not len(steps):
                 continue
-            window = self._window(plot, steps)
+            window = self._window(plot, steps) if ordered else self._stride(plot, len(steps))
             if spec.kind == "records":
                 for c_index, (name, curve_label) in enumerate(spec.curves):
                     values = source.get(name)
                     if values is None:
                         continue
-                    pen = _pen(color(s_index if multi else c_index), c_index > 0 and multi)
-                    x, y = self._clean(plot, *peaks(steps, values, *window, self._blocks, (id(source), name)))
+                    pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
+                    x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), name)))
                     legend = f"{label}: {curve_label}" if multi else curve_label
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 if spec.reference and s_index == 0:
@@ -370,13 +429,21 @@ class TrajectoryPlots(QWidget):
                     continue
                 names = source.info.get("layer_names", [])
                 for col in range(values.shape[1]):
-                    pen = _pen(color(s_index if multi else col))
-                    x, y = self._clean(plot, *peaks(steps, values[:, col], *window, self._blocks, (id(source), spec.curves[0][0], col)))
+                    pen = self._pen(color(colour_index if multi else col))
+                    x, y = self._clean(plot, *self._peaks(steps, values[:, col], window,
+                                                                  (id(source), spec.curves[0][0], col)))
                     name = names[col] if col < len(names) else f"layer {col}"
                     self._set(plot, plot.curve((s_index, col), pen, name), x, y)
             elif spec.kind == "samples":
-                self._draw_samples(plot, s_index, source, steps, window, multi)
+                self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         plot.drawn = True
+
+    def _peaks(self, x, y, window, key):
+        i0, i1, starts = window
+        if isinstance(starts, tuple):  # stride over an unsorted x
+            idx = starts[1]
+            return x[idx].astype(np.float64), y[idx]
+        return peaks(x, y, i0, i1, starts, self._blocks, key)
 
     def _threshold_index(self, source, smoothed: np.ndarray) -> int | None:
         """The first record with gamma~ > 0, searched only in records not seen before."""
@@ -427,7 +494,7 @@ class TrajectoryPlots(QWidget):
         plot.reference_line.setValue(value)
         plot.reference_line.setVisible(True)
 
-    def _draw_samples(self, plot, s_index, source, steps, window, multi):
+    def _draw_samples(self, plot, s_index, source, steps, window, multi, colour_index):
         values = source.get("sample_margins")
         if values is None or values.ndim != 2 or not len(values):
             return
@@ -435,25 +502,28 @@ class TrajectoryPlots(QWidget):
         if n <= SAMPLE_LINES_UP_TO and not multi:
             labels = source.dataset.y if hasattr(source, "dataset") else np.ones(n)
             for i in range(n):
-                pen = _pen(color(0 if labels[i] > 0 else 1))
-                x, y = self._clean(plot, *peaks(steps, values[:, i], *window, self._blocks, (id(source), "sample", i)))
+                pen = self._pen(color(0 if labels[i] > 0 else 1))
+                x, y = self._clean(plot, *self._peaks(steps, values[:, i], window, (id(source), "sample", i)))
                 self._set(plot, plot.curve((s_index, i), pen), x, y)
             return
         # the band: min / median / max over samples, at one record per screen bin
         i0, i1, starts = window
-        rows = np.arange(i0, i1) if starts is None else i0 + starts
+        if isinstance(starts, tuple):
+            rows = starts[1]
+        else:
+            rows = np.arange(i0, i1) if starts is None else i0 + starts
         picked = values[rows]
         with warnings.catch_warnings():  # records where every margin is undefined (theta = 0) stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, mid, hi = np.nanmin(picked, axis=1), np.nanmedian(picked, axis=1), np.nanmax(picked, axis=1)
-        base = color(s_index)
+        base = color(colour_index)
         x_rows = steps[rows].astype(np.float64)
         x, lo = self._clean(plot, x_rows, lo)
         _, mid = self._clean(plot, x_rows, mid)
         _, hi = self._clean(plot, x_rows, hi)
-        low_curve = plot.curve((s_index, "min"), _pen(base))
-        high_curve = plot.curve((s_index, "max"), _pen(base))
-        plot.curve((s_index, "median"), _pen(base, True)).setData(x, mid, connect="finite")
+        low_curve = plot.curve((s_index, "min"), self._pen(base))
+        high_curve = plot.curve((s_index, "max"), self._pen(base))
+        plot.curve((s_index, "median"), self._pen(base, 1)).setData(x, mid, connect="finite")
         self._set(plot, low_curve, x, lo)
         self._set(plot, high_curve, x, hi)
         if (s_index, "band") not in plot.bands:
@@ -464,11 +534,14 @@ class TrajectoryPlots(QWidget):
     # --------------------------------------------------------------- cursor and crosshair
     def set_marker(self, step: float | None) -> None:
         """The replay cursor: a dashed vertical line at ``step`` on every plot (None hides it)."""
+        x = None
+        if step is not None and self.sources:
+            x = float(self._step_to_x(self.sources[0][0], [step])[0])
         for plot in self.plots.values():
-            if step is None:
+            if x is None:
                 plot.marker.setVisible(False)
             else:
-                plot.marker.setValue(np.log10(max(step, 1)) if self.log_x else step)
+                plot.marker.setValue(np.log10(max(x, 1e-12)) if self.log_x else x)
                 plot.marker.setVisible(True)
 
     def _mouse_moved(self, event) -> None:
@@ -476,36 +549,48 @@ class TrajectoryPlots(QWidget):
         for plot in self.plots.values():
             if plot.item.sceneBoundingRect().contains(pos):
                 x = plot.item.vb.mapSceneToView(pos).x()
-                step = 10 ** x if self.log_x else x
-                self.show_crosshair(step)
-                self.hoveredStep.emit(step)
+                self.show_crosshair(10 ** x if self.log_x else x)
                 return
 
-    def show_crosshair(self, step: float) -> None:
+    def show_crosshair(self, x_value: float) -> None:
+        """A vertical line at ``x_value`` (in x-axis units) and each plot's values there."""
+        index = self._nearest_record(x_value)
+        if index is not None:
+            self.hoveredStep.emit(float(self.sources[0][0].get("step")[index]))
         for plot in self.plots.values():
-            plot.cross.setValue(np.log10(max(step, 1e-12)) if self.log_x else step)
+            plot.cross.setValue(np.log10(max(x_value, 1e-12)) if self.log_x else x_value)
             plot.cross.setVisible(True)
-            plot.readout.setText(self._readout(plot, step))
+            plot.readout.setText(self._readout(plot, index))
             vb = plot.item.vb
             (x0, _x1), (_y0, y1) = vb.viewRange()
             plot.readout.setPos(x0, y1)
 
-    def _readout(self, plot: _Plot, step: float) -> str:
+    def _nearest_record(self, x_value: float) -> int | None:
         if not self.sources:
+            return None
+        x, ordered = self._x_of(self.sources[0][0])
+        if x is None or not len(x):
+            return None
+        if ordered:
+            i = int(np.clip(np.searchsorted(x, x_value), 0, len(x) - 1))
+            if i > 0 and abs(x[i - 1] - x_value) < abs(x[i] - x_value):
+                i -= 1
+            return i
+        return int(np.nanargmin(np.abs(x - x_value)))
+
+    def _readout(self, plot: _Plot, i: int | None) -> str:
+        if not self.sources or i is None:
             return ""
         source = self.sources[0][0]
         spec = plot.spec
-        if spec.kind == "snapshots":
-            steps = source.snapshot_steps.view()
-            if not len(steps):
-                return ""
-            i = int(np.clip(np.searchsorted(steps, step), 0, len(steps) - 1))
-            parts = [f"step {steps[i]}"] + [f"{lbl} {source.snapshot_metrics[n].view()[i]:.4g}" for n, lbl in spec.curves]
-            return "  ".join(parts)
         steps = source.get("step")
-        if steps is None or not len(steps):
-            return ""
-        i = int(np.clip(np.searchsorted(steps, step), 0, len(steps) - 1))
+        if spec.kind == "snapshots":
+            snaps = source.snapshot_steps.view()
+            if not len(snaps):
+                return ""
+            j = int(np.clip(np.searchsorted(snaps, steps[i]), 0, len(snaps) - 1))
+            parts = [f"step {snaps[j]}"] + [f"{lbl} {source.snapshot_metrics[n].view()[j]:.4g}" for n, lbl in spec.curves]
+            return "  ".join(parts)
         parts = [f"step {steps[i]}"]
         for name, label in spec.curves:
             values = source.get(name)

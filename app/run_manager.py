@@ -1,0 +1,203 @@
+"""The runs on screen: the live run and opened files, their list, the comparison table, the
+replay bar, files that are still being written, "use this setup" and "continue"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from core.errors import MarginExplorerError
+from core.homogeneity import analyze
+from core.network import NumpyNetwork
+from core.runfile import RunReader
+
+from .runs import FileFollower, RunEntry
+from .session import RunSession
+from .worker import boundary_grid
+
+FOLLOW_MS = 500  # how often a file still being written is re-read
+
+
+class RunManager(QObject):
+    runsChanged = Signal()
+    setupRequested = Signal(object)  # a RunConfig for the editors
+    continueRequested = Signal(object)  # a RunEntry to train on from
+    message = Signal(str, str)  # text, kind (error / info)
+
+    def __init__(self, window):
+        super().__init__(window)
+        self.window = window
+        self.entries: list[RunEntry] = []
+        self._next_colour = 0
+        self._networks: dict = {}
+        self.replaying: RunEntry | None = None  # the run whose snapshot the boundary shows
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_MS)
+        self.follow_timer.timeout.connect(self._follow)
+        run_list, replay = window.run_list, window.replay_bar
+        run_list.visibilityChanged.connect(self._set_visible)
+        run_list.renamed.connect(self._rename)
+        run_list.removeRequested.connect(self.remove)
+        run_list.useSetupRequested.connect(lambda row: self.setupRequested.emit(self.entries[row].session.config))
+        run_list.continueRequested.connect(lambda row: self.continueRequested.emit(self.entries[row]))
+        run_list.currentChanged.connect(self._current_changed)
+        replay.snapshotChosen.connect(self.show_snapshot)
+
+    # --------------------------------------------------------------- the list
+    def _colour(self) -> int:
+        colour = self._next_colour
+        self._next_colour += 1
+        return colour
+
+    def set_live(self, session: RunSession | None) -> None:
+        """Put the window's training session first in the list (replacing the previous one)."""
+        self.entries = [e for e in self.entries if not e.live]
+        if session is not None:
+            self.entries.insert(0, RunEntry(session, session.name or "live run", self._colour(), live=True))
+        self.changed()
+
+    def live_entry(self) -> RunEntry | None:
+        return next((e for e in self.entries if e.live), None)
+
+    def current(self) -> RunEntry | None:
+        row = self.window.run_list.current_row()
+        return self.entries[row] if 0 <= row < len(self.entries) else None
+
+    def changed(self) -> None:
+        window = self.window
+        visible = [(e.session, e.name, e.colour_index) for e in self.entries if e.visible]
+        window.plots.set_sources(visible)
+        window.run_list.set_runs(self.entries)
+        window.compare_table.set_runs([(e.name, e.session) for e in self.entries])
+        self._current_changed(window.run_list.current_row())
+        self.runsChanged.emit()
+
+    def refresh_list(self) -> None:
+        """Status and steps changed (no new runs): update the list and table only."""
+        self.window.run_list.set_runs(self.entries)
+        self.window.compare_table.set_runs([(e.name, e.session) for e in self.entries])
+
+    def _set_visible(self, row: int, visible: bool) -> None:
+        if 0 <= row < len(self.entries) and self.entries[row].visible != visible:
+            self.entries[row].visible = visible
+            self.changed()
+
+    def _rename(self, row: int, name: str) -> None:
+        if 0 <= row < len(self.entries) and name and self.entries[row].name != name:
+            self.entries[row].name = name
+            self.changed()
+
+    def remove(self, row: int) -> None:
+        if not 0 <= row < len(self.entries):
+            return
+        entry = self.entries[row]
+        if entry.live:
+            self.message.emit("The live run is removed by Reset or a new run, not from the list.", "info")
+            return
+        if entry.follower is not None:
+            entry.follower.close()
+        del self.entries[row]
+        self.changed()
+
+    # --------------------------------------------------------------- opening
+    def open(self, paths: list[str]) -> list[RunEntry]:
+        """Add run files; a bad one gets its message and the others still open."""
+        opened, errors = [], []
+        for path in paths:
+            try:
+                reader = RunReader(path)
+            except MarginExplorerError as exc:
+                errors.append(str(exc))
+                continue
+            try:
+                session = RunSession.from_reader(reader)
+            except (MarginExplorerError, OSError, KeyError, ValueError) as exc:
+                reader.close()
+                errors.append(f"{path}: {exc}")
+                continue
+            if not session.homogeneity:
+                session.homogeneity = analyze(session.config.architecture).to_dict()
+            entry = RunEntry(session, Path(path).stem, self._colour(), path=str(path))
+            if reader.swmr and reader.status == "running":  # its writer is alive (or died): follow it
+                entry.follower = FileFollower(reader, session)
+                self.follow_timer.start()
+            else:
+                reader.close()
+            if session.status == "diverged":
+                self.message.emit(f"{entry.name} diverged: {session.reason}", "info")
+            self.entries.append(entry)
+            opened.append(entry)
+        if opened:
+            self.changed()
+            self.window.run_list.table.setCurrentCell(self.entries.index(opened[0]), 0)
+        if errors:
+            self.message.emit("\n".join(errors), "error")
+        return opened
+
+    def _follow(self) -> None:
+        active = False
+        for entry in self.entries:
+            if entry.follower is not None:
+                if entry.follower.poll():
+                    active = True
+                else:
+                    entry.follower = None
+                    self.refresh_list()
+        if not active:
+            self.follow_timer.stop()
+
+    def close(self) -> None:
+        self.follow_timer.stop()
+        for entry in self.entries:
+            if entry.follower is not None:
+                entry.follower.close()
+                entry.follower = None
+
+    # --------------------------------------------------------------- replay
+    def _current_changed(self, row: int) -> None:
+        entry = self.entries[row] if 0 <= row < len(self.entries) else None
+        bar = self.window.replay_bar
+        bar.stop()
+        if entry is None:
+            bar.set_steps([])
+            return
+        bar.set_steps(entry.session.snapshot_steps.view())
+        self.replaying = None
+        if not entry.live:
+            self.show_final(entry)
+
+    def _network(self, entry: RunEntry) -> NumpyNetwork:
+        key = id(entry.session)
+        if key not in self._networks:
+            self._networks[key] = NumpyNetwork(entry.session.config.architecture)
+        return self._networks[key]
+
+    def show_params(self, entry: RunEntry, params: np.ndarray, step: int | None) -> None:
+        """The boundary, support vectors and plot markers at ``params`` of ``entry``."""
+        window = self.window
+        dataset = entry.session.dataset
+        window.boundary.set_points(dataset.X, dataset.y)
+        if dataset.dim != 2 or params is None:
+            window.plots.set_marker(step)
+            return
+        net = self._network(entry)
+        f = net.outputs(params, dataset.X)
+        q = dataset.y * f
+        grid = boundary_grid(net, params, dataset.X)
+        window.boundary.set_grid(grid["values"], grid["rect"], float(q.min()))
+        window.boundary.set_support(dataset.X, q, entry.session.config.recording.support_tolerance)
+        window.plots.set_marker(step)
+
+    def show_final(self, entry: RunEntry) -> None:
+        self.show_params(entry, entry.session.params, None)
+
+    def show_snapshot(self, index: int) -> None:
+        entry = self.current()
+        if entry is None or index >= len(entry.session.snapshot_params):
+            return
+        steps = entry.session.snapshot_steps.view()
+        latest = index == len(steps) - 1
+        self.replaying = None if (latest and entry.live) else entry
+        self.show_params(entry, entry.session.snapshot_params[index], None if latest and entry.live else int(steps[index]))

@@ -1,0 +1,61 @@
+"""Light and dark themes and presentation mode's larger type and lines, for the whole window:
+the Qt palette and every pyqtgraph view."""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtGui import QColor, QFont, QPalette
+from PySide6.QtWidgets import QApplication
+
+THEMES = {"light": {"background": "w", "foreground": "#222"},
+          "dark": {"background": "#111", "foreground": "#ddd"}}
+
+
+def _dark_palette() -> QPalette:
+    p = QPalette()
+    for role, colour in [(QPalette.Window, "#2b2b2b"), (QPalette.WindowText, "#e6e6e6"), (QPalette.Base, "#1e1e1e"),
+                         (QPalette.AlternateBase, "#2b2b2b"), (QPalette.Text, "#e6e6e6"), (QPalette.Button, "#3a3a3a"),
+                         (QPalette.ButtonText, "#e6e6e6"), (QPalette.Highlight, "#0072B2"),
+                         (QPalette.HighlightedText, "#ffffff"), (QPalette.ToolTipBase, "#333333"),
+                         (QPalette.ToolTipText, "#e6e6e6")]:
+        p.setColor(role, QColor(colour))
+    return p
+
+
+def apply_theme(window, theme: str, base_font: QFont, font_scale: float = 1.0) -> None:
+    """Colour the window and its plots; scale the application font."""
+    app = QApplication.instance()
+    colours = THEMES[theme]
+    app.setStyle("Fusion")
+    app.setPalette(_dark_palette() if theme == "dark" else app.style().standardPalette())
+    font = QFont(base_font)
+    if font.pointSizeF() > 0:
+        font.setPointSizeF(base_font.pointSizeF() * font_scale)
+    app.setFont(font)
+    pg.setConfigOptions(background=colours["background"], foreground=colours["foreground"])
+    for view in window.findChildren(pg.GraphicsView):
+        view.setBackground(colours["background"])
+    for item in _plot_items(window):
+        for side in ("left", "bottom"):
+            axis = item.getAxis(side)
+            axis.setPen(colours["foreground"])
+            axis.setTextPen(colours["foreground"])
+            axis.setStyle(tickFont=_scaled(QFont(), font_scale))
+        item.titleLabel.setText(item.titleLabel.text, color=colours["foreground"],
+                                size=f"{10 * font_scale:.0f}pt")
+
+
+def _scaled(font: QFont, scale: float) -> QFont:
+    if font.pointSizeF() > 0:
+        font.setPointSizeF(font.pointSizeF() * scale)
+    return font
+
+
+def _plot_items(window):
+    for view in window.findChildren(pg.GraphicsView):
+        scene = view.scene()
+        if scene is None:
+            continue
+        for item in scene.items():
+            if isinstance(item, pg.PlotItem):
+                yield item

@@ -1,0 +1,246 @@
+"""Saved runs in the window: open, compare, replay, continue, export, record, render, and
+every bad file's message."""
+
+import signal
+import subprocess
+import sys
+import time
+import xml.dom.minidom
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+
+from app.export import export_metrics_csv, export_scene, export_widget_png
+from core.errors import RunFileError
+from core.runfile import FORMAT_VERSION, RunReader
+from core.runner import run_to_file
+from tests.helpers import config_for, linear_spec, mlp
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def run_files(tmp_path_factory):
+    """Two small runs: a ReLU network and a linear model, on the same blobs."""
+    from core.datasets import gaussian_blobs
+
+    folder = tmp_path_factory.mktemp("runs")
+    data = gaussian_blobs(40, 2, separation=4.0, noise=0.5, seed=0)
+    paths = []
+    for name, spec, rule in (("relu", mlp(2, [8]), "lyu_li"), ("linear", linear_spec(), "loss_normalized")):
+        config = config_for(spec, data, steps=1500, lr=0.5, rule=rule, snapshots_per_decade=6)
+        config.name = name
+        path = folder / f"{name}.h5"
+        run_to_file(config, path)
+        paths.append(path)
+    return paths
+
+
+def test_opening_fills_the_plots_with_exactly_the_files_data(window, run_files):
+    assert window.open_runs([str(run_files[0])])
+    entry = window.runs.entries[-1]
+    with RunReader(run_files[0]) as reader:
+        np.testing.assert_array_equal(entry.session.get("normalized_margin"), reader.metrics["normalized_margin"])
+        steps = reader.metrics["step"]
+    curve = window.plots.plots["margin"].curves[(0, "normalized_margin")]
+    x, y = curve.getData()
+    values = reader.metrics["normalized_margin"]
+    assert x[0] == steps[0] and x[-1] == steps[-1] and y[-1] == values[-1]
+    assert np.isin(y, values).all()  # every drawn point is a recorded value (decimated to min/max per pixel)
+    assert y.min() == values.min() and y.max() == values.max()
+    # the setup came with it
+    assert window.builder.spec_dict()["blocks"][0]["width"] == 8
+    assert window.controls.rule.currentText() == "lyu_li"
+
+
+def test_two_runs_compare_with_a_legend_list_and_table(window, run_files, qtbot):
+    window.open_runs([str(p) for p in run_files])
+    names = [e.name for e in window.runs.entries]
+    assert names[-2:] == ["relu", "linear"]
+    assert len(window.plots.sources) >= 2
+    table = window.compare_table.as_text().splitlines()
+    assert table[0].split("\t")[-2:] == ["relu", "linear"]
+    assert any(line.startswith("γ\t") for line in table)
+    # hide one, rename the other: the plots follow
+    window.runs._set_visible(len(window.runs.entries) - 1, False)
+    assert [label for _s, label, _c in window.plots.sources][-1] == "relu"
+    window.runs._rename(len(window.runs.entries) - 2, "relu net")
+    assert window.runs.entries[-2].name == "relu net"
+    window.set_x_axis("neg_log_loss")
+    x, _y = window.plots.plots["margin"].curves[(len(window.plots.sources) - 1, "normalized_margin")].getData()
+    assert x.max() > 100  # -log L of a separated run: large and positive
+    window.set_x_axis("step")
+
+
+def test_the_scrubber_moves_the_boundary_image_and_the_markers(window, run_files, qtbot):
+    window.open_runs([str(run_files[0])])
+    row = len(window.runs.entries) - 1
+    window.run_list.table.setCurrentCell(row, 0)
+    bar = window.replay_bar
+    assert len(bar.steps) >= 5 and bar.steps[0] == 0
+    bar.slider.setValue(len(bar.steps) - 1)
+    late = window.boundary.image.image.copy()
+    bar.slider.setValue(1)
+    early = window.boundary.image.image.copy()
+    assert not np.allclose(early, late)
+    marker = window.plots.plots["margin"].marker
+    assert marker.isVisible() and marker.value() == bar.steps[1]
+    bar.play_button.setChecked(True)
+    qtbot.waitUntil(lambda: bar.slider.value() == bar.slider.maximum(), timeout=10000)
+    qtbot.waitUntil(lambda: not bar.play_button.isChecked(), timeout=5000)
+
+
+def test_continue_trains_on_and_records_its_parent(window, run_files, qtbot, tmp_path):
+    window.open_runs([str(run_files[0])])
+    entry = window.runs.entries[-1]
+    window.controls.steps.setValue(500)
+    assert window.continue_run(entry)
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    assert window.session.step == 2000 and window.session.get("step")[0] == 1500
+    out = tmp_path / "continued.h5"
+    assert window.save_run(str(out))
+    with h5py.File(out, "r") as f:
+        assert f.attrs["parent"] == str(run_files[0]) and f.attrs["start_step"] == 1500
+
+
+def test_exports_are_valid_files(window, run_files, tmp_path):
+    window.open_runs([str(run_files[0])])
+    scene = window.plots.view.scene()
+    export_scene(scene, tmp_path / "plots.png", scale=2.0)
+    width = int(scene.sceneRect().width())
+    with Image.open(tmp_path / "plots.png") as img:
+        assert img.size[0] == 2 * width and img.mode in ("RGB", "RGBA")
+    export_scene(scene, tmp_path / "clear.png", transparent=True)
+    with Image.open(tmp_path / "clear.png") as img:
+        assert img.mode == "RGBA" and img.getpixel((1, 1))[3] == 0
+    export_scene(scene, tmp_path / "plots.svg")
+    svg = xml.dom.minidom.parse(str(tmp_path / "plots.svg"))
+    assert svg.documentElement.tagName == "svg" and len(svg.getElementsByTagName("polyline")) > 10
+    export_widget_png(window, tmp_path / "window.png", scale=1.5)
+    with Image.open(tmp_path / "window.png") as img:
+        assert img.size == (int(window.width() * 1.5), int(window.height() * 1.5))
+    session = window.runs.entries[-1].session
+    export_metrics_csv(session, tmp_path / "metrics.csv")
+    rows = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("step,wall_time,log_loss") and len(rows) == session.n_records + 1
+    assert float(rows[-1].split(",")[rows[0].split(",").index("normalized_margin")]) == pytest.approx(
+        session.last("normalized_margin"))
+
+
+def test_an_mp4_of_n_frames_decodes_to_n_frames(window, run_files, qtbot, tmp_path):
+    import imageio.v2 as imageio
+
+    window.open_runs([str(run_files[0])])
+    path = tmp_path / "replay.mp4"
+    assert window.files.start_recording(window.boundary, str(path), fps=20)
+    assert window.files.rec_label.isVisible() or window.files.rec_label.text().startswith("●")
+    qtbot.waitUntil(lambda: window.files.recorder.frames >= 12, timeout=10000)
+    frames_written = window.files.recorder.frames
+    window.files.stop_recording()
+    reader = imageio.get_reader(str(path))
+    frames = [f for f in reader]
+    reader.close()
+    assert len(frames) == frames_written
+    h, w = frames[0].shape[:2]
+    assert h % 2 == 0 and w % 2 == 0
+    # a GIF of a replay: Pillow merges identical frames, so step the replay between captures
+    from app.recorder import Recorder
+
+    gif = tmp_path / "replay.gif"
+    window.run_list.table.setCurrentCell(len(window.runs.entries) - 1, 0)
+    recorder = Recorder(window.boundary, str(gif), fps=5)
+    for index in (1, 3, 5, 7):
+        window.replay_bar.slider.setValue(index)
+        recorder.capture()
+    recorder.stop()
+    with Image.open(gif) as img:
+        assert img.n_frames == 4
+
+
+def test_render_draws_figures_headless(run_files, tmp_path):
+    out = tmp_path / "fig.png"
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "render", *map(str, run_files), "--plots",
+                             "margin,norm,angle", "--out", str(out)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    elapsed = time.perf_counter() - start
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as img:
+        assert img.size[0] >= 1000 and img.size[1] >= 250
+    assert elapsed < 30  # the speed figure is the benchmark's; this only guards against a hang
+    result = subprocess.run([sys.executable, str(ROOT / "main.py"), "render", str(run_files[0]), "--plots", "bogus",
+                             "--out", str(tmp_path / "x.png")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "unknown plot 'bogus'" in result.stderr
+
+
+def test_each_bad_file_gets_its_message_and_nothing_is_lost(window, run_files, tmp_path):
+    window.open_runs([str(run_files[0])])
+    before = len(window.runs.entries)
+    (tmp_path / "text.h5").write_text("not hdf5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = np.arange(3)
+    newer = tmp_path / "newer.h5"
+    newer.write_bytes(Path(run_files[0]).read_bytes())
+    with h5py.File(newer, "r+") as f:
+        f.attrs["format_version"] = FORMAT_VERSION + 1
+    data = Path(run_files[1]).read_bytes()
+    (tmp_path / "truncated.h5").write_bytes(data[: len(data) // 3])
+    cases = [(tmp_path / "missing.h5", "no such file"), (tmp_path / "text.h5", "not an HDF5 file"),
+             (tmp_path / "other.h5", "not a Margin Explorer run"), (newer, "newer than this app reads"),
+             (tmp_path / "truncated.h5", "")]
+    for path, message in cases:
+        assert not window.open_runs([str(path)])
+        assert window.banner.isVisible() and message in window.banner.text and str(path.name) in window.banner.text
+        assert len(window.runs.entries) == before
+    assert window.isVisible()
+
+
+def test_a_diverged_run_opens_with_a_notice(window, tmp_path):
+    from core.datasets import xor
+
+    path = tmp_path / "diverged.h5"
+    run_to_file(config_for(mlp(2, [8]), xor(30, seed=0), steps=300, lr=1e6, rule="constant"), path)
+    assert window.open_runs([str(path)])
+    assert "diverged" in window.banner.text
+    assert window.runs.entries[-1].status == "diverged"
+
+
+def test_a_file_being_written_grows_on_screen(window, qtbot, tmp_path):
+    path = tmp_path / "live.h5"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", "relu2-blobs", "--out", str(path),
+                             "--steps", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def has_records():
+        try:
+            with RunReader(path) as reader:
+                return reader.n_records > 0
+        except RunFileError:  # not created yet, or still being created
+            return False
+
+    try:
+        qtbot.waitUntil(has_records, timeout=60000)
+        assert window.open_runs([str(path)])
+        entry = window.runs.entries[-1]
+        assert entry.follower is not None
+        first = entry.session.n_records
+        qtbot.waitUntil(lambda: entry.session.n_records > first + 20, timeout=20000)
+        steps = entry.session.get("step")
+        assert np.all(np.diff(steps) > 0)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    qtbot.waitUntil(lambda: entry.follower is None, timeout=20000)
+    assert entry.session.status == "stopped"
+
+
+def test_presentation_mode_hides_editors_and_is_remembered(window, settings, qtbot):
+    window.toggle_presentation(True)
+    assert not window._docks["dataset"].isVisible() and window.plots.pen_width == 3
+    assert str(settings.value("presentation")).lower() == "true"
+    window.set_theme("dark")
+    assert window.plots.view.backgroundBrush().color().lightness() < 50
+    window.toggle_presentation(False)
+    window.set_theme("light")
+    assert window._docks["plots"].isVisible() and window.plots.pen_width == 1
