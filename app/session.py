@@ -24,8 +24,13 @@ class GrowingArray:
         self.data = np.empty(shape, dtype=dtype)
         self.size = 0
 
-    def extend(self, values: np.ndarray) -> None:
+    def extend(self, values: np.ndarray, adopt: bool = False) -> None:
+        """Append ``values``. With ``adopt``, an empty buffer takes the array itself instead of a
+        copy (a run just read from a file: 10^6 records need not be copied twice)."""
         values = np.asarray(values, dtype=self.data.dtype)
+        if adopt and self.size == 0 and values.ndim == self.data.ndim and values.flags.c_contiguous:
+            self.data, self.size = values, len(values)
+            return
         end = self.size + len(values)
         if end > len(self.data):
             capacity = max(end, 2 * len(self.data))
@@ -63,14 +68,15 @@ class RunSession:
 
     # --------------------------------------------------------------- filling
     def append(self, records: dict, snapshot_steps=(), snapshot_params=(), snapshot_metrics=(),
-               params=None, step=None) -> None:
+               params=None, step=None, adopt: bool = False) -> None:
+        """Add records (and snapshots). ``adopt``: the arrays are fresh and may be kept as they are."""
         for name, values in records.items():
             values = np.asarray(values)
             buf = self.series.get(name)
             if buf is None:
                 width = None if values.ndim == 1 else values.shape[1]
                 buf = self.series[name] = GrowingArray(width, np.int64 if values.dtype.kind == "i" else np.float64)
-            buf.extend(values)
+            buf.extend(values, adopt=adopt)
         if len(snapshot_steps):
             self.snapshot_steps.extend(snapshot_steps)
             self.snapshot_params.extend(np.asarray(p) for p in snapshot_params)
@@ -88,7 +94,7 @@ class RunSession:
         steps = reader.snapshot_steps
         metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
         session.append(reader.metrics, steps, list(reader.snapshot_params()) if len(steps) else [], metrics,
-                       params=reader.final_params, step=reader.final_step)
+                       params=reader.final_params, step=reader.final_step, adopt=True)
         session.status, session.reason = reader.status, reader.status_reason
         session.saved_path = str(reader.path)
         session.parent = str(reader.attrs.get("parent", ""))

@@ -55,3 +55,16 @@ def test_contours_of_a_circle_lie_on_the_circle():
     angles = np.arctan2(segments[:, 1], segments[:, 0])
     assert np.ptp(angles) > 6.0  # the whole way round
     assert len(level_segments(X, 10.0, (-2, -2, 4, 4))) == 0  # a level the data never reach
+
+
+def test_two_dimensional_block_cache_matches_each_column():
+    rng = np.random.default_rng(2)
+    n = 50_000
+    x = np.arange(n, dtype=np.int64)
+    y2d = np.cumsum(rng.normal(size=(n, 5)), axis=0)
+    window = bin_starts(x, 0.0, float(n - 1), 200, False)
+    low, high = BlockCache().blocks("samples", y2d)
+    assert low.shape == (n // BLOCK, 5)
+    for col in range(5):
+        px, py = peaks(x, y2d[:, col], *window, blocks=(low[:, col], high[:, col]))
+        assert py.min() == y2d[:, col].min() and py.max() == y2d[:, col].max()

@@ -47,12 +47,15 @@ class BlockCache:
         self._store.clear()
 
     def blocks(self, key, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(min, max) per block; for a 2-D series (records x columns) one row per block, all
+        columns reduced in one contiguous pass (a column slice would be gathered per column)."""
         n_blocks = len(y) // BLOCK
-        low, high, done = self._store.get(key, (np.empty(0), np.empty(0), 0))
+        empty = np.empty((0,) + y.shape[1:])
+        low, high, done = self._store.get(key, (empty, empty, 0))
         if done > n_blocks:  # a different, shorter series under the same key: start over
-            low, high, done = np.empty(0), np.empty(0), 0
+            low, high, done = empty, empty, 0
         if n_blocks > done:
-            chunk = y[done * BLOCK: n_blocks * BLOCK].reshape(-1, BLOCK)
+            chunk = y[done * BLOCK: n_blocks * BLOCK].reshape((-1, BLOCK) + y.shape[1:])
             with np.errstate(invalid="ignore"):
                 low = np.concatenate([low, np.fmin.reduce(chunk, axis=1)])
                 high = np.concatenate([high, np.fmax.reduce(chunk, axis=1)])
@@ -75,8 +78,9 @@ def range_from(cache: BlockCache, key, y: np.ndarray, start: int) -> tuple[float
 
 
 def peaks(x: np.ndarray, y: np.ndarray, i0: int, i1: int, starts: np.ndarray | None,
-          cache: BlockCache | None = None, key=None):
-    """The decimated (x, y) for one series: min and max of each bin, NaNs ignored."""
+          cache: BlockCache | None = None, key=None, blocks: tuple | None = None):
+    """The decimated (x, y) for one series: min and max of each bin, NaNs ignored. Block
+    extremes come from ``blocks`` (min, max arrays) or from ``cache`` under ``key``."""
     xs, ys = x[i0:i1], y[i0:i1]
     if starts is None:
         return xs.astype(np.float64), ys
@@ -93,8 +97,8 @@ def peaks(x: np.ndarray, y: np.ndarray, i0: int, i1: int, starts: np.ndarray | N
             parts_lo.append(np.fmin.reduceat(ys[:raw_end], starts[:split]))
             parts_hi.append(np.fmax.reduceat(ys[:raw_end], starts[:split]))
         parts_x.append(xs[starts[:split]])
-    if split < len(starts) and cache is not None:
-        block_lo, block_hi = cache.blocks(key, y)
+    if split < len(starts) and (cache is not None or blocks is not None):
+        block_lo, block_hi = blocks if blocks is not None else cache.blocks(key, y)
         first = (i0 + starts[split:] + BLOCK - 1) // BLOCK  # first whole block of each bin
         end = min(i1 // BLOCK, len(block_lo))
         first = np.unique(first[first < end])

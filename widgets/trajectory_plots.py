@@ -430,19 +430,26 @@ class TrajectoryPlots(QWidget):
                 names = source.info.get("layer_names", [])
                 for col in range(values.shape[1]):
                     pen = self._pen(color(colour_index if multi else col))
-                    x, y = self._clean(plot, *self._peaks(steps, values[:, col], window,
-                                                                  (id(source), spec.curves[0][0], col)))
+                    x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
                     name = names[col] if col < len(names) else f"layer {col}"
                     self._set(plot, plot.curve((s_index, col), pen, name), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         plot.drawn = True
 
-    def _peaks(self, x, y, window, key):
+    def _peaks(self, x, y, window, key, column=None):
+        """Decimate series ``y`` (or column ``column`` of a 2-D series, cached whole under ``key``)."""
         i0, i1, starts = window
+        if column is not None:
+            y2d, y = y, y[:, column]
         if isinstance(starts, tuple):  # stride over an unsorted x
             idx = starts[1]
             return x[idx].astype(np.float64), y[idx]
+        if column is not None:
+            if starts is None:
+                return peaks(x, y, i0, i1, None)
+            low, high = self._blocks.blocks(key, y2d)
+            return peaks(x, y, i0, i1, starts, blocks=(low[:, column], high[:, column]))
         return peaks(x, y, i0, i1, starts, self._blocks, key)
 
     def _threshold_index(self, source, smoothed: np.ndarray) -> int | None:
@@ -503,7 +510,7 @@ class TrajectoryPlots(QWidget):
             labels = source.dataset.y if hasattr(source, "dataset") else np.ones(n)
             for i in range(n):
                 pen = self._pen(color(0 if labels[i] > 0 else 1))
-                x, y = self._clean(plot, *self._peaks(steps, values[:, i], window, (id(source), "sample", i)))
+                x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), "sample_margins"), i))
                 self._set(plot, plot.curve((s_index, i), pen), x, y)
             return
         # the band: min / median / max over samples, at one record per screen bin
