@@ -72,8 +72,10 @@ def _make_pen(colour: str, style: int, width: int):
 
 def _tooltip(spec: PlotSpec) -> str:
     lines = [f"<b>{spec.title}</b>"]
-    for name, label in spec.curves:
-        lines.append(f"{label}: {DEFINITIONS.get(name, '')}")
+    styles = ["solid", "dashed", "dotted", "dash-dot"]
+    for i, (name, label) in enumerate(spec.curves):
+        style = f" ({styles[i % 4]} when several runs are shown)" if len(spec.curves) > 1 else ""
+        lines.append(f"{label}{style}: {DEFINITIONS.get(name, '')}")
     if spec.reference:
         lines.append("dashed: the max-margin separator's normalized margin (linear models)")
     if spec.extra.get("separated_range"):
@@ -120,7 +122,7 @@ class _Plot:
         item.vb.sigRangeChangedManually.connect(self._manual_range)
         item.vb.sigXRangeChanged.connect(self._x_range_changed)
         item.autoBtn.clicked.connect(self._follow_again)
-        self.legend.setVisible(spec.kind in ("records", "snapshots") and len(spec.curves) > 1)
+        self.legend.setVisible(spec.kind in ("records", "snapshots"))
         self.marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
         self.marker.setVisible(False)
         item.addItem(self.marker, ignoreBounds=True)
@@ -405,7 +407,7 @@ class TrajectoryPlots(QWidget):
                     values = source.snapshot_metrics[name].view()
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, snap_x, values)
-                    legend = f"{label}: {curve_label}" if multi else curve_label
+                    legend = (label if c_index == 0 else None) if multi else curve_label
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 continue
             steps, ordered = self._x_of(source)  # "steps": the x values, whatever the x mode
@@ -419,7 +421,9 @@ class TrajectoryPlots(QWidget):
                         continue
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), name)))
-                    legend = f"{label}: {curve_label}" if multi else curve_label
+                    # several runs: the legend names each run once; line styles (solid, dashed,
+                    # dotted) follow the order of the curves in the title's tooltip
+                    legend = (label if c_index == 0 else None) if multi else curve_label
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 if spec.reference and s_index == 0:
                     self._reference(plot, source)
@@ -534,7 +538,9 @@ class TrajectoryPlots(QWidget):
         self._set(plot, low_curve, x, lo)
         self._set(plot, high_curve, x, hi)
         if (s_index, "band") not in plot.bands:
-            fill = pg.FillBetweenItem(low_curve, high_curve, brush=pg.mkBrush(pg.mkColor(base).lighter(170)))
+            fill_colour = pg.mkColor(base)
+            fill_colour.setAlpha(70)  # translucent: bands of several runs stay visible
+            fill = pg.FillBetweenItem(low_curve, high_curve, brush=pg.mkBrush(fill_colour))
             plot.item.addItem(fill)
             plot.bands[(s_index, "band")] = (fill,)
 
