@@ -129,7 +129,7 @@ def cmd_render(args) -> int:
     from app.export import render
 
     render(args.runs, [p.strip() for p in args.plots.split(",") if p.strip()], args.out, width=args.width,
-           scale=args.scale, columns=args.columns)
+           scale=args.scale, columns=args.columns, log_x=args.log_x)
     print(args.out)
     return 0
 
@@ -151,6 +151,27 @@ def cmd_continue(args) -> int:
     progress.done()
     print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
     return 0
+
+
+def cmd_check(args) -> int:
+    """Print each claim's verdict for a saved run (the checks its preset names, or --claims)."""
+    from core.claims import RunData, judge, parse_claims
+    from core.presets import load_preset
+    from core.runfile import RunReader
+
+    with RunReader(args.run) as reader:
+        config = reader.config
+        claims = config.claim_specs()
+        if args.preset:
+            claims = load_preset(args.preset).claim_specs()
+        if not claims:
+            print(f"{args.run}: its config names no claims; use --preset NAME to judge it by a preset's claims")
+            return 0
+        verdicts = judge(RunData.from_reader(reader), claims)
+    print(f"{args.run}: {config.name or 'run'} ({len(verdicts)} claims)")
+    for verdict in verdicts:
+        print("  " + verdict.line())
+    return 0 if all(v.supported is not False for v in verdicts) else 1
 
 
 def cmd_presets(args) -> int:
@@ -186,14 +207,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=2000)
     demo.add_argument("--screenshot", required=True, help="the PNG file to write")
     demo.set_defaults(func=cmd_demo)
+    check = sub.add_parser("check", help="judge a saved run against its preset's claims (exit 1 if one fails)")
+    check.add_argument("run")
+    check.add_argument("--preset", help="judge by this preset's claims instead of the run's own")
+    check.set_defaults(func=cmd_check)
     render = sub.add_parser("render", help="draw plots of saved runs into a PNG or SVG, headless")
     render.add_argument("runs", nargs="+", help="run files (.h5); several are overlaid")
     render.add_argument("--plots", default="margin,norm,angle",
-                        help="comma-separated: loss, margin, norm, angle, samples, rank, kkt")
+                        help="comma-separated: loss, margin, norm, angle, samples, rank, ensemble, kkt")
     render.add_argument("--out", required=True, help="FIG.png or FIG.svg")
     render.add_argument("--width", type=int, default=1400, help="width in pixels")
     render.add_argument("--columns", type=int, help="plots per row (default: up to 3)")
     render.add_argument("--scale", type=float, default=1.0, help="PNG pixel scale")
+    render.add_argument("--log-x", action="store_true", help="logarithmic step axis")
     render.set_defaults(func=cmd_render)
     cont = sub.add_parser("continue", help="train on from a run file's last snapshot into a new file")
     cont.add_argument("run")

@@ -18,7 +18,8 @@ from core.metrics import SCALAR_METRICS
 
 # names accepted by `render --plots` -> plot keys of widgets/trajectory_plots.py
 PLOT_NAMES = {"loss": "loss", "margin": "margin", "norm": "norm", "angle": "angles", "angles": "angles",
-              "samples": "samples", "stable_rank": "stable_rank", "rank": "stable_rank", "kkt": "kkt"}
+              "samples": "samples", "stable_rank": "stable_rank", "rank": "stable_rank", "kkt": "kkt",
+              "ensemble": "ensemble"}
 
 
 class ExportError(MarginExplorerError):
@@ -97,7 +98,7 @@ def export_metrics_csv(session, path: str | os.PathLike) -> None:
 
 
 def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_height: int = 320,
-           columns: int | None = None, scale: float = 1.0) -> None:
+           columns: int | None = None, scale: float = 1.0, log_x: bool = False) -> None:
     """Draw the given plots of one or more run files into ``out`` (PNG or SVG), headless."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -119,6 +120,7 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
     columns = columns or min(len(keys), 3)
     widget = TrajectoryPlots(columns=columns)
     widget.set_visible_plots(keys)
+    widget.set_log_x(log_x)
     widget.set_sources([(s, name, i) for i, (s, name) in enumerate(sessions)])
     rows = -(-len(keys) // columns)
     widget.resize(width, row_height * rows)

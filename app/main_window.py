@@ -12,13 +12,14 @@ import time
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QPushButton, QTabWidget, QToolBar, QVBoxLayout, QWidget)
+                               QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
 from core.config import DatasetConfig, RunConfig
 from core.errors import MarginExplorerError
 from core.presets import load_preset, preset_names
 from widgets.architecture_builder import ArchitectureBuilder
 from widgets.boundary_view import BoundaryView
+from widgets.claims_panel import ClaimsPanel
 from widgets.compare_table import CompareTable
 from widgets.dataset_editor import DatasetEditor
 from widgets.replay_bar import ReplayBar
@@ -102,12 +103,19 @@ class MainWindow(QMainWindow):
         self.replay_bar = ReplayBar()
         self.run_list = RunList()
         self.compare_table = CompareTable()
+        self.claims_panel = ClaimsPanel()
         self.banner = MessageBanner()
         boundary_panel = QWidget()
         boundary_layout = QVBoxLayout(boundary_panel)
         boundary_layout.setContentsMargins(0, 0, 0, 0)
         boundary_layout.addWidget(self.boundary, stretch=1)
         boundary_layout.addWidget(self.replay_bar)
+        # the claims sit under the run controls, always visible beside the run (tabifying a
+        # separate dock there left Qt's orphan tab bar painted over the plots)
+        run_panel = QSplitter(Qt.Vertical)
+        run_panel.addWidget(self.controls)
+        run_panel.addWidget(self.claims_panel)
+        run_panel.setSizes([400, 230])
         runs_panel = QTabWidget()
         runs_panel.addTab(self.run_list, "Runs")
         runs_panel.addTab(self.compare_table, "Compare")
@@ -116,7 +124,7 @@ class MainWindow(QMainWindow):
             ("dataset", "Dataset", self.dataset_editor, Qt.LeftDockWidgetArea),
             ("architecture", "Architecture", self.builder, Qt.LeftDockWidgetArea),
             ("runs", "Runs", runs_panel, Qt.LeftDockWidgetArea),
-            ("run", "Run", self.controls, Qt.RightDockWidgetArea),
+            ("run", "Run", run_panel, Qt.RightDockWidgetArea),
             ("plots", "Plots", self.plots, Qt.RightDockWidgetArea),
             ("boundary", "Decision boundary", boundary_panel, Qt.RightDockWidgetArea),
         ]:
@@ -131,6 +139,7 @@ class MainWindow(QMainWindow):
         self._docks["dataset"].raise_()
         self.splitDockWidget(self._docks["plots"], self._docks["run"], Qt.Horizontal)
         self.splitDockWidget(self._docks["run"], self._docks["boundary"], Qt.Vertical)
+        self.resizeDocks([self._docks["run"], self._docks["boundary"]], [520, 380], Qt.Vertical)
         self.resizeDocks([self._docks["dataset"], self._docks["plots"], self._docks["run"]], [330, 900, 300],
                          Qt.Horizontal)
         self.setCentralWidget(None)
@@ -148,6 +157,8 @@ class MainWindow(QMainWindow):
         self.runs.message.connect(lambda text, kind: self.banner.show_message(text, kind))
         self.runs.setupRequested.connect(self.use_setup)
         self.runs.continueRequested.connect(self.continue_run)
+        self.runs.runsChanged.connect(self.update_claims)
+        self.run_list.currentChanged.connect(lambda _row: self.update_claims())
 
         self.dataset_editor.model.changed.connect(self._inputs_changed)
         self.dataset_editor.error.connect(self.show_error)
@@ -170,6 +181,7 @@ class MainWindow(QMainWindow):
         self.redraw_timer.start()
         self._drawn_version = -1
         self._list_refreshed = 0.0
+        self._claims_checked = 0.0
 
         self._restore_settings()
         if load_demo:
@@ -273,7 +285,8 @@ class MainWindow(QMainWindow):
         """The config the panels describe; raises MarginExplorerError naming what is wrong."""
         dataset = self.dataset_editor.model.dataset()
         data = {"architecture": self.builder.spec_dict(), "dataset": DatasetConfig.inline(dataset).to_dict(),
-                **self.controls.sections(), "name": self._config_name()}
+                **self.controls.sections(), "name": self._config_name(),
+                "description": getattr(self, "_preset_description", ""), "claims": getattr(self, "_preset_claims", [])}
         return RunConfig.from_dict(data)
 
     def _config_name(self) -> str:
@@ -312,6 +325,7 @@ class MainWindow(QMainWindow):
         self.builder.set_spec(config.architecture.to_dict())
         self.controls.set_sections(config)
         self._preset_title = config.name
+        self._preset_description, self._preset_claims = config.description, list(config.claims)
         self._inputs_changed()
 
     def load_preset(self, name: str) -> None:
@@ -463,6 +477,9 @@ class MainWindow(QMainWindow):
         if status in ENDED:
             self.plots.refresh(force=True)  # the last chunk, before the axes fit the data
             self.plots.set_live(False)
+            self._follow_live_snapshots()
+            self.runs.refresh_list()
+            self.update_claims()
         self._update_controls()
         self._update_status_bar()
 
@@ -490,11 +507,12 @@ class MainWindow(QMainWindow):
         if margins is not None and len(margins) and showing_live:
             self.boundary.set_support(session.dataset.X, margins[-1], session.config.recording.support_tolerance)
         now = time.perf_counter()
+        if now - self._claims_checked > 1.0:
+            self.update_claims()
         if now - self._list_refreshed > 0.5:  # steps and status in the run list, twice a second
             self._list_refreshed = now
             self.runs.refresh_list()
-            self.replay_bar.set_steps(self.runs.current().session.snapshot_steps.view()) if (
-                self.runs.current() is self.runs.live_entry() and self.runs.replaying is None) else None
+            self._follow_live_snapshots()
         self._update_status_bar()
 
     def _update_status_bar(self) -> None:
@@ -543,6 +561,26 @@ class MainWindow(QMainWindow):
         self.plots.refresh(force=True)
         self._update_controls()
         return True
+
+    def _follow_live_snapshots(self) -> None:
+        """Offer the live run's snapshots on the replay bar unless another run or a replay is shown."""
+        live = self.runs.live_entry()
+        current = self.runs.current() or live
+        if live is not None and current is live and self.runs.replaying is None:
+            self.replay_bar.set_steps(live.session.snapshot_steps.view())
+
+    def update_claims(self) -> None:
+        """Judge the selected run (or the live one) by the claims its preset makes."""
+        self._claims_checked = time.perf_counter()
+        entry = self.runs.current() or self.runs.live_entry()
+        if entry is None or not entry.session.config.claims or entry.session.n_records == 0:
+            self.claims_panel.show_verdicts("", [])
+            return
+        from core.claims import judge
+
+        session = entry.session
+        self.claims_panel.show_verdicts(session.config.name or entry.name,
+                                        judge(session.run_data(), session.config.claim_specs()))
 
     def set_x_axis(self, mode: str) -> None:
         self.plots.set_x_axis(mode)

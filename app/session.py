@@ -116,6 +116,13 @@ class RunSession:
         values = self.get(name)
         return default if values is None or not len(values) else values[-1]
 
+    def run_data(self):
+        """This session as core.claims.RunData (views, no copies), for the claim checks."""
+        from core.claims import RunData
+
+        return RunData({name: buf.view() for name, buf in self.series.items()}, self.snapshot_steps.view(),
+                       {name: buf.view() for name, buf in self.snapshot_metrics.items()}, self.config)
+
     @property
     def has_unsaved_results(self) -> bool:
         return self.n_records > 0 and self.saved_path is None

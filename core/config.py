@@ -158,12 +158,13 @@ class RunConfig(Serializable):
     recording: RecordingConfig = field(default_factory=RecordingConfig)
     name: str = ""
     description: str = ""
+    claims: list = field(default_factory=list)  # claim checks a preset makes (core/claims.py)
 
     @classmethod
     def from_dict(cls, data, path=""):
         if not isinstance(data, dict):
             raise ConfigError("config: expected a JSON object")
-        allowed = {"architecture", "dataset", "loss", "optimizer", "run", "recording", "name", "description"}
+        allowed = {"architecture", "dataset", "loss", "optimizer", "run", "recording", "name", "description", "claims"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -180,7 +181,13 @@ class RunConfig(Serializable):
             recording=RecordingConfig.from_dict(data.get("recording", {}), "recording"),
             name=convert(str, data.get("name", ""), "name"),
             description=convert(str, data.get("description", ""), "description"),
+            claims=_claims(data.get("claims", [])),
         )
+
+    def claim_specs(self):
+        from .claims import parse_claims
+
+        return parse_claims(self.claims)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -195,6 +202,13 @@ class RunConfig(Serializable):
 
     def copy(self) -> "RunConfig":
         return RunConfig.from_dict(self.to_dict())
+
+
+def _claims(raw) -> list:
+    from .claims import parse_claims
+
+    parse_claims(raw)  # validate; the JSON form is what is stored
+    return [dict(c) for c in raw]
 
 
 def load_config(path: str | Path) -> tuple[RunConfig, Path]:

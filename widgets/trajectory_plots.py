@@ -49,6 +49,8 @@ PLOTS = [
                                   ("angle_to_reference", "angle to max-margin (rad)")], log_y=True),
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples"),
     PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns"),
+    PlotSpec("ensemble", "Ensemble members' output share", [("ensemble_share", "share")], kind="columns",
+             extra={"column_label": "member"}),
     PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "KKT δ"),
                                                       ("euler_defect", "Euler defect")],
              log_y=True, kind="snapshots"),
@@ -61,6 +63,19 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 
 
 STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
+
+
+class SparseLogAxis(pg.AxisItem):
+    """On a log axis, label only 1, 2 and 5 x 10^k: pyqtgraph labels every minor tick when a range
+    spans about a decade, and the labels overlap."""
+
+    def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
+        strings = super().logTickStrings(values, scale, spacing)
+        keep = []
+        for value, text in zip(values, strings):
+            mantissa = round(10 ** (value - np.floor(value + 1e-9)), 6)
+            keep.append(text if mantissa in (1.0, 2.0, 5.0) else "")
+        return keep
 
 
 @functools.lru_cache(maxsize=256)
@@ -222,7 +237,8 @@ class TrajectoryPlots(QWidget):
         first = None
         for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
             spec = next(p for p in PLOTS if p.key == key)
-            item = self.view.addPlot(row=i // self.columns, col=i % self.columns)
+            item = self.view.addPlot(row=i // self.columns, col=i % self.columns,
+                                     axisItems={"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")})
             item.setLabel("bottom", X_AXES[self.x_mode])
             plot = _Plot(spec, item)
             plot.on_zoom = self._zoom_timer.start
@@ -431,7 +447,9 @@ class TrajectoryPlots(QWidget):
                 values = source.get(spec.curves[0][0])
                 if values is None or values.ndim != 2:
                     continue
-                names = source.info.get("layer_names", [])
+                label_prefix = spec.extra.get("column_label")
+                names = ([f"{label_prefix} {k + 1}" for k in range(values.shape[1])] if label_prefix
+                         else source.info.get("layer_names", []))
                 for col in range(values.shape[1]):
                     pen = self._pen(color(colour_index if multi else col))
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
