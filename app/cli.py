@@ -155,7 +155,7 @@ def cmd_continue(args) -> int:
 
 def cmd_check(args) -> int:
     """Print each claim's verdict for a saved run (the checks its preset names, or --claims)."""
-    from core.claims import RunData, judge, parse_claims
+    from core.claims import RunData, judge
     from core.presets import load_preset
     from core.runfile import RunReader
 

@@ -11,14 +11,12 @@ ratio; wall-clock figures are noisy on shared machines, ratios less so.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from core.architecture import mlp  # noqa: E402

@@ -30,3 +30,37 @@ def linear_spec(dim=2) -> ArchitectureSpec:
 
 
 __all__ = ["config_for", "symmetric", "linear_spec", "mlp"]
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def start_headless_run(path, preset: str = "relu2-blobs", **popen):
+    """`main.py run PRESET --steps 0` writing ``path`` in a child process (stop it with SIGINT)."""
+    import subprocess
+    import sys
+
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", preset, "--out", str(path), "--steps", "0"],
+                            cwd=ROOT, **popen)
+
+
+def open_when_it_has_records(path, timeout: float = 60.0):
+    """A RunReader on ``path`` once its writer has flushed records (None after ``timeout``)."""
+    import time
+
+    from core.errors import RunFileError
+    from core.runfile import RunReader
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            reader = RunReader(path)
+            if reader.n_records:
+                return reader
+            reader.close()
+        except RunFileError:  # not created yet, or being created
+            pass
+        time.sleep(0.1)
+    return None

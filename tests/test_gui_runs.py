@@ -14,10 +14,9 @@ import pytest
 from PIL import Image
 
 from app.export import export_metrics_csv, export_scene, export_widget_png
-from core.errors import RunFileError
 from core.runfile import FORMAT_VERSION, RunReader
 from core.runner import run_to_file
-from tests.helpers import config_for, linear_spec, mlp
+from tests.helpers import config_for, linear_spec, mlp, open_when_it_has_records, start_headless_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -210,17 +209,9 @@ def test_a_diverged_run_opens_with_a_notice(window, tmp_path):
 
 def test_a_file_being_written_grows_on_screen(window, qtbot, tmp_path):
     path = tmp_path / "live.h5"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", "relu2-blobs", "--out", str(path),
-                             "--steps", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    def has_records():
-        try:
-            with RunReader(path) as reader:
-                return reader.n_records > 0
-        except RunFileError:  # not created yet, or still being created
-            return False
-
+    proc = start_headless_run(path)
     try:
-        qtbot.waitUntil(has_records, timeout=60000)
+        open_when_it_has_records(path).close()
         assert window.open_runs([str(path)])
         entry = window.runs.entries[-1]
         assert entry.follower is not None

@@ -2,7 +2,6 @@
 stop, save and close work mid-run and leave no process or thread behind."""
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 
 from core.runfile import RunReader

@@ -1,5 +1,4 @@
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,8 +14,7 @@ from core.errors import RunFileError
 from core.metrics import SCALAR_METRICS
 from core.runfile import FORMAT_VERSION, RunReader
 from core.runner import run_to_file
-from core.trainer import Trainer
-from tests.helpers import config_for, mlp
+from tests.helpers import config_for, mlp, open_when_it_has_records, start_headless_run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,19 +80,9 @@ def test_a_writer_killed_with_sigkill_leaves_a_readable_file(tmp_path, delay):
 
 def test_a_file_being_written_can_be_read_and_grows(tmp_path):
     path = tmp_path / "live.h5"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", "relu2-blobs", "--out", str(path),
-                             "--steps", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_headless_run(path)
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                run = RunReader(path)
-                if run.n_records:
-                    break
-                run.close()
-            except RunFileError:
-                pass
-            time.sleep(0.1)
+        run = open_when_it_has_records(path)
         first = run.n_records
         time.sleep(1.0)
         assert run.refresh() > first
@@ -140,21 +128,10 @@ def test_diverged_runs_are_saved_with_their_reason(tmp_path):
 def test_a_writer_finishes_cleanly_while_another_process_reads_its_file(tmp_path):
     """A reader's shared lock once made the writer crash while writing its final status."""
     path = tmp_path / "shared.h5"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "run", "relu2-blobs", "--out", str(path),
-                             "--steps", "0"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = start_headless_run(path, stderr=subprocess.PIPE, text=True)
     reader = None
     try:
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                reader = RunReader(path)
-                if reader.n_records:
-                    break
-                reader.close()
-                reader = None
-            except RunFileError:
-                pass
-            time.sleep(0.1)
+        reader = open_when_it_has_records(path)
         assert reader is not None and reader.swmr
         time.sleep(0.5)
     finally:
