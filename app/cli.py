@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 
@@ -22,6 +23,27 @@ def _format_number(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+class GracefulInterrupt:
+    """Ctrl+C sets a flag that the run checks between chunks, so the file is never interrupted in
+    the middle of a write (a KeyboardInterrupt inside h5py can leave the final status unwritten).
+    A second Ctrl+C interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __enter__(self):
+        self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        signal.signal(signal.SIGINT, self._previous)
 
 
 class Progress:
@@ -89,7 +111,9 @@ def cmd_run(args) -> int:
             last["chunk"] = chunk
         progress.update(trainer, last.get("chunk", chunk))
 
-    trainer = run_to_file(config, args.out, dataset=dataset, on_chunk=on_chunk)
+    with GracefulInterrupt() as interrupt:
+        trainer = run_to_file(config, args.out, dataset=dataset, on_chunk=on_chunk,
+                              should_stop=lambda: interrupt.requested, stop_reason="interrupted (Ctrl+C)")
     if "chunk" in last:
         progress.update(trainer, last["chunk"], force=True)
     progress.done()
@@ -146,8 +170,10 @@ def cmd_continue(args) -> int:
     config.run.steps = start + args.steps if args.steps else 0
     trainer = Trainer(config, dataset, params=params, start_step=start)
     progress = Progress(config.run.steps)
-    trainer = run_to_file(config, args.out, trainer=trainer, parent=str(args.run),
-                          on_chunk=lambda t, c: c.n_records and progress.update(t, c))
+    with GracefulInterrupt() as interrupt:
+        trainer = run_to_file(config, args.out, trainer=trainer, parent=str(args.run),
+                              on_chunk=lambda t, c: c.n_records and progress.update(t, c),
+                              should_stop=lambda: interrupt.requested, stop_reason="interrupted (Ctrl+C)")
     progress.done()
     print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
     return 0

@@ -52,6 +52,10 @@ def _payload(chunk) -> dict:
 
 def worker_main(commands, results) -> None:
     """The child process's loop (the target of multiprocessing.Process)."""
+    import signal
+
+    # Ctrl+C in the terminal reaches the whole process group: the window decides when the worker stops
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from core.config import RunConfig
     from core.errors import MarginExplorerError
     from core.trainer import RUNNING, Trainer

@@ -22,14 +22,14 @@ def open_writer(trainer: Trainer, path, parent: str = "") -> RunWriter:
 def run_to_file(config: RunConfig, path, *, dataset: Dataset | None = None,
                 on_chunk: Callable[[Trainer, Chunk], None] | None = None,
                 should_stop: Callable[[], bool] = lambda: False, chunk_seconds: float = 0.1,
-                trainer: Trainer | None = None, parent: str = "") -> Trainer:
+                trainer: Trainer | None = None, parent: str = "", stop_reason: str = "stopped by the user") -> Trainer:
     """Train ``config`` to the end (or until ``should_stop()``), writing ``path`` as it goes."""
     trainer = trainer or Trainer(config, dataset)
     writer = open_writer(trainer, path, parent)
     try:
         while trainer.status == RUNNING:
             if should_stop():
-                chunk = trainer.stop()
+                chunk = trainer.stop(stop_reason)
             else:
                 chunk = trainer.run(1 << 30, max_seconds=chunk_seconds)
             writer.append(chunk)
