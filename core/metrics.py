@@ -53,9 +53,21 @@ def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
 
 
 def stable_rank(W: np.ndarray) -> float:
-    """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023)."""
-    s = np.linalg.svd(W, compute_uv=False)
-    return float(np.sum(s * s) / (s[0] * s[0])) if s[0] > 0 else float("nan")
+    """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023), exactly: ||W||_2^2 is the top eigenvalue of the
+    smaller Gram matrix, in closed form when that is 2 x 2 (an SVD per record cost a fifth of a
+    step), else by eigvalsh (~150 us at 64 x 64; no exact shortcut measured faster, and a
+    warm-started power iteration stalls while the top singular values are close)."""
+    rows, cols = W.shape
+    if min(rows, cols) == 1:
+        return 1.0
+    frobenius = float(np.dot(W.ravel(), W.ravel()))
+    G = W.T @ W if cols <= rows else W @ W.T
+    if G.shape[0] == 2:
+        a, b, d = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
+        top = 0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b)
+    else:
+        top = float(np.linalg.eigvalsh(G)[-1])
+    return frobenius / top if top > 0 else float("nan")
 
 
 def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order: float) -> tuple[float, float]:

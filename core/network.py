@@ -31,7 +31,7 @@ class _DenseNode:
         return out, h
 
     def backward(self, theta, g, h, grad):
-        grad[self.w_slice].reshape(self.shape)[...] = g.T @ h
+        np.matmul(g.T, h, out=grad[self.w_slice].reshape(self.shape))  # straight into the flat gradient
         if self.b_slice is not None:
             grad[self.b_slice] = g.sum(axis=0)
         if self.first:

@@ -31,12 +31,16 @@ class UpdateRule:
         self.m = self.v = None
         self.t = 0
 
-    def apply(self, theta: np.ndarray, d: np.ndarray) -> None:
-        """Update theta in place from direction source d."""
+    def apply(self, theta: np.ndarray, d: np.ndarray, factor: float = 1.0) -> None:
+        """Update theta in place from direction source ``factor * d`` (the factor, e.g. L for the
+        constant rule, multiplies the scalar step where it can, not the vector)."""
         kind, lr = self.kind, self.lr
         if kind in ("gd", "sgd"):
-            theta -= lr * d
-        elif kind == "normalized_gd":
+            theta -= (lr * factor) * d
+            return
+        if factor != 1.0:
+            d = factor * d
+        if kind == "normalized_gd":
             norm = float(np.sqrt(np.dot(d, d)))
             if norm > 0:
                 theta -= (lr / norm) * d

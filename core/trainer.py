@@ -173,7 +173,10 @@ class Trainer:
             self._norm_limit = float(np.finfo(self.dtype).max) ** (1.0 / self.order) / 1e3
         else:
             self._norm_limit = float(np.finfo(self.dtype).max) ** 0.5
-        self._buffers: dict = {}
+        self._rows: list = []  # one tuple of SCALARS per record
+        self._sample_rows: list = []
+        self._layer_rows: list = []
+        self._member_rows: list = []
         self._snap: list = []
         self._last_recorded = self._last_snapshot = -1
 
@@ -224,15 +227,15 @@ class Trainer:
             # or grad log L / log(1/L)^(2 - 2/M) (Lyu and Li's schedule, polynomial norm growth)
             log_step = log_l - self.log_n if mean else log_l
             if self.step_rule == "loss_normalized":
-                direction = grad
+                factor = 1.0
             elif self.step_rule == "lyu_li":
-                direction = grad / (-log_step) ** self._lyu_li_power if log_step < -1.0 else grad
+                factor = (-log_step) ** -self._lyu_li_power if log_step < -1.0 else 1.0
             else:
                 if log_step > _LOG_MAX:
                     self._diverge(f"the loss overflowed (log L = {log_step:.4g})")
                     break
-                direction = math.exp(log_step) * grad
-            self.rule.apply(theta, direction)
+                factor = math.exp(log_step)
+            self.rule.apply(theta, grad, factor)
             self.step = step + 1
             if deadline is not None and time.perf_counter() > deadline:
                 break
@@ -276,7 +279,9 @@ class Trainer:
 
     def _finite(self, log_l, grad, theta) -> bool:
         norm = math.sqrt(float(np.dot(theta, theta)))
-        if math.isfinite(log_l) and math.isfinite(norm) and norm < self._norm_limit and np.isfinite(grad).all():
+        # a NaN or inf anywhere in the gradient makes its squared norm NaN or inf: one dot, not a scan
+        if math.isfinite(log_l) and math.isfinite(norm) and norm < self._norm_limit and math.isfinite(
+                float(np.dot(grad, grad))):
             return True
         if not math.isfinite(norm):
             what = "the parameters are no longer finite"
@@ -296,72 +301,60 @@ class Trainer:
         self.reason = f"diverged at step {self.step}: {what}{hint}"
 
     # ------------------------------------------------------------------ records
-    def _append(self, name, value):
-        buf = self._buffers.get(name)
-        if buf is None:
-            buf = self._buffers[name] = []
-        buf.append(value)
+    SCALARS = ("step", "wall_time", "log_loss", "accuracy", "q_min", "param_norm", "param_norm_l1",
+               "param_norm_linf", "normalized_margin", "smoothed_margin", "normalized_margin_l1",
+               "normalized_margin_linf", "alignment", "alignment_gap", "direction_change", "angle_to_reference",
+               "support_vectors")
 
     def _record(self, step, theta, f, q, log_l_sum, grad) -> None:
-        """One record at step ``step`` from quantities the step already has (THEORY.md)."""
+        """One record at step ``step`` from quantities the step already has (THEORY.md). Scalars
+        go into one tuple per record (columns are made when the chunk drains)."""
         self._last_recorded = step
-        app = self._append
         order = self.order
+        nan = float("nan")
         sq = float(np.dot(theta, theta))
         norm = math.sqrt(sq)
         abs_theta = np.abs(theta)
         norm_l1, norm_linf = float(abs_theta.sum()), float(abs_theta.max())
         q_min = float(q.min())
-        app("step", step)
-        app("wall_time", self._wall)
-        app("log_loss", log_l_sum - self.log_n if self.mean else log_l_sum)
-        app("accuracy", float(np.count_nonzero(q > 0)) / self.n)
-        app("q_min", q_min)
-        app("param_norm", norm)
-        app("param_norm_l1", norm_l1)
-        app("param_norm_linf", norm_linf)
         if order is not None and norm > 0:
             scale = norm ** order
-            app("normalized_margin", q_min / scale)
-            app("smoothed_margin", losses.inverse_loss(self.loss_kind, log_l_sum) / scale)
-            app("normalized_margin_l1", q_min / norm_l1 ** order)
-            app("normalized_margin_linf", q_min / norm_linf ** order)
-            app("sample_margins", q / scale)
+            margins = (q_min / scale, losses.inverse_loss(self.loss_kind, log_l_sum) / scale,
+                       q_min / norm_l1 ** order, q_min / norm_linf ** order)
+            sample_margins = q / scale
         else:
-            nan = float("nan")
-            for name in ("normalized_margin", "smoothed_margin", "normalized_margin_l1", "normalized_margin_linf"):
-                app(name, nan)
-            app("sample_margins", np.full(self.n, nan))
+            margins = (nan, nan, nan, nan)
+            sample_margins = np.full(self.n, nan)
         gnorm = math.sqrt(float(np.dot(grad, grad)))
         if norm > 0 and gnorm > 0:
             u = theta / norm
-            v = grad / -gnorm
-            cos = float(np.dot(u, v))
-            diff = u - v
-            app("alignment", cos)
-            app("alignment_gap", 0.5 * float(np.dot(diff, diff)))
+            diff = u + grad / gnorm  # u - v with v = -grad / ||grad||
+            gap = 0.5 * float(np.dot(diff, diff))  # 1 - cos without cancellation
+            alignment = (1.0 - gap, gap)
         else:
             u = None
-            app("alignment", float("nan"))
-            app("alignment_gap", float("nan"))
+            alignment = (nan, nan)
         prev = self._previous_direction
-        app("direction_change", unit_angle(u, prev) if (u is not None and prev is not None) else float("nan"))
+        change = unit_angle(u, prev) if (u is not None and prev is not None) else nan
         self._previous_direction = u
         ref = self.reference
-        app("angle_to_reference", unit_angle(u, ref) if (ref is not None and u is not None) else float("nan"))
-        app("support_vectors", int(np.count_nonzero(q <= q_min + self.support_tol * abs(q_min))))
+        to_reference = unit_angle(u, ref) if (ref is not None and u is not None) else nan
+        support = int(np.count_nonzero(q <= q_min + self.support_tol * abs(q_min)))
+        self._rows.append((step, self._wall, log_l_sum - self.log_n if self.mean else log_l_sum,
+                           float(np.count_nonzero(q > 0)) / self.n, q_min, norm, norm_l1, norm_linf, *margins,
+                           *alignment, change, to_reference, support))
+        self._sample_rows.append(sample_margins)
         layer_norms, ranks = [], []
         for _name, sl, shape in self.net.weight_slices:
-            W = theta[sl].reshape(shape)
-            layer_norms.append(math.sqrt(float(np.dot(theta[sl], theta[sl]))))
-            ranks.append(stable_rank(W) if min(shape) > 1 else 1.0)
-        app("layer_norms", layer_norms)
-        app("stable_rank", ranks)
+            w = theta[sl]
+            layer_norms.append(math.sqrt(float(np.dot(w, w))))
+            ranks.append(stable_rank(w.reshape(shape)))
+        self._layer_rows.append((layer_norms, ranks))
         members = self.net.member_outputs()
         if members is not None:
             sizes = np.array([float(np.linalg.norm(m)) for m in members])
             total = sizes.sum()
-            app("ensemble_share", sizes / total if total > 0 else np.full(len(sizes), np.nan))
+            self._member_rows.append(sizes / total if total > 0 else np.full(len(sizes), nan))
 
     def _snapshot(self, step, theta) -> None:
         self._last_snapshot = step
@@ -378,14 +371,16 @@ class Trainer:
 
     def _drain(self) -> Chunk:
         records = {}
-        for name, values in self._buffers.items():
-            arr = np.asarray(values)
-            if name in ("step", "support_vectors"):
-                arr = arr.astype(np.int64)
-            else:
-                arr = arr.astype(np.float64)
-            records[name] = arr
-        self._buffers = {}
+        if self._rows:
+            table = np.array(self._rows, dtype=np.float64)
+            for i, name in enumerate(self.SCALARS):
+                records[name] = table[:, i].astype(np.int64) if name in ("step", "support_vectors") else table[:, i].copy()
+            records["sample_margins"] = np.array(self._sample_rows, dtype=np.float64)
+            records["layer_norms"] = np.array([r[0] for r in self._layer_rows], dtype=np.float64)
+            records["stable_rank"] = np.array([r[1] for r in self._layer_rows], dtype=np.float64)
+            if self._member_rows:
+                records["ensemble_share"] = np.array(self._member_rows, dtype=np.float64)
+        self._rows, self._sample_rows, self._layer_rows, self._member_rows = [], [], [], []
         snaps, self._snap = self._snap, []
         return Chunk(records=records, snapshot_steps=[s[0] for s in snaps], snapshot_params=[s[1] for s in snaps],
                      snapshot_metrics=[s[2] for s in snaps], status=self.status, reason=self.reason,

@@ -216,3 +216,13 @@ def test_chunks_can_be_paused_and_resumed_without_changing_the_trajectory():
     assert np.array_equal(whole.theta, pieces.theta)
     steps = np.concatenate([c for c in collected if len(c)])
     assert np.array_equal(steps, np.unique(steps))
+
+
+def test_stable_rank_matches_the_svd():
+    from core.metrics import stable_rank
+
+    rng = np.random.default_rng(5)
+    for shape in ((64, 64), (64, 2), (2, 64), (1, 64), (7, 3), (3, 7)):
+        M = rng.normal(size=shape)
+        s = np.linalg.svd(M, compute_uv=False)
+        assert stable_rank(M) == pytest.approx(np.sum(s * s) / s[0] ** 2, rel=1e-10), shape
