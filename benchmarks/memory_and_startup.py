@@ -1,0 +1,71 @@
+"""Memory, disk and start-up (issue #6, bars 4 and 5).
+
+- A 10^7-step headless run (`main.py run linear-separable --steps 10000000`): peak resident memory
+  of the process and the size of the run file it writes (bars: 200 MB, 100 MB), and how many
+  records each decade of steps kept.
+- Start-up: wall time of `main.py demo --steps 0 --screenshot ...` from launch to exit, which
+  includes showing the window and saving a screenshot (bar: on screen within 2.5 s).
+
+    python benchmarks/memory_and_startup.py [--steps 10000000] [--skip-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def memory(steps: int, folder: Path) -> tuple[float, float, list]:
+    out = folder / "long.h5"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    subprocess.run([sys.executable, str(ROOT / "main.py"), "run", "linear-separable", "--steps", str(steps),
+                    "--out", str(out)], check=True, cwd=ROOT, capture_output=True)
+    peak_kb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before)
+    from core.runfile import RunReader
+
+    with RunReader(out) as run:
+        steps_recorded = run.metrics["step"]
+    per_decade = [int(((steps_recorded >= 10 ** k) & (steps_recorded < 10 ** (k + 1))).sum())
+                  for k in range(0, len(str(steps)))]
+    return peak_kb / 1024, out.stat().st_size / 1e6, per_decade
+
+
+def startup(folder: Path, repeats: int = 3) -> list[float]:
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    times = []
+    for i in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, str(ROOT / "main.py"), "demo", "--steps", "0", "--screenshot",
+                        str(folder / f"start{i}.png")], check=True, cwd=ROOT, env=env, capture_output=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=10_000_000)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        times = startup(folder)
+        print(f"start-up to a saved screenshot: {', '.join(f'{t:.2f}' for t in times)} s (bar: on screen within 2.5 s)")
+        if not args.skip_memory:
+            start = time.perf_counter()
+            rss, size, per_decade = memory(args.steps, folder)
+            print(f"{args.steps:,}-step run: peak memory {rss:.0f} MB (bar 200), file {size:.1f} MB (bar 100), "
+                  f"{time.perf_counter() - start:.0f} s; records per decade {per_decade}")
+
+
+if __name__ == "__main__":
+    main()
