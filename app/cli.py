@@ -56,7 +56,6 @@ class Progress:
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
         self.last_print = 0.0
-        self.last_step = 0
 
     def update(self, trainer, chunk, force=False):
         now = time.perf_counter()

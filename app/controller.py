@@ -108,10 +108,6 @@ class TrainingController(QObject):
             self._process = self._commands = self._results = None
             self.state = "idle"
 
-    @property
-    def busy(self) -> bool:
-        return self.state == "running"
-
     # --------------------------------------------------------------- results
     def _poll(self) -> None:
         if self._results is None:

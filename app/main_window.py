@@ -91,7 +91,6 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("MarginExplorer", "MarginExplorer")
         self.session: RunSession | None = None
         self.controller = TrainingController(self)
-        self._run_started = None
         self._status = "idle"
         self._config_changed_during_run = False
 
@@ -391,7 +390,6 @@ class MainWindow(QMainWindow):
         self.runs.set_live(self.session)
         self.run_list.table.setCurrentCell(0, 0)
         self.boundary.set_points(dataset.X, dataset.y)
-        self._run_started = time.perf_counter()
         self._config_changed_during_run = False
         self._status = "running" if run else "paused"
         self.controller.start(config.to_json(), run=run, params=params, start_step=start_step)
@@ -556,7 +554,8 @@ class MainWindow(QMainWindow):
         self.files.remember([e.path for e in opened])
         if self.controller.state not in ("running", "paused"):
             self.load_config(opened[0].session.config)
-            self.banner.clear() if not self.banner.text.startswith(opened[0].name) else None
+            if not self.banner.text.startswith(opened[0].name):
+                self.banner.clear()
         self.plots.set_live(False)
         self.plots.refresh(force=True)
         self._update_controls()

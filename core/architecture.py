@@ -12,7 +12,7 @@ its bias; residual inner blocks and ensemble members in order. Snapshots use thi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Union
+from typing import Literal, Optional
 
 from . import activations
 from .errors import ConfigError
@@ -117,7 +117,6 @@ class Ensemble(Serializable):
         return {"type": "ensemble", "members": [[b.to_dict() for b in m] for m in self.members]}
 
 
-Block = Union[Dense, Activation, Residual, Ensemble]
 BLOCK_TYPES = {"dense": Dense, "activation": Activation, "residual": Residual, "ensemble": Ensemble}
 
 
@@ -236,10 +235,6 @@ def parameter_layout(spec: ArchitectureSpec) -> list[tuple[str, int, tuple]]:
 def is_linear_model(spec: ArchitectureSpec) -> bool:
     """A single dense layer of width 1: f(x) = w.x (+ b), where the SVM direction is the reference."""
     return len(spec.blocks) == 1 and isinstance(spec.blocks[0], Dense)
-
-
-def linear(input_dim: int, bias: bool = False) -> ArchitectureSpec:
-    return ArchitectureSpec(input_dim, [Dense(1, bias)])
 
 
 def mlp(input_dim: int, widths: list[int], activation: str = "relu", param: float | None = None,

@@ -38,11 +38,6 @@ class Dataset:
     def dim(self) -> int:
         return self.X.shape[1]
 
-    def class_counts(self) -> tuple[int, int]:
-        """(count of +1, count of -1)."""
-        positive = int(np.sum(self.y > 0))
-        return positive, self.n - positive
-
     def to_dict(self) -> dict:
         return {"kind": "inline", "X": self.X.tolist(), "y": self.y.astype(int).tolist(), "name": self.name}
 

@@ -18,8 +18,6 @@ import numpy as np
 from scipy.special import expit
 
 EXPONENTIAL, LOGISTIC = "exponential", "logistic"
-# l(0): once L < l(0) (with the sum), every sample has a positive margin
-LOSS_AT_ZERO = {EXPONENTIAL: 1.0, LOGISTIC: math.log(2.0)}
 
 
 def logsumexp(a: np.ndarray) -> float:

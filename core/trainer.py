@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses, reference
-from .architecture import Dense, is_linear_model
+from .architecture import is_linear_model
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
@@ -399,7 +399,3 @@ class Trainer:
     def device_name(self) -> str:
         return self.config.run.device
 
-
-def first_layer_has_bias(config: RunConfig) -> bool:
-    first = config.architecture.blocks[0]
-    return isinstance(first, Dense) and first.bias

@@ -36,7 +36,6 @@ class EditViewBox(pg.ViewBox):
         self.editor = editor
         self._drag_index = None
         self._drag_id = None
-        self._band = QRectF()
         self.band_item = pg.QtWidgets.QGraphicsRectItem()
         self.band_item.setPen(pg.mkPen("#666", style=Qt.DashLine))
         self.band_item.setBrush(pg.mkBrush(100, 100, 100, 30))

@@ -33,7 +33,6 @@ class PlotSpec:
     curves: list  # (series name, legend label)
     log_y: bool = False
     kind: str = "records"  # records | samples | columns | snapshots
-    tooltip: str = ""
     reference: str | None = None  # an info key drawn as a dashed horizontal line
     columns: str | None = None
     extra: dict = field(default_factory=dict)
@@ -346,10 +345,7 @@ class TrajectoryPlots(QWidget):
                 self._next_plot = (self._next_plot + i + 1) % len(plots)
                 return
 
-    @property
-    def up_to_date(self) -> bool:
-        versions = tuple((id(s[0]), s[0].version) for s in self.sources)
-        return all(p.seen_versions == versions for p in self.plots.values())
+
 
     def _stride(self, plot: _Plot, n: int):
         """For an x that is not sorted (-log L can rise): every k-th record, ~1 per pixel."""
