@@ -308,7 +308,41 @@ def margin_rises_after_loss_settles(run, statement):
                    gamma[-1])
 
 
-CHECKS = {f.__name__: f for f in (angle_to_reference_below, angle_decreasing, norm_log_growth,
+def _order(run) -> float:
+    from .homogeneity import analyze
+
+    return float(analyze(run.config.architecture).order)
+
+
+def loss_rate(run, statement, from_step=1000, tolerance=0.15):
+    """L = Theta(1 / (T (log T)^(2 - 2/M))) (Lyu and Li 2020): the slope of log L against log t
+    after ``from_step`` is within ``tolerance`` of -1 - (2 - 2/M) / log t at the run's end."""
+    steps, log_l = run.steps, run.get("log_loss")
+    keep = steps >= from_step
+    if keep.sum() < 20 or steps[-1] < 10 * from_step:
+        return _too_short("loss_rate", statement, f"needs steps beyond {10 * from_step:,}")
+    slope = np.polyfit(np.log(steps[keep]), log_l[keep], 1)[0]
+    expected = -1.0 - (2.0 - 2.0 / _order(run)) / math.log(steps[-1])
+    return Verdict("loss_rate", statement, abs(slope - expected) <= tolerance,
+                   f"d log L / d log t = {slope:.3f} after step {from_step:,} (theory {expected:.3f}, tolerance {tolerance:g})",
+                   slope)
+
+
+def norm_rate(run, statement, from_step=1000, tolerance=0.1):
+    """||theta|| = Theta((log T)^(1/M)): the slope of log ||theta|| against log log t after
+    ``from_step`` is within ``tolerance`` of 1/M."""
+    steps, norm = run.steps, run.get("param_norm")
+    keep = steps >= from_step
+    if keep.sum() < 20 or steps[-1] < 10 * from_step:
+        return _too_short("norm_rate", statement, f"needs steps beyond {10 * from_step:,}")
+    slope = np.polyfit(np.log(np.log(steps[keep])), np.log(norm[keep]), 1)[0]
+    expected = 1.0 / _order(run)
+    return Verdict("norm_rate", statement, abs(slope - expected) <= tolerance,
+                   f"d log||theta|| / d log log t = {slope:.3f} after step {from_step:,} (theory 1/M = {expected:.3g}, "
+                   f"tolerance {tolerance:g})", slope)
+
+
+CHECKS = {f.__name__: f for f in (loss_rate, norm_rate, angle_to_reference_below, angle_decreasing, norm_log_growth,
                                   smoothed_margin_monotone, margins_converge, kkt_decreasing, norm_increasing,
                                   alignment_to_one, margin_nearly_monotone, euler_defect_vanishing, ensemble_share,
                                   margin_increasing_in, stable_rank, sample_margins_equalize,

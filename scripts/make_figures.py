@@ -22,6 +22,7 @@ FIGURES = {
     "linear-separable": ("margin,angle,norm", False),
     "linear-constant-step": ("angle,norm,margin", True),
     "relu2-blobs": ("margin,kkt,norm", False),
+    "relu2-constant-step": ("loss,norm,margin", True),
     "relu3-moons": ("margin,kkt,norm", False),
     "alignment-relu-xor": ("angle,margin,norm", True),
     "residual-gelu-moons": ("margin,kkt,loss", False),
