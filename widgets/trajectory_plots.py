@@ -70,6 +70,9 @@ class SparseLogAxis(pg.AxisItem):
 
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
         strings = super().logTickStrings(values, scale, spacing)
+        low, high = self.range
+        if high - low < 1.0:  # under a decade pyqtgraph places plain ticks: keep all their labels
+            return strings
         keep = []
         for value, text in zip(values, strings):
             mantissa = round(10 ** (value - np.floor(value + 1e-9)), 6)
