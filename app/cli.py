@@ -84,7 +84,6 @@ class Progress:
 def cmd_run(args) -> int:
     from core.datasets import load as load_dataset
     from core.presets import resolve_config
-    from core.runner import run_to_file
 
     config, _folder = resolve_config(args.config)
     if args.steps is not None:
@@ -102,6 +101,15 @@ def cmd_run(args) -> int:
 
         dataset = load_dataset(args.dataset)
         config.dataset = DatasetConfig.inline(dataset)
+    trainer = _train_to_file(config, args.out, dataset=dataset)
+    print(f"{args.out}: {trainer.status} at step {trainer.step}" + (f" ({trainer.reason})" if trainer.reason else ""))
+    return 0
+
+
+def _train_to_file(config, out, **run_options):
+    """run_to_file with the progress line and a graceful Ctrl+C: `run` and `continue` share it."""
+    from core.runner import run_to_file
+
     progress = Progress(config.run.steps)
     last = {}
 
@@ -111,13 +119,12 @@ def cmd_run(args) -> int:
         progress.update(trainer, last.get("chunk", chunk))
 
     with GracefulInterrupt() as interrupt:
-        trainer = run_to_file(config, args.out, dataset=dataset, on_chunk=on_chunk,
-                              should_stop=lambda: interrupt.requested, stop_reason="interrupted (Ctrl+C)")
+        trainer = run_to_file(config, out, on_chunk=on_chunk, should_stop=lambda: interrupt.requested,
+                              stop_reason="interrupted (Ctrl+C)", **run_options)
     if "chunk" in last:
         progress.update(trainer, last["chunk"], force=True)
     progress.done()
-    print(f"{args.out}: {trainer.status} at step {trainer.step}" + (f" ({trainer.reason})" if trainer.reason else ""))
-    return 0
+    return trainer
 
 
 def cmd_info(args) -> int:
@@ -160,20 +167,14 @@ def cmd_render(args) -> int:
 def cmd_continue(args) -> int:
     """Train on from a run file's last parameters into a new file that records its parent."""
     from core.runfile import RunReader
-    from core.runner import run_to_file
     from core.trainer import Trainer
 
     with RunReader(args.run) as reader:
         config, dataset = reader.config, reader.dataset
         params, start = reader.final_params, reader.final_step
     config.run.steps = start + args.steps if args.steps else 0
-    trainer = Trainer(config, dataset, params=params, start_step=start)
-    progress = Progress(config.run.steps)
-    with GracefulInterrupt() as interrupt:
-        trainer = run_to_file(config, args.out, trainer=trainer, parent=str(args.run),
-                              on_chunk=lambda t, c: c.n_records and progress.update(t, c),
-                              should_stop=lambda: interrupt.requested, stop_reason="interrupted (Ctrl+C)")
-    progress.done()
+    trainer = _train_to_file(config, args.out, trainer=Trainer(config, dataset, params=params, start_step=start),
+                             parent=str(args.run))
     print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
     return 0
 

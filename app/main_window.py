@@ -473,8 +473,10 @@ class MainWindow(QMainWindow):
         if status == "diverged":
             self.show_error(reason)
         if status in ENDED:
-            self.plots.refresh(force=True)  # the last chunk, before the axes fit the data
-            self.plots.set_live(False)
+            if self.plots.live:
+                self.plots.set_live(False)  # redraws every plot with the last chunk, axes fitted
+            else:
+                self.plots.refresh(force=True)
             self._follow_live_snapshots()
             self.runs.refresh_list()
             self.update_claims()

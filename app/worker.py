@@ -33,14 +33,8 @@ def boundary_grid(net, theta, X, resolution=GRID):
 
 
 def _start_info(trainer) -> dict:
-    ref_margin = None
-    if trainer.reference is not None:
-        X = trainer.dataset.X
-        if trainer.config.architecture.blocks[0].bias:
-            X = np.column_stack([X, np.ones(trainer.n)])
-        ref_margin = float(np.min(trainer.dataset.y * (X @ trainer.reference)))
     return {"layer_names": trainer.layer_names(), "n_params": int(trainer.net.size),
-            "homogeneity": trainer.homogeneity.to_dict(), "reference_margin": ref_margin,
+            "homogeneity": trainer.homogeneity.to_dict(), "reference_margin": trainer.reference_margin(),
             "params": trainer.theta.copy(), "device": trainer.device_name()}
 
 

@@ -169,22 +169,27 @@ class NumpyNetwork:
         return grad
 
     def jacobian(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """The (n, P) matrix of per-sample gradients grad_theta f(theta; x_i)."""
-        n = X.shape[0]
-        self.outputs(theta, X)
-        jac = np.empty((n, self.size), dtype=theta.dtype)
-        seed = np.zeros(n, dtype=theta.dtype)
-        for i in range(n):
-            seed[i] = 1.0
-            self.backward(theta, seed, out=jac[i])
-            seed[i] = 0.0
-        return jac
+        return per_sample_jacobian(self, theta, X)
 
     def member_outputs(self) -> list[np.ndarray] | None:
         """Each member's output of the first ensemble at the last forward, or None."""
         if not self.ensembles or self.ensembles[0].outputs is None:
             return None
         return [o[:, 0] if o.shape[1] == 1 else o for o in self.ensembles[0].outputs]
+
+
+def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """The (n, P) matrix of per-sample gradients grad_theta f(theta; x_i): one backward pass per
+    sample, for any network with ``outputs``, ``backward(theta, w, out=)`` and ``size``."""
+    n = X.shape[0]
+    net.outputs(theta, X)
+    jac = np.empty((n, net.size), dtype=theta.dtype)
+    seed = np.zeros(n, dtype=theta.dtype)
+    for i in range(n):
+        seed[i] = 1.0
+        net.backward(theta, seed, out=jac[i])
+        seed[i] = 0.0
+    return jac
 
 
 def _dense_blocks(blocks):

@@ -25,7 +25,7 @@ from .datasets import Dataset
 from .errors import TrainingError
 from .homogeneity import NONE, analyze
 from .metrics import kkt_residual, stable_rank, unit_angle
-from .network import NumpyNetwork, initial_parameters
+from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
 from .optimizers import UpdateRule
 from .recording import LogSchedule, RecordSchedule
 
@@ -94,15 +94,7 @@ class _TorchEvaluator:
         return flat.astype(theta.dtype)
 
     def jacobian(self, theta, X):
-        self.outputs(theta, X)
-        n = X.shape[0]
-        jac = np.empty((n, self.size), dtype=theta.dtype)
-        seed = np.zeros(n, dtype=theta.dtype)
-        for i in range(n):
-            seed[i] = 1.0
-            jac[i] = self.backward(theta, seed)
-            seed[i] = 0.0
-        return jac
+        return per_sample_jacobian(self, theta, X)
 
     def member_outputs(self):
         return None
@@ -183,16 +175,24 @@ class Trainer:
     # ------------------------------------------------------------------ reference directions
     def _reference_direction(self):
         """The max-margin separator of the norm the optimizer is steepest in, for linear models."""
-        spec = self.config.architecture
-        if not is_linear_model(spec):
+        if not is_linear_model(self.config.architecture):
             return None
-        X = self.dataset.X
-        if spec.blocks[0].bias:
-            X = np.column_stack([X, np.ones(self.n)])  # a first-layer bias is an extra coordinate
+        X = self._reference_inputs()
         kind = self.config.optimizer.kind
         solver = {"sign": reference.linf_max_margin_direction,
                   "coordinate": reference.l1_max_margin_direction}.get(kind, reference.svm_direction)
         return solver(X, self.dataset.y)
+
+    def _reference_inputs(self) -> np.ndarray:
+        """The data as the linear model sees them: a first-layer bias is an extra coordinate 1."""
+        X = self.dataset.X
+        return np.column_stack([X, np.ones(self.n)]) if self.config.architecture.blocks[0].bias else X
+
+    def reference_margin(self) -> float | None:
+        """min_i y_i <w*, x_i> of the unit reference direction: the limit of the normalized margin."""
+        if self.reference is None:
+            return None
+        return float(np.min(self.dataset.y * (self._reference_inputs() @ self.reference)))
 
     # ------------------------------------------------------------------ the loop
     def run(self, max_steps: int, max_seconds: float | None = None) -> Chunk:
