@@ -101,3 +101,44 @@ def torch_forward(kind: str, param: float, x):
     if kind == "sigmoid":
         return torch.sigmoid(x)
     raise KeyError(kind)
+
+
+def torch_value_and_derivative(kind: str, param: float, x):
+    """(s(x), s'(x)) in torch, for the batched engine's hand-written backward (core/batched.py);
+    the same formulas and kink conventions as ``forward``."""
+    import torch
+
+    if kind == "relu":
+        value = torch.relu(x)
+        return value, torch.gt(x, 0, out=torch.empty_like(x))  # a float 0/1: a bool mask costs a cast per use
+    if kind == "identity":
+        return x, torch.ones_like(x)
+    if kind == "leaky_relu":
+        slope = torch.where(x > 0, x.new_tensor(1.0), x.new_tensor(param))  # two bare numbers would be float32
+        return x * slope, slope
+    if kind == "abs":
+        return torch.abs(x), torch.sign(x)
+    if kind == "relu_k":
+        pos = torch.clamp(x, min=0)
+        powk1 = pos ** (param - 1)
+        return powk1 * pos, param * powk1
+    if kind == "gelu":
+        cdf = 0.5 * (1 + torch.special.erf(x * float(_SQRT1_2)))
+        return x * cdf, cdf + x * float(_INV_SQRT_2PI) * torch.exp(-0.5 * x * x)
+    if kind == "silu":
+        sig = torch.sigmoid(x)
+        return x * sig, sig * (1 + x * (1 - sig))
+    if kind == "softplus":
+        bx = param * x
+        return torch.logaddexp(torch.zeros_like(bx), bx) / param, torch.sigmoid(bx)
+    if kind == "elu":
+        neg = x <= 0
+        em1 = torch.expm1(torch.clamp(x, max=0))
+        return torch.where(neg, param * em1, x), torch.where(neg, param * (em1 + 1), x.new_tensor(1.0))
+    if kind == "tanh":
+        t = torch.tanh(x)
+        return t, 1 - t * t
+    if kind == "sigmoid":
+        s = torch.sigmoid(x)
+        return s, s * (1 - s)
+    raise KeyError(kind)

@@ -148,6 +148,34 @@ class RunSettings(Serializable):
             require(self.device == "cpu", f"{path}.backend", "the numpy backend runs on the cpu only")
 
 
+FAMILY_SETTINGS = {"seed": "run.seed", "lr": "optimizer.lr", "init_scale": "architecture.init.scale"}
+MAX_FAMILY = 4096
+
+
+@dataclass
+class FamilyConfig(Serializable):
+    """S runs that differ only in one setting, trained together (core/family.py): ``vary`` is
+    seed, lr (the step size) or init_scale, and member k takes ``values[k]`` for it. Each
+    member is saved as its own run file (docs/run-format.md, Families)."""
+
+    vary: Literal["seed", "lr", "init_scale"] = "seed"
+    values: list[float] = field(default_factory=list)
+
+    def validate(self, path):
+        require(1 <= len(self.values) <= MAX_FAMILY, f"{path}.values",
+                f"a family has 1 to {MAX_FAMILY} members, got {len(self.values)}")
+        for i, value in enumerate(self.values):
+            where = f"{path}.values[{i}]"
+            if self.vary == "seed":
+                require(float(value).is_integer() and value >= 0, where, f"a seed is a whole number >= 0, got {value:g}")
+            else:
+                require(value > 0, where, f"{self.vary} must be > 0, got {value:g}")
+
+    def label(self, k: int) -> str:
+        value = self.values[k]
+        return f"{self.vary}={int(value)}" if self.vary == "seed" else f"{self.vary}={value:g}"
+
+
 @dataclass
 class RunConfig(Serializable):
     architecture: ArchitectureSpec
@@ -159,12 +187,14 @@ class RunConfig(Serializable):
     name: str = ""
     description: str = ""
     claims: list = field(default_factory=list)  # claim checks a preset makes (core/claims.py)
+    family: Optional[FamilyConfig] = None  # several runs trained together; None: one run
 
     @classmethod
     def from_dict(cls, data, path=""):
         if not isinstance(data, dict):
             raise ConfigError("config: expected a JSON object")
-        allowed = {"architecture", "dataset", "loss", "optimizer", "run", "recording", "name", "description", "claims"}
+        allowed = {"architecture", "dataset", "loss", "optimizer", "run", "recording", "name", "description", "claims",
+                   "family"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -182,7 +212,33 @@ class RunConfig(Serializable):
             name=convert(str, data.get("name", ""), "name"),
             description=convert(str, data.get("description", ""), "description"),
             claims=_claims(data.get("claims", [])),
+            family=None if data.get("family") is None else FamilyConfig.from_dict(data["family"], "family"),
         )
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.family is None:
+            del out["family"]  # a single run's JSON is unchanged by the family feature
+        return out
+
+    @property
+    def family_size(self) -> int:
+        return 0 if self.family is None else len(self.family.values)
+
+    def member(self, k: int) -> "RunConfig":
+        """The config of family member k: the varied setting replaced, no family."""
+        family = self.family
+        member = self.copy()
+        member.family = None
+        value = family.values[k]
+        if family.vary == "seed":
+            member.run.seed = int(value)
+        elif family.vary == "lr":
+            member.optimizer.lr = float(value)
+        else:
+            member.architecture.init.scale = float(value)
+        member.name = f"{self.name or 'run'} [{family.label(k)}]"
+        return member
 
     def claim_specs(self):
         from .claims import parse_claims

@@ -30,7 +30,7 @@ from .optimizers import UpdateRule
 from .recording import LogSchedule, RecordSchedule
 
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
-_LOG_MAX = 700.0  # exp() of more overflows float64
+LOG_MAX = 700.0  # exp() of more overflows float64
 
 
 @dataclass
@@ -121,7 +121,7 @@ class Trainer:
     """Trains ``config`` from theta_0 (or ``params`` to continue); see the module docstring."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, params: np.ndarray | None = None,
-                 start_step: int = 0):
+                 start_step: int = 0, reference=None):
         self.config = config
         self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
         self.dataset = dataset if dataset is not None else config.dataset.build()
@@ -157,7 +157,8 @@ class Trainer:
         self.snapshots = LogSchedule(1, rec.snapshots_per_decade)
         self.support_tol = rec.support_tolerance
         self.compute_kkt = rec.kkt and self.order is not None
-        self.reference = self._reference_direction()
+        # ``reference``: a family's members share one solve (same data, same optimizer kind)
+        self.reference = self._reference_direction() if reference is None else reference
         self._previous_direction = None
         self._wall = 0.0
         self._grad = np.empty(self.net.size, dtype=self.dtype)
@@ -231,7 +232,7 @@ class Trainer:
             elif self.step_rule == "lyu_li":
                 factor = (-log_step) ** -self._lyu_li_power if log_step < -1.0 else 1.0
             else:
-                if log_step > _LOG_MAX:
+                if log_step > LOG_MAX:
                     self._diverge(f"the loss overflowed (log L = {log_step:.4g})")
                     break
                 factor = math.exp(log_step)
@@ -263,13 +264,23 @@ class Trainer:
         self.finish(STOPPED, reason)
         return self._drain()
 
-    def _record_current(self, force_snapshot: bool = False) -> None:
-        """Record (and snapshot) the state at the current step unless it already was."""
-        theta = self.theta
+    def evaluate(self, theta):
+        """(f, q, log L, grad log L) at ``theta``: what a step computes before it updates."""
         f = self.net.outputs(theta, self.X)
         q = self.y * f
         log_l, weights = losses.log_loss_and_weights(self.loss_kind, q)
-        grad = self.net.backward(theta, weights * self.y)
+        return f, q, log_l, self.net.backward(theta, weights * self.y)
+
+    def record_state(self, step: int, theta: np.ndarray, wall: float) -> None:
+        """The record of step ``step`` at ``theta`` after ``wall`` seconds, for parameters a batched
+        engine computed (core/family.py): the same record a single run would make there."""
+        self._wall = wall
+        self._record(step, theta, *self.evaluate(theta))
+
+    def _record_current(self, force_snapshot: bool = False) -> None:
+        """Record (and snapshot) the state at the current step unless it already was."""
+        theta = self.theta
+        f, q, log_l, grad = self.evaluate(theta)
         if not (math.isfinite(log_l) and np.all(np.isfinite(grad))):
             return
         if self._last_recorded != self.step:

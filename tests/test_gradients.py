@@ -7,7 +7,7 @@ import torch
 
 from core import activations
 from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual
-from core.network import NumpyNetwork, initial_parameters
+from core.network import NumpyNetwork, initial_parameters, per_sample_jacobian
 from core.torch_network import TorchNetwork
 
 RNG = np.random.default_rng(7)
@@ -69,11 +69,13 @@ def test_numpy_gradient_matches_finite_differences(name):
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("name", ["activation-relu", "residual", "ensemble"])
+@pytest.mark.parametrize("name", sorted(SPECS))
 def test_jacobian_rows_are_per_sample_gradients(name):
+    """The one-pass Jacobian against one backward pass per sample, and against the gradient."""
     spec = SPECS[name]
     net, theta = _theta(spec)
     jac = net.jacobian(theta, X)
+    np.testing.assert_allclose(jac, per_sample_jacobian(net, theta, X), rtol=1e-12, atol=1e-13)
     net.outputs(theta, X)
     np.testing.assert_allclose(jac.T @ W, net.backward(theta, W), rtol=1e-12, atol=1e-13)
     net.outputs(theta, X[2:3])

@@ -1,0 +1,242 @@
+"""The batched engine: S networks of one architecture stepped together in torch, on the CPU
+or a GPU, with a hand-written backward on a (S, P) parameter matrix (one row per run).
+
+Every block type is covered: dense (with or without bias), the 11 activations, residual and
+ensemble blocks. Each step is a handful of batched matrix products whatever S is, and nothing
+here reads a value back to the host: divergence is tracked per run on the device (core/family.py
+reads it once per chunk). Torch autograd (core/torch_network.py) stays the reference for the
+mathematics; tests/test_family.py checks this file against it block by block.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from . import activations
+from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_layout
+
+
+class _Dense:
+    """Activations are held feature-major, (S, width, n): the first layer's product and its weight
+    gradient are then one (S * out, in) x (in, n) matrix product each instead of S small ones."""
+
+    def __init__(self, offset: int, out: int, inp: int, bias: bool, first: bool):
+        self.shape = (out, inp)
+        self.w = slice(offset, offset + out * inp)
+        self.b = slice(offset + out * inp, offset + out * inp + out) if bias else None
+        self.first = first  # the input is the data: shared by every run, and needs no gradient
+
+    def weight(self, theta):
+        return theta[:, self.w].view(theta.shape[0], *self.shape)
+
+    def forward(self, theta, h):
+        S, (out, inp) = theta.shape[0], self.shape
+        if h.dim() == 2:  # the data X^T (in, n), the same for every run
+            z = (theta[:, self.w].reshape(S * out, inp) @ h).view(S, out, -1)
+        else:
+            z = self.weight(theta) @ h
+        if self.b is not None:
+            z = z + theta[:, self.b].unsqueeze(2)
+        return z, h
+
+    def backward(self, theta, g, h, grad):
+        S = theta.shape[0]
+        if h.dim() == 2:
+            grad[:, self.w] = (g.reshape(S * self.shape[0], -1) @ h.T).view(S, -1)
+        else:
+            grad[:, self.w] = (g @ h.transpose(1, 2)).reshape(S, -1)
+        if self.b is not None:
+            grad[:, self.b] = g.sum(dim=2)
+        if self.first:
+            return None
+        if self.shape[0] == 1:  # an output layer: an outer product, cheaper broadcast than as S products
+            return theta[:, self.w].unsqueeze(2) * g
+        return self.weight(theta).transpose(1, 2) @ g
+
+
+class _Activation:
+    def __init__(self, kind: str, param: float):
+        self.kind, self.param = kind, param
+
+    def forward(self, theta, h):
+        return activations.torch_value_and_derivative(self.kind, self.param, h)
+
+    def backward(self, theta, g, derivative, grad):
+        return g * derivative
+
+
+class _ReLU:
+    """ReLU keeps its output and masks the gradient in one pass (the kernel autograd uses):
+    a third of the cost of forming the 0/1 derivative and multiplying by it."""
+
+    def forward(self, theta, h):
+        value = torch.relu(h)
+        return value, value
+
+    def backward(self, theta, g, value, grad):
+        return torch.ops.aten.threshold_backward(g, value, 0)
+
+
+class _Sequence:
+    def __init__(self, nodes):
+        self.nodes = nodes
+
+    def forward(self, theta, h):
+        caches = []
+        for node in self.nodes:
+            h, cache = node.forward(theta, h)
+            caches.append(cache)
+        return h, caches
+
+    def backward(self, theta, g, caches, grad):
+        for node, cache in zip(reversed(self.nodes), reversed(caches)):
+            g = node.backward(theta, g, cache, grad)
+            if g is None:
+                return None
+        return g
+
+
+class _Residual:
+    def __init__(self, inner: _Sequence, scale: float):
+        self.inner, self.scale = inner, scale
+
+    def forward(self, theta, h):
+        branch, caches = self.inner.forward(theta, h)
+        return h + self.scale * branch, caches
+
+    def backward(self, theta, g, caches, grad):
+        g_branch = self.inner.backward(theta, self.scale * g, caches, grad)
+        return g if g_branch is None else g + g_branch
+
+
+class _Ensemble:
+    def __init__(self, members):
+        self.members = members
+
+    def forward(self, theta, h):
+        results = [m.forward(theta, h) for m in self.members]
+        total = results[0][0]
+        for out, _cache in results[1:]:
+            total = total + out
+        return total, [r[1] for r in results]
+
+    def backward(self, theta, g, caches, grad):
+        total = None
+        for member, cache in zip(self.members, caches):
+            gi = member.backward(theta, g, cache, grad)
+            if gi is not None:
+                total = gi if total is None else total + gi
+        return total
+
+
+def _has_dense(blocks) -> bool:
+    for b in blocks:
+        if isinstance(b, Dense):
+            return True
+        if isinstance(b, Residual) and _has_dense(b.blocks):
+            return True
+        if isinstance(b, Ensemble) and any(_has_dense(m) for m in b.members):
+            return True
+    return False
+
+
+class BatchedNetwork:
+    """f(theta_s; X) for the S rows theta_s of a (S, P) tensor, and the batched vector-Jacobian
+    product. Not thread-safe: the caches of the last forward feed the next backward."""
+
+    def __init__(self, spec: ArchitectureSpec):
+        from .architecture import output_width
+
+        self.size = sum(size for _name, size, _shape in parameter_layout(spec))
+        self._offset, self._first, self._output_width = 0, True, output_width
+        self.root = self._build(spec.blocks, spec.input_dim)
+        self._cache = None
+
+    def _build(self, blocks, width) -> _Sequence:
+        nodes = []
+        for block in blocks:
+            if isinstance(block, Dense):
+                nodes.append(_Dense(self._offset, block.width, width, block.bias, self._first))
+                self._offset += block.width * width + (block.width if block.bias else 0)
+                self._first, width = False, block.width
+            elif isinstance(block, Activation):
+                nodes.append(_ReLU() if block.kind == "relu" else _Activation(block.kind, block.value))
+            elif isinstance(block, Residual):
+                first = self._first
+                nodes.append(_Residual(self._build(block.blocks, width), block.scale))
+                self._first = first and not _has_dense(block.blocks)
+            elif isinstance(block, Ensemble):
+                first, members = self._first, []
+                for member in block.members:
+                    self._first = first
+                    members.append(self._build(member, width))
+                self._first = first and not any(_has_dense(m) for m in block.members)
+                nodes.append(_Ensemble(members))
+                width = self._output_width(block.members[0], width, "")
+        return _Sequence(nodes)
+
+    def outputs(self, theta, XT):
+        """(S, n): f(theta_s; x_i) for the data given transposed, XT = X^T (d, n). Keeps the caches
+        for ``backward``."""
+        out, self._cache = self.root.forward(theta, XT)
+        return out[:, 0, :]
+
+    def backward(self, theta, grad_outputs, grad):
+        """Fill ``grad`` (S, P) with sum_i grad_outputs[s, i] grad f(theta_s; x_i)."""
+        self.root.backward(theta, grad_outputs.unsqueeze(1), self._cache, grad)
+        return grad
+
+
+def log_loss_and_weights(kind: str, q):
+    """(log L, d log L / d q) per row of margins q (S, n), in log space (core/losses.py)."""
+    if kind == "exponential":
+        return torch.logsumexp(-q, dim=1), -torch.softmax(-q, dim=1)
+    zero = torch.zeros_like(q)
+    softplus = torch.logaddexp(zero, -q)
+    # log softplus(-q); past q = 30, -q - exp(-q)/2 (softplus itself underflows past q ~ 745)
+    log_terms = torch.where(q > 30.0, -q - 0.5 * torch.exp(-q), torch.log(softplus))
+    log_l = torch.logsumexp(log_terms, dim=1)
+    return log_l, -torch.exp(-torch.logaddexp(zero, q) - log_l.unsqueeze(1))
+
+
+class BatchedRule:
+    """core/optimizers.py's update rules, one row per run and a step size per run. sgd is not
+    here: its minibatches are drawn per run (core/family.py runs those one by one)."""
+
+    def __init__(self, kind: str, lrs, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
+        self.kind, self.lr = kind, lrs.unsqueeze(1)
+        self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
+        self.velocity = self.m = self.v = None
+        self.t = 0
+
+    def apply(self, theta, d, factor):
+        """The updated parameters (a new tensor) from direction source ``factor * d`` per row."""
+        kind, lr = self.kind, self.lr
+        factor = factor.unsqueeze(1)
+        if kind == "gd":
+            return theta - (lr * factor) * d
+        d = factor * d
+        if kind == "normalized_gd":
+            norm = torch.sqrt((d * d).sum(dim=1, keepdim=True))
+            return theta - torch.where(norm > 0, lr / norm, torch.zeros_like(norm)) * d
+        if kind == "sign":
+            return theta - (lr * d.abs().sum(dim=1, keepdim=True)) * torch.sign(d)
+        if kind == "coordinate":
+            j = d.abs().argmax(dim=1, keepdim=True)
+            dj = d.gather(1, j)
+            return theta.scatter_add(1, j, -lr * dj.abs() * torch.sign(dj))
+        if kind == "momentum":
+            self.velocity = d if self.velocity is None else self.momentum * self.velocity + d
+            return theta - lr * self.velocity
+        if kind == "adam":
+            if self.m is None:
+                self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
+            self.t += 1
+            self.m = self.beta1 * self.m + (1 - self.beta1) * d
+            self.v = self.beta2 * self.v + (1 - self.beta2) * d * d
+            m_hat = self.m / (1 - self.beta1 ** self.t)
+            v_hat = self.v / (1 - self.beta2 ** self.t)
+            return theta - lr * m_hat / (torch.sqrt(v_hat) + self.eps)
+        raise KeyError(kind)
+
+

@@ -1,0 +1,283 @@
+"""Families: S runs that differ only in their seed, step size or initialization scale
+(RunConfig.family), trained together.
+
+``FamilyTrainer.run(k)`` steps all members at once with the batched engine (core/batched.py)
+on the run's device and returns one Chunk per member. The members are ordinary Trainers: the
+batched engine owns the parameters while it steps, keeps the parameters of the steps due a
+record or snapshot on the device, and hands them over once per chunk; each member then makes
+its records and snapshots with exactly the code a single run uses. So a member's file is a run
+file like any other, and its records equal a single run's up to the engine's rounding (the
+tests hold it to 1e-12 relative over 1,000 steps).
+
+Divergence is tracked per member on the device: a member that diverges is frozen there and
+ends as "diverged" with its reason, while the others train on. Optimizers the batched engine
+lacks (sgd, whose minibatches are drawn per run) train the members one after another.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import RunConfig
+from .datasets import Dataset
+from .errors import TrainingError
+from .family_records import append_records
+from .recording import LogSchedule, RecordSchedule
+from .trainer import DIVERGED, FINISHED, LOG_MAX, RUNNING, STOPPED, Chunk, Trainer
+
+BATCHED_OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")  # core/batched.py
+KEPT_BYTES = 64 << 20  # parameters kept on the device for records in one chunk, at most
+
+
+@dataclass
+class FamilyChunk:
+    """What one ``FamilyTrainer.run`` produced: a Chunk per member, and the family's status."""
+
+    members: list = field(default_factory=list)
+    status: str = RUNNING
+    reason: str = ""
+    step: int = 0
+
+
+def family_status(statuses: list[str]) -> str:
+    """running while any member runs; then diverged if all diverged, stopped if any was stopped,
+    else finished."""
+    if RUNNING in statuses:
+        return RUNNING
+    if all(s == DIVERGED for s in statuses):
+        return DIVERGED
+    return STOPPED if STOPPED in statuses else FINISHED
+
+
+class FamilyTrainer:
+    """Trains the members of ``config.family`` together; see the module docstring."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset | None = None):
+        if config.family is None:
+            raise TrainingError("family: this config describes one run, not a family")
+        self.config = config
+        self.dataset = dataset if dataset is not None else config.dataset.build()
+        first = Trainer(config.member(0), self.dataset)
+        self.members = [first] + [Trainer(config.member(k), self.dataset, reference=first.reference)
+                                  for k in range(1, config.family_size)]
+        self.step = 0
+        self.engine = None
+        self.engine_note = ""
+        if config.optimizer.kind not in BATCHED_OPTIMIZERS:
+            self.engine_note = f"{config.optimizer.kind} draws minibatches per run: the members train one by one"
+        else:
+            self.engine = _BatchedEngine(self)
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def status(self) -> str:
+        return family_status([m.status for m in self.members])
+
+    def reason(self) -> str:
+        diverged = [m for m in self.members if m.status == DIVERGED]
+        if not diverged:
+            return next((m.reason for m in self.members if m.reason), "")
+        return f"{len(diverged)} of {self.size} members diverged (first: {diverged[0].config.name}: {diverged[0].reason})"
+
+    def run(self, max_steps: int, max_seconds: float | None = None) -> FamilyChunk:
+        """Up to ``max_steps`` steps of every member (fewer at the end or after ``max_seconds``)."""
+        if self.status == RUNNING:
+            if self.engine is None:
+                return self._run_one_by_one(max_steps, max_seconds)
+            self.engine.run(max_steps, max_seconds)
+        return self._drain()
+
+    def _run_one_by_one(self, max_steps, max_seconds) -> FamilyChunk:
+        """Each member in turn: the first within its share of the time, the rest as many steps."""
+        running = [m for m in self.members if m.status == RUNNING]
+        lead = running[0]
+        before = lead.step
+        chunks = {id(lead): lead.run(max_steps, None if max_seconds is None else max_seconds / len(running))}
+        taken = max(lead.step - before, 1)
+        for member in running[1:]:
+            chunks[id(member)] = member.run(taken)
+        self.step = max(m.step for m in self.members)
+        return FamilyChunk(members=[chunks.get(id(m)) or m._drain() for m in self.members], status=self.status,
+                           reason=self.reason(), step=self.step)
+
+    def stop(self, reason: str = "stopped by the user") -> FamilyChunk:
+        if self.engine is not None:
+            self.engine.hand_over()
+        for member in self.members:
+            member.finish(STOPPED, reason)
+        return self._drain()
+
+    def _drain(self) -> FamilyChunk:
+        chunks = [m._drain() for m in self.members]
+        return FamilyChunk(members=chunks, status=self.status, reason=self.reason(), step=self.step)
+
+    # the facts a run file needs, shared by every member
+    def layer_names(self) -> list[str]:
+        return self.members[0].layer_names()
+
+    def device_name(self) -> str:
+        return self.config.run.device
+
+
+class _BatchedEngine:
+    """The members' parameters as one (S, P) tensor on the device, stepped together."""
+
+    def __init__(self, family: FamilyTrainer):
+        import torch  # a dependency of the app (pyproject.toml); imported here, off the window's start-up
+
+        self.torch = torch
+        self.family = family
+        members = family.members
+        first = members[0]
+        config = family.config
+        device = config.run.device
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise TrainingError(f"run.device: {device} was asked for, but no CUDA GPU is available here")
+        if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise TrainingError("run.device: mps was asked for, but it is not available here")
+        self.device = torch.device(device)
+        self.dtype = torch.float64 if first.dtype == np.float64 else torch.float32
+        as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)  # noqa: E731
+        from .batched import BatchedNetwork, BatchedRule
+
+        self.net = BatchedNetwork(config.architecture)
+        self.theta = as_tensor(np.stack([m.theta for m in members]))
+        self.XT, self.y = as_tensor(first.X.T.copy()), as_tensor(first.y)
+        opt = config.optimizer
+        self.rule = BatchedRule(opt.kind, as_tensor([m.config.optimizer.lr for m in members]),
+                                opt.momentum, opt.beta1, opt.beta2, opt.eps)
+        self.grad = torch.empty_like(self.theta)
+        S = len(members)
+        self.alive = torch.ones(S, dtype=torch.bool, device=self.device)
+        self.diverged_at = torch.full((S,), -1, dtype=torch.int64, device=self.device)
+        self.overflowed = torch.zeros(S, dtype=torch.bool, device=self.device)  # recorded, then diverged
+        self.norm_limit = first._norm_limit
+        self.loss_kind, self.mean, self.log_n = first.loss_kind, first.mean, first.log_n
+        self.step_rule, self.lyu_li_power = first.step_rule, first._lyu_li_power
+        rec = config.recording
+        self.records = RecordSchedule(rec.every_step_until, rec.per_decade, rec.max_per_second)
+        self.snapshots = LogSchedule(1, rec.snapshots_per_decade)
+        self.total_steps = config.run.steps
+        self.max_kept = max(1, KEPT_BYTES // (self.theta.numel() * self.theta.element_size()))
+        self.wall = 0.0
+
+    def run(self, max_steps: int, max_seconds: float | None) -> None:
+        from .batched import log_loss_and_weights
+
+        torch = self.torch
+        family = self.family
+        started = time.perf_counter()
+        deadline = None if max_seconds is None else started + max_seconds
+        end = family.step + max_steps
+        if self.total_steps:
+            end = min(end, self.total_steps)
+        net, XT, y, rule = self.net, self.XT, self.y, self.rule
+        theta, alive, diverged_at = self.theta, self.alive, self.diverged_at
+        kept = []  # (step, wall, parameters before the update, record?, snapshot?)
+        step = family.step
+        while step < end:
+            q = y * net.outputs(theta, XT)
+            log_l, weights = log_loss_and_weights(self.loss_kind, q)
+            grad = net.backward(theta, weights * y, self.grad)
+            # the single run's finiteness test (Trainer._finite), as a mask instead of a branch
+            ok = torch.isfinite(log_l) & torch.isfinite((grad * grad).sum(dim=1)) & (
+                torch.sqrt((theta * theta).sum(dim=1)) < self.norm_limit)
+            log_step = log_l - self.log_n if self.mean else log_l
+            if self.step_rule == "loss_normalized":
+                factor = torch.ones_like(log_l)
+            elif self.step_rule == "lyu_li":
+                factor = torch.where(log_step < -1.0, (-log_step).clamp(min=1.0) ** -self.lyu_li_power, 1.0)
+            else:
+                # as in Trainer.run, a loss that overflows exp() is found after the step's record
+                overflow = alive & ok & (log_step > LOG_MAX)
+                self.overflowed = self.overflowed | overflow
+                ok = ok & ~overflow
+                factor = torch.exp(log_step.clamp(max=LOG_MAX))
+            diverged_at = torch.where(alive & ~ok, step, diverged_at)
+            alive = alive & ok
+            record, snapshot = self.records.due(step), self.snapshots.due(step)
+            if record or snapshot:
+                kept.append((step, self.wall + time.perf_counter() - started, record, snapshot, theta.clone(),
+                             q, log_l, grad.clone() if record else None))
+            # a diverged member stays frozen where it failed, as a single run stops there
+            theta = torch.where(alive.unsqueeze(1), rule.apply(theta, grad, factor), theta)
+            step += 1
+            if len(kept) >= self.max_kept or (deadline is not None and time.perf_counter() > deadline):
+                break
+        self.theta, self.alive, self.diverged_at = theta, alive, diverged_at
+        family.step = step
+        self._deliver(kept, started)
+
+    def _deliver(self, kept, started) -> None:
+        """The one read-back of the chunk: what the kept steps need, the final parameters and where
+        members diverged; then each member records and snapshots as a single run would."""
+        family, torch = self.family, self.torch
+        members = family.members
+        final = self.theta.cpu().numpy()
+        diverged_at = self.diverged_at.cpu().numpy()
+        # the last step a diverged member records: the one before it failed, or the one whose loss overflowed
+        last = np.where(diverged_at < 0, np.iinfo(np.int64).max, diverged_at - 1 + self.overflowed.cpu().numpy())
+        running = np.array([m.status == RUNNING for m in members])
+        recorded = [k for k in kept if k[2]]
+        if recorded:
+            steps = np.array([k[0] for k in recorded])
+            fields = [torch.stack([k[i] for k in recorded]).cpu().numpy() for i in (4, 5, 6, 7)]
+            valid = running[None, :] & (steps[:, None] <= last[None, :])
+            walls = np.array([k[1] for k in recorded])
+            if members[0].net.ensembles:  # ensemble shares need each member's forward: one by one
+                for i, step in enumerate(steps):
+                    for s in np.flatnonzero(valid[i]):
+                        members[s].record_state(int(step), fields[0][i, s], walls[i])
+            else:
+                append_records(members, valid, steps, walls, *fields)
+        with np.errstate(all="ignore"):
+            for step, _wall, _record, snapshot, params, *_rest in kept:
+                if snapshot:
+                    host = params.cpu().numpy()
+                    for s in np.flatnonzero(running & (step <= last)):
+                        members[s]._snapshot(step, host[s])
+            for s, member in enumerate(members):
+                if member.status != RUNNING:
+                    continue
+                member.theta[:] = final[s]
+                if diverged_at[s] >= 0:
+                    member.step = int(diverged_at[s])
+                    self._explain_divergence(member)
+                else:
+                    member.step = family.step
+        self.wall += time.perf_counter() - started
+        for member in members:
+            member._wall = self.wall
+        if self.total_steps and family.step >= self.total_steps:
+            for member in members:
+                member.finish(FINISHED)
+
+    def _explain_divergence(self, member: Trainer) -> None:
+        """The member's status and reason, from the single run's own test at the frozen state."""
+        f, q, log_l, grad = member.evaluate(member.theta)
+        if member._finite(log_l, grad, member.theta):  # the device and the host disagree at the margin
+            log_step = log_l - member.log_n if member.mean else log_l
+            what = (f"the loss overflowed (log L = {log_step:.4g})" if member.step_rule == "constant"
+                    and log_step > LOG_MAX else "a value was no longer finite")
+            member._diverge(what)
+
+    def hand_over(self) -> None:
+        """Give the members the current parameters (before a stop)."""
+        final = self.theta.cpu().numpy()
+        for s, member in enumerate(self.family.members):
+            if member.status == RUNNING:
+                member.theta[:] = final[s]
+                member.step = self.family.step
+                member._wall = self.wall
+
+
+def aggregate_rate(steps: int, members: int, seconds: float) -> float:
+    """Steps per second summed over the members (the families benchmark's figure)."""
+    return steps * members / seconds if seconds > 0 else math.nan
