@@ -50,8 +50,8 @@ class Progress:
     """One status line: step, steps/s, normalized margin, log L. Rewritten in place on a
     terminal; a line every few seconds otherwise (logs, CI)."""
 
-    def __init__(self, total: int, stream=None):
-        self.total = total
+    def __init__(self, total: int, stream=None, members: int = 1):
+        self.total, self.members = total, members
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
@@ -62,12 +62,13 @@ class Progress:
         if not force and now - self.last_print < (0.2 if self.tty else 5.0):
             return
         elapsed = now - self.start
-        rate = trainer.step / elapsed if elapsed > 0 else 0.0
+        rate = trainer.step * self.members / elapsed if elapsed > 0 else 0.0
         rec = chunk.records
         gamma = rec["normalized_margin"][-1] if chunk.n_records else float("nan")
         log_l = rec["log_loss"][-1] if chunk.n_records else float("nan")
         total = f"/{self.total}" if self.total else ""
-        line = (f"step {trainer.step}{total}  {rate:,.0f} steps/s  normalized margin {_format_number(float(gamma))}"
+        who = f"{self.members} runs, " if self.members > 1 else ""
+        line = (f"step {trainer.step}{total}  {who}{rate:,.0f} steps/s  normalized margin {_format_number(float(gamma))}"
                 f"  log L {_format_number(float(log_l))}")
         if self.tty:
             self.stream.write("\r" + line.ljust(100))
@@ -94,6 +95,10 @@ def cmd_run(args) -> int:
         config.run.device = args.device
     if args.backend is not None:
         config.run.backend = args.backend
+    if args.family:
+        from core.config import FamilyConfig
+
+        config.family = FamilyConfig.parse(args.family)
     config = config.copy()  # re-validate the overrides
     dataset = None
     if args.dataset:
@@ -101,6 +106,8 @@ def cmd_run(args) -> int:
 
         dataset = load_dataset(args.dataset)
         config.dataset = DatasetConfig.inline(dataset)
+    if config.family is not None:
+        return _train_family(config, args.out, dataset)
     trainer = _train_to_file(config, args.out, dataset=dataset)
     print(f"{args.out}: {trainer.status} at step {trainer.step}" + (f" ({trainer.reason})" if trainer.reason else ""))
     return 0
@@ -125,6 +132,31 @@ def _train_to_file(config, out, **run_options):
         progress.update(trainer, last["chunk"], force=True)
     progress.done()
     return trainer
+
+
+def _train_family(config, out, dataset) -> int:
+    """A family: one run file per member (RUN-00.h5, ...), one progress line for all of them."""
+    from core.runner import run_family_to_files
+
+    progress = Progress(config.run.steps, members=config.family_size)
+    last = {}
+
+    def on_chunk(family, chunk):
+        lead = chunk.members[0]
+        if lead.n_records:
+            last["chunk"] = lead
+        progress.update(family, last.get("chunk", lead))
+
+    with GracefulInterrupt() as interrupt:
+        family, paths = run_family_to_files(config, out, dataset=dataset, on_chunk=on_chunk,
+                                            should_stop=lambda: interrupt.requested,
+                                            stop_reason="interrupted (Ctrl+C)")
+    progress.done()
+    print(f"{paths[0]} .. {paths[-1].name}: a family of {family.size} ({config.family.vary}), "
+          f"{family.status} at step {family.step}" + (f" ({family.reason()})" if family.reason() else ""))
+    if family.engine is None:
+        print(f"note: {family.engine_note}")
+    return 0
 
 
 def cmd_info(args) -> int:
@@ -221,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="cpu, cuda or mps")
     run.add_argument("--backend", choices=["auto", "numpy", "torch"])
     run.add_argument("--dataset", help="a CSV (x1..xd,label) or NPZ file that replaces the config's dataset")
+    run.add_argument("--family", help="train a family together, one file per member (OUT-00.h5, ...): "
+                     "seed=0:32, lr=0.001..0.1/8 (log-spaced) or init_scale=0.5,1,2")
     run.set_defaults(func=cmd_run)
     info = sub.add_parser("info", help="print a run file's config, status and final metrics")
     info.add_argument("run")
@@ -232,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--preset", default="relu2-blobs")
     demo.add_argument("--steps", type=int, default=2000)
     demo.add_argument("--screenshot", required=True, help="the PNG file to write")
+    demo.add_argument("--family", help="run the preset as a family: seed=0:16, lr=0.01..1/8 or init_scale=0.5,1,2")
     demo.set_defaults(func=cmd_demo)
     check = sub.add_parser("check", help="judge a saved run against its preset's claims (exit 1 if one fails)")
     check.add_argument("run")
@@ -281,7 +316,7 @@ def gui_entry(args) -> int:
 def cmd_demo(args) -> int:
     from app.main_window import demo
 
-    return demo(args.preset, args.steps, args.screenshot)
+    return demo(args.preset, args.steps, args.screenshot, family=args.family)
 
 
 def cmd_open(args) -> int:

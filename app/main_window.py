@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
@@ -28,6 +29,7 @@ from widgets.run_list import RunList
 from widgets.trajectory_plots import PLOTS, X_AXES, TrajectoryPlots
 
 from .controller import TrainingController
+from .family_session import FamilySession
 from .file_actions import FileActions
 from .run_manager import RunManager
 from .session import RunSession
@@ -384,8 +386,11 @@ class MainWindow(QMainWindow):
         self._stop_and_forget()
         if self.banner.label.text().startswith(("diverged", "Training", "Dataset")):
             self.banner.clear()
-        self.session = RunSession(config, dataset, name=config.name)
-        self.session.parent, self.session.start_step = parent, start_step
+        if config.family is not None:
+            self.session = FamilySession(config, dataset)
+        else:
+            self.session = RunSession(config, dataset, name=config.name)
+            self.session.parent, self.session.start_step = parent, start_step
         self.plots.set_live(True)
         self.runs.set_live(self.session)
         self.run_list.table.setCurrentCell(0, 0)
@@ -411,6 +416,9 @@ class MainWindow(QMainWindow):
             return False
         if entry.live:
             self.show_error("Continue a saved run; the live run continues with Run / Resume.")
+            return False
+        if hasattr(session, "members"):
+            self.show_error("Continue works on one run: open one member's file on its own to continue it.")
             return False
         config = session.config.copy()
         more = self.controls.steps.value()
@@ -451,12 +459,19 @@ class MainWindow(QMainWindow):
             return
         self.session.info = info
         self.session.homogeneity = info.get("homogeneity", {})
+        for member in getattr(self.session, "members", ()):
+            member.info, member.homogeneity = info, self.session.homogeneity
+        if info.get("engine_note"):
+            self.banner.show_message(f"Family of {info['family_size']}: {info['engine_note']}.", kind="info")
         if info.get("homogeneity", {}).get("verdict") == "none":
             self.banner.show_message("This network is not homogeneous (" + info["homogeneity"]["explanation"]
                                      + "): the margin plots stay empty.", kind="info")
 
     def _on_chunk(self, payload: dict) -> None:
         if self.session is None:
+            return
+        if "members" in payload:
+            self.session.append_members(payload["members"])
             return
         self.session.append(payload["records"], payload["snapshot_steps"], payload["snapshot_params"],
                             payload["snapshot_metrics"], params=payload["params"], step=payload["step"])
@@ -502,7 +517,7 @@ class MainWindow(QMainWindow):
         if session.version == self._drawn_version:
             return
         self._drawn_version = session.version
-        margins = session.get("sample_margins")
+        margins = getattr(session, "lead", session).get("sample_margins")  # a family's boundary is member 0's
         showing_live = self.runs.replaying is None and self.runs.current() is self.runs.live_entry()
         if margins is not None and len(margins) and showing_live:
             self.boundary.set_support(session.dataset.X, margins[-1], session.config.recording.support_tolerance)
@@ -525,7 +540,8 @@ class MainWindow(QMainWindow):
             return
         elapsed = float(session.last("wall_time", 0.0))
         fields["step"].setText(f"step {session.step:,}")
-        fields["rate"].setText(f"{session.step / elapsed:,.0f} steps/s" if elapsed > 0 else "-")
+        runs = len(getattr(session, "members", ())) or 1  # a family: steps of all its runs together
+        fields["rate"].setText(f"{session.step * runs / elapsed:,.0f} steps/s" if elapsed > 0 else "-")
         fields["elapsed"].setText(f"{elapsed:.1f} s")
         fields["margin"].setText(f"γ {_format(session.last('normalized_margin'))}")
         fields["loss"].setText(f"log L {_format(session.last('log_loss'))}")
@@ -536,15 +552,16 @@ class MainWindow(QMainWindow):
             self.show_error("Nothing to save yet: run first.")
             return False
         try:
-            self.session.save(path, device=self.session.info.get("device", "cpu"))
+            written = self.session.save(path, device=self.session.info.get("device", "cpu")) or [path]
         except (MarginExplorerError, OSError) as exc:
             self.show_error(f"Could not save {path}: {exc}")
             return False
         live = self.runs.live_entry()
         if live is not None:
-            live.path = str(path)
-        self.files.remember([path])
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+            live.path = str(written[0])
+        self.files.remember(written)
+        more = f" .. {Path(written[-1]).name} ({len(written)} runs of the family)" if len(written) > 1 else ""
+        self.statusBar().showMessage(f"Saved {written[0]}{more}", 5000)
         return True
 
     def open_runs(self, paths: list[str]) -> bool:
@@ -577,11 +594,15 @@ class MainWindow(QMainWindow):
         if entry is None or not entry.session.config.claims or entry.session.n_records == 0:
             self.claims_panel.show_verdicts("", [])
             return
-        from core.claims import judge
+        from core.claims import judge, judge_family
 
         session = entry.session
-        self.claims_panel.show_verdicts(session.config.name or entry.name,
-                                        judge(session.run_data(), session.config.claim_specs()))
+        specs = session.config.claim_specs()
+        if hasattr(session, "members"):
+            verdicts = judge_family([judge(data, specs) for data in session.run_datas()])
+        else:
+            verdicts = judge(session.run_data(), specs)
+        self.claims_panel.show_verdicts(session.config.name or entry.name, verdicts)
 
     def set_x_axis(self, mode: str) -> None:
         self.plots.set_x_axis(mode)
@@ -753,12 +774,18 @@ def launch(open_paths: list[str] | None = None) -> int:
     return app.exec()
 
 
-def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0) -> int:
-    """Open the window on a preset, run ``steps`` steps, save a screenshot of the whole window, exit."""
+def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0, family: str | None = None) -> int:
+    """Open the window on a preset (as a family: ``family`` in the command line's form), run
+    ``steps`` steps, save a screenshot of the whole window, exit."""
     app = make_application()
     settings = QSettings(os.devnull, QSettings.IniFormat)  # a demo neither reads nor changes the user's settings
     window = MainWindow(settings=settings, load_demo=False)
-    window.load_config(load_preset(preset))
+    config = load_preset(preset)
+    if family:
+        from core.config import FamilyConfig
+
+        config.family = FamilyConfig.parse(family)
+    window.load_config(config)
     window.banner.clear()
     window.show()
     result = {"code": 0}

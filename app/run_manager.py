@@ -13,6 +13,7 @@ from core.homogeneity import analyze
 from core.network import NumpyNetwork
 from core.runfile import RunReader
 
+from .family_session import FamilySession
 from .runs import FileFollower, RunEntry
 from .session import RunSession
 from .worker import boundary_grid
@@ -129,11 +130,31 @@ class RunManager(QObject):
                 self.message.emit(f"{entry.name} diverged: {session.reason}", "info")
             self.entries.append(entry)
             opened.append(entry)
+        opened = self._group_families(opened)
         if opened:
             self.changed()
             self.window.run_list.table.setCurrentCell(self.entries.index(opened[0]), 0)
         if errors:
             self.message.emit("\n".join(errors), "error")
+        return opened
+
+    def _group_families(self, opened: list[RunEntry]) -> list[RunEntry]:
+        """Members of one family opened together become one entry (median and band); a member
+        opened alone stays a run of its own."""
+        groups: dict = {}
+        for entry in opened:
+            family = entry.session.family
+            if family is not None and entry.follower is None:
+                groups.setdefault(family["id"], []).append(entry)
+        for members in groups.values():
+            if len(members) < 2:
+                continue
+            family = FamilySession.from_members([e.session for e in members], members[0].session.family)
+            grouped = RunEntry(family, f"{family.name} (family of {len(members)})", members[0].colour_index,
+                               path=members[0].path)
+            self.entries = [e for e in self.entries if e not in members]
+            self.entries.append(grouped)
+            opened = [e for e in opened if e not in members] + [grouped]
         return opened
 
     def _follow(self) -> None:

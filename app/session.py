@@ -64,6 +64,7 @@ class RunSession:
         self.saved_path: str | None = None
         self.parent = ""  # the run file this one continues
         self.start_step = 0
+        self.family: dict | None = None  # the file's family attribute when this run is a family member
         self.version = 0  # bumps on every append; views redraw when it changes
 
     # --------------------------------------------------------------- filling
@@ -99,6 +100,7 @@ class RunSession:
         session.saved_path = str(reader.path)
         session.parent = str(reader.attrs.get("parent", ""))
         session.start_step = int(reader.attrs.get("start_step", 0))
+        session.family = reader.family
         session.info = {"layer_names": json.loads(reader.file["metrics/stable_rank"].attrs.get("columns", "[]"))}
         return session
 
@@ -128,7 +130,7 @@ class RunSession:
         return self.n_records > 0 and self.saved_path is None
 
     # --------------------------------------------------------------- saving
-    def save(self, path: str, device: str = "cpu") -> None:
+    def save(self, path: str, device: str = "cpu", family: dict | None = None) -> None:
         """Write the session as a run file through the same writer as a live headless run."""
         layers = self.info.get("layer_names", [])
         n_params = self.params.size if self.params is not None else int(self.info.get("n_params", 0))
@@ -136,7 +138,7 @@ class RunSession:
         writer = RunWriter(path, self.config, self.dataset, n_params=n_params, layer_names=layers,
                            ensemble_size=0 if ensemble is None else ensemble.shape[1],
                            homogeneity=self.homogeneity, device=device, parent=self.parent,
-                           start_step=self.start_step)
+                           start_step=self.start_step, family=family)
         records = {name: buf.view() for name, buf in self.series.items()}
         chunk = Chunk(records=records, snapshot_steps=list(self.snapshot_steps.view()),
                       snapshot_params=self.snapshot_params,

@@ -32,13 +32,26 @@ def boundary_grid(net, theta, X, resolution=GRID):
     return {"values": np.ascontiguousarray(values, dtype=np.float32), "rect": (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])}
 
 
+def _lead(trainer):
+    """The run whose boundary the window shows: the trainer, or a family's member 0."""
+    return trainer.members[0] if hasattr(trainer, "members") else trainer
+
+
 def _start_info(trainer) -> dict:
-    return {"layer_names": trainer.layer_names(), "n_params": int(trainer.net.size),
-            "homogeneity": trainer.homogeneity.to_dict(), "reference_margin": trainer.reference_margin(),
-            "params": trainer.theta.copy(), "device": trainer.device_name()}
+    lead = _lead(trainer)
+    info = {"layer_names": lead.layer_names(), "n_params": int(lead.net.size),
+            "homogeneity": lead.homogeneity.to_dict(), "reference_margin": lead.reference_margin(),
+            "params": lead.theta.copy(), "device": lead.device_name()}
+    if lead is not trainer:
+        info["family_size"] = trainer.size
+        info["engine_note"] = trainer.engine_note
+    return info
 
 
 def _payload(chunk) -> dict:
+    if hasattr(chunk, "members"):  # a family: one payload per member
+        return {"members": [_payload(c) for c in chunk.members], "step": chunk.step, "status": chunk.status,
+                "reason": chunk.reason}
     return {"records": chunk.records, "snapshot_steps": chunk.snapshot_steps, "snapshot_params": chunk.snapshot_params,
             "snapshot_metrics": chunk.snapshot_metrics, "step": chunk.step, "params": chunk.params,
             "status": chunk.status, "reason": chunk.reason}
@@ -52,6 +65,7 @@ def worker_main(commands, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from core.config import RunConfig
     from core.errors import MarginExplorerError
+    from core.family import FamilyTrainer
     from core.trainer import RUNNING, Trainer
 
     trainer = None
@@ -74,11 +88,15 @@ def worker_main(commands, results) -> None:
                 if kind == "start":  # ("start", config_json, run[, params, start_step]): params continue a run
                     config = RunConfig.from_json(command[1])
                     params = command[3] if len(command) > 3 else None
-                    trainer = Trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0)
+                    if config.family is not None:
+                        trainer = FamilyTrainer(config)
+                    else:
+                        trainer = Trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0)
                     results.put(("started", _start_info(trainer)))
                     results.put(("chunk", _payload(trainer.run(0))))
                     if trainer.dataset.dim == 2:
-                        results.put(("boundary", boundary_grid(trainer.net, trainer.theta, trainer.dataset.X)))
+                        lead = _lead(trainer)
+                        results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
                     running, steps_left = bool(command[2]), None
                 elif trainer is None:
                     continue
@@ -106,7 +124,8 @@ def worker_main(commands, results) -> None:
             now = time.perf_counter()
             if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS or chunk.status != RUNNING
                                              or steps_left == 0):
-                results.put(("boundary", boundary_grid(trainer.net, trainer.theta, trainer.dataset.X)))
+                lead = _lead(trainer)
+                results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
                 last_boundary = now
             if chunk.status != RUNNING:
                 running = False

@@ -382,3 +382,26 @@ def judge(run: RunData, claims: list[ClaimSpec]) -> list[Verdict]:
         except (KeyError, IndexError, ValueError, ZeroDivisionError, FloatingPointError) as exc:
             verdicts.append(Verdict(claim.check, claim.statement, None, f"cannot judge yet ({type(exc).__name__}: {exc})"))
     return verdicts
+
+
+def judge_family(member_verdicts: list[list[Verdict]]) -> list[Verdict]:
+    """One verdict per claim for a family, from each member's verdicts: it holds when it holds
+    for every member, fails when it fails for any, and says in how many it holds."""
+    out = []
+    for per_member in zip(*member_verdicts):
+        first = per_member[0]
+        held = sum(v.supported is True for v in per_member)
+        failed = [i for i, v in enumerate(per_member) if v.supported is False]
+        pending = sum(v.supported is None for v in per_member)
+        supported = False if failed else (None if pending else True)
+        detail = f"holds in {held} of {len(per_member)} runs"
+        if failed:
+            detail += f"; fails in run {failed[0]}: {per_member[failed[0]].detail}"
+        elif pending:
+            detail += f"; {pending} cannot judge yet"
+        else:
+            detail += f" (run 0: {first.detail})"
+        values = [v.value for v in per_member if v.value == v.value]
+        out.append(Verdict(first.check, first.statement, supported, detail,
+                           float(np.median(values)) if values else float("nan")))
+    return out

@@ -171,6 +171,32 @@ class FamilyConfig(Serializable):
             else:
                 require(value > 0, where, f"{self.vary} must be > 0, got {value:g}")
 
+    @classmethod
+    def parse(cls, text: str) -> "FamilyConfig":
+        """The command line's form: ``seed=0:32`` (seeds 0..31), ``lr=0.001..0.1/8`` (8 values,
+        log-spaced, ends included) or ``init_scale=0.5,1,2`` (a list)."""
+        vary, sep, spec = text.partition("=")
+        vary = vary.strip()
+        if not sep or vary not in FAMILY_SETTINGS:
+            raise ConfigError(f"--family: expected seed=..., lr=... or init_scale=..., got {text!r}")
+        spec = spec.strip()
+        try:
+            if ".." in spec:
+                ends, _slash, count = spec.partition("/")
+                low, high = (float(v) for v in ends.split(".."))
+                k = int(count) if count else 8
+                require(low > 0 and high > 0 and k >= 2, "--family", "log-spaced values need two ends > 0 and /N >= 2")
+                values = [low * (high / low) ** (i / (k - 1)) for i in range(k)]
+            elif ":" in spec:
+                start, stop = (int(v) for v in spec.split(":"))
+                values = list(range(start, stop))
+            else:
+                values = [float(v) for v in spec.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"--family: cannot read the values {spec!r} (try seed=0:32, lr=0.001..0.1/8 "
+                              "or init_scale=0.5,1,2)") from None
+        return cls.from_dict({"vary": vary, "values": values}, "family")
+
     def label(self, k: int) -> str:
         value = self.values[k]
         return f"{self.vary}={int(value)}" if self.vary == "seed" else f"{self.vary}={value:g}"

@@ -47,7 +47,7 @@ class RunWriter:
 
     def __init__(self, path: str | os.PathLike, config: RunConfig, dataset: Dataset, *, n_params: int,
                  layer_names: list[str], ensemble_size: int, homogeneity: dict, device: str,
-                 parent: str = "", start_step: int = 0):
+                 parent: str = "", start_step: int = 0, family: dict | None = None):
         self.path = Path(path)
         if self.path.exists():
             self.path.unlink()  # a fresh file: h5py's truncate would fight a reader's lock
@@ -69,6 +69,8 @@ class RunWriter:
         f.attrs["margin_norm"] = "l2"
         f.attrs["parent"] = parent
         f.attrs["start_step"] = int(start_step)
+        if family is not None:  # this run is one member of a family (docs/run-format.md, Families)
+            f.attrs["family"] = json.dumps(family)
         for key, value in _versions().items():
             f.attrs[key] = value
         data = f.create_group("dataset")
@@ -226,7 +228,14 @@ class RunReader:
         except DatasetError as exc:
             raise RunFileError(f"{self.path}: the stored dataset is not valid ({exc})") from None
         self.homogeneity = json.loads(attrs.get("homogeneity", "{}"))
-        self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items() if k != "config"}
+        try:
+            self.family = json.loads(attrs["family"]) if "family" in attrs else None
+            if self.family is not None:
+                self.family["config"] = RunConfig.from_dict(self.family["config"])
+        except (ValueError, KeyError, TypeError, ConfigError) as exc:
+            raise RunFileError(f"{self.path}: the family attribute is not valid ({exc})") from None
+        self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()
+                      if k not in ("config", "family")}
         self.read_arrays()
 
     def read_arrays(self) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QDoubleValidator
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QPushButton,
+                               QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from core.config import LossConfig, OptimizerConfig, RecordingConfig, RunSettings
+from core.config import FamilyConfig, LossConfig, OptimizerConfig, RecordingConfig, RunSettings
 from core.errors import ConfigError
 
 TIPS = {
@@ -25,6 +25,10 @@ TIPS = {
     "device": "cpu always; cuda or mps when PyTorch sees one",
     "dense": "Record every step up to this step, then log-spaced",
     "per_decade": "Records per decade of steps after the dense phase",
+    "family": ("Train several runs together that differ only in this setting; the plots show their median with "
+               "the band from the 25th to the 75th percentile, and saving writes one file per run"),
+    "runs": "How many runs the family has (seeds: Seed, Seed + 1, ...)",
+    "range": "The family's values, log-spaced from the first to the last",
 }
 
 
@@ -89,6 +93,14 @@ class RunControls(QWidget):
         self.per_decade = QSpinBox()
         self.per_decade.setRange(1, 100_000)
         self.per_decade.setValue(200)
+        self.family = QComboBox()
+        for label, vary in [("one run", ""), ("seed", "seed"), ("step size η", "lr"), ("init scale", "init_scale")]:
+            self.family.addItem(label, vary)
+        self.family_runs = QSpinBox()
+        self.family_runs.setRange(2, 4096)
+        self.family_runs.setValue(8)
+        self.family_from = ScientificEdit(0.01)
+        self.family_to = ScientificEdit(1.0)
         self.step_size = QSpinBox()
         self.step_size.setRange(1, 1_000_000)
         self.step_size.setValue(100)
@@ -104,8 +116,20 @@ class RunControls(QWidget):
                                    ("Records per decade", self.per_decade, "per_decade")]:
             widget.setToolTip(TIPS[tip])
             form.addRow(label, widget)
-        settings = QGroupBox("Training")
-        settings.setLayout(form)
+        training = QWidget()
+        training.setLayout(form)
+        family_form = QFormLayout()
+        for label, widget, tip in [("Vary", self.family, "family"), ("Runs", self.family_runs, "runs"),
+                                   ("From", self.family_from, "range"), ("To", self.family_to, "range")]:
+            widget.setToolTip(TIPS[tip])
+            family_form.addRow(label, widget)
+        family = QWidget()
+        family.setLayout(family_form)
+        settings = QTabWidget()  # tabs keep the dock short enough to leave room for the claims and the boundary
+        settings.setObjectName("run-settings")
+        settings.addTab(training, "Training")
+        settings.addTab(family, "Family")
+        settings.setTabToolTip(1, TIPS["family"])
 
         self.run_button = QPushButton("Run")
         self.run_button.setObjectName("run-button")
@@ -136,12 +160,13 @@ class RunControls(QWidget):
         layout.addWidget(self.problem_label)
         layout.addWidget(settings)
         layout.addStretch(1)
-        for w in (self.loss, self.reduction, self.optimizer, self.rule, self.dtype, self.device):
+        for w in (self.loss, self.reduction, self.optimizer, self.rule, self.dtype, self.device, self.family):
             w.currentTextChanged.connect(self._changed)
-        for w in (self.batch, self.steps, self.seed, self.dense, self.per_decade):
+        for w in (self.batch, self.steps, self.seed, self.dense, self.per_decade, self.family_runs):
             w.valueChanged.connect(self._changed)
         self.momentum.valueChanged.connect(self._changed)
-        self.lr.textChanged.connect(self._changed)
+        for w in (self.lr, self.family_from, self.family_to):
+            w.textChanged.connect(self._changed)
         self._changed()
 
     def _changed(self, *_args) -> None:
@@ -152,6 +177,10 @@ class RunControls(QWidget):
         kind = self.optimizer.currentText()
         self.batch.setEnabled(kind == "sgd")
         self.momentum.setEnabled(kind == "momentum")
+        vary = self.family.currentData()
+        self.family_runs.setEnabled(bool(vary))
+        for w in (self.family_from, self.family_to):
+            w.setEnabled(vary in ("lr", "init_scale"))
 
     def add_devices(self, devices: list[str]) -> None:
         for d in devices:
@@ -168,7 +197,8 @@ class RunControls(QWidget):
         self.step_button.setEnabled(can_run and state != "running")
         self.stop_button.setEnabled(state in ("running", "paused"))
         for w in (self.loss, self.reduction, self.optimizer, self.lr, self.rule, self.batch, self.momentum, self.steps,
-                  self.seed, self.dtype, self.device, self.dense, self.per_decade):
+                  self.seed, self.dtype, self.device, self.dense, self.per_decade, self.family, self.family_runs,
+                  self.family_from, self.family_to):
             w.setEnabled(state not in ("running", "paused"))
         if state not in ("running", "paused"):
             self._enable_optimizer_fields()
@@ -190,11 +220,29 @@ class RunControls(QWidget):
                     "device": self.device.currentText()},
             "recording": {"every_step_until": self.dense.value(), "per_decade": self.per_decade.value()},
         }
+        family = self.family_section()
+        if family is not None:
+            sections["family"] = family
         LossConfig.from_dict(sections["loss"], "loss")
         OptimizerConfig.from_dict(sections["optimizer"], "optimizer")
         RunSettings.from_dict(sections["run"], "run")
         RecordingConfig.from_dict(sections["recording"], "recording")
         return sections
+
+    def family_section(self) -> dict | None:
+        """The family section: seeds Seed .. Seed + S - 1, or S log-spaced values From .. To."""
+        vary, runs = self.family.currentData(), self.family_runs.value()
+        if not vary:
+            return None
+        if vary == "seed":
+            values = [self.seed.value() + k for k in range(runs)]
+        else:
+            low, high = self.family_from.value(), self.family_to.value()
+            if not (low > 0 and high > 0):
+                raise ConfigError(f"family: the values of {self.family.currentText()} must be numbers > 0")
+            values = [low * (high / low) ** (k / (runs - 1)) for k in range(runs)]
+        FamilyConfig.from_dict({"vary": vary, "values": values}, "family")
+        return {"vary": vary, "values": values}
 
     def problem(self) -> str | None:
         try:
@@ -220,3 +268,10 @@ class RunControls(QWidget):
         self.device.setCurrentText(config.run.device)
         self.dense.setValue(config.recording.every_step_until)
         self.per_decade.setValue(config.recording.per_decade)
+        family = config.family
+        self.family.setCurrentIndex(self.family.findData(family.vary) if family is not None else 0)
+        if family is not None:
+            self.family_runs.setValue(max(2, len(family.values)))
+            if family.vary != "seed":
+                self.family_from.set_value(min(family.values))
+                self.family_to.set_value(max(family.values))

@@ -440,6 +440,12 @@ class TrajectoryPlots(QWidget):
                     # dotted) follow the order of the curves in the title's tooltip
                     legend = (label if c_index == 0 else None) if multi else curve_label
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
+                    band = source.band(name) if hasattr(source, "band") else None
+                    if band is not None:  # a family: its median drawn above, the quartiles around it
+                        rows = self._rows(window)
+                        colour = color(colour_index if multi else c_index)
+                        self._band(plot, (s_index, name, "band"), steps[rows].astype(np.float64), band[0][rows],
+                                   band[1][rows], colour, alpha=45, edge_alpha=90)
                 if spec.reference and s_index == 0:
                     self._reference(plot, source)
             elif spec.kind == "columns":
@@ -535,31 +541,44 @@ class TrajectoryPlots(QWidget):
                 self._set(plot, plot.curve((s_index, i), pen), x, y)
             return
         # the band: min / median / max over samples, at one record per screen bin
-        i0, i1, starts = window
-        if isinstance(starts, tuple):
-            rows = starts[1]
-        else:
-            rows = np.arange(i0, i1) if starts is None else i0 + starts
+        rows = self._rows(window)
         picked = values[rows]
         with warnings.catch_warnings():  # records where every margin is undefined (theta = 0) stay NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             lo, mid, hi = np.nanmin(picked, axis=1), np.nanmedian(picked, axis=1), np.nanmax(picked, axis=1)
         base = color(colour_index)
         x_rows = steps[rows].astype(np.float64)
-        x, lo = self._clean(plot, x_rows, lo)
-        _, mid = self._clean(plot, x_rows, mid)
-        _, hi = self._clean(plot, x_rows, hi)
-        low_curve = plot.curve((s_index, "min"), self._pen(base))
-        high_curve = plot.curve((s_index, "max"), self._pen(base))
+        x, mid = self._clean(plot, x_rows, mid)
         plot.curve((s_index, "median"), self._pen(base, 1)).setData(x, mid, connect="finite")
+        self._band(plot, (s_index, "band"), x_rows, lo, hi, base)
+
+    @staticmethod
+    def _rows(window) -> np.ndarray:
+        """The records a window shows, one per screen bin (for bands: min/max pairs would zigzag)."""
+        i0, i1, starts = window
+        if isinstance(starts, tuple):
+            return starts[1]
+        if starts is None:
+            return np.arange(i0, i1)
+        rows = i0 + starts
+        return rows if not len(rows) or rows[-1] == i1 - 1 else np.append(rows, i1 - 1)  # end where the line ends
+
+    def _band(self, plot, key, x_rows, lo, hi, base, alpha=70, edge_alpha=255) -> None:
+        """A translucent band between ``lo`` and ``hi`` (samples' min/max, a family's quartiles)."""
+        x, lo = self._clean(plot, x_rows, lo)
+        _, hi = self._clean(plot, x_rows, hi)
+        edge = pg.mkColor(base)
+        edge.setAlpha(edge_alpha)
+        low_curve = plot.curve(key + ("low",), pg.mkPen(edge, width=self.pen_width))
+        high_curve = plot.curve(key + ("high",), pg.mkPen(edge, width=self.pen_width))
         self._set(plot, low_curve, x, lo)
         self._set(plot, high_curve, x, hi)
-        if (s_index, "band") not in plot.bands:
+        if key not in plot.bands:
             fill_colour = pg.mkColor(base)
-            fill_colour.setAlpha(70)  # translucent: bands of several runs stay visible
+            fill_colour.setAlpha(alpha)  # translucent: bands of several runs stay visible
             fill = pg.FillBetweenItem(low_curve, high_curve, brush=pg.mkBrush(fill_colour))
             plot.item.addItem(fill)
-            plot.bands[(s_index, "band")] = (fill,)
+            plot.bands[key] = (fill,)
 
     # --------------------------------------------------------------- cursor and crosshair
     def set_marker(self, step: float | None) -> None:
