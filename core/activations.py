@@ -114,7 +114,8 @@ def torch_value_and_derivative(kind: str, param: float, x):
     if kind == "identity":
         return x, torch.ones_like(x)
     if kind == "leaky_relu":
-        slope = torch.where(x > 0, x.new_tensor(1.0), x.new_tensor(param))  # two bare numbers would be float32
+        # 1 where x > 0, else slope; built on the device (a tensor made from a number would be a host copy)
+        slope = torch.gt(x, 0, out=torch.empty_like(x)).mul_(1.0 - param).add_(param)
         return x * slope, slope
     if kind == "abs":
         return torch.abs(x), torch.sign(x)
@@ -134,7 +135,7 @@ def torch_value_and_derivative(kind: str, param: float, x):
     if kind == "elu":
         neg = x <= 0
         em1 = torch.expm1(torch.clamp(x, max=0))
-        return torch.where(neg, param * em1, x), torch.where(neg, param * (em1 + 1), x.new_tensor(1.0))
+        return torch.where(neg, param * em1, x), torch.where(neg, param * (em1 + 1), 1.0)
     if kind == "tanh":
         t = torch.tanh(x)
         return t, 1 - t * t

@@ -169,18 +169,23 @@ class _BatchedEngine:
         self.wall = 0.0
 
     def run(self, max_steps: int, max_seconds: float | None) -> None:
+        started = time.perf_counter()
+        end = self.family.step + max_steps
+        if self.total_steps:
+            end = min(end, self.total_steps)
+        kept = self._steps(end, None if max_seconds is None else started + max_seconds, started)
+        self._deliver(kept, started)
+
+    def _steps(self, end: int, deadline: float | None, started: float) -> list:
+        """Step to ``end`` (or the deadline, or a full buffer) without reading anything back: on a
+        GPU the host queues the steps and the device runs them; the chunk syncs once, after."""
         from .batched import log_loss_and_weights
 
         torch = self.torch
         family = self.family
-        started = time.perf_counter()
-        deadline = None if max_seconds is None else started + max_seconds
-        end = family.step + max_steps
-        if self.total_steps:
-            end = min(end, self.total_steps)
         net, XT, y, rule = self.net, self.XT, self.y, self.rule
         theta, alive, diverged_at = self.theta, self.alive, self.diverged_at
-        kept = []  # (step, wall, parameters before the update, record?, snapshot?)
+        kept = []  # (step, wall, record?, snapshot?, theta before the update, q, log L, grad log L)
         step = family.step
         while step < end:
             q = y * net.outputs(theta, XT)
@@ -213,7 +218,7 @@ class _BatchedEngine:
                 break
         self.theta, self.alive, self.diverged_at = theta, alive, diverged_at
         family.step = step
-        self._deliver(kept, started)
+        return kept
 
     def _deliver(self, kept, started) -> None:
         """The one read-back of the chunk: what the kept steps need, the final parameters and where

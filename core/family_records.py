@@ -75,27 +75,24 @@ def append_records(members, valid: np.ndarray, steps, walls, theta, q, log_l, gr
             layer_norms.append(np.sqrt(np.einsum("ksp,ksp->ks", w, w)))
             ranks.append(stable_ranks(w.reshape(K, S, *shape)))
         layer_norms, ranks = np.stack(layer_norms, axis=2), np.stack(ranks, axis=2)
+        # the direction change: each record against the one before it (a member's first record here
+        # against its last direction); an undefined direction (NaN) makes the angle NaN either side
+        previous = np.stack([np.full(theta.shape[2], nan) if m._previous_direction is None else m._previous_direction
+                             for m in members])
+        before = np.concatenate([previous[None], u[:-1]], axis=0)
+        change = _angle(u, before)
     for s, member in enumerate(members):
-        rows = np.flatnonzero(valid[:, s])
+        rows = np.flatnonzero(valid[:, s])  # a prefix: a member's records end where it diverged
         if not len(rows):
             continue
-        # the direction change needs each record's previous direction: the member's last, then its own
-        previous = member._previous_direction
-        change = np.empty(len(rows))
-        for j, k in enumerate(rows):
-            if has_u[k, s]:
-                change[j] = nan if previous is None else float(_angle(u[k, s], previous))
-                previous = u[k, s]
-            else:
-                change[j] = nan
-                previous = None
-        member._previous_direction = None if previous is None else previous.copy()
+        last = rows[-1]
+        member._previous_direction = u[last, s].copy() if has_u[last, s] else None
         table = np.column_stack([steps[rows], walls[rows], log_loss[rows, s], accuracy[rows, s], q_min[rows, s],
                                  norm[rows, s], norm_l1[rows, s], norm_linf[rows, s],
-                                 *[m[rows, s] for m in margins], 1.0 - gap[rows, s], gap[rows, s], change,
+                                 *[m[rows, s] for m in margins], 1.0 - gap[rows, s], gap[rows, s], change[rows, s],
                                  to_reference[rows, s], support[rows, s]])
         member._rows.extend(map(tuple, table.tolist()))
         member._sample_rows.extend(sample_margins[rows, s])
         member._layer_rows.extend(zip(layer_norms[rows, s].tolist(), ranks[rows, s].tolist()))
-        member._last_recorded = int(steps[rows[-1]])
-        member._wall = float(walls[rows[-1]])
+        member._last_recorded = int(steps[last])
+        member._wall = float(walls[last])

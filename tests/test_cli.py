@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from core.datasets import moons, save_csv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,3 +53,23 @@ def test_bad_config_exits_2_naming_the_field(tmp_path):
     (tmp_path / "broken.csv").write_text("x1,x2,label\n0,0,1\n")
     result = _main("run", "relu2-blobs", "--out", str(tmp_path / "x.h5"), "--dataset", str(tmp_path / "broken.csv"))
     assert result.returncode == 2 and "only one class" in result.stderr
+
+
+def test_run_family_writes_one_file_per_member(tmp_path):
+    out = tmp_path / "fam.h5"
+    result = _main("run", "relu2-blobs", "--steps", "300", "--family", "lr=0.1..10/3", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "a family of 3 (lr)" in result.stdout
+    from core.runfile import RunReader
+
+    lrs = []
+    for k in range(3):
+        with RunReader(tmp_path / f"fam-0{k}.h5") as reader:
+            assert reader.status == "finished" and reader.final_step == 300
+            assert reader.family["index"] == k and reader.family["vary"] == "lr"
+            lrs.append(reader.config.optimizer.lr)
+    assert np.allclose(lrs, [0.1, 1.0, 10.0])
+    bad = _main("run", "relu2-blobs", "--family", "depth=1,2", "--out", str(out))
+    assert bad.returncode == 2 and "--family: expected seed=..., lr=... or init_scale=..." in bad.stderr
+    bad = _main("run", "relu2-blobs", "--family", "lr=a,b", "--out", str(out))
+    assert bad.returncode == 2 and "cannot read the values" in bad.stderr

@@ -164,3 +164,51 @@ def test_family_config_round_trip_and_errors():
                             ({"vary": "seed", "values": [1], "extra": 1}, "family.extra: unknown key")]:
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
             RunConfig.from_dict({**base, "family": family})
+
+
+def test_judge_family_holds_only_when_every_member_holds():
+    from core.claims import Verdict, judge_family
+
+    def v(supported, value):
+        return Verdict("c", "the claim", supported, f"detail {value}", value)
+
+    held, failed, pending = judge_family([[v(True, 1.0), v(True, 1.0), v(True, 1.0)],
+                                          [v(True, 3.0), v(False, 5.0), v(None, float("nan"))]])
+    assert held.supported is True and held.detail.startswith("holds in 2 of 2") and held.value == 2.0
+    assert failed.supported is False and "fails in run 1: detail 5.0" in failed.detail
+    assert pending.supported is None and "1 cannot judge yet" in pending.detail
+
+
+@pytest.mark.parametrize("kind,rule,loss,act", [("gd", "constant", "logistic", "leaky_relu"),
+                                                ("adam", "lyu_li", "exponential", "gelu"),
+                                                ("coordinate", "loss_normalized", "logistic", "relu")])
+def test_the_steps_never_read_a_value_back(monkeypatch, kind, rule, loss, act):
+    """On a GPU every read of a tensor's value on the host waits for the device: the steps of a
+    chunk must make none (the chunk reads once, after). Here any such read raises."""
+    spec = ArchitectureSpec(2, [Dense(8), Activation(act), Residual([Dense(8), Activation(act), Dense(8)]), Dense(1)])
+    family = FamilyTrainer(_family(spec, steps=0, kind=kind, rule=rule, loss=loss, lr=0.01))
+    engine = family.engine
+
+    def forbidden(*_args, **_kwargs):
+        raise AssertionError("a tensor was read back to the host inside the step loop")
+
+    with monkeypatch.context() as patch:
+        for name in ("item", "cpu", "numpy", "tolist", "__bool__", "__float__", "__int__", "__index__"):
+            patch.setattr(torch.Tensor, name, forbidden)
+        kept = engine._steps(300, None, 0.0)
+    assert family.step == 300 and len(kept) == 300  # every step is due a record here
+    engine._deliver(kept, 0.0)
+    assert all(m.status == "running" and m.step == 300 for m in family.members)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
+def test_a_family_on_cuda_matches_the_cpu():
+    config = _family(mlp(2, [16], "relu"), steps=500, lr=0.05, rule="lyu_li")
+    cpu_family = FamilyTrainer(config)
+    cpu_chunks = _train(cpu_family)
+    config.run.device = "cuda"
+    gpu_family = FamilyTrainer(config)
+    gpu_chunks = _train(gpu_family)
+    for k in range(config.family_size):
+        np.testing.assert_allclose(_member_records(gpu_chunks, k)["normalized_margin"],
+                                   _member_records(cpu_chunks, k)["normalized_margin"], rtol=1e-9)
