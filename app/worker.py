@@ -65,8 +65,8 @@ def worker_main(commands, results) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from core.config import RunConfig
     from core.errors import MarginExplorerError
-    from core.family import FamilyTrainer
-    from core.trainer import RUNNING, Trainer
+    from core.family import FamilyTrainer, make_trainer
+    from core.trainer import RUNNING
 
     trainer = None
     running = False
@@ -91,7 +91,7 @@ def worker_main(commands, results) -> None:
                     if config.family is not None:
                         trainer = FamilyTrainer(config)
                     else:
-                        trainer = Trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0)
+                        trainer = make_trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0)
                     results.put(("started", _start_info(trainer)))
                     results.put(("chunk", _payload(trainer.run(0))))
                     if trainer.dataset.dim == 2:

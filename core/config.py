@@ -130,14 +130,15 @@ class RecordingConfig(Serializable):
 
 @dataclass
 class RunSettings(Serializable):
-    """``steps`` 0 means unlimited (until stopped). ``backend`` auto picks the hand-written numpy
-    network on the CPU and torch autograd elsewhere."""
+    """``steps`` 0 means unlimited (until stopped). ``backend``: auto picks the hand-written numpy
+    network on the CPU and the batched engine (core/family.py) on a GPU; numpy, torch (autograd)
+    or batched ask for one."""
 
     steps: int = 10000
     seed: int = 0
     dtype: Literal["float64", "float32"] = "float64"
     device: str = "cpu"
-    backend: Literal["auto", "numpy", "torch"] = "auto"
+    backend: Literal["auto", "numpy", "torch", "batched"] = "auto"
 
     def validate(self, path):
         require(self.steps >= 0, f"{path}.steps", f"must be >= 0 (0 = unlimited), got {self.steps}")

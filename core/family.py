@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import RunConfig
+from .config import FamilyConfig, RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
 from .family_records import append_records
+from .network import NumpyNetwork
 from .recording import LogSchedule, RecordSchedule
-from .trainer import DIVERGED, FINISHED, LOG_MAX, RUNNING, STOPPED, Chunk, Trainer
+from .trainer import DIVERGED, FINISHED, LOG_MAX, RUNNING, STOPPED, Chunk, Trainer, check_device
 
 BATCHED_OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")  # core/batched.py
 KEPT_BYTES = 64 << 20  # parameters kept on the device for records in one chunk, at most
@@ -61,8 +62,10 @@ class FamilyTrainer:
             raise TrainingError("family: this config describes one run, not a family")
         self.config = config
         self.dataset = dataset if dataset is not None else config.dataset.build()
-        first = Trainer(config.member(0), self.dataset)
-        self.members = [first] + [Trainer(config.member(k), self.dataset, reference=first.reference)
+        # the members record and snapshot on the host with the numpy network, whatever the device
+        host = lambda: NumpyNetwork(config.architecture)  # noqa: E731
+        first = Trainer(config.member(0), self.dataset, net=host())
+        self.members = [first] + [Trainer(config.member(k), self.dataset, reference=first.reference, net=host())
                                   for k in range(1, config.family_size)]
         self.step = 0
         self.engine = None
@@ -126,23 +129,50 @@ class FamilyTrainer:
         return self.config.run.device
 
 
+class SoloTrainer:
+    """One run on the batched engine (a family of one) behind the Trainer interface that the
+    runner, the worker and the command line drive: the GPU path for single runs, with the
+    engine's one read-back per chunk instead of autograd's one per step."""
+
+    def __init__(self, config: RunConfig, dataset: Dataset | None = None):
+        as_family = config.copy()
+        as_family.family = FamilyConfig("seed", [config.run.seed])
+        self.family = FamilyTrainer(as_family, dataset)
+        self.member = self.family.members[0]
+        self.member.config = config  # its own name and settings, for the file
+
+    def __getattr__(self, name):  # everything else (dataset, net, theta, step, status, ...) is the member's
+        return getattr(self.member, name)
+
+    def run(self, max_steps: int, max_seconds: float | None = None) -> Chunk:
+        return self.family.run(max_steps, max_seconds).members[0]
+
+    def stop(self, reason: str = "stopped by the user") -> Chunk:
+        return self.family.stop(reason).members[0]
+
+
+def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None, start_step: int = 0):
+    """The trainer for one run: the batched engine where the backend asks for it ('batched') or
+    the device is not the CPU ('auto'), unless the run continues from parameters or uses an
+    optimizer the engine lacks; the Trainer (numpy on the CPU, autograd elsewhere) otherwise."""
+    backend, device = config.run.backend, config.run.device
+    batched = backend == "batched" or (backend == "auto" and device != "cpu")
+    if batched and params is None and start_step == 0 and config.optimizer.kind in BATCHED_OPTIMIZERS:
+        return SoloTrainer(config, dataset)
+    return Trainer(config, dataset, params=params, start_step=start_step)
+
+
 class _BatchedEngine:
     """The members' parameters as one (S, P) tensor on the device, stepped together."""
 
     def __init__(self, family: FamilyTrainer):
-        import torch  # a dependency of the app (pyproject.toml); imported here, off the window's start-up
-
-        self.torch = torch
+        config = family.config
+        # torch is a dependency of the app (pyproject.toml), imported here, off the window's start-up
+        self.torch = torch = check_device(config.run.device)
         self.family = family
         members = family.members
         first = members[0]
-        config = family.config
-        device = config.run.device
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise TrainingError(f"run.device: {device} was asked for, but no CUDA GPU is available here")
-        if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-            raise TrainingError("run.device: mps was asked for, but it is not available here")
-        self.device = torch.device(device)
+        self.device = torch.device(config.run.device)
         self.dtype = torch.float64 if first.dtype == np.float64 else torch.float32
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)  # noqa: E731
         from .batched import BatchedNetwork, BatchedRule

@@ -10,6 +10,7 @@ from typing import Callable
 
 from .config import RunConfig
 from .datasets import Dataset
+from .family import FamilyTrainer, make_trainer
 from .runfile import RunWriter
 from .trainer import FAILED, RUNNING, STOPPED, Chunk, Trainer
 
@@ -26,7 +27,7 @@ def run_to_file(config: RunConfig, path, *, dataset: Dataset | None = None,
                 should_stop: Callable[[], bool] = lambda: False, chunk_seconds: float = 0.1,
                 trainer: Trainer | None = None, parent: str = "", stop_reason: str = "stopped by the user") -> Trainer:
     """Train ``config`` to the end (or until ``should_stop()``), writing ``path`` as it goes."""
-    trainer = trainer or Trainer(config, dataset)
+    trainer = trainer or make_trainer(config, dataset)
     writer = open_writer(trainer, path, parent)
     try:
         while trainer.status == RUNNING:
@@ -63,8 +64,6 @@ def run_family_to_files(config: RunConfig, path, *, dataset: Dataset | None = No
                         on_chunk: Callable | None = None, should_stop: Callable[[], bool] = lambda: False,
                         chunk_seconds: float = 0.1, stop_reason: str = "stopped by the user"):
     """Train the family ``config`` to the end, each member into its own run file (member_paths)."""
-    from .family import FamilyTrainer
-
     family = FamilyTrainer(config, dataset)
     family_id = uuid.uuid4().hex
     writers = [open_writer(member, p, family=family_attribute(config, family_id, k))

@@ -100,28 +100,33 @@ class _TorchEvaluator:
         return None
 
 
+def check_device(device: str):
+    """torch, once ``device`` is known to be there; a TrainingError saying what is missing otherwise."""
+    try:
+        import torch
+    except ImportError:
+        raise TrainingError("the torch backend needs PyTorch installed") from None
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(f"run.device: {device} was asked for, but no CUDA GPU is available here")
+    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise TrainingError("run.device: mps was asked for, but it is not available here")
+    return torch
+
+
 def make_evaluator(config: RunConfig, dtype):
     """The hand-written numpy network on the CPU ('auto' or 'numpy'), torch autograd otherwise."""
     settings = config.run
     if settings.backend == "numpy" or (settings.backend == "auto" and settings.device == "cpu"):
         return NumpyNetwork(config.architecture)
-    try:
-        import torch
-    except ImportError:
-        raise TrainingError("the torch backend needs PyTorch installed") from None
-    device = settings.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"run.device: {device} was asked for, but no CUDA GPU is available here")
-    if device == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise TrainingError("run.device: mps was asked for, but it is not available here")
-    return _TorchEvaluator(config.architecture, dtype, device)
+    check_device(settings.device)
+    return _TorchEvaluator(config.architecture, dtype, settings.device)
 
 
 class Trainer:
     """Trains ``config`` from theta_0 (or ``params`` to continue); see the module docstring."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, params: np.ndarray | None = None,
-                 start_step: int = 0, reference=None):
+                 start_step: int = 0, reference=None, net=None):
         self.config = config
         self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
         self.dataset = dataset if dataset is not None else config.dataset.build()
@@ -135,7 +140,7 @@ class Trainer:
         self.homogeneity = analyze(spec)
         # M: the order that normalizes margins; None for networks with no positive order
         self.order = None if self.homogeneity.verdict == NONE else float(self.homogeneity.order)
-        self.net = make_evaluator(config, self.dtype)
+        self.net = net if net is not None else make_evaluator(config, self.dtype)
         self.theta = (initial_parameters(spec, config.run.seed, self.dtype) if params is None
                       else np.array(params, dtype=self.dtype))
         if self.theta.shape != (self.net.size,):

@@ -212,3 +212,24 @@ def test_a_family_on_cuda_matches_the_cpu():
     for k in range(config.family_size):
         np.testing.assert_allclose(_member_records(gpu_chunks, k)["normalized_margin"],
                                    _member_records(cpu_chunks, k)["normalized_margin"], rtol=1e-9)
+
+
+def test_a_single_run_on_the_batched_engine_writes_the_same_file(tmp_path):
+    """backend 'batched' (what 'auto' picks on a GPU): one run on the family engine, through the
+    same runner and writer, equal to the numpy path's file."""
+    from core.family import SoloTrainer, make_trainer
+    from core.runfile import RunReader
+    from core.runner import run_to_file
+
+    config = config_for(mlp(2, [8], "relu"), DATA, steps=400, lr=0.05, rule="lyu_li")
+    run_to_file(config, tmp_path / "numpy.h5")
+    config.run.backend = "batched"
+    assert isinstance(make_trainer(config), SoloTrainer)
+    assert isinstance(make_trainer(config, params=np.zeros(24), start_step=5), Trainer)  # continuing: not batched
+    run_to_file(config, tmp_path / "batched.h5")
+    with RunReader(tmp_path / "numpy.h5") as a, RunReader(tmp_path / "batched.h5") as b:
+        assert b.status == "finished" and b.config.name == a.config.name and b.final_step == 400
+        np.testing.assert_array_equal(a.metrics["step"], b.metrics["step"])
+        for name in ("log_loss", "normalized_margin", "param_norm", "stable_rank"):
+            np.testing.assert_allclose(b.metrics[name], a.metrics[name], rtol=1e-12)
+        np.testing.assert_array_equal(a.snapshot_steps, b.snapshot_steps)
