@@ -3,10 +3,12 @@
 - A 10^7-step headless run (`main.py run linear-separable --steps 10000000`): peak resident memory
   of the process and the size of the run file it writes (bars: 200 MB, 100 MB), and how many
   records each decade of steps kept.
+- The same run in the window (offscreen, plotting live, `--window`): the peak resident memory of
+  the window's process and of its training process (bar: 200 MB for the app).
 - Start-up: wall time of `main.py demo --steps 0 --screenshot ...` from launch to exit, which
   includes showing the window and saving a screenshot (bar: on screen within 2.5 s).
 
-    python benchmarks/memory_and_startup.py [--steps 10000000] [--skip-memory]
+    python benchmarks/memory_and_startup.py [--steps 10000000] [--skip-memory] [--window]
 """
 
 from __future__ import annotations
@@ -41,6 +43,21 @@ def memory(steps: int, folder: Path) -> tuple[float, float, list]:
     return peak_kb / 1024, out.stat().st_size / 1e6, per_decade
 
 
+def window_memory(steps: int, folder: Path) -> tuple[float, float, float]:
+    """(window process peak MB, training process peak MB, seconds) for ``steps`` steps of
+    linear-separable run in the window with live plots, offscreen."""
+    code = ("import resource; from app.main_window import demo; "
+            f"demo('linear-separable', {steps}, {str(folder / 'end.png')!r}, timeout=7200); "
+            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True, env=env)
+    window_kb, worker_kb = (int(v) for v in result.stdout.split("PEAK")[-1].split())
+    return window_kb / 1024, worker_kb / 1024, time.perf_counter() - start
+
+
 def startup(folder: Path, repeats: int = 3) -> list[float]:
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -57,6 +74,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10_000_000)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--window", action="store_true", help="also run the steps in the window and measure it")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -67,6 +85,10 @@ def main(argv=None):
             rss, size, per_decade = memory(args.steps, folder)
             print(f"{args.steps:,}-step run: peak memory {rss:.0f} MB (bar 200), file {size:.1f} MB (bar 100), "
                   f"{time.perf_counter() - start:.0f} s; records per decade {per_decade}")
+        if args.window:
+            gui, worker, seconds = window_memory(args.steps, folder)
+            print(f"{args.steps:,} steps in the window: peak memory {gui:.0f} MB (window) + {worker:.0f} MB "
+                  f"(training process), {seconds:.0f} s")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ lacks (sgd, whose minibatches are drawn per run) train the members one after ano
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -63,9 +62,9 @@ class FamilyTrainer:
         self.config = config
         self.dataset = dataset if dataset is not None else config.dataset.build()
         # the members record and snapshot on the host with the numpy network, whatever the device
-        host = lambda: NumpyNetwork(config.architecture)  # noqa: E731
-        first = Trainer(config.member(0), self.dataset, net=host())
-        self.members = [first] + [Trainer(config.member(k), self.dataset, reference=first.reference, net=host())
+        first = Trainer(config.member(0), self.dataset, net=NumpyNetwork(config.architecture))
+        self.members = [first] + [Trainer(config.member(k), self.dataset, reference=first.reference,
+                                          net=NumpyNetwork(config.architecture))
                                   for k in range(1, config.family_size)]
         self.step = 0
         self.engine = None
@@ -312,7 +311,3 @@ class _BatchedEngine:
                 member.step = self.family.step
                 member._wall = self.wall
 
-
-def aggregate_rate(steps: int, members: int, seconds: float) -> float:
-    """Steps per second summed over the members (the families benchmark's figure)."""
-    return steps * members / seconds if seconds > 0 else math.nan

@@ -26,11 +26,11 @@ def stable_ranks(W: np.ndarray) -> np.ndarray:
     rows, cols = W.shape[-2:]
     if min(rows, cols) == 1:
         return np.ones(W.shape[:-2])
-    frobenius = np.einsum("...ij,...ij->...", W, W)
     G = np.swapaxes(W, -1, -2) @ W if cols <= rows else W @ np.swapaxes(W, -1, -2)
+    frobenius = np.trace(G, axis1=-2, axis2=-1)
     if G.shape[-1] == 2:
         a, b, d = G[..., 0, 0], G[..., 0, 1], G[..., 1, 1]
-        top = 0.5 * (a + d) + np.sqrt(0.25 * (a - d) ** 2 + b * b)
+        top = 0.5 * frobenius + np.sqrt(0.25 * (a - d) ** 2 + b * b)
     else:
         top = np.linalg.eigvalsh(G)[..., -1]
     with np.errstate(divide="ignore", invalid="ignore"):

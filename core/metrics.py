@@ -47,7 +47,8 @@ DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **SNAPSHOT_METRICS}
 
 def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
     """Angle between unit vectors, 2 atan2(||u - v||, ||u + v||): accurate for tiny angles,
-    where arccos(<u, v>) loses everything below ~1e-8 rad."""
+    where arccos(<u, v>) loses everything below ~1e-8 rad. (Writing ||u + v||^2 as 4 - ||u - v||^2
+    saves a dot product but loses digits near pi.)"""
     d, s = u - v, u + v
     return 2.0 * math.atan2(math.sqrt(float(np.dot(d, d))), math.sqrt(float(np.dot(s, s))))
 
@@ -60,12 +61,13 @@ def stable_rank(W: np.ndarray) -> float:
     rows, cols = W.shape
     if min(rows, cols) == 1:
         return 1.0
-    frobenius = float(np.dot(W.ravel(), W.ravel()))
     G = W.T @ W if cols <= rows else W @ W.T
     if G.shape[0] == 2:
-        a, b, d = float(G[0, 0]), float(G[0, 1]), float(G[1, 1])
-        top = 0.5 * (a + d) + math.sqrt(0.25 * (a - d) ** 2 + b * b)
+        a, b, _, d = G.ravel().tolist()
+        frobenius = a + d  # ||W||_F^2 is the trace of the Gram matrix
+        top = 0.5 * frobenius + math.sqrt(0.25 * (a - d) ** 2 + b * b)
     else:
+        frobenius = float(np.trace(G))
         top = float(np.linalg.eigvalsh(G)[-1])
     return frobenius / top if top > 0 else float("nan")
 

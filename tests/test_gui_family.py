@@ -64,3 +64,34 @@ def test_a_step_size_family_takes_log_spaced_values_and_rejects_bad_ends(window,
     np.testing.assert_allclose(window.current_config().family.values, [1e-3, 1e-2, 1e-1])
     controls.family_to.clear()
     assert "family" in window.problem() and not controls.run_button.isEnabled()
+
+
+def test_a_diverged_member_leaves_the_statistics_to_the_others():
+    """Rows are final once every running member has them; past a diverged member's end the
+    median is over the others."""
+    from app.family_session import FamilySession
+    from core.architecture import mlp
+    from core.config import FamilyConfig
+    from core.datasets import generate
+    from tests.helpers import config_for
+
+    data = generate("blobs", n=10, seed=0)
+    config = config_for(mlp(2, [4], "relu"), data)
+    config.family = FamilyConfig("seed", [0, 1, 2])
+    family = FamilySession(config, data)
+
+    def payload(values, status):
+        n = len(values)
+        return {"records": {"step": np.arange(n), "log_loss": np.asarray(values, dtype=float)},
+                "snapshot_steps": [], "snapshot_params": [], "snapshot_metrics": [], "params": None, "step": n,
+                "status": status, "reason": ""}
+
+    family.append_members([payload([1, 2], "running"), payload([3, 4, 5], "running"), payload([5], "diverged")])
+    np.testing.assert_array_equal(family.get("log_loss"), [3, 3])  # row 2 waits for member 0
+    assert list(family.get("step")) == [0, 1]
+    family.append_members([payload([], "running"), payload([], "running"), payload([], "diverged")])
+    family.members[0].append({"step": np.array([2]), "log_loss": np.array([7.0])})
+    np.testing.assert_array_equal(family.get("log_loss"), [3, 3, 6])  # median of 7 and 5, member 2 gone
+    low, high = family.band("log_loss")
+    np.testing.assert_array_equal(low[-1:], [5.5])
+    np.testing.assert_array_equal(high[-1:], [6.5])

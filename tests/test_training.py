@@ -226,3 +226,15 @@ def test_stable_rank_matches_the_svd():
         M = rng.normal(size=shape)
         s = np.linalg.svd(M, compute_uv=False)
         assert stable_rank(M) == pytest.approx(np.sum(s * s) / s[0] ** 2, rel=1e-10), shape
+
+
+def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
+    from core.family_records import _angle
+    from core.metrics import unit_angle
+
+    rng = np.random.default_rng(2)
+    a, b = np.linalg.qr(rng.normal(size=(6, 2)))[0].T  # orthonormal
+    for angle in (1e-12, 1e-6, 0.3, 1.5, 3.0, np.pi - 1e-6):
+        v = np.cos(angle) * a + np.sin(angle) * b
+        assert unit_angle(a, v) == pytest.approx(angle, rel=1e-9, abs=1e-15), angle
+        assert _angle(a[None], v[None])[0] == pytest.approx(unit_angle(a, v), rel=1e-14), angle
