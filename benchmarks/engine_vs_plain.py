@@ -106,8 +106,9 @@ def main(argv=None):
         widths = [int(w) for w in args.widths.split(",")] if network == "relu" else [64]
         for width in widths:
             config = make_config(width, args.steps, network)
-            plain = max(plain_loop(config, args.steps) for _ in range(args.repeats))
-            fast = max(engine(config, args.steps) for _ in range(args.repeats))
+            # interleaved, best of each: the machine's load drifts, and both should see the same drift
+            pairs = [(plain_loop(config, args.steps), engine(config, args.steps)) for _ in range(args.repeats)]
+            plain, fast = max(p for p, _ in pairs), max(e for _, e in pairs)
             rows.append((network, width, plain, fast, fast / plain))
     print(f"{'network':>14} {'width':>6} {'plain torch steps/s':>20} {'engine steps/s':>15} {'ratio':>7}")
     for network, width, plain, fast, ratio in rows:

@@ -224,7 +224,7 @@ class Trainer:
             if self.records.due(step):
                 self._wall += time.perf_counter() - started
                 started = time.perf_counter()
-                self._record(step, theta, f, q, log_l, grad)
+                self._record(step, theta, f, q, log_l, grad, self._squares)
             if self.snapshots.due(step):
                 self._snapshot(step, theta)
             if self.batch_size is not None:
@@ -294,10 +294,11 @@ class Trainer:
             self._snapshot(self.step, theta)
 
     def _finite(self, log_l, grad, theta) -> bool:
-        norm = math.sqrt(float(np.dot(theta, theta)))
+        """Whether the step may go on; the two squared norms are kept for this step's record."""
+        self._squares = (float(np.dot(theta, theta)), float(np.dot(grad, grad)))
+        norm = math.sqrt(self._squares[0])
         # a NaN or inf anywhere in the gradient makes its squared norm NaN or inf: one dot, not a scan
-        if math.isfinite(log_l) and math.isfinite(norm) and norm < self._norm_limit and math.isfinite(
-                float(np.dot(grad, grad))):
+        if math.isfinite(log_l) and math.isfinite(norm) and norm < self._norm_limit and math.isfinite(self._squares[1]):
             return True
         if not math.isfinite(norm):
             what = "the parameters are no longer finite"
@@ -322,13 +323,14 @@ class Trainer:
                "normalized_margin_linf", "alignment", "alignment_gap", "direction_change", "angle_to_reference",
                "support_vectors")
 
-    def _record(self, step, theta, f, q, log_l_sum, grad) -> None:
-        """One record at step ``step`` from quantities the step already has (THEORY.md). Scalars
-        go into one tuple per record (columns are made when the chunk drains)."""
+    def _record(self, step, theta, f, q, log_l_sum, grad, squares=None) -> None:
+        """One record at step ``step`` from quantities the step already has (THEORY.md), including
+        ``squares`` = (||theta||^2, ||grad||^2) when the finiteness test made them. Scalars go into
+        one tuple per record (columns are made when the chunk drains)."""
         self._last_recorded = step
         order = self.order
         nan = float("nan")
-        sq = float(np.dot(theta, theta))
+        sq, grad_sq = squares or (float(np.dot(theta, theta)), float(np.dot(grad, grad)))
         norm = math.sqrt(sq)
         abs_theta = np.abs(theta)
         norm_l1, norm_linf = float(abs_theta.sum()), float(abs_theta.max())
@@ -341,7 +343,7 @@ class Trainer:
         else:
             margins = (nan, nan, nan, nan)
             sample_margins = np.full(self.n, nan)
-        gnorm = math.sqrt(float(np.dot(grad, grad)))
+        gnorm = math.sqrt(grad_sq)
         if norm > 0 and gnorm > 0:
             u = theta / norm
             diff = u + grad / gnorm  # u - v with v = -grad / ||grad||
