@@ -13,7 +13,8 @@ from __future__ import annotations
 import torch
 
 from . import activations
-from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_layout
+from .architecture import ArchitectureSpec, parameter_layout
+from .network import NodeBuilder
 
 
 class _Dense:
@@ -77,103 +78,15 @@ class _ReLU:
         return torch.ops.aten.threshold_backward(g, value, 0)
 
 
-class _Sequence:
-    def __init__(self, nodes):
-        self.nodes = nodes
-
-    def forward(self, theta, h):
-        caches = []
-        for node in self.nodes:
-            h, cache = node.forward(theta, h)
-            caches.append(cache)
-        return h, caches
-
-    def backward(self, theta, g, caches, grad):
-        for node, cache in zip(reversed(self.nodes), reversed(caches)):
-            g = node.backward(theta, g, cache, grad)
-            if g is None:
-                return None
-        return g
-
-
-class _Residual:
-    def __init__(self, inner: _Sequence, scale: float):
-        self.inner, self.scale = inner, scale
-
-    def forward(self, theta, h):
-        branch, caches = self.inner.forward(theta, h)
-        return h + self.scale * branch, caches
-
-    def backward(self, theta, g, caches, grad):
-        g_branch = self.inner.backward(theta, self.scale * g, caches, grad)
-        return g if g_branch is None else g + g_branch
-
-
-class _Ensemble:
-    def __init__(self, members):
-        self.members = members
-
-    def forward(self, theta, h):
-        results = [m.forward(theta, h) for m in self.members]
-        total = results[0][0]
-        for out, _cache in results[1:]:
-            total = total + out
-        return total, [r[1] for r in results]
-
-    def backward(self, theta, g, caches, grad):
-        total = None
-        for member, cache in zip(self.members, caches):
-            gi = member.backward(theta, g, cache, grad)
-            if gi is not None:
-                total = gi if total is None else total + gi
-        return total
-
-
-def _has_dense(blocks) -> bool:
-    for b in blocks:
-        if isinstance(b, Dense):
-            return True
-        if isinstance(b, Residual) and _has_dense(b.blocks):
-            return True
-        if isinstance(b, Ensemble) and any(_has_dense(m) for m in b.members):
-            return True
-    return False
-
-
 class BatchedNetwork:
     """f(theta_s; X) for the S rows theta_s of a (S, P) tensor, and the batched vector-Jacobian
     product. Not thread-safe: the caches of the last forward feed the next backward."""
 
     def __init__(self, spec: ArchitectureSpec):
-        from .architecture import output_width
-
         self.size = sum(size for _name, size, _shape in parameter_layout(spec))
-        self._offset, self._first, self._output_width = 0, True, output_width
-        self.root = self._build(spec.blocks, spec.input_dim)
+        builder = NodeBuilder(_Dense, lambda kind, value: _ReLU() if kind == "relu" else _Activation(kind, value))
+        self.root = builder.build(spec.blocks, spec.input_dim)
         self._cache = None
-
-    def _build(self, blocks, width) -> _Sequence:
-        nodes = []
-        for block in blocks:
-            if isinstance(block, Dense):
-                nodes.append(_Dense(self._offset, block.width, width, block.bias, self._first))
-                self._offset += block.width * width + (block.width if block.bias else 0)
-                self._first, width = False, block.width
-            elif isinstance(block, Activation):
-                nodes.append(_ReLU() if block.kind == "relu" else _Activation(block.kind, block.value))
-            elif isinstance(block, Residual):
-                first = self._first
-                nodes.append(_Residual(self._build(block.blocks, width), block.scale))
-                self._first = first and not _has_dense(block.blocks)
-            elif isinstance(block, Ensemble):
-                first, members = self._first, []
-                for member in block.members:
-                    self._first = first
-                    members.append(self._build(member, width))
-                self._first = first and not any(_has_dense(m) for m in block.members)
-                nodes.append(_Ensemble(members))
-                width = self._output_width(block.members[0], width, "")
-        return _Sequence(nodes)
 
     def outputs(self, theta, XT):
         """(S, n): f(theta_s; x_i) for the data given transposed, XT = X^T (d, n). Keeps the caches

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import activations
-from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_layout
+from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, output_width, parameter_layout
 
 
 class _DenseNode:
@@ -105,7 +105,7 @@ class _EnsembleNode:
     def forward(self, theta, h):
         results = [m.forward(theta, h) for m in self.members]
         self.outputs = [r[0] for r in results]
-        return sum(self.outputs[1:], self.outputs[0].copy()), [r[1] for r in results]
+        return sum(self.outputs[1:], self.outputs[0]), [r[1] for r in results]  # new arrays: no copy needed
 
     def backward(self, theta, g, caches, grad):
         total = None
@@ -116,6 +116,45 @@ class _EnsembleNode:
         return total
 
 
+class NodeBuilder:
+    """The node tree of a spec's blocks. ``dense(offset, out, in, bias, first)`` and
+    ``activation(kind, value)`` make the leaves (numpy here, torch in core/batched.py); the
+    sequence, residual and ensemble nodes only add and chain, so both share them."""
+
+    def __init__(self, dense, activation):
+        self.dense, self.activation = dense, activation
+        self.offset, self.first = 0, True  # first: no parameter before this point needs an input gradient
+        self.ensembles: list[_EnsembleNode] = []
+
+    def build(self, blocks, width) -> _SequenceNode:
+        nodes = []
+        for block in blocks:
+            if isinstance(block, Dense):
+                node = self.dense(self.offset, block.width, width, block.bias, self.first)
+                self.offset += block.width * width + (block.width if block.bias else 0)
+                self.first = False
+                width = block.width
+            elif isinstance(block, Activation):
+                node = self.activation(block.kind, block.value)
+            elif isinstance(block, Residual):
+                first = self.first
+                node = _ResidualNode(self.build(block.blocks, width), block.scale)
+                # the skip path still carries the input, but no gradient is needed before any parameter
+                self.first = first and not _has_dense(block.blocks)
+            elif isinstance(block, Ensemble):
+                first = self.first
+                members = []
+                for member in block.members:
+                    self.first = first
+                    members.append(self.build(member, width))
+                self.first = first and not any(_has_dense(m) for m in block.members)
+                node = _EnsembleNode(members)
+                self.ensembles.append(node)
+                width = output_width(block.members[0], width, "")
+            nodes.append(node)
+        return _SequenceNode(nodes)
+
+
 class NumpyNetwork:
     """f(theta; X) for a spec, with hand-written backward. Not thread-safe: it keeps the
     caches of the last forward for the following backward."""
@@ -124,10 +163,9 @@ class NumpyNetwork:
         self.spec = spec
         self.layout = parameter_layout(spec)
         self.size = sum(s for _n, s, _sh in self.layout)
-        self._offset = 0
-        self._first = True
-        self.ensembles: list[_EnsembleNode] = []
-        self.root = self._build(spec.blocks, spec.input_dim)
+        builder = NodeBuilder(_DenseNode, _ActivationNode)
+        self.root = builder.build(spec.blocks, spec.input_dim)
+        self.ensembles: list[_EnsembleNode] = builder.ensembles
         self._cache = None
         self.weight_slices = []  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
         offset = 0
@@ -135,34 +173,6 @@ class NumpyNetwork:
             if name.endswith(".weight"):
                 self.weight_slices.append((name, slice(offset, offset + size), shape))
             offset += size
-
-    def _build(self, blocks, width) -> _SequenceNode:
-        nodes = []
-        for block in blocks:
-            if isinstance(block, Dense):
-                node = _DenseNode(self._offset, block.width, width, block.bias, self._first)
-                self._offset += block.width * width + (block.width if block.bias else 0)
-                self._first = False
-                width = block.width
-            elif isinstance(block, Activation):
-                node = _ActivationNode(block.kind, block.value)
-            elif isinstance(block, Residual):
-                first = self._first
-                node = _ResidualNode(self._build(block.blocks, width), block.scale)
-                # the skip path still carries the input, but no gradient is needed before any parameter
-                self._first = first and not any(True for _ in _dense_blocks(block.blocks))
-            elif isinstance(block, Ensemble):
-                first = self._first
-                members = []
-                for member in block.members:
-                    self._first = first
-                    members.append(self._build(member, width))
-                self._first = False if any(_dense_blocks(m) for m in block.members) else first
-                node = _EnsembleNode(members)
-                self.ensembles.append(node)
-                width = _member_width(block.members[0], width)
-            nodes.append(node)
-        return _SequenceNode(nodes)
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """f(theta; x_i) for every row of X, shape (n,). Keeps the caches for ``backward``."""
@@ -205,21 +215,15 @@ def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     return jac
 
 
-def _dense_blocks(blocks):
+def _has_dense(blocks) -> bool:
     for b in blocks:
         if isinstance(b, Dense):
-            yield b
-        elif isinstance(b, Residual):
-            yield from _dense_blocks(b.blocks)
-        elif isinstance(b, Ensemble):
-            for m in b.members:
-                yield from _dense_blocks(m)
-
-
-def _member_width(blocks, width):
-    from .architecture import output_width
-
-    return output_width(blocks, width, "")
+            return True
+        if isinstance(b, Residual) and _has_dense(b.blocks):
+            return True
+        if isinstance(b, Ensemble) and any(_has_dense(m) for m in b.members):
+            return True
+    return False
 
 
 def initial_parameters(spec: ArchitectureSpec, seed: int, dtype=np.float64) -> np.ndarray:
