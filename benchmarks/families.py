@@ -9,7 +9,7 @@ Rows: the family with the default recording (every step to 1,000, then 200 per d
 --steps steps, and with every metric recorded every step. With a CUDA device, the same family
 engine also runs there for S = 1 and S = --gpu-runs, against the CPU.
 
-    python benchmarks/families.py [--runs 32] [--width 64] [--steps 20000] [--gpu-runs 1024]
+    python benchmarks/families.py [--runs 32] [--width 64] [--steps 20000] [--gpu-runs 1024] [--gpu-steps 2000]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ def main(argv=None):
     parser.add_argument("--plain-steps", type=int, default=2000)
     parser.add_argument("--every-step-steps", type=int, default=2000, help="steps of the every-step-recorded row")
     parser.add_argument("--gpu-runs", type=int, default=1024)
+    parser.add_argument("--gpu-steps", type=int, default=2000, help="steps of the GPU-against-CPU rows")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     plain = max(plain_loop(make_config(args.width, args.plain_steps), args.plain_steps) for _ in range(args.repeats))
@@ -63,7 +64,8 @@ def main(argv=None):
     if torch.cuda.is_available():
         for runs in (1, args.gpu_runs):
             for device in ("cpu", "cuda"):
-                rows.append((f"family of {runs} on {device}", family_rate(args.width, runs, args.steps, False, device)))
+                rows.append((f"family of {runs} on {device}, {args.gpu_steps} steps",
+                             family_rate(args.width, runs, args.gpu_steps, False, device)))
     else:
         print("no CUDA device here: the GPU rows need one (the suite and this script run without)")
     print(f"width {args.width}, 100 points in 2-D, float64, torch threads {torch.get_num_threads()}")

@@ -202,13 +202,19 @@ def test_the_steps_never_read_a_value_back(monkeypatch, kind, rule, loss, act):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
-def test_a_family_on_cuda_matches_the_cpu():
+def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk():
     config = _family(mlp(2, [16], "relu"), steps=500, lr=0.05, rule="lyu_li")
     cpu_family = FamilyTrainer(config)
     cpu_chunks = _train(cpu_family)
     config.run.device = "cuda"
     gpu_family = FamilyTrainer(config)
-    gpu_chunks = _train(gpu_family)
+    torch.cuda.set_sync_debug_mode("error")  # any synchronizing call in the step loop raises
+    try:
+        kept = gpu_family.engine._steps(50, None, 0.0)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    gpu_family.engine._deliver(kept, 0.0)
+    gpu_chunks = [gpu_family._drain()] + _train(gpu_family)
     for k in range(config.family_size):
         np.testing.assert_allclose(_member_records(gpu_chunks, k)["normalized_margin"],
                                    _member_records(cpu_chunks, k)["normalized_margin"], rtol=1e-9)
