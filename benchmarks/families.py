@@ -9,7 +9,7 @@ Rows: the family with the default recording (every step to 1,000, then 200 per d
 --steps steps, and with every metric recorded every step. With a CUDA device, the same family
 engine also runs there for S = 1 and S = --gpu-runs, against the CPU.
 
-    python benchmarks/families.py [--runs 32] [--width 64] [--steps 20000] [--gpu-runs 1024] [--gpu-steps 2000]
+    python benchmarks/families.py [--runs 32] [--width 64] [--steps 20000] [--gpu-runs 1024] [--gpu-steps 5000]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv=None):
     parser.add_argument("--plain-steps", type=int, default=2000)
     parser.add_argument("--every-step-steps", type=int, default=2000, help="steps of the every-step-recorded row")
     parser.add_argument("--gpu-runs", type=int, default=1024)
-    parser.add_argument("--gpu-steps", type=int, default=2000, help="steps of the GPU-against-CPU rows")
+    parser.add_argument("--gpu-steps", type=int, default=5000, help="steps of the GPU-against-CPU rows")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     plain = max(plain_loop(make_config(args.width, args.plain_steps), args.plain_steps) for _ in range(args.repeats))

@@ -30,6 +30,7 @@ from .recording import LogSchedule, RecordSchedule
 from .trainer import DIVERGED, FINISHED, LOG_MAX, RUNNING, STOPPED, Chunk, Trainer, check_device
 
 BATCHED_OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")  # core/batched.py
+STATELESS_OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate")
 KEPT_BYTES = 64 << 20  # parameters kept on the device for records in one chunk, at most
 
 
@@ -196,6 +197,10 @@ class _BatchedEngine:
         self.total_steps = config.run.steps
         self.max_kept = max(1, KEPT_BYTES // (self.theta.numel() * self.theta.element_size()))
         self.wall = 0.0
+        # on a GPU a step is ~60 tiny kernels: replaying them as one CUDA graph saves their launches
+        # (the optimizers with state keep theirs in tensors the graph would have to own: they run eagerly)
+        self.graph = (_StepGraph(self) if self.device.type == "cuda" and opt.kind in STATELESS_OPTIMIZERS
+                      else None)
 
     def run(self, max_steps: int, max_seconds: float | None) -> None:
         started = time.perf_counter()
@@ -208,46 +213,61 @@ class _BatchedEngine:
     def _steps(self, end: int, deadline: float | None, started: float) -> list:
         """Step to ``end`` (or the deadline, or a full buffer) without reading anything back: on a
         GPU the host queues the steps and the device runs them; the chunk syncs once, after."""
-        from .batched import log_loss_and_weights
-
-        torch = self.torch
         family = self.family
-        net, XT, y, rule = self.net, self.XT, self.y, self.rule
-        theta, alive, diverged_at = self.theta, self.alive, self.diverged_at
         kept = []  # (step, wall, record?, snapshot?, theta before the update, q, log L, grad log L)
         step = family.step
+        graph = self.graph
+        if graph is not None:
+            graph.step.fill_(step)
         while step < end:
-            q = y * net.outputs(theta, XT)
-            log_l, weights = log_loss_and_weights(self.loss_kind, q)
-            grad = net.backward(theta, weights * y, self.grad)
-            # the single run's finiteness test (Trainer._finite), as a mask instead of a branch
-            ok = torch.isfinite(log_l) & torch.isfinite((grad * grad).sum(dim=1)) & (
-                torch.sqrt((theta * theta).sum(dim=1)) < self.norm_limit)
-            log_step = log_l - self.log_n if self.mean else log_l
-            if self.step_rule == "loss_normalized":
-                factor = torch.ones_like(log_l)
-            elif self.step_rule == "lyu_li":
-                factor = torch.where(log_step < -1.0, (-log_step).clamp(min=1.0) ** -self.lyu_li_power, 1.0)
+            if graph is not None:
+                graph.replay()
+                theta, q, log_l, grad = graph.before, graph.q, graph.log_l, graph.grad
             else:
-                # as in Trainer.run, a loss that overflows exp() is found after the step's record
-                overflow = alive & ok & (log_step > LOG_MAX)
-                self.overflowed = self.overflowed | overflow
-                ok = ok & ~overflow
-                factor = torch.exp(log_step.clamp(max=LOG_MAX))
-            diverged_at = torch.where(alive & ~ok, step, diverged_at)
-            alive = alive & ok
+                theta = self.theta
+                (self.theta, q, log_l, grad, self.alive, self.diverged_at,
+                 self.overflowed) = self._step_tensors(theta, self.alive, self.diverged_at, self.overflowed, step)
             record, snapshot = self.records.due(step), self.snapshots.due(step)
             if record or snapshot:
-                kept.append((step, self.wall + time.perf_counter() - started, record, snapshot, theta.clone(),
-                             q, log_l, grad.clone() if record else None))
-            # a diverged member stays frozen where it failed, as a single run stops there
-            theta = torch.where(alive.unsqueeze(1), rule.apply(theta, grad, factor), theta)
+                if graph is not None:  # the graph's tensors are rewritten by the next replay
+                    theta, q, log_l = theta.clone(), q.clone(), log_l.clone()
+                kept.append((step, self.wall + time.perf_counter() - started, record, snapshot, theta, q, log_l,
+                             grad.clone() if record else None))  # grad: the one buffer backward fills
             step += 1
             if len(kept) >= self.max_kept or (deadline is not None and time.perf_counter() > deadline):
                 break
-        self.theta, self.alive, self.diverged_at = theta, alive, diverged_at
         family.step = step
         return kept
+
+    def _step_tensors(self, theta, alive, diverged_at, overflowed, step):
+        """One step of every member, as tensors in and out (``step``: a number, or a tensor on the
+        device inside a CUDA graph): (theta after, q, log L, grad log L, alive, diverged_at,
+        overflowed), all before-the-update quantities at ``theta``."""
+        from .batched import log_loss_and_weights
+
+        torch = self.torch
+        q = self.y * self.net.outputs(theta, self.XT)
+        log_l, weights = log_loss_and_weights(self.loss_kind, q)
+        grad = self.net.backward(theta, weights * self.y, self.grad)
+        # the single run's finiteness test (Trainer._finite), as a mask instead of a branch
+        ok = torch.isfinite(log_l) & torch.isfinite((grad * grad).sum(dim=1)) & (
+            torch.sqrt((theta * theta).sum(dim=1)) < self.norm_limit)
+        log_step = log_l - self.log_n if self.mean else log_l
+        if self.step_rule == "loss_normalized":
+            factor = torch.ones_like(log_l)
+        elif self.step_rule == "lyu_li":
+            factor = torch.where(log_step < -1.0, (-log_step).clamp(min=1.0) ** -self.lyu_li_power, 1.0)
+        else:
+            # as in Trainer.run, a loss that overflows exp() is found after the step's record
+            overflow = alive & ok & (log_step > LOG_MAX)
+            overflowed = overflowed | overflow
+            ok = ok & ~overflow
+            factor = torch.exp(log_step.clamp(max=LOG_MAX))
+        diverged_at = torch.where(alive & ~ok, step, diverged_at)
+        alive = alive & ok
+        # a diverged member stays frozen where it failed, as a single run stops there
+        theta_after = torch.where(alive.unsqueeze(1), self.rule.apply(theta, grad, factor), theta)
+        return theta_after, q, log_l, grad, alive, diverged_at, overflowed
 
     def _deliver(self, kept, started) -> None:
         """The one read-back of the chunk: what the kept steps need, the final parameters and where
@@ -311,3 +331,41 @@ class _BatchedEngine:
                 member.step = self.family.step
                 member._wall = self.wall
 
+
+class _StepGraph:
+    """One step of the batched engine captured as a CUDA graph over fixed tensors: the engine's
+    parameters, masks and step counter are updated in place by each replay, and the quantities a
+    record needs are left in ``before``, ``q``, ``log_l`` and ``grad`` until the next."""
+
+    def __init__(self, engine: _BatchedEngine):
+        torch = engine.torch
+        self.engine = engine
+        self.step = torch.zeros((), dtype=torch.int64, device=engine.device)
+        self.before = torch.empty_like(engine.theta)
+        state = (engine.theta, engine.alive, engine.diverged_at, engine.overflowed)
+        saved = [t.clone() for t in state]
+        side = torch.cuda.Stream()  # CUDA graphs want a few warm-up steps on a side stream first
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                self._body()
+        torch.cuda.current_stream().wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self._body()
+        for tensor, value in zip(state, saved):  # the warm-up steps were not the run's
+            tensor.copy_(value)
+
+    def _body(self) -> None:
+        engine = self.engine
+        self.before.copy_(engine.theta)
+        theta, self.q, self.log_l, self.grad, alive, diverged_at, overflowed = engine._step_tensors(
+            engine.theta, engine.alive, engine.diverged_at, engine.overflowed, self.step)
+        engine.theta.copy_(theta)
+        engine.alive.copy_(alive)
+        engine.diverged_at.copy_(diverged_at)
+        engine.overflowed.copy_(overflowed)
+        self.step += 1
+
+    def replay(self) -> None:
+        self.graph.replay()
