@@ -8,7 +8,6 @@ is bounded); bounded (tanh, sigmoid: no positive homogeneity order at all).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf, expit
 
 EXACT, POWER, NEAR, BOUNDED = "exact", "power", "near", "bounded"
 
@@ -33,6 +32,13 @@ _SQRT1_2 = np.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / np.sqrt(2 * np.pi)
 
 
+def _special():
+    """scipy.special, imported on first use: it takes ~0.3 s, which the window's start-up need not wait for."""
+    from scipy import special
+
+    return special
+
+
 def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (s(x), s'(x)) elementwise. At a kink the right derivative is taken for ReLU and
     sign(0) = 0 for |x|, the conventions torch autograd uses too."""
@@ -51,15 +57,15 @@ def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndar
         powk1 = pos ** (param - 1)
         return powk1 * pos, param * powk1
     if kind == "gelu":
-        cdf = 0.5 * (1 + erf(x * _SQRT1_2))
+        cdf = 0.5 * (1 + _special().erf(x * _SQRT1_2))
         with np.errstate(over="ignore"):  # x*x overflows only where exp(-x*x/2) is 0 anyway
             return x * cdf, cdf + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
     if kind == "silu":
-        sig = expit(x)
+        sig = _special().expit(x)
         return x * sig, sig * (1 + x * (1 - sig))
     if kind == "softplus":
         bx = param * x
-        return np.logaddexp(0, bx) / param, expit(bx)
+        return np.logaddexp(0, bx) / param, _special().expit(bx)
     if kind == "elu":
         neg = x <= 0
         em1 = np.expm1(np.minimum(x, 0))
@@ -68,7 +74,7 @@ def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndar
         t = np.tanh(x)
         return t, 1 - t * t
     if kind == "sigmoid":
-        s = expit(x)
+        s = _special().expit(x)
         return s, s * (1 - s)
     raise KeyError(kind)
 

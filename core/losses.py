@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import expit
 
 EXPONENTIAL, LOGISTIC = "exponential", "logistic"
 
@@ -58,6 +57,8 @@ def log_loss_and_weights(kind: str, q: np.ndarray, mean: bool = False) -> tuple[
         total = float(terms.sum())
         if 1e-250 < total < 1e300:
             log_l = math.log(total)
+            from scipy.special import expit  # here, not at the top: ~0.3 s off the window's start-up
+
             weights = expit(-q) * (-1.0 / total)  # d l / d q = -sigmoid(-q)
         else:
             log_terms = log_sample_losses(kind, q)

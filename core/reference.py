@@ -9,7 +9,20 @@ A first-layer bias is handled by the caller appending a constant-1 coordinate.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linprog, minimize
+
+
+def linprog(*args, **kwargs):
+    """scipy.optimize.linprog, imported on first use (~0.3 s the window's start-up need not wait for)."""
+    from scipy.optimize import linprog as solve
+
+    return solve(*args, **kwargs)
+
+
+def minimize(*args, **kwargs):
+    """scipy.optimize.minimize, imported on first use."""
+    from scipy.optimize import minimize as solve
+
+    return solve(*args, **kwargs)
 
 
 def svm_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:

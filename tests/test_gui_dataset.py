@@ -98,11 +98,15 @@ def test_ctrl_click_removes_and_rubber_band_selects_then_delete(editor, qtbot):
     assert model.n == 5
 
 
-def test_facts_follow_the_data_and_bad_data_are_explained(editor):
+def test_facts_follow_the_data_and_bad_data_are_explained(editor, qtbot):
     editor.model.reset(datasets.linearly_separable(40, 2, 0.3, seed=0))
-    assert "linearly separable" in editor.facts.text() and "SVM margin" in editor.facts.text()
-    editor.model.reset(datasets.xor(40, seed=0))
-    assert "not linearly separable" in editor.facts.text()
+    assert editor.facts.text().startswith("<b>40</b> points")  # counts at once, the linear program after a pause
+    qtbot.waitUntil(lambda: "SVM margin" in editor.facts.text(), timeout=5000)
+    assert "linearly separable" in editor.facts.text()
+    for _ in range(5):  # a burst of edits (a drag) runs the linear program once, after the last
+        editor.model.reset(datasets.xor(40, seed=0))
+    assert "separable" not in editor.facts.text()
+    qtbot.waitUntil(lambda: "not linearly separable" in editor.facts.text(), timeout=5000)
     editor.model.remove(np.flatnonzero(editor.model.y < 0))
     assert editor.problem() is not None and "only one class" in editor.problem()
 

@@ -13,7 +13,7 @@ import itertools
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
@@ -27,6 +27,8 @@ from .palette import NEGATIVE, POSITIVE
 PICK_PIXELS = 8
 _drag_ids = itertools.count(1)
 
+
+FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
 
 class EditViewBox(pg.ViewBox):
     """A ViewBox whose clicks and drags edit the model instead of panning."""
@@ -232,9 +234,15 @@ class DatasetEditor(QWidget):
         layout.addWidget(self.facts)
         layout.addLayout(files)
         layout.addWidget(box)
-        self.model.changed.connect(self.update_facts)
+        # separability is a linear program: computed once the edits pause (a drag edits at every
+        # mouse move), and after the window is first shown rather than before
+        self._facts_timer = QTimer(self)
+        self._facts_timer.setSingleShot(True)
+        self._facts_timer.setInterval(FACTS_DELAY_MS)
+        self._facts_timer.timeout.connect(self.update_facts)
+        self.model.changed.connect(self._counts_now_geometry_soon)
         self._update_generator_fields(self.kind.currentText())
-        self.update_facts()
+        self._counts_now_geometry_soon()
 
     def _update_generator_fields(self, kind: str) -> None:
         params = datasets.generator_parameters(kind)
@@ -314,11 +322,21 @@ class DatasetEditor(QWidget):
             return f"Dataset: {exc}"
         return None
 
-    def update_facts(self) -> None:
+    def _counts(self) -> list[str]:
         m = self.model
         pos = int(np.sum(m.y > 0))
-        parts = [f"<b>{m.n}</b> points: <span style='color:{POSITIVE}'>{pos} of +1</span>, "
-                 f"<span style='color:{NEGATIVE}'>{m.n - pos} of −1</span>; d = {m.dim}"]
+        return [f"<b>{m.n}</b> points: <span style='color:{POSITIVE}'>{pos} of +1</span>, "
+                f"<span style='color:{NEGATIVE}'>{m.n - pos} of −1</span>; d = {m.dim}"]
+
+    def _counts_now_geometry_soon(self) -> None:
+        self.facts.setText(self._counts()[0])
+        self._facts_timer.start()
+
+    def update_facts(self) -> None:
+        """Counts, and whether the data are linearly separable with their l2 SVM margin."""
+        self._facts_timer.stop()
+        m = self.model
+        parts = self._counts()
         problem = self.problem()
         if problem:
             parts.append(f"<span style='color:#b00'>{problem.split(': ', 1)[1]}</span>")
