@@ -73,7 +73,7 @@ class FamilySession:
         self.config = config
         self.dataset = dataset
         self.members = members if members is not None else [
-            RunSession(config.member(k), dataset, name=config.member(k).name) for k in range(config.family_size)]
+            RunSession(member, dataset, name=member.name) for member in map(config.member, range(config.family_size))]
         self.name = name or config.name or "family"
         self.homogeneity: dict = {}
         self.info: dict = {}
@@ -177,9 +177,6 @@ class FamilySession:
     @property
     def has_unsaved_results(self) -> bool:
         return self.n_records > 0 and self.saved_path is None
-
-    def set_status(self, status: str, reason: str) -> None:
-        self.status, self.reason = status, reason
 
     # --------------------------------------------------------------- saving
     def save(self, path: str, device: str = "cpu") -> list[str]:
