@@ -14,7 +14,7 @@ import torch
 
 from . import activations
 from .architecture import ArchitectureSpec, parameter_layout
-from .network import NodeBuilder
+from .network import NodeBuilder, _ActivationNode
 
 
 class _Dense:
@@ -55,15 +55,13 @@ class _Dense:
         return self.weight(theta).transpose(1, 2) @ g
 
 
-class _Activation:
-    def __init__(self, kind: str, param: float):
-        self.kind, self.param = kind, param
+class _Activation(_ActivationNode):
+    """The numpy node's backward (g times the derivative), with the torch forward."""
+
+    __slots__ = ()
 
     def forward(self, theta, h):
         return activations.torch_value_and_derivative(self.kind, self.param, h)
-
-    def backward(self, theta, g, derivative, grad):
-        return g * derivative
 
 
 class _ReLU:
