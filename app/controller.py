@@ -23,6 +23,7 @@ class TrainingController(QObject):
     boundaryReceived = Signal(dict)  # values (float32 grid), rect
     statusChanged = Signal(str, str)  # status, reason: running, paused, finished, stopped, diverged
     errorOccurred = Signal(str)
+    factsReceived = Signal(int, dict)  # token, {"separable", "margin"} or {"error"}: the dataset panel's geometry
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -34,6 +35,7 @@ class TrainingController(QObject):
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
         self.state = "idle"  # idle, running, paused, ended
+        self._shut_down = False
 
     # --------------------------------------------------------------- process
     def _ensure_process(self) -> None:
@@ -83,12 +85,20 @@ class TrainingController(QObject):
             self._send("step", int(k))
             self.statusChanged.emit("running", "")
 
+    def request_facts(self, token: int, X, y) -> None:
+        """Ask the worker whether (X, y) is linearly separable and for its SVM margin; the answer
+        comes as factsReceived(token, ...). The linear programs need scipy, which would add ~50 MB
+        to the window's process; the worker has it loaded anyway."""
+        if not self._shut_down:  # a late request from a closing window must not start a new worker
+            self._send("facts", int(token), X, y)
+
     def stop(self) -> None:
         if self.state in ("running", "paused"):
             self._send("stop")
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Stop the process and the timer; called when the window closes."""
+        self._shut_down = True
         self._timer.stop()
         process = self._process
         if process is None:
@@ -130,6 +140,8 @@ class TrainingController(QObject):
                 status, reason = message[1], message[2]
                 self.state = "paused" if status == "paused" else "ended"
                 self.statusChanged.emit(status, reason)
+            elif kind == "facts":
+                self.factsReceived.emit(message[1], message[2])
             elif kind == "error":
                 self.state = "ended"
                 self.errorOccurred.emit(message[1])

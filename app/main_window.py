@@ -174,6 +174,9 @@ class MainWindow(QMainWindow):
         self.controller.boundaryReceived.connect(self._on_boundary)
         self.controller.statusChanged.connect(self._on_status)
         self.controller.errorOccurred.connect(self._on_worker_error)
+        # separability's linear programs run in the worker: scipy stays out of the window's memory
+        self.dataset_editor.set_geometry_service(self.controller.request_facts)
+        self.controller.factsReceived.connect(self.dataset_editor.show_geometry)
         self.devicesFound.connect(self.controls.add_devices)
 
         self.redraw_timer = QTimer(self)

@@ -2,12 +2,15 @@
 
 On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
 child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
-("step", k), ("stop",), ("quit",). Messages out: ("started", info), ("chunk", payload),
-("boundary", grid), ("status", status, reason), ("error", message). Qt-free.
+("step", k), ("stop",), ("facts", token, X, y), ("quit",). Messages out: ("started", info),
+("chunk", payload), ("boundary", grid), ("status", status, reason), ("facts", token, result),
+("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
+would read what it trains, and its unread results would pile up in memory.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import queue
 import time
 import traceback
@@ -17,6 +20,7 @@ import numpy as np
 CHUNK_SECONDS = 0.05  # a pause or stop is obeyed within this
 BOUNDARY_SECONDS = 0.25  # the decision-boundary grid is recomputed at most this often
 GRID = 96
+PARENT_CHECK_SECONDS = 1.0  # an idle worker looks this often whether its window is still there
 
 
 def boundary_grid(net, theta, X, resolution=GRID):
@@ -57,6 +61,15 @@ def _payload(chunk) -> dict:
             "status": chunk.status, "reason": chunk.reason}
 
 
+def _geometry(X, y) -> dict:
+    from core.reference import dataset_geometry
+
+    try:
+        return dataset_geometry(X, y)
+    except Exception as exc:  # a solver failure must not end the training process
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def worker_main(commands, results) -> None:
     """The child process's loop (the target of multiprocessing.Process)."""
     import signal
@@ -68,18 +81,25 @@ def worker_main(commands, results) -> None:
     from core.family import FamilyTrainer, make_trainer
     from core.trainer import RUNNING
 
+    parent = multiprocessing.parent_process()
     trainer = None
     running = False
     steps_left = None  # for ("step", k)
     last_boundary = 0.0
     while True:
+        if parent is not None and not parent.is_alive():
+            results.cancel_join_thread()  # else exiting would wait to flush into a pipe nobody reads
+            return
         if running:  # between chunks: take a command if one is waiting
             try:
                 command = commands.get_nowait()
             except queue.Empty:
                 command = None
-        else:  # idle: sleep until told
-            command = commands.get()
+        else:  # idle: sleep until told, or until it is time to look for the window
+            try:
+                command = commands.get(timeout=PARENT_CHECK_SECONDS)
+            except queue.Empty:
+                continue
         try:
             if command is not None:
                 kind = command[0]
@@ -98,6 +118,8 @@ def worker_main(commands, results) -> None:
                         lead = _lead(trainer)
                         results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
                     running, steps_left = bool(command[2]), None
+                elif kind == "facts":  # ("facts", token, X, y): the dataset panel's geometry, off the window
+                    results.put(("facts", command[1], _geometry(command[2], command[3])))
                 elif trainer is None:
                     continue
                 elif kind == "pause":

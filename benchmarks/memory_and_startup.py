@@ -43,18 +43,45 @@ def memory(steps: int, folder: Path) -> tuple[float, float, list]:
     return peak_kb / 1024, out.stat().st_size / 1e6, per_decade
 
 
+def _peak_kb(pid: int) -> int:
+    """The kernel's high-water mark of a process's resident memory (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0)
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
 def window_memory(steps: int, folder: Path) -> tuple[float, float, float]:
-    """(window process peak MB, training process peak MB, seconds) for ``steps`` steps of
-    linear-separable run in the window with live plots, offscreen."""
-    code = ("import resource; from app.main_window import demo; "
-            f"demo('linear-separable', {steps}, {str(folder / 'end.png')!r}, timeout=7200); "
-            "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    """(window process peak MB, training process peak MB, seconds) for ``steps`` steps of the
+    linear-separable run in the window with live plots, offscreen. The peaks are each process's
+    own VmHWM, sampled while it lives (RUSAGE_CHILDREN would mix in any child's)."""
+    code = f"from app.main_window import demo; demo('linear-separable', {steps}, {str(folder / 'end.png')!r}, timeout=7200)"
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True, env=env)
-    window_kb, worker_kb = (int(v) for v in result.stdout.split("PEAK")[-1].split())
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    window_kb = worker_kb = 0
+    while proc.poll() is None:
+        window_kb = max(window_kb, _peak_kb(proc.pid))
+        for child in _children(proc.pid):  # the training worker (and multiprocessing's resource tracker)
+            worker_kb = max(worker_kb, _peak_kb(child))
+        time.sleep(0.5)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the window exited with {proc.returncode}")
     return window_kb / 1024, worker_kb / 1024, time.perf_counter() - start
 
 

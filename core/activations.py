@@ -56,10 +56,18 @@ def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndar
         pos = np.maximum(x, 0)
         powk1 = pos ** (param - 1)
         return powk1 * pos, param * powk1
-    if kind == "gelu":
-        cdf = 0.5 * (1 + _special().erf(x * _SQRT1_2))
+    if kind == "gelu":  # in place where it can: a GELU layer was a fifth of a residual network's step
+        cdf = _special().erf(x * _SQRT1_2)
+        cdf += 1
+        cdf *= 0.5
         with np.errstate(over="ignore"):  # x*x overflows only where exp(-x*x/2) is 0 anyway
-            return x * cdf, cdf + x * _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+            slope = np.square(x)
+        slope *= -0.5
+        np.exp(slope, out=slope)
+        slope *= _INV_SQRT_2PI
+        slope *= x
+        slope += cdf
+        return x * cdf, slope
     if kind == "silu":
         sig = _special().expit(x)
         return x * sig, sig * (1 + x * (1 - sig))

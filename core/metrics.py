@@ -52,11 +52,11 @@ def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
     return 2.0 * math.atan2(math.sqrt(float(np.dot(d, d))), math.sqrt(float(np.dot(s, s))))
 
 
-def stable_rank(W: np.ndarray) -> float:
-    """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023), exactly: ||W||_2^2 is the top eigenvalue of the
+def stable_rank(W: np.ndarray, top_eigenvalue=None) -> float:
+    """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023): ||W||_2^2 is the top eigenvalue of the
     smaller Gram matrix, in closed form when that is 2 x 2 (an SVD per record cost a fifth of a
-    step), else by eigvalsh (~150 us at 64 x 64; no exact shortcut measured faster, and a
-    warm-started power iteration stalls while the top singular values are close)."""
+    step), else by eigvalsh (~110-150 us at 64 x 64) or by ``top_eigenvalue``, a
+    spectral.TopEigenvalue that a run keeps per layer (certified to ~1e-12, ~3x quicker)."""
     rows, cols = W.shape
     if min(rows, cols) == 1:
         return 1.0
@@ -67,7 +67,7 @@ def stable_rank(W: np.ndarray) -> float:
         top = 0.5 * frobenius + math.sqrt(0.25 * (a - d) ** 2 + b * b)
     else:
         frobenius = float(np.trace(G))
-        top = float(np.linalg.eigvalsh(G)[-1])
+        top = float(np.linalg.eigvalsh(G)[-1]) if top_eigenvalue is None else top_eigenvalue(G)
     return frobenius / top if top > 0 else float("nan")
 
 

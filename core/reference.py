@@ -73,6 +73,15 @@ def svm_margin(X: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.min(Z @ res.x) / np.linalg.norm(w))
 
 
+def dataset_geometry(X: np.ndarray, y: np.ndarray, max_margin_dim: int = 50) -> dict:
+    """What the dataset panel says about the data: linearly separable (with a bias), and then the
+    l2 SVM margin when the dimension is at most ``max_margin_dim`` (None above: the QP gets slow).
+    The window asks its worker process for this, so that scipy stays out of the window's memory."""
+    separable = is_linearly_separable(X, y)
+    margin = svm_margin(X, y) if separable and X.shape[1] <= max_margin_dim else None
+    return {"separable": bool(separable), "margin": margin}
+
+
 def linf_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """argmax_{||w||_inf <= 1} min_i y_i <w, x_i>, normalized to unit l2 norm (for angles)."""
     Z = X * y[:, None]

@@ -28,6 +28,7 @@ from .metrics import kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
 from .optimizers import UpdateRule
 from .recording import LogSchedule, RecordSchedule
+from .spectral import TopEigenvalue
 
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
 LOG_MAX = 700.0  # exp() of more overflows float64
@@ -165,6 +166,7 @@ class Trainer:
         # ``reference``: a family's members share one solve (same data, same optimizer kind)
         self.reference = self._reference_direction() if reference is None else reference
         self._previous_direction = None
+        self._top_eigenvalues = [TopEigenvalue() for _ in self.net.weight_slices]  # warm per layer: stable ranks
         self._wall = 0.0
         self._grad = np.empty(self.net.size, dtype=self.dtype)
         if self.order is not None:
@@ -363,10 +365,10 @@ class Trainer:
                            *alignment, change, to_reference, support))
         self._sample_rows.append(sample_margins)
         layer_norms, ranks = [], []
-        for _name, sl, shape in self.net.weight_slices:
+        for (_name, sl, shape), top in zip(self.net.weight_slices, self._top_eigenvalues):
             w = theta[sl]
             layer_norms.append(math.sqrt(float(np.dot(w, w))))
-            ranks.append(stable_rank(w.reshape(shape)))
+            ranks.append(stable_rank(w.reshape(shape), top))
         self._layer_rows.append((layer_norms, ranks))
         members = self.net.member_outputs()
         if members is not None:

@@ -1,10 +1,18 @@
 """The main window: a run started from the GUI delivers metrics to the plots; pause, resume,
 stop, save and close work mid-run and leave no process or thread behind."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 from PySide6.QtCore import Qt
 
+from core import datasets, reference
 from core.runfile import RunReader
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _wait_records(qtbot, win, at_least, timeout=30000):
@@ -142,3 +150,37 @@ def test_settings_remember_visible_plots(qtbot, settings, no_leaks):
     qtbot.addWidget(second)
     assert "stable_rank" not in second.plots.plots and "margin" in second.plots.plots
     second.close()
+
+
+def test_the_window_asks_its_worker_for_separability(window, qtbot, monkeypatch):
+    """The dataset panel's linear programs run in the worker process, not the window's."""
+    import widgets.dataset_editor as editor_module
+
+    def in_the_window(*_args):
+        raise AssertionError("the window computed the geometry itself")
+
+    monkeypatch.setattr(editor_module, "dataset_geometry", in_the_window)
+    editor = window.dataset_editor
+    editor.model.reset(datasets.xor(40, seed=0))
+    qtbot.waitUntil(lambda: "not linearly separable" in editor.facts.text(), timeout=20000)
+    editor.model.reset(datasets.linearly_separable(40, 2, 0.3, seed=0))
+    assert "checking separability" in editor.facts.text() or "separable" not in editor.facts.text()
+    qtbot.waitUntil(lambda: "SVM margin" in editor.facts.text(), timeout=20000)
+    expected = reference.svm_margin(editor.model.X, editor.model.y)
+    shown = float(editor.facts.text().rsplit("SVM margin ", 1)[1])
+    assert abs(shown - expected) <= 1e-3 * expected
+    editor.show_geometry(editor._geometry_token - 1, {"separable": False, "margin": None})  # a stale answer
+    assert "SVM margin" in editor.facts.text()
+
+
+def test_the_window_process_never_imports_scipy(tmp_path):
+    """scipy is ~50 MB of the window's memory (issue #6, bar 4): a run in the window, the dataset
+    facts included, leaves it unimported there."""
+    code = ("import sys; from app.main_window import demo; "
+            f"code = demo('relu2-blobs', 300, {str(tmp_path / 'shot.png')!r}); "
+            "print('SCIPY', 'scipy' in sys.modules); sys.exit(code)")
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "SCIPY False" in result.stdout

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
 
 from core import datasets
 from core.errors import DatasetError
-from core.reference import is_linearly_separable, svm_margin
+from core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
 from .palette import NEGATIVE, POSITIVE
@@ -29,6 +29,7 @@ _drag_ids = itertools.count(1)
 
 
 FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
+MAX_FACTS_POINTS = 5000  # above, the linear program would take seconds: counts only
 
 class EditViewBox(pg.ViewBox):
     """A ViewBox whose clicks and drags edit the model instead of panning."""
@@ -240,6 +241,8 @@ class DatasetEditor(QWidget):
         self._facts_timer.setSingleShot(True)
         self._facts_timer.setInterval(FACTS_DELAY_MS)
         self._facts_timer.timeout.connect(self.update_facts)
+        self._geometry_service = None
+        self._geometry_token = 0
         self.model.changed.connect(self._counts_now_geometry_soon)
         self._update_generator_fields(self.kind.currentText())
         self._counts_now_geometry_soon()
@@ -332,18 +335,40 @@ class DatasetEditor(QWidget):
         self.facts.setText(self._counts()[0])
         self._facts_timer.start()
 
+    def set_geometry_service(self, request) -> None:
+        """Have ``request(token, X, y)`` compute separability and margin elsewhere (the window's
+        worker process), answering through ``show_geometry(token, result)``; without one the panel
+        computes them itself, on the GUI thread."""
+        self._geometry_service = request
+
     def update_facts(self) -> None:
         """Counts, and whether the data are linearly separable with their l2 SVM margin."""
         self._facts_timer.stop()
+        self._geometry_token += 1
         m = self.model
         parts = self._counts()
         problem = self.problem()
         if problem:
             parts.append(f"<span style='color:#b00'>{problem.split(': ', 1)[1]}</span>")
-        elif m.n <= 5000:
-            if is_linearly_separable(m.X, m.y):
-                margin = svm_margin(m.X, m.y) if m.dim <= 50 else None
-                parts.append("linearly separable" + (f", l2 SVM margin {margin:.4g}" if margin is not None else ""))
+        elif m.n <= MAX_FACTS_POINTS:
+            if self._geometry_service is not None:
+                self._geometry_service(self._geometry_token, m.X.copy(), m.y.copy())
+                parts.append("<span style='color:#777'>checking separability…</span>")
             else:
-                parts.append("not linearly separable")
+                self.show_geometry(self._geometry_token, dataset_geometry(m.X, m.y))
+                return
+        self.facts.setText("<br>".join(parts))
+
+    def show_geometry(self, token: int, result: dict) -> None:
+        """The answer to the latest geometry request (older answers are for data since edited)."""
+        if token != self._geometry_token:
+            return
+        parts = self._counts()
+        if "error" in result:
+            parts.append(f"<span style='color:#b00'>separability unknown: {result['error']}</span>")
+        elif result["separable"]:
+            margin = result["margin"]
+            parts.append("linearly separable" + (f", l2 SVM margin {margin:.4g}" if margin is not None else ""))
+        else:
+            parts.append("not linearly separable")
         self.facts.setText("<br>".join(parts))

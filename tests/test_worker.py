@@ -1,0 +1,101 @@
+"""The training worker process on its own (Qt-free): it answers geometry requests, and it ends
+itself when the window that started it dies."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core import datasets, reference
+from core.presets import load_preset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# a stand-in for the window: starts a worker on a long run, prints the worker's pid, waits
+WINDOW = """
+import multiprocessing as mp, sys, time
+from app.worker import worker_main
+if __name__ == "__main__":
+    ctx = mp.get_context("spawn")
+    commands, results = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
+    worker.start()
+    commands.put(("start", sys.argv[1], sys.argv[2] == "run"))
+    results.get(timeout=60)  # started
+    print(worker.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def _ended(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:  # a zombie has ended (a container's init may not reap it)
+            return any(line.startswith("State:") and "Z" in line for line in status)
+    except FileNotFoundError:
+        return True
+
+
+def _worker_outlives_its_window(tmp_path, mode: str) -> float:
+    config = load_preset("relu2-blobs")
+    config.run.steps = 10 ** 9
+    script = tmp_path / "window.py"
+    script.write_text(WINDOW)
+    window = subprocess.Popen([sys.executable, str(script), config.to_json(), mode], cwd=ROOT,
+                              stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    pid = int(window.stdout.readline())
+    time.sleep(0.5)
+    window.send_signal(signal.SIGKILL)
+    window.wait()
+    start = time.time()
+    while not _ended(pid) and time.time() - start < 20:
+        time.sleep(0.1)
+    ended_after = time.time() - start
+    if not _ended(pid):
+        os.kill(pid, signal.SIGKILL)
+    return ended_after
+
+
+def test_a_training_worker_ends_when_its_window_is_killed(tmp_path):
+    assert _worker_outlives_its_window(tmp_path, "run") < 5
+
+
+def test_an_idle_worker_ends_when_its_window_is_killed(tmp_path):
+    assert _worker_outlives_its_window(tmp_path, "paused") < 5
+
+
+def test_the_worker_answers_geometry_requests():
+    import multiprocessing as mp
+
+    from app.worker import worker_main
+
+    ctx = mp.get_context("spawn")
+    commands, results = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
+    worker.start()
+    try:
+        blobs = datasets.linearly_separable(40, 2, 0.3, seed=0)
+        xor = datasets.xor(40, seed=0)
+        commands.put(("facts", 7, blobs.X, blobs.y))
+        commands.put(("facts", 8, xor.X, xor.y))
+        commands.put(("facts", 9, np.zeros((2, 2)), np.array([1.0, -1.0])))  # the same point in both classes
+        answers = {}
+        while len(answers) < 3:
+            kind, token, result = results.get(timeout=60)
+            assert kind == "facts"
+            answers[token] = result
+        assert answers[7]["separable"]
+        np.testing.assert_allclose(answers[7]["margin"], reference.svm_margin(blobs.X, blobs.y), rtol=1e-9)
+        assert answers[8] == {"separable": False, "margin": None}
+        assert answers[9]["separable"] is False
+    finally:
+        commands.put(("quit",))
+        worker.join(10)
+        if worker.is_alive():
+            worker.kill()
+        for q in (commands, results):
+            q.cancel_join_thread()
+            q.close()
