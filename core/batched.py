@@ -112,13 +112,22 @@ def log_loss_and_weights(kind: str, q):
 
 class BatchedRule:
     """core/optimizers.py's update rules, one row per run and a step size per run. sgd is not
-    here: its minibatches are drawn per run (core/family.py runs those one by one)."""
+    here: its minibatches are drawn per run (core/family.py runs those one by one).
 
-    def __init__(self, kind: str, lrs, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
+    The state of momentum and Adam lives in tensors made up front and updated in place (the step
+    count too, on the device), so that a step can be captured as a CUDA graph and replayed."""
+
+    def __init__(self, kind: str, lrs, like, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
         self.kind, self.lr = kind, lrs.unsqueeze(1)
         self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
-        self.velocity = self.m = self.v = None
-        self.t = 0
+        self.velocity = torch.zeros_like(like) if kind == "momentum" else None  # 0.9 * 0 + d is d: the first step's
+        self.m = torch.zeros_like(like) if kind == "adam" else None
+        self.v = torch.zeros_like(like) if kind == "adam" else None
+        self.t = torch.zeros((), dtype=like.dtype, device=like.device) if kind == "adam" else None
+
+    def state(self) -> list:
+        """The tensors the rule changes in place (saved and restored around a graph's warm-up)."""
+        return [t for t in (self.velocity, self.m, self.v, self.t) if t is not None]
 
     def apply(self, theta, d, factor):
         """The updated parameters (a new tensor) from direction source ``factor * d`` per row."""
@@ -137,14 +146,12 @@ class BatchedRule:
             dj = d.gather(1, j)
             return theta.scatter_add(1, j, -lr * dj.abs() * torch.sign(dj))
         if kind == "momentum":
-            self.velocity = d if self.velocity is None else self.momentum * self.velocity + d
+            self.velocity.mul_(self.momentum).add_(d)
             return theta - lr * self.velocity
         if kind == "adam":
-            if self.m is None:
-                self.m, self.v = torch.zeros_like(theta), torch.zeros_like(theta)
-            self.t += 1
-            self.m = self.beta1 * self.m + (1 - self.beta1) * d
-            self.v = self.beta2 * self.v + (1 - self.beta2) * d * d
+            self.t.add_(1)
+            self.m.mul_(self.beta1).add_((1 - self.beta1) * d)
+            self.v.mul_(self.beta2).add_((1 - self.beta2) * d * d)
             m_hat = self.m / (1 - self.beta1 ** self.t)
             v_hat = self.v / (1 - self.beta2 ** self.t)
             return theta - lr * m_hat / (torch.sqrt(v_hat) + self.eps)

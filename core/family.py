@@ -30,7 +30,6 @@ from .recording import LogSchedule, RecordSchedule
 from .trainer import DIVERGED, FINISHED, LOG_MAX, RUNNING, STOPPED, Chunk, Trainer, check_device
 
 BATCHED_OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")  # core/batched.py
-STATELESS_OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate")
 KEPT_BYTES = 64 << 20  # parameters kept on the device for records in one chunk, at most
 
 
@@ -181,7 +180,7 @@ class _BatchedEngine:
         self.theta = as_tensor(np.stack([m.theta for m in members]))
         self.XT, self.y = as_tensor(first.X.T.copy()), as_tensor(first.y)
         opt = config.optimizer
-        self.rule = BatchedRule(opt.kind, as_tensor([m.config.optimizer.lr for m in members]),
+        self.rule = BatchedRule(opt.kind, as_tensor([m.config.optimizer.lr for m in members]), self.theta,
                                 opt.momentum, opt.beta1, opt.beta2, opt.eps)
         self.grad = torch.empty_like(self.theta)
         S = len(members)
@@ -198,9 +197,7 @@ class _BatchedEngine:
         self.max_kept = max(1, KEPT_BYTES // (self.theta.numel() * self.theta.element_size()))
         self.wall = 0.0
         # on a GPU a step is ~60 tiny kernels: replaying them as one CUDA graph saves their launches
-        # (the optimizers with state keep theirs in tensors the graph would have to own: they run eagerly)
-        self.graph = (_StepGraph(self) if self.device.type == "cuda" and opt.kind in STATELESS_OPTIMIZERS
-                      else None)
+        self.graph = _StepGraph(self) if self.device.type == "cuda" else None
 
     def run(self, max_steps: int, max_seconds: float | None) -> None:
         started = time.perf_counter()
@@ -342,7 +339,7 @@ class _StepGraph:
         self.engine = engine
         self.step = torch.zeros((), dtype=torch.int64, device=engine.device)
         self.before = torch.empty_like(engine.theta)
-        state = (engine.theta, engine.alive, engine.diverged_at, engine.overflowed)
+        state = (engine.theta, engine.alive, engine.diverged_at, engine.overflowed, *engine.rule.state())
         saved = [t.clone() for t in state]
         side = torch.cuda.Stream()  # CUDA graphs want a few warm-up steps on a side stream first
         side.wait_stream(torch.cuda.current_stream())

@@ -202,8 +202,9 @@ def test_the_steps_never_read_a_value_back(monkeypatch, kind, rule, loss, act):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
-def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk():
-    config = _family(mlp(2, [16], "relu"), steps=500, lr=0.05, rule="lyu_li")
+@pytest.mark.parametrize("kind", ["gd", "momentum", "adam"])
+def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk(kind):
+    config = _family(mlp(2, [16], "relu"), steps=500, lr=0.05, rule="lyu_li", kind=kind)
     cpu_family = FamilyTrainer(config)
     cpu_chunks = _train(cpu_family)
     config.run.device = "cuda"
@@ -216,8 +217,10 @@ def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk():
     gpu_family.engine._deliver(kept, 0.0)
     gpu_chunks = [gpu_family._drain()] + _train(gpu_family)
     for k in range(config.family_size):
-        np.testing.assert_allclose(_member_records(gpu_chunks, k)["normalized_margin"],
-                                   _member_records(cpu_chunks, k)["normalized_margin"], rtol=1e-9)
+        expected = _member_records(cpu_chunks, k)["normalized_margin"]
+        # relative to the series' scale: the margin crosses 0 on the way
+        np.testing.assert_allclose(_member_records(gpu_chunks, k)["normalized_margin"], expected, rtol=1e-9,
+                                   atol=1e-9 * np.max(np.abs(expected)))
 
 
 def test_a_single_run_on_the_batched_engine_writes_the_same_file(tmp_path):
@@ -242,14 +245,14 @@ def test_a_single_run_on_the_batched_engine_writes_the_same_file(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
-@pytest.mark.parametrize("kind", ["gd", "momentum"])  # replayed as a CUDA graph / stepped eagerly
+@pytest.mark.parametrize("kind", ["gd", "momentum", "adam"])  # every rule replayed as a CUDA graph, state included
 def test_a_diverging_family_on_cuda_ends_as_on_the_cpu(kind):
     config = _family(mlp(2, [8], "relu"), "lr", [0.01, 1e4], steps=200, rule="constant", kind=kind)
     cpu = FamilyTrainer(config)
     cpu_chunks = _train(cpu)
     config.run.device = "cuda"
     gpu = FamilyTrainer(config)
-    assert (gpu.engine.graph is not None) == (kind == "gd")
+    assert gpu.engine.graph is not None
     chunks = _train(gpu)
     assert [m.status for m in gpu.members] == [m.status for m in cpu.members] == ["finished", "diverged"]
     assert gpu.members[1].step == cpu.members[1].step
