@@ -67,6 +67,8 @@ def stable_rank(W: np.ndarray, top_eigenvalue=None) -> float:
         top = 0.5 * frobenius + math.sqrt(0.25 * (a - d) ** 2 + b * b)
     else:
         frobenius = float(np.trace(G))
+        if not math.isfinite(frobenius):  # a diverged run's weights (|G_ij| <= the trace: all finite otherwise)
+            return float("nan")
         top = float(np.linalg.eigvalsh(G)[-1]) if top_eigenvalue is None else top_eigenvalue(G)
     return frobenius / top if top > 0 else float("nan")
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from core.architecture import Activation, ArchitectureSpec, Dense, Residual, mlp
+from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp
 from core.datasets import gaussian_blobs, linearly_separable, xor
 from core.metrics import unit_angle
 from core.recording import LogSchedule
@@ -150,14 +150,64 @@ def test_torch_autograd_backend_follows_the_same_1000_step_trajectory(spec):
     # separable data and a moderate step: on chaotic runs (non-separable data, large normalized
     # steps) any two float orders of summation drift apart ~10x every few steps, by design
     data = gaussian_blobs(30, 2, separation=4.0, noise=0.5, seed=4)
-    thetas = []
+    thetas, records = [], []
     for backend in ("numpy", "torch"):
         config = config_for(spec, data, steps=1000, lr=0.1, rule="lyu_li", snapshots_per_decade=1)
         config.run.backend = backend
+        config.recording.every_step_until = 1001  # every metric at every step, as in the benchmark
         trainer = Trainer(config)
-        assert trainer.run(1000).status == "finished"
+        chunk = trainer.run(1000)
+        assert chunk.status == "finished"
         thetas.append(trainer.theta)
+        records.append(chunk.records)
     assert np.max(np.abs(thetas[0] - thetas[1])) <= 1e-12 * np.max(np.abs(thetas[0]))
+    # the numpy path makes its records in blocks (family_records), the autograd path one by one
+    assert len(records[0]["step"]) == 1001
+    for name, fast in records[0].items():
+        if name != "wall_time":
+            reference = records[1][name]
+            scale = np.nanmax(np.abs(reference)) if np.isfinite(reference).any() else 0.0
+            np.testing.assert_allclose(fast, reference, rtol=1e-12, atol=1e-12 * scale, equal_nan=True, err_msg=name)
+
+
+@pytest.mark.parametrize("case", ["relu", "residual-gelu", "diverging", "float32", "ensemble"])
+def test_records_made_in_blocks_equal_records_made_one_by_one(case):
+    """Trainer defers its records and makes them as array operations (family_records); with the
+    block size 0 it makes each at its step (Trainer._record). Chunk ends cut blocks anywhere."""
+    data = gaussian_blobs(30, 2, separation=4.0, noise=0.5, seed=4)
+    spec = {"relu": mlp(2, [16]), "diverging": mlp(2, [16]), "float32": mlp(2, [16]),
+            "residual-gelu": ArchitectureSpec(2, [Dense(24), Activation("gelu"),
+                                                  Residual([Dense(24), Activation("gelu"), Dense(24)]), Dense(1)]),
+            "ensemble": ArchitectureSpec(2, [Ensemble([mlp(2, [4]).blocks, mlp(2, [6]).blocks])])}[case]
+    options = {"lr": 1e4, "rule": "constant"} if case == "diverging" else {"lr": 0.1, "rule": "lyu_li"}
+    results = []
+    for block in (None, 0):
+        config = config_for(spec, data, steps=700, **options)
+        config.recording.every_step_until = 300  # every step, then log-spaced
+        if case == "float32":
+            config.run.dtype = "float32"
+        trainer = Trainer(config)
+        if block is not None:
+            trainer._block_size = block
+        chunks = []
+        while trainer.status == "running":
+            chunks.append(trainer.run(97))
+        results.append((trainer, chunks))
+    (blocks, a), (single, b) = results
+    assert blocks.status == single.status and blocks.step == single.step
+    if case == "ensemble":
+        assert blocks._block_size == 0  # shares need a forward per record: one by one
+    elif case != "diverging":
+        assert blocks._block_size > 0
+    for name in a[0].records:
+        if name == "wall_time":
+            continue
+        got = np.concatenate([c.records[name] for c in a if name in c.records])
+        expected = np.concatenate([c.records[name] for c in b if name in c.records])
+        scale = np.nanmax(np.abs(expected)) if np.isfinite(expected).any() else 0.0
+        rtol = 1e-5 if case == "float32" else 1e-12
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * scale, equal_nan=True, err_msg=name)
+    assert [len(c.records.get("step", ())) for c in a] == [len(c.records.get("step", ())) for c in b]
 
 
 @pytest.mark.parametrize("kind", ["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"])
