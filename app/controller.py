@@ -43,7 +43,8 @@ class TrainingController(QObject):
             return
         self._commands = self._ctx.Queue()
         self._results = self._ctx.Queue()
-        self._process = self._ctx.Process(target=worker_main, args=(self._commands, self._results),
+        self._ready = self._ctx.Event()
+        self._process = self._ctx.Process(target=worker_main, args=(self._commands, self._results, self._ready),
                                           name="margin-explorer-worker", daemon=True)
         self._process.start()
         self._timer.start()
@@ -104,9 +105,10 @@ class TrainingController(QObject):
         if process is None:
             return
         try:
-            if process.is_alive():
+            if process.is_alive() and self._ready.is_set():
                 self._commands.put(("quit",))
                 process.join(timeout)
+            # still importing (a window closed right after opening): nothing to finish, no need to wait
             if process.is_alive():
                 process.terminate()
                 process.join(timeout)

@@ -70,8 +70,9 @@ def _geometry(X, y) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
-def worker_main(commands, results) -> None:
-    """The child process's loop (the target of multiprocessing.Process)."""
+def worker_main(commands, results, ready=None) -> None:
+    """The child process's loop (the target of multiprocessing.Process). ``ready``, an Event, is
+    set once the imports are done: until then a closing window need not wait for a clean quit."""
     import signal
 
     # Ctrl+C in the terminal reaches the whole process group: the window decides when the worker stops
@@ -80,6 +81,9 @@ def worker_main(commands, results) -> None:
     from core.errors import MarginExplorerError
     from core.family import FamilyTrainer, make_trainer
     from core.trainer import RUNNING
+
+    if ready is not None:
+        ready.set()
 
     parent = multiprocessing.parent_process()
     trainer = None

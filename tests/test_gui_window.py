@@ -184,3 +184,21 @@ def test_the_window_process_never_imports_scipy(tmp_path):
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "SCIPY False" in result.stdout
+
+
+def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, settings, no_leaks):
+    """The worker takes 0.2-1 s to import; a window closed before that (a demo's screenshot, a
+    quick open and close) ends it at once (~1 ms) instead of waiting to tell it to quit."""
+    import time
+
+    from app.main_window import MainWindow
+
+    window = MainWindow(settings=settings)
+    qtbot.addWidget(window)
+    window.controller.warm_up()
+    process = window.controller._process
+    start = time.perf_counter()
+    window.controller.shutdown()
+    assert time.perf_counter() - start < 0.1
+    assert not process.is_alive()
+    window.close()
