@@ -202,3 +202,23 @@ def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, set
     assert time.perf_counter() - start < 0.1
     assert not process.is_alive()
     window.close()
+
+
+def test_the_ensemble_plot_says_why_it_stays_blank(window, qtbot):
+    def title():
+        return window.plots.plots["ensemble"].item.titleLabel.text
+
+    assert "no ensemble" not in title()  # nothing shown yet: nothing to explain
+    window.controls.steps.setValue(200)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    window.plots.refresh(force=True)
+    assert "the network has no ensemble" in title()
+    window.load_preset("ensemble-shallow-fades")
+    window.controls.steps.setValue(200)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished" and window.session.n_records > 100, timeout=30000)
+    window.plots.refresh(force=True)
+    assert "no ensemble" not in title()
+    x, _y = window.plots.plots["ensemble"].curves[(0, 0)].getData()
+    assert len(x) > 100

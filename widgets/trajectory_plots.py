@@ -49,7 +49,7 @@ PLOTS = [
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples"),
     PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns"),
     PlotSpec("ensemble", "Ensemble members' output share", [("ensemble_share", "share")], kind="columns",
-             extra={"column_label": "member"}),
+             extra={"column_label": "member", "empty": "the network has no ensemble"}),
     PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "KKT δ"),
                                                       ("euler_defect", "Euler defect")],
              log_y=True, kind="snapshots"),
@@ -387,6 +387,11 @@ class TrajectoryPlots(QWidget):
         self._draw_curves(plot)
         if plot.follow:
             self._follow(plot)
+        empty = plot.spec.extra.get("empty")
+        if empty:  # say why a plot stays blank through a whole run, rather than leave bare axes
+            blank = bool(self.sources) and plot.bounds is None
+            plot.item.setTitle(plot.spec.title + (f" <span style='color:#888'>({empty})</span>" if blank else ""),
+                               size="10pt")
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
