@@ -205,20 +205,18 @@ def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, set
 
 
 def test_the_ensemble_plot_says_why_it_stays_blank(window, qtbot):
-    def title():
-        return window.plots.plots["ensemble"].item.titleLabel.text
-
-    assert "no ensemble" not in title()  # nothing shown yet: nothing to explain
+    note = window.plots.plots["ensemble"].empty_note
+    assert note.text() == "the network has no ensemble" and not note.isVisible()  # nothing shown yet
     window.controls.steps.setValue(200)
     window.toggle_run()
     qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
     window.plots.refresh(force=True)
-    assert "the network has no ensemble" in title()
+    assert note.isVisible()
     window.load_preset("ensemble-shallow-fades")
     window.controls.steps.setValue(200)
     window.toggle_run()
     qtbot.waitUntil(lambda: window._status == "finished" and window.session.n_records > 100, timeout=30000)
     window.plots.refresh(force=True)
-    assert "no ensemble" not in title()
+    assert not note.isVisible()
     x, _y = window.plots.plots["ensemble"].curves[(0, 0)].getData()
     assert len(x) > 100

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 
 from core.metrics import DEFINITIONS
 
@@ -149,6 +150,13 @@ class _Plot:
         self.readout = pg.TextItem("", color="#333", anchor=(0, 0))
         self.readout.setZValue(50)
         item.addItem(self.readout, ignoreBounds=True)
+        # in the view box's own pixels: neither the data's range nor the layout move it
+        self.empty_note = None
+        if spec.extra.get("empty"):
+            self.empty_note = QGraphicsSimpleTextItem(spec.extra["empty"], item.vb)
+            self.empty_note.setBrush(QColor("#888"))
+            self.empty_note.setPos(10, 8)
+            self.empty_note.setVisible(False)
 
     def _manual_range(self, *_args):
         self.follow = False
@@ -387,11 +395,8 @@ class TrajectoryPlots(QWidget):
         self._draw_curves(plot)
         if plot.follow:
             self._follow(plot)
-        empty = plot.spec.extra.get("empty")
-        if empty:  # say why a plot stays blank through a whole run, rather than leave bare axes
-            blank = bool(self.sources) and plot.bounds is None
-            plot.item.setTitle(plot.spec.title + (f" <span style='color:#888'>({empty})</span>" if blank else ""),
-                               size="10pt")
+        if plot.empty_note is not None:  # say why a plot stays blank through a whole run
+            plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
