@@ -189,6 +189,7 @@ def test_the_window_process_never_imports_scipy(tmp_path):
 def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, settings, no_leaks):
     """The worker takes 0.2-1 s to import; a window closed before that (a demo's screenshot, a
     quick open and close) ends it at once (~1 ms) instead of waiting to tell it to quit."""
+    import signal
     import time
 
     from app.main_window import MainWindow
@@ -199,8 +200,8 @@ def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, set
     process = window.controller._process
     start = time.perf_counter()
     window.controller.shutdown()
-    assert time.perf_counter() - start < 0.1
-    assert not process.is_alive()
+    assert time.perf_counter() - start < 1.0  # generous for a loaded machine: the exit code tells
+    assert process.exitcode == -signal.SIGTERM  # terminated, not told to quit and waited for
     window.close()
 
 
