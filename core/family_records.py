@@ -107,3 +107,32 @@ def append_records(members, valid: np.ndarray, steps, walls, theta, q, log_l, gr
         member._layer_rows.extend(zip(layer_norms[rows, s].tolist(), ranks[rows, s].tolist()))
         member._last_recorded = int(steps[last])
         member._wall = float(walls[last])
+
+
+class PendingRecords:
+    """A single run's records deferred by its step loop (Trainer.run), copied once into buffers
+    of the (K steps, 1 member) shapes append_records takes, and made together when full or when
+    the chunk ends."""
+
+    def __init__(self, capacity: int, size: int, n: int, dtype):
+        self.capacity, self.count = capacity, 0
+        self.steps = np.empty(capacity, dtype=np.int64)
+        self.walls = np.empty(capacity)
+        self.log_l = np.empty((capacity, 1))
+        self.theta = np.empty((capacity, 1, size), dtype=dtype)
+        self.q = np.empty((capacity, 1, n), dtype=dtype)
+        self.grad = np.empty((capacity, 1, size), dtype=dtype)
+
+    def add(self, step, wall, theta, q, log_l, grad) -> bool:
+        """Keep one step's quantities; True once the buffers are full."""
+        i = self.count
+        self.steps[i], self.walls[i], self.log_l[i, 0] = step, wall, log_l
+        self.theta[i, 0], self.q[i, 0], self.grad[i, 0] = theta, q, grad
+        self.count = i + 1
+        return self.count == self.capacity
+
+    def flush(self, member) -> None:
+        """Append the kept steps' records to ``member`` (a Trainer) and empty the buffers."""
+        k, self.count = self.count, 0
+        append_records([member], np.ones((k, 1), dtype=bool), self.steps[:k], self.walls[:k], self.theta[:k],
+                       self.q[:k], self.log_l[:k], self.grad[:k])

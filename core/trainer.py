@@ -23,7 +23,7 @@ from .architecture import is_linear_model
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
-from .family_records import append_records
+from .family_records import PendingRecords
 from .homogeneity import NONE, analyze
 from .metrics import kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
@@ -190,11 +190,11 @@ class Trainer:
         # records are made in blocks of steps, as array operations (core/family_records.py): one at a
         # time, a record's ~30 small numpy calls cost more than a small network's step. Ensembles
         # need a forward per record for their shares, and the autograd path has no host network.
-        self._pending: list = []
         per_record = (2 * self.net.size + self.n) * np.dtype(self.dtype).itemsize
         block = min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_record)
         blockable = isinstance(self.net, NumpyNetwork) and not self.net.ensembles and block >= MIN_RECORD_BLOCK
         self._block_size = block if blockable else 0
+        self._pending = PendingRecords(block, self.net.size, self.n, self.dtype) if blockable else None
 
     # ------------------------------------------------------------------ reference directions
     def _reference_direction(self):
@@ -243,8 +243,7 @@ class Trainer:
                 self._wall += time.perf_counter() - started
                 started = time.perf_counter()
                 if self._block_size:
-                    self._pending.append((step, self._wall, theta.copy(), q.copy(), log_l, grad.copy()))
-                    if len(self._pending) >= self._block_size:
+                    if self._pending.add(step, self._wall, theta, q, log_l, grad):
                         self._flush_records()
                 else:
                     self._record(step, theta, f, q, log_l, grad, self._squares)
@@ -350,13 +349,10 @@ class Trainer:
     def _flush_records(self) -> None:
         """Make the records the loop deferred (in ``_pending``), in order, as one block: the same
         records as _record's (tests/test_training.py holds them to 1e-12)."""
-        pending, self._pending = self._pending, []
-        if not pending:
+        if self._pending is None or not self._pending.count:
             return
         wall = self._wall  # append_records leaves it at the last record's; the run's clock goes on
-        steps, walls, theta, q, log_l, grad = (np.array(column) for column in zip(*pending))
-        append_records([self], np.ones((len(steps), 1), dtype=bool), steps, walls, theta[:, None], q[:, None],
-                       log_l[:, None], grad[:, None])
+        self._pending.flush(self)
         self._wall = wall
 
     def _record(self, step, theta, f, q, log_l_sum, grad, squares=None) -> None:
