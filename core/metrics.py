@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from .blas import one_threaded_pool
+
 SCALAR_METRICS = {
     "step": "gradient steps taken",
     "wall_time": "seconds since the run started (training time only)",
@@ -81,6 +83,8 @@ def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order
     relative to ||theta~||, delta = sum_i lambda_i (q_i(theta~) - 1). Undefined (nan) while
     q_min <= 0."""
     from scipy.optimize import nnls  # here, not at the top: ~0.3 s off the window's start-up
+
+    one_threaded_pool()  # scipy's OpenBLAS now loaded beside numpy's: see core/blas.py
 
     q = y * network.outputs(theta, X)
     q_min = float(np.min(q))

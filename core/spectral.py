@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .blas import one_threaded_pool
+
 SLACK = 1e-13
 SMALLEST = 24  # below this size the full solver is as quick as the warm path's few calls
 
@@ -52,6 +54,7 @@ def _lapack():
     ~3 us a call where numpy.linalg's checks and wrapping take ~10."""
     from scipy.linalg import lapack
 
+    one_threaded_pool()  # scipy's OpenBLAS pool beside numpy's: see core/blas.py
     return lapack
 
 

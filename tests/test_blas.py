@@ -1,0 +1,63 @@
+"""One multi-threaded BLAS pool per process (core/blas.py): numpy's and scipy's wheels each bundle
+an OpenBLAS, and with both pools threaded a residual network of width 128 trained ~15x slower."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = __file__.rsplit("/tests/", 1)[0]
+
+
+def _pools_after(script: str) -> dict:
+    """{'numpy': threads, 'others': [threads...], 'before': numpy's threads at the start} from a
+    fresh interpreter running ``script``, which loads scipy's BLAS (the test process's pools were
+    set by earlier tests)."""
+    probe = textwrap.dedent("""
+        import json, sys
+        import numpy
+        from threadpoolctl import ThreadpoolController
+        from core.blas import numpy_pool
+        def pools():
+            return ThreadpoolController().select(user_api="blas").lib_controllers
+        before = numpy_pool(pools()).num_threads
+        assert len(pools()) == 1, "the script must load scipy's BLAS itself"
+    """) + textwrap.dedent(script) + textwrap.dedent("""
+        now = pools()
+        assert len(now) >= 2, "this check needs numpy's and scipy's separate BLAS libraries"
+        mine = numpy_pool(now)
+        print(json.dumps({"before": before, "numpy": mine.num_threads,
+                          "others": [p.num_threads for p in now if p is not mine]}))
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if out.returncode and "separate BLAS libraries" in out.stderr:
+        pytest.skip("numpy and scipy share one BLAS library here: nothing can contend")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_a_training_run_leaves_numpy_its_threads_and_every_other_pool_one():
+    result = _pools_after("""
+        from benchmarks.engine_vs_plain import make_config
+        from core.trainer import Trainer
+        Trainer(make_config(32, 3, "residual_gelu")).run(3)
+    """)
+    assert result["numpy"] == result["before"]
+    assert result["others"] and all(n == 1 for n in result["others"]), result
+
+
+def test_a_kkt_snapshot_that_loads_scipy_in_the_middle_of_a_chunk_limits_its_pool_too():
+    result = _pools_after("""
+        import numpy as np
+        from core.blas import one_threaded_pool
+        from core.architecture import mlp
+        from core.metrics import kkt_residual
+        from core.network import NumpyNetwork, initial_parameters
+        one_threaded_pool()  # what Trainer.run does first, before anything loaded scipy
+        net = NumpyNetwork(mlp(2, [8]))
+        X = np.array([[1.0, 0.5], [-1.0, -0.3], [0.7, -1.2]])
+        kkt_residual(net, initial_parameters(net.spec, 0), X, np.array([1.0, -1.0, 1.0]), 2.0)
+    """)
+    assert all(n == 1 for n in result["others"]), result
