@@ -5,7 +5,7 @@ optimizer.step(), and the metrics read with .item() every step. The engine recor
 metric every step (recording.every_step_until = steps). Printed as a table of steps/s and the
 ratio; wall-clock figures are noisy on shared machines, ratios less so.
 
-    python benchmarks/engine_vs_plain.py [--steps 2000] [--widths 16,64,256] [--repeats 3]
+    python benchmarks/engine_vs_plain.py [--steps 2000] [--widths 16,64,256] [--gelu-widths 16,64,128] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -129,11 +129,12 @@ def main(argv=None):
     parser.add_argument("--widths", default="16,64,256")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--networks", default="relu,residual_gelu", help="relu (two-layer), residual_gelu")
+    parser.add_argument("--gelu-widths", default="16,64,128", help="widths of the residual GELU network")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
     for network in args.networks.split(","):
-        widths = [int(w) for w in args.widths.split(",")] if network == "relu" else [64]
+        widths = [int(w) for w in (args.widths if network == "relu" else args.gelu_widths).split(",")]
         for width in widths:
             config = make_config(width, args.steps, network)
             # interleaved, best of each: the machine's load drifts, and both should see the same drift

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses, reference
+from .allocator import keep_freed_memory
 from .architecture import is_linear_model
 from .blas import one_threaded_pool
 from .config import RunConfig
@@ -226,6 +227,7 @@ class Trainer:
         if self.status != RUNNING:
             return self._drain()
         one_threaded_pool()  # a second BLAS pool with threads of its own slows every product ~20x
+        keep_freed_memory()  # large temporaries' page faults, every step otherwise (core/allocator.py)
         started = time.perf_counter()
         deadline = None if max_seconds is None else started + max_seconds
         net, X, y, theta = self.net, self.X, self.y, self.theta
