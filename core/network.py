@@ -14,6 +14,43 @@ from . import activations
 from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, output_width, parameter_layout
 
 
+class RankOne:
+    """The gradient a b^T (column a: n x 1, row b: 1 x k) kept as its two factors. Below a scalar
+    output every dense layer's incoming gradient has this form until an activation scales it
+    sample by sample, so such a layer's two products (n k^2 multiplications each) become a
+    vector-matrix product and an outer product: two of a residual block's six products.
+    Sums and scalings stay factored where they can; anything else gets the full matrix."""
+
+    __slots__ = ("a", "b")
+    __array_ufunc__ = None  # ndarray + RankOne must come here, not become an object array
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def full(self):
+        return self.a * self.b
+
+    def __mul__(self, other):
+        if isinstance(other, (int, float)):
+            return RankOne(self.a, other * self.b)
+        out = self.a * self.b
+        out *= other
+        return out
+
+    __rmul__ = __mul__
+
+    def __add__(self, other):
+        if isinstance(other, RankOne):
+            if other.a is self.a:  # the same output's weights: still rank one
+                return RankOne(self.a, self.b + other.b)
+            other = other.full()
+        out = self.a * self.b
+        out += other
+        return out
+
+    __radd__ = __add__
+
+
 class _DenseNode:
     __slots__ = ("w_slice", "b_slice", "shape", "first")
 
@@ -31,6 +68,10 @@ class _DenseNode:
         return out, h
 
     def backward(self, theta, g, h, grad):
+        if type(g) is RankOne:
+            if grad.ndim == 1:
+                return self._backward_rank_one(theta, g, h, grad)
+            g = g.full()
         if grad.ndim == 2:  # per sample (n, P): row i is sample i's own outer product, not the sum
             grad[:, self.w_slice] = (g[:, :, None] * h[:, None, :]).reshape(len(g), -1)
             if self.b_slice is not None:
@@ -41,9 +82,18 @@ class _DenseNode:
                 grad[self.b_slice] = g.sum(axis=0)
         if self.first:
             return None
-        if self.shape[0] == 1:  # an output layer: the outer product broadcast is ~2x faster than as a matmul
-            return g * theta[self.w_slice]
+        if self.shape[0] == 1:  # an output layer: the gradient below is g w, rank one
+            return RankOne(g, theta[self.w_slice][None, :])
         return g @ theta[self.w_slice].reshape(self.shape)
+
+    def _backward_rank_one(self, theta, g, h, grad):
+        """(a b)^T h = b^T (a^T h) and (a b) W = a (b W): outer and vector products only."""
+        np.multiply(g.b.T, g.a.T @ h, out=grad[self.w_slice].reshape(self.shape))
+        if self.b_slice is not None:
+            grad[self.b_slice] = g.b[0] * g.a.sum()
+        if self.first:
+            return None
+        return RankOne(g.a, g.b @ theta[self.w_slice].reshape(self.shape))
 
 
 class _ActivationNode:
@@ -182,7 +232,7 @@ class NumpyNetwork:
     def backward(self, theta: np.ndarray, grad_outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """sum_i grad_outputs[i] * grad_theta f(theta; x_i), for the X of the last ``outputs`` call."""
         grad = np.empty(self.size, dtype=theta.dtype) if out is None else out
-        self.root.backward(theta, grad_outputs[:, None], self._cache, grad)
+        self.root.backward(theta, grad_outputs[:, None], self._cache, grad)  # may return a RankOne: unused
         return grad
 
     def jacobian(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:

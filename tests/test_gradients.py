@@ -7,7 +7,7 @@ import torch
 
 from core import activations
 from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual
-from core.network import NumpyNetwork, initial_parameters, per_sample_jacobian
+from core.network import NumpyNetwork, RankOne, _DenseNode, initial_parameters, per_sample_jacobian
 from core.torch_network import TorchNetwork
 
 RNG = np.random.default_rng(7)
@@ -27,6 +27,9 @@ def _specs():
     yield "residual-first", ArchitectureSpec(3, [Residual([Dense(3), Activation("relu"), Dense(3)]), Dense(1)])
     yield "ensemble", ArchitectureSpec(3, [Ensemble([[Dense(1)], [Dense(4), Activation("silu"), Dense(1)],
                                                       [Dense(4), Activation("relu"), Dense(4), Activation("relu"), Dense(1)]])])
+    yield "residual-stack", ArchitectureSpec(3, [Dense(5), Activation("gelu"),
+                                                  Residual([Dense(5, True), Activation("gelu"), Dense(5, True)]),
+                                                  Residual([Dense(5), Activation("relu"), Dense(5)], 0.5), Dense(1, True)])
     yield "ensemble-mid", ArchitectureSpec(3, [Dense(4), Activation("elu", 1.0),
                                                 Ensemble([[Dense(2)], [Dense(3), Activation("abs"), Dense(2)]]), Dense(1)])
 
@@ -80,3 +83,37 @@ def test_jacobian_rows_are_per_sample_gradients(name):
     np.testing.assert_allclose(jac.T @ W, net.backward(theta, W), rtol=1e-12, atol=1e-13)
     net.outputs(theta, X[2:3])
     np.testing.assert_allclose(jac[2], net.backward(theta, np.ones(1)), rtol=1e-12, atol=1e-13)
+
+
+# the layers whose incoming gradient is still rank one (core/network.py RankOne): those the output's
+# gradient reaches on every path without passing an activation (a residual's skip path carries the
+# branch's full gradient up to the block below)
+RANK_ONE_LAYERS = {"deep-linear": 2, "residual": 1, "residual-first": 1, "residual-stack": 1, "ensemble": 0}
+
+
+@pytest.mark.parametrize("name", RANK_ONE_LAYERS)
+def test_the_rank_one_path_runs_where_the_gradient_is_rank_one(name, monkeypatch):
+    """The tests above check its numbers; this checks that they exercise it."""
+    calls = []
+    original = _DenseNode._backward_rank_one
+    monkeypatch.setattr(_DenseNode, "_backward_rank_one", lambda self, *a: calls.append(self) or original(self, *a))
+    net, theta = _theta(SPECS[name])
+    net.outputs(theta, X)
+    net.backward(theta, W)
+    assert len(calls) == RANK_ONE_LAYERS[name]
+
+
+def test_rank_one_algebra_equals_the_full_matrices():
+    a, b, b2, c = RNG.normal(size=(6, 1)), RNG.normal(size=(1, 4)), RNG.normal(size=(1, 4)), RNG.normal(size=(6, 1))
+    dense, mask = RNG.normal(size=(6, 4)), RNG.normal(size=(6, 4)) > 0
+    g = RankOne(a, b)
+    full = a * b
+    same = g + RankOne(a, b2)
+    assert isinstance(same, RankOne)
+    np.testing.assert_allclose(same.full(), full + a * b2, rtol=1e-15)
+    np.testing.assert_allclose(g + RankOne(c, b2), full + c * b2, rtol=1e-15)  # another column: full
+    np.testing.assert_allclose(g + dense, full + dense, rtol=1e-15)
+    np.testing.assert_allclose(dense + g, full + dense, rtol=1e-15)  # numpy defers to RankOne
+    np.testing.assert_allclose((0.7 * g).full(), 0.7 * full, rtol=1e-15)
+    np.testing.assert_allclose(g * mask, full * mask, rtol=1e-15)  # a ReLU's boolean derivative
+    np.testing.assert_allclose(g * dense, full * dense, rtol=1e-15)
