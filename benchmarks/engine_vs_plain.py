@@ -84,10 +84,12 @@ def plain_loop(config: RunConfig, steps: int) -> float:
 
 
 def residual_gelu_floor(width: int, steps: int) -> float:
-    """steps/s of the arithmetic alone of a residual GELU step at this width: the six
-    (100 x width) x (width x width) products of forward and backward and the two exact GELUs
-    with their derivatives (core/activations.py), nothing else: no loss, update or record. No
-    engine on this stack can step faster; the ratio it allows is printed beside the engine's."""
+    """steps/s of the arithmetic alone of a residual GELU step at this width: the four
+    (100 x width) x (width x width) products of forward and backward (the branch's last layer
+    sees the output's rank-one gradient, core/network.py RankOne, and needs none) and the two
+    exact GELUs with their derivatives (core/activations.py), nothing else: no loss, update or
+    record. No engine on this stack can step faster; the ratio it allows is printed beside the
+    engine's."""
     import numpy as np
 
     from core.activations import forward
@@ -104,11 +106,10 @@ def residual_gelu_floor(width: int, steps: int) -> float:
         h1, d1 = forward("gelu", 0.0, h0 @ W1.T)
         h = h0 + h1 @ W2.T
         g = h @ w_out.T  # stands in for the loss weights
-        g_h = g * w_out
-        _ = g_h.T @ h1
-        g1 = (g_h @ W2) * d1
+        _ = w_out.T * (g.T @ h1)  # the branch's last weight gradient: an outer product
+        g1 = (g * (w_out @ W2)) * d1
         _ = g1.T @ h0
-        g0 = (g1 @ W1 + g_h) * d0
+        g0 = (g1 @ W1 + g * w_out) * d0
         _ = g0.T @ X
     return steps / (time.perf_counter() - start)
 
