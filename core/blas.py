@@ -34,8 +34,9 @@ def one_threaded_pool() -> None:
     pools = ThreadpoolController().select(user_api="blas").lib_controllers
     if len(pools) < 2:
         return
+    keep = numpy_pool(pools)
     for pool in pools:
-        if pool is not numpy_pool(pools) and pool.num_threads != 1:
+        if pool is not keep and pool.num_threads != 1:
             pool.set_num_threads(1)
 
 
