@@ -1,5 +1,7 @@
-"""One multi-threaded BLAS pool per process (core/blas.py): numpy's and scipy's wheels each bundle
-an OpenBLAS, and with both pools threaded a residual network of width 128 trained ~15x slower."""
+"""Threads that fight each other for the cores: one multi-threaded BLAS pool per process
+(core/blas.py; numpy's and scipy's wheels each bundle an OpenBLAS, and with both pools threaded a
+residual network of width 128 trained ~15x slower), and one torch thread while the autograd
+path steps on the CPU (its OpenMP threads against numpy's BLAS: 3-7x slower)."""
 
 import json
 import subprocess
@@ -61,3 +63,27 @@ def test_a_kkt_snapshot_that_loads_scipy_in_the_middle_of_a_chunk_limits_its_poo
         kkt_residual(net, initial_parameters(net.spec, 0), X, np.array([1.0, -1.0, 1.0]), 2.0)
     """)
     assert all(n == 1 for n in result["others"]), result
+
+
+def test_the_autograd_path_steps_on_one_torch_thread_and_gives_the_threads_back():
+    import torch
+
+    from core.architecture import mlp
+    from core.config import RunConfig
+    from core.trainer import Trainer
+
+    config = RunConfig(mlp(2, [8]))
+    config.run.backend = "torch"
+    trainer = Trainer(config)
+    seen = []
+    outputs = trainer.net.outputs
+    trainer.net.outputs = lambda theta, X: seen.append(torch.get_num_threads()) or outputs(theta, X)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trainer.run(3)
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    assert seen[:3] == [1, 1, 1]
+    assert after == 2
