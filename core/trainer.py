@@ -88,8 +88,8 @@ class _TorchEvaluator:
     def step_threads(self):
         """One torch thread while it steps on the CPU: each step's ops are small and read back at
         once, and torch's spinning OpenMP threads fought numpy's BLAS threads (the records) for
-        the cores. Residual GELU, records log-spaced: 306 -> 1,057 steps/s at width 64, 69 -> 483
-        at 128. Restored after the chunk: a family's batched steps do gain from the threads."""
+        the cores. Residual GELU, records log-spaced: 306 -> 1,057-1,144 steps/s at width 64,
+        69 -> 483-542 at 128. Restored after the chunk: a family's batched steps do gain from the threads."""
         torch = self.torch
         if self.device.type != "cpu":
             yield
@@ -253,6 +253,7 @@ class Trainer:
         return self._drain()
 
     def _steps(self, max_steps: int, max_seconds: float | None) -> None:
+        """``run``'s loop: the steps themselves, their records and snapshots."""
         started = time.perf_counter()
         deadline = None if max_seconds is None else started + max_seconds
         net, X, y, theta = self.net, self.X, self.y, self.theta
