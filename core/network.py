@@ -33,7 +33,7 @@ class RankOne:
     def __mul__(self, other):
         if isinstance(other, (int, float)):
             return RankOne(self.a, other * self.b)
-        out = self.a * self.b
+        out = self.full()
         out *= other
         return out
 
@@ -44,7 +44,7 @@ class RankOne:
             if other.a is self.a:  # the same output's weights: still rank one
                 return RankOne(self.a, self.b + other.b)
             other = other.full()
-        out = self.a * self.b
+        out = self.full()
         out += other
         return out
 
