@@ -24,6 +24,7 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
+from .legend import CornerLegend
 from .palette import color
 
 
@@ -130,7 +131,9 @@ class _Plot:
         item.setTitle(spec.title, size="10pt")
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
-        self.legend = item.addLegend(offset=(-5, 5), labelTextSize="8pt", brush=pg.mkBrush(255, 255, 255, 190))
+        # the corner the curves leave empty (widgets/legend.py); PlotItem adds named curves to it
+        self.legend = item.legend = CornerLegend(labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 190))
+        self.legend.setParentItem(item.vb)
         # follow mode: we set the ranges (sticky, with headroom) until the user zooms or pans;
         # pyqtgraph's autorange moved every frame and made every axis re-layout its text each paint
         self.follow = True
@@ -188,6 +191,12 @@ class _Plot:
         else:
             self.bounds = [min(self.bounds[0], b[0]), max(self.bounds[1], b[1]),
                            min(self.bounds[2], b[2]), max(self.bounds[3], b[3])]
+
+    def place_legend(self) -> None:
+        """Move the legend off the drawn curves (widgets/legend.py), once the ranges are set."""
+        vb = self.item.vb
+        curves = [c.getData() for c in self.curves.values() if c.isVisible()]
+        self.legend.place(curves, vb.viewRange(), (vb.width(), vb.height()))
 
     def curve(self, key, pen, name=None):
         c = self.curves.get(key)
@@ -395,6 +404,7 @@ class TrajectoryPlots(QWidget):
         self._draw_curves(plot)
         if plot.follow:
             self._follow(plot)
+        plot.place_legend()
         if plot.empty_note is not None:  # say why a plot stays blank through a whole run
             plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
 

@@ -1,0 +1,136 @@
+"""Plot legends move off the curves (widgets/legend.py): the grid of cells a curve's lines cross,
+the place with the fewest, and the plots' legends on screen, driven with a real mouse drag."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from widgets.legend import GRID, PLACES, better, cells_under, occupied_cells
+
+COLUMNS, ROWS = GRID
+
+
+def test_a_line_marks_the_cells_it_crosses_not_only_its_points():
+    # two points, one at each end of the top row: a KKT-like curve with few snapshots
+    grid = occupied_cells([(np.array([0.0, 1.0]), np.array([0.99, 0.99]))], ((0, 1), (0, 1)))
+    assert grid[0].all() and grid[1:].sum() == 0
+    # a steep segment crosses every row of the column it falls in
+    grid = occupied_cells([(np.array([0.5, 0.5]), np.array([0.0, 1.0]))], ((0, 1), (0, 1)))
+    assert grid[:, COLUMNS // 2].sum() >= ROWS - 1 and grid.sum() == grid[:, COLUMNS // 2].sum()
+
+
+def test_a_gap_in_a_curve_is_not_drawn_and_points_outside_the_view_are_nowhere():
+    x = np.array([0.0, 0.2, 0.8, 1.0])
+    y = np.array([0.1, 0.1, np.nan, 0.1])  # the NaN breaks the line: 0.2 .. 1.0 is not drawn
+    grid = occupied_cells([(x, y)], ((0, 1), (0, 1)))
+    bottom = grid[int(0.9 * ROWS)]
+    assert bottom[: int(0.2 * COLUMNS)].all() and not bottom[int(0.3 * COLUMNS): int(0.95 * COLUMNS)].any()
+    assert bottom[-1]  # the last point, alone and on the right edge, is in the last cell
+    assert not occupied_cells([(np.array([2.0, 3.0]), np.array([5.0, 6.0]))], ((0, 1), (0, 1))).any()
+
+
+def test_each_place_counts_the_cells_under_a_legend_of_that_size():
+    grid = np.zeros((ROWS, COLUMNS), dtype=bool)
+    grid[0, :] = True  # a curve along the top
+    counts = cells_under(grid, (0.25, 0.25))
+    wide = int(np.ceil(0.25 * COLUMNS))
+    expected = [wide if fy == 0 else 0 for _fx, fy in PLACES]
+    assert counts == expected
+
+
+def test_the_legend_moves_only_to_a_clearly_emptier_place():
+    options = [(20, 1, 0), (12, 1, 1), (9, 1, 2), (0, 2, 4)]
+    assert better(options, (None, 1, 0)) == (0, 2, 4)  # none covered: a row of entries beats a column
+    # fewer but not half: stay, so that a live curve near the edge does not make it jump
+    assert better([(20, 1, 0), (12, 1, 1)], (None, 1, 0)) == (None, 1, 0)
+    assert better([(4, 1, 0), (2, 1, 1)], (None, 1, 0)) == (None, 1, 0)  # half, but only 2 cells fewer
+    assert better([(3, 1, 0), (3, 1, 1)], (None, 1, 1)) == (None, 1, 1)  # a tie keeps the current place
+
+
+@pytest.fixture
+def plots(qtbot):
+    from app.main_window import configure_pyqtgraph
+    from widgets.trajectory_plots import TrajectoryPlots
+
+    configure_pyqtgraph()
+    widget = TrajectoryPlots()
+    qtbot.addWidget(widget)
+    widget.resize(900, 900)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def _session(margin, log_loss):
+    from app.session import RunSession
+    from core.presets import load_preset
+
+    config = load_preset("relu2-blobs")
+    session = RunSession(config, config.dataset.build())
+    steps = np.arange(len(margin), dtype=np.int64)
+    session.append({"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+                    "log_loss": log_loss, "param_norm": 1.0 + steps})
+    return session
+
+
+def _covered_points(plot) -> int:
+    """How many drawn points of the plot's curves lie under its legend, on screen."""
+    legend_rect = plot.legend.sceneBoundingRect()
+    covered = 0
+    for curve in plot.curves.values():
+        x, y = curve.getData()
+        for xi, yi in zip(x, y):
+            if np.isfinite(yi) and legend_rect.contains(plot.item.vb.mapViewToScene(QPointF(xi, yi))):
+                covered += 1
+    return covered
+
+
+def test_legends_leave_the_climbing_margin_alone_and_stay_top_right_above_a_falling_loss(plots, qtbot):
+    steps = np.arange(3000)
+    margin = 0.2 - 0.2 * np.exp(-steps / 300.0)  # climbs to the top and stays along it, like γ
+    plots.set_sources([(_session(margin, -steps * 0.5), "run")])
+    qtbot.wait(50)
+    plots.refresh(force=True)
+    margin_plot, loss_plot = plots.plots["margin"], plots.plots["loss"]
+    assert margin_plot.legend.isVisible() and len(margin_plot.legend.items) == 2
+    # the fixed top-right legend covered the curves' newest records: not any more
+    assert PLACES[margin_plot.legend.where][1] != 0
+    assert _covered_points(margin_plot) == 0
+    assert loss_plot.legend.where == 0 and _covered_points(loss_plot) == 0  # log L falls away from the top right
+
+
+def _drag(widget, start: QPoint, end: QPoint) -> None:
+    """A left-button drag as the mouse makes it: press, moves with the button held, release.
+    (QTest's mouseMove carries no buttons in Qt 6, and pyqtgraph drags on buttons.)"""
+    viewport = widget.viewport()
+
+    def send(kind, pos, button, buttons):
+        event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons,
+                            Qt.NoModifier)
+        QApplication.sendEvent(viewport, event)
+
+    send(QEvent.MouseButtonPress, start, Qt.LeftButton, Qt.LeftButton)
+    for t in np.linspace(0.1, 1.0, 8):
+        send(QEvent.MouseMove, start + (end - start) * float(t), Qt.NoButton, Qt.LeftButton)
+    send(QEvent.MouseButtonRelease, end, Qt.LeftButton, Qt.NoButton)
+
+
+def test_a_legend_dragged_by_the_user_stays_where_they_put_it(plots, qtbot):
+    steps = np.arange(3000)
+    plots.set_sources([(_session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5), "run")])
+    plots.refresh(force=True)
+    legend = plots.plots["loss"].legend
+    view = plots.view
+    centre = view.mapFromScene(legend.sceneBoundingRect().center())
+    before = legend.pos()
+    _drag(view, centre, centre + QPoint(-120, 40))
+    assert legend.pinned
+    moved = legend.pos()
+    assert (moved - before).manhattanLength() > 50
+    # a log L climbing into the top right would move a legend that was not pinned (see above)
+    climbing = 0.2 - 0.2 * np.exp(-steps / 300.0)
+    plots.set_sources([(_session(climbing, climbing), "run")])
+    plots.refresh(force=True)
+    assert legend.where == 0 and legend.pos() == moved

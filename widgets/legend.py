@@ -1,0 +1,131 @@
+"""A plot legend that moves to where its curves leave room.
+
+pyqtgraph anchors a legend in one corner for good. Most curves here head for the top right as a
+run goes on (margins climb, the norm grows), which is where a fixed legend sat: it covered the
+newest records, the very thing a user watches. This legend counts the cells of a coarse grid that
+the drawn lines cross under each place it could take (corners first), and moves to the emptiest one, unless
+the user dragged it somewhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+# where the legend may sit: (x, y) of the point of the legend that is put on the same point of
+# the view box, in fractions of each, y down as on screen. The corners first, then the sides' middle
+# heights, which a horizontal band of empty space between two curves can leave free. On a tie the
+# first wins: the top right (pyqtgraph's habit), the top left, the bottom corners.
+PLACES = ((1, 0), (0, 0), (1, 1), (0, 1), (1, 0.5), (0, 0.5), (1, 0.25), (0, 0.25), (1, 0.75), (0, 0.75))
+MAX_COLUMNS = 3  # a legend in a row: at most this many entries side by side
+MARGIN_PX = 5  # between the legend and the view box's edge
+GRID = (64, 32)  # cells across and down the view box: the unit the legend's cover is counted in
+
+
+def occupied_cells(curves, view_range) -> np.ndarray:
+    """A (rows, columns) = GRID[::-1] boolean grid over the view box, top row first: the cells the
+    lines of ``curves`` ((x, y) arrays in view units, NaN breaking a line) pass through. Lines,
+    not points: a KKT curve has a point per snapshot, a few dozen, joined by long segments."""
+    (x0, x1), (y0, y1) = view_range
+    columns, rows = GRID
+    grid = np.zeros((rows, columns), dtype=bool)
+    for x, y in curves:
+        if x is None or y is None or not len(x):
+            continue
+        # in cells from the view box's top left, clipped a little outside it: a segment that
+        # leaves the view still crosses the cells on its way out
+        u = np.clip((np.asarray(x, dtype=np.float64) - x0) / (x1 - x0) * columns, -1.0, columns + 1.0)
+        v = np.clip((y1 - np.asarray(y, dtype=np.float64)) / (y1 - y0) * rows, -1.0, rows + 1.0)
+        if len(u) == 1:
+            segments = np.zeros(0, dtype=np.intp)
+            u_all, v_all = u, v
+        else:
+            du, dv = np.diff(u), np.diff(v)
+            drawn = np.isfinite(du) & np.isfinite(dv)
+            # each drawn segment sampled at least once per cell it crosses
+            samples = np.where(drawn, np.ceil(np.maximum(np.abs(du), np.abs(dv))), 0).astype(np.intp) + drawn
+            segments = np.repeat(np.arange(len(du)), samples)
+            offsets = np.arange(len(segments)) - np.repeat(np.cumsum(samples) - samples, samples)
+            t = offsets / np.repeat(np.maximum(samples - 1, 1), samples)
+            u_all = u[segments] + t * du[segments]
+            v_all = v[segments] + t * dv[segments]
+            # the points themselves too: a curve of a single record has no segment
+            u_all, v_all = np.concatenate([u_all, u]), np.concatenate([v_all, v])
+        with np.errstate(invalid="ignore"):  # NaN compares False: a gap is nowhere
+            inside = (u_all >= 0) & (u_all <= columns) & (v_all >= 0) & (v_all <= rows)
+        # a point on the right or bottom edge belongs to the last cell
+        grid[np.minimum(v_all[inside].astype(np.intp), rows - 1), np.minimum(u_all[inside].astype(np.intp), columns - 1)] = True
+    return grid
+
+
+def cells_under(grid: np.ndarray, fraction) -> list[int]:
+    """How many occupied cells of ``grid`` the legend would cover in each of PLACES, its size
+    being ``fraction`` = (width, height) of the view box's."""
+    rows, columns = grid.shape
+    wide = max(1, min(columns, int(np.ceil(fraction[0] * columns))))
+    high = max(1, min(rows, int(np.ceil(fraction[1] * rows))))
+    counts = []
+    for fx, fy in PLACES:
+        left = round(fx * (columns - wide))
+        top = round(fy * (rows - high))
+        counts.append(int(np.count_nonzero(grid[top:top + high, left:left + wide])))
+    return counts
+
+
+def better(options, current):
+    """The option to take among ``options`` ((cells covered, columns, index in PLACES), least
+    first on a tie: fewer columns, then PLACES' order): the ``current`` one unless another
+    covers clearly fewer cells (half or less, and at least a few fewer), so that a live curve
+    near the threshold does not make the legend jump back and forth."""
+    best = min(options)
+    covered = next((o[0] for o in options if o[1:] == current[1:]), None)
+    if covered is None or (best[0] <= covered // 2 and covered - best[0] >= 3):
+        return best
+    return current
+
+
+class CornerLegend(pg.LegendItem):
+    """A LegendItem in one of PLACES, moved by ``place``; dragging it with the mouse pins it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(offset=(-MARGIN_PX, MARGIN_PX), **kwargs)
+        self.where = 0  # index in PLACES
+        self.pinned = False  # the user dragged it: it stays where they put it
+
+    def mouseDragEvent(self, ev):  # noqa: N802 (Qt's name)
+        super().mouseDragEvent(ev)
+        if ev.isAccepted():
+            self.pinned = True
+
+    def place(self, curves, view_range, view_size) -> None:
+        """Move to the place, and take the number of columns (a short wide plot has room for a
+        legend in a row, not in a column), where the legend covers fewest cells of ``curves``
+        (view units); ``view_size``: the view box's (width, height) in pixels."""
+        width, height = view_size
+        count = len(self.items)
+        if self.pinned or not self.isVisible() or not count or width <= 0 or height <= 0:
+            return
+        (x0, x1), (y0, y1) = view_range
+        if not (x1 > x0 and y1 > y0):
+            return
+        rect = self.boundingRect()
+        # one entry's size, from the legend as it is laid out now
+        entry = (rect.width() / min(self.columnCount, count), rect.height() / math.ceil(count / self.columnCount))
+        grid = occupied_cells(curves, view_range)
+        options = []
+        for columns in range(1, min(MAX_COLUMNS, count) + 1):
+            size = (columns * entry[0] + MARGIN_PX, math.ceil(count / columns) * entry[1] + MARGIN_PX)
+            if columns > 1 and size[0] > width:
+                break
+            covered = cells_under(grid, (size[0] / width, size[1] / height))
+            options += [(cells, columns, where) for where, cells in enumerate(covered)]
+        _cells, columns, where = better(options, (None, self.columnCount, self.where))
+        if (columns, where) != (self.columnCount, self.where):
+            self.setColumnCount(columns)
+            self.where = where
+            fx, fy = PLACES[where]
+            # MARGIN_PX in from the edge it touches; none from a middle height's
+            offset = (MARGIN_PX * (1 - 2 * fx), MARGIN_PX * (1 - 2 * fy))
+            self.anchor(itemPos=(fx, fy), parentPos=(fx, fy), offset=offset)
