@@ -140,7 +140,8 @@ class MainWindow(QMainWindow):
         self._docks["dataset"].raise_()
         self.splitDockWidget(self._docks["plots"], self._docks["run"], Qt.Horizontal)
         self.splitDockWidget(self._docks["run"], self._docks["boundary"], Qt.Vertical)
-        self.resizeDocks([self._docks["run"], self._docks["boundary"]], [520, 380], Qt.Vertical)
+        # the boundary is about square: height beyond its width is better spent on the claims
+        self.resizeDocks([self._docks["run"], self._docks["boundary"]], [620, 300], Qt.Vertical)
         self.resizeDocks([self._docks["dataset"], self._docks["plots"], self._docks["run"]], [330, 900, 300],
                          Qt.Horizontal)
         self.setCentralWidget(None)

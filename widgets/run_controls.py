@@ -21,6 +21,10 @@ TIPS = {
              "Lyu and Li's schedule, which keeps the norm's growth polynomial for M > 1"),
     "steps": "Number of gradient steps; 0 runs until you stop it",
     "seed": "Seeds the initialization and the minibatches: the same seed gives the same trajectory",
+    "batch": "Samples per minibatch (sgd only), drawn without replacement each step",
+    "momentum": ("Heavy-ball coefficient beta (momentum only): v <- beta v + g, theta <- theta - eta v, with g the "
+                 "gradient as the step rule scales it"),
+    "advanced": "Precision, device and how densely the run is recorded",
     "dtype": "float64 by default: the margin differences that matter are tiny",
     "device": "cpu always; cuda or mps when PyTorch sees one",
     "dense": "Record every step up to this step, then log-spaced",
@@ -106,30 +110,35 @@ class RunControls(QWidget):
         self.step_size.setValue(100)
         self.step_size.setToolTip("Steps taken by Step (S)")
 
-        form = QFormLayout()
-        for label, widget, tip in [("Loss", self.loss, "loss"), ("Reduction", self.reduction, "reduction"),
-                                   ("Optimizer", self.optimizer, "optimizer"), ("Step size η", self.lr, "lr"),
-                                   ("Step rule", self.rule, "rule"), ("Batch size", self.batch, "optimizer"),
-                                   ("Momentum β", self.momentum, "optimizer"), ("Steps", self.steps, "steps"),
-                                   ("Seed", self.seed, "seed"), ("Precision", self.dtype, "dtype"),
-                                   ("Device", self.device, "device"), ("Record every step until", self.dense, "dense"),
-                                   ("Records per decade", self.per_decade, "per_decade")]:
-            widget.setToolTip(TIPS[tip])
-            form.addRow(label, widget)
-        training = QWidget()
-        training.setLayout(form)
-        family_form = QFormLayout()
-        for label, widget, tip in [("Vary", self.family, "family"), ("Runs", self.family_runs, "runs"),
-                                   ("From", self.family_from, "range"), ("To", self.family_to, "range")]:
-            widget.setToolTip(TIPS[tip])
-            family_form.addRow(label, widget)
-        family = QWidget()
-        family.setLayout(family_form)
-        settings = QTabWidget()  # tabs keep the dock short enough to leave room for the claims and the boundary
+        def page(rows) -> tuple[QWidget, QFormLayout]:
+            form = QFormLayout()
+            for label, widget, tip in rows:
+                widget.setToolTip(TIPS[tip])
+                form.addRow(label, widget)
+            widget = QWidget()
+            widget.setLayout(form)
+            return widget, form
+
+        training, self._training_form = page([
+            ("Loss", self.loss, "loss"), ("Reduction", self.reduction, "reduction"),
+            ("Optimizer", self.optimizer, "optimizer"), ("Step size η", self.lr, "lr"), ("Step rule", self.rule, "rule"),
+            ("Batch size", self.batch, "batch"), ("Momentum β", self.momentum, "momentum"),
+            ("Steps", self.steps, "steps"), ("Seed", self.seed, "seed")])
+        family, _form = page([("Vary", self.family, "family"), ("Runs", self.family_runs, "runs"),
+                              ("From", self.family_from, "range"), ("To", self.family_to, "range")])
+        advanced, _form = page([("Precision", self.dtype, "dtype"), ("Device", self.device, "device"),
+                                ("Record every step until", self.dense, "dense"),
+                                ("Records per decade", self.per_decade, "per_decade")])
+        # tabs, and only the optimizer's own fields shown, keep the dock short enough to leave
+        # room below for the claims, the reason a preset is run
+        settings = QTabWidget()
         settings.setObjectName("run-settings")
         settings.addTab(training, "Training")
         settings.addTab(family, "Family")
+        settings.addTab(advanced, "Advanced")
         settings.setTabToolTip(1, TIPS["family"])
+        settings.setTabToolTip(2, TIPS["advanced"])
+        self.settings_tabs = settings
 
         self.run_button = QPushButton("Run")
         self.run_button.setObjectName("run-button")
@@ -177,6 +186,9 @@ class RunControls(QWidget):
         kind = self.optimizer.currentText()
         self.batch.setEnabled(kind == "sgd")
         self.momentum.setEnabled(kind == "momentum")
+        # a field that does not apply is not shown at all: two rows less for the claims below
+        self._training_form.setRowVisible(self.batch, kind == "sgd")
+        self._training_form.setRowVisible(self.momentum, kind == "momentum")
         vary = self.family.currentData()
         self.family_runs.setEnabled(bool(vary))
         for w in (self.family_from, self.family_to):
