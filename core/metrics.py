@@ -28,7 +28,8 @@ SCALAR_METRICS = {
     "normalized_margin_linf": "q_min / ||theta||_inf^M, the margin sign descent (l_inf) maximizes",
     "alignment": "cos angle(theta, -grad L) = <theta, -grad L> / (||theta|| ||grad L||)",
     "alignment_gap": "1 - cos angle(theta, -grad L), computed as ||u - v||^2 / 2 for unit u, v (no cancellation)",
-    "direction_change": "angle (radians) between theta/||theta|| now and at the previous record",
+    "direction_change": ("angle (radians) between theta/||theta|| now and at the previous record: per record, "
+                         "not per step, so it steps up where the records thin out after the every-step phase"),
     "angle_to_reference": "angle (radians) between theta/||theta|| and the reference direction (max-margin separator of the matching norm, linear models)",
     "support_vectors": "#{i : q_i <= q_min + tol |q_min|}, tol = recording.support_tolerance",
 }

@@ -56,7 +56,8 @@ def occupied_cells(curves, view_range) -> np.ndarray:
         with np.errstate(invalid="ignore"):  # NaN compares False: a gap is nowhere
             inside = (u_all >= 0) & (u_all <= columns) & (v_all >= 0) & (v_all <= rows)
         # a point on the right or bottom edge belongs to the last cell
-        grid[np.minimum(v_all[inside].astype(np.intp), rows - 1), np.minimum(u_all[inside].astype(np.intp), columns - 1)] = True
+        cell_rows = np.minimum(v_all[inside].astype(np.intp), rows - 1)
+        grid[cell_rows, np.minimum(u_all[inside].astype(np.intp), columns - 1)] = True
     return grid
 
 
