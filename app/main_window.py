@@ -33,19 +33,12 @@ from .family_session import FamilySession
 from .file_actions import FileActions
 from .run_manager import RunManager
 from .session import RunSession
+from .status_bar import RunStatus
 from .theme import THEMES, apply_theme
 
 DEMO_PRESET = "relu2-blobs"
 REDRAW_MS = 40  # 25 Hz: redraws are paced, never one per step
 ENDED = ("finished", "stopped", "diverged", "failed")
-
-
-def _format(value, digits=5) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    return "-" if value != value else f"{value:.{digits}g}"
 
 
 class MessageBanner(QWidget):
@@ -195,17 +188,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================== building
     def _build_status_bar(self) -> None:
-        bar = self.statusBar()
-        self.status_fields = {}
-        for key, tip in [("status", "Run state"), ("step", "Steps taken"), ("rate", "Training steps per second"),
-                         ("elapsed", "Training time"), ("margin", "Normalized margin gamma = q_min / ||theta||^M"),
-                         ("loss", "log L (the loss itself underflows; its log does not)")]:
-            label = QLabel("-")
-            label.setObjectName(f"status-{key}")
-            label.setToolTip(tip)
-            label.setMinimumWidth(90)
-            bar.addPermanentWidget(label)
-            self.status_fields[key] = label
+        self.run_status = RunStatus(self.statusBar())
+        self.status_fields = self.run_status.fields
 
     def _action(self, menu, text, slot, shortcut=None, tip="", checkable=False):
         action = QAction(text, self)
@@ -535,20 +519,7 @@ class MainWindow(QMainWindow):
         self._update_status_bar()
 
     def _update_status_bar(self) -> None:
-        session = self.session
-        fields = self.status_fields
-        fields["status"].setText(self._status)
-        if session is None:
-            for key in ("step", "rate", "elapsed", "margin", "loss"):
-                fields[key].setText("-")
-            return
-        elapsed = float(session.last("wall_time", 0.0))
-        fields["step"].setText(f"step {session.step:,}")
-        runs = len(getattr(session, "members", ())) or 1  # a family: steps of all its runs together
-        fields["rate"].setText(f"{session.step * runs / elapsed:,.0f} steps/s" if elapsed > 0 else "-")
-        fields["elapsed"].setText(f"{elapsed:.1f} s")
-        fields["margin"].setText(f"γ {_format(session.last('normalized_margin'))}")
-        fields["loss"].setText(f"log L {_format(session.last('log_loss'))}")
+        self.run_status.show(self._status, self.session)
 
     # ================================================================== files
     def save_run(self, path: str) -> bool:

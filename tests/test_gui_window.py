@@ -37,7 +37,8 @@ def test_a_run_from_the_gui_delivers_metrics_to_the_plots(window, qtbot):
     assert len(x) > 100 and x[-1] == 3000
     np.testing.assert_allclose(y[-1], session.last("normalized_margin"))
     assert "finished" in window.status_fields["status"].text()
-    assert window.status_fields["step"].text() == "step 3,000"
+    assert window.status_fields["step"].text() == "step 3,000 of 3,000"
+    assert not window.run_status.progress.isVisible() and "left" not in window.status_fields["elapsed"].text()
     assert window.boundary.image.image is not None and window.boundary.image.image.shape == (96, 96)
 
 

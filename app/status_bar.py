@@ -1,0 +1,84 @@
+"""The status bar's run fields: state, step of how many, progress with the time left, training
+rate and time, and the latest normalized margin and log L."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+FIELDS = [("status", "Run state"), ("step", "Steps taken (of the run's steps, when it has a number)"),
+          ("rate", "Training steps per second (a family: all its runs' steps together)"),
+          ("elapsed", "Training time, and while a run with a number of steps goes on, about how long it has left"),
+          ("margin", "Normalized margin gamma = q_min / ||theta||^M"),
+          ("loss", "log L (the loss itself underflows; its log does not)")]
+GOING = ("running", "paused")
+
+
+def _format(value, digits=5) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if value != value else f"{value:.{digits}g}"
+
+
+def duration(seconds: float) -> str:
+    """A time left, as precise as an estimate deserves: 8 s, 40 s, 3 min, 1 h 20 min."""
+    if seconds < 1:
+        return "< 1 s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+class RunStatus:
+    """The fields, added to ``bar`` as permanent widgets; ``show`` fills them."""
+
+    def __init__(self, bar: QStatusBar):
+        self.fields: dict[str, QLabel] = {}
+        self.progress = QProgressBar()
+        self.progress.setObjectName("status-progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p%")
+        self.progress.setMaximumWidth(110)
+        self.progress.setToolTip("How much of the run's steps are taken")
+        self.progress.setVisible(False)
+        for key, tip in FIELDS:
+            label = QLabel("-")
+            label.setObjectName(f"status-{key}")
+            label.setToolTip(tip)
+            label.setMinimumWidth(90)
+            bar.addPermanentWidget(label)
+            self.fields[key] = label
+            if key == "step":
+                bar.addPermanentWidget(self.progress)
+
+    def show(self, status: str, session) -> None:
+        """The fields for the run ``session`` (None: no run) in state ``status``."""
+        fields = self.fields
+        fields["status"].setText(status)
+        if session is None:
+            for key in ("step", "rate", "elapsed", "margin", "loss"):
+                fields[key].setText("-")
+            self.progress.setVisible(False)
+            return
+        elapsed = float(session.last("wall_time", 0.0))
+        start = getattr(session, "start_step", 0)  # a continued run's clock starts at its parent's last step
+        taken = session.step - start
+        config = getattr(session, "config", None)
+        total = config.run.steps if config is not None else 0  # 0: until stopped
+        fields["step"].setText(f"step {session.step:,} of {total:,}" if total else f"step {session.step:,}")
+        runs = len(getattr(session, "members", ())) or 1  # a family: steps of all its runs together
+        fields["rate"].setText(f"{taken * runs / elapsed:,.0f} steps/s" if elapsed > 0 and taken > 0 else "-")
+        left = ""
+        if total > session.step and status == "running" and elapsed > 0 and taken > 0:
+            left = f", {duration((total - session.step) * elapsed / taken)} left"
+        fields["elapsed"].setText(f"{elapsed:.1f} s{left}")
+        going = bool(total) and status in GOING and total > start
+        self.progress.setVisible(going)
+        if going:
+            self.progress.setValue(round(1000 * min(max(taken / (total - start), 0.0), 1.0)))
+        fields["margin"].setText(f"γ {_format(session.last('normalized_margin'))}")
+        fields["loss"].setText(f"log L {_format(session.last('log_loss'))}")
