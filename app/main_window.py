@@ -316,6 +316,7 @@ class MainWindow(QMainWindow):
         self._preset_title = config.name
         self._preset_description, self._preset_claims = config.description, list(config.claims)
         self._inputs_changed()
+        self.update_claims()
 
     def load_preset(self, name: str) -> None:
         if not self._may_discard("Load the preset and discard the current run?"):
@@ -565,11 +566,18 @@ class MainWindow(QMainWindow):
     def update_claims(self) -> None:
         """Judge the selected run (or the live one) by the claims its preset makes."""
         self._claims_checked = time.perf_counter()
+        from core.claims import Verdict, judge, judge_family, parse_claims
+
         entry = self.runs.current() or self.runs.live_entry()
-        if entry is None or not entry.session.config.claims or entry.session.n_records == 0:
+        if entry is None or (entry.live and entry.session.n_records == 0):
+            # nothing run yet: the claims of the preset in the editors, waiting to be judged
+            claims = parse_claims(getattr(self, "_preset_claims", []))
+            pending = [Verdict(c.check, c.statement, None, "judged on the run: press Run (Space)") for c in claims]
+            self.claims_panel.show_verdicts(self._config_name() if pending else "", pending)
+            return
+        if not entry.session.config.claims or entry.session.n_records == 0:
             self.claims_panel.show_verdicts("", [])
             return
-        from core.claims import judge, judge_family
 
         session = entry.session
         specs = session.config.claim_specs()

@@ -112,6 +112,10 @@ def test_check_command_prints_the_verdicts(tmp_path):
 
 def test_the_window_shows_the_claims_of_a_preset_run(window, qtbot):
     window.load_preset("relu2-blobs")
+    # before the run: the preset's claims, waiting; no verdict yet
+    text = window.claims_panel.text
+    assert "never decreases after L &lt; l(0)" in text and "press Run" in text
+    assert "✔" not in text and "✘" not in text
     window.controls.steps.setValue(2000)
     window.toggle_run()
     qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)

@@ -235,3 +235,21 @@ def test_presentation_mode_hides_editors_and_is_remembered(window, settings, qtb
     window.toggle_presentation(False)
     window.set_theme("light")
     assert window._docks["plots"].isVisible() and window.plots.pen_width == 1
+
+
+def test_an_empty_run_list_says_how_to_get_a_run_and_offers_nothing_to_act_on(qtbot):
+    from types import SimpleNamespace
+
+    from widgets.run_list import RunList
+
+    runs = RunList()
+    qtbot.addWidget(runs)
+    runs.show()
+    assert runs.empty_hint.isVisible() and "Ctrl+O" in runs.empty_hint.text()
+    assert not any(b.isEnabled() for b in runs.buttons)
+    run = SimpleNamespace(name="relu", visible=True, colour_index=0, status="finished", step=3000, path="")
+    runs.set_runs([run])
+    assert not runs.empty_hint.isVisible() and all(b.isEnabled() for b in runs.buttons)
+    assert runs.table.item(0, 2).text() == "3,000"
+    runs.set_runs([])
+    assert runs.empty_hint.isVisible() and not any(b.isEnabled() for b in runs.buttons)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QPushButton, QTableWidget, QTableWidgetItem,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 from .palette import color
 
@@ -40,6 +40,12 @@ class RunList(QWidget):
         self.table.itemChanged.connect(self._item_changed)
         self.table.currentCellChanged.connect(lambda row, *_: self.currentChanged.emit(row))
         self._updating = False
+        self.empty_hint = QLabel("No runs yet. Press Run (Space), or open saved runs: File > Open runs (Ctrl+O), "
+                                 "or drop .h5 files on the window.")
+        self.empty_hint.setObjectName("run-list-empty")
+        self.empty_hint.setWordWrap(True)
+        self.empty_hint.setStyleSheet("color: #6b6b6b; padding: 6px;")
+        self.buttons: list[QPushButton] = []
         buttons = QHBoxLayout()
         for text, signal, tip in [
             ("Remove", self.removeRequested, "Remove the run from the list (the file stays)"),
@@ -50,10 +56,19 @@ class RunList(QWidget):
             button.setToolTip(tip)
             button.clicked.connect(lambda _=False, s=signal: self.current_row() >= 0 and s.emit(self.current_row()))
             buttons.addWidget(button)
+            self.buttons.append(button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.empty_hint)
         layout.addWidget(self.table)
         layout.addLayout(buttons)
+        self._show_empty(True)
+
+    def _show_empty(self, empty: bool) -> None:
+        """With no run: say how to get one, and nothing to act on."""
+        self.empty_hint.setVisible(empty)
+        for button in self.buttons:
+            button.setEnabled(not empty)
 
     def current_row(self) -> int:
         return self.table.currentRow()
@@ -76,6 +91,7 @@ class RunList(QWidget):
         if runs:
             self.table.setCurrentCell(min(max(current, 0), len(runs) - 1), 0)
         self.table.resizeColumnsToContents()
+        self._show_empty(not runs)
         self._updating = False
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
