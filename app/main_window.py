@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
 
@@ -209,10 +209,15 @@ class MainWindow(QMainWindow):
         self.files.build(file_menu)
 
         edit_menu = bar.addMenu("&Edit")
-        stack = self.dataset_editor.model.undo_stack
-        undo = stack.createUndoAction(self, "&Undo")
+        # each editor keeps its own history; Undo acts on the one whose tab is in front
+        self.undo_group = QUndoGroup(self)
+        for key, stack in (("dataset", self.dataset_editor.model.undo_stack), ("architecture", self.builder.undo_stack)):
+            self.undo_group.addStack(stack)
+            self._docks[key].visibilityChanged.connect(lambda shown, s=stack: shown and self.undo_group.setActiveStack(s))
+        self.undo_group.setActiveStack(self.dataset_editor.model.undo_stack)
+        undo = self.undo_group.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence("Ctrl+Z"))
-        redo = stack.createRedoAction(self, "&Redo")
+        redo = self.undo_group.createRedoAction(self, "&Redo")
         redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
         for a in (undo, redo):
             edit_menu.addAction(a)

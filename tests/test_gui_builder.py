@@ -83,3 +83,46 @@ def test_every_preset_is_a_valid_spec(builder):
     for name, make in PRESETS.items():
         builder.set_spec({"input_dim": 2, "blocks": make()})
         assert builder.problem() is None, name
+
+
+def test_every_edit_undoes_and_redoes_back_to_the_same_spec(builder, qtbot):
+    specs = [builder.spec_dict()]
+    _select(builder, (0,))
+    qtbot.mouseClick(_button(builder, "+ Residual"), Qt.LeftButton)
+    specs.append(builder.spec_dict())
+    _select(builder, (2,))
+    qtbot.mouseClick(_button(builder, "Down"), Qt.LeftButton)
+    specs.append(builder.spec_dict())
+    qtbot.mouseClick(_button(builder, "Remove"), Qt.LeftButton)
+    specs.append(builder.spec_dict())
+    builder.scale.setValue(0.5)
+    specs.append(builder.spec_dict())
+    assert len({repr(s) for s in specs}) == len(specs)  # each edit changed the spec
+    stack = builder.undo_stack
+    assert stack.count() == 4 and stack.undoText() == "change the initialization"
+    for expected in reversed(specs[:-1]):
+        stack.undo()
+        assert builder.spec_dict() == expected
+    assert not stack.canUndo() and builder.scale.value() == 1.0  # the field shows the restored value
+    for expected in specs[1:]:
+        stack.redo()
+        assert builder.spec_dict() == expected
+    assert builder.badge.property("verdict") == "near"  # the badge follows an undo or redo too
+
+
+def test_typing_a_width_is_one_undo_step(builder, qtbot):
+    _select(builder, (0,))
+    spin = builder.width_spin
+    spin.selectAll()
+    qtbot.keyClicks(spin, "128")  # 1, 12, 128: three values, one edit
+    assert builder.spec_dict()["blocks"][0]["width"] == 128
+    assert builder.undo_stack.count() == 1 and builder.undo_stack.undoText() == "change the width"
+    builder.undo_stack.undo()
+    assert builder.spec_dict()["blocks"][0]["width"] == 32 and spin.value() == 32
+
+
+def test_a_loaded_network_starts_a_new_history(builder, qtbot):
+    qtbot.mouseClick(_button(builder, "+ Dense"), Qt.LeftButton)
+    assert builder.undo_stack.canUndo()
+    builder.set_spec({"input_dim": 2, "blocks": PRESETS["Two-layer ReLU"]()})
+    assert not builder.undo_stack.canUndo()

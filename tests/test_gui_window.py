@@ -139,6 +139,23 @@ def test_undo_shortcut_restores_a_dataset_edit(window, qtbot):
     assert model.n == 100
 
 
+def test_undo_acts_on_the_editor_in_front(window, qtbot):
+    model, builder = window.dataset_editor.model, window.builder
+    model.add_point(0.0, 0.0, 1)
+    window._docks["architecture"].raise_()
+    qtbot.waitUntil(lambda: window.undo_group.activeStack() is builder.undo_stack)
+    blocks = len(builder.spec_dict()["blocks"])
+    builder.add_block("dense")
+    assert len(builder.spec_dict()["blocks"]) == blocks + 1
+    assert window.undo_action.text() == "&Undo add a dense block"
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    assert len(builder.spec_dict()["blocks"]) == blocks and model.n == 101  # the dataset keeps its point
+    window._docks["dataset"].raise_()
+    qtbot.waitUntil(lambda: window.undo_group.activeStack() is model.undo_stack)
+    qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
+    assert model.n == 100 and len(builder.spec_dict()["blocks"]) == blocks
+
+
 def test_settings_remember_visible_plots(qtbot, settings, no_leaks):
     from app.main_window import MainWindow
 

@@ -3,6 +3,7 @@
 The spec is kept as its JSON form (nested lists of block dicts); the tree shows it, each item
 holding the path of its block, and every edit rewrites the spec and rebuilds the tree. A badge
 shows the homogeneity verdict from core with its one-line explanation and the parameter count.
+Every edit is undoable (``undo_stack``, widgets/architecture_history.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import copy
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
                                QLabel, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -18,6 +20,8 @@ from core import activations
 from core.architecture import ArchitectureSpec, output_width, parameter_count, parse_blocks
 from core.errors import ConfigError
 from core.homogeneity import analyze
+
+from .architecture_history import ArchitectureEdit, ArchitectureState
 
 
 def _dense(width, bias=False):
@@ -73,6 +77,7 @@ class ArchitectureBuilder(QWidget):
         self.blocks: list = PRESETS["Two-layer ReLU"]()
         self.init = {"scheme": "he", "scale": 1.0, "std": 1.0}
         self._updating = False
+        self.undo_stack = QUndoStack(self)
 
         self.badge = QLabel()
         self.badge.setObjectName("homogeneity-badge")
@@ -221,6 +226,7 @@ class ArchitectureBuilder(QWidget):
             return 16
 
     def add_block(self, kind: str) -> None:
+        before = self.state()
         path = self.selected_path()
         if path is None:
             container, index = self.blocks, max(len(self.blocks) - 1, 0)
@@ -242,6 +248,7 @@ class ArchitectureBuilder(QWidget):
                  }[kind]()
         container.insert(index, block)
         self._rebuild(select=new_path_prefix + (index,))
+        self._commit(f"add a {kind} block", before)
 
     def add_member(self) -> None:
         path = self.selected_path()
@@ -249,18 +256,23 @@ class ArchitectureBuilder(QWidget):
             return
         block = self._get(path)
         if block.get("type") == "ensemble":
+            before = self.state()
             block["members"].append([_dense(1)])
             self._rebuild(select=tuple(path) + ("members", len(block["members"]) - 1))
+            self._commit("add an ensemble member", before)
 
     def remove_selected(self) -> None:
         path = self.selected_path()
         if path is None:
             return
+        before = self.state()
         container, index = self._container(path)
+        removed = container[index]
         del container[index]
         remaining = len(container)
         select = None if remaining == 0 else tuple(path[:-1]) + (min(index, remaining - 1),)
         self._rebuild(select=select)
+        self._commit("remove a member" if self._is_member(path) else f"remove a {removed['type']} block", before)
 
     def move_selected(self, delta: int) -> None:
         path = self.selected_path()
@@ -269,8 +281,10 @@ class ArchitectureBuilder(QWidget):
         container, index = self._container(path)
         target = index + delta
         if 0 <= target < len(container):
+            before = self.state()
             container[index], container[target] = container[target], container[index]
             self._rebuild(select=tuple(path[:-1]) + (target,))
+            self._commit("move a block " + ("up" if delta < 0 else "down"), before)
 
     def _edit(self, key, value) -> None:
         if self._updating:
@@ -279,8 +293,12 @@ class ArchitectureBuilder(QWidget):
         if path is None or self._is_member(path):
             return
         block = self._get(path)
+        if block.get(key) == value:
+            return
+        before = self.state()
         block[key] = value
         self._rebuild(select=tuple(path))
+        self._commit(f"change the {key}", before, merge_key=(tuple(path), key))
 
     def _activation_kind_changed(self, kind: str) -> None:
         if self._updating:
@@ -289,27 +307,34 @@ class ArchitectureBuilder(QWidget):
         if path is None:
             return
         block = self._get(path)
+        before = self.state()
         block["kind"] = kind
         if kind in activations.PARAMETERS:
             block["param"] = activations.PARAMETERS[kind][1]
         else:
             block.pop("param", None)
         self._rebuild(select=tuple(path))
+        self._commit(f"make the activation {kind}", before)
 
     def _init_changed(self, *_args) -> None:
         if self._updating:
             return
+        before = self.state()
         self.init["scheme"] = self.scheme.currentText()
         self.init["scale"] = self.scale.value()
         self._update_badge()
         self.specChanged.emit()
+        self._commit("change the initialization", before, merge_key=("init",))
 
     def _apply_preset(self, index: int) -> None:
         if index <= 0:
             return
-        self.blocks = PRESETS[self.preset.itemText(index)]()
+        before = self.state()
+        name = self.preset.itemText(index)
+        self.blocks = PRESETS[name]()
         self.preset.setCurrentIndex(0)
         self._rebuild()
+        self._commit(f"use the {name} network", before)
 
     # --------------------------------------------------------------- spec in and out
     def set_input_dim(self, dim: int) -> None:
@@ -322,11 +347,29 @@ class ArchitectureBuilder(QWidget):
         self.input_dim = int(spec["input_dim"])
         self.blocks = copy.deepcopy(spec["blocks"])
         self.init = {"scheme": "he", "scale": 1.0, "std": 1.0, **spec.get("init", {})}
+        self._show_init()
+        self._rebuild()
+        self.undo_stack.clear()  # a new network, as a loaded dataset is a new dataset
+
+    # --------------------------------------------------------------- undo
+    def state(self) -> ArchitectureState:
+        return ArchitectureState(self.blocks, self.init, self.selected_path())
+
+    def restore(self, state: ArchitectureState) -> None:
+        """Put the builder back in ``state`` (an undo or a redo step)."""
+        self.blocks, self.init = copy.deepcopy(state.blocks), dict(state.init)
+        self._show_init()
+        self._rebuild(select=state.selected)
+
+    def _commit(self, text: str, before: ArchitectureState, merge_key=None) -> None:
+        """Make the edit just made, from ``before``, one undo step."""
+        self.undo_stack.push(ArchitectureEdit(self, text, before, self.state(), merge_key))
+
+    def _show_init(self) -> None:
         self._updating = True
         self.scheme.setCurrentText(self.init["scheme"])
         self.scale.setValue(self.init["scale"])
         self._updating = False
-        self._rebuild()
 
     def spec_dict(self) -> dict:
         return {"input_dim": self.input_dim, "blocks": copy.deepcopy(self.blocks), "init": dict(self.init)}
