@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
+
+from widgets.palette import set_ink
 
 THEMES = {"light": {"background": "w", "foreground": "#222"},
           "dark": {"background": "#111", "foreground": "#ddd"}}
+DARK_DISABLED = "#7a7a7a"  # disabled text and buttons: they looked enabled in the dark palette
 
 
 def _dark_palette() -> QPalette:
@@ -19,11 +22,16 @@ def _dark_palette() -> QPalette:
                          (QPalette.HighlightedText, "#ffffff"), (QPalette.ToolTipBase, "#333333"),
                          (QPalette.ToolTipText, "#e6e6e6")]:
         p.setColor(role, QColor(colour))
+    for role in (QPalette.WindowText, QPalette.Text, QPalette.ButtonText):
+        p.setColor(QPalette.Disabled, role, QColor(DARK_DISABLED))
+    p.setColor(QPalette.PlaceholderText, QColor("#9a9a9a"))
     return p
 
 
 def apply_theme(window, theme: str, base_font: QFont, font_scale: float = 1.0) -> None:
-    """Colour the window and its plots; scale the application font."""
+    """Colour the window and its plots; scale the application font. Widgets with a ``restyle``
+    method take the theme's text colours (widgets/palette.py ink) and the scale there."""
+    set_ink(theme)
     app = QApplication.instance()
     colours = THEMES[theme]
     app.setStyle("Fusion")
@@ -43,6 +51,9 @@ def apply_theme(window, theme: str, base_font: QFont, font_scale: float = 1.0) -
             axis.setStyle(tickFont=_scaled(QFont(), font_scale))
         item.titleLabel.setText(item.titleLabel.text, color=colours["foreground"],
                                 size=f"{10 * font_scale:.0f}pt")
+    for widget in window.findChildren(QWidget):
+        if callable(getattr(widget, "restyle", None)):
+            widget.restyle(font_scale)
 
 
 def _scaled(font: QFont, scale: float) -> QFont:

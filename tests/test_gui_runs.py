@@ -237,6 +237,36 @@ def test_presentation_mode_hides_editors_and_is_remembered(window, settings, qtb
     assert window._docks["plots"].isVisible() and window.plots.pen_width == 1
 
 
+def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(window, qtbot):
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from widgets.palette import INK
+
+    window.load_preset("relu2-blobs")
+    window.controls.steps.setValue(300)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    window.update_claims()
+    margin = window.plots.plots["margin"]
+    assert len(margin.legend.items) == 2
+    light_width = margin.legend.boundingRect().width()
+    window.set_theme("dark")
+    dark = INK["dark"]
+    assert margin.legend.opts["brush"].color().getRgb() == dark["legend"]
+    assert margin.readout.color.name() == dark["text"]
+    assert dark["good"] in window.claims_panel.text and INK["light"]["good"] not in window.claims_panel.text
+    palette = QApplication.palette()  # a disabled button must look disabled
+    assert (palette.color(QPalette.Disabled, QPalette.ButtonText).lightness()
+            < palette.color(QPalette.Active, QPalette.ButtonText).lightness() - 60)
+    window.toggle_presentation(True)
+    assert margin.legend.opts["labelTextSize"] == "13pt"
+    assert margin.legend.boundingRect().width() > 1.3 * light_width  # the labels were drawn again, larger
+    window.toggle_presentation(False)
+    window.set_theme("light")
+    assert margin.legend.opts["labelTextSize"] == "8pt" and margin.readout.color.name() == INK["light"]["text"]
+
+
 def test_an_empty_run_list_says_how_to_get_a_run_and_offers_nothing_to_act_on(qtbot):
     from types import SimpleNamespace
 

@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 
 from .contours import level_segments
-from .palette import NEGATIVE, POSITIVE
+from .palette import NEGATIVE, POSITIVE, ink
 
 
 def _diverging_map() -> pg.ColorMap:
@@ -35,12 +35,16 @@ class BoundaryView(pg.PlotWidget):
         self.support = pg.ScatterPlotItem(size=16, pxMode=True, pen=pg.mkPen("k", width=1.5), brush=None)
         self.addItem(self.points)
         self.addItem(self.support)
-        self.note = pg.TextItem("", color="#555", anchor=(0, 0))
+        self.note = pg.TextItem("", color=ink("muted"), anchor=(0, 0))
         self.addItem(self.note, ignoreBounds=True)
         self.setToolTip("Heatmap: f(x). Black: f(x) = 0, the decision boundary. Dashed: f(x) = +-q_min, the margin "
                         "level sets. Ringed: support vectors, samples with q_i <= q_min (1 + tol).")
         self._X = None
         self._support_mask = None
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's colours (widgets/palette.py ink)."""
+        self.note.setColor(ink("muted"))
 
     def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
         self._X = X

@@ -8,7 +8,9 @@ import html
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QScrollArea, QVBoxLayout, QWidget
 
-COLOURS = {True: "#1b7f3b", False: "#b00020", None: "#6b6b6b"}
+from .palette import ink
+
+COLOURS = {True: "good", False: "bad", None: "pending"}  # ink roles (widgets/palette.py)
 MARKS = {True: "✔", False: "✘", None: "…"}
 
 
@@ -30,15 +32,21 @@ class ClaimsPanel(QScrollArea):
 
     def show_verdicts(self, title: str, verdicts: list) -> None:
         """``verdicts``: core.claims.Verdict objects (empty: the run states no claims)."""
+        self._shown = (title, verdicts)
         if not verdicts:
             self.label.setText("<i>Run a preset (Presets menu) to see its claims checked here.</i>")
             return
         rows = [f"<b>{html.escape(title)}</b>"] if title else []
         for v in verdicts:
-            colour = COLOURS[v.supported]
+            colour = ink(COLOURS[v.supported])
             rows.append(f"<p><span style='color:{colour}; font-weight:bold'>{MARKS[v.supported]} {v.mark}</span> "
-                        f"{html.escape(v.statement)}<br><span style='color:#555'>{html.escape(v.detail)}</span></p>")
+                        f"{html.escape(v.statement)}<br><span style='color:{ink('muted')}'>{html.escape(v.detail)}"
+                        "</span></p>")
         self.label.setText("".join(rows))
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's colours: the verdicts drawn again."""
+        self.show_verdicts(*self._shown)
 
     @property
     def text(self) -> str:

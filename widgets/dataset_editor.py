@@ -22,7 +22,7 @@ from core.errors import DatasetError
 from core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
-from .palette import NEGATIVE, POSITIVE
+from .palette import NEGATIVE, POSITIVE, ink
 
 PICK_PIXELS = 8
 _drag_ids = itertools.count(1)
@@ -113,11 +113,15 @@ class DatasetCanvas(pg.PlotWidget):
         self.setFocusPolicy(Qt.StrongFocus)
         self.setToolTip("Left click: add +1   Right or Shift+click: add -1   Drag a point: move it\n"
                         "Drag on empty space: select   Ctrl+click: remove   Delete: remove selection   F: flip labels")
-        self.projection_note = pg.TextItem("", color="#555", anchor=(0, 0))
+        self.projection_note = pg.TextItem("", color=ink("muted"), anchor=(0, 0))
         self.addItem(self.projection_note, ignoreBounds=True)
         model.changed.connect(self.redraw)
         self.setRange(QRectF(-2, -2, 4, 4))
         self.redraw()
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's colours (widgets/palette.py ink)."""
+        self.projection_note.setColor(ink("muted"))
 
     def set_selection(self, indices) -> None:
         self.selection = np.asarray(indices, dtype=int)

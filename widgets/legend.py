@@ -95,6 +95,16 @@ class CornerLegend(pg.LegendItem):
         self.where = 0  # index in PLACES
         self.pinned = False  # the user dragged it: it stays where they put it
 
+    def restyle(self, brush, text_colour, size: str) -> None:
+        """New colours and type size (a theme or presentation mode): pyqtgraph's setters store
+        them for later entries only, so the labels are drawn again here."""
+        self.setBrush(brush)
+        self.opts["labelTextColor"] = pg.mkColor(text_colour)
+        self.opts["labelTextSize"] = size
+        for _sample, label in self.items:
+            label.setText(label.text, color=self.opts["labelTextColor"], size=size)
+        self.updateSize()
+
     def mouseDragEvent(self, ev):  # noqa: N802 (Qt's name)
         super().mouseDragEvent(ev)
         if ev.isAccepted():

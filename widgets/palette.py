@@ -7,3 +7,25 @@ NEGATIVE = "#D55E00"  # class -1
 
 def color(i: int) -> str:
     return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+# Text and guide colours that read on the theme's background: the window's theme (app/theme.py)
+# sets which, and widgets take them when they draw, and again in their ``restyle`` on a change.
+INK = {
+    "light": {"text": "#222222", "muted": "#555555", "pending": "#6b6b6b", "good": "#1b7f3b", "bad": "#b00020",
+              "guide": "#888888", "legend": (255, 255, 255, 190)},
+    "dark": {"text": "#dddddd", "muted": "#aaaaaa", "pending": "#9a9a9a", "good": "#5cc17a", "bad": "#ff6b6b",
+             "guide": "#999999", "legend": (17, 17, 17, 190)},
+}
+_theme = {"name": "light"}
+
+
+def set_ink(theme: str) -> None:
+    if theme not in INK:
+        raise KeyError(theme)
+    _theme["name"] = theme
+
+
+def ink(role: str):
+    """The current theme's colour for ``role`` (a name, or an RGBA tuple for "legend")."""
+    return INK[_theme["name"]][role]

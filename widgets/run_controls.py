@@ -11,6 +11,8 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayo
 from core.config import FamilyConfig, LossConfig, OptimizerConfig, RecordingConfig, RunSettings
 from core.errors import ConfigError
 
+from .palette import ink
+
 TIPS = {
     "loss": "exponential: l(q) = exp(-q); logistic: l(q) = log(1 + exp(-q)); q = y f(x)",
     "reduction": "L = sum_i l(q_i) as in the papers, or the mean (rescales the step and thresholds)",
@@ -162,7 +164,7 @@ class RunControls(QWidget):
         self.problem_label = QLabel()
         self.problem_label.setObjectName("run-problem")
         self.problem_label.setWordWrap(True)
-        self.problem_label.setStyleSheet("color: #b00020;")
+        self.restyle()
 
         layout = QVBoxLayout(self)
         layout.addLayout(buttons)
@@ -177,6 +179,10 @@ class RunControls(QWidget):
         for w in (self.lr, self.family_from, self.family_to):
             w.textChanged.connect(self._changed)
         self._changed()
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's colours (widgets/palette.py ink)."""
+        self.problem_label.setStyleSheet(f"color: {ink('bad')};")
 
     def _changed(self, *_args) -> None:
         self._enable_optimizer_fields()

@@ -8,7 +8,7 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QLabel, QPushButton, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
-from .palette import color
+from .palette import color, ink
 
 
 def _swatch(hex_color: str) -> QIcon:
@@ -44,7 +44,7 @@ class RunList(QWidget):
                                  "or drop .h5 files on the window.")
         self.empty_hint.setObjectName("run-list-empty")
         self.empty_hint.setWordWrap(True)
-        self.empty_hint.setStyleSheet("color: #6b6b6b; padding: 6px;")
+        self.restyle()
         self.buttons: list[QPushButton] = []
         buttons = QHBoxLayout()
         for text, signal, tip in [
@@ -63,6 +63,10 @@ class RunList(QWidget):
         layout.addWidget(self.table)
         layout.addLayout(buttons)
         self._show_empty(True)
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's colours (widgets/palette.py ink)."""
+        self.empty_hint.setStyleSheet(f"color: {ink('pending')}; padding: 6px;")
 
     def _show_empty(self, empty: bool) -> None:
         """With no run: say how to get one, and nothing to act on."""

@@ -25,7 +25,7 @@ from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
 from .legend import CornerLegend
-from .palette import color
+from .palette import color, ink
 
 
 @dataclass
@@ -60,6 +60,7 @@ PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
 X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
+LEGEND_POINTS, AXIS_LABEL_POINTS = 8, 9  # type sizes at font scale 1 (presentation mode scales them)
 REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the next timer tick
 
 
@@ -132,7 +133,8 @@ class _Plot:
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
         # the corner the curves leave empty (widgets/legend.py); PlotItem adds named curves to it
-        self.legend = item.legend = CornerLegend(labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 190))
+        self.legend = item.legend = CornerLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=-6,
+                                                 brush=pg.mkBrush(*ink("legend")), labelTextColor=ink("text"))
         self.legend.setParentItem(item.vb)
         # follow mode: we set the ranges (sticky, with headroom) until the user zooms or pans;
         # pyqtgraph's autorange moved every frame and made every axis re-layout its text each paint
@@ -144,22 +146,37 @@ class _Plot:
         item.vb.sigXRangeChanged.connect(self._x_range_changed)
         item.autoBtn.clicked.connect(self._follow_again)
         self.legend.setVisible(spec.kind in ("records", "snapshots"))
-        self.marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#888", width=1, style=Qt.DashLine))
+        self.marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         self.marker.setVisible(False)
         item.addItem(self.marker, ignoreBounds=True)
         self.cross = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#bbb", width=1))
         self.cross.setVisible(False)
         item.addItem(self.cross, ignoreBounds=True)
-        self.readout = pg.TextItem("", color="#333", anchor=(0, 0))
+        self.readout = pg.TextItem("", color=ink("text"), anchor=(0, 0))
         self.readout.setZValue(50)
         item.addItem(self.readout, ignoreBounds=True)
         # in the view box's own pixels: neither the data's range nor the layout move it
         self.empty_note = None
         if spec.extra.get("empty"):
             self.empty_note = QGraphicsSimpleTextItem(spec.extra["empty"], item.vb)
-            self.empty_note.setBrush(QColor("#888"))
+            self.empty_note.setBrush(QColor(ink("guide")))
             self.empty_note.setPos(10, 8)
             self.empty_note.setVisible(False)
+
+    def restyle(self, font_scale: float) -> None:
+        """Take the theme's colours (widgets/palette.py ink) and ``font_scale`` times the type size."""
+        self.legend.restyle(pg.mkBrush(*ink("legend")), ink("text"), f"{LEGEND_POINTS * font_scale:.0f}pt")
+        self.readout.setColor(ink("text"))
+        self.marker.setPen(pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
+        if self.empty_note is not None:
+            self.empty_note.setBrush(QColor(ink("guide")))
+        if self.reference_line is not None:
+            self.reference_line.setPen(pg.mkPen(ink("muted"), width=1, style=Qt.DashLine))
+        for side in ("left", "bottom"):
+            label = self.item.getAxis(side).label
+            font = label.font()
+            font.setPointSizeF(AXIS_LABEL_POINTS * font_scale)
+            label.setFont(font)
 
     def _manual_range(self, *_args):
         self.follow = False
@@ -242,6 +259,7 @@ class TrajectoryPlots(QWidget):
         self.x_mode = "step"
         self._xcache: dict = {}
         self.pen_width = 1
+        self.font_scale = 1.0
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -260,6 +278,7 @@ class TrajectoryPlots(QWidget):
                                      axisItems={"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")})
             item.setLabel("bottom", X_AXES[self.x_mode])
             plot = _Plot(spec, item)
+            plot.restyle(self.font_scale)
             plot.on_zoom = self._zoom_timer.start
             plot.item.setLogMode(self.log_x, spec.log_y)
             if first is None:
@@ -267,6 +286,12 @@ class TrajectoryPlots(QWidget):
             else:
                 item.setXLink(first)
             self.plots[key] = plot
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's colours and type scale on every plot (app/theme.py), and on plots built later."""
+        self.font_scale = font_scale
+        for plot in self.plots.values():
+            plot.restyle(font_scale)
 
     def set_visible_plots(self, keys: list[str]) -> None:
         self.visible = [k for k in PLOT_KEYS if k in keys]
@@ -543,7 +568,7 @@ class TrajectoryPlots(QWidget):
             return
         if plot.reference_line is None:
             plot.reference_line = pg.InfiniteLine(pos=value, angle=0, movable=False,
-                                                  pen=pg.mkPen("#555", width=1, style=Qt.DashLine))
+                                                  pen=pg.mkPen(ink("muted"), width=1, style=Qt.DashLine))
             plot.item.addItem(plot.reference_line)
         plot.reference_line.setValue(value)
         plot.reference_line.setVisible(True)
