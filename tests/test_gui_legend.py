@@ -1,5 +1,6 @@
 """Plot legends move off the curves (widgets/legend.py): the grid of cells a curve's lines cross,
-the place with the fewest, and the plots' legends on screen, driven with a real mouse drag."""
+the place with the fewest, and the plots' legends on screen, driven with a real mouse drag; and
+tick labels that keep apart on a short axis in large type."""
 
 import numpy as np
 import pytest
@@ -134,3 +135,26 @@ def test_a_legend_dragged_by_the_user_stays_where_they_put_it(plots, qtbot):
     plots.set_sources([(_session(climbing, climbing), "run")])
     plots.refresh(force=True)
     assert legend.where == 0 and legend.pos() == moved
+
+
+def test_a_short_axis_with_large_type_spaces_its_labels_apart(qtbot):
+    import pyqtgraph as pg
+    from PySide6.QtGui import QFont, QFontMetrics
+
+    from widgets.trajectory_plots import SparseLogAxis
+
+    plain, ours = pg.AxisItem("left"), SparseLogAxis("left")
+    # ordinary type and height: pyqtgraph's spacing, untouched
+    assert ours.tickSpacing(0.8, 1.85, 110) == plain.tickSpacing(0.8, 1.85, 110)
+    big = QFont()
+    big.setPointSizeF(big.pointSizeF() * 1.6)  # presentation mode
+    ours.setStyle(tickFont=big)
+    plain_major = plain.tickSpacing(0.8, 1.85, 70)[0][0]
+    major = ours.tickSpacing(0.8, 1.85, 70)[0][0]
+    assert major > plain_major and major in (0.5, 1.0)
+    assert 70 * major / 1.05 >= QFontMetrics(big).height()  # one label's height between two labels at least
+    assert ours.tickSpacing(0.8, 1.85, 70)[1][0] < major  # the minor ticks stay
+    # a horizontal axis is left alone: label widths, not heights, decide there
+    wide = SparseLogAxis("bottom")
+    wide.setStyle(tickFont=big)
+    assert wide.tickSpacing(0, 8000, 300) == pg.AxisItem("bottom").tickSpacing(0, 8000, 300)

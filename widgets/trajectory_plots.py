@@ -11,6 +11,7 @@ so a redraw of 10^6 records costs a few numpy passes (DESIGN.md, Plots); pens ar
 from __future__ import annotations
 
 import functools
+import math
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 
 from core.metrics import DEFINITIONS
@@ -67,9 +68,30 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
 
 
+NICER = {1: 2, 2: 5, 5: 10}  # the next wider tick spacing after 1, 2 or 5 x 10^k
+
+
 class SparseLogAxis(pg.AxisItem):
     """On a log axis, label only 1, 2 and 5 x 10^k: pyqtgraph labels every minor tick when a range
-    spans about a decade, and the labels overlap."""
+    spans about a decade, and the labels overlap. On a vertical axis, major ticks no closer than
+    their labels are tall: pyqtgraph spaces them by the axis length alone, and presentation mode's
+    large type piled the labels on each other in a short plot."""
+
+    def tickSpacing(self, minVal, maxVal, size):  # noqa: N802, N803 (pyqtgraph's names)
+        levels = super().tickSpacing(minVal, maxVal, size)
+        if self.orientation not in ("left", "right") or not levels or size <= 0:
+            return levels
+        label_px = 1.15 * QFontMetrics(self.style["tickFont"] or QFont()).height()
+        span = abs(maxVal - minVal)
+        major = levels[0][0]
+        widened = major
+        while span / widened * label_px > size:  # more labels than fit
+            exponent = math.floor(math.log10(widened) + 1e-9)
+            mantissa = round(widened / 10 ** exponent)
+            widened = NICER.get(mantissa, 10) * 10 ** exponent
+        if widened == major:
+            return levels
+        return [(widened, 0)] + [level for level in levels if level[0] < widened]
 
     def logTickStrings(self, values, scale, spacing):  # noqa: N802 (pyqtgraph's name)
         strings = super().logTickStrings(values, scale, spacing)
