@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 
 from core import datasets, reference
 from core.runfile import RunReader
+from widgets.trajectory_plots import PLOT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +24,7 @@ def test_demo_is_loaded_and_ready(window):
     assert window.dataset_editor.model.n == 100
     assert window.builder.badge.property("verdict") == "exact"
     assert window.controls.run_button.isEnabled() and window.problem() is None
+    assert window.plots.waiting_note.isVisible() and "press Run" in window.plots.waiting_note.text()
 
 
 def test_a_run_from_the_gui_delivers_metrics_to_the_plots(window, qtbot):
@@ -35,6 +37,12 @@ def test_a_run_from_the_gui_delivers_metrics_to_the_plots(window, qtbot):
     curve = window.plots.plots["margin"].curves[(0, "normalized_margin")]
     x, y = curve.getData()
     assert len(x) > 100 and x[-1] == 3000
+    assert not window.plots.waiting_note.isVisible()
+    window.plots.set_visible_plots(["norm", "margin"])  # rebuilt: the note moves to the new first plot
+    assert not window.plots.waiting_note.isVisible()
+    window.plots.set_visible_plots([])
+    window.plots.refresh(force=True)
+    window.plots.set_visible_plots(list(PLOT_KEYS))
     np.testing.assert_allclose(y[-1], session.last("normalized_margin"))
     assert "finished" in window.status_fields["status"].text()
     assert window.status_fields["step"].text() == "step 3,000 of 3,000"

@@ -60,6 +60,7 @@ PLOTS = [
 PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
 X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
+WAITING = "No run yet: press Run (Space), or open saved runs (Ctrl+O)"
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
 LEGEND_POINTS, AXIS_LABEL_POINTS = 8, 9  # type sizes at font scale 1 (presentation mode scales them)
 REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the next timer tick
@@ -282,6 +283,7 @@ class TrajectoryPlots(QWidget):
         self._xcache: dict = {}
         self.pen_width = 1
         self.font_scale = 1.0
+        self.waiting_note = None
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -293,6 +295,7 @@ class TrajectoryPlots(QWidget):
     def _build(self) -> None:
         self.view.clear()
         self.plots = {}
+        self.waiting_note = None
         first = None
         for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
             spec = next(p for p in PLOTS if p.key == key)
@@ -305,15 +308,28 @@ class TrajectoryPlots(QWidget):
             plot.item.setLogMode(self.log_x, spec.log_y)
             if first is None:
                 first = item
+                # the first thing a new user sees is eight empty plots: say what fills them
+                self.waiting_note = QGraphicsSimpleTextItem(WAITING, item.vb)
+                self.waiting_note.setBrush(QColor(ink("guide")))
+                self.waiting_note.setPos(10, 8)
             else:
                 item.setXLink(first)
             self.plots[key] = plot
+        self._show_waiting()
 
     def restyle(self, font_scale: float = 1.0) -> None:
         """The theme's colours and type scale on every plot (app/theme.py), and on plots built later."""
         self.font_scale = font_scale
         for plot in self.plots.values():
             plot.restyle(font_scale)
+        if self.waiting_note is not None:
+            self.waiting_note.setBrush(QColor(ink("guide")))
+
+    def _show_waiting(self) -> None:
+        """The note in the first plot, shown while no source has a record."""
+        if self.waiting_note is not None:
+            steps = (s[0].get("step") for s in self.sources)
+            self.waiting_note.setVisible(not any(v is not None and len(v) for v in steps))
 
     def set_visible_plots(self, keys: list[str]) -> None:
         self.visible = [k for k in PLOT_KEYS if k in keys]
@@ -396,6 +412,7 @@ class TrajectoryPlots(QWidget):
         spent (after at least one plot) and go on round-robin at the next call, so that one
         redraw and its paint never block the event loop for long."""
         versions = tuple((id(s[0]), s[0].version) for s in self.sources)
+        self._show_waiting()
         plots = list(self.plots.values())
         if not plots:
             return
