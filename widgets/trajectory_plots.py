@@ -106,6 +106,14 @@ class SparseLogAxis(pg.AxisItem):
         return keep
 
 
+def _note_style(note: QGraphicsSimpleTextItem, font_scale: float) -> None:
+    """A plot's note (why it is blank) in the theme's guide colour and the type scale."""
+    note.setBrush(QColor(ink("guide")))
+    font = note.font()
+    font.setPointSizeF(AXIS_LABEL_POINTS * font_scale)
+    note.setFont(font)
+
+
 @functools.lru_cache(maxsize=256)
 def _make_pen(colour: str, style: int, width: int):
     """Pens are immutable here: make each once (pg.mkPen per curve per redraw showed in profiles).
@@ -182,7 +190,7 @@ class _Plot:
         self.empty_note = None
         if spec.extra.get("empty"):
             self.empty_note = QGraphicsSimpleTextItem(spec.extra["empty"], item.vb)
-            self.empty_note.setBrush(QColor(ink("guide")))
+            _note_style(self.empty_note, 1.0)  # TrajectoryPlots restyles it to the current scale
             self.empty_note.setPos(10, 8)
             self.empty_note.setVisible(False)
 
@@ -192,7 +200,7 @@ class _Plot:
         self.readout.setColor(ink("text"))
         self.marker.setPen(pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         if self.empty_note is not None:
-            self.empty_note.setBrush(QColor(ink("guide")))
+            _note_style(self.empty_note, font_scale)
         if self.reference_line is not None:
             self.reference_line.setPen(pg.mkPen(ink("muted"), width=1, style=Qt.DashLine))
         for side in ("left", "bottom"):
@@ -310,7 +318,7 @@ class TrajectoryPlots(QWidget):
                 first = item
                 # the first thing a new user sees is eight empty plots: say what fills them
                 self.waiting_note = QGraphicsSimpleTextItem(WAITING, item.vb)
-                self.waiting_note.setBrush(QColor(ink("guide")))
+                _note_style(self.waiting_note, self.font_scale)
                 self.waiting_note.setPos(10, 8)
             else:
                 item.setXLink(first)
@@ -323,7 +331,7 @@ class TrajectoryPlots(QWidget):
         for plot in self.plots.values():
             plot.restyle(font_scale)
         if self.waiting_note is not None:
-            self.waiting_note.setBrush(QColor(ink("guide")))
+            _note_style(self.waiting_note, font_scale)
 
     def _show_waiting(self) -> None:
         """The note in the first plot, shown while no source has a record."""
