@@ -62,7 +62,11 @@ def test_two_runs_compare_with_a_legend_list_and_table(window, run_files, qtbot)
     assert len(window.plots.sources) >= 2
     table = window.compare_table.as_text().splitlines()
     assert table[0].split("\t")[-2:] == ["relu", "linear"]
-    assert any(line.startswith("γ\t") for line in table)
+    copied = next(line for line in table if line.startswith("γ\t")).split("\t")[-1]
+    cell = window.compare_table.table.item(3, window.compare_table.table.columnCount() - 1)  # γ of "linear"
+    assert len(copied.lstrip("-0.")) <= 6 and len(cell.text().lstrip("-0.")) <= 4  # 6 digits copied, 4 shown
+    assert float(cell.text()) == pytest.approx(float(copied), rel=1e-3)
+    assert float(cell.toolTip()) == pytest.approx(float(copied), rel=1e-6)
     # hide one, rename the other: the plots follow
     window.runs._set_visible(len(window.runs.entries) - 1, False)
     assert [label for _s, label, _c in window.plots.sources][-1] == "relu"

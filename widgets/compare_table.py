@@ -1,10 +1,12 @@
-"""Final metrics of every run side by side; Copy puts them on the clipboard as tab-separated
-text (pastes into a spreadsheet or a paper's table)."""
+"""Final metrics of every run side by side, to 4 digits (a cell's tooltip has all of them); Copy
+puts them on the clipboard to 6 digits as tab-separated text (pastes into a spreadsheet or a
+paper's table)."""
 
 from __future__ import annotations
 
 import math
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
@@ -12,18 +14,22 @@ from core.metrics import DEFINITIONS
 
 ROWS = [("step", "steps"), ("log_loss", "log L"), ("accuracy", "accuracy"), ("normalized_margin", "γ"),
         ("smoothed_margin", "γ̃"), ("param_norm", "‖θ‖"), ("alignment_gap", "1 − cos(θ, −∇L)"),
-        ("angle_to_reference", "angle to max-margin (rad)"), ("support_vectors", "support vectors"),
+        ("angle_to_reference", "angle to max-margin"), ("support_vectors", "support vectors"),
         ("wall_time", "training time (s)")]
 
 
-def _text(value) -> str:
+def _text(value, digits: int = 6) -> str:
     try:
         value = float(value)
     except (TypeError, ValueError):
         return "-"
     if math.isnan(value):
         return "-"
-    return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
+    return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:.{digits}g}"
+
+
+SHOWN_DIGITS = 4  # on screen: narrow enough for three runs beside each other in the dock
+COPIED = Qt.UserRole  # each cell keeps the 6-digit text that Copy puts on the clipboard
 
 
 class CompareTable(QWidget):
@@ -50,14 +56,18 @@ class CompareTable(QWidget):
         self.table.setHorizontalHeaderLabels([name for name, _session in runs])
         for col, (_name, session) in enumerate(runs):
             for row, (metric, _label) in enumerate(ROWS):
-                self.table.setItem(row, col, QTableWidgetItem(_text(session.last(metric))))
+                value = session.last(metric)
+                item = QTableWidgetItem(_text(value, SHOWN_DIGITS))
+                item.setData(COPIED, _text(value))
+                item.setToolTip(_text(value, 17))  # every digit the run file holds
+                self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
 
     def as_text(self) -> str:
         header = ["metric"] + [self.table.horizontalHeaderItem(c).text() for c in range(self.table.columnCount())]
         lines = ["\t".join(header)]
         for row, (_name, label) in enumerate(ROWS):
-            cells = [self.table.item(row, c).text() if self.table.item(row, c) else "" for c in
+            cells = [self.table.item(row, c).data(COPIED) if self.table.item(row, c) else "" for c in
                      range(self.table.columnCount())]
             lines.append("\t".join([label] + cells))
         return "\n".join(lines)
