@@ -64,3 +64,43 @@ def open_when_it_has_records(path, timeout: float = 60.0):
             pass
         time.sleep(0.1)
     return None
+
+
+def shown(qtbot, widget, width: int, height: int):
+    """``widget`` on screen at this size, with pyqtgraph configured as the window does it, and
+    closed by qtbot after the test."""
+    from app.main_window import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    qtbot.addWidget(widget)
+    widget.resize(width, height)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def mouse(view, kind, pos, button, buttons, modifiers=None) -> None:
+    """One mouse event at widget pixel ``pos`` of a QGraphicsView (a pyqtgraph plot), sent to its
+    viewport as a real mouse would (QTest's mouseMove carries no buttons in Qt 6, and pyqtgraph
+    drags on buttons)."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    viewport = view.viewport()
+    event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons,
+                        Qt.NoModifier if modifiers is None else modifiers)
+    QApplication.sendEvent(viewport, event)
+
+
+def drag(view, start, end, steps: int = 8) -> None:
+    """A left-button drag from widget pixel ``start`` to ``end``: press, moves with the button
+    held, release."""
+    from PySide6.QtCore import QEvent, Qt
+    from PySide6.QtWidgets import QApplication
+
+    mouse(view, QEvent.MouseButtonPress, start, Qt.LeftButton, Qt.LeftButton)
+    for i in range(1, steps + 1):
+        mouse(view, QEvent.MouseMove, start + (end - start) * (i / steps), Qt.NoButton, Qt.LeftButton)
+    mouse(view, QEvent.MouseButtonRelease, end, Qt.LeftButton, Qt.NoButton)
+    QApplication.processEvents()

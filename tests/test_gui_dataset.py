@@ -3,22 +3,17 @@
 import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
 from core import datasets
+from tests.helpers import drag as drag_pixels
+from tests.helpers import mouse, shown
 from widgets.dataset_editor import DatasetEditor
 
 
 @pytest.fixture
 def editor(qtbot):
-    from app.main_window import configure_pyqtgraph
-
-    configure_pyqtgraph()
-    w = DatasetEditor()
-    qtbot.addWidget(w)
-    w.resize(500, 700)
-    w.show()
+    w = shown(qtbot, DatasetEditor(), 500, 700)
     w.model.reset(datasets.Dataset([[0.0, 0.0], [1.0, 1.0]], [1, -1]))
     w.canvas.setRange(xRange=(-2, 2), yRange=(-2, 2), padding=0)
     qtbot.waitExposed(w)
@@ -31,27 +26,15 @@ def _pixel(canvas, x, y) -> QPoint:
     return canvas.mapFromScene(scene)
 
 
-def _send(canvas, kind, pos, button, buttons, modifiers=Qt.NoModifier):
-    viewport = canvas.viewport()
-    event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons, modifiers)
-    QApplication.sendEvent(viewport, event)
-
-
 def click(canvas, x, y, button=Qt.LeftButton, modifiers=Qt.NoModifier):
     pos = _pixel(canvas, x, y)
-    _send(canvas, QEvent.MouseButtonPress, pos, button, button, modifiers)
-    _send(canvas, QEvent.MouseButtonRelease, pos, button, Qt.NoButton, modifiers)
+    mouse(canvas, QEvent.MouseButtonPress, pos, button, button, modifiers)
+    mouse(canvas, QEvent.MouseButtonRelease, pos, button, Qt.NoButton, modifiers)
     QApplication.processEvents()
 
 
 def drag(canvas, start, end, steps=8):
-    a, b = _pixel(canvas, *start), _pixel(canvas, *end)
-    _send(canvas, QEvent.MouseButtonPress, a, Qt.LeftButton, Qt.LeftButton)
-    for i in range(1, steps + 1):
-        p = a + (b - a) * (i / steps)
-        _send(canvas, QEvent.MouseMove, p, Qt.NoButton, Qt.LeftButton)
-    _send(canvas, QEvent.MouseButtonRelease, b, Qt.LeftButton, Qt.NoButton)
-    QApplication.processEvents()
+    drag_pixels(canvas, _pixel(canvas, *start), _pixel(canvas, *end), steps)
 
 
 def test_clicks_add_points_of_each_class_and_undo_restores(editor):

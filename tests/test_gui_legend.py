@@ -4,10 +4,9 @@ tick labels that keep apart on a short axis in large type."""
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QMouseEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QPoint, QPointF
 
+from tests.helpers import drag, shown
 from widgets.legend import GRID, PLACES, better, cells_under, occupied_cells
 
 COLUMNS, ROWS = GRID
@@ -52,16 +51,9 @@ def test_the_legend_moves_only_to_a_clearly_emptier_place():
 
 @pytest.fixture
 def plots(qtbot):
-    from app.main_window import configure_pyqtgraph
     from widgets.trajectory_plots import TrajectoryPlots
 
-    configure_pyqtgraph()
-    widget = TrajectoryPlots()
-    qtbot.addWidget(widget)
-    widget.resize(900, 900)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
+    return shown(qtbot, TrajectoryPlots(), 900, 900)
 
 
 def _session(margin, log_loss):
@@ -102,22 +94,6 @@ def test_legends_leave_the_climbing_margin_alone_and_stay_top_right_above_a_fall
     assert loss_plot.legend.where == 0 and _covered_points(loss_plot) == 0  # log L falls away from the top right
 
 
-def _drag(widget, start: QPoint, end: QPoint) -> None:
-    """A left-button drag as the mouse makes it: press, moves with the button held, release.
-    (QTest's mouseMove carries no buttons in Qt 6, and pyqtgraph drags on buttons.)"""
-    viewport = widget.viewport()
-
-    def send(kind, pos, button, buttons):
-        event = QMouseEvent(kind, QPointF(pos), QPointF(viewport.mapToGlobal(pos)), button, buttons,
-                            Qt.NoModifier)
-        QApplication.sendEvent(viewport, event)
-
-    send(QEvent.MouseButtonPress, start, Qt.LeftButton, Qt.LeftButton)
-    for t in np.linspace(0.1, 1.0, 8):
-        send(QEvent.MouseMove, start + (end - start) * float(t), Qt.NoButton, Qt.LeftButton)
-    send(QEvent.MouseButtonRelease, end, Qt.LeftButton, Qt.NoButton)
-
-
 def test_a_legend_dragged_by_the_user_stays_where_they_put_it(plots, qtbot):
     steps = np.arange(3000)
     plots.set_sources([(_session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5), "run")])
@@ -126,7 +102,7 @@ def test_a_legend_dragged_by_the_user_stays_where_they_put_it(plots, qtbot):
     view = plots.view
     centre = view.mapFromScene(legend.sceneBoundingRect().center())
     before = legend.pos()
-    _drag(view, centre, centre + QPoint(-120, 40))
+    drag(view, centre, centre + QPoint(-120, 40))
     assert legend.pinned
     moved = legend.pos()
     assert (moved - before).manhattanLength() > 50
