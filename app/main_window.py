@@ -211,9 +211,11 @@ class MainWindow(QMainWindow):
         edit_menu = bar.addMenu("&Edit")
         # each editor keeps its own history; Undo acts on the one whose tab is in front
         self.undo_group = QUndoGroup(self)
-        for key, stack in (("dataset", self.dataset_editor.model.undo_stack), ("architecture", self.builder.undo_stack)):
+        stacks = {"dataset": self.dataset_editor.model.undo_stack, "architecture": self.builder.undo_stack}
+        for key, stack in stacks.items():
             self.undo_group.addStack(stack)
-            self._docks[key].visibilityChanged.connect(lambda shown, s=stack: shown and self.undo_group.setActiveStack(s))
+            self._docks[key].visibilityChanged.connect(
+                lambda shown, s=stack: shown and self.undo_group.setActiveStack(s))
         self.undo_group.setActiveStack(self.dataset_editor.model.undo_stack)
         undo = self.undo_group.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence("Ctrl+Z"))

@@ -2,9 +2,9 @@
 
 pyqtgraph anchors a legend in one corner for good. Most curves here head for the top right as a
 run goes on (margins climb, the norm grows), which is where a fixed legend sat: it covered the
-newest records, the very thing a user watches. This legend counts the cells of a coarse grid that
-the drawn lines cross under each place it could take (corners first), and moves to the emptiest one, unless
-the user dragged it somewhere.
+newest records, the very thing a user watches. This legend counts the cells of a coarse grid
+that the drawn lines cross under each place it could take (corners first) and moves to the
+emptiest one, as a column or, where that fits better, a row; unless the user dragged it.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def occupied_cells(curves, view_range) -> np.ndarray:
         u = np.clip((np.asarray(x, dtype=np.float64) - x0) / (x1 - x0) * columns, -1.0, columns + 1.0)
         v = np.clip((y1 - np.asarray(y, dtype=np.float64)) / (y1 - y0) * rows, -1.0, rows + 1.0)
         if len(u) == 1:
-            segments = np.zeros(0, dtype=np.intp)
             u_all, v_all = u, v
         else:
             du, dv = np.diff(u), np.diff(v)
@@ -87,7 +86,7 @@ def better(options, current):
     return current
 
 
-class CornerLegend(pg.LegendItem):
+class AutoLegend(pg.LegendItem):
     """A LegendItem in one of PLACES, moved by ``place``; dragging it with the mouse pins it."""
 
     def __init__(self, **kwargs):

@@ -124,7 +124,8 @@ class RunControls(QWidget):
         training, self._training_form = page([
             ("Loss", self.loss, "loss"), ("Reduction", self.reduction, "reduction"),
             ("Optimizer", self.optimizer, "optimizer"), ("Step size η", self.lr, "lr"),
-            ("Step rule", self.rule, "rule"), ("Batch size", self.batch, "batch"), ("Momentum β", self.momentum, "momentum"),
+            ("Step rule", self.rule, "rule"), ("Batch size", self.batch, "batch"),
+            ("Momentum β", self.momentum, "momentum"),
             ("Steps", self.steps, "steps"), ("Seed", self.seed, "seed")])
         family, _form = page([("Vary", self.family, "family"), ("Runs", self.family_runs, "runs"),
                               ("From", self.family_from, "range"), ("To", self.family_to, "range")])

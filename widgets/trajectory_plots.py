@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
-from .legend import CornerLegend
+from .legend import AutoLegend
 from .palette import color, ink
 
 
@@ -163,9 +163,9 @@ class _Plot:
         item.setTitle(spec.title, size="10pt")
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
-        # the corner the curves leave empty (widgets/legend.py); PlotItem adds named curves to it
-        self.legend = item.legend = CornerLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=-6,
-                                                 brush=pg.mkBrush(*ink("legend")), labelTextColor=ink("text"))
+        # where the curves leave room (widgets/legend.py); PlotItem adds named curves to it
+        self.legend = item.legend = AutoLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=-6,
+                                               brush=pg.mkBrush(*ink("legend")), labelTextColor=ink("text"))
         self.legend.setParentItem(item.vb)
         # follow mode: we set the ranges (sticky, with headroom) until the user zooms or pans;
         # pyqtgraph's autorange moved every frame and made every axis re-layout its text each paint
@@ -177,7 +177,8 @@ class _Plot:
         item.vb.sigXRangeChanged.connect(self._x_range_changed)
         item.autoBtn.clicked.connect(self._follow_again)
         self.legend.setVisible(spec.kind in ("records", "snapshots"))
-        self.marker = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
+        self.marker = pg.InfiniteLine(angle=90, movable=False,
+                                      pen=pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         self.marker.setVisible(False)
         item.addItem(self.marker, ignoreBounds=True)
         self.cross = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#bbb", width=1))
