@@ -742,7 +742,7 @@ class TrajectoryPlots(QWidget):
                 parts.append(f"{label.split(' = ')[0]} {values[i]:.5g}")
             else:
                 parts.append(f"min {np.nanmin(values[i]):.4g} max {np.nanmax(values[i]):.4g}")
-        return "  ".join(parts)
+        return "  ".join(parts) if len(parts) > 1 else ""  # a step alone: the plot has nothing there
 
     def leaveEvent(self, event):  # noqa: N802 (Qt's name)
         for plot in self.plots.values():

@@ -1,6 +1,6 @@
-"""Plot legends move off the curves (widgets/legend.py): the grid of cells a curve's lines cross,
-the place with the fewest, and the plots' legends on screen, driven with a real mouse drag; and
-tick labels that keep apart on a short axis in large type."""
+"""The trajectory plots on screen: legends that move off the curves (widgets/legend.py: the grid
+of cells a curve's lines cross, the place with the fewest, a legend dragged with a real mouse),
+tick labels that keep apart on a short axis in large type, and the hover readout."""
 
 import numpy as np
 import pytest
@@ -134,3 +134,29 @@ def test_a_short_axis_with_large_type_spaces_its_labels_apart(qtbot):
     wide = SparseLogAxis("bottom")
     wide.setStyle(tickFont=big)
     assert wide.tickSpacing(0, 8000, 300) == pg.AxisItem("bottom").tickSpacing(0, 8000, 300)
+
+
+def test_hovering_reads_each_plots_values_at_the_nearest_record(plots, qtbot):
+    from PySide6.QtCore import QEvent, Qt
+
+    from tests.helpers import mouse
+
+    steps = np.arange(3000)
+    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    plots.set_sources([(session, "run")])
+    plots.refresh(force=True)
+    hovered = []
+    plots.hoveredStep.connect(hovered.append)
+    margin = plots.plots["margin"]
+    at = plots.view.mapFromScene(margin.item.vb.mapViewToScene(QPointF(1500.2, 0.1)))
+    mouse(plots.view, QEvent.MouseMove, at, Qt.NoButton, Qt.NoButton)
+    qtbot.waitUntil(lambda: bool(hovered))  # the mouse proxy is rate-limited
+    step = int(round(hovered[-1]))
+    assert abs(step - 1500) < 90  # a few pixels of a 3,000-step axis
+    expected = session.get("normalized_margin")[step]
+    assert margin.readout.toPlainText().startswith(f"step {step}  γ {expected:.5g}")
+    assert margin.cross.isVisible() and plots.plots["loss"].cross.isVisible()
+    assert f"log L {-0.5 * step:.5g}" in plots.plots["loss"].readout.toPlainText()
+    assert plots.plots["ensemble"].readout.toPlainText() == ""  # nothing there but a step: no readout
+    plots.leaveEvent(None)
+    assert margin.readout.toPlainText() == "" and not margin.cross.isVisible()
