@@ -160,3 +160,26 @@ def test_hovering_reads_each_plots_values_at_the_nearest_record(plots, qtbot):
     assert plots.plots["ensemble"].readout.toPlainText() == ""  # nothing there but a step: no readout
     plots.leaveEvent(None)
     assert margin.readout.toPlainText() == "" and not margin.cross.isVisible()
+
+
+def test_hovering_over_several_runs_reads_each_of_them(plots, qtbot):
+    from PySide6.QtCore import QEvent, Qt
+
+    from tests.helpers import mouse
+
+    steps = np.arange(3000)
+    fast = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    slow = _session(0.1 - 0.1 * np.exp(-steps[:2000] / 900.0), -steps[:2000] * 0.1)  # a shorter run
+    plots.set_sources([(fast, "fast"), (slow, "slow")])
+    plots.refresh(force=True)
+    hovered = []
+    plots.hoveredStep.connect(hovered.append)
+    margin = plots.plots["margin"]
+    at = plots.view.mapFromScene(margin.item.vb.mapViewToScene(QPointF(2500.0, 0.1)))
+    mouse(plots.view, QEvent.MouseMove, at, Qt.NoButton, Qt.NoButton)
+    qtbot.waitUntil(lambda: bool(hovered))
+    step = int(round(hovered[-1]))
+    lines = margin.readout.toPlainText().splitlines()
+    assert lines[0] == f"fast, step {step}:  γ {fast.get('normalized_margin')[step]:.5g}  γ̃ {fast.get('smoothed_margin')[step]:.5g}"
+    # the shorter run: its record nearest the line, its last
+    assert lines[1].startswith(f"slow, step 1999:  γ {slow.get('normalized_margin')[1999]:.5g}")

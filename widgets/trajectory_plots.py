@@ -184,7 +184,7 @@ class _Plot:
         self.cross = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#bbb", width=1))
         self.cross.setVisible(False)
         item.addItem(self.cross, ignoreBounds=True)
-        self.readout = pg.TextItem("", color=ink("text"), anchor=(0, 0))
+        self.readout = pg.TextItem("", color=ink("text"), anchor=(0, 0), fill=pg.mkBrush(*ink("legend")))
         self.readout.setZValue(50)
         item.addItem(self.readout, ignoreBounds=True)
         # in the view box's own pixels: neither the data's range nor the layout move it
@@ -199,6 +199,7 @@ class _Plot:
         """Take the theme's colours (widgets/palette.py ink) and ``font_scale`` times the type size."""
         self.legend.restyle(pg.mkBrush(*ink("legend")), ink("text"), f"{LEGEND_POINTS * font_scale:.0f}pt")
         self.readout.setColor(ink("text"))
+        self.readout.fill = pg.mkBrush(*ink("legend"))  # TextItem has no setter; it paints from this
         self.marker.setPen(pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         if self.empty_note is not None:
             _note_style(self.empty_note, font_scale)
@@ -695,22 +696,21 @@ class TrajectoryPlots(QWidget):
                 return
 
     def show_crosshair(self, x_value: float) -> None:
-        """A vertical line at ``x_value`` (in x-axis units) and each plot's values there."""
-        index = self._nearest_record(x_value)
-        if index is not None:
-            self.hoveredStep.emit(float(self.sources[0][0].get("step")[index]))
+        """A vertical line at ``x_value`` (in x-axis units) and each plot's values there: of each
+        run shown, at its record nearest the line."""
+        nearest = [self._nearest_record(source, x_value) for source, _label, _colour in self.sources]
+        if nearest and nearest[0] is not None:
+            self.hoveredStep.emit(float(self.sources[0][0].get("step")[nearest[0]]))
         for plot in self.plots.values():
             plot.cross.setValue(np.log10(max(x_value, 1e-12)) if self.log_x else x_value)
             plot.cross.setVisible(True)
-            plot.readout.setText(self._readout(plot, index))
+            plot.readout.setText(self._readout(plot, nearest))
             vb = plot.item.vb
             (x0, _x1), (_y0, y1) = vb.viewRange()
             plot.readout.setPos(x0, y1)
 
-    def _nearest_record(self, x_value: float) -> int | None:
-        if not self.sources:
-            return None
-        x, ordered = self._x_of(self.sources[0][0])
+    def _nearest_record(self, source, x_value: float) -> int | None:
+        x, ordered = self._x_of(source)
         if x is None or not len(x):
             return None
         if ordered:
@@ -720,20 +720,28 @@ class TrajectoryPlots(QWidget):
             return i
         return int(np.nanargmin(np.abs(x - x_value)))
 
-    def _readout(self, plot: _Plot, i: int | None) -> str:
-        if not self.sources or i is None:
-            return ""
-        source = self.sources[0][0]
+    def _readout(self, plot: _Plot, nearest: list) -> str:
+        """One run: "step N  name value ...". Several: a line per run with its label and step.
+        Nothing where a plot has no value at that step."""
+        lines = []
+        for (source, label, _colour), i in zip(self.sources, nearest):
+            found = None if i is None else self._values(plot, source, i)
+            if found is not None:
+                step, text = found
+                lines.append(f"step {step}  {text}" if len(self.sources) == 1 else f"{label}, step {step}:  {text}")
+        return "\n".join(lines)
+
+    def _values(self, plot: _Plot, source, i: int):
+        """(step, "name value  name value") of ``source``'s record ``i`` in ``plot``, or None."""
         spec = plot.spec
         steps = source.get("step")
         if spec.kind == "snapshots":
             snaps = source.snapshot_steps.view()
             if not len(snaps):
-                return ""
+                return None
             j = int(np.clip(np.searchsorted(snaps, steps[i]), 0, len(snaps) - 1))
-            parts = [f"step {snaps[j]}"] + [f"{lbl} {source.snapshot_metrics[n].view()[j]:.4g}" for n, lbl in spec.curves]
-            return "  ".join(parts)
-        parts = [f"step {steps[i]}"]
+            return snaps[j], "  ".join(f"{lbl} {source.snapshot_metrics[n].view()[j]:.4g}" for n, lbl in spec.curves)
+        parts = []
         for name, label in spec.curves:
             values = source.get(name)
             if values is None:
@@ -742,7 +750,7 @@ class TrajectoryPlots(QWidget):
                 parts.append(f"{label.split(' = ')[0]} {values[i]:.5g}")
             else:
                 parts.append(f"min {np.nanmin(values[i]):.4g} max {np.nanmax(values[i]):.4g}")
-        return "  ".join(parts) if len(parts) > 1 else ""  # a step alone: the plot has nothing there
+        return (steps[i], "  ".join(parts)) if parts else None  # no value: nothing to read there
 
     def leaveEvent(self, event):  # noqa: N802 (Qt's name)
         for plot in self.plots.values():
