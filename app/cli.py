@@ -14,6 +14,8 @@ import signal
 import sys
 import time
 
+from .durations import time_left
+
 BAD_INPUT = 2
 
 
@@ -47,29 +49,42 @@ class GracefulInterrupt:
 
 
 class Progress:
-    """One status line: step, steps/s, normalized margin, log L. Rewritten in place on a
-    terminal; a line every few seconds otherwise (logs, CI)."""
+    """One status line: step, steps/s, the time left, normalized margin, log L. Rewritten in
+    place on a terminal; a line every few seconds otherwise (logs, CI)."""
 
-    def __init__(self, total: int, stream=None, members: int = 1):
+    def __init__(self, total: int, stream=None, members: int = 1, start: int = 0):
         self.total, self.members = total, members
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.start = time.perf_counter()
+        self.start_step = start  # a continued run's first step
+        # the rate and the time left count from the first chunk on: before it, imports and the
+        # first chunk's set-up made a run's first line say "3 steps/s, 2 h left"
+        self.base = None
         self.last_print = 0.0
 
     def update(self, trainer, chunk, force=False):
         now = time.perf_counter()
+        if self.base is None:
+            self.base = (now, trainer.step)
         if not force and now - self.last_print < (0.2 if self.tty else 5.0):
             return
-        elapsed = now - self.start
-        rate = trainer.step * self.members / elapsed if elapsed > 0 else 0.0
+        if trainer.step > self.base[1]:
+            since, base_step = self.base
+        elif force:  # a run of one chunk: its own average is all there is
+            since, base_step = self.start, self.start_step
+        else:  # the first chunk: no rate to tell yet
+            since, base_step = now, trainer.step
+        elapsed = now - since
+        rate = f"{(trainer.step - base_step) * self.members / elapsed:,.0f} steps/s" if elapsed > 0 else "starting"
+        left = time_left(self.total, trainer.step, base_step, elapsed)
         rec = chunk.records
         gamma = rec["normalized_margin"][-1] if chunk.n_records else float("nan")
         log_l = rec["log_loss"][-1] if chunk.n_records else float("nan")
         total = f"/{self.total}" if self.total else ""
         who = f"{self.members} runs, " if self.members > 1 else ""
-        line = (f"step {trainer.step}{total}  {who}{rate:,.0f} steps/s  normalized margin {_format_number(float(gamma))}"
-                f"  log L {_format_number(float(log_l))}")
+        line = (f"step {trainer.step}{total}  {who}{rate}" + (f"  {left} left" if left else "")
+                + f"  normalized margin {_format_number(float(gamma))}  log L {_format_number(float(log_l))}")
         if self.tty:
             self.stream.write("\r" + line.ljust(100))
         else:
@@ -117,7 +132,8 @@ def _train_to_file(config, out, **run_options):
     """run_to_file with the progress line and a graceful Ctrl+C: `run` and `continue` share it."""
     from core.runner import run_to_file
 
-    progress = Progress(config.run.steps)
+    trainer = run_options.get("trainer")
+    progress = Progress(config.run.steps, start=trainer.step if trainer is not None else 0)
     last = {}
 
     def on_chunk(trainer, chunk):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
+from .durations import time_left
+
 FIELDS = [("status", "Run state"), ("step", "Steps taken (of the run's steps, when it has a number)"),
           ("rate", "Training steps per second (a family: all its runs' steps together)"),
           ("elapsed", "Training time, and while a run with a number of steps goes on, about how long it has left"),
@@ -19,18 +21,6 @@ def _format(value, digits=5) -> str:
     except (TypeError, ValueError):
         return "-"
     return "-" if value != value else f"{value:.{digits}g}"
-
-
-def duration(seconds: float) -> str:
-    """A time left, as precise as an estimate deserves: 8 s, 40 s, 3 min, 1 h 20 min."""
-    if seconds < 1:
-        return "< 1 s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 class RunStatus:
@@ -72,10 +62,8 @@ class RunStatus:
         fields["step"].setText(f"step {session.step:,} of {total:,}" if total else f"step {session.step:,}")
         runs = len(getattr(session, "members", ())) or 1  # a family: steps of all its runs together
         fields["rate"].setText(f"{taken * runs / elapsed:,.0f} steps/s" if elapsed > 0 and taken > 0 else "-")
-        left = ""
-        if total > session.step and status == "running" and elapsed > 0 and taken > 0:
-            left = f", {duration((total - session.step) * elapsed / taken)} left"
-        fields["elapsed"].setText(f"{elapsed:.1f} s{left}")
+        left = time_left(total, session.step, start, elapsed) if status == "running" else None
+        fields["elapsed"].setText(f"{elapsed:.1f} s" + (f", {left} left" if left else ""))
         going = bool(total) and status in GOING and total > start
         self.progress.setVisible(going)
         if going:

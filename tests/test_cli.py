@@ -73,3 +73,22 @@ def test_run_family_writes_one_file_per_member(tmp_path):
     assert bad.returncode == 2 and "--family: expected seed=..., lr=... or init_scale=..." in bad.stderr
     bad = _main("run", "relu2-blobs", "--family", "lr=a,b", "--out", str(out))
     assert bad.returncode == 2 and "cannot read the values" in bad.stderr
+
+
+def test_the_progress_line_counts_a_continued_runs_own_steps_and_says_the_time_left():
+    import io
+    import time
+    from types import SimpleNamespace
+
+    from app.cli import Progress
+
+    stream = io.StringIO()
+    progress = Progress(10000, stream=stream, start=4000)  # continued from step 4,000 to 10,000
+    progress.start = time.perf_counter() - 2.0  # 2 s of training so far
+    chunk = SimpleNamespace(n_records=1, records={"normalized_margin": [0.25], "log_loss": [-12.5]})
+    progress.update(SimpleNamespace(step=6000), chunk, force=True)
+    line = stream.getvalue()
+    rate = float(line.split("  ")[1].split()[0].replace(",", ""))
+    assert 980 < rate < 1001  # 2,000 steps in 2 s, not 6,000
+    assert "  4 s left" in line and line.startswith("step 6000/10000")
+    assert "normalized margin 0.25" in line and "log L -12.5" in line

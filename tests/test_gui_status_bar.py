@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QStatusBar
 
-from app.status_bar import RunStatus, duration
+from app.durations import duration
+from app.status_bar import RunStatus
 
 
 @pytest.mark.parametrize("seconds, text", [(0.2, "< 1 s"), (8.4, "8 s"), (59.4, "59 s"), (185, "3 min"),
