@@ -190,6 +190,7 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.run_status = RunStatus(self.statusBar())
         self.status_fields = self.run_status.fields
+        self.run_status.show(self._status, None)  # "idle" from the start, not a row of dashes
 
     def _action(self, menu, text, slot, shortcut=None, tip="", checkable=False):
         action = QAction(text, self)

@@ -25,6 +25,7 @@ def test_demo_is_loaded_and_ready(window):
     assert window.builder.badge.property("verdict") == "exact"
     assert window.controls.run_button.isEnabled() and window.problem() is None
     assert window.plots.waiting_note.isVisible() and "press Run" in window.plots.waiting_note.text()
+    assert window.status_fields["status"].text() == "idle"
 
 
 def test_a_run_from_the_gui_delivers_metrics_to_the_plots(window, qtbot):
