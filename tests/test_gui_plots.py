@@ -183,3 +183,14 @@ def test_hovering_over_several_runs_reads_each_of_them(plots, qtbot):
     assert lines[0] == f"fast, step {step}:  γ {fast.get('normalized_margin')[step]:.5g}  γ̃ {fast.get('smoothed_margin')[step]:.5g}"
     # the shorter run: its record nearest the line, its last
     assert lines[1].startswith(f"slow, step 1999:  γ {slow.get('normalized_margin')[1999]:.5g}")
+
+
+def test_a_bands_fill_is_occupied_not_only_its_edges():
+    x = np.linspace(0.0, 1.0, 50)
+    grid = occupied_cells([], ((0, 1), (0, 1)), bands=[(x, np.full(50, 0.2), np.full(50, 0.8))])
+    filled = grid[int(0.3 * ROWS): int(0.7 * ROWS)]
+    assert filled.all()  # between the quartiles, across the whole width
+    assert not grid[: int(0.15 * ROWS)].any() and not grid[int(0.85 * ROWS):].any()
+    # a legend over the band covers it; one above it does not
+    counts = cells_under(grid, (0.3, 0.1))
+    assert counts[PLACES.index((1, 0.5))] > 0 and counts[PLACES.index((1, 0))] == 0

@@ -24,13 +24,32 @@ MARGIN_PX = 5  # between the legend and the view box's edge
 GRID = (64, 32)  # cells across and down the view box: the unit the legend's cover is counted in
 
 
-def occupied_cells(curves, view_range) -> np.ndarray:
+def occupied_cells(curves, view_range, bands=()) -> np.ndarray:
     """A (rows, columns) = GRID[::-1] boolean grid over the view box, top row first: the cells the
-    lines of ``curves`` ((x, y) arrays in view units, NaN breaking a line) pass through. Lines,
+    lines of ``curves`` ((x, y) arrays in view units, NaN breaking a line) pass through, and the
+    cells between the edges of ``bands`` ((x, low, high) arrays: a family's quartiles). Lines,
     not points: a KKT curve has a point per snapshot, a few dozen, joined by long segments."""
     (x0, x1), (y0, y1) = view_range
     columns, rows = GRID
     grid = np.zeros((rows, columns), dtype=bool)
+    centres = x0 + (np.arange(columns) + 0.5) / columns * (x1 - x0)  # each column's middle, view units
+    for x, low, high in bands:
+        x, low, high = (np.asarray(a, dtype=np.float64) for a in (x, low, high))
+        drawn = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
+        if np.count_nonzero(drawn) < 2:
+            continue
+        # the band's edges at every column's middle (x is sorted: steps), NaN beyond its ends
+        lo = np.interp(centres, x[drawn], np.fmin(low, high)[drawn], left=np.nan, right=np.nan)
+        hi = np.interp(centres, x[drawn], np.fmax(low, high)[drawn], left=np.nan, right=np.nan)
+        top, bottom = (y1 - hi) / (y1 - y0) * rows, (y1 - lo) / (y1 - y0) * rows
+        with np.errstate(invalid="ignore"):
+            keep = (bottom >= 0) & (top <= rows)  # NaN (beyond the band) compares False
+        cols = np.flatnonzero(keep)
+        first = np.clip(top[keep], 0, rows - 1).astype(np.intp)
+        last = np.clip(bottom[keep], 0, rows - 1).astype(np.intp)
+        spans = last - first + 1
+        rows_of = np.repeat(first, spans) + np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
+        grid[rows_of, np.repeat(cols, spans)] = True
     for x, y in curves:
         if x is None or y is None or not len(x):
             continue
@@ -109,10 +128,11 @@ class AutoLegend(pg.LegendItem):
         if ev.isAccepted():
             self.pinned = True
 
-    def place(self, curves, view_range, view_size) -> None:
+    def place(self, curves, view_range, view_size, bands=()) -> None:
         """Move to the place, and take the number of columns (a short wide plot has room for a
         legend in a row, not in a column), where the legend covers fewest cells of ``curves``
-        (view units); ``view_size``: the view box's (width, height) in pixels."""
+        and ``bands`` (view units, as occupied_cells takes them); ``view_size``: the view box's
+        (width, height) in pixels."""
         width, height = view_size
         count = len(self.items)
         if self.pinned or not self.isVisible() or not count or width <= 0 or height <= 0:
@@ -123,7 +143,7 @@ class AutoLegend(pg.LegendItem):
         rect = self.boundingRect()
         # one entry's size, from the legend as it is laid out now
         entry = (rect.width() / min(self.columnCount, count), rect.height() / math.ceil(count / self.columnCount))
-        grid = occupied_cells(curves, view_range)
+        grid = occupied_cells(curves, view_range, bands)
         options = []
         for columns in range(1, min(MAX_COLUMNS, count) + 1):
             size = (columns * entry[0] + MARGIN_PX, math.ceil(count / columns) * entry[1] + MARGIN_PX)

@@ -246,7 +246,14 @@ class _Plot:
         """Move the legend off the drawn curves (widgets/legend.py), once the ranges are set."""
         vb = self.item.vb
         curves = [c.getData() for c in self.curves.values() if c.isVisible()]
-        self.legend.place(curves, vb.viewRange(), (vb.width(), vb.height()))
+        bands = []
+        for key in self.bands:  # a band's fill counts, not only its two edges
+            low, high = self.curves.get(key + ("low",)), self.curves.get(key + ("high",))
+            if low is not None and high is not None and low.isVisible():
+                (x, lo), hi = low.getData(), high.getData()[1]
+                if x is not None and hi is not None and len(x) == len(hi):
+                    bands.append((x, lo, hi))
+        self.legend.place(curves, vb.viewRange(), (vb.width(), vb.height()), bands)
 
     def curve(self, key, pen, name=None):
         c = self.curves.get(key)
