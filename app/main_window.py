@@ -30,6 +30,7 @@ from widgets.trajectory_plots import PLOTS, X_AXES, TrajectoryPlots
 
 from .controller import TrainingController
 from .family_session import FamilySession
+from . import help_menu
 from .file_actions import FileActions
 from .run_manager import RunManager
 from .session import RunSession
@@ -276,6 +277,8 @@ class MainWindow(QMainWindow):
             except MarginExplorerError:
                 continue
             self._action(preset_menu, title, lambda _=False, n=name: self.load_preset(n), tip=name)
+
+        self.help_actions = help_menu.build(self, bar.addMenu("&Help"))
 
     # ================================================================== inputs and config
     def current_config(self) -> RunConfig:

@@ -248,3 +248,27 @@ def test_the_ensemble_plot_says_why_it_stays_blank(window, qtbot):
     assert not note.isVisible()
     x, _y = window.plots.plots["ensemble"].curves[(0, 0)].getData()
     assert len(x) > 100
+
+
+def test_help_lists_the_real_shortcuts_the_definitions_and_the_versions(window, qtbot):
+    from importlib import metadata
+
+    from core.metrics import DEFINITIONS
+
+    qtbot.keyClick(window, Qt.Key_F1)
+    keys = window.help_dialogs["keys"]
+    assert keys.isVisible()
+    text = keys.browser.toPlainText()
+    # read from the actions themselves: what the keys do is what the page says
+    lines = text.splitlines()  # a table's cells, one a line: menu, action, keys
+    for action, key in [("Run / Pause", "Space"), ("Undo", "Ctrl+Z"), ("Presentation mode", "F5"),
+                        ("Keyboard and mouse", "F1")]:
+        assert key in lines[lines.index(action) + 1], (action, key)
+    assert "Ctrl+click" in text and "drag a legend" in text
+    window.help_actions["quantities"].trigger()
+    assert DEFINITIONS["normalized_margin"] in window.help_dialogs["quantities"].browser.toPlainText()
+    window.help_actions["about"].trigger()
+    about = window.help_dialogs["about"].browser.toPlainText()
+    assert f"Margin Explorer {metadata.version('margin-explorer')}" in about and "Lyu and Li 2020" in about
+    for dialog in window.help_dialogs.values():
+        dialog.close()
