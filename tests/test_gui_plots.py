@@ -194,3 +194,15 @@ def test_a_bands_fill_is_occupied_not_only_its_edges():
     # a legend over the band covers it; one above it does not
     counts = cells_under(grid, (0.3, 0.1))
     assert counts[PLACES.index((1, 0.5))] > 0 and counts[PLACES.index((1, 0))] == 0
+
+
+def test_a_curve_inside_the_empty_plots_default_range_still_gets_headroom(plots):
+    steps = np.arange(3000)
+    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    fading = 0.3 * np.exp(-steps / 200.0)  # an ensemble's shallow member fades, the deep one takes over
+    session.append({"ensemble_share": np.column_stack([fading, 1 - fading])})
+    plots.set_sources([(session, "run")])
+    plots.refresh(force=True)
+    (_x0, _x1), (y0, y1) = plots.plots["ensemble"].item.vb.viewRange()
+    # pyqtgraph's empty plot shows [0, 1]: the shares lie inside it, and the one near 1 ran along the clipped edge
+    assert y1 > 1.1 and y0 < -0.1

@@ -35,7 +35,7 @@ class BoundaryView(pg.PlotWidget):
         self.support = pg.ScatterPlotItem(size=16, pxMode=True, pen=pg.mkPen("k", width=1.5), brush=None)
         self.addItem(self.points)
         self.addItem(self.support)
-        self.note = pg.TextItem("", color=ink("muted"), anchor=(0, 0))
+        self.note = pg.TextItem("", color=ink("muted"), anchor=(0.5, 0.5))
         self.addItem(self.note, ignoreBounds=True)
         self.setToolTip("Heatmap: f(x). Black: f(x) = 0, the decision boundary. Dashed: f(x) = +-q_min, the margin "
                         "level sets. Ringed: support vectors, samples with q_i <= q_min (1 + tol).")
@@ -51,7 +51,9 @@ class BoundaryView(pg.PlotWidget):
         if X.shape[1] != 2:
             self.points.setData(pos=np.zeros((0, 2)))
             self.image.clear()
-            self.note.setText(f"d = {X.shape[1]}: no boundary view for data beyond 2-D")
+            self.note.setText(f"d = {X.shape[1]}: no boundary view\nfor data beyond 2-D")
+            self.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)  # nothing to show: the note in the middle
+            self.note.setPos(0, 0)
             return
         self.note.setText("")
         brushes = [pg.mkBrush(POSITIVE if v > 0 else NEGATIVE) for v in y]

@@ -171,12 +171,14 @@ class _Plot:
         # pyqtgraph's autorange moved every frame and made every axis re-layout its text each paint
         self.follow = True
         self.bounds = None  # [xmin, xmax, ymin, ymax] of what was drawn, in view (log10 where log) units
+        self.y_fitted = False  # the y range was set from data at least once
         self.on_zoom = None  # set by TrajectoryPlots: redraw at the new resolution
         item.disableAutoRange()
         item.vb.sigRangeChangedManually.connect(self._manual_range)
         item.vb.sigXRangeChanged.connect(self._x_range_changed)
         item.autoBtn.clicked.connect(self._follow_again)
-        self.legend.setVisible(spec.kind in ("records", "snapshots"))
+        # a legend names each curve; the samples plot has a line per sample (or a band): none there
+        self.legend.setVisible(spec.kind != "samples")
         self.marker = pg.InfiniteLine(angle=90, movable=False,
                                       pen=pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         self.marker.setVisible(False)
@@ -420,7 +422,7 @@ class TrajectoryPlots(QWidget):
             if plot.reference_line is not None:
                 plot.item.removeItem(plot.reference_line)
                 plot.reference_line = None
-            plot.follow, plot.drawn = True, False
+            plot.follow, plot.drawn, plot.y_fitted = True, False, False
         self.refresh(force=True)
 
     # --------------------------------------------------------------- drawing
@@ -506,9 +508,13 @@ class TrajectoryPlots(QWidget):
             # that the linked axes re-layout their text a handful of times per run, not every frame
             ahead = (0.3 if self.log_x else (xmax - xmin)) if self.live else 0.0
             vb.setXRange(xmin, xmax + ahead, padding=0)
-        new_y = sticky_range((y0, y1), ymin, ymax, headroom=0.3)
+        # the first fit ignores the view: pyqtgraph's empty default [0, 1] held data inside it
+        # (ensemble shares), with no headroom, and a share near 1 ran along the clipped top edge
+        view = (y0, y1) if plot.y_fitted else (math.inf, -math.inf)
+        new_y = sticky_range(view, ymin, ymax, headroom=0.3)
         if new_y is not None:
             vb.setYRange(*new_y, padding=0)
+            plot.y_fitted = True
 
     def _first_plot(self):
         return next(iter(self.plots.values()), None)
