@@ -127,6 +127,9 @@ def _tooltip(spec: PlotSpec) -> str:
     for i, (name, label) in enumerate(spec.curves):
         style = f" ({styles[i % 4]} when several runs are shown)" if len(spec.curves) > 1 else ""
         lines.append(f"{label}{style}: {DEFINITIONS.get(name, '')}")
+    if spec.kind == "columns":
+        lines.append("A line per layer (ensemble member), named in the legend; several runs: a colour per run, "
+                     "and solid, dashed, dotted, dash-dot for its layers in order")
     if spec.reference:
         lines.append("dashed: the max-margin separator's normalized margin (linear models)")
     if spec.extra.get("separated_range"):
@@ -563,10 +566,13 @@ class TrajectoryPlots(QWidget):
                 names = ([f"{label_prefix} {k + 1}" for k in range(values.shape[1])] if label_prefix
                          else source.info.get("layer_names", []))
                 for col in range(values.shape[1]):
-                    pen = self._pen(color(colour_index if multi else col))
+                    # several runs: a colour per run and a line style per layer (member), named once
+                    # per run in the legend, as the records plots do with their curves
+                    pen = self._pen(color(colour_index if multi else col), col if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
                     name = names[col] if col < len(names) else f"layer {col}"
-                    self._set(plot, plot.curve((s_index, col), pen, name), x, y)
+                    legend = (label if col == 0 else None) if multi else name
+                    self._set(plot, plot.curve((s_index, col), pen, legend), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         plot.drawn = True
