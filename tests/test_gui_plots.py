@@ -206,3 +206,25 @@ def test_a_curve_inside_the_empty_plots_default_range_still_gets_headroom(plots)
     (_x0, _x1), (y0, y1) = plots.plots["ensemble"].item.vb.viewRange()
     # pyqtgraph's empty plot shows [0, 1]: the shares lie inside it, and the one near 1 ran along the clipped edge
     assert y1 > 1.1 and y0 < -0.1
+
+
+def test_several_runs_layers_differ_by_line_style_and_the_legend_names_each_run_once(plots):
+    from PySide6.QtCore import Qt
+
+    steps = np.arange(500)
+    sessions = []
+    for scale in (1.0, 2.0):
+        session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+        session.append({"stable_rank": np.column_stack([1 + scale * np.exp(-steps / 50.0), np.ones(500)])})
+        session.info["layer_names"] = ["0.weight", "2.weight"]
+        sessions.append(session)
+    plots.set_sources([(sessions[0], "small"), (sessions[1], "large")])
+    plots.refresh(force=True)
+    rank = plots.plots["stable_rank"]
+    assert [label.text for _sample, label in rank.legend.items] == ["small", "large"]
+    first, second = rank.curves[(0, 0)].opts["pen"], rank.curves[(0, 1)].opts["pen"]
+    assert first.color() == second.color() and (first.style(), second.style()) == (Qt.SolidLine, Qt.DashLine)
+    assert rank.curves[(1, 0)].opts["pen"].color() != first.color()
+    plots.set_sources([(sessions[0], "small")])  # one run: a colour per layer, named by layer
+    plots.refresh(force=True)
+    assert [label.text for _sample, label in rank.legend.items] == ["0.weight", "2.weight"]
