@@ -136,22 +136,27 @@ def test_a_short_axis_with_large_type_spaces_its_labels_apart(qtbot):
     assert wide.tickSpacing(0, 8000, 300) == pg.AxisItem("bottom").tickSpacing(0, 8000, 300)
 
 
-def test_hovering_reads_each_plots_values_at_the_nearest_record(plots, qtbot):
+def _hover(plots, qtbot, step: float) -> int:
+    """Move the mouse over the margin plot at ``step``, as a user would; the step it reads."""
     from PySide6.QtCore import QEvent, Qt
 
     from tests.helpers import mouse
 
-    steps = np.arange(3000)
-    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
-    plots.set_sources([(session, "run")])
     plots.refresh(force=True)
     hovered = []
     plots.hoveredStep.connect(hovered.append)
-    margin = plots.plots["margin"]
-    at = plots.view.mapFromScene(margin.item.vb.mapViewToScene(QPointF(1500.2, 0.1)))
+    at = plots.view.mapFromScene(plots.plots["margin"].item.vb.mapViewToScene(QPointF(step, 0.1)))
     mouse(plots.view, QEvent.MouseMove, at, Qt.NoButton, Qt.NoButton)
     qtbot.waitUntil(lambda: bool(hovered))  # the mouse proxy is rate-limited
-    step = int(round(hovered[-1]))
+    return int(round(hovered[-1]))
+
+
+def test_hovering_reads_each_plots_values_at_the_nearest_record(plots, qtbot):
+    steps = np.arange(3000)
+    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    plots.set_sources([(session, "run")])
+    margin = plots.plots["margin"]
+    step = _hover(plots, qtbot, 1500.2)
     assert abs(step - 1500) < 90  # a few pixels of a 3,000-step axis
     expected = session.get("normalized_margin")[step]
     assert margin.readout.toPlainText().startswith(f"step {step}  γ {expected:.5g}")
@@ -163,23 +168,12 @@ def test_hovering_reads_each_plots_values_at_the_nearest_record(plots, qtbot):
 
 
 def test_hovering_over_several_runs_reads_each_of_them(plots, qtbot):
-    from PySide6.QtCore import QEvent, Qt
-
-    from tests.helpers import mouse
-
     steps = np.arange(3000)
     fast = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
     slow = _session(0.1 - 0.1 * np.exp(-steps[:2000] / 900.0), -steps[:2000] * 0.1)  # a shorter run
     plots.set_sources([(fast, "fast"), (slow, "slow")])
-    plots.refresh(force=True)
-    hovered = []
-    plots.hoveredStep.connect(hovered.append)
-    margin = plots.plots["margin"]
-    at = plots.view.mapFromScene(margin.item.vb.mapViewToScene(QPointF(2500.0, 0.1)))
-    mouse(plots.view, QEvent.MouseMove, at, Qt.NoButton, Qt.NoButton)
-    qtbot.waitUntil(lambda: bool(hovered))
-    step = int(round(hovered[-1]))
-    lines = margin.readout.toPlainText().splitlines()
+    step = _hover(plots, qtbot, 2500.0)
+    lines = plots.plots["margin"].readout.toPlainText().splitlines()
     assert lines[0] == f"fast, step {step}:  γ {fast.get('normalized_margin')[step]:.5g}  γ̃ {fast.get('smoothed_margin')[step]:.5g}"
     # the shorter run: its record nearest the line, its last
     assert lines[1].startswith(f"slow, step 1999:  γ {slow.get('normalized_margin')[1999]:.5g}")
