@@ -111,6 +111,16 @@ def test_a_legend_dragged_by_the_user_stays_where_they_put_it(plots, qtbot):
     plots.set_sources([(_session(climbing, climbing), "run")])
     plots.refresh(force=True)
     assert legend.where == 0 and legend.pos() == moved
+    # a double click lets it go: at once it finds the room the climbing curve leaves
+    from PySide6.QtCore import QEvent, Qt
+
+    from tests.helpers import mouse
+
+    at = view.mapFromScene(legend.sceneBoundingRect().center())
+    for kind in (QEvent.MouseButtonPress, QEvent.MouseButtonRelease, QEvent.MouseButtonDblClick,
+                 QEvent.MouseButtonRelease):
+        mouse(view, kind, at, Qt.LeftButton, Qt.NoButton if kind == QEvent.MouseButtonRelease else Qt.LeftButton)
+    assert not legend.pinned and legend.where != 0 and _covered_points(plots.plots["loss"]) == 0
 
 
 def test_a_short_axis_with_large_type_spaces_its_labels_apart(qtbot):

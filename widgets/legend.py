@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
 
 # where the legend may sit: (x, y) of the point of the legend that is put on the same point of
 # the view box, in fractions of each, y down as on screen. The corners first, then the sides' middle
@@ -106,12 +107,16 @@ def better(options, current):
 
 
 class AutoLegend(pg.LegendItem):
-    """A LegendItem in one of PLACES, moved by ``place``; dragging it with the mouse pins it."""
+    """A LegendItem in one of PLACES, moved by ``place``; dragging it with the mouse pins it, a
+    double click lets it go (``unpinned``: its plot places it again at once)."""
+
+    unpinned = Signal()
 
     def __init__(self, **kwargs):
         super().__init__(offset=(-MARGIN_PX, MARGIN_PX), **kwargs)
         self.where = 0  # index in PLACES
         self.pinned = False  # the user dragged it: it stays where they put it
+        self.setToolTip("Drag the legend to put it somewhere; double-click it to let it find room by itself")
 
     def restyle(self, brush, text_colour, size: str) -> None:
         """New colours and type size (a theme or presentation mode): pyqtgraph's setters store
@@ -127,6 +132,14 @@ class AutoLegend(pg.LegendItem):
         super().mouseDragEvent(ev)
         if ev.isAccepted():
             self.pinned = True
+
+    def mouseDoubleClickEvent(self, event):  # noqa: N802 (Qt's name; pyqtgraph's scene leaves it to Qt)
+        """A double click lets a dragged legend find room by itself again."""
+        if event.button() == Qt.LeftButton:
+            self.pinned = False
+            self.where = -1  # no place yet: the next ``place`` anchors it wherever is best
+            event.accept()
+            self.unpinned.emit()
 
     def place(self, curves, view_range, view_size, bands=()) -> None:
         """Move to the place, and take the number of columns (a short wide plot has room for a

@@ -170,6 +170,7 @@ class _Plot:
         self.legend = item.legend = AutoLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=-6,
                                                brush=pg.mkBrush(*ink("legend")), labelTextColor=ink("text"))
         self.legend.setParentItem(item.vb)
+        self.legend.unpinned.connect(self.place_legend)
         # follow mode: we set the ranges (sticky, with headroom) until the user zooms or pans;
         # pyqtgraph's autorange moved every frame and made every axis re-layout its text each paint
         self.follow = True
