@@ -126,3 +126,25 @@ def test_a_loaded_network_starts_a_new_history(builder, qtbot):
     assert builder.undo_stack.canUndo()
     builder.set_spec({"input_dim": 2, "blocks": PRESETS["Two-layer ReLU"]()})
     assert not builder.undo_stack.canUndo()
+
+
+@pytest.mark.parametrize("preset", ["residual-gelu-moons", "ensemble-shallow-fades"])
+def test_each_dense_layer_shows_the_name_the_stable_rank_plot_gives_it(builder, preset):
+    from core.presets import load_preset
+    from core.trainer import Trainer
+
+    config = load_preset(preset)
+    builder.set_spec(config.architecture.to_dict())
+    shown = [item.text(1) for item in _tree_order(builder) if item.text(1)]
+    assert shown == Trainer(config).layer_names()  # the legend's names, in the tree's order
+    assert all(not item.text(1) for item in _tree_order(builder) if not item.text(0).startswith("Dense"))
+
+
+def _tree_order(builder):
+    """The tree's items top to bottom, as a user reads them."""
+    items, stack = [], [builder.tree.topLevelItem(i) for i in reversed(range(builder.tree.topLevelItemCount()))]
+    while stack:
+        item = stack.pop()
+        items.append(item)
+        stack.extend(item.child(i) for i in reversed(range(item.childCount())))
+    return items

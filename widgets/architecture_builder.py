@@ -13,11 +13,11 @@ import copy
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QLabel, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
+                               QHeaderView, QLabel, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from core import activations
-from core.architecture import ArchitectureSpec, output_width, parameter_count, parse_blocks
+from core.architecture import ArchitectureSpec, output_width, parameter_count, parameter_layout, parse_blocks
 from core.errors import ConfigError
 from core.homogeneity import analyze
 
@@ -96,6 +96,10 @@ class ArchitectureBuilder(QWidget):
 
         self.tree = QTreeWidget()
         self.tree.setHeaderHidden(True)
+        self.tree.setColumnCount(2)  # the block, and a dense layer's weight name (the stable-rank legend's)
+        self.tree.header().setStretchLastSection(False)
+        self.tree.header().setSectionResizeMode(0, QHeaderView.Stretch)
+        self.tree.header().setSectionResizeMode(1, QHeaderView.ResizeToContents)
         self.tree.setObjectName("architecture-tree")
         self.tree.currentItemChanged.connect(self._selection_changed)
 
@@ -390,12 +394,18 @@ class ArchitectureBuilder(QWidget):
         self._updating = True
         self.tree.clear()
 
+        weights = iter(self._weight_names())
+
         def add_items(parent, blocks, prefix):
             for i, block in enumerate(blocks):
                 path = prefix + (i,)
-                item = QTreeWidgetItem([_describe(block)])
+                name = next(weights, "") if block["type"] == "dense" else ""
+                item = QTreeWidgetItem([_describe(block), name])
                 item.setData(0, Qt.UserRole, path)
                 item.setToolTip(0, _describe(block))
+                if name:
+                    item.setForeground(1, self.palette().placeholderText())
+                    item.setToolTip(1, f"{name}: this layer's name in the stable-rank plot and the run file")
                 (parent.addChild(item) if parent is not None else self.tree.addTopLevelItem(item))
                 if block["type"] == "residual":
                     add_items(item, block["blocks"], path + ("blocks",))
@@ -418,6 +428,14 @@ class ArchitectureBuilder(QWidget):
         self._selection_changed(self.tree.currentItem(), None)
         self._update_badge()
         self.specChanged.emit()
+
+    def _weight_names(self) -> list[str]:
+        """Each dense layer's weight name, in the order the tree lists the layers (core's parameter
+        layout walks the blocks the same way); none while the network is invalid."""
+        try:
+            return [name for name, _size, _shape in parameter_layout(self.spec()) if name.endswith(".weight")]
+        except ConfigError:
+            return []
 
     def _all_items(self):
         stack = [self.tree.topLevelItem(i) for i in range(self.tree.topLevelItemCount())]
