@@ -89,6 +89,6 @@ def test_the_progress_line_counts_a_continued_runs_own_steps_and_says_the_time_l
     progress.update(SimpleNamespace(step=6000), chunk, force=True)
     line = stream.getvalue()
     rate = float(line.split("  ")[1].split()[0].replace(",", ""))
-    assert 980 < rate < 1001  # 2,000 steps in 2 s, not 6,000
-    assert "  4 s left" in line and line.startswith("step 6000/10000")
+    assert 900 < rate <= 1000  # 2,000 steps in 2 s (and however long this test took), not 6,000
+    assert ("  4 s left" in line or "  5 s left" in line) and line.startswith("step 6000/10000")
     assert "normalized margin 0.25" in line and "log L -12.5" in line
