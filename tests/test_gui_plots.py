@@ -187,6 +187,11 @@ def test_hovering_over_several_runs_reads_each_of_them(plots, qtbot):
     assert lines[0] == f"fast, step {step}:  γ {fast.get('normalized_margin')[step]:.5g}  γ̃ {fast.get('smoothed_margin')[step]:.5g}"
     # the shorter run: its record nearest the line, its last
     assert lines[1].startswith(f"slow, step 1999:  γ {slow.get('normalized_margin')[1999]:.5g}")
+    # many runs: the first few, and how many more
+    plots.set_sources([(fast, f"run {k}") for k in range(7)])
+    _hover(plots, qtbot, 2500.0)
+    lines = plots.plots["margin"].readout.toPlainText().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("run 0, step") and lines[-1] == "… and 3 more runs"
 
 
 def test_a_bands_fill_is_occupied_not_only_its_edges():

@@ -61,6 +61,7 @@ PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
 X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
 WAITING = "No run yet: press Run (Space), or open saved runs (Ctrl+O)"
+READOUT_RUNS = 4  # the hover readout's lines at most, one a run
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
 LEGEND_POINTS, AXIS_LABEL_POINTS = 8, 9  # type sizes at font scale 1 (presentation mode scales them)
 REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the next timer tick
@@ -749,6 +750,8 @@ class TrajectoryPlots(QWidget):
             if found is not None:
                 step, text = found
                 lines.append(f"step {step}  {text}" if len(self.sources) == 1 else f"{label}, step {step}:  {text}")
+        if len(lines) > READOUT_RUNS:  # a readout taller than that would hide the plot it reads
+            lines = lines[:READOUT_RUNS] + [f"… and {len(lines) - READOUT_RUNS} more runs"]
         return "\n".join(lines)
 
     def _values(self, plot: _Plot, source, i: int):
