@@ -8,7 +8,6 @@ import html
 import platform
 from importlib import metadata
 
-from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
@@ -116,12 +115,12 @@ class HelpDialog(QDialog):
         layout.addWidget(self.browser)
         layout.addWidget(buttons)
         self.resize(640, 560)
-        self.setAttribute(Qt.WA_DeleteOnClose, False)
 
 
 def build(window, menu) -> dict:
     """Fill ``menu``; returns the actions by name (keys, quantities, about)."""
-    dialogs: dict[str, HelpDialog] = {}
+    dialogs: dict[str, HelpDialog] = {}  # made on first use, kept: the window owns them (tests read them)
+    window.help_dialogs = dialogs
 
     def show(key, title, make_text):
         dialog = dialogs.get(key)
@@ -130,7 +129,6 @@ def build(window, menu) -> dict:
         dialog.browser.setHtml(make_text())  # the shortcuts as they are now
         dialog.show()
         dialog.raise_()
-        window.help_dialogs = dialogs
 
     return {
         "keys": window._action(menu, "Keyboard and mouse", lambda: show("keys", "Keyboard and mouse",

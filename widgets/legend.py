@@ -30,54 +30,65 @@ def occupied_cells(curves, view_range, bands=()) -> np.ndarray:
     lines of ``curves`` ((x, y) arrays in view units, NaN breaking a line) pass through, and the
     cells between the edges of ``bands`` ((x, low, high) arrays: a family's quartiles). Lines,
     not points: a KKT curve has a point per snapshot, a few dozen, joined by long segments."""
-    (x0, x1), (y0, y1) = view_range
     columns, rows = GRID
     grid = np.zeros((rows, columns), dtype=bool)
-    centres = x0 + (np.arange(columns) + 0.5) / columns * (x1 - x0)  # each column's middle, view units
     for x, low, high in bands:
-        x, low, high = (np.asarray(a, dtype=np.float64) for a in (x, low, high))
-        drawn = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
-        if np.count_nonzero(drawn) < 2:
-            continue
-        # the band's edges at every column's middle (x is sorted: steps), NaN beyond its ends
-        lo = np.interp(centres, x[drawn], np.fmin(low, high)[drawn], left=np.nan, right=np.nan)
-        hi = np.interp(centres, x[drawn], np.fmax(low, high)[drawn], left=np.nan, right=np.nan)
-        top, bottom = (y1 - hi) / (y1 - y0) * rows, (y1 - lo) / (y1 - y0) * rows
-        with np.errstate(invalid="ignore"):
-            keep = (bottom >= 0) & (top <= rows)  # NaN (beyond the band) compares False
-        cols = np.flatnonzero(keep)
-        first = np.clip(top[keep], 0, rows - 1).astype(np.intp)
-        last = np.clip(bottom[keep], 0, rows - 1).astype(np.intp)
-        spans = last - first + 1
-        rows_of = np.repeat(first, spans) + np.arange(spans.sum()) - np.repeat(np.cumsum(spans) - spans, spans)
-        grid[rows_of, np.repeat(cols, spans)] = True
+        _mark_band(grid, view_range, x, low, high)
     for x, y in curves:
-        if x is None or y is None or not len(x):
-            continue
-        # in cells from the view box's top left, clipped a little outside it: a segment that
-        # leaves the view still crosses the cells on its way out
-        u = np.clip((np.asarray(x, dtype=np.float64) - x0) / (x1 - x0) * columns, -1.0, columns + 1.0)
-        v = np.clip((y1 - np.asarray(y, dtype=np.float64)) / (y1 - y0) * rows, -1.0, rows + 1.0)
-        if len(u) == 1:
-            u_all, v_all = u, v
-        else:
-            du, dv = np.diff(u), np.diff(v)
-            drawn = np.isfinite(du) & np.isfinite(dv)
-            # each drawn segment sampled at least once per cell it crosses
-            samples = np.where(drawn, np.ceil(np.maximum(np.abs(du), np.abs(dv))), 0).astype(np.intp) + drawn
-            segments = np.repeat(np.arange(len(du)), samples)
-            offsets = np.arange(len(segments)) - np.repeat(np.cumsum(samples) - samples, samples)
-            t = offsets / np.repeat(np.maximum(samples - 1, 1), samples)
-            u_all = u[segments] + t * du[segments]
-            v_all = v[segments] + t * dv[segments]
-            # the points themselves too: a curve of a single record has no segment
-            u_all, v_all = np.concatenate([u_all, u]), np.concatenate([v_all, v])
-        with np.errstate(invalid="ignore"):  # NaN compares False: a gap is nowhere
-            inside = (u_all >= 0) & (u_all <= columns) & (v_all >= 0) & (v_all <= rows)
-        # a point on the right or bottom edge belongs to the last cell
-        cell_rows = np.minimum(v_all[inside].astype(np.intp), rows - 1)
-        grid[cell_rows, np.minimum(u_all[inside].astype(np.intp), columns - 1)] = True
+        if x is not None and y is not None and len(x):
+            _mark_line(grid, view_range, x, y)
     return grid
+
+
+def _ramps(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(owner, offset) of each of ``counts.sum()`` items: item j belongs to entry owner[j] and is
+    that entry's offset[j]-th, for ranges laid end to end without a Python loop."""
+    owner = np.repeat(np.arange(len(counts)), counts)
+    return owner, np.arange(len(owner)) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _mark_band(grid, view_range, x, low, high) -> None:
+    """Every cell between a band's edges, column by column (x is sorted: steps)."""
+    (x0, x1), (y0, y1) = view_range
+    rows, columns = grid.shape
+    x, low, high = (np.asarray(a, dtype=np.float64) for a in (x, low, high))
+    drawn = np.isfinite(x) & np.isfinite(low) & np.isfinite(high)
+    if np.count_nonzero(drawn) < 2:
+        return
+    # the edges at every column's middle, NaN beyond the band's ends
+    centres = x0 + (np.arange(columns) + 0.5) / columns * (x1 - x0)
+    lo = np.interp(centres, x[drawn], np.fmin(low, high)[drawn], left=np.nan, right=np.nan)
+    hi = np.interp(centres, x[drawn], np.fmax(low, high)[drawn], left=np.nan, right=np.nan)
+    top, bottom = (y1 - hi) / (y1 - y0) * rows, (y1 - lo) / (y1 - y0) * rows
+    with np.errstate(invalid="ignore"):
+        keep = (bottom >= 0) & (top <= rows)  # NaN (beyond the band) compares False
+    first = np.clip(top[keep], 0, rows - 1).astype(np.intp)
+    spans = np.clip(bottom[keep], 0, rows - 1).astype(np.intp) - first + 1
+    owner, offset = _ramps(spans)
+    grid[first[owner] + offset, np.flatnonzero(keep)[owner]] = True
+
+
+def _mark_line(grid, view_range, x, y) -> None:
+    """Every cell a polyline crosses: each drawn segment sampled at least once per cell."""
+    (x0, x1), (y0, y1) = view_range
+    rows, columns = grid.shape
+    # in cells from the view box's top left, clipped a little outside it: a segment that
+    # leaves the view still crosses the cells on its way out
+    u = np.clip((np.asarray(x, dtype=np.float64) - x0) / (x1 - x0) * columns, -1.0, columns + 1.0)
+    v = np.clip((y1 - np.asarray(y, dtype=np.float64)) / (y1 - y0) * rows, -1.0, rows + 1.0)
+    du, dv = np.diff(u), np.diff(v)
+    drawn = np.isfinite(du) & np.isfinite(dv)
+    samples = np.where(drawn, np.ceil(np.maximum(np.abs(du), np.abs(dv))), 0).astype(np.intp) + drawn
+    segment, offset = _ramps(samples)
+    t = offset / np.maximum(samples - 1, 1)[segment]
+    # the points themselves too: a curve of a single record has no segment
+    u_all = np.concatenate([u[segment] + t * du[segment], u])
+    v_all = np.concatenate([v[segment] + t * dv[segment], v])
+    with np.errstate(invalid="ignore"):  # NaN compares False: a gap is nowhere
+        inside = (u_all >= 0) & (u_all <= columns) & (v_all >= 0) & (v_all <= rows)
+    # a point on the right or bottom edge belongs to the last cell
+    cell_rows = np.minimum(v_all[inside].astype(np.intp), rows - 1)
+    grid[cell_rows, np.minimum(u_all[inside].astype(np.intp), columns - 1)] = True
 
 
 def cells_under(grid: np.ndarray, fraction) -> list[int]:

@@ -197,8 +197,7 @@ class _Plot:
         # in the view box's own pixels: neither the data's range nor the layout move it
         self.empty_note = None
         if spec.extra.get("empty"):
-            self.empty_note = QGraphicsSimpleTextItem(spec.extra["empty"], item.vb)
-            _note_style(self.empty_note, 1.0)  # TrajectoryPlots restyles it to the current scale
+            self.empty_note = QGraphicsSimpleTextItem(spec.extra["empty"], item.vb)  # styled by restyle
             self.empty_note.setPos(10, 8)
             self.empty_note.setVisible(False)
 
