@@ -87,12 +87,12 @@ def residual_gelu_floor(width: int, steps: int) -> float:
     """steps/s of the arithmetic alone of a residual GELU step at this width: the four
     (100 x width) x (width x width) products of forward and backward (the branch's last layer
     sees the output's rank-one gradient, core/network.py RankOne, and needs none) and the two
-    exact GELUs with their derivatives (core/activations.py), nothing else: no loss, update or
-    record. No engine on this stack can step faster; the ratio it allows is printed beside the
-    engine's."""
+    exact GELUs with their derivatives (core/activations.py, with the training process's
+    vectorized erf), nothing else: no loss, update or record. No engine on this stack can step
+    faster; the ratio it allows is printed beside the engine's."""
     import numpy as np
 
-    from core.activations import forward
+    from core.activations import forward, vectorized_erf
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((100, 2))
@@ -102,8 +102,8 @@ def residual_gelu_floor(width: int, steps: int) -> float:
     W2 /= np.sqrt(width)
     start = time.perf_counter()
     for _ in range(steps):
-        h0, d0 = forward("gelu", 0.0, X @ W0.T)
-        h1, d1 = forward("gelu", 0.0, h0 @ W1.T)
+        h0, d0 = forward("gelu", 0.0, X @ W0.T, vectorized_erf)
+        h1, d1 = forward("gelu", 0.0, h0 @ W1.T, vectorized_erf)
         h = h0 + h1 @ W2.T
         g = h @ w_out.T  # stands in for the loss weights
         _ = w_out.T * (g.T @ h1)  # the branch's last weight gradient: an outer product

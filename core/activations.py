@@ -39,9 +39,45 @@ def _special():
     return special
 
 
-def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def scipy_erf(z: np.ndarray) -> np.ndarray:
+    """erf(z) in place: scipy's Cephes erf, one element at a time (~60 us for 100 x 64)."""
+    return _special().erf(z, out=z)
+
+
+_torch = None
+
+
+def torch_module():
+    """torch, imported on first use (~1 s, ~150 MB), or None where it is not installed."""
+    global _torch
+    if _torch is None:
+        try:
+            import torch
+        except ImportError:
+            _torch = False
+        else:
+            _torch = torch
+    return _torch or None
+
+
+def vectorized_erf(z: np.ndarray) -> np.ndarray:
+    """erf(z) in place with torch's vectorized kernel: ~21 us for 100 x 64 where scipy's takes
+    ~60 (42 against 118 at 100 x 128), the largest cost of a GELU network's step. It agrees with
+    scipy's to 2 ulp. A training process steps with one torch thread around it
+    (NumpyNetwork.step_threads). The window's process has torch already (its device probe) and
+    so needs no scipy for a GELU network's decision boundary. Without torch, scipy's."""
+    torch = torch_module()
+    if torch is None:
+        return scipy_erf(z)
+    t = torch.from_numpy(z)
+    torch.special.erf(t, out=t)
+    return z
+
+
+def forward(kind: str, param: float, x: np.ndarray, erf=vectorized_erf) -> tuple[np.ndarray, np.ndarray]:
     """Return (s(x), s'(x)) elementwise. At a kink the right derivative is taken for ReLU and
-    sign(0) = 0 for |x|, the conventions torch autograd uses too."""
+    sign(0) = 0 for |x|, the conventions torch autograd uses too. ``erf`` computes erf in place
+    (GELU only): ``scipy_erf`` or ``vectorized_erf``."""
     if kind == "relu":
         mask = x > 0  # a boolean derivative: g * mask is g's dtype, and one call is saved per step
         return x * mask, mask
@@ -57,7 +93,7 @@ def forward(kind: str, param: float, x: np.ndarray) -> tuple[np.ndarray, np.ndar
         powk1 = pos ** (param - 1)
         return powk1 * pos, param * powk1
     if kind == "gelu":  # in place where it can: a GELU layer was a fifth of a residual network's step
-        cdf = _special().erf(x * _SQRT1_2)
+        cdf = erf(x * _SQRT1_2)
         cdf += 1
         cdf *= 0.5
         with np.errstate(over="ignore"):  # x*x overflows only where exp(-x*x/2) is 0 anyway

@@ -8,9 +8,12 @@ block. Parameters are views into the flat vector, so an update never copies a la
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from . import activations
+from .blas import one_torch_thread
 from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, output_width, parameter_layout
 
 
@@ -97,13 +100,13 @@ class _DenseNode:
 
 
 class _ActivationNode:
-    __slots__ = ("kind", "param")
+    __slots__ = ("kind", "param", "erf")
 
-    def __init__(self, kind: str, param: float):
-        self.kind, self.param = kind, param
+    def __init__(self, kind: str, param: float, erf=activations.scipy_erf):
+        self.kind, self.param, self.erf = kind, param, erf
 
     def forward(self, theta, h):
-        return activations.forward(self.kind, self.param, h)
+        return activations.forward(self.kind, self.param, h, self.erf)
 
     def backward(self, theta, g, derivative, grad):
         return g * derivative
@@ -209,11 +212,20 @@ class NumpyNetwork:
     """f(theta; X) for a spec, with hand-written backward. Not thread-safe: it keeps the
     caches of the last forward for the following backward."""
 
-    def __init__(self, spec: ArchitectureSpec):
+    def __init__(self, spec: ArchitectureSpec, erf=activations.vectorized_erf):
+        """``erf``: GELU's erf in place (core/activations.py): torch's vectorized one, ~3x
+        scipy's, or ``scipy_erf``."""
         self.spec = spec
         self.layout = parameter_layout(spec)
         self.size = sum(s for _n, s, _sh in self.layout)
-        builder = NodeBuilder(_DenseNode, _ActivationNode)
+        self.erf = erf
+        self.kinds = set()  # the activations it computes
+
+        def activation(kind, param):
+            self.kinds.add(kind)
+            return _ActivationNode(kind, param, erf)
+
+        builder = NodeBuilder(_DenseNode, activation)
         self.root = builder.build(spec.blocks, spec.input_dim)
         self.ensembles: list[_EnsembleNode] = builder.ensembles
         self._cache = None
@@ -223,6 +235,12 @@ class NumpyNetwork:
             if name.endswith(".weight"):
                 self.weight_slices.append((name, slice(offset, offset + size), shape))
             offset += size
+
+    def step_threads(self):
+        """One torch thread while it steps, where its GELUs call torch's erf (core/blas.py);
+        nothing to set otherwise."""
+        torch = activations.torch_module() if "gelu" in self.kinds and self.erf is activations.vectorized_erf else None
+        return nullcontext() if torch is None else one_torch_thread(torch)
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """f(theta; x_i) for every row of X, shape (n,). Keeps the caches for ``backward``."""

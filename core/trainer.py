@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from . import losses, reference
 from .allocator import keep_freed_memory
 from .architecture import is_linear_model
-from .blas import one_threaded_pool
+from .blas import one_threaded_pool, one_torch_thread
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
@@ -84,22 +84,10 @@ class _TorchEvaluator:
         self._X = None
         self._Xt = None
 
-    @contextmanager
     def step_threads(self):
-        """One torch thread while it steps on the CPU: each step's ops are small and read back at
-        once, and torch's spinning OpenMP threads fought numpy's BLAS threads (the records) for
-        the cores. Residual GELU, records log-spaced: 306 -> 1,057-1,144 steps/s at width 64,
-        69 -> 483-542 at 128. Restored after the chunk: a family's batched steps do gain from the threads."""
-        torch = self.torch
-        if self.device.type != "cpu":
-            yield
-            return
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
+        """One torch thread while it steps on the CPU (core/blas.py): each step's ops are small
+        and read back at once."""
+        return nullcontext() if self.device.type != "cpu" else one_torch_thread(self.torch)
 
     def _inputs(self, X):
         if self._X is not X:
@@ -246,7 +234,7 @@ class Trainer:
             return self._drain()
         one_threaded_pool()  # a second BLAS pool with threads of its own slows every product ~20x
         keep_freed_memory()  # large temporaries' page faults, every step otherwise (core/allocator.py)
-        with self.net.step_threads() if isinstance(self.net, _TorchEvaluator) else nullcontext():
+        with self.net.step_threads():
             self._steps(max_steps, max_seconds)
         if self.status == RUNNING and self.total_steps and self.step >= self.total_steps:
             self.finish(FINISHED)

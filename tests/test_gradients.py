@@ -117,3 +117,47 @@ def test_rank_one_algebra_equals_the_full_matrices():
     np.testing.assert_allclose((0.7 * g).full(), 0.7 * full, rtol=1e-15)
     np.testing.assert_allclose(g * mask, full * mask, rtol=1e-15)  # a ReLU's boolean derivative
     np.testing.assert_allclose(g * dense, full * dense, rtol=1e-15)
+
+
+ERF_POINTS = np.concatenate([np.linspace(-8, 8, 20001), np.geomspace(1e-300, 30, 2000), -np.geomspace(1e-300, 30, 2000),
+                             [0.0, -0.0, np.inf, -np.inf, 1e308, -1e308, 5e-324]])
+
+
+def test_the_vectorized_erf_agrees_with_scipys_to_a_few_ulp_and_works_in_place():
+    """The network's erf (torch's kernel) against scipy's Cephes one, its fallback."""
+    from scipy import special
+
+    z = ERF_POINTS.copy()
+    out = activations.vectorized_erf(z)
+    assert out is z  # in place: no new array a step
+    expected = special.erf(ERF_POINTS)
+    ulp = np.spacing(np.abs(expected))
+    assert np.all(np.abs(out - expected) <= 4 * np.maximum(ulp, np.spacing(1e-300)))
+    assert np.isnan(activations.vectorized_erf(np.array([np.nan])))[0]
+    strided = np.linspace(-3, 3, 40).reshape(5, 8)[:, ::2].copy(order="F")  # any layout numpy hands it
+    np.testing.assert_allclose(activations.vectorized_erf(strided.copy(order="F")), special.erf(strided), rtol=1e-15)
+    single = np.linspace(-3, 3, 50, dtype=np.float32)
+    assert activations.vectorized_erf(single.copy()).dtype == np.float32
+
+
+def test_without_torch_the_vectorized_erf_is_scipys(monkeypatch):
+    from scipy import special
+
+    monkeypatch.setattr(activations, "_torch", False)  # what a failed import leaves
+    np.testing.assert_array_equal(activations.vectorized_erf(ERF_POINTS.copy()), special.erf(ERF_POINTS))
+
+
+@pytest.mark.parametrize("name", ["activation-gelu", "residual", "residual-stack"])
+def test_gelu_with_scipys_erf_matches_torch_autograd(name):
+    """The network without torch's erf (scipy's, the fallback) against autograd, as the default is above."""
+    spec = SPECS[name]
+    theta = _theta(spec)[1]
+    net = NumpyNetwork(spec, erf=activations.scipy_erf)
+    f = net.outputs(theta, X)
+    grad = net.backward(theta, W)
+    module = TorchNetwork(spec).load_flat(theta)
+    ft = module(torch.tensor(X))
+    (ft * torch.tensor(W)).sum().backward()
+    grad_t = torch.cat([p.grad.reshape(-1) for p in module.parameters()]).numpy()
+    np.testing.assert_allclose(f, ft.detach().numpy(), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(grad, grad_t, rtol=1e-12, atol=1e-13)

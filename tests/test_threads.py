@@ -1,7 +1,8 @@
 """Threads that fight each other for the cores: one multi-threaded BLAS pool per process
 (core/blas.py; numpy's and scipy's wheels each bundle an OpenBLAS, and with both pools threaded a
 residual network of width 128 trained ~15x slower), and one torch thread while the autograd
-path steps on the CPU (its OpenMP threads against numpy's BLAS: 3-7x slower)."""
+path steps on the CPU, or while the numpy engine's GELUs call torch's erf (its OpenMP threads
+against numpy's BLAS: 3-7x slower)."""
 
 import json
 import subprocess
@@ -65,15 +66,15 @@ def test_a_kkt_snapshot_that_loads_scipy_in_the_middle_of_a_chunk_limits_its_poo
     assert all(n == 1 for n in result["others"]), result
 
 
-def test_the_autograd_path_steps_on_one_torch_thread_and_gives_the_threads_back():
+def _torch_threads_while_stepping(spec, backend: str) -> tuple[list, int]:
+    """(torch's thread count at each forward of a 3-step run started with 2, the count after)."""
     import torch
 
-    from core.architecture import mlp
     from core.config import RunConfig
     from core.trainer import Trainer
 
-    config = RunConfig(mlp(2, [8]))
-    config.run.backend = "torch"
+    config = RunConfig(spec)
+    config.run.backend = backend
     trainer = Trainer(config)
     seen = []
     outputs = trainer.net.outputs
@@ -85,5 +86,22 @@ def test_the_autograd_path_steps_on_one_torch_thread_and_gives_the_threads_back(
         after = torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
+    return seen, after
+
+
+def test_the_autograd_path_steps_on_one_torch_thread_and_gives_the_threads_back():
+    from core.architecture import mlp
+
+    seen, after = _torch_threads_while_stepping(mlp(2, [8]), "torch")
     assert seen[:3] == [1, 1, 1]
     assert after == 2
+
+
+def test_the_numpy_engine_steps_on_one_torch_thread_where_its_gelus_call_torch():
+    from core.architecture import mlp
+
+    seen, after = _torch_threads_while_stepping(mlp(2, [8], "gelu"), "numpy")
+    assert seen[:3] == [1, 1, 1]
+    assert after == 2
+    seen, _after = _torch_threads_while_stepping(mlp(2, [8]), "numpy")  # no torch op: its threads are left alone
+    assert seen[:3] == [2, 2, 2]
