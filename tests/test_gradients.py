@@ -7,7 +7,7 @@ import torch
 
 from core import activations
 from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual
-from core.network import NumpyNetwork, RankOne, _DenseNode, initial_parameters, per_sample_jacobian
+from core.network import NumpyNetwork, Product, RankOne, _DenseNode, initial_parameters, per_sample_jacobian
 from core.torch_network import TorchNetwork
 
 RNG = np.random.default_rng(7)
@@ -117,6 +117,44 @@ def test_rank_one_algebra_equals_the_full_matrices():
     np.testing.assert_allclose((0.7 * g).full(), 0.7 * full, rtol=1e-15)
     np.testing.assert_allclose(g * mask, full * mask, rtol=1e-15)  # a ReLU's boolean derivative
     np.testing.assert_allclose(g * dense, full * dense, rtol=1e-15)
+
+
+def test_product_algebra_equals_the_full_matrices():
+    A, W, B, V, D = (RNG.normal(size=shape) for shape in [(6, 4), (5, 4), (6, 3), (5, 3), (6, 5)])
+    w, row = RNG.normal(size=(5, 1)), RNG.normal(size=(1, 6))
+    p, q = Product(None, [(1.0, A, W)]), Product(None, [(1.0, B, V)])
+    whole = A @ W.T + 0.7 * (B @ V.T) + D
+    for mixed in (p + 0.7 * q + D, D + (p + q * 0.7), (0.7 * q + D) + p):
+        assert isinstance(mixed, Product)
+        np.testing.assert_allclose(mixed.times(w), whole @ w, rtol=1e-13)
+        np.testing.assert_allclose(mixed.left(row), row @ whole, rtol=1e-13)
+        np.testing.assert_allclose(mixed.full(), whole, rtol=1e-13)
+        np.testing.assert_allclose(mixed.times(w), whole @ w, rtol=1e-13)  # from the kept full value
+    assert p * 1.0 is p
+    kept = p + D
+    assert kept.full() is kept.full()  # computed once
+
+
+# how many n x k x k products a forward and backward multiply out: the residual branch's last layer
+# feeds the scalar output through the skip sum only, so it needs none (core/network.py Product)
+FULL_PRODUCTS = {"residual": 1, "residual-stack": 2, "deep-linear": 1}
+
+
+@pytest.mark.parametrize("name", FULL_PRODUCTS)
+def test_a_layer_feeding_the_scalar_output_linearly_is_never_multiplied_out(name, monkeypatch):
+    calls = []
+    original = Product.full
+
+    def counted(self):
+        if self.value is None and any(W.shape[0] > 1 for _coef, _A, W in self.terms):  # not the output's own
+            calls.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Product, "full", counted)
+    net, theta = _theta(SPECS[name])
+    net.outputs(theta, X)
+    net.backward(theta, W)
+    assert len(calls) == FULL_PRODUCTS[name]
 
 
 ERF_POINTS = np.concatenate([np.linspace(-8, 8, 20001), np.geomspace(1e-300, 30, 2000), -np.geomspace(1e-300, 30, 2000),
