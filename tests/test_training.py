@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
+from core import network
 from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp
 from core.datasets import gaussian_blobs, linearly_separable, xor
 from core.metrics import unit_angle
@@ -141,14 +142,21 @@ def test_same_seed_gives_a_bit_identical_trajectory():
     assert not np.array_equal(other.theta, runs[0][0])
 
 
-@pytest.mark.parametrize("spec", [
-    mlp(2, [16]),
-    ArchitectureSpec(2, [Dense(6, True), *mlp(2, [6], "gelu").blocks[1:]]),
-    ArchitectureSpec(2, [Dense(8), Activation("gelu"), Residual([Dense(8), Activation("gelu"), Dense(8)]), Dense(1)]),
-], ids=["relu", "gelu-bias", "residual-gelu"])
-def test_torch_autograd_backend_follows_the_same_1000_step_trajectory(spec):
+RESIDUAL_GELU = ArchitectureSpec(2, [Dense(8), Activation("gelu"), Residual([Dense(8), Activation("gelu"), Dense(8)]),
+                                     Dense(1)])
+
+
+@pytest.mark.parametrize("spec, deferred", [
+    (mlp(2, [16]), False),
+    (ArchitectureSpec(2, [Dense(6, True), *mlp(2, [6], "gelu").blocks[1:]]), False),
+    (RESIDUAL_GELU, False),
+    (RESIDUAL_GELU, True),
+], ids=["relu", "gelu-bias", "residual-gelu", "residual-gelu-deferred"])
+def test_torch_autograd_backend_follows_the_same_1000_step_trajectory(spec, deferred, monkeypatch):
     # separable data and a moderate step: on chaotic runs (non-separable data, large normalized
     # steps) any two float orders of summation drift apart ~10x every few steps, by design
+    if deferred:  # the branch's last layer kept as a Product (core/network.py), as at width 64 and above
+        monkeypatch.setattr(network, "DEFER_PRODUCTS_FROM", 0)
     data = gaussian_blobs(30, 2, separation=4.0, noise=0.5, seed=4)
     thetas, records = [], []
     for backend in ("numpy", "torch"):
