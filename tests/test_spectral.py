@@ -52,15 +52,32 @@ def test_every_value_is_within_1e_12_whatever_the_spectrum_does():
 
 
 def test_the_certificate_refuses_a_second_eigenvalue():
-    """A warm vector that is exactly the second eigenvector stays there under Rayleigh-quotient
-    iteration: the Cholesky certificate must reject it and the full solver answer."""
+    """A kept vector that is exactly the second eigenvector is an eigenvector too (no residual):
+    Temple's bound must refuse it, since its value is not above every other eigenvalue, and the
+    full solver answer."""
     rng = np.random.default_rng(1)
     Q, _ = np.linalg.qr(rng.standard_normal((32, 32)))
     values = np.linspace(0.5, 5.0, 32)
     G = (Q * values) @ Q.T
     G = 0.5 * (G + G.T)
     top = TopEigenvalue()
+    assert abs(top(G) - 5.0) < 1e-12 * 5.0 and top.cold == 1  # the first call anchors
     top.vector = Q[:, -2].copy()
     assert abs(top(G) - 5.0) < 1e-12 * 5.0
-    assert top.cold == 1 and top.warm_hits == 0
+    assert top.cold == 2 and top.warm_hits == 0
     assert abs(top(G) - 5.0) < 1e-12 * 5.0 and top.warm_hits == 1  # and then warm on the right vector
+
+
+def test_a_second_eigenvalue_rising_past_the_anchor_is_caught():
+    """Weyl's bound on lambda_2 follows the drift from the anchor: a second eigenvalue that
+    climbs to the top between full solves must never let the old vector's value through."""
+    rng = np.random.default_rng(2)
+    Q, _ = np.linalg.qr(rng.standard_normal((40, 40)))
+    top = TopEigenvalue()
+    for t in np.linspace(0, 1, 200):
+        values = np.linspace(0.1, 1.0, 40)
+        values[-1], values[-2] = 2.0, 1.0 + 1.5 * t  # crosses 2.0 at t = 2/3
+        G = (Q * values) @ Q.T
+        G = 0.5 * (G + G.T)
+        np.testing.assert_allclose(top(G), max(2.0, 1.0 + 1.5 * t), rtol=1e-12)
+    assert top.warm_hits > 50 and top.cold > 1
