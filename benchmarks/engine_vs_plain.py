@@ -3,7 +3,9 @@
 The plain loop is what a researcher writes today: an nn.Module forward, loss.backward(),
 optimizer.step(), and the metrics read with .item() every step. The engine records every
 metric every step (recording.every_step_until = steps). Printed as a table of steps/s and the
-ratio; wall-clock figures are noisy on shared machines, ratios less so.
+ratio; wall-clock figures are noisy on shared machines, ratios less so. Two more ratios beside
+it: the engine with its records log-spaced (a long run's steps after the first 1,000), and for
+the residual GELU network the arithmetic alone of its step.
 
     python benchmarks/engine_vs_plain.py [--steps 2000] [--widths 16,64,256] [--gelu-widths 16,64,128] [--repeats 5]
 """
@@ -84,10 +86,11 @@ def plain_loop(config: RunConfig, steps: int) -> float:
 
 
 def residual_gelu_floor(width: int, steps: int) -> float:
-    """steps/s of the arithmetic alone of a residual GELU step at this width: the four
+    """steps/s of the arithmetic alone of a residual GELU step at this width: the three
     (100 x width) x (width x width) products of forward and backward (the branch's last layer
-    sees the output's rank-one gradient, core/network.py RankOne, and needs none) and the two
-    exact GELUs with their derivatives (core/activations.py, with the training process's
+    feeds the scalar output through the skip sum only, so the forward takes vector products
+    there, core/network.py Product, and the backward sees the output's rank-one gradient,
+    RankOne) and the two exact GELUs with their derivatives (core/activations.py, torch's
     vectorized erf), nothing else: no loss, update or record. No engine on this stack can step
     faster; the ratio it allows is printed beside the engine's."""
     import numpy as np
@@ -104,8 +107,7 @@ def residual_gelu_floor(width: int, steps: int) -> float:
     for _ in range(steps):
         h0, d0 = forward("gelu", 0.0, X @ W0.T, vectorized_erf)
         h1, d1 = forward("gelu", 0.0, h0 @ W1.T, vectorized_erf)
-        h = h0 + h1 @ W2.T
-        g = h @ w_out.T  # stands in for the loss weights
+        g = h0 @ w_out.T + h1 @ (W2.T @ w_out.T)  # the output; stands in for the loss weights
         _ = w_out.T * (g.T @ h1)  # the branch's last weight gradient: an outer product
         g1 = (g * (w_out @ W2)) * d1
         _ = g1.T @ h0
@@ -124,6 +126,20 @@ def engine(config: RunConfig, steps: int) -> float:
     return rate
 
 
+def engine_sparse(config: RunConfig, steps: int) -> float:
+    """steps/s with the records log-spaced (10 a decade) and no snapshots, as in a long run
+    after its first 1,000 steps: the steps themselves."""
+    config = RunConfig.from_dict(config.to_dict())
+    config.recording.every_step_until, config.recording.per_decade = 0, 10
+    trainer = Trainer(config)
+    trainer.snapshots.due = lambda step: False
+    trainer.run(100)  # the first steps' records
+    start = time.perf_counter()
+    chunk = trainer.run(steps)
+    assert chunk.status in ("running", "finished"), chunk.reason
+    return steps / (time.perf_counter() - start)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
@@ -138,17 +154,18 @@ def main(argv=None):
         widths = [int(w) for w in (args.widths if network == "relu" else args.gelu_widths).split(",")]
         for width in widths:
             config = make_config(width, args.steps, network)
-            # interleaved, best of each: the machine's load drifts, and both should see the same drift
-            pairs = [(plain_loop(config, args.steps), engine(config, args.steps)) for _ in range(args.repeats)]
-            plain, fast = max(p for p, _ in pairs), max(e for _, e in pairs)
+            # interleaved, best of each: the machine's load drifts, and all should see the same drift
+            runs = [(plain_loop(config, args.steps), engine(config, args.steps), engine_sparse(config, args.steps))
+                    for _ in range(args.repeats)]
+            plain, fast, sparse = (max(run[i] for run in runs) for i in range(3))
             floor = (max(residual_gelu_floor(width, args.steps) for _ in range(args.repeats))
                      if network == "residual_gelu" else None)
-            rows.append((network, width, plain, fast, fast / plain, floor))
+            rows.append((network, width, plain, fast, fast / plain, sparse / plain, floor))
     print(f"{'network':>14} {'width':>6} {'plain torch steps/s':>20} {'engine steps/s':>15} {'ratio':>7}"
-          f" {'arithmetic alone':>17} {'its ratio':>10}")
-    for network, width, plain, fast, ratio, floor in rows:
-        tail = f" {floor:>17.0f} {floor / plain:>9.2f}x" if floor else ""
-        print(f"{network:>14} {width:>6} {plain:>20.0f} {fast:>15.0f} {ratio:>7.2f}x{tail}")
+          f" {'log-spaced records':>19} {'arithmetic alone':>17}")
+    for network, width, plain, fast, ratio, sparse_ratio, floor in rows:
+        tail = f" {floor / plain:>16.2f}x" if floor else ""
+        print(f"{network:>14} {width:>6} {plain:>20.0f} {fast:>15.0f} {ratio:>7.2f}x {sparse_ratio:>18.2f}x{tail}")
     return rows
 
 
