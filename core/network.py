@@ -198,7 +198,7 @@ class _DenseNode:
 class _ActivationNode:
     __slots__ = ("kind", "param", "erf")
 
-    def __init__(self, kind: str, param: float, erf=activations.scipy_erf):
+    def __init__(self, kind: str, param: float, erf=activations.vectorized_erf):
         self.kind, self.param, self.erf = kind, param, erf
 
     def forward(self, theta, h):

@@ -53,17 +53,22 @@ def products(request, monkeypatch):
     return request.param
 
 
+def _autograd(spec, theta):
+    """(f(theta; X), sum_i W_i grad f(theta; x_i)) by torch autograd, the reference."""
+    module = TorchNetwork(spec).load_flat(theta)
+    ft = module(torch.tensor(X))
+    (ft * torch.tensor(W)).sum().backward()
+    return ft.detach().numpy(), torch.cat([p.grad.reshape(-1) for p in module.parameters()]).numpy()
+
+
 @pytest.mark.parametrize("name", SPECS)
 def test_numpy_matches_torch_autograd(name, products):
     spec = SPECS[name]
     net, theta = _theta(spec)
     f = net.outputs(theta, X)
     grad = net.backward(theta, W)
-    module = TorchNetwork(spec).load_flat(theta)
-    ft = module(torch.tensor(X))
-    (ft * torch.tensor(W)).sum().backward()
-    grad_t = torch.cat([p.grad.reshape(-1) for p in module.parameters()]).numpy()
-    np.testing.assert_allclose(f, ft.detach().numpy(), rtol=1e-12, atol=1e-13)
+    ft, grad_t = _autograd(spec, theta)
+    np.testing.assert_allclose(f, ft, rtol=1e-12, atol=1e-13)
     np.testing.assert_allclose(grad, grad_t, rtol=1e-10, atol=1e-12)
 
 
@@ -201,9 +206,6 @@ def test_gelu_with_scipys_erf_matches_torch_autograd(name):
     net = NumpyNetwork(spec, erf=activations.scipy_erf)
     f = net.outputs(theta, X)
     grad = net.backward(theta, W)
-    module = TorchNetwork(spec).load_flat(theta)
-    ft = module(torch.tensor(X))
-    (ft * torch.tensor(W)).sum().backward()
-    grad_t = torch.cat([p.grad.reshape(-1) for p in module.parameters()]).numpy()
-    np.testing.assert_allclose(f, ft.detach().numpy(), rtol=1e-13, atol=1e-14)
+    ft, grad_t = _autograd(spec, theta)
+    np.testing.assert_allclose(f, ft, rtol=1e-13, atol=1e-14)
     np.testing.assert_allclose(grad, grad_t, rtol=1e-12, atol=1e-13)
