@@ -53,7 +53,7 @@ def torch_module():
     if _torch is None:
         try:
             import torch
-        except ImportError:
+        except (ImportError, OSError):  # not installed, or its shared libraries are broken
             _torch = False
         else:
             _torch = torch
