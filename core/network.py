@@ -170,12 +170,11 @@ class _DenseNode:
             grad[:, self.w_slice] = (g[:, :, None] * h[:, None, :]).reshape(len(g), -1)
             if self.b_slice is not None:
                 grad[:, self.b_slice] = g
-        elif type(h) is Product:
-            grad[self.w_slice] = (h.left(g.T) if g.shape[1] == 1 else g.T @ h.full()).reshape(-1)
-            if self.b_slice is not None:
-                grad[self.b_slice] = g.sum(axis=0)
         else:
-            np.matmul(g.T, h, out=grad[self.w_slice].reshape(self.shape))  # straight into the flat gradient
+            if type(h) is Product:  # a scalar output layer's input: vector products for one column
+                grad[self.w_slice] = (h.left(g.T) if g.shape[1] == 1 else g.T @ h.full()).reshape(-1)
+            else:
+                np.matmul(g.T, h, out=grad[self.w_slice].reshape(self.shape))  # straight into the flat gradient
             if self.b_slice is not None:
                 grad[self.b_slice] = g.sum(axis=0)
         if self.first:
