@@ -414,7 +414,7 @@ class Trainer:
         for (_name, sl, shape), top in zip(self.net.weight_slices, self._top_eigenvalues):
             w = theta[sl]
             layer_norms.append(math.sqrt(float(np.dot(w, w))))
-            ranks.append(stable_rank(w.reshape(shape), top))
+            ranks.append(stable_rank(w.reshape(shape), top, step))
         self._layer_rows.append((layer_norms, ranks))
         members = self.net.member_outputs()
         if members is not None:
