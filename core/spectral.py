@@ -98,7 +98,7 @@ class TopEigenvalue:
         self._remember(step, v)
         self.anchor, self.anchor_gram, self.anchor_sq = W.copy(), G, sq
         self.anchor_vector, self.anchor_top = v, top
-        self.second = float(values[-2]) + ANCHOR_MARGIN * abs(top)
+        self.second = float(values[-2]) + ANCHOR_MARGIN * abs(top) + _gram_rounding(W, sq)
         self.solved_second = float(values[-2])
         return top
 
@@ -117,6 +117,7 @@ class TopEigenvalue:
             alpha = self.second  # _second_bound's at v = v_a
         else:
             drift = float(np.linalg.norm(G - self.anchor_gram)) * (1 + ANCHOR_MARGIN)  # Frobenius >= spectral
+            drift += _gram_rounding(W, sq)  # this G's own (the anchor's is in self.second)
             alpha = min(alpha, self.second + drift + ANCHOR_MARGIN * self.anchor_top)  # Weyl's bound, if tighter
         if not (theta > alpha and math.isfinite(rr)):
             return None, G
@@ -162,7 +163,7 @@ class TopEigenvalue:
             return False
         self.anchor, self.anchor_gram, self.anchor_sq = W.copy(), G, sq
         self.anchor_vector, self.anchor_top = v, weight
-        self.second = beta * (1 + ANCHOR_MARGIN) + ANCHOR_MARGIN * weight  # the factorization's rounding
+        self.second = beta * (1 + ANCHOR_MARGIN) + ANCHOR_MARGIN * weight + _gram_rounding(W, sq)
         self.reanchored += 1
         return True
 
@@ -228,6 +229,15 @@ class TopEigenvalue:
         if len(self.vectors) > GUESSES:
             del self.vectors[0], self.steps[0]
         self.stacked = None
+
+
+def _gram_rounding(W: np.ndarray, sq: float) -> float:
+    """How far G = W'W as computed, with a factorization's or the full solver's backward error, can
+    be from the exact Gram matrix in the 2-norm: each entry is a dot product of ``rows`` terms,
+    off by at most rows eps |w_i| |w_j|, and LAPACK's backward errors are ~k eps |G|; |W|_F^2
+    bounds both scales."""
+    rows, k = W.shape
+    return (rows + 2 * k + 8) * float(np.finfo(W.dtype).eps) * sq
 
 
 def _certified(theta: float, rr: float, alpha: float) -> bool:
