@@ -64,19 +64,20 @@ def stable_rank(W: np.ndarray, top_eigenvalue=None, step: int | None = None) -> 
     rows, cols = W.shape
     if min(rows, cols) == 1:
         return 1.0
-    if min(rows, cols) == 2:
-        G = W.T @ W if cols <= rows else W @ W.T
+    if top_eigenvalue is not None and min(rows, cols) > 2:
+        frobenius = float(np.vdot(W, W))
+        top = top_eigenvalue(W, step, frobenius) if math.isfinite(frobenius) else float("nan")  # nan: diverged
+        return frobenius / top if top > 0 else float("nan")
+    G = W.T @ W if cols <= rows else W @ W.T
+    if G.shape[0] == 2:
         a, b, _, d = G.ravel().tolist()
         frobenius = a + d  # ||W||_F^2 is the trace of the Gram matrix
         top = 0.5 * frobenius + math.sqrt(0.25 * (a - d) ** 2 + b * b)
     else:
-        frobenius = float(np.vdot(W, W))
-        if not math.isfinite(frobenius):  # a diverged run's weights
+        frobenius = float(np.trace(G))
+        if not math.isfinite(frobenius):  # a diverged run's weights (|G_ij| <= the trace: all finite otherwise)
             return float("nan")
-        if top_eigenvalue is None:
-            top = float(np.linalg.eigvalsh(W.T @ W if cols <= rows else W @ W.T)[-1])
-        else:
-            top = top_eigenvalue(W, step, frobenius)
+        top = float(np.linalg.eigvalsh(G)[-1])
     return frobenius / top if top > 0 else float("nan")
 
 

@@ -113,7 +113,7 @@ class TopEigenvalue:
             return theta, None
         G = W.T @ W
         gap = theta - self.solved_second  # lambda_2 moves far less than the bounds on it loosen
-        if alpha > theta - 0.25 * gap and self._reanchor(W, G, sq, v, theta, theta - 0.5 * gap):
+        if gap > 0 and alpha > theta - 0.25 * gap and self._reanchor(W, G, sq, v, theta, theta - 0.5 * gap):
             alpha = self.second  # _second_bound's at v = v_a
         else:
             drift = float(np.linalg.norm(G - self.anchor_gram)) * (1 + ANCHOR_MARGIN)  # Frobenius >= spectral
@@ -141,13 +141,14 @@ class TopEigenvalue:
             v = x / norm
             theta, rr, _ = _rayleigh(W, v)
             if theta > alpha and _certified(theta, rr, alpha):
-                certified = theta, rr
+                certified = theta, rr, v
                 if _certified(theta, rr / NODE_QUALITY, alpha):
                     break  # good enough to guess from, too; else one more solve makes it so
         if certified is None:
             return None, G
+        theta, rr, v = certified
         self._remember(step, v, theta, rr, alpha)
-        return certified[0], G
+        return theta, G
 
     def _reanchor(self, W: np.ndarray, G: np.ndarray, sq: float, v: np.ndarray, weight: float, beta: float) -> bool:
         """Anchor at W without the full solver where lambda_2(G) <= beta can be proven: by one
