@@ -138,3 +138,24 @@ def test_a_reanchor_is_refused_below_the_second_eigenvalue():
     assert not top._reanchor(W, G, sq, Q[:, -2], 4.0, 2.5)  # the wrong vector: 4.0 is still above beta
     assert top._reanchor(W, G, sq, Q[:, -1], 4.0, 2.01)
     assert top.second >= 2.0 and top.reanchored == 1
+
+
+def test_a_guess_that_misses_by_far_waits_for_a_retry(monkeypatch):
+    """Weights whose top vector jumps at random (~5e-3 a step, as a ReLU network's can): every
+    value still exact, and after a hopeless miss neither the cubic nor its bound is tried again
+    until every RETRY-th record."""
+    from core import spectral
+
+    bounds = []
+    original = TopEigenvalue._second_bound
+    monkeypatch.setattr(TopEigenvalue, "_second_bound", lambda self, *a: bounds.append(1) or original(self, *a))
+    rng = np.random.default_rng(5)
+    Q, _ = np.linalg.qr(rng.standard_normal((32, 32)))
+    values = np.append(np.linspace(0.1, 1.0, 31), 2.0)
+    top = TopEigenvalue()
+    for step in range(300):
+        R, upper = np.linalg.qr(np.eye(32) + 1e-3 * rng.standard_normal((32, 32)))
+        Q = (R * np.sign(np.diag(upper))) @ Q  # a rotation near the identity (QR's own signs flip columns)
+        np.testing.assert_allclose(top(_weights(Q, values), step), 2.0, rtol=1e-12)
+    assert len(bounds) <= 300 / spectral.RETRY + 10, len(bounds)
+    assert top.guessed == 0 and top.cold <= 3  # the last vector and inverse iteration do it
