@@ -57,10 +57,10 @@ class TopEigenvalue:
         self.vectors: list = []  # the last GUESSES certified top eigenvectors, oldest first, signs aligned
         self.steps: list = []  # the steps they belong to
         self.stacked = None  # the vectors as one array, made when first needed
-        self.anchor = None  # W at the last full solve (smaller side second), its Gram matrix, |W_a|_F^2
+        self.anchor = None  # W at the last anchor (full solve or _reanchor; smaller side second), its G, |W_a|_F^2
         self.anchor_gram = None
         self.anchor_sq = 0.0
-        self.anchor_vector = None  # G_a's top eigenvector and eigenvalue
+        self.anchor_vector = None  # G_a's top eigenvector and eigenvalue (_reanchor: its v and weight)
         self.anchor_top = 0.0
         self.second = 0.0  # an upper bound on lambda_2(G_a)
         self.solved_second = 0.0  # lambda_2 at the last full solve
