@@ -23,10 +23,11 @@ def _angle(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return 2.0 * np.arctan2(np.sqrt(np.einsum("...i,...i->...", d, d)), np.sqrt(np.einsum("...i,...i->...", s, s)))
 
 
-def stable_ranks(W: np.ndarray, tops=None, steps=None) -> np.ndarray:
+def stable_ranks(W: np.ndarray, tops=None, steps=None, squared_norms=None) -> np.ndarray:
     """metrics.stable_rank of each matrix in a stack (K steps, S members, rows, cols); ``tops``:
     each member's spectral.TopEigenvalue for this layer, which take the matrices in step order
-    (warm, ~5-20x quicker than a batched eigvalsh where the full solver is slow)."""
+    (warm, ~5-20x quicker than a batched eigvalsh where the full solver is slow), at ``steps``
+    (K), with ``squared_norms`` (K, S) the matrices' ||W||_F^2 where the caller has them."""
     rows, cols = W.shape[-2:]
     if min(rows, cols) == 1:
         return np.ones(W.shape[:-2])
@@ -35,7 +36,8 @@ def stable_ranks(W: np.ndarray, tops=None, steps=None) -> np.ndarray:
         ranks = np.empty((K, S))
         for s, top in enumerate(tops):
             for k in range(K):
-                ranks[k, s] = stable_rank(W[k, s], top, None if steps is None else int(steps[k]))
+                ranks[k, s] = stable_rank(W[k, s], top, None if steps is None else int(steps[k]),
+                                          None if squared_norms is None else float(squared_norms[k, s]))
         return ranks
     G = np.swapaxes(W, -1, -2) @ W if cols <= rows else W @ np.swapaxes(W, -1, -2)
     frobenius = np.trace(G, axis1=-2, axis2=-1)
@@ -83,8 +85,10 @@ def append_records(members, valid: np.ndarray, steps, walls, theta, q, log_l, gr
         layer_norms, ranks = [], []
         for layer, (_name, sl, shape) in enumerate(first.net.weight_slices):
             w = theta[:, :, sl]
-            layer_norms.append(np.sqrt(np.einsum("ksp,ksp->ks", w, w)))
-            ranks.append(stable_ranks(w.reshape(K, S, *shape), [m._top_eigenvalues[layer] for m in members], steps))
+            squared = np.einsum("ksp,ksp->ks", w, w)
+            layer_norms.append(np.sqrt(squared))
+            ranks.append(stable_ranks(w.reshape(K, S, *shape), [m._top_eigenvalues[layer] for m in members], steps,
+                                      squared))
         layer_norms, ranks = np.stack(layer_norms, axis=2), np.stack(ranks, axis=2)
         # the direction change: each record against the one before it (a member's first record here
         # against its last direction); an undefined direction (NaN) makes the angle NaN either side

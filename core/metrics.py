@@ -55,17 +55,18 @@ def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
     return 2.0 * math.atan2(math.sqrt(float(np.dot(d, d))), math.sqrt(float(np.dot(s, s))))
 
 
-def stable_rank(W: np.ndarray, top_eigenvalue=None, step: int | None = None) -> float:
+def stable_rank(W: np.ndarray, top_eigenvalue=None, step: int | None = None,
+                squared_norm: float | None = None) -> float:
     """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023): ||W||_2^2 is the top eigenvalue of the
     smaller Gram matrix, in closed form when that is 2 x 2 (an SVD per record cost a fifth of a
     step), else by eigvalsh (~110-150 us at 64 x 64) or by ``top_eigenvalue``, a
     spectral.TopEigenvalue that a run keeps per layer and calls with the record's ``step``
-    (certified to ~1e-13, ~5-20x quicker)."""
+    (certified to ~1e-13, ~5-20x quicker); ``squared_norm``: ||W||_F^2 where the caller has it."""
     rows, cols = W.shape
     if min(rows, cols) == 1:
         return 1.0
     if top_eigenvalue is not None and min(rows, cols) > 2:
-        frobenius = float(np.vdot(W, W))
+        frobenius = float(np.vdot(W, W)) if squared_norm is None else squared_norm
         top = top_eigenvalue(W, step, frobenius) if math.isfinite(frobenius) else float("nan")  # nan: diverged
         return frobenius / top if top > 0 else float("nan")
     G = W.T @ W if cols <= rows else W @ W.T

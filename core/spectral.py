@@ -120,7 +120,8 @@ class TopEigenvalue:
                 self.guessed += 1
                 self.misses = 0
                 return theta, None
-            hopeless = theta > alpha and not _certified(theta, rr / HOPELESS, alpha)  # (theta <= alpha: the bound's fault)
+            # theta <= alpha is the bound's fault, not the guess's
+            hopeless = theta > alpha and not _certified(theta, rr / HOPELESS, alpha)
             self.misses = self.misses + 1 if hopeless else 0
         else:
             self.misses += 1
@@ -138,11 +139,8 @@ class TopEigenvalue:
             self._remember(step, v, theta, rr, alpha)
             return theta, G
         lapack = _lapack()
-        k = G.shape[0]
         sigma = (theta + rr / (theta - alpha)) * (1 + SHIFT_MARGIN)  # above lambda_1, by Temple
-        shifted = np.negative(G)
-        shifted.flat[::k + 1] += sigma
-        factor, info = lapack.dpotrf(shifted, lower=1, clean=0, overwrite_a=1)
+        factor, info = lapack.dpotrf(_shifted(G, sigma), lower=1, clean=0, overwrite_a=1)
         if info != 0:
             return None, G
         certified = None
@@ -173,9 +171,7 @@ class TopEigenvalue:
         Cholesky factorization of beta I - G + weight vv', which succeeds only if the top
         eigenvalue of G - weight vv' is below beta, and lambda_2(G) is at most that (a rank-one
         downdate interlaces). _second_bound then reads weight and v as the anchor's top pair."""
-        k = G.shape[0]
-        shifted = np.negative(G)
-        shifted.flat[::k + 1] += beta
+        shifted = _shifted(G, beta)
         shifted += np.outer(weight * v, v)
         _factor, info = _lapack().dpotrf(shifted, lower=1, clean=0, overwrite_a=1)
         if info != 0:
@@ -257,6 +253,13 @@ def _gram_rounding(W: np.ndarray, sq: float) -> float:
     bounds both scales."""
     rows, k = W.shape
     return (rows + 2 * k + 8) * float(np.finfo(W.dtype).eps) * sq
+
+
+def _shifted(G: np.ndarray, sigma: float) -> np.ndarray:
+    """sigma I - G, a new array (the factorizations overwrite it)."""
+    shifted = np.negative(G)
+    shifted.flat[::G.shape[0] + 1] += sigma
+    return shifted
 
 
 def _certified(theta: float, rr: float, alpha: float) -> bool:

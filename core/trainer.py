@@ -413,8 +413,9 @@ class Trainer:
         layer_norms, ranks = [], []
         for (_name, sl, shape), top in zip(self.net.weight_slices, self._top_eigenvalues):
             w = theta[sl]
-            layer_norms.append(math.sqrt(float(np.dot(w, w))))
-            ranks.append(stable_rank(w.reshape(shape), top, step))
+            squared = float(np.dot(w, w))
+            layer_norms.append(math.sqrt(squared))
+            ranks.append(stable_rank(w.reshape(shape), top, step, squared))
         self._layer_rows.append((layer_norms, ranks))
         members = self.net.member_outputs()
         if members is not None:
