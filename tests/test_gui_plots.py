@@ -237,3 +237,25 @@ def test_several_runs_layers_differ_by_line_style_and_the_legend_names_each_run_
     plots.set_sources([(sessions[0], "small")])  # one run: a colour per layer, named by layer
     plots.refresh(force=True)
     assert [label.text for _sample, label in rank.legend.items] == ["0.weight", "2.weight"]
+
+
+def test_a_kkt_delta_that_turns_negative_is_drawn_as_its_size_and_read_with_its_sign(plots, qtbot):
+    # a GELU network's late snapshots: q_min(theta~) < 1 makes delta negative (large-step-gelu
+    # goes from 0.41 to -0.79); a log axis that dropped those values ended the curve mid-run
+    steps = np.arange(3000)
+    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    snap_steps = [0, 500, 1000, 1500, 2000, 2500]
+    deltas = [np.nan, 2.5, 0.4, -0.01, -0.39, -0.79]
+    session.append({}, snapshot_steps=snap_steps, snapshot_params=[np.zeros(3)] * 6,
+                   snapshot_metrics=[{"kkt_eps": 0.9, "kkt_delta": d, "euler_defect": 0.01} for d in deltas])
+    plots.set_sources([(session, "run")])
+    plots.refresh(force=True)
+    kkt = plots.plots["kkt"]
+    x, y = kkt.curves[(0, "kkt_delta")].getData()
+    drawn = np.isfinite(y)
+    assert list(np.asarray(x)[drawn]) == snap_steps[1:]
+    np.testing.assert_allclose(10.0 ** np.asarray(y)[drawn], np.abs(deltas[1:]), rtol=1e-12)  # log mode: log10
+    step = _hover(plots, qtbot, 2000.2)
+    assert abs(step - 2000) < 90
+    assert "KKT δ -0.39" in kkt.readout.toPlainText()
+    assert "|KKT δ|" in [label.text for _sample, label in kkt.legend.items]

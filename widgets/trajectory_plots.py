@@ -53,9 +53,11 @@ PLOTS = [
     PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns"),
     PlotSpec("ensemble", "Ensemble members' output share", [("ensemble_share", "share")], kind="columns",
              extra={"column_label": "member", "empty": "the network has no ensemble"}),
-    PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "KKT δ"),
+    # delta is negative where q_min(theta~) < 1, which only a non-homogeneous network allows (a GELU
+    # network's late snapshots): a log axis draws |delta|, the readout keeps the sign
+    PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "|KKT δ|"),
                                                       ("euler_defect", "Euler defect")],
-             log_y=True, kind="snapshots"),
+             log_y=True, kind="snapshots", extra={"absolute": {"kkt_delta": "KKT δ"}}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
@@ -138,6 +140,9 @@ def _tooltip(spec: PlotSpec) -> str:
                      "zoom to see the start, press A (bottom left) to follow again.")
     if spec.log_y:
         lines.append("Log axis: values <= 0 (an exact 0, e.g. KKT ε of a linear model) are not drawn.")
+    for name, signed in spec.extra.get("absolute", {}).items():
+        lines.append(f"{signed} is drawn as its absolute value: it is negative where the rescaled point is not "
+                     f"feasible (q_min(θ~) < 1, a network that is not homogeneous); the readout gives its sign.")
     return "<br>".join(lines)
 
 
@@ -531,6 +536,8 @@ class TrajectoryPlots(QWidget):
                 snap_x = self._step_to_x(source, source.snapshot_steps.view())
                 for c_index, (name, curve_label) in enumerate(spec.curves):
                     values = source.snapshot_metrics[name].view()
+                    if name in spec.extra.get("absolute", ()):
+                        values = np.abs(values)
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, snap_x, values)
                     legend = (label if c_index == 0 else None) if multi else curve_label
@@ -761,8 +768,12 @@ class TrajectoryPlots(QWidget):
             snaps = source.snapshot_steps.view()
             if not len(snaps):
                 return None
-            j = int(np.clip(np.searchsorted(snaps, steps[i]), 0, len(snaps) - 1))
-            return snaps[j], "  ".join(f"{lbl} {source.snapshot_metrics[n].view()[j]:.4g}" for n, lbl in spec.curves)
+            j = int(np.clip(np.searchsorted(snaps, steps[i]), 1, len(snaps) - 1)) if len(snaps) > 1 else 0
+            if j and steps[i] - snaps[j - 1] <= snaps[j] - steps[i]:  # the nearest snapshot, not the next
+                j -= 1
+            signed = spec.extra.get("absolute", {})
+            return snaps[j], "  ".join(f"{signed.get(n, lbl)} {source.snapshot_metrics[n].view()[j]:.4g}"
+                                       for n, lbl in spec.curves)
         parts = []
         for name, label in spec.curves:
             values = source.get(name)
