@@ -229,6 +229,26 @@ def test_every_optimizer_separates_blobs(kind):
     assert r["accuracy"][-1] == 1.0 and r["log_loss"][-1] < r["log_loss"][0]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_an_update_subtracts_in_place_as_numpy_would(dtype):
+    from core.optimizers import UpdateRule, subtract_scaled
+
+    rng = np.random.default_rng(3)
+    theta, d = rng.standard_normal(1000).astype(dtype), rng.standard_normal(1000).astype(dtype)
+    expected = theta - dtype(0.37) * d
+    same = theta
+    subtract_scaled(theta, 0.37, d)
+    assert same is theta and theta.dtype == dtype  # in place: the trainer's theta is a view others hold
+    np.testing.assert_allclose(theta, expected, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+    every_other = np.arange(20.0)[::2]  # not contiguous: numpy's way, the same numbers
+    subtract_scaled(every_other, 2.0, np.ones(10))
+    np.testing.assert_array_equal(every_other, np.arange(0.0, 20.0, 2.0) - 2.0)
+    velocity_rule, theta = UpdateRule("momentum", 0.1, momentum=0.5), np.ones(3)
+    for _ in range(2):
+        velocity_rule.apply(theta, np.full(3, 2.0))
+    np.testing.assert_allclose(theta, 1.0 - 0.1 * 2.0 - 0.1 * (0.5 * 2.0 + 2.0), rtol=1e-15)
+
+
 @pytest.mark.parametrize("kind, solver, margin", [
     ("sign", linf_max_margin_direction, "normalized_margin_linf"),
     ("coordinate", l1_max_margin_direction, "normalized_margin_l1"),
