@@ -49,10 +49,18 @@ DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **SNAPSHOT_METRICS}
 
 def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
     """Angle between unit vectors, 2 atan2(||u - v||, ||u + v||): accurate for tiny angles,
-    where arccos(<u, v>) loses everything below ~1e-8 rad. (Writing ||u + v||^2 as 4 - ||u - v||^2
-    saves a dot product but loses digits near pi.)"""
-    d, s = u - v, u + v
-    return 2.0 * math.atan2(math.sqrt(float(np.dot(d, d))), math.sqrt(float(np.dot(s, s))))
+    where arccos(<u, v>) loses everything below ~1e-8 rad. Up to pi/2, ||u + v||^2 is
+    4 - ||u - v||^2, at least 2, so the rounding of |u| and |v| to 1 costs ~1e-16 of it and u + v
+    need not be formed (a record's direction change at 33,000 parameters: 60 -> 35 us); beyond,
+    that difference cancels and u + v is formed."""
+    d = u - v
+    d2 = float(np.dot(d, d))
+    if d2 <= 2.0:
+        s2 = 4.0 - d2
+    else:
+        np.add(u, v, out=d)
+        s2 = float(np.dot(d, d))
+    return 2.0 * math.atan2(math.sqrt(d2), math.sqrt(s2))
 
 
 def stable_rank(W: np.ndarray, top_eigenvalue=None, step: int | None = None,

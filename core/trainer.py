@@ -28,6 +28,7 @@ from .datasets import Dataset
 from .errors import TrainingError
 from .family_records import PendingRecords
 from .homogeneity import NONE, analyze
+from .level1 import abs_sum_and_max
 from .metrics import kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
 from .optimizers import UpdateRule
@@ -380,8 +381,7 @@ class Trainer:
         nan = float("nan")
         sq, grad_sq = squares or (float(np.dot(theta, theta)), float(np.dot(grad, grad)))
         norm = math.sqrt(sq)
-        abs_theta = np.abs(theta)
-        norm_l1, norm_linf = float(abs_theta.sum()), float(abs_theta.max())
+        norm_l1, norm_linf = abs_sum_and_max(theta)
         q_min = float(q.min())
         if order is not None and norm > 0:
             scale = norm ** order

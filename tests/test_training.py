@@ -231,7 +231,8 @@ def test_every_optimizer_separates_blobs(kind):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_an_update_subtracts_in_place_as_numpy_would(dtype):
-    from core.optimizers import UpdateRule, subtract_scaled
+    from core.level1 import subtract_scaled
+    from core.optimizers import UpdateRule
 
     rng = np.random.default_rng(3)
     theta, d = rng.standard_normal(1000).astype(dtype), rng.standard_normal(1000).astype(dtype)
@@ -247,6 +248,21 @@ def test_an_update_subtracts_in_place_as_numpy_would(dtype):
     for _ in range(2):
         velocity_rule.apply(theta, np.full(3, 2.0))
     np.testing.assert_allclose(theta, 1.0 - 0.1 * 2.0 - 0.1 * (0.5 * 2.0 + 2.0), rtol=1e-15)
+
+
+def test_l1_and_linf_norms_without_a_temporary_equal_numpys():
+    from core.level1 import abs_sum_and_max
+
+    rng = np.random.default_rng(4)
+    for dtype, rtol in ((np.float64, 1e-13), (np.float32, 1e-5)):
+        theta = rng.standard_normal(33_000).astype(dtype)
+        theta[1234] = -9.0  # the largest entry is negative
+        l1, linf = abs_sum_and_max(theta)
+        assert l1 == pytest.approx(float(np.abs(theta.astype(np.float64)).sum()), rel=rtol) and linf == 9.0
+    assert abs_sum_and_max(np.arange(-6.0, 4.0)[::3]) == (12.0, 6.0)  # a strided view: numpy's way
+    for bad in (np.nan, np.inf):
+        values = abs_sum_and_max(np.array([1.0, bad, -3.0]))
+        assert all(np.isnan(v) for v in values) if np.isnan(bad) else values == (np.inf, np.inf)
 
 
 @pytest.mark.parametrize("kind, solver, margin", [
@@ -312,7 +328,17 @@ def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
 
     rng = np.random.default_rng(2)
     a, b = np.linalg.qr(rng.normal(size=(6, 2)))[0].T  # orthonormal
-    for angle in (1e-12, 1e-6, 0.3, 1.5, 3.0, np.pi - 1e-6):
+    for angle in (1e-12, 1e-6, 0.3, 1.5, np.pi / 2 - 1e-9, np.pi / 2 + 1e-9, 3.0, np.pi - 1e-6):
         v = np.cos(angle) * a + np.sin(angle) * b
         assert unit_angle(a, v) == pytest.approx(angle, rel=1e-9, abs=1e-15), angle
         assert _angle(a[None], v[None])[0] == pytest.approx(unit_angle(a, v), rel=1e-14), angle
+    # a record's vectors: 33,000 coordinates, each normalized in floating point (|u| = 1 to a few
+    # ulp), against both norms formed in long double where the platform has one
+    theta = rng.normal(size=33_000)
+    u = theta / np.linalg.norm(theta)
+    for scale in (1e-9, 1e-4, 0.1, 1.0, 3.0):
+        w = theta + scale * rng.normal(size=theta.size) * np.linalg.norm(theta) / np.sqrt(theta.size)
+        v = w / np.linalg.norm(w)
+        d, s = u.astype(np.longdouble) - v, u.astype(np.longdouble) + v
+        exact = 2 * np.arctan2(np.sqrt(np.dot(d, d)), np.sqrt(np.dot(s, s)))
+        assert unit_angle(u, v) == pytest.approx(float(exact), rel=1e-14), scale
