@@ -134,7 +134,9 @@ def _tooltip(spec: PlotSpec) -> str:
         lines.append("A line per layer (ensemble member), named in the legend; several runs: a colour per run, "
                      "and solid, dashed, dotted, dash-dot for its layers in order")
     if spec.reference:
-        lines.append("dashed: the max-margin separator's normalized margin (linear models)")
+        lines.append("dashed (linear models): the normalized margin of the max-margin direction the optimizer tends "
+                     "to (l2 SVM for gradient descent, l_inf for sign descent, l1 for coordinate descent), through "
+                     "the origin for a model without bias: at most the Dataset panel's SVM margin, which allows a bias")
     if spec.extra.get("separated_range"):
         lines.append("The y range follows the records past the loss threshold L < l(0) (where γ̃ > 0); "
                      "zoom to see the start, press A (bottom left) to follow again.")
