@@ -15,6 +15,7 @@ imported since its last call: a new BLAS comes with an extension module's import
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from contextlib import contextmanager
@@ -39,6 +40,15 @@ def one_threaded_pool() -> None:
     for pool in pools:
         if pool is not keep and pool.num_threads != 1:
             pool.set_num_threads(1)
+
+
+def scipy_wrappers(name: str):
+    """scipy.linalg's ``blas`` or ``lapack`` wrappers (~1.5-3 us a call, where numpy's checks and
+    wrapping take ~10), imported on first use (the window's process never needs them), with
+    scipy's OpenBLAS pool, loaded beside numpy's, at one thread."""
+    module = importlib.import_module(f"scipy.linalg.{name}")
+    one_threaded_pool()
+    return module
 
 
 def numpy_pool(pools):

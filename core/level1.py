@@ -3,8 +3,8 @@
 numpy makes ``scale * d`` or ``abs(theta)`` as a new array as large as theta before it
 subtracts, sums or takes a maximum: at 33,000 parameters (residual GELU, width 128) that
 temporary doubles the cost of an update and of a record's l1 and l_inf norms. scipy's BLAS
-wrappers (~1.5 us a call) read the vectors once. Without scipy, or for arrays BLAS cannot take
-as they are, numpy's way gives the same numbers.
+wrappers (~1.5 us a call) read the vectors once. For arrays BLAS cannot take as they are,
+numpy's way gives the same numbers.
 """
 
 from __future__ import annotations
@@ -13,22 +13,18 @@ import math
 
 import numpy as np
 
-from .blas import one_threaded_pool
+from .blas import scipy_wrappers
 
 _ROUTINES: dict = {}  # dtype -> (axpy, asum, iamax) of scipy's BLAS for it, or None
 
 
 def _routines(dtype):
-    """scipy's BLAS routines for ``dtype``, imported on first use (the window's process never steps)."""
+    """scipy's BLAS routines for ``dtype`` (None for a dtype BLAS has none for)."""
     if dtype not in _ROUTINES:
-        try:
-            from scipy.linalg import blas
-        except ImportError:
-            blas = None
         prefix = {np.dtype(np.float64): "d", np.dtype(np.float32): "s"}.get(np.dtype(dtype))
-        _ROUTINES[dtype] = None if blas is None or prefix is None else (
+        blas = scipy_wrappers("blas") if prefix else None
+        _ROUTINES[dtype] = None if blas is None else (
             getattr(blas, prefix + "axpy"), getattr(blas, prefix + "asum"), getattr(blas, "i" + prefix + "amax"))
-        one_threaded_pool()  # scipy's OpenBLAS pool beside numpy's: see core/blas.py
     return _ROUTINES[dtype]
 
 
@@ -55,10 +51,12 @@ def subtract_scaled(theta: np.ndarray, scale: float, d: np.ndarray) -> None:
 def abs_sum_and_max(theta: np.ndarray) -> tuple[float, float]:
     """(||theta||_1, ||theta||_inf) (asum and iamax: 8 us against 16 at 33,000 parameters). NaN
     or inf anywhere makes both NaN or inf, as numpy's would."""
+    if not len(theta):
+        return 0.0, 0.0
     routines = _blas_ready(theta)
-    if routines is None or not len(theta):
+    if routines is None:
         a = np.abs(theta)
-        return float(a.sum()), float(a.max()) if len(theta) else 0.0
+        return float(a.sum()), float(a.max())
     total = float(routines[1](theta))
     largest = abs(float(theta[routines[2](theta)]))
     if not math.isfinite(total):  # iamax may skip a NaN that asum has already carried

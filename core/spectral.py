@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from .blas import one_threaded_pool
+from .blas import scipy_wrappers
 
 SLACK = 1e-13
 SMALLEST = 24  # below this size the full solver is as quick as the warm path's few calls
@@ -277,9 +277,5 @@ def _rayleigh(W: np.ndarray, v: np.ndarray) -> tuple[float, float, np.ndarray]:
 
 
 def _lapack():
-    """scipy's LAPACK wrappers, imported on first use (the window's process never needs them):
-    ~3 us a call where numpy.linalg's checks and wrapping take ~10."""
-    from scipy.linalg import lapack
-
-    one_threaded_pool()  # scipy's OpenBLAS pool beside numpy's: see core/blas.py
-    return lapack
+    """scipy's LAPACK wrappers (core/blas.py), imported on first use."""
+    return scipy_wrappers("lapack")
