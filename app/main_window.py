@@ -12,8 +12,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QHBoxLayout, QLabel, QMainWindow, QMessageBox,
-                               QPushButton, QSplitter, QTabWidget, QToolBar, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QMainWindow, QMessageBox, QSplitter, QTabWidget,
+                               QVBoxLayout, QWidget)
 
 from core.config import DatasetConfig, RunConfig
 from core.errors import MarginExplorerError
@@ -23,6 +23,7 @@ from widgets.boundary_view import BoundaryView
 from widgets.claims_panel import ClaimsPanel
 from widgets.compare_table import CompareTable
 from widgets.dataset_editor import DatasetEditor
+from widgets.message_banner import MessageBanner
 from widgets.replay_bar import ReplayBar
 from widgets.run_controls import RunControls
 from widgets.run_list import RunList
@@ -40,42 +41,6 @@ from .theme import THEMES, apply_theme
 DEMO_PRESET = "relu2-blobs"
 REDRAW_MS = 40  # 25 Hz: redraws are paced, never one per step
 ENDED = ("finished", "stopped", "diverged", "failed")
-
-
-class MessageBanner(QWidget):
-    """A dismissable line at the top of the window for errors and warnings (never a dialog)."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.label = QLabel()
-        self.label.setObjectName("message-banner")
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextSelectableByMouse)
-        close = QPushButton("✕")
-        close.setFlat(True)
-        close.setFixedWidth(28)
-        close.setToolTip("Dismiss")
-        close.clicked.connect(self.clear)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 2, 8, 2)
-        layout.addWidget(self.label, stretch=1)
-        layout.addWidget(close)
-        self.setStyleSheet("background: #fdecea; color: #7a0012;")
-        self.hide()
-
-    def show_message(self, text: str, kind: str = "error") -> None:
-        self.setStyleSheet("background: #fdecea; color: #7a0012;" if kind == "error"
-                           else "background: #fff4e0; color: #5a3b00;")
-        self.label.setText(text)
-        self.show()
-
-    def clear(self) -> None:
-        self.label.setText("")
-        self.hide()
-
-    @property
-    def text(self) -> str:
-        return self.label.text() if self.isVisible() else ""
 
 
 class MainWindow(QMainWindow):
@@ -139,11 +104,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self._docks["dataset"], self._docks["plots"], self._docks["run"]], [330, 900, 300],
                          Qt.Horizontal)
         self.setCentralWidget(None)
-        banner_bar = QToolBar("Messages")
-        banner_bar.setObjectName("toolbar-messages")
-        banner_bar.setMovable(False)
-        banner_bar.addWidget(self.banner)
-        self.addToolBar(Qt.TopToolBarArea, banner_bar)
+        self.addToolBar(Qt.TopToolBarArea, self.banner)
         self._build_status_bar()
         self.runs = RunManager(self)
         self.files = FileActions(self)
@@ -695,6 +656,7 @@ class MainWindow(QMainWindow):
         state = s.value("window_state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
+            self.banner.sync()
         try:
             visible = json.loads(str(s.value("visible_plots", "")))
         except (json.JSONDecodeError, TypeError):
