@@ -1,6 +1,7 @@
 """The window's message line: on screen, as tall as its text, gone when dismissed, and never
 left as an empty strip by a restored layout."""
 
+import pytest
 from PySide6.QtCore import QPoint, Qt
 
 from app.main_window import MainWindow
@@ -52,3 +53,13 @@ def test_a_layout_saved_with_a_message_does_not_restore_an_empty_strip(qtbot, se
     second.show()
     assert second.banner.text == "" and not second.banner.isVisible()
     second.close()
+
+
+def test_presentation_mode_enlarges_the_message_too(window, qtbot):
+    window.show_error("Training: read from the back of the room")
+    size = window.banner.label.font().pointSizeF()
+    window.toggle_presentation(True)
+    assert window.banner.label.font().pointSizeF() == pytest.approx(1.6 * size, rel=0.05)
+    qtbot.waitUntil(lambda: window.banner.label.height() >= window.banner.label.fontMetrics().height(), timeout=3000)
+    window.toggle_presentation(False)
+    assert window.banner.label.font().pointSizeF() == pytest.approx(size, rel=0.05)

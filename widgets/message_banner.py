@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QToolBar, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QPushButton, QToolBar, QWidget
 
 STYLES = {"error": "background: #fdecea; color: #7a0012;", "info": "background: #fff4e0; color: #5a3b00;"}
 
@@ -56,6 +56,13 @@ class MessageBanner(QToolBar):
         self.body.setStyleSheet(STYLES["error" if kind == "error" else "info"])
         self.label.setText(text)
         self.setVisible(True)
+
+    def restyle(self, _font_scale: float) -> None:
+        """The application's type size (presentation mode): a widget with a style sheet keeps
+        the font it was polished with, so the banner's line stayed small on a projector."""
+        for widget in (self.label, self.close_button):
+            widget.setFont(QApplication.font())
+        self.label.updateGeometry()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
