@@ -62,7 +62,7 @@ PLOTS = [
 PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
 X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
-WAITING = "No run yet: press Run (Space), or open saved runs (Ctrl+O)"
+WAITING = "No run yet: press Run (Space),\nor open saved runs (Ctrl+O)"  # two lines: one overran the plot at 1.6x type
 READOUT_RUNS = 4  # the hover readout's lines at most, one a run
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
 LEGEND_POINTS, AXIS_LABEL_POINTS = 8, 9  # type sizes at font scale 1 (presentation mode scales them)
