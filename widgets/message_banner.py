@@ -25,8 +25,8 @@ class MessageBanner(QToolBar):
     """A dismissable line across the top of the window, shown only while it holds a message.
 
     It is a tool bar itself, shown and hidden whole: a widget put into a QToolBar cannot be
-    shown or hidden by QWidget.show() (Qt's documented caveat), and a banner that was once
-    did not appear at all, while reporting itself visible."""
+    shown or hidden by QWidget.show() (Qt's documented caveat): the banner used to be such a
+    widget and never appeared, though it reported itself visible."""
 
     def __init__(self, parent=None):
         super().__init__("Messages", parent)
