@@ -4,7 +4,6 @@ boundary, wired to a TrainingController (a child process) and a RunSession."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -34,6 +33,7 @@ from .family_session import FamilySession
 from . import help_menu
 from .file_actions import FileActions
 from .run_manager import RunManager
+from .scratch_settings import scratch_settings
 from .session import RunSession
 from .status_bar import RunStatus
 from .theme import THEMES, apply_theme
@@ -734,8 +734,7 @@ def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0, famil
     """Open the window on a preset (as a family: ``family`` in the command line's form), run
     ``steps`` steps, save a screenshot of the whole window, exit."""
     app = make_application()
-    settings = QSettings(os.devnull, QSettings.IniFormat)  # a demo neither reads nor changes the user's settings
-    window = MainWindow(settings=settings, load_demo=False)
+    window = MainWindow(settings=scratch_settings(), load_demo=False)  # a demo neither reads nor changes the user's settings
     config = load_preset(preset)
     if family:
         from core.config import FamilyConfig

@@ -20,9 +20,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-from PySide6.QtCore import QSettings, QTimer  # noqa: E402
+from PySide6.QtCore import QTimer  # noqa: E402
 
 from app.main_window import MainWindow, make_application  # noqa: E402
+from app.scratch_settings import scratch_settings  # noqa: E402
 from app.session import RunSession  # noqa: E402
 from core.presets import load_preset  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
@@ -38,8 +39,7 @@ def headless_rate(config, steps: int) -> float:
 
 
 def window_run(app, config, steps: int):
-    settings = QSettings(os.devnull, QSettings.IniFormat)
-    window = MainWindow(settings=settings, load_demo=False)
+    window = MainWindow(settings=scratch_settings(), load_demo=False)
     window.confirm = lambda *_: True
     window.load_config(config)
     window.resize(1500, 920)

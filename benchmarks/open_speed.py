@@ -56,12 +56,11 @@ def write_big_run(path: Path, records: int = 1_000_000, n: int = 16) -> None:
 
 
 def open_in_window(path: Path) -> float:
-    from PySide6.QtCore import QSettings
-
     from app.main_window import MainWindow, make_application
+    from app.scratch_settings import scratch_settings
 
     app = make_application(["bench"])
-    window = MainWindow(settings=QSettings(os.devnull, QSettings.IniFormat), load_demo=False)
+    window = MainWindow(settings=scratch_settings(), load_demo=False)
     window.resize(1500, 920)
     window.show()
     app.processEvents()
