@@ -16,7 +16,7 @@ from typing import Literal, Optional
 
 from . import activations
 from .errors import ConfigError
-from .schema import Serializable, convert, require
+from .schema import Serializable, describe, convert, require
 from .schema import from_dict as schema_from_dict
 
 ActivationKind = Literal["identity", "relu", "leaky_relu", "abs", "relu_k", "gelu", "silu",
@@ -129,8 +129,8 @@ def parse_blocks(data, path: str) -> list:
         if not isinstance(item, dict):
             raise ConfigError(f"{sub}: expected a block object with a 'type'")
         kind = item.get("type")
-        if kind not in BLOCK_TYPES:
-            raise ConfigError(f"{sub}.type: must be one of {', '.join(BLOCK_TYPES)}, got {kind!r}")
+        if not isinstance(kind, str) or kind not in BLOCK_TYPES:
+            raise ConfigError(f"{sub}.type: must be one of {', '.join(BLOCK_TYPES)}, got {describe(kind)}")
         blocks.append(BLOCK_TYPES[kind].from_dict(item, sub))
     return blocks
 

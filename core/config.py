@@ -7,6 +7,7 @@ every run file, so a saved run can be reopened, compared, replayed or continued.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
@@ -15,7 +16,7 @@ from . import datasets
 from .architecture import ArchitectureSpec
 from .errors import ConfigError, DatasetError
 from .optimizers import KINDS as OPTIMIZER_KINDS
-from .schema import Serializable, require
+from .schema import Serializable, parse_json, require
 
 
 @dataclass
@@ -35,6 +36,10 @@ class DatasetConfig(Serializable):
         if self.kind == "generator":
             require(self.generator in datasets.GENERATORS, f"{path}.generator",
                     f"unknown generator {self.generator!r} (choose from {', '.join(datasets.GENERATORS)})")
+            try:
+                datasets.generator_arguments(self.generator, self.params)
+            except DatasetError as exc:  # its message starts with the parameter's name
+                raise ConfigError(f"{path}.params.{exc}") from None
         elif self.kind == "inline":
             require(self.X is not None and self.y is not None, path, "an inline dataset needs X and y")
         else:
@@ -143,8 +148,8 @@ class RunSettings(Serializable):
     def validate(self, path):
         require(self.steps >= 0, f"{path}.steps", f"must be >= 0 (0 = unlimited), got {self.steps}")
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
-        require(self.device.split(":")[0] in ("cpu", "cuda", "mps"), f"{path}.device",
-                f"must be cpu, cuda or mps, got {self.device!r}")
+        require(re.fullmatch(r"(cpu|cuda|mps)(:[0-9]+)?", self.device) is not None, f"{path}.device",
+                f"must be cpu, cuda or mps, optionally with a device number (cuda:1), got {self.device!r}")
         if self.backend == "numpy":
             require(self.device == "cpu", f"{path}.backend", "the numpy backend runs on the cpu only")
 
@@ -168,7 +173,8 @@ class FamilyConfig(Serializable):
         for i, value in enumerate(self.values):
             where = f"{path}.values[{i}]"
             if self.vary == "seed":
-                require(float(value).is_integer() and value >= 0, where, f"a seed is a whole number >= 0, got {value:g}")
+                require(float(value).is_integer() and 0 <= value < 2**63, where,
+                        f"a seed is a whole number from 0 to 2^63 - 1, got {value:g}")
             else:
                 require(value > 0, where, f"{self.vary} must be > 0, got {value:g}")
 
@@ -186,13 +192,20 @@ class FamilyConfig(Serializable):
                 ends, _slash, count = spec.partition("/")
                 low, high = (float(v) for v in ends.split(".."))
                 k = int(count) if count else 8
-                require(low > 0 and high > 0 and k >= 2, "--family", "log-spaced values need two ends > 0 and /N >= 2")
+                require(low > 0 and high > 0, "--family",
+                        f"{text}: log-spaced values need both ends > 0 ({min(low, high):g} cannot be log-spaced; "
+                        "list the values instead, e.g. lr=0.1,0.2,0.5)")
+                require(2 <= k <= MAX_FAMILY, "--family", f"{text}: /N must be from 2 to {MAX_FAMILY}, got {k}")
                 values = [low * (high / low) ** (i / (k - 1)) for i in range(k)]
             elif ":" in spec:
                 start, stop = (int(v) for v in spec.split(":"))
+                require(0 < stop - start <= MAX_FAMILY, "--family",
+                        f"{text}: a family has 1 to {MAX_FAMILY} members, got {max(stop - start, 0)}")
                 values = list(range(start, stop))
             else:
                 values = [float(v) for v in spec.split(",") if v.strip()]
+        except ConfigError:
+            raise
         except ValueError:
             raise ConfigError(f"--family: cannot read the values {spec!r} (try seed=0:32, lr=0.001..0.1/8 "
                               "or init_scale=0.5,1,2)") from None
@@ -277,11 +290,7 @@ class RunConfig(Serializable):
 
     @classmethod
     def from_json(cls, text: str) -> "RunConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"config: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "config"))
 
     def copy(self) -> "RunConfig":
         return RunConfig.from_dict(self.to_dict())
@@ -295,7 +304,9 @@ def _claims(raw) -> list:
 
 
 def load_config(path: str | Path) -> tuple[RunConfig, Path]:
-    """Read a config JSON file; returns the config and its folder (for relative dataset paths)."""
+    """Read a config JSON file (a UTF-8 byte order mark is accepted); returns the config and its
+    folder. A relative ``dataset.path`` is made absolute against that folder here, so that the
+    config means the same file whatever the current folder is (and wherever it is stored)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -303,4 +314,8 @@ def load_config(path: str | Path) -> tuple[RunConfig, Path]:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot be read ({exc})") from None
-    return RunConfig.from_json(text), path.parent
+    config = RunConfig.from_dict(parse_json(text, path.name))
+    dataset = config.dataset
+    if dataset.kind == "file" and not Path(dataset.path).is_absolute():
+        dataset.path = str((path.parent / dataset.path).absolute())
+    return config, path.parent

@@ -9,12 +9,21 @@ from __future__ import annotations
 import csv
 import io
 import math
+import stat
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DatasetError
+
+# What a dataset may hold, checked before anything is allocated or read (README, Limits):
+# X at most 10^7 numbers (n x d; 80 MB in float64), and no file or NPZ array that declares
+# more than 256 MB. Ten million coordinates is far beyond what the window can draw or the
+# trainer step quickly; a claimed size past these is a mistake or a crafted file.
+MAX_DATASET_ELEMENTS = 10**7
+MAX_FILE_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -44,14 +53,9 @@ class Dataset:
 
 def validate_arrays(X, y) -> tuple[np.ndarray, np.ndarray]:
     """Check shapes, finiteness, labels and contradictions; return float64 X and +-1 y."""
-    try:
-        X = np.asarray(X, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DatasetError(f"X: not a rectangular table of numbers ({exc})") from None
-    try:
-        y = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DatasetError(f"y: not a list of numbers ({exc})") from None
+    X, y = _real_array(X, "X", "not a rectangular table of numbers"), _real_array(y, "y", "not a list of numbers")
+    if X.size > MAX_DATASET_ELEMENTS:
+        raise DatasetError(_too_many(X.shape))
     if X.ndim != 2:
         raise DatasetError(f"X: expected a 2-D table (n x d), got {X.ndim} dimension(s)")
     if y.ndim != 1:
@@ -84,6 +88,27 @@ def _check_contradictions(X: np.ndarray, y: np.ndarray) -> None:
         k = int(np.flatnonzero(same)[0])
         a, b = sorted((int(order[k]) + 1, int(order[k + 1]) + 1))
         raise DatasetError(f"rows {a} and {b}: the same point has both labels, so no classifier can separate the data")
+
+
+def _real_array(values, name: str, what: str) -> np.ndarray:
+    """``values`` as float64; complex numbers are refused (float64 would drop the imaginary part)."""
+    try:
+        array = np.asarray(values)
+        if np.iscomplexobj(array):
+            raise DatasetError(f"{name}: holds complex numbers; coordinates and labels must be real")
+        return array.astype(np.float64)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"{name}: {what} ({exc})") from None
+    except OverflowError:  # an integer beyond float64 (JSON allows 10**400)
+        raise DatasetError(f"{name}: a number is too large for a float64") from None
+
+
+def _too_many(shape) -> str:
+    count = math.prod(int(v) for v in shape)
+    return (f"X: {' x '.join(map(str, shape))} = {count:.3g} numbers is too large; "
+            f"the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
 
 
 def labels_from_file(values: np.ndarray, first_row: int = 1) -> np.ndarray:
@@ -224,16 +249,36 @@ GENERATORS = {
 
 def generate(kind: str, **params) -> Dataset:
     """Run generator ``kind`` with ``params``; unknown kinds and parameters are DatasetErrors."""
-    import inspect
-
     if kind not in GENERATORS:
         raise DatasetError(f"generator: unknown kind {kind!r} (choose from {', '.join(GENERATORS)})")
-    fn = GENERATORS[kind]
-    allowed = inspect.signature(fn).parameters
-    for key in params:
-        if key not in allowed:
-            raise DatasetError(f"generator {kind}: unknown parameter {key!r} (allowed: {', '.join(allowed)})")
-    return fn(**params)
+    return GENERATORS[kind](**generator_arguments(kind, params))
+
+
+def generator_arguments(kind: str, params: dict) -> dict:
+    """``params`` checked against generator ``kind``'s signature before it runs: whole numbers
+    where the default is one (n, dim, seed; a seed >= 0), finite numbers elsewhere, and at most
+    MAX_DATASET_ELEMENTS coordinates. A DatasetError's message starts with the parameter's name."""
+    defaults = generator_parameters(kind)
+    checked = {}
+    for key, value in params.items():
+        if key not in defaults:
+            raise DatasetError(f"{key}: unknown parameter of generator {kind} (allowed: {', '.join(defaults)})")
+        whole = isinstance(defaults[key], int)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()):
+            shown = {type(None): "null", list: "a list", dict: "an object"}.get(type(value), repr(value))
+            raise DatasetError(f"{key}: expected {'a whole number' if whole else 'a number'}, got {shown}")
+        if whole:
+            value = int(value)
+            if key == "seed" and not 0 <= value < 2**63:
+                raise DatasetError(f"seed: must be a whole number from 0 to 2^63 - 1, got {value}")
+        elif not math.isfinite(value):
+            raise DatasetError(f"{key}: must be a finite number, got {value!r}")
+        checked[key] = value
+    n, dim = checked.get("n", defaults["n"]), checked.get("dim", defaults.get("dim", 2))
+    if n * dim > MAX_DATASET_ELEMENTS:
+        raise DatasetError(f"{'dim' if dim > n else 'n'}: {n} points of {dim} coordinates are {n * dim:.3g} numbers; "
+                           f"the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
+    return checked
 
 
 def generator_parameters(kind: str) -> dict:
@@ -247,51 +292,64 @@ def generator_parameters(kind: str) -> dict:
 
 def load_csv(path: str | Path) -> Dataset:
     """Read columns x1..xd,label (a header row is optional); labels -1/+1 or 0/1."""
-    path = Path(path)
+    path = _regular_file(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
     except UnicodeDecodeError:
-        raise DatasetError(f"{path}: not a text (CSV) file") from None
+        raise DatasetError(f"{path.name}: not a text (CSV) file") from None
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot be read ({exc.strerror})") from None
-    return parse_csv(text, name=path.stem)
+        raise DatasetError(f"{path.name}: cannot be read ({exc.strerror})") from None
+    return parse_csv(text, name=path.stem, source=path.name)
 
 
-def parse_csv(text: str, name: str = "csv") -> Dataset:
+def parse_csv(text: str, name: str = "csv", source: str | None = None) -> Dataset:
+    """A dataset from CSV text; errors start with ``source`` (the file's name), then the row."""
+    source = source or name
+    try:
+        return _parse_csv(text, name, source)
+    except DatasetError as exc:
+        first = next((line for line in text.splitlines() if line.strip()), "")
+        for sep, word in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in first and "," not in first.replace(sep, ""):
+                raise DatasetError(f"{exc} (the columns seem to be separated by {word}: "
+                                   "separate them with commas)") from None
+        raise
+
+
+def _parse_csv(text: str, name: str, source: str) -> Dataset:
     rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
     if not rows:
-        raise DatasetError(f"{name}: the file is empty")
+        raise DatasetError(f"{source}: the file is empty")
     header = None
     first = rows[0]
     if not all(_is_number(c) for c in first):
         header = [c.strip() for c in first]
         rows = rows[1:]
         if len(header) < 2:
-            raise DatasetError(f"{name}: header {','.join(header)!r} must name at least one coordinate and a label")
+            raise DatasetError(f"{source}: header {','.join(header)!r} must name at least one coordinate and a label")
         if header[-1].lower() not in ("label", "y", "class", "target"):
-            raise DatasetError(f"{name}: header: the last column must be the label (named label), got {header[-1]!r}")
+            raise DatasetError(f"{source}: header: the last column must be the label (named label), got {header[-1]!r}")
     if not rows:
-        raise DatasetError(f"{name}: the file has a header but no data rows")
+        raise DatasetError(f"{source}: the file has a header but no data rows")
     width = len(header) if header else len(rows[0])
     if width < 2:
-        raise DatasetError(f"{name}: row 1 has one column; expected x1..xd,label")
+        raise DatasetError(f"{source}: row 1 has one column; expected x1..xd,label")
+    if len(rows) * (width - 1) > MAX_DATASET_ELEMENTS:
+        raise DatasetError(f"{source}: {_too_many((len(rows), width - 1))}")
     offset = 2 if header else 1
     values = np.empty((len(rows), width))
     for i, row in enumerate(rows):
         if len(row) != width:
-            raise DatasetError(f"{name}: row {i + offset} has {len(row)} columns, expected {width}")
+            raise DatasetError(f"{source}: row {i + offset} has {len(row)} columns, expected {width}")
         for j, cell in enumerate(row):
             try:
                 values[i, j] = float(cell)
             except ValueError:
-                raise DatasetError(f"{name}: row {i + offset}, column {j + 1}: {cell.strip()!r} is not a number") from None
-    y = labels_from_file(values[:, -1], first_row=offset)
+                raise DatasetError(f"{source}: row {i + offset}, column {j + 1}: {cell.strip()!r} is not a number") from None
     try:
-        return Dataset(values[:, :-1], y, name)
+        return Dataset(values[:, :-1], labels_from_file(values[:, -1]), name)
     except DatasetError as exc:
-        raise DatasetError(f"{name}: {_shift_rows(str(exc), offset - 1)}") from None
+        raise DatasetError(f"{source}: {_shift_rows(str(exc), offset - 1)}") from None
 
 
 def _shift_rows(message: str, by: int) -> str:
@@ -320,26 +378,99 @@ def save_csv(dataset: Dataset, path: str | Path) -> None:
 
 
 def load_npz(path: str | Path) -> Dataset:
-    """Read arrays ``X`` and ``y`` from an .npz file (no pickled objects are allowed)."""
-    path = Path(path)
+    """Read arrays ``X`` and ``y`` from an .npz file. Each array's header (shape and dtype) and
+    the archive's declared sizes are checked before anything is read: numbers only (no pickled
+    objects, no complex numbers), at most MAX_DATASET_ELEMENTS in X and MAX_FILE_BYTES per array,
+    so a header that claims (10^6, 10^6) or a zip bomb is refused without inflating it."""
+    path = _regular_file(path)
+    where = path.name
     try:
-        with np.load(path, allow_pickle=False) as data:
-            missing = [k for k in ("X", "y") if k not in data.files]
+        if not zipfile.is_zipfile(path):
+            raise DatasetError(f"{where}: not an .npz file: it is {_what_it_is(path)} (an .npz is a zip "
+                               "archive of .npy arrays, as numpy.savez writes)")
+        with zipfile.ZipFile(path) as archive:
+            members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+            missing = [k for k in ("X", "y") if k not in members]
             if missing:
-                raise DatasetError(f"{path.name}: missing array {missing[0]!r} (found {', '.join(data.files) or 'none'})")
-            X, y = data["X"], data["y"]
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
+                raise DatasetError(f"{where}: missing array {missing[0]!r} (found {', '.join(members) or 'none'})")
+            X, y = (_read_npy(archive, members[key], key, where) for key in ("X", "y"))
     except DatasetError:
         raise
-    except (ValueError, OSError) as exc:
-        raise DatasetError(f"{path.name}: not a readable .npz file ({exc})") from None
-    if np.asarray(y).ndim == 1 and np.asarray(y).size:
-        y = labels_from_file(np.asarray(y, dtype=float))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
+        raise DatasetError(f"{where}: not a readable .npz file ({exc})") from None
     try:
+        if y.ndim == 1 and y.size and X.ndim == 2 and X.shape[0] == y.size:
+            y = labels_from_file(np.asarray(y, dtype=float))
         return Dataset(X, y, path.stem)
     except DatasetError as exc:
-        raise DatasetError(f"{path.name}: {exc}") from None
+        raise DatasetError(f"{where}: {exc}") from None
+
+
+def _read_npy(archive: zipfile.ZipFile, member: str, key: str, where: str) -> np.ndarray:
+    """One array of an .npz, read only after its declared sizes and header pass the limits."""
+    info = archive.getinfo(member)
+    if info.file_size > MAX_FILE_BYTES:
+        raise DatasetError(f"{where}: {key} would inflate to {info.file_size / 2**20:,.0f} MB; the limit is "
+                           f"{MAX_FILE_BYTES >> 20} MB (README, Limits)")
+    fmt = np.lib.format
+    with archive.open(info) as fh:
+        try:
+            version = fmt.read_magic(fh)
+            shape, fortran, dtype = (fmt.read_array_header_1_0(fh) if version == (1, 0)
+                                     else fmt.read_array_header_2_0(fh))
+        except ValueError as exc:
+            raise DatasetError(f"{where}: {key} is not a .npy array ({exc})") from None
+        if dtype.hasobject:
+            raise DatasetError(f"{where}: {key} holds Python objects (pickled data), which are never loaded; "
+                               "save plain numbers")
+        if dtype.kind == "c":
+            raise DatasetError(f"{where}: {key} holds complex numbers; coordinates and labels must be real")
+        if dtype.kind not in "biuf":
+            raise DatasetError(f"{where}: {key} holds {dtype} values, not numbers")
+        count = math.prod(shape)
+        if count > MAX_DATASET_ELEMENTS:
+            raise DatasetError(f"{where}: {_too_many(shape) if key == 'X' else f'y has {count:.3g} labels, too many'}")
+        if count * dtype.itemsize > info.file_size:
+            raise DatasetError(f"{where}: {key} claims shape {shape} but holds only {info.file_size} bytes: "
+                               "the file is truncated or damaged")
+        array = np.frombuffer(fh.read(count * dtype.itemsize), dtype=dtype, count=count)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+def _what_it_is(path: Path) -> str:
+    """What a file that is not a zip archive looks like, for the message."""
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"\x93NUMPY"):
+        return "a single .npy array"
+    if head.startswith(b"\x89HDF"):
+        return "an HDF5 file"
+    if not head:
+        return "empty"
+    if head[:1] == b"\x80":
+        return "a Python pickle (never loaded)"
+    return "not a zip archive"
+
+
+def _regular_file(path: str | Path) -> Path:
+    """``path`` if it is a regular file of at most MAX_FILE_BYTES: a FIFO or a device would block
+    or never end, a folder cannot be read."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: no such file") from None
+    except ValueError:  # a NUL byte in the name
+        raise DatasetError(f"{path!r}: not a valid file name") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise DatasetError(f"{path}: {kind}; a dataset is a .csv or .npz file")
+    if info.st_size > MAX_FILE_BYTES:
+        raise DatasetError(f"{path.name}: {info.st_size / 2**20:,.0f} MB is too large; the limit is "
+                           f"{MAX_FILE_BYTES >> 20} MB (README, Limits)")
+    return path
 
 
 def save_npz(dataset: Dataset, path: str | Path) -> None:

@@ -69,7 +69,7 @@ def test_missing_and_wrong_files(tmp_path):
     with pytest.raises(DatasetError, match="no such file"):
         D.load(tmp_path / "nope.csv")
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(DatasetError, match="not a readable .npz"):
+    with pytest.raises(DatasetError, match="bad.npz: not an .npz file: it is not a zip archive"):
         D.load(tmp_path / "bad.npz")
     np.savez(tmp_path / "noy.npz", X=np.zeros((3, 2)))
     with pytest.raises(DatasetError, match="missing array 'y'"):
@@ -79,7 +79,7 @@ def test_missing_and_wrong_files(tmp_path):
 
 
 def test_generator_parameters_are_checked():
-    with pytest.raises(DatasetError, match="unknown parameter 'radius'"):
+    with pytest.raises(DatasetError, match="radius: unknown parameter of generator moons"):
         D.generate("moons", radius=2)
     with pytest.raises(DatasetError, match="unknown kind"):
         D.generate("galaxy")
