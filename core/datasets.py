@@ -310,7 +310,7 @@ def parse_csv(text: str, name: str = "csv", source: str | None = None) -> Datase
     except DatasetError as exc:
         first = next((line for line in text.splitlines() if line.strip()), "")
         for sep, word in ((";", "semicolons"), ("\t", "tabs")):
-            if sep in first and "," not in first.replace(sep, ""):
+            if sep in first:
                 raise DatasetError(f"{exc} (the columns seem to be separated by {word}: "
                                    "separate them with commas)") from None
         raise

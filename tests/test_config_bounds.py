@@ -1,0 +1,211 @@
+"""Issue 16, bounds on what a config and a dataset file can ask for: every malformed field gets a
+message naming it (exit 2 on the command line, never a traceback), NPZ headers are checked before
+anything is read, and sizes past the documented limits are refused before anything is allocated."""
+
+import copy
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import datasets as D
+from core.config import FamilyConfig, RunConfig, load_config
+from core.errors import ConfigError, DatasetError
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = {"architecture": {"input_dim": 2, "blocks": [{"type": "dense", "width": 1}]}, "run": {"steps": 3}}
+
+
+def _main(*args, **kwargs):
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=kwargs.pop("cwd", ROOT),
+                          capture_output=True, text=True, timeout=120, **kwargs)
+
+
+def _with(path, value):
+    data = copy.deepcopy(BASE)
+    *parents, last = path
+    node = data
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[last] = value
+    return json.dumps(data)
+
+
+BLOCK_TYPE_LIST = _with(("architecture", "blocks"), [{"type": ["dense"], "width": 1}])
+HUGE_INLINE = json.dumps({**BASE, "dataset": {"kind": "inline", "X": [[10**400, 0], [0, 1]], "y": [1, -1]}})
+DEEP = '{"name": ' + "[" * 1000 + "]" * 1000 + "}"
+
+# (config text, the field the message must name, words it must hold): each gave a traceback before
+CASES = [
+    (BLOCK_TYPE_LIST, "architecture.blocks[0].type", "got a list"),
+    (_with(("run", "device"), "cpu:abc"), "run.device", "'cpu:abc'"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"n": [3]}}), "dataset.params.n", "whole number"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"seed": -1}}), "dataset.params.seed", "from 0 to 2^63 - 1, got -1"),
+    (_with(("dataset",), {"generator": "circles", "params": {"factor": [0.5]}}), "dataset.params.factor", "a list"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"noise": None}}), "dataset.params.noise", "null"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"n": 10**12}}), "dataset.params.n", "limit is 1e+07"),
+    (HUGE_INLINE, "X", "too large for a float64"),
+    (DEEP, "config", "nested too deeply"),
+    ('{"name": 1' + "0" * 5000 + "}", "config", "not valid JSON"),
+    (_with(("run", "seed"), 2**70), "run.seed", "too large"),
+    (_with(("run", "steps"), 10**400), "run.steps", "401 digits"),
+    (_with(("optimizer", "lr"), 10**400), "optimizer.lr", "too large for a float64"),
+    (_with(("dataset",), {"kind": "file", "path": "a\x00b.csv"}), "dataset", "not a valid file name"),
+    (_with(("family",), {"vary": "seed", "values": [1e300]}), "family.values[0]", "2^63 - 1"),
+]
+
+
+@pytest.mark.parametrize("text, field, words", CASES)
+def test_malformed_config_fields_are_named(text, field, words):
+    with pytest.raises(ConfigError) as info:
+        RunConfig.from_json(text).dataset.build()
+    message = str(info.value)
+    assert field in message and words in message, message
+
+
+@pytest.mark.parametrize("text, field", [(BLOCK_TYPE_LIST, "architecture.blocks[0].type"),
+                                         (_with(("run", "device"), "cpu:abc"), "run.device"),
+                                         (_with(("run", "seed"), -1), "run.seed"),
+                                         (HUGE_INLINE, "X:"), (DEEP, "nested too deeply")])
+def test_cli_exits_2_with_one_line(tmp_path, text, field):
+    config = tmp_path / "c.json"
+    config.write_text(text)
+    result = _main("run", str(config), "--out", str(tmp_path / "r.h5"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and field in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(BASE).encode())
+    config, _folder = load_config(path)
+    assert config.run.steps == 3 and config.architecture.input_dim == 2
+    assert RunConfig.from_json("\ufeff" + json.dumps(BASE)).run.steps == 3
+
+
+def test_a_relative_dataset_path_is_the_config_folders(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    D.save_csv(D.moons(20, seed=4), folder / "points.csv")
+    (folder / "c.json").write_text(json.dumps({**BASE, "dataset": {"kind": "file", "path": "points.csv"}}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config, _folder = load_config(Path("..") / "project" / "c.json")
+    ds = config.dataset.build()
+    assert ds.n == 20 and np.array_equal(ds.X, D.moons(20, seed=4).X)
+    # and from the command line, started in another folder
+    result = _main("run", str(folder / "c.json"), "--out", str(tmp_path / "r.h5"), cwd=elsewhere)
+    assert result.returncode == 0, result.stderr
+
+
+def test_family_refusals_say_why():
+    with pytest.raises(ConfigError, match="0 cannot be log-spaced"):
+        FamilyConfig.parse("lr=0..1/4")
+    with pytest.raises(ConfigError, match="/N must be from 2 to 4096, got 1"):
+        FamilyConfig.parse("lr=0.1..1/1")
+    with pytest.raises(ConfigError, match="1 to 4096 members, got 100000000000"):
+        FamilyConfig.parse("seed=0:100000000000")
+
+
+# --------------------------------------------------------------------------- NPZ files
+
+def _npz_with_header(path, shape, dtype="<f8", payload=b""):
+    """An .npz whose X.npy claims ``shape`` but holds ``payload``: what a crafted file does."""
+    header = {"descr": dtype, "fortran_order": False, "shape": shape}
+    text = repr(header).encode()
+    text += b" " * ((64 - (10 + len(text) + 1) % 64) % 64) + b"\n"
+    npy = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text + payload
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("X.npy", npy)
+        buf = __import__("io").BytesIO()
+        np.save(buf, np.array([1.0, -1.0]))
+        zf.writestr("y.npy", buf.getvalue())
+
+
+def test_an_npz_claiming_a_huge_shape_is_refused_before_reading(tmp_path):
+    path = tmp_path / "claims.npz"
+    _npz_with_header(path, (10**6, 10**6))
+    assert path.stat().st_size < 1000
+    with pytest.raises(DatasetError, match=r"claims.npz: X: 1000000 x 1000000 = 1e\+12 numbers is too large; "
+                                           r"the limit is 1e\+07"):
+        D.load(path)
+    # a claim within the limit that the bytes do not back is a damaged file, not a MemoryError
+    _npz_with_header(path, (1000, 2))
+    with pytest.raises(DatasetError, match="claims shape .* holds only"):
+        D.load(path)
+
+
+def test_a_zip_bomb_is_refused_by_its_declared_size(tmp_path):
+    import resource
+
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("X.npy", "w", force_zip64=True) as fh:
+            fh.write(b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (40000000, 2), }"
+                     .ljust(10 + 118) + b"\n")
+            zero = bytes(1 << 20)
+            for _ in range(610):  # 610 MiB of zeros: ~0.6 MB compressed
+                fh.write(zero)
+        zf.writestr("y.npy", b"")
+    assert path.stat().st_size < 5 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(DatasetError, match="bomb.npz: X would inflate to 610 MB; the limit is 256 MB"):
+        D.load(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # kB: nothing inflated
+
+
+def test_npz_refuses_complex_objects_and_says_what_a_non_zip_is(tmp_path):
+    np.savez(tmp_path / "c.npz", X=np.array([[1 + 2j, 0], [0, 1]]), y=np.array([1, -1]))
+    with pytest.raises(DatasetError, match="c.npz: X holds complex numbers"):
+        D.load(tmp_path / "c.npz")
+    np.savez(tmp_path / "o.npz", X=np.array([[1, 0], [0, 1]], dtype=object), y=np.array([1, -1]))
+    with pytest.raises(DatasetError, match="o.npz: X holds Python objects .*never loaded"):
+        D.load(tmp_path / "o.npz")
+    np.save(tmp_path / "single.npy", np.zeros((2, 2)))
+    (tmp_path / "single.npz").write_bytes((tmp_path / "single.npy").read_bytes())
+    with pytest.raises(DatasetError, match="single.npz: not an .npz file: it is a single .npy array"):
+        D.load(tmp_path / "single.npz")
+    (tmp_path / "p.npz").write_bytes(b"\x80\x04\x95" + bytes(20))
+    with pytest.raises(DatasetError, match="p.npz: not an .npz file: it is a Python pickle") as info:
+        D.load(tmp_path / "p.npz")
+    assert "pickled data" not in str(info.value)
+    with pytest.raises(DatasetError, match="holds complex numbers"):
+        D.Dataset(np.array([[1j, 0], [0, 1]]), np.array([1, -1]))
+
+
+def test_import_errors_name_the_file_and_the_row(tmp_path):
+    (tmp_path / "labels.csv").write_text("x1,x2,label\n0,0,1\n1,1,3\n")
+    with pytest.raises(DatasetError, match=r"^labels.csv: row 3: label 3 is not -1/\+1 or 0/1$"):
+        D.load(tmp_path / "labels.csv")
+    np.savez(tmp_path / "labels.npz", X=np.eye(3), y=np.array([1, -1, 5]))
+    with pytest.raises(DatasetError, match=r"^labels.npz: row 3: label 5 is not"):
+        D.load(tmp_path / "labels.npz")
+    (tmp_path / "cells.csv").write_text("x1,x2,label\n0,a,1\n")
+    with pytest.raises(DatasetError, match=r"^cells.csv: row 2, column 2: 'a' is not a number"):
+        D.load(tmp_path / "cells.csv")
+
+
+def test_a_semicolon_separated_csv_gets_a_hint(tmp_path):
+    (tmp_path / "semi.csv").write_text("x1;x2;label\n0;0;1\n1;1;-1\n")
+    with pytest.raises(DatasetError, match="separated by semicolons: separate them with commas"):
+        D.load(tmp_path / "semi.csv")
+    (tmp_path / "euro.csv").write_text("0,5;1,5;1\n1,5;0,5;-1\n")
+    with pytest.raises(DatasetError, match="separated by semicolons"):
+        D.load(tmp_path / "euro.csv")
+
+
+def test_a_fifo_or_a_folder_is_not_read(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(DatasetError, match="not a regular file"):
+        D.load(tmp_path / "pipe.csv")  # reading it would block forever
+    (tmp_path / "dir.npz").mkdir()
+    with pytest.raises(DatasetError, match="a folder"):
+        D.load(tmp_path / "dir.npz")
