@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -17,6 +18,9 @@ import time
 from .durations import time_left
 
 BAD_INPUT = 2
+INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl+C
+OVERWRITE_HELP = ("replace an existing run file (a family's member files); anything else, the run's own "
+                  "dataset or parent run is never replaced")
 
 
 def _format_number(value) -> str:
@@ -28,24 +32,31 @@ def _format_number(value) -> str:
 
 
 class GracefulInterrupt:
-    """Ctrl+C sets a flag that the run checks between chunks, so the file is never interrupted in
-    the middle of a write (a KeyboardInterrupt inside h5py can leave the final status unwritten).
-    A second Ctrl+C interrupts at once."""
+    """Ctrl+C (SIGINT) and SIGTERM set a reason that the run checks between chunks, so the file is
+    never interrupted in the middle of a write (a KeyboardInterrupt inside h5py can leave the final
+    status unwritten); the run ends "stopped" with that reason. A second signal interrupts at once."""
+
+    REASONS = {signal.SIGINT: "interrupted (Ctrl+C)", signal.SIGTERM: "terminated (SIGTERM)"}
 
     def __init__(self):
-        self.requested = False
+        self.reason = None
+
+    @property
+    def requested(self) -> bool:
+        return self.reason is not None
 
     def __enter__(self):
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = {signum: signal.signal(signum, self._handle) for signum in self.REASONS}
         return self
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self.reason is not None:
             raise KeyboardInterrupt
-        self.requested = True
+        self.reason = self.REASONS[signum]
 
     def __exit__(self, *exc):
-        signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 class Progress:
@@ -102,6 +113,7 @@ def cmd_run(args) -> int:
     from core.presets import resolve_config
 
     config, _folder = resolve_config(args.config)
+    inputs = {"config file": args.config if os.path.isfile(args.config) else None, "dataset file": args.dataset}
     if args.steps is not None:
         config.run.steps = args.steps
     if args.seed is not None:
@@ -122,8 +134,8 @@ def cmd_run(args) -> int:
         dataset = load_dataset(args.dataset)
         config.dataset = DatasetConfig.inline(dataset)
     if config.family is not None:
-        return _train_family(config, args.out, dataset)
-    trainer = _train_to_file(config, args.out, dataset=dataset)
+        return _train_family(config, args.out, dataset, overwrite=args.overwrite, inputs=inputs)
+    trainer = _train_to_file(config, args.out, dataset=dataset, overwrite=args.overwrite, inputs=inputs)
     print(f"{args.out}: {trainer.status} at step {trainer.step}" + (f" ({trainer.reason})" if trainer.reason else ""))
     return 0
 
@@ -142,15 +154,14 @@ def _train_to_file(config, out, **run_options):
         progress.update(trainer, last.get("chunk", chunk))
 
     with GracefulInterrupt() as interrupt:
-        trainer = run_to_file(config, out, on_chunk=on_chunk, should_stop=lambda: interrupt.requested,
-                              stop_reason="interrupted (Ctrl+C)", **run_options)
+        trainer = run_to_file(config, out, on_chunk=on_chunk, should_stop=lambda: interrupt.reason, **run_options)
     if "chunk" in last:
         progress.update(trainer, last["chunk"], force=True)
     progress.done()
     return trainer
 
 
-def _train_family(config, out, dataset) -> int:
+def _train_family(config, out, dataset, **run_options) -> int:
     """A family: one run file per member (RUN-00.h5, ...), one progress line for all of them."""
     from core.runner import run_family_to_files
 
@@ -165,8 +176,7 @@ def _train_family(config, out, dataset) -> int:
 
     with GracefulInterrupt() as interrupt:
         family, paths = run_family_to_files(config, out, dataset=dataset, on_chunk=on_chunk,
-                                            should_stop=lambda: interrupt.requested,
-                                            stop_reason="interrupted (Ctrl+C)")
+                                            should_stop=lambda: interrupt.reason, **run_options)
     progress.done()
     print(f"{paths[0]} .. {paths[-1].name}: a family of {family.size} ({config.family.vary}), "
           f"{family.status} at step {family.step}" + (f" ({family.reason()})" if family.reason() else ""))
@@ -214,15 +224,18 @@ def cmd_render(args) -> int:
 
 def cmd_continue(args) -> int:
     """Train on from a run file's last parameters into a new file that records its parent."""
+    from core.errors import ConfigError
     from core.runfile import RunReader
     from core.trainer import Trainer
 
+    if args.steps < 0:
+        raise ConfigError(f"--steps: {args.steps} is negative; give how many more steps (0: until Ctrl+C)")
     with RunReader(args.run) as reader:
         config, dataset = reader.config, reader.dataset
         params, start = reader.final_params, reader.final_step
     config.run.steps = start + args.steps if args.steps else 0
     trainer = _train_to_file(config, args.out, trainer=Trainer(config, dataset, params=params, start_step=start),
-                             parent=str(args.run))
+                             parent=str(args.run), overwrite=args.overwrite, inputs={"parent run": args.run})
     print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
     return 0
 
@@ -263,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="train a config headless and write a run file")
     run.add_argument("config", help="a config JSON file, or a preset name (see `presets`)")
-    run.add_argument("--out", required=True, help="the run file to write (.h5)")
+    run.add_argument("--out", required=True, help="the run file to write (.h5); it must be new unless --overwrite")
+    run.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     run.add_argument("--steps", type=int, help="number of steps (0: until Ctrl+C)")
     run.add_argument("--seed", type=int)
     run.add_argument("--device", help="cpu, cuda or mps")
@@ -302,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     cont = sub.add_parser("continue", help="train on from a run file's last snapshot into a new file")
     cont.add_argument("run")
     cont.add_argument("--steps", type=int, required=True, help="how many more steps (0: until Ctrl+C)")
-    cont.add_argument("--out", required=True)
+    cont.add_argument("--out", required=True, help="the new run file (.h5); it must be new unless --overwrite")
+    cont.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     cont.set_defaults(func=cmd_continue)
     open_ = sub.add_parser("open", help="open saved runs in the window")
     open_.add_argument("runs", nargs="+")
@@ -312,16 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Parse and dispatch; no command opens the window."""
-    from core.errors import MarginExplorerError
-
-    args = build_parser().parse_args(argv)
     try:
-        if args.command is None:
-            return gui_entry(args)
-        return args.func(args)
-    except MarginExplorerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return BAD_INPUT
+        from core.errors import MarginExplorerError
+
+        args = build_parser().parse_args(argv)
+        try:
+            if args.command is None:
+                return gui_entry(args)
+            return args.func(args)
+        except MarginExplorerError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            if getattr(exc, "hdf5_unusable", False):
+                # HDF5 failed inside a write (a full disk): calling it again, even at exit, can crash
+                # the interpreter, so the process ends here (core/runfile.py RunWriter._abandon)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(BAD_INPUT)
+            return BAD_INPUT
+    except KeyboardInterrupt:  # Ctrl+C before a run started (imports, set-up): one line, no traceback
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def gui_entry(args) -> int:

@@ -179,18 +179,23 @@ class FamilySession:
         return self.n_records > 0 and self.saved_path is None
 
     # --------------------------------------------------------------- saving
-    def save(self, path: str, device: str = "cpu") -> list[str]:
-        """One run file per member (core/runner.member_paths), each with the family attribute."""
+    def save(self, path: str, device: str = "cpu", overwrite: bool = False) -> list[str]:
+        """One run file per member (core/runner.member_paths), each with the family attribute;
+        every member's path is checked before the first is written (core/output_path.py)."""
         import uuid
 
+        from core.output_path import check_output
         from core.runner import family_attribute, member_paths
 
         family_id = uuid.uuid4().hex
         paths = member_paths(path, len(self.members))
+        for member, member_path in zip(self.members, paths):
+            check_output(member_path, overwrite=overwrite, inputs={"parent run": member.parent})
         for k, (member, member_path) in enumerate(zip(self.members, paths)):
             member.info = {**self.info, **member.info}
             member.homogeneity = member.homogeneity or self.homogeneity
-            member.save(str(member_path), device=device, family=family_attribute(self.config, family_id, k))
+            member.save(str(member_path), device=device, family=family_attribute(self.config, family_id, k),
+                        overwrite=overwrite)
         self.saved_path = str(paths[0])
         return [str(p) for p in paths]
 

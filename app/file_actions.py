@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QLabel, QPushButton)
 
 from core.errors import MarginExplorerError
+from core.output_path import existing
+from core.runner import member_paths
 
 from .export import export_metrics_csv, export_scene, export_widget_png
 from .recorder import Recorder
@@ -115,9 +117,18 @@ class FileActions(QObject):
         if session is None or session.n_records == 0:
             self.window.show_error("Nothing to save yet: run first.")
             return
+        # the dialog asks before replacing the file chosen (QFileDialog's default); a family writes
+        # RUN-00.h5, RUN-01.h5, ... instead, so those are asked about here
         path, _ = QFileDialog.getSaveFileName(self.window, "Save run", f"{session.name or 'run'}.h5", "Runs (*.h5)")
-        if path:
-            self.window.save_run(path)
+        if not path:
+            return
+        members = getattr(session, "members", None)
+        if members is not None:
+            taken = existing(member_paths(path, len(members)))
+            if taken and not self.window.confirm("Replace runs?", f"{len(taken)} of the family's run files exist "
+                                                 f"({taken[0].name}, ...). Replace them?"):
+                return
+        self.window.save_run(path, overwrite=True)
 
     def export_plots_dialog(self, kind: str) -> None:
         options = ImageOptions(self.window) if kind == "png" else None

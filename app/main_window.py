@@ -495,12 +495,14 @@ class MainWindow(QMainWindow):
         self.run_status.show(self._status, self.session)
 
     # ================================================================== files
-    def save_run(self, path: str) -> bool:
+    def save_run(self, path: str, overwrite: bool = False) -> bool:
+        """Save the live run; ``overwrite`` (the user confirmed) may replace run files, nothing
+        else (core/output_path.py): a refusal goes to the banner."""
         if self.session is None or self.session.n_records == 0:
             self.show_error("Nothing to save yet: run first.")
             return False
         try:
-            written = self.session.save(path, device=self.session.info.get("device", "cpu")) or [path]
+            written = self.session.save(path, device=self.session.info.get("device", "cpu"), overwrite=overwrite) or [path]
         except (MarginExplorerError, OSError) as exc:
             self.show_error(f"Could not save {path}: {exc}")
             return False

@@ -130,15 +130,18 @@ class RunSession:
         return self.n_records > 0 and self.saved_path is None
 
     # --------------------------------------------------------------- saving
-    def save(self, path: str, device: str = "cpu", family: dict | None = None) -> None:
-        """Write the session as a run file through the same writer as a live headless run."""
+    def save(self, path: str, device: str = "cpu", family: dict | None = None, overwrite: bool = False) -> None:
+        """Write the session as a run file through the same writer as a live headless run, under
+        the same rule (core/output_path.py): a new file, or with ``overwrite`` a run file that is
+        not this run's parent."""
         layers = self.info.get("layer_names", [])
         n_params = self.params.size if self.params is not None else int(self.info.get("n_params", 0))
         ensemble = self.get("ensemble_share")
         writer = RunWriter(path, self.config, self.dataset, n_params=n_params, layer_names=layers,
                            ensemble_size=0 if ensemble is None else ensemble.shape[1],
                            homogeneity=self.homogeneity, device=device, parent=self.parent,
-                           start_step=self.start_step, family=family)
+                           start_step=self.start_step, family=family, overwrite=overwrite,
+                           inputs={"parent run": self.parent})
         records = {name: buf.view() for name, buf in self.series.items()}
         chunk = Chunk(records=records, snapshot_steps=list(self.snapshot_steps.view()),
                       snapshot_params=self.snapshot_params,

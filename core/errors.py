@@ -26,3 +26,11 @@ class RunFileError(MarginExplorerError, OSError):
 
 class TrainingError(MarginExplorerError, RuntimeError):
     """Training cannot start or continue for a reason the user can fix (device, dtype...)."""
+
+
+class RunFileWriteError(RunFileError):
+    """Writing a run file stopped part way: a full disk, an I/O error. When ``hdf5_unusable`` is
+    set, HDF5 failed inside a write: the process must not call it again, not even at exit (h5py
+    can crash), so the command line ends the process right after its message."""
+
+    hdf5_unusable = False

@@ -10,10 +10,13 @@ still being written can be opened by another process and grows as it is refreshe
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import platform
 import time
+import uuid
 from pathlib import Path
 
 import h5py
@@ -22,11 +25,15 @@ import numpy as np
 from . import __version__
 from .config import RunConfig
 from .datasets import Dataset
-from .errors import ConfigError, DatasetError, RunFileError
+from .errors import ConfigError, DatasetError, RunFileError, RunFileWriteError
 from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS
+from .output_path import FORMAT, check_output
 
-FORMAT = "margin-explorer-run"
 FORMAT_VERSION = 1
+# room kept free on the disk for closing a run file and writing its final status
+DISK_RESERVE_BYTES = 1 << 20
+# files whose HDF5 write failed: kept referenced so that no garbage collection closes them again
+_ABANDONED: list = []
 INT_METRICS = ("step", "support_vectors")
 
 
@@ -43,19 +50,65 @@ def _versions() -> dict:
 
 
 class RunWriter:
-    """Append a run to ``path`` chunk by chunk. Use as a context manager or call ``close``."""
+    """Append a run to ``path`` chunk by chunk. Use as a context manager or call ``close``.
+
+    ``path`` must be new, or (``overwrite``) a run file that may be replaced: core/output_path.py
+    says which; ``inputs`` names the files the run reads, never written. A new file is created
+    exclusively at ``path``, so a reader can follow it from the first flush; a replaced run is
+    written under a temporary name beside it and renamed over the old one once it is a valid
+    run, so the path always holds one whole run. For the whole run the writer holds a shared
+    flock on the file: readers open it, another writer does not (HDF5 drops its own lock when
+    SWMR writing starts). Before each append it checks that the disk has room for the chunk plus
+    DISK_RESERVE_BYTES, and stops with RunFileWriteError while the file can still be closed; if
+    HDF5 itself fails in a write, the file is closed once and h5py is never called on it again.
+    """
 
     def __init__(self, path: str | os.PathLike, config: RunConfig, dataset: Dataset, *, n_params: int,
                  layer_names: list[str], ensemble_size: int, homogeneity: dict, device: str,
-                 parent: str = "", start_step: int = 0, family: dict | None = None):
+                 parent: str = "", start_step: int = 0, family: dict | None = None,
+                 overwrite: bool = False, inputs: dict | None = None):
         self.path = Path(path)
-        if self.path.exists():
-            self.path.unlink()  # a fresh file: h5py's truncate would fight a reader's lock
+        self.closed = False
+        self.broken = False  # HDF5 failed inside a write: never call it again
+        self.last_step_written = None  # the step of the last record on disk
+        self._lock_fd = None
+        replace = check_output(self.path, overwrite=overwrite, inputs=inputs)
+        # replacing through a symbolic link replaces the run it points to, not the link
+        target = Path(os.path.realpath(self.path)) if replace else self.path
+        created = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part") if replace else target
+        self.target = target
         try:
-            f = h5py.File(self.path, "w", libver="latest")
+            f = h5py.File(created, "x", libver="latest")  # O_CREAT|O_EXCL: never truncates
         except OSError as exc:
+            if not replace and os.path.lexists(created):  # another writer created it a moment ago
+                raise RunFileError(f"{self.path}: already exists (another program created it just now)") from None
             raise RunFileError(f"{self.path}: cannot be created ({exc})") from None
         self.file = f
+        try:
+            self._create(config, dataset, n_params=n_params, layer_names=layer_names, ensemble_size=ensemble_size,
+                         homogeneity=homogeneity, device=device, parent=parent, start_step=start_step, family=family)
+            f.swmr_mode = True
+            f.flush()
+            self._lock_fd = os.open(created, os.O_RDONLY)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            if replace:
+                check_output(target, overwrite=True, inputs=inputs)  # still a run nobody writes
+                os.replace(created, target)
+        except BaseException as exc:
+            self._abandon(exc)
+            try:
+                os.unlink(created)  # ours: created exclusively above
+            except OSError:
+                pass
+            if isinstance(exc, RunFileError) or not isinstance(exc, (OSError, RuntimeError, ValueError)):
+                raise
+            error = RunFileWriteError(f"{self.path}: cannot be created ({_cause(exc)})")
+            error.hdf5_unusable = self.broken
+            raise error from None
+
+    def _create(self, config, dataset, *, n_params, layer_names, ensemble_size, homogeneity, device, parent,
+                start_step, family) -> None:
+        f = self.file
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["config"] = json.dumps(config.to_dict())
@@ -110,12 +163,41 @@ class RunWriter:
         self.final_params = snaps.create_dataset("final_params", shape=(n_params,), dtype=np.float64)
         self.final_step = snaps.create_dataset("final_step", shape=(), dtype=np.int64)
         self.final_step[()] = start_step
-        f.swmr_mode = True
-        f.flush()
-        self.closed = False
+
+    def space_needed(self, chunk) -> int:
+        """Bytes the disk must have free before ``chunk`` is appended: the HDF5 chunks its rows
+        start, plus DISK_RESERVE_BYTES to close the file and write its final status."""
+        n_new = len(chunk.records.get("step", ()))
+        k = len(chunk.snapshot_steps or ())
+        grows = [(ds, n_new) for name, ds in self.metrics.items() if name in chunk.records]
+        grows += [(ds, k) for ds in (self.snap_step, self.snap_params, *self.snap_metrics.values())]
+        total = DISK_RESERVE_BYTES
+        for ds, rows in grows:
+            if rows:
+                per_chunk = ds.chunks[0]
+                have = ds.shape[0]
+                started = -(-(have + rows) // per_chunk) - -(-have // per_chunk)
+                total += started * int(np.prod(ds.chunks)) * ds.dtype.itemsize
+        return total
 
     def append(self, chunk) -> None:
-        """Append a trainer Chunk and flush, so a reader (or a crash) sees it whole."""
+        """Append a trainer Chunk and flush, so a reader (or a crash) sees it whole. Raises
+        RunFileWriteError, having written nothing, when the disk lacks room for it."""
+        if self.closed:
+            raise RunFileError(f"{self.path}: the run file is closed")
+        check_space(self.target, self.space_needed(chunk))
+        try:
+            self._write(chunk)
+        except (OSError, RuntimeError, ValueError) as exc:  # h5py's errors: a full disk, an I/O error
+            self._abandon(exc)
+            error = RunFileWriteError(_cause(exc))
+            error.hdf5_unusable = True
+            raise error from None
+        steps = chunk.records.get("step", ())
+        if len(steps):
+            self.last_step_written = int(steps[-1])
+
+    def _write(self, chunk) -> None:
         records = chunk.records
         n_new = len(records.get("step", ()))
         if n_new:
@@ -141,25 +223,65 @@ class RunWriter:
             self.final_step[()] = chunk.step
         self.file.flush()
 
+    def _abandon(self, exc: BaseException) -> None:
+        """After a failed write: close the file once and never call h5py on it again. After a
+        failed HDF5 write (ENOSPC) HDF5 keeps metadata it cannot write and can crash when it
+        tries again, even at exit: the file object is kept alive so that no garbage collection
+        closes it a second time, and the error tells the caller to end the process."""
+        self.closed = True
+        self._release_lock()
+        h5py_failed = isinstance(exc, (OSError, RuntimeError, ValueError)) and not isinstance(exc, RunFileError)
+        try:
+            self.file.close()
+        except Exception:
+            h5py_failed = True
+        if h5py_failed:
+            self.broken = True
+            _ABANDONED.append(self.file)
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
+
+    def holds(self) -> str:
+        """What the file holds, in words, for a message."""
+        if self.last_step_written is None:
+            return "no records"
+        return f"steps up to {self.last_step_written}"
+
     def close(self, status: str, reason: str = "") -> None:
-        """Close the SWMR session and set the final status (attributes cannot change under SWMR)."""
+        """Close the SWMR session and set the final status (attributes cannot change under SWMR).
+        A writer whose HDF5 write failed was closed already and touches nothing more."""
         if self.closed:
             return
-        self.file.close()
         self.closed = True
-        for attempt in range(5):
-            try:
-                f = h5py.File(self.path, "r+", locking=attempt < 4)
-                break
-            except OSError as exc:
-                # a reader (the window following this run) holds a shared lock: wait a moment,
-                # then write the two attributes without the lock rather than crash at the end
-                if "lock" not in str(exc):
-                    raise
-                time.sleep(0.05)
-        with f:
-            f.attrs["status"] = status
-            f.attrs["status_reason"] = reason
+        try:
+            self.file.close()
+        except (OSError, RuntimeError) as exc:
+            self.broken = True
+            _ABANDONED.append(self.file)
+            self._release_lock()
+            error = RunFileWriteError(f"{self.path}: the run file could not be closed ({_cause(exc)})")
+            error.hdf5_unusable = True
+            raise error from None
+        self._release_lock()  # HDF5's r+ open below takes the exclusive lock itself
+        try:
+            for attempt in range(5):
+                try:
+                    f = h5py.File(self.path, "r+", locking=attempt < 4)
+                    break
+                except OSError as exc:
+                    # a reader (the window following this run) holds a shared lock: wait a moment,
+                    # then write the two attributes without the lock rather than crash at the end
+                    if "lock" not in str(exc):
+                        raise
+                    time.sleep(0.05)
+            with f:
+                f.attrs["status"] = status
+                f.attrs["status_reason"] = reason
+        except (OSError, RuntimeError) as exc:
+            raise RunFileError(f"{self.path}: the final status could not be written ({_cause(exc)})") from None
 
     def __enter__(self):
         return self
@@ -167,6 +289,25 @@ class RunWriter:
     def __exit__(self, exc_type, exc, tb):
         if not self.closed:
             self.close("failed" if exc_type else "stopped", str(exc) if exc else "")
+
+
+def _cause(exc: BaseException) -> str:
+    """A failed write's cause in a few words: HDF5's messages run to several lines."""
+    text = str(exc)
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left on device" in text or "errno = 28" in text:
+        return "the disk is full"
+    return f"writing failed: {text.splitlines()[0][:200] if text else type(exc).__name__}"
+
+
+def check_space(path: Path, needed: int) -> None:
+    """Refuse (RunFileWriteError, nothing written) when the disk holding ``path`` has fewer than
+    ``needed`` bytes free for us. statvfs's f_bavail leaves out the blocks kept for root."""
+    try:
+        info = os.statvfs(Path(path).parent)
+    except OSError:
+        return  # a file system that does not tell: HDF5's own error then stops the run
+    if info.f_bavail * info.f_frsize < needed:
+        raise RunFileWriteError("the disk is full")
 
 
 def _open(path: Path) -> tuple[h5py.File, bool]:

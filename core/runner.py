@@ -10,34 +10,70 @@ from typing import Callable
 
 from .config import RunConfig
 from .datasets import Dataset
+from .errors import RunFileError, RunFileWriteError
 from .family import FamilyTrainer, make_trainer
-from .runfile import RunWriter
+from .output_path import check_output
+from .runfile import RunWriter, check_space
 from .trainer import FAILED, RUNNING, STOPPED, Chunk, Trainer
 
 
-def open_writer(trainer: Trainer, path, parent: str = "", family: dict | None = None) -> RunWriter:
+def open_writer(trainer: Trainer, path, parent: str = "", family: dict | None = None, *,
+                overwrite: bool = False, inputs: dict | None = None) -> RunWriter:
     return RunWriter(path, trainer.config, trainer.dataset, n_params=trainer.net.size,
                      layer_names=trainer.layer_names(), ensemble_size=trainer.ensemble_size(),
                      homogeneity=trainer.homogeneity.to_dict(), device=trainer.device_name(),
-                     parent=parent, start_step=trainer.step, family=family)
+                     parent=parent, start_step=trainer.step, family=family, overwrite=overwrite, inputs=inputs)
+
+
+def _stop_reason(should_stop: Callable[[], object], default: str) -> str | None:
+    """should_stop() returns False, True (stop with ``default``) or its own reason (a signal's)."""
+    wanted = should_stop()
+    if not wanted:
+        return None
+    return wanted if isinstance(wanted, str) else default
+
+
+def _writing_failed(writers: list[RunWriter], exc: RunFileWriteError, step: int, path) -> RunFileWriteError:
+    """Close the writers after a failed write (each once; a broken one is not touched again) and
+    say what stopped where: 'the disk is full: the run stopped at step k; the file holds ...'."""
+    holds = sorted({w.holds() for w in writers})
+    who = "the run" if len(writers) == 1 else f"the family of {len(writers)}"
+    where = "the file holds" if len(writers) == 1 else "the member files hold"
+    reason = f"{exc}: {who} stopped at step {step}; {where} {' or '.join(holds)}"
+    unusable = exc.hdf5_unusable
+    for writer in writers:
+        try:
+            writer.close(FAILED, reason)
+        except RunFileError:
+            unusable = unusable or writer.broken
+    if unusable or any(w.broken for w in writers):
+        reason += " (HDF5 failed inside a write, so the final status could not be written: the file may say " \
+                  "'running' or not open)"
+    error = RunFileWriteError(f"{path}: {reason}")
+    error.hdf5_unusable = unusable or any(w.broken for w in writers)
+    return error
 
 
 def run_to_file(config: RunConfig, path, *, dataset: Dataset | None = None,
                 on_chunk: Callable[[Trainer, Chunk], None] | None = None,
-                should_stop: Callable[[], bool] = lambda: False, chunk_seconds: float = 0.1,
-                trainer: Trainer | None = None, parent: str = "", stop_reason: str = "stopped by the user") -> Trainer:
-    """Train ``config`` to the end (or until ``should_stop()``), writing ``path`` as it goes."""
+                should_stop: Callable[[], object] = lambda: False, chunk_seconds: float = 0.1,
+                trainer: Trainer | None = None, parent: str = "", stop_reason: str = "stopped by the user",
+                overwrite: bool = False, inputs: dict | None = None) -> Trainer:
+    """Train ``config`` to the end (or until ``should_stop()``), writing ``path`` as it goes.
+    ``path`` must be new, or with ``overwrite`` a run file that is not one of ``inputs``
+    (core/output_path.py); it is checked before any set-up work."""
+    check_output(path, overwrite=overwrite, inputs=inputs)
     trainer = trainer or make_trainer(config, dataset)
-    writer = open_writer(trainer, path, parent)
+    writer = open_writer(trainer, path, parent, overwrite=overwrite, inputs=inputs)
     try:
         while trainer.status == RUNNING:
-            if should_stop():
-                chunk = trainer.stop(stop_reason)
-            else:
-                chunk = trainer.run(1 << 30, max_seconds=chunk_seconds)
+            reason = _stop_reason(should_stop, stop_reason)
+            chunk = trainer.stop(reason) if reason else trainer.run(1 << 30, max_seconds=chunk_seconds)
             writer.append(chunk)
             if on_chunk is not None:
                 on_chunk(trainer, chunk)
+    except RunFileWriteError as exc:
+        raise _writing_failed([writer], exc, trainer.step, path) from None
     except KeyboardInterrupt:
         writer.append(trainer.stop("interrupted (Ctrl+C)"))
     except BaseException as exc:
@@ -61,24 +97,41 @@ def family_attribute(config: RunConfig, family_id: str, k: int) -> dict:
 
 
 def run_family_to_files(config: RunConfig, path, *, dataset: Dataset | None = None,
-                        on_chunk: Callable | None = None, should_stop: Callable[[], bool] = lambda: False,
-                        chunk_seconds: float = 0.1, stop_reason: str = "stopped by the user"):
-    """Train the family ``config`` to the end, each member into its own run file (member_paths)."""
+                        on_chunk: Callable | None = None, should_stop: Callable[[], object] = lambda: False,
+                        chunk_seconds: float = 0.1, stop_reason: str = "stopped by the user",
+                        overwrite: bool = False, inputs: dict | None = None):
+    """Train the family ``config`` to the end, each member into its own run file (member_paths).
+    Every member's path is checked (core/output_path.py) before anything is built or written."""
+    paths = member_paths(path, config.family_size)
+    for member_path in paths:
+        check_output(member_path, overwrite=overwrite, inputs=inputs)
     family = FamilyTrainer(config, dataset)
     family_id = uuid.uuid4().hex
-    writers = [open_writer(member, p, family=family_attribute(config, family_id, k))
-               for k, (member, p) in enumerate(zip(family.members, member_paths(path, family.size)))]
+    writers = []
+    try:
+        for k, (member, p) in enumerate(zip(family.members, paths)):
+            writers.append(open_writer(member, p, family=family_attribute(config, family_id, k),
+                                       overwrite=overwrite, inputs=inputs))
+    except BaseException as exc:
+        for writer in writers:
+            writer.close(FAILED, f"the family could not start: {exc}")
+        raise
 
     def append(chunk):
+        # room for every member's rows first, so that all member files stop at the same step
+        check_space(writers[0].target, sum(w.space_needed(c) for w, c in zip(writers, chunk.members)))
         for writer, member_chunk in zip(writers, chunk.members):
             writer.append(member_chunk)
 
     try:
         while family.status == RUNNING:
-            chunk = family.stop(stop_reason) if should_stop() else family.run(1 << 30, max_seconds=chunk_seconds)
+            reason = _stop_reason(should_stop, stop_reason)
+            chunk = family.stop(reason) if reason else family.run(1 << 30, max_seconds=chunk_seconds)
             append(chunk)
             if on_chunk is not None:
                 on_chunk(family, chunk)
+    except RunFileWriteError as exc:
+        raise _writing_failed(writers, exc, family.step, f"{paths[0]} .. {paths[-1].name}") from None
     except KeyboardInterrupt:
         append(family.stop("interrupted (Ctrl+C)"))
     except BaseException as exc:
