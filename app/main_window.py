@@ -546,7 +546,9 @@ class MainWindow(QMainWindow):
         if entry is None or (entry.live and entry.session.n_records == 0):
             # nothing run yet: the claims of the preset in the editors, waiting to be judged
             claims = parse_claims(getattr(self, "_preset_claims", []))
-            pending = [Verdict(c.check, c.statement, None, "judged on the run: press Run (Space)") for c in claims]
+            waiting = ("judged on the run as it goes: waiting for its first records" if entry is not None
+                       else "judged on the run: press Run (Space)")
+            pending = [Verdict(c.check, c.statement, None, waiting) for c in claims]
             self.claims_panel.show_verdicts(self._config_name() if pending else "", pending)
             return
         if not entry.session.config.claims or entry.session.n_records == 0:

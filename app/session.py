@@ -123,7 +123,8 @@ class RunSession:
         from core.claims import RunData
 
         return RunData({name: buf.view() for name, buf in self.series.items()}, self.snapshot_steps.view(),
-                       {name: buf.view() for name, buf in self.snapshot_metrics.items()}, self.config)
+                       {name: buf.view() for name, buf in self.snapshot_metrics.items()}, self.config,
+                       finished=self.status not in ("ready", "running", "paused"), final_params=self.params)
 
     @property
     def has_unsaved_results(self) -> bool:

@@ -40,8 +40,9 @@ ARRAY_METRICS = {
     "ensemble_share": "||f_k(X)||_2 / sum_j ||f_j(X)||_2 for each member k of the first ensemble",
 }
 SNAPSHOT_METRICS = {
-    "kkt_eps": "KKT residual: min_{lambda>=0} ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||, theta~ = theta / q_min^(1/M)",
-    "kkt_delta": "complementary slackness: sum_i lambda_i (q_i(theta~) - 1)",
+    "kkt_eps": ("KKT stationarity: ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||, theta~ = theta / q_min^(1/M), "
+                "lambda >= 0 from one joint NNLS fit of this residual and the slackness row delta / ||theta~||"),
+    "kkt_delta": "complementary slackness: sum_i lambda_i (q_i(theta~) - 1), for the same jointly fitted lambda",
     "euler_defect": "max_i |<grad f(x_i), theta> - M f(x_i)| / ||theta||^M",
 }
 DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **SNAPSHOT_METRICS}
@@ -91,12 +92,15 @@ def stable_rank(W: np.ndarray, top_eigenvalue=None, step: int | None = None,
 
 
 def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order: float) -> tuple[float, float]:
-    """(eps, delta) of the max-margin problem min 1/2 ||theta||^2 s.t. q_i >= 1 (Lyu and Li 2020).
+    """(eps, delta) of the max-margin problem min 1/2 ||theta||^2 s.t. q_i >= 1 (Lyu and Li 2020),
+    with lambda from ONE joint nonnegative least-squares fit (THEORY.md, KKT residual).
 
-    theta is rescaled to the feasible point theta~ = theta / q_min^(1/M); lambda >= 0 solves the
-    nonnegative least squares ||theta~ - sum_i lambda_i grad q_i(theta~)||; eps is that residual
-    relative to ||theta~||, delta = sum_i lambda_i (q_i(theta~) - 1). Undefined (nan) while
-    q_min <= 0."""
+    theta is rescaled to the feasible point theta~ = theta / q_min^(1/M); lambda >= 0 minimizes
+    ||theta~ - sum_i lambda_i grad q_i(theta~)||^2 + (sum_i lambda_i (q_i(theta~) - 1) / ||theta~||)^2:
+    the stationarity rows plus one complementary-slackness row, scaled into the units of theta. Fitting
+    the stationarity rows alone leaves lambda free wherever they fit exactly (few parameters), and delta
+    then means nothing. eps = ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||,
+    delta = sum_i lambda_i (q_i(theta~) - 1) for that lambda. Undefined (nan) while q_min <= 0."""
     from scipy.optimize import nnls  # here, not at the top: ~0.3 s off the window's start-up
 
     one_threaded_pool()  # scipy's OpenBLAS now loaded beside numpy's: see core/blas.py
@@ -106,9 +110,11 @@ def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order
     if not q_min > 0:
         return float("nan"), float("nan")
     scaled = theta / q_min ** (1.0 / order)
-    jac = network.jacobian(scaled, X) * y[:, None]
-    q_scaled = y * network.outputs(scaled, X)
-    lam, residual = nnls(jac.T, scaled, maxiter=50 * jac.shape[0])
-    eps = residual / float(np.linalg.norm(scaled))
-    delta = float(np.dot(lam, q_scaled - 1.0))
-    return float(eps), delta
+    scale = float(np.linalg.norm(scaled))
+    jac = network.jacobian(scaled, X) * y[:, None]  # row i: grad q_i(theta~)
+    slack = y * network.outputs(scaled, X) - 1.0  # q_i(theta~) - 1 >= 0
+    rows = np.vstack([jac.T, slack[None, :] / scale])
+    lam, _joint = nnls(rows, np.append(scaled, 0.0), maxiter=50 * jac.shape[0])
+    eps = float(np.linalg.norm(scaled - jac.T @ lam)) / scale
+    delta = float(np.dot(lam, slack))
+    return eps, delta

@@ -108,3 +108,49 @@ def l1_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
         return None
     w = res.x[:d] - res.x[d:]
     return w / np.linalg.norm(w)
+
+
+def max_margin(X: np.ndarray, y: np.ndarray, norm: str) -> dict | None:
+    """The max-margin problem of a linear model through the origin in ``norm`` ("l2", "linf", "l1"):
+    ``margin`` gamma* = max_{||w|| <= 1} min_i y_i <w, x_i>, ``direction`` one maximizer (unit l2
+    norm, for angles), and for the LPs ``face_degrees``: the largest angle between that maximizer and
+    another point of the optimal face (0 when the optimum is unique; THEORY.md claim 5: on a face the
+    claim is about the margin reaching gamma*, not an angle). None when not separable through 0."""
+    direction = {"l2": svm_direction, "linf": linf_max_margin_direction, "l1": l1_max_margin_direction}[norm](X, y)
+    if direction is None:
+        return None
+    Z = X * y[:, None]
+    dual = {"l2": 2, "linf": np.inf, "l1": 1}[norm]
+    margin = float(np.min(Z @ direction) / np.linalg.norm(direction, dual))
+    face = 0.0 if norm == "l2" else _face_degrees(Z, direction, margin, norm)
+    return {"margin": margin, "direction": direction, "face_degrees": face}
+
+
+def _face_degrees(Z: np.ndarray, direction: np.ndarray, margin: float, norm: str, slack: float = 1e-7) -> float:
+    """Largest angle from ``direction`` to the optimal face's extreme points along each coordinate:
+    2d LPs that push one coordinate of w up or down while the margin stays within ``slack`` of the
+    optimum (variables w = u - v, u, v >= 0; l_inf: |w_j| <= 1 and Z w >= margin; l1: Z w >= 1 and
+    ||w||_1 <= 1 / margin)."""
+    n, d = Z.shape
+    A = np.column_stack([-Z, Z])
+    if norm == "linf":
+        A_ub, b_ub = A, -np.full(n, margin * (1 - slack))
+        bounds = [(0, 1)] * (2 * d)
+        base = direction / np.max(np.abs(direction))
+    else:
+        A_ub = np.vstack([A, np.ones(2 * d)])
+        b_ub = np.append(-np.ones(n), (1 + slack) / margin)
+        bounds = [(0, None)] * (2 * d)
+        base = direction / (margin * np.linalg.norm(direction, 1))
+    worst = 0.0
+    for j in range(d):
+        for sign in (1.0, -1.0):
+            c = np.zeros(2 * d)
+            c[j], c[d + j] = -sign, sign
+            res = linprog(c, A_ub=A_ub, b_ub=b_ub, bounds=bounds, method="highs")
+            if res.status != 0:
+                continue
+            w = res.x[:d] - res.x[d:]
+            cos = float(w @ base / (np.linalg.norm(w) * np.linalg.norm(base)))
+            worst = max(worst, float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))))
+    return worst

@@ -259,3 +259,32 @@ def test_a_kkt_delta_that_turns_negative_is_drawn_as_its_size_and_read_with_its_
     assert abs(step - 2000) < 90
     assert "KKT δ -0.39" in kkt.readout.toPlainText()
     assert "|KKT δ|" in [label.text for _sample, label in kkt.legend.items]
+
+
+def test_a_kkt_eps_of_zero_is_drawn_on_a_labeled_floor_not_dropped(plots):
+    # a linear model at its SVM direction: eps is 0 to float precision from some snapshot on; the
+    # log axis dropped those values and the curve vanished while the legend still listed it
+    from widgets.trajectory_plots import ZERO_FLOOR
+
+    steps = np.arange(3000)
+    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    snap_steps = [0, 500, 1000, 1500, 2000, 2500]
+    eps = [np.nan, 0.3, 1e-4, 0.0, 4e-17, 0.0]
+    session.append({}, snapshot_steps=snap_steps, snapshot_params=[np.zeros(3)] * 6,
+                   snapshot_metrics=[{"kkt_eps": e, "kkt_delta": 0.1, "euler_defect": 0.01} for e in eps])
+    plots.set_sources([(session, "run")])
+    plots.refresh(force=True)
+    kkt = plots.plots["kkt"]
+    x, y = kkt.curves[(0, "kkt_eps")].getData()
+    drawn = np.isfinite(y)
+    assert list(np.asarray(x)[drawn]) == snap_steps[1:]  # the undefined first snapshot stays a gap
+    np.testing.assert_allclose(10.0 ** np.asarray(y)[drawn], [0.3, 1e-4, ZERO_FLOOR, ZERO_FLOOR, ZERO_FLOOR],
+                               rtol=1e-12)
+    assert kkt.floor_line.isVisible() and "0 (below 1e-15)" in kkt.floor_line.label.toPlainText()
+    assert 10.0 ** kkt.floor_line.value() == pytest.approx(ZERO_FLOOR)
+    session2 = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    session2.append({}, snapshot_steps=snap_steps[:2], snapshot_params=[np.zeros(3)] * 2,
+                    snapshot_metrics=[{"kkt_eps": e, "kkt_delta": 0.1, "euler_defect": 0.01} for e in (0.5, 0.2)])
+    plots.set_sources([(session2, "run")])
+    plots.refresh(force=True)
+    assert not kkt.floor_line.isVisible()  # nothing on the floor: no line

@@ -12,6 +12,7 @@ from .palette import ink
 
 COLOURS = {True: "good", False: "bad", None: "pending"}  # ink roles (widgets/palette.py)
 MARKS = {True: "✔", False: "✘", None: "…"}
+SETTLED = "–"  # None for good: the claim does not apply, or the finished run cannot judge it
 
 
 class ClaimsPanel(QScrollArea):
@@ -39,7 +40,8 @@ class ClaimsPanel(QScrollArea):
         rows = [f"<b>{html.escape(title)}</b>"] if title else []
         for v in verdicts:
             colour = ink(COLOURS[v.supported])
-            rows.append(f"<p><span style='color:{colour}; font-weight:bold'>{MARKS[v.supported]} {v.mark}</span> "
+            symbol = SETTLED if v.supported is None and getattr(v, "settled", False) else MARKS[v.supported]
+            rows.append(f"<p><span style='color:{colour}; font-weight:bold'>{symbol} {v.mark}</span> "
                         f"{html.escape(v.statement)}<br><span style='color:{ink('muted')}'>{html.escape(v.detail)}"
                         "</span></p>")
         self.label.setText("".join(rows))

@@ -41,6 +41,10 @@ class PlotSpec:
     extra: dict = field(default_factory=dict)
 
 
+# KKT eps is relative to ||theta~||: below this it is 0 to float64 precision (a linear model at its
+# SVM direction), and a log axis would drop it; it is drawn on this labeled floor instead
+ZERO_FLOOR = 1e-15
+
 PLOTS = [
     PlotSpec("loss", "log L", [("log_loss", "log L")]),
     PlotSpec("margin", "Normalized margin", [("normalized_margin", "γ = q_min / ‖θ‖^M"),
@@ -57,7 +61,8 @@ PLOTS = [
     # network's late snapshots): a log axis draws |delta|, the readout keeps the sign
     PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "|KKT δ|"),
                                                       ("euler_defect", "Euler defect")],
-             log_y=True, kind="snapshots", extra={"absolute": {"kkt_delta": "KKT δ"}}),
+             log_y=True, kind="snapshots", extra={"absolute": {"kkt_delta": "KKT δ"},
+                                                  "floor": {"kkt_eps": ZERO_FLOOR}}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
@@ -141,7 +146,10 @@ def _tooltip(spec: PlotSpec) -> str:
         lines.append("The y range follows the records past the loss threshold L < l(0) (where γ̃ > 0); "
                      "zoom to see the start, press A (bottom left) to follow again.")
     if spec.log_y:
-        lines.append("Log axis: values <= 0 (an exact 0, e.g. KKT ε of a linear model) are not drawn.")
+        floors = spec.extra.get("floor", {})
+        zero = (f" ({', '.join(label for name, label in spec.curves if name in floors)} at 0 to float precision "
+                f"is drawn on the dotted floor line)") if floors else ""
+        lines.append(f"Log axis: values <= 0 are not drawn{zero}.")
     for name, signed in spec.extra.get("absolute", {}).items():
         lines.append(f"{signed} is drawn as its absolute value: it is negative where the rescaled point is not "
                      f"feasible (q_min(θ~) < 1, a network that is not homogeneous); the readout gives its sign.")
@@ -157,6 +165,7 @@ class _Plot:
         self.curves: dict = {}  # (source index, name or column) -> PlotDataItem
         self.bands: dict = {}
         self.reference_line = None
+        self.floor_line = None  # the labeled floor where a value at 0 to float precision is drawn
         self.seen_versions: tuple = ()
         self.drawn = False
         # decimation is ours (widgets/decimate.py): pyqtgraph gets ~2 points per pixel already
@@ -218,6 +227,8 @@ class _Plot:
             _note_style(self.empty_note, font_scale)
         if self.reference_line is not None:
             self.reference_line.setPen(pg.mkPen(ink("muted"), width=1, style=Qt.DashLine))
+        if self.floor_line is not None:
+            self.floor_line.setPen(pg.mkPen(ink("muted"), width=1, style=Qt.DotLine))
         for side in ("left", "bottom"):
             label = self.item.getAxis(side).label
             font = label.font()
@@ -495,6 +506,8 @@ class TrajectoryPlots(QWidget):
 
     def _draw(self, plot: _Plot) -> None:
         plot.bounds = None
+        if plot.floor_line is not None:
+            plot.floor_line.setVisible(False)
         self._draw_curves(plot)
         if plot.follow:
             self._follow(plot)
@@ -540,6 +553,9 @@ class TrajectoryPlots(QWidget):
                     values = source.snapshot_metrics[name].view()
                     if name in spec.extra.get("absolute", ()):
                         values = np.abs(values)
+                    floor = spec.extra.get("floor", {}).get(name)
+                    if floor is not None:
+                        values = self._on_floor(plot, values, floor)
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, snap_x, values)
                     legend = (label if c_index == 0 else None) if multi else curve_label
@@ -637,6 +653,20 @@ class TrajectoryPlots(QWidget):
             lows.append(reference)
             highs.append(reference)
         return float(min(lows)), float(max(highs))
+
+    def _on_floor(self, plot, values, floor):
+        """``values`` with those in [0, floor) raised to ``floor``, and the floor's labeled line shown
+        while any sits on it (a value of exactly 0 is a result, not a gap)."""
+        low = (values >= 0) & (values < floor)  # NaN compares False: an undefined value stays a gap
+        if plot.floor_line is None:
+            plot.floor_line = pg.InfiniteLine(pos=math.log10(floor), angle=0, movable=False,
+                                              pen=pg.mkPen(ink("muted"), width=1, style=Qt.DotLine),
+                                              label=f"0 (below {floor:.0e})",
+                                              labelOpts={"position": 0.1, "color": ink("muted")})
+            plot.item.addItem(plot.floor_line, ignoreBounds=True)
+        if low.any():
+            plot.floor_line.setVisible(True)  # hidden again at each draw's start (_draw)
+        return np.where(low, floor, values)
 
     def _reference(self, plot, source):
         value = source.info.get(plot.spec.reference) if hasattr(source, "info") else None
