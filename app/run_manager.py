@@ -67,23 +67,27 @@ class RunManager(QObject):
         return self.entries[row] if 0 <= row < len(self.entries) else None
 
     def changed(self) -> None:
-        window = self.window
-        visible = [(e.session, e.name, e.colour_index) for e in self.entries if e.visible]
-        window.plots.set_sources(visible)
-        window.run_list.set_runs(self.entries)
-        window.compare_table.set_runs([(e.name, e.session) for e in self.entries])
-        self._current_changed(window.run_list.current_row())
+        self._show_sources()
+        self._current_changed(self.window.run_list.current_row())
         self.runsChanged.emit()
+
+    def _show_sources(self) -> None:
+        """The shown runs on the plots, every run in the list, the shown ones in the table."""
+        visible = [(e.session, e.name, e.colour_index) for e in self.entries if e.visible]
+        self.window.plots.set_sources(visible)
+        self.refresh_list()
 
     def refresh_list(self) -> None:
         """Status and steps changed (no new runs): update the list and table only."""
         self.window.run_list.set_runs(self.entries)
-        self.window.compare_table.set_runs([(e.name, e.session) for e in self.entries])
+        self.window.compare_table.set_runs([(e.name, e.session) for e in self.entries if e.visible])
 
     def _set_visible(self, row: int, visible: bool) -> None:
+        """Show or hide a run on the plots; the selection and the replay stay where they are."""
         if 0 <= row < len(self.entries) and self.entries[row].visible != visible:
             self.entries[row].visible = visible
-            self.changed()
+            self._show_sources()
+            self.runsChanged.emit()
 
     def _rename(self, row: int, name: str) -> None:
         if 0 <= row < len(self.entries) and name and self.entries[row].name != name:

@@ -32,7 +32,11 @@ def boundary_grid(net, theta, X, resolution=GRID):
     ys = np.linspace(lo[1], hi[1], resolution)
     gx, gy = np.meshgrid(xs, ys)
     points = np.column_stack([gx.ravel(), gy.ravel()]).astype(theta.dtype)
-    values = net.outputs(theta, points).reshape(resolution, resolution)
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run's outputs overflow: shown clipped
+        values = net.outputs(theta, points).reshape(resolution, resolution)
+    big = 1e30  # float32 holds it, and the view's colour scaling (a subtraction) does not overflow
+    values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=big, neginf=-big)
+    values = np.clip(values, -big, big)
     return {"values": np.ascontiguousarray(values, dtype=np.float32), "rect": (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])}
 
 

@@ -1,16 +1,49 @@
-"""Test set-up: Qt offscreen, settings in a temporary folder, and a leak check that fails any
-GUI test leaving a thread, a child process or a running window timer behind."""
+"""Test set-up: Qt offscreen, settings in a temporary folder, a leak check that fails any GUI test
+leaving a thread, a child process or a running window timer behind, and a quiet check that fails
+any GUI test whose slots raise (pytest-qt), warn (RuntimeWarning is an error there) or print to
+stderr (the window's process and its training process alike)."""
 
 import multiprocessing
 import os
+import re
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pytest  # noqa: E402
+
+
+# what Qt's offscreen platform says on stderr whatever the app does: not the app's output
+QT_PLATFORM_NOISE = re.compile(r"^(This plugin does not support \w+\(\)|QStandardPaths: .*|"
+                               r"qt\.qpa\.\w+: .*)$")
+
+
+def stray_stderr(err: str) -> list[str]:
+    """Lines on stderr that are not Qt platform noise: warnings, tracebacks, anything printed."""
+    return [line for line in err.splitlines() if line.strip() and not QT_PLATFORM_NOISE.match(line)]
+
+
+@pytest.fixture(autouse=True)
+def quiet_gui(request):
+    """For every test that uses qtbot (the window included): an exception in a slot fails it
+    (pytest-qt, kept on: qt_no_exception_capture is never set), a RuntimeWarning raised anywhere in
+    the test's process is an error (so one in a slot is an exception in a slot), and anything
+    printed on stderr, by this process or the training process it starts, fails it."""
+    if "qtbot" not in request.fixturenames:
+        yield
+        return
+    capfd = request.getfixturevalue("capfd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        yield
+    err = capfd.readouterr().err
+    stray = stray_stderr(err)
+    sys.stderr.write(err)  # still shown in the report
+    assert not stray, "the test printed on stderr:\n" + "\n".join(stray[:20])
 
 
 @pytest.fixture

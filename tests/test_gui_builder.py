@@ -148,3 +148,17 @@ def _tree_order(builder):
         items.append(item)
         stack.extend(item.child(i) for i in reversed(range(item.childCount())))
     return items
+
+
+def test_a_new_network_while_a_deep_block_is_selected_raises_nothing(builder):
+    """Selecting the 4th block of the residual GELU network, then loading the linear model, raised
+    IndexError in _selection_changed (the tree's old items were asked about the new blocks)."""
+    import json
+    from pathlib import Path
+
+    presets = Path(__file__).resolve().parent.parent / "resources" / "presets"
+    builder.set_spec(json.loads((presets / "residual-gelu-moons.json").read_text())["architecture"])
+    _select(builder, (3,))
+    assert builder.editor.currentIndex() == 1 and builder.width_spin.value() == 1  # the output layer's editor
+    builder.set_spec(json.loads((presets / "linear-separable.json").read_text())["architecture"])
+    assert builder.spec().to_dict()["blocks"] == [{"type": "dense", "width": 1, "bias": False}]

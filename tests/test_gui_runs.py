@@ -78,6 +78,33 @@ def test_two_runs_compare_with_a_legend_list_and_table(window, run_files, qtbot)
     window.set_x_axis("step")
 
 
+def test_clicking_show_hide_boxes_keeps_the_list_and_the_replay(window, run_files, qtbot):
+    """With two runs open, a click on a show/hide box raised 'Internal C++ object (QTableWidgetItem)
+    already deleted' (the list was rebuilt under the click) and sent the replay slider to the end."""
+    from PySide6.QtCore import QPoint, Qt
+
+    window.open_runs([str(p) for p in run_files])
+    table = window.run_list.table
+    row = len(window.runs.entries) - 2
+    table.setCurrentCell(row, 0)
+    bar = window.replay_bar
+    bar.slider.setValue(2)
+    def click_box(r):
+        rect = table.visualItemRect(table.item(r, 0))
+        qtbot.mouseClick(table.viewport(), Qt.LeftButton, pos=QPoint(rect.left() + 10, rect.center().y()))
+
+    for r in (row, row + 1):
+        click_box(r)
+    assert [e.visible for e in window.runs.entries[row:]] == [False, False]
+    assert window.plots.sources == [] or all(label not in ("relu", "linear") for _s, label, _c in window.plots.sources)
+    for r in (row, row + 1):
+        click_box(r)
+    assert [e.visible for e in window.runs.entries[row:]] == [True, True]
+    assert bar.slider.value() == 2 and table.currentRow() == row
+    window.runs._set_visible(row + 1, False)
+    assert [c for c in window.compare_table.as_text().splitlines()[0].split("\t")][-1] == "relu"  # shown runs only
+
+
 def test_the_scrubber_moves_the_boundary_image_and_the_markers(window, run_files, qtbot):
     window.open_runs([str(run_files[0])])
     row = len(window.runs.entries) - 1

@@ -445,6 +445,10 @@ class ArchitectureBuilder(QWidget):
             stack.extend(item.child(i) for i in range(item.childCount()))
 
     def _selection_changed(self, current, _previous) -> None:
+        if self._updating:
+            # mid-rebuild the tree still holds the old network's items, whose paths may not exist in
+            # the new blocks; _rebuild shows the selection itself once the tree is rebuilt
+            return
         if current is None:
             self.editor.setCurrentIndex(0)
             return

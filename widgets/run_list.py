@@ -78,21 +78,35 @@ class RunList(QWidget):
         return self.table.currentRow()
 
     def set_runs(self, runs: list) -> None:
-        """``runs``: objects with name, visible, colour_index, status and step."""
+        """``runs``: objects with name, visible, colour_index, status and step. Rows are updated in
+        place: replacing the items while a click on one is being handled deleted it under Qt."""
         self._updating = True
         current = self.table.currentRow()
         self.table.setRowCount(len(runs))
         for row, run in enumerate(runs):
-            name = QTableWidgetItem(_swatch(color(run.colour_index)), run.name)
-            name.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsEditable | Qt.ItemIsUserCheckable)
-            name.setCheckState(Qt.Checked if run.visible else Qt.Unchecked)
+            name = self.table.item(row, 0)
+            if name is None:
+                name = QTableWidgetItem()
+                name.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsEditable | Qt.ItemIsUserCheckable)
+                self.table.setItem(row, 0, name)
+            if name.data(Qt.UserRole) != run.colour_index:
+                name.setIcon(_swatch(color(run.colour_index)))
+                name.setData(Qt.UserRole, run.colour_index)
+            if name.text() != run.name:
+                name.setText(run.name)
+            state = Qt.Checked if run.visible else Qt.Unchecked
+            if name.checkState() != state:
+                name.setCheckState(state)
             name.setToolTip(run.path or "not saved")
-            self.table.setItem(row, 0, name)
             for col, text in ((1, run.status), (2, f"{run.step:,}")):
-                item = QTableWidgetItem(text)
-                item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
-                self.table.setItem(row, col, item)
-        if runs:
+                item = self.table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    item.setFlags(Qt.ItemIsEnabled | Qt.ItemIsSelectable)
+                    self.table.setItem(row, col, item)
+                if item.text() != text:
+                    item.setText(text)
+        if runs and self.table.currentRow() != min(max(current, 0), len(runs) - 1):
             self.table.setCurrentCell(min(max(current, 0), len(runs) - 1), 0)
         self.table.resizeColumnsToContents()
         self._show_empty(not runs)
@@ -101,5 +115,7 @@ class RunList(QWidget):
     def _item_changed(self, item: QTableWidgetItem) -> None:
         if self._updating or item.column() != 0:
             return
-        self.visibilityChanged.emit(item.row(), item.checkState() == Qt.Checked)
-        self.renamed.emit(item.row(), item.text())
+        # read everything first: a slot below may rebuild the list
+        row, visible, text = item.row(), item.checkState() == Qt.Checked, item.text()
+        self.visibilityChanged.emit(row, visible)
+        self.renamed.emit(row, text)
