@@ -23,7 +23,7 @@ PLACES = ((1, 0), (0, 0), (1, 1), (0, 1), (1, 0.5), (0, 0.5), (1, 0.25), (0, 0.2
 MAX_COLUMNS = 3  # a legend in a row: at most this many entries side by side
 MARGIN_PX = 5  # between the legend and the view box's edge
 GRID = (64, 32)  # cells across and down the view box: the unit the legend's cover is counted in
-MAX_LABEL_CHARS = 30  # a longer entry (a run's file name) is elided; the tooltip has it whole
+MAX_LABEL_CHARS = 24  # a longer entry (a run's file name) is elided; the tooltip has it whole
 TOOLTIP = "Drag the legend to put it somewhere; double-click it to let it find room by itself"
 
 

@@ -57,9 +57,9 @@ PLOTS = [
     # direction change is recorded per record; records thin out (log-spaced after the every-step
     # phase, a shorter last interval): drawn per step, so neither shows as a jump or a dip
     PlotSpec("angles", "Angles", [("alignment_gap", "1 − cos(θ, −∇L)"),
-                                  ("direction_change", "direction change per step (rad)"),
-                                  ("angle_to_reference", "angle to max-margin (rad)")], log_y=True,
-             extra={"y_label": "rad", "per_step": ("direction_change",),
+                                  ("direction_change", "direction change / step"),
+                                  ("angle_to_reference", "angle to max-margin")], log_y=True,
+             extra={"y_label": "angle (rad), 1 − cos", "per_step": ("direction_change",),
                     "round_off": ("direction_change",)}),
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
              extra={"y_label": "q_i / ‖θ‖^M"}),
@@ -87,7 +87,6 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 # network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
 ROUND_OFF = 1e-13
 ROUND_OFF_NOTE = f"values below {ROUND_OFF:.0e} are round-off: not drawn"
-MAX_LEGEND_CHARS = 30  # longer run names are elided in legends (the full name is in the tooltip)
 KEY_COLOUR = "#777777"  # the line-style key's samples: neither run's colour
 
 
@@ -447,6 +446,28 @@ class TrajectoryPlots(QWidget):
             plot.item.disableAutoRange()
         self.refresh(force=True)
 
+    def copy_for_export(self, pen_width: int | None = None) -> "TrajectoryPlots":
+        """A new grid showing what this one shows (plots, columns, axes, runs), not shown on
+        screen, in the colours of the ink at the time of the call: an export draws it at the
+        figure's size and style (app/export.py). ``apply_zoom_of`` then takes this one's zoom."""
+        other = TrajectoryPlots(columns=self.columns)
+        other.visible, other._log_y = list(self.visible), dict(self._log_y)
+        other.x_mode, other.log_x = self.x_mode, self.log_x
+        other.pen_width = self.pen_width if pen_width is None else pen_width
+        other._build()
+        other.set_sources(list(self.sources))
+        return other
+
+    def apply_zoom_of(self, original: "TrajectoryPlots") -> None:
+        """The ranges of the plots the user zoomed or panned in ``original`` (the rest follow their data)."""
+        for key, plot in original.plots.items():
+            mine = self.plots.get(key)
+            if mine is not None and not plot.follow:
+                mine.follow = False
+                (x0, x1), (y0, y1) = plot.item.vb.viewRange()
+                mine.item.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self.refresh(force=True)
+
     def set_x_axis(self, mode: str) -> None:
         """step, wall_time or neg_log_loss (-log L)."""
         if mode not in X_AXES:
@@ -778,7 +799,7 @@ class TrajectoryPlots(QWidget):
         for sample, _label in list(plot.legend.items):
             if getattr(sample.item, "style_key", False):
                 plot.legend.removeItem(sample.item)
-        for style, name in ((k, styled[k]) for k in sorted(styled)):
+        for style, name in ((k, styled[k].split(" = ")[0]) for k in sorted(styled)):  # "γ", not its definition
             sample = pg.PlotDataItem(pen=_make_pen(KEY_COLOUR, style, max(self.pen_width, 2)))
             sample.style_key = True
             plot.legend.addItem(sample, name)
