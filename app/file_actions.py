@@ -8,37 +8,104 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-                               QLabel, QPushButton)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QLabel, QPushButton, QSpinBox)
 
 from core.errors import MarginExplorerError
 from core.output_path import existing
 from core.runner import member_paths
 
-from .export import export_metrics_csv, export_scene, export_widget_png
+from .export import (CSV_LAYOUTS, SCREEN_DPI, export_boundary, export_metrics_csv, export_plots, export_runs_csv,
+                     export_widget_png)
 from .recorder import Recorder
 
 MAX_RECENT = 8
 
 
 class ImageOptions(QDialog):
-    """Scale and background for a PNG export."""
+    """Style, size and resolution of an exported figure. The size is the figure's own (as on
+    screen, or in pixels or inches), not the dock's; DPI / 96 scales type and lines together."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, screen_size=(800, 600), figure: bool = True, vector: bool = False):
         super().__init__(parent)
         self.setWindowTitle("Export options")
-        self.scale = QDoubleSpinBox()
-        self.scale.setRange(0.25, 8.0)
-        self.scale.setSingleStep(0.5)
-        self.scale.setValue(2.0)
-        self.scale.setToolTip("Image size relative to the screen (2 = twice as many pixels each way)")
+        self.screen_size = screen_size
+        form = QFormLayout(self)
+        self.style = QComboBox()
+        self.style.addItem("Print: dark text on white", "print")
+        self.style.addItem("The screen theme's colours", "theme")
+        self.style.setToolTip("Print style whatever the screen theme, or the colours on screen")
+        self.size_mode = QComboBox()
+        for text, mode in (("As on screen", "screen"), ("Pixels", "px"), ("Inches", "in")):
+            self.size_mode.addItem(text, mode)
+        self.width_box, self.height_box = QDoubleSpinBox(), QDoubleSpinBox()
+        for box in (self.width_box, self.height_box):
+            box.setRange(0.5, 20000)
+            box.setDecimals(1)
+        self.dpi = QSpinBox()
+        self.dpi.setRange(48, 1200)
+        self.dpi.setValue(2 * SCREEN_DPI)
+        self.dpi.setToolTip(f"Type and lines scale by DPI / {SCREEN_DPI}: {2 * SCREEN_DPI} doubles them, as a "
+                            "screen at twice the pixel density would")
         self.transparent = QCheckBox("transparent background (PNG)")
+        self.size_mode.currentIndexChanged.connect(self._size_mode_changed)
+        if figure:
+            form.addRow("Style", self.style)
+            form.addRow("Size", self.size_mode)
+            form.addRow("Width", self.width_box)
+            form.addRow("Height", self.height_box)
+        if not vector:
+            form.addRow("DPI", self.dpi)
+            form.addRow("", self.transparent)
         buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self._size_mode_changed()
+
+    def _size_mode_changed(self, *_args) -> None:
+        mode = self.size_mode.currentData()
+        w, h = self.screen_size
+        factor = {"screen": 1.0, "px": 1.0, "in": 1.0 / SCREEN_DPI}[mode]
+        for box, value in ((self.width_box, w), (self.height_box, h)):
+            box.setEnabled(mode != "screen")
+            box.setDecimals(2 if mode == "in" else 0)
+            box.setSuffix({"screen": " px", "px": " px", "in": " in"}[mode])
+            box.setValue(value * factor)
+
+    def scale(self) -> float:
+        return self.dpi.value() / SCREEN_DPI
+
+    def figure(self) -> dict:
+        """The keyword arguments of export_plots and export_boundary: scale, size (in screen
+        pixels, which the scale multiplies), style, transparent."""
+        scale = self.scale()
+        mode = self.size_mode.currentData()
+        w, h = self.width_box.value(), self.height_box.value()
+        if mode == "screen":
+            size = self.screen_size
+        elif mode == "px":  # the figure's pixels: the layout is that divided by the scale
+            size = (w / scale, h / scale)
+        else:  # inches at DPI: w * DPI pixels, laid out at 96 per inch
+            size = (w * SCREEN_DPI, h * SCREEN_DPI)
+        return {"scale": scale, "size": size, "style": self.style.currentData(),
+                "transparent": self.transparent.isChecked()}
+
+
+class CsvOptions(QDialog):
+    """Several runs to CSV: one table with a run column, or a file per run."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Export metrics")
+        self.layout_box = QComboBox()
+        self.layout_box.addItem("One file, a 'run' column first", CSV_LAYOUTS[0])
+        self.layout_box.addItem("One file per run (NAME-RUN.csv)", CSV_LAYOUTS[1])
         form = QFormLayout(self)
-        form.addRow("Scale", self.scale)
-        form.addRow("", self.transparent)
+        form.addRow("Layout", self.layout_box)
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
 
@@ -70,7 +137,8 @@ class FileActions(QObject):
         w._action(export, "Plots as SVG…", lambda: self.export_plots_dialog("svg"), tip="All visible plots, as vectors")
         w._action(export, "Decision boundary as PNG…", self.export_boundary_dialog)
         w._action(export, "Window as PNG…", self.export_window_dialog, tip="The whole window, as it looks")
-        w._action(export, "Metrics as CSV…", self.export_csv_dialog, tip="Every scalar metric of the selected run")
+        w._action(export, "Metrics as CSV…", self.export_csv_dialog,
+                  tip="Every scalar metric of the selected run, or of every run shown (one file or one per run)")
         record = menu.addMenu("Re&cord")
         w._action(record, "Record window…", lambda: self.record_dialog(w), tip="MP4 or GIF of the whole window")
         w._action(record, "Record plots…", lambda: self.record_dialog(w.plots), tip="MP4 or GIF of the plots")
@@ -131,34 +199,43 @@ class FileActions(QObject):
         self.window.save_run(path, overwrite=True)
 
     def export_plots_dialog(self, kind: str) -> None:
-        options = ImageOptions(self.window) if kind == "png" else None
-        if options is not None and not options.exec():
+        plots = self.window.plots
+        options = ImageOptions(self.window, (plots.width(), plots.height()), vector=kind == "svg")
+        if not options.exec():
             return
         path, _ = QFileDialog.getSaveFileName(self.window, "Export plots", f"plots.{kind}", f"{kind.upper()} (*.{kind})")
         if path:
-            self.run(lambda: export_scene(self.window.plots.view.scene(), path,
-                                          options.scale.value() if options else 1.0,
-                                          options.transparent.isChecked() if options else False), path)
+            self.run(lambda: export_plots(plots, path, **options.figure()), path)
 
     def export_boundary_dialog(self) -> None:
-        options = ImageOptions(self.window)
+        boundary = self.window.boundary
+        options = ImageOptions(self.window, (boundary.width(), boundary.height()))
         if not options.exec():
             return
         path, _ = QFileDialog.getSaveFileName(self.window, "Export decision boundary", "boundary.png", "PNG (*.png)")
         if path:
-            self.run(lambda: export_scene(self.window.boundary.plotItem, path, options.scale.value(),
-                                          options.transparent.isChecked()), path)
+            self.run(lambda: export_boundary(boundary, path, **options.figure()), path)
 
     def export_window_dialog(self) -> None:
-        options = ImageOptions(self.window)
+        options = ImageOptions(self.window, figure=False)
         options.transparent.hide()
         if not options.exec():
             return
         path, _ = QFileDialog.getSaveFileName(self.window, "Export window", "window.png", "PNG (*.png)")
         if path:
-            self.run(lambda: export_widget_png(self.window, path, options.scale.value()), path)
+            self.run(lambda: export_widget_png(self.window, path, options.scale()), path)
 
     def export_csv_dialog(self) -> None:
+        """The run selected in the Runs tab, or with several runs shown, those (a layout to choose)."""
+        shown = [(e.name, e.session) for e in self.window.runs.entries if e.visible and e.session.n_records]
+        if len(shown) > 1:
+            options = CsvOptions(self.window)
+            if not options.exec():
+                return
+            path, _ = QFileDialog.getSaveFileName(self.window, "Export metrics", "runs.csv", "CSV (*.csv)")
+            if path:
+                self.run(lambda: export_runs_csv(shown, path, options.layout_box.currentData()), path)
+            return
         entry = self.window.runs.current() or self.window.runs.live_entry()
         if entry is None:
             self.window.show_error("No run to export: run or open one first.")

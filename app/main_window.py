@@ -31,6 +31,7 @@ from widgets.trajectory_plots import PLOTS, X_AXES, TrajectoryPlots
 from .controller import TrainingController
 from .family_session import FamilySession
 from . import help_menu
+from .dock_focus import DockFocus
 from .file_actions import FileActions
 from .run_manager import RunManager
 from .scratch_settings import scratch_settings
@@ -205,6 +206,12 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         self.log_x_action = self._action(view_menu, "Log step axis", lambda on: self.plots.set_log_x(on), "Ctrl+L",
                                          "Logarithmic step axis", checkable=True)
+        self._action(view_menu, "Reset zoom", lambda: (self.plots.reset_zoom(), self.boundary.autoRange()), "Ctrl+0",
+                     "Every plot and the decision boundary back to their data (right-click a plot: log or linear y)")
+        self.dock_focus = DockFocus(self, self._docks)
+        self.boundary_focus_action = self._action(
+            view_menu, "Enlarge decision boundary", lambda on: self.dock_focus.toggle("boundary", on), "Ctrl+B",
+            "The decision boundary takes the room of the plots and the Run panel (again: back)", checkable=True)
         axis_menu = view_menu.addMenu("Horizontal axis")
         self.x_axis_group = QActionGroup(self)
         self.x_axis_actions = {}

@@ -41,17 +41,26 @@ def apply_theme(window, theme: str, base_font: QFont, font_scale: float = 1.0) -
         font.setPointSizeF(base_font.pointSizeF() * font_scale)
     app.setFont(font)
     pg.setConfigOptions(background=colours["background"], foreground=colours["foreground"])
-    for view in window.findChildren(pg.GraphicsView):
+    style_views(window, theme, font_scale)
+
+
+def style_views(root, theme: str, font_scale: float = 1.0, line_width: int = 1) -> None:
+    """The theme's colours on every pyqtgraph view in ``root`` (itself included): background,
+    axes and titles, and ``restyle`` on every widget that has one. Exports use it on their copy of
+    a view (app/export.py: print style whatever the screen theme; axes ``line_width`` wide)."""
+    colours = THEMES[theme]
+    views = ([root] if isinstance(root, pg.GraphicsView) else []) + root.findChildren(pg.GraphicsView)
+    for view in views:
         view.setBackground(colours["background"])
-    for item in _plot_items(window):
+    for item in _plot_items(views):
         for side in ("left", "bottom"):
             axis = item.getAxis(side)
-            axis.setPen(colours["foreground"])
+            axis.setPen(pg.mkPen(colours["foreground"], width=line_width))
             axis.setTextPen(colours["foreground"])
             axis.setStyle(tickFont=_scaled(QFont(), font_scale))
         item.titleLabel.setText(item.titleLabel.text, color=colours["foreground"],
                                 size=f"{10 * font_scale:.0f}pt")
-    for widget in window.findChildren(QWidget):
+    for widget in [root] + root.findChildren(QWidget):
         if callable(getattr(widget, "restyle", None)):
             widget.restyle(font_scale)
 
@@ -62,8 +71,8 @@ def _scaled(font: QFont, scale: float) -> QFont:
     return font
 
 
-def _plot_items(window):
-    for view in window.findChildren(pg.GraphicsView):
+def _plot_items(views):
+    for view in views:
         scene = view.scene()
         if scene is None:
             continue

@@ -49,6 +49,7 @@ def _start_info(trainer) -> dict:
     lead = _lead(trainer)
     info = {"layer_names": lead.layer_names(), "n_params": int(lead.net.size),
             "homogeneity": lead.homogeneity.to_dict(), "reference_margin": lead.reference_margin(),
+            "reference_margin_steepest": lead.steepest_reference_margin(),
             "params": lead.theta.copy(), "device": lead.device_name()}
     if lead is not trainer:
         info["family_size"] = trainer.size

@@ -227,6 +227,15 @@ class Trainer:
             return None
         return float(np.min(self.dataset.y * (self._reference_inputs() @ self.reference)))
 
+    def steepest_reference_margin(self) -> float | None:
+        """For sign (coordinate) descent, the l_inf (l1) max margin min_i y_i <w*, x_i> / ||w*||_inf
+        (||w*||_1) of the reference direction: the limit of normalized_margin_linf (_l1)."""
+        norm = {"sign": np.inf, "coordinate": 1}.get(self.config.optimizer.kind)
+        if self.reference is None or norm is None:
+            return None
+        margin = self.reference_margin()
+        return float(margin / np.linalg.norm(self.reference, norm))
+
     # ------------------------------------------------------------------ the loop
     def run(self, max_steps: int, max_seconds: float | None = None) -> Chunk:
         """Take up to ``max_steps`` steps (fewer at the run's end, a divergence, or after

@@ -44,9 +44,11 @@ def test_the_legend_moves_only_to_a_clearly_emptier_place():
     options = [(20, 1, 0), (12, 1, 1), (9, 1, 2), (0, 2, 4)]
     assert better(options, (None, 1, 0)) == (0, 2, 4)  # none covered: a row of entries beats a column
     # fewer but not half: stay, so that a live curve near the edge does not make it jump
-    assert better([(20, 1, 0), (12, 1, 1)], (None, 1, 0)) == (None, 1, 0)
-    assert better([(4, 1, 0), (2, 1, 1)], (None, 1, 0)) == (None, 1, 0)  # half, but only 2 cells fewer
-    assert better([(3, 1, 0), (3, 1, 1)], (None, 1, 1)) == (None, 1, 1)  # a tie keeps the current place
+    assert better([(20, 1, 0), (12, 1, 1)], (None, 1, 0)) == (20, 1, 0)  # (cells it covers, columns, place)
+    assert better([(4, 1, 0), (2, 1, 1)], (None, 1, 0)) == (4, 1, 0)  # half, but only 2 cells fewer
+    assert better([(3, 1, 0), (3, 1, 1)], (None, 1, 1)) == (3, 1, 1)  # a tie keeps the current place
+    # but a place where the legend covers nothing beats any place where it covers something
+    assert better([(2, 1, 0), (0, 1, 1)], (None, 1, 0)) == (0, 1, 1)
 
 
 @pytest.fixture
@@ -230,7 +232,12 @@ def test_several_runs_layers_differ_by_line_style_and_the_legend_names_each_run_
     plots.set_sources([(sessions[0], "small"), (sessions[1], "large")])
     plots.refresh(force=True)
     rank = plots.plots["stable_rank"]
-    assert [label.text for _sample, label in rank.legend.items] == ["small", "large"]
+    # the runs by colour, then a key in grey: which line style is which layer (it was only in a tooltip)
+    assert [label.text for _sample, label in rank.legend.items] == ["small", "large", "0.weight", "2.weight"]
+    key = [sample.item.opts["pen"] for sample, _label in rank.legend.items[2:]]
+    assert [pen.style() for pen in key] == [Qt.SolidLine, Qt.DashLine]
+    run_colours = {rank.curves[(i, 0)].opts["pen"].color().name() for i in (0, 1)}
+    assert not {pen.color().name() for pen in key} & run_colours
     first, second = rank.curves[(0, 0)].opts["pen"], rank.curves[(0, 1)].opts["pen"]
     assert first.color() == second.color() and (first.style(), second.style()) == (Qt.SolidLine, Qt.DashLine)
     assert rank.curves[(1, 0)].opts["pen"].color() != first.color()

@@ -23,6 +23,17 @@ PLACES = ((1, 0), (0, 0), (1, 1), (0, 1), (1, 0.5), (0, 0.5), (1, 0.25), (0, 0.2
 MAX_COLUMNS = 3  # a legend in a row: at most this many entries side by side
 MARGIN_PX = 5  # between the legend and the view box's edge
 GRID = (64, 32)  # cells across and down the view box: the unit the legend's cover is counted in
+MAX_LABEL_CHARS = 24  # a longer entry (a run's file name) is elided; the tooltip has it whole
+TOOLTIP = "Drag the legend to put it somewhere; double-click it to let it find room by itself"
+
+
+def elide(text: str, limit: int = MAX_LABEL_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, its middle replaced by an ellipsis: run names differ at
+    their ends (a preset's name, then a suffix) more often than in their middles."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    return text[:head] + "…" + text[len(text) - (limit - 1 - head):]
 
 
 def occupied_cells(curves, view_range, bands=()) -> np.ndarray:
@@ -112,9 +123,10 @@ def better(options, current):
     near the threshold does not make the legend jump back and forth."""
     best = min(options)
     covered = next((o[0] for o in options if o[1:] == current[1:]), None)
-    if covered is None or (best[0] <= covered // 2 and covered - best[0] >= 3):
+    # a place that covers nothing always beats one that covers something
+    if covered is None or (best[0] == 0 < covered) or (best[0] <= covered // 2 and covered - best[0] >= 3):
         return best
-    return current
+    return (covered,) + tuple(current[1:])
 
 
 class AutoLegend(pg.LegendItem):
@@ -127,7 +139,51 @@ class AutoLegend(pg.LegendItem):
         super().__init__(offset=(-MARGIN_PX, MARGIN_PX), **kwargs)
         self.where = 0  # index in PLACES
         self.pinned = False  # the user dragged it: it stays where they put it
-        self.setToolTip("Drag the legend to put it somewhere; double-click it to let it find room by itself")
+        self.covered = 0  # cells of curves under the legend where ``place`` put it
+        self.full_names: list[str] = []
+        self.setToolTip(TOOLTIP)
+
+    def addItem(self, item, name):  # noqa: N802 (pyqtgraph's name)
+        """An entry with its label elided to MAX_LABEL_CHARS (the full one in the tooltip): a long
+        run name covered half a plot, and a family's legend ran past the plot's left edge."""
+        name = str(name)
+        super().addItem(item, elide(name))
+        self.full_names.append(name)
+        self._name_tooltip()
+
+    def removeItem(self, item):  # noqa: N802 (pyqtgraph's name)
+        labels = [label.text for _sample, label in self.items]
+        super().removeItem(item)
+        kept = [label.text for _sample, label in self.items]
+        for i, text in enumerate(labels):
+            if text not in kept and i < len(self.full_names):
+                del self.full_names[i]
+                break
+        self._name_tooltip()
+
+    def clear(self):
+        super().clear()
+        self.full_names = []
+        self._name_tooltip()
+
+    def _name_tooltip(self) -> None:
+        elided = [n for n in self.full_names if elide(n) != n]
+        self.setToolTip("<br>".join(elided + [TOOLTIP]) if elided else TOOLTIP)
+
+    def flattest_height(self, width: float) -> float:
+        """The legend's height, margin included, in the layout with the most columns (up to
+        MAX_COLUMNS) that fits in ``width`` pixels."""
+        count = len(self.items)
+        if not count:
+            return 0.0
+        rect = self.boundingRect()
+        entry_w = rect.width() / min(self.columnCount, count)
+        entry_h = rect.height() / math.ceil(count / self.columnCount)
+        columns = 1
+        for c in range(2, min(MAX_COLUMNS, count) + 1):
+            if c * entry_w + MARGIN_PX <= width:
+                columns = c
+        return math.ceil(count / columns) * entry_h + MARGIN_PX
 
     def restyle(self, brush, text_colour, size: str) -> None:
         """New colours and type size (a theme or presentation mode): pyqtgraph's setters store
@@ -175,7 +231,7 @@ class AutoLegend(pg.LegendItem):
                 break
             covered = cells_under(grid, (size[0] / width, size[1] / height))
             options += [(cells, columns, where) for where, cells in enumerate(covered)]
-        _cells, columns, where = better(options, (None, self.columnCount, self.where))
+        self.covered, columns, where = better(options, (None, self.columnCount, self.where))
         if (columns, where) != (self.columnCount, self.where):
             self.setColumnCount(columns)
             self.where = where

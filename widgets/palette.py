@@ -29,3 +29,8 @@ def set_ink(theme: str) -> None:
 def ink(role: str):
     """The current theme's colour for ``role`` (a name, or an RGBA tuple for "legend")."""
     return INK[_theme["name"]][role]
+
+
+def ink_theme() -> str:
+    """The theme whose ink ``ink`` gives now ("light" or "dark")."""
+    return _theme["name"]

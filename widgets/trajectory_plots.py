@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 
 from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
-from .legend import AutoLegend
+from .legend import GRID, AutoLegend
 from .palette import color, ink
 
 
@@ -46,23 +46,37 @@ class PlotSpec:
 ZERO_FLOOR = 1e-15
 
 PLOTS = [
-    PlotSpec("loss", "log L", [("log_loss", "log L")]),
+    PlotSpec("loss", "log L", [("log_loss", "log L")], extra={"y_label": "log L"}),
     PlotSpec("margin", "Normalized margin", [("normalized_margin", "γ = q_min / ‖θ‖^M"),
                                              ("smoothed_margin", "γ̃ = ℓ⁻¹(L) / ‖θ‖^M")],
-             reference="reference_margin", extra={"separated_range": True}),
-    PlotSpec("norm", "Parameter norm ‖θ‖", [("param_norm", "‖θ‖₂")], log_y=True),
-    PlotSpec("angles", "Angles", [("alignment_gap", "1 − cos(θ, −∇L)"), ("direction_change", "direction change (rad)"),
-                                  ("angle_to_reference", "angle to max-margin (rad)")], log_y=True),
-    PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples"),
-    PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns"),
+             reference="reference_margin",
+             # steepest descent in l_inf (sign) or l1 (coordinate) maximizes the margin in its own
+             # norm: those runs also show both, the matching one with its max-margin line
+             extra={"separated_range": True, "y_label": "normalized margin",
+                    "steepest": {"sign": [("normalized_margin_linf", "γ∞ = q_min / ‖θ‖∞^M"),
+                                          ("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M")],
+                                 "coordinate": [("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M"),
+                                                ("normalized_margin_linf", "γ∞ = q_min / ‖θ‖∞^M")]}}),
+    PlotSpec("norm", "Parameter norm ‖θ‖", [("param_norm", "‖θ‖₂")], log_y=True, extra={"y_label": "‖θ‖₂"}),
+    # direction change is recorded per record; records thin out (log-spaced after the every-step
+    # phase, a shorter last interval): drawn per step, so neither shows as a jump or a dip
+    PlotSpec("angles", "Angles", [("alignment_gap", "1 − cos(θ, −∇L)"),
+                                  ("direction_change", "direction change / step"),
+                                  ("angle_to_reference", "angle to max-margin")], log_y=True,
+             extra={"y_label": "angle (rad), 1 − cos", "per_step": ("direction_change",),
+                    "round_off": ("direction_change",)}),
+    PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
+             extra={"y_label": "q_i / ‖θ‖^M"}),
+    PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns",
+             extra={"y_label": "stable rank"}),
     PlotSpec("ensemble", "Ensemble members' output share", [("ensemble_share", "share")], kind="columns",
-             extra={"column_label": "member", "empty": "the network has no ensemble"}),
+             extra={"column_label": "member", "empty": "the network has no ensemble", "y_label": "output share"}),
     # delta is negative where q_min(theta~) < 1, which only a non-homogeneous network allows (a GELU
     # network's late snapshots): a log axis draws |delta|, the readout keeps the sign
     PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "|KKT δ|"),
                                                       ("euler_defect", "Euler defect")],
-             log_y=True, kind="snapshots", extra={"absolute": {"kkt_delta": "KKT δ"},
-                                                  "floor": {"kkt_eps": ZERO_FLOOR}}),
+             log_y=True, kind="snapshots", extra={"absolute": {"kkt_delta": "KKT δ"}, "y_label": "residual",
+                                                  "floor": {"kkt_eps": ZERO_FLOOR}, "round_off": ("euler_defect",)}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
@@ -72,6 +86,12 @@ READOUT_RUNS = 4  # the hover readout's lines at most, one a run
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
 LEGEND_POINTS, AXIS_LABEL_POINTS = 8, 9  # type sizes at font scale 1 (presentation mode scales them)
 REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the next timer tick
+# direction change and the Euler defect are normalized (radians; a defect relative to ||theta||^M):
+# below this they are float64 round-off (~1e-16 at the start of a run, ~1e-17 for a homogeneous
+# network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
+ROUND_OFF = 1e-13
+ROUND_OFF_NOTE = f"values below {ROUND_OFF:.0e} are round-off: not drawn"
+KEY_COLOUR = "#777777"  # the line-style key's samples: neither run's colour
 
 
 STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
@@ -150,6 +170,13 @@ def _tooltip(spec: PlotSpec) -> str:
         zero = (f" ({', '.join(label for name, label in spec.curves if name in floors)} at 0 to float precision "
                 f"is drawn on the dotted floor line)") if floors else ""
         lines.append(f"Log axis: values <= 0 are not drawn{zero}.")
+    if spec.extra.get("per_step"):
+        lines.append("Direction change is recorded between records; drawn divided by the steps between them "
+                     "(records are log-spaced later in a run), an angle per step.")
+    if spec.extra.get("round_off"):
+        lines.append(f"Values below {ROUND_OFF:.0e} are float64 round-off and are not drawn (they would stretch "
+                     "a log axis to 1e-20).")
+    lines.append("Right-click: log or linear y axis. Ctrl+0: every plot's zoom back to the data.")
     for name, signed in spec.extra.get("absolute", {}).items():
         lines.append(f"{signed} is drawn as its absolute value: it is negative where the rescaled point is not "
                      f"feasible (q_min(θ~) < 1, a network that is not homogeneous); the readout gives its sign.")
@@ -166,6 +193,7 @@ class _Plot:
         self.bands: dict = {}
         self.reference_line = None
         self.floor_line = None  # the labeled floor where a value at 0 to float precision is drawn
+        self.steepest_line = None  # the l_inf or l1 max-margin line of a steepest-descent run
         self.seen_versions: tuple = ()
         self.drawn = False
         # decimation is ours (widgets/decimate.py): pyqtgraph gets ~2 points per pixel already
@@ -174,7 +202,8 @@ class _Plot:
         # no grid: pyqtgraph draws it as alpha-blended lines across the plot, which made one
         # repaint of the grid of plots 144 ms instead of 15 ms in Qt's raster engine (measured);
         # the crosshair readout gives exact values instead
-        item.setLogMode(False, spec.log_y)
+        self.log_y = spec.log_y  # the user may switch it per plot (the view box's right-click menu)
+        item.setLogMode(False, self.log_y)
         for side in ("left", "bottom"):
             # label major (decade) ticks and one minor level only: pyqtgraph's log axes otherwise
             # print overlapping 2·10¹ 3·10¹ ... labels when a range spans about a decade
@@ -200,6 +229,17 @@ class _Plot:
         item.autoBtn.clicked.connect(self._follow_again)
         # a legend names each curve; the samples plot has a line per sample (or a band): none there
         self.legend.setVisible(spec.kind != "samples")
+        self.key_names: list = []  # the line-style key's entries now in the legend (several runs)
+        # pyqtgraph's own "Plot options" menu switches log mode behind our back: ours instead
+        item.setMenuEnabled(False, enableViewBoxMenu=True)
+        self.log_action = item.vb.menu.addAction("Log y axis")
+        self.log_action.setCheckable(True)
+        self.log_action.setChecked(self.log_y)
+        self.on_log_y = None  # set by TrajectoryPlots
+        self.log_action.toggled.connect(lambda on: self.on_log_y and self.on_log_y(on))
+        self.round_off_note = QGraphicsSimpleTextItem(ROUND_OFF_NOTE, item.vb)  # styled by restyle
+        self.round_off_note.setVisible(False)
+        self.dropped_round_off = False
         self.marker = pg.InfiniteLine(angle=90, movable=False,
                                       pen=pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         self.marker.setVisible(False)
@@ -225,6 +265,7 @@ class _Plot:
         self.marker.setPen(pg.mkPen(ink("guide"), width=1, style=Qt.DashLine))
         if self.empty_note is not None:
             _note_style(self.empty_note, font_scale)
+        _note_style(self.round_off_note, font_scale * 0.85)
         if self.reference_line is not None:
             self.reference_line.setPen(pg.mkPen(ink("muted"), width=1, style=Qt.DashLine))
         if self.floor_line is not None:
@@ -266,10 +307,14 @@ class _Plot:
             self.bounds = [min(self.bounds[0], b[0]), max(self.bounds[1], b[1]),
                            min(self.bounds[2], b[2]), max(self.bounds[3], b[3])]
 
+    def curve_data(self) -> list:
+        """(x, y) of every drawn curve, in view units (log10 where an axis is log)."""
+        return [c.getData() for c in self.curves.values() if c.isVisible()]
+
     def place_legend(self) -> None:
         """Move the legend off the drawn curves (widgets/legend.py), once the ranges are set."""
         vb = self.item.vb
-        curves = [c.getData() for c in self.curves.values() if c.isVisible()]
+        curves = self.curve_data()
         bands = []
         for key in self.bands:  # a band's fill counts, not only its two edges
             low, high = self.curves.get(key + ("low",)), self.curves.get(key + ("high",))
@@ -325,6 +370,9 @@ class TrajectoryPlots(QWidget):
         self.pen_width = 1
         self.font_scale = 1.0
         self.waiting_note = None
+        self._log_y: dict = {}  # plot key -> log y, where the user switched it
+        self._derived: dict = {}  # (source id, name, version, band) -> a series drawn per step
+        self._has_values: set = set()  # (source id, name) of series with a finite value
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -342,11 +390,14 @@ class TrajectoryPlots(QWidget):
             spec = next(p for p in PLOTS if p.key == key)
             item = self.view.addPlot(row=i // self.columns, col=i % self.columns,
                                      axisItems={"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")})
-            item.setLabel("bottom", X_AXES[self.x_mode])
             plot = _Plot(spec, item)
+            plot.log_y = self._log_y.get(key, spec.log_y)
+            plot.log_action.setChecked(plot.log_y)
             plot.restyle(self.font_scale)
             plot.on_zoom = self._zoom_timer.start
-            plot.item.setLogMode(self.log_x, spec.log_y)
+            plot.on_log_y = functools.partial(self.set_log_y, key)
+            plot.item.setLogMode(self.log_x, plot.log_y)
+            self._label_axes(plot)
             if first is None:
                 first = item
                 # the first thing a new user sees is eight empty plots: say what fills them
@@ -377,13 +428,63 @@ class TrajectoryPlots(QWidget):
         self._build()
         self.refresh(force=True)
 
+    def _label_axes(self, plot: _Plot) -> None:
+        """Axis labels with their units, and "(log)" on a log axis."""
+        log = " (log)"
+        plot.item.setLabel("bottom", X_AXES[self.x_mode] + (log if self.log_x else ""))
+        y_label = plot.spec.extra.get("y_label")
+        if y_label:
+            plot.item.setLabel("left", y_label + (log if plot.log_y else ""))
+
+    def set_log_y(self, key: str, on: bool) -> None:
+        """Log or linear y on plot ``key`` (its right-click menu)."""
+        plot = self.plots.get(key)
+        self._log_y[key] = bool(on)
+        if plot is None or plot.log_y == bool(on):
+            return
+        plot.log_y = bool(on)
+        plot.log_action.setChecked(plot.log_y)
+        plot.item.setLogMode(self.log_x, plot.log_y)
+        self._label_axes(plot)
+        plot.follow, plot.y_fitted = True, False
+        self.refresh(force=True)
+
+    def reset_zoom(self) -> None:
+        """Every plot back to following its data (View > Reset zoom, Ctrl+0)."""
+        for plot in self.plots.values():
+            plot.follow, plot.y_fitted = True, False
+            plot.item.disableAutoRange()
+        self.refresh(force=True)
+
+    def copy_for_export(self, pen_width: int | None = None) -> "TrajectoryPlots":
+        """A new grid showing what this one shows (plots, columns, axes, runs), not shown on
+        screen, in the colours of the ink at the time of the call: an export draws it at the
+        figure's size and style (app/export.py). ``apply_zoom_of`` then takes this one's zoom."""
+        other = TrajectoryPlots(columns=self.columns)
+        other.visible, other._log_y = list(self.visible), dict(self._log_y)
+        other.x_mode, other.log_x = self.x_mode, self.log_x
+        other.pen_width = self.pen_width if pen_width is None else pen_width
+        other._build()
+        other.set_sources(list(self.sources))
+        return other
+
+    def apply_zoom_of(self, original: "TrajectoryPlots") -> None:
+        """The ranges of the plots the user zoomed or panned in ``original`` (the rest follow their data)."""
+        for key, plot in original.plots.items():
+            mine = self.plots.get(key)
+            if mine is not None and not plot.follow:
+                mine.follow = False
+                (x0, x1), (y0, y1) = plot.item.vb.viewRange()
+                mine.item.vb.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self.refresh(force=True)
+
     def set_x_axis(self, mode: str) -> None:
         """step, wall_time or neg_log_loss (-log L)."""
         if mode not in X_AXES:
             raise ValueError(mode)
         self.x_mode = mode
         for plot in self.plots.values():
-            plot.item.setLabel("bottom", X_AXES[mode])
+            self._label_axes(plot)
             plot.follow = True
         self._blocks.clear()
         self.refresh(force=True)
@@ -427,7 +528,8 @@ class TrajectoryPlots(QWidget):
     def set_log_x(self, on: bool) -> None:
         self.log_x = on
         for plot in self.plots.values():
-            plot.item.setLogMode(on, plot.spec.log_y)
+            plot.item.setLogMode(on, plot.log_y)
+            self._label_axes(plot)
         self.refresh(force=True)
 
     def set_sources(self, sources: list) -> None:
@@ -436,14 +538,18 @@ class TrajectoryPlots(QWidget):
         self.sources = [(s[0], s[1], s[2] if len(s) > 2 else i) for i, s in enumerate(sources)]
         self._blocks.clear()
         self._thresholds.clear()
+        self._derived.clear()
+        self._has_values.clear()
         for plot in self.plots.values():
             for c in list(plot.curves.values()) + [b for pair in plot.bands.values() for b in pair]:
                 plot.item.removeItem(c)
             plot.curves, plot.bands = {}, {}
             plot.legend.clear()
-            if plot.reference_line is not None:
-                plot.item.removeItem(plot.reference_line)
-                plot.reference_line = None
+            plot.key_names = []
+            for line in ("reference_line", "steepest_line"):
+                if getattr(plot, line) is not None:
+                    plot.item.removeItem(getattr(plot, line))
+                    setattr(plot, line, None)
             plot.follow, plot.drawn, plot.y_fitted = True, False, False
         self.refresh(force=True)
 
@@ -500,7 +606,7 @@ class TrajectoryPlots(QWidget):
         if self.log_x:
             keep = x > 0
             x, y = x[keep], y[keep]
-        if plot.spec.log_y:
+        if plot.log_y:
             y = np.where(y > 0, y, np.nan)
         return x, y
 
@@ -512,8 +618,35 @@ class TrajectoryPlots(QWidget):
         if plot.follow:
             self._follow(plot)
         plot.place_legend()
+        if plot.follow and plot.legend.covered and self._legend_headroom(plot):
+            plot.place_legend()
         if plot.empty_note is not None:  # say why a plot stays blank through a whole run
             plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
+        note = plot.round_off_note
+        note.setVisible(plot.dropped_round_off and plot.log_y)
+        if note.isVisible():  # bottom left, inside the axes
+            note.setPos(6, plot.item.vb.height() - note.boundingRect().height() - 4)
+
+    def _legend_headroom(self, plot: _Plot) -> bool:
+        """Where the legend covers a curve wherever it goes, raise the top of the y range until
+        a band as tall as the legend is free above the data (the Angles legend covered its
+        curves). True when the range changed."""
+        if plot.bounds is None:
+            return False
+        vb = plot.item.vb
+        height = vb.height()
+        if height <= 0:
+            return False
+        # the legend's height in its flattest layout, a cell of the placement grid to spare
+        fraction = plot.legend.flattest_height(vb.width()) / height + 1.0 / GRID[1]
+        if fraction >= 0.6:  # a plot too short to give the legend a band: leave it where it is
+            return False
+        y0, y1 = vb.viewRange()[1]
+        top = plot.bounds[3]
+        if top <= y1 - fraction * (y1 - y0):
+            return False
+        vb.setYRange(y0, y0 + (top - y0) / (1.0 - fraction), padding=0)
+        return True
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
@@ -543,14 +676,76 @@ class TrajectoryPlots(QWidget):
     def _first_plot(self):
         return next(iter(self.plots.values()), None)
 
+    def curves_of(self, plot: _Plot, source) -> list:
+        """(series name, label) of the curves ``plot`` draws for ``source``: its spec's, and for a
+        steepest-descent run the margins in that optimizer's norm (PlotSpec extra "steepest")."""
+        steepest = plot.spec.extra.get("steepest")
+        if steepest:
+            config = getattr(source, "config", None)
+            kind = getattr(getattr(config, "optimizer", None), "kind", None)
+            return plot.spec.curves + steepest.get(kind, [])
+        return plot.spec.curves
+
+    def _series(self, plot: _Plot, source, name: str, band: bool = False):
+        """What ``plot`` draws of ``source``'s series ``name`` (its band's (low, high) with ``band``):
+        round-off values dropped and per-step angles where the spec says (ROUND_OFF, "per_step")."""
+        if band:
+            values = source.band(name) if hasattr(source, "band") else None
+        else:
+            values = source.get(name)
+        extra = plot.spec.extra
+        if values is None or (name not in extra.get("per_step", ()) and name not in extra.get("round_off", ())):
+            return values
+        key = (id(source), name, band)
+        version, found = self._derived.get(key, (None, None))
+        if version != source.version:
+            steps = source.get("step")
+            parts = [self._transform(plot.spec, steps, name, v) for v in (values if band else (values,))]
+            found = (tuple(p[0] for p in parts) if band else parts[0][0], any(p[1] for p in parts))
+            self._derived[key] = (source.version, found)
+        plot.dropped_round_off |= found[1]
+        return found[0]
+
+    @staticmethod
+    def _transform(spec: PlotSpec, steps, name: str, values):
+        """(values drawn, whether round-off values were dropped) of one series."""
+        out = np.asarray(values, dtype=np.float64)
+        dropped = False
+        if name in spec.extra.get("round_off", ()):
+            with np.errstate(invalid="ignore"):
+                small = out < ROUND_OFF  # NaN compares False
+            dropped = bool(small.any())
+            out = np.where(small, np.nan, out)
+        if name in spec.extra.get("per_step", ()) and steps is not None:
+            steps = np.asarray(steps[: len(out)], dtype=np.float64)
+            gaps = np.full(len(out), np.nan)
+            gaps[1:len(steps)] = np.diff(steps)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = out / np.where(gaps > 0, gaps, np.nan)
+        return out, dropped
+
+    def _drawable(self, source, name: str, values) -> bool:
+        """Whether a series has a finite value yet: a curve that cannot exist (the angle to the
+        max-margin direction of a network) gets no curve and no legend entry."""
+        key = (id(source), name)
+        if key not in self._has_values and values is not None and np.isfinite(values).any():
+            self._has_values.add(key)
+        return key in self._has_values
+
     def _draw_curves(self, plot: _Plot) -> None:
         spec = plot.spec
         multi = len(self.sources) > 1
+        plot.dropped_round_off = False
+        styled = {}  # several runs: line style -> what it draws (the legend's key)
         for s_index, (source, label, colour_index) in enumerate(self.sources):
+            named = False  # several runs: the legend names each run once, at its first curve
             if spec.kind == "snapshots":
                 snap_x = self._step_to_x(source, source.snapshot_steps.view())
                 for c_index, (name, curve_label) in enumerate(spec.curves):
                     values = source.snapshot_metrics[name].view()
+                    if name in spec.extra.get("round_off", ()):
+                        values, dropped = self._transform(spec, None, name, values)
+                        plot.dropped_round_off |= dropped
                     if name in spec.extra.get("absolute", ()):
                         values = np.abs(values)
                     floor = spec.extra.get("floor", {}).get(name)
@@ -558,7 +753,9 @@ class TrajectoryPlots(QWidget):
                         values = self._on_floor(plot, values, floor)
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, snap_x, values)
-                    legend = (label if c_index == 0 else None) if multi else curve_label
+                    legend = (None if named else label) if multi else curve_label
+                    named = True
+                    styled.setdefault(c_index, curve_label)
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
                 continue
             steps, ordered = self._x_of(source)  # "steps": the x values, whatever the x mode
@@ -566,17 +763,19 @@ class TrajectoryPlots(QWidget):
                 continue
             window = self._window(plot, steps) if ordered else self._stride(plot, len(steps))
             if spec.kind == "records":
-                for c_index, (name, curve_label) in enumerate(spec.curves):
-                    values = source.get(name)
-                    if values is None:
+                for c_index, (name, curve_label) in enumerate(self.curves_of(plot, source)):
+                    values = self._series(plot, source, name)
+                    if values is None or not self._drawable(source, name, values):
                         continue
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), name)))
-                    # several runs: the legend names each run once; line styles (solid, dashed,
-                    # dotted) follow the order of the curves in the title's tooltip
-                    legend = (label if c_index == 0 else None) if multi else curve_label
+                    # several runs: a colour per run, named once in the legend; a line style per
+                    # quantity, named in the legend's key (solid, dashed, dotted, dash-dot)
+                    legend = (None if named else label) if multi else curve_label
+                    named = True
+                    styled.setdefault(c_index, curve_label)
                     self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
-                    band = source.band(name) if hasattr(source, "band") else None
+                    band = self._series(plot, source, name, band=True)
                     if band is not None:  # a family: its median drawn above, the quartiles around it
                         rows = self._rows(window)
                         colour = color(colour_index if multi else c_index)
@@ -598,10 +797,28 @@ class TrajectoryPlots(QWidget):
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
                     name = names[col] if col < len(names) else f"layer {col}"
                     legend = (label if col == 0 else None) if multi else name
+                    styled.setdefault(col, name)
                     self._set(plot, plot.curve((s_index, col), pen, legend), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
+        if multi and len(styled) > 1:
+            self._style_key(plot, styled)
         plot.drawn = True
+
+    def _style_key(self, plot: _Plot, styled: dict) -> None:
+        """Several runs: legend entries in grey that say which line style is which quantity (it was
+        only in a tooltip, also in `render`'s figures)."""
+        names = [styled[k] for k in sorted(styled)]
+        if names == plot.key_names:
+            return
+        for sample, _label in list(plot.legend.items):
+            if getattr(sample.item, "style_key", False):
+                plot.legend.removeItem(sample.item)
+        for style, name in ((k, styled[k].split(" = ")[0]) for k in sorted(styled)):  # "γ", not its definition
+            sample = pg.PlotDataItem(pen=_make_pen(KEY_COLOUR, style, max(self.pen_width, 2)))
+            sample.style_key = True
+            plot.legend.addItem(sample, name)
+        plot.key_names = names
 
     def _peaks(self, x, y, window, key, column=None):
         """Decimate series ``y`` (or column ``column`` of a 2-D series, cached whole under ``key``)."""
@@ -630,7 +847,7 @@ class TrajectoryPlots(QWidget):
     def _set(self, plot: _Plot, curve, x, y) -> None:
         finite = bool(np.isfinite(y).all())
         curve.setData(x, y, connect="all" if finite else "finite", skipFiniteCheck=finite)
-        plot.note(x, y, self.log_x, plot.spec.log_y)
+        plot.note(x, y, self.log_x, plot.log_y)
 
     def _separated_bounds(self, plot, source):
         """y bounds of the records past the loss threshold L < l(0) (where gamma~ > 0): before it
@@ -642,16 +859,18 @@ class TrajectoryPlots(QWidget):
         if start is None or len(smoothed) - start < 2:
             return None
         lows, highs = [], []
-        for name, _label in plot.spec.curves:
+        for name, _label in self.curves_of(plot, source):
             values = source.get(name)
             if values is not None:
                 low, high = range_from(self._blocks, (id(source), name), values, start)
                 lows.append(low)
                 highs.append(high)
-        reference = source.info.get(plot.spec.reference) if plot.spec.reference else None
-        if reference is not None:
-            lows.append(reference)
-            highs.append(reference)
+        references = [source.info.get(plot.spec.reference) if plot.spec.reference else None,
+                      source.info.get("reference_margin_steepest") if plot.spec.extra.get("steepest") else None]
+        for reference in references:
+            if reference is not None:
+                lows.append(reference)
+                highs.append(reference)
         return float(min(lows)), float(max(highs))
 
     def _on_floor(self, plot, values, floor):
@@ -669,6 +888,7 @@ class TrajectoryPlots(QWidget):
         return np.where(low, floor, values)
 
     def _reference(self, plot, source):
+        self._steepest_reference(plot, source)
         value = source.info.get(plot.spec.reference) if hasattr(source, "info") else None
         if value is None:
             if plot.reference_line is not None:
@@ -680,6 +900,24 @@ class TrajectoryPlots(QWidget):
             plot.item.addItem(plot.reference_line)
         plot.reference_line.setValue(value)
         plot.reference_line.setVisible(True)
+
+    def _steepest_reference(self, plot, source) -> None:
+        """A steepest-descent run's max-margin line in its own norm (l_inf for sign descent, l1
+        for coordinate descent), dashed in the colour of that margin's curve."""
+        value = source.info.get("reference_margin_steepest") if hasattr(source, "info") else None
+        curves = self.curves_of(plot, source)
+        if value is None or len(curves) == len(plot.spec.curves):
+            if plot.steepest_line is not None:
+                plot.steepest_line.setVisible(False)
+            return
+        colour = color(len(plot.spec.curves)) if len(self.sources) == 1 else ink("muted")
+        pen = pg.mkPen(colour, width=1, style=Qt.DashLine)
+        if plot.steepest_line is None:
+            plot.steepest_line = pg.InfiniteLine(pos=value, angle=0, movable=False, pen=pen)
+            plot.item.addItem(plot.steepest_line)
+        plot.steepest_line.setPen(pen)
+        plot.steepest_line.setValue(value)
+        plot.steepest_line.setVisible(True)
 
     def _draw_samples(self, plot, s_index, source, steps, window, multi, colour_index):
         values = source.get("sample_margins")
@@ -764,9 +1002,31 @@ class TrajectoryPlots(QWidget):
             plot.cross.setValue(np.log10(max(x_value, 1e-12)) if self.log_x else x_value)
             plot.cross.setVisible(True)
             plot.readout.setText(self._readout(plot, nearest))
-            vb = plot.item.vb
-            (x0, _x1), (_y0, y1) = vb.viewRange()
-            plot.readout.setPos(x0, y1)
+            self._place_readout(plot)
+
+    @staticmethod
+    def _place_readout(plot: _Plot) -> None:
+        """The readout inside its plot and off the legend: lines too wide for the plot are broken
+        at their double spaces, and it takes the first corner the legend leaves free (it ran
+        past the right edge and over legends)."""
+        vb, readout = plot.item.vb, plot.readout
+        width, height = vb.width(), vb.height()
+        text = readout.toPlainText()
+        if not text or width <= 0 or height <= 0:
+            return
+        if readout.textItem.boundingRect().width() > width - 8:
+            readout.setText(text.replace(":  ", ":\n").replace("  ", "\n"))
+        box = readout.textItem.boundingRect()
+        legend = plot.legend
+        taken = legend.mapRectToParent(legend.boundingRect()) if legend.isVisible() and legend.items else None
+        corners = [(4, 4), (width - box.width() - 4, 4), (4, height - box.height() - 4),
+                   (width - box.width() - 4, height - box.height() - 4)]
+        x, y = corners[0]
+        for cx, cy in corners:
+            if taken is None or not taken.intersects(QRectF(max(cx, 0), max(cy, 0), box.width(), box.height())):
+                x, y = cx, cy
+                break
+        readout.setPos(vb.mapToView(QPointF(max(x, 0), max(y, 0))))
 
     def _nearest_record(self, source, x_value: float) -> int | None:
         x, ordered = self._x_of(source)
@@ -807,9 +1067,9 @@ class TrajectoryPlots(QWidget):
             return snaps[j], "  ".join(f"{signed.get(n, lbl)} {source.snapshot_metrics[n].view()[j]:.4g}"
                                        for n, lbl in spec.curves)
         parts = []
-        for name, label in spec.curves:
-            values = source.get(name)
-            if values is None:
+        for name, label in self.curves_of(plot, source):
+            values = self._series(plot, source, name)
+            if values is None or not self._drawable(source, name, values):
                 continue
             if values.ndim == 1:
                 parts.append(f"{label.split(' = ')[0]} {values[i]:.5g}")
