@@ -248,7 +248,7 @@ class RunWriter:
         """What the file holds, in words, for a message."""
         if self.last_step_written is None:
             return "no records"
-        return f"steps up to {self.last_step_written}"
+        return f"records up to step {self.last_step_written}"
 
     def close(self, status: str, reason: str = "") -> None:
         """Close the SWMR session and set the final status (attributes cannot change under SWMR).
@@ -306,8 +306,10 @@ def check_space(path: Path, needed: int) -> None:
         info = os.statvfs(Path(path).parent)
     except OSError:
         return  # a file system that does not tell: HDF5's own error then stops the run
-    if info.f_bavail * info.f_frsize < needed:
-        raise RunFileWriteError("the disk is full")
+    free = info.f_bavail * info.f_frsize
+    if free < needed:
+        raise RunFileWriteError(f"the disk is full ({free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB needed "
+                                "for the next records and the file's closing)")
 
 
 def _open(path: Path) -> tuple[h5py.File, bool]:
