@@ -11,7 +11,6 @@ still being written can be opened by another process and grows as it is refreshe
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ from .config import RunConfig
 from .datasets import Dataset
 from .errors import ConfigError, DatasetError, RunFileError, RunFileWriteError
 from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS
-from .output_path import FORMAT, check_output
+from .output_path import FORMAT, check_output, hold_writer_lock
 
 FORMAT_VERSION = 1
 # room kept free on the disk for closing a run file and writing its final status
@@ -89,8 +88,7 @@ class RunWriter:
                          homogeneity=homogeneity, device=device, parent=parent, start_step=start_step, family=family)
             f.swmr_mode = True
             f.flush()
-            self._lock_fd = os.open(created, os.O_RDONLY)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            self._lock_fd = hold_writer_lock(created)
             if replace:
                 check_output(target, overwrite=True, inputs=inputs)  # still a run nobody writes
                 os.replace(created, target)
