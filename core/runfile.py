@@ -76,6 +76,10 @@ class RunWriter:
         target = Path(os.path.realpath(self.path)) if replace else self.path
         created = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part") if replace else target
         self.target = target
+        try:  # room for the header and the dataset, and to close the file
+            check_space(target, DISK_RESERVE_BYTES + dataset.X.nbytes + dataset.y.nbytes)
+        except RunFileWriteError as exc:
+            raise RunFileWriteError(f"{self.path}: cannot be created: {exc}") from None
         try:
             f = h5py.File(created, "x", libver="latest")  # O_CREAT|O_EXCL: never truncates
         except OSError as exc:
@@ -306,8 +310,7 @@ def check_space(path: Path, needed: int) -> None:
         return  # a file system that does not tell: HDF5's own error then stops the run
     free = info.f_bavail * info.f_frsize
     if free < needed:
-        raise RunFileWriteError(f"the disk is full ({free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB needed "
-                                "for the next records and the file's closing)")
+        raise RunFileWriteError(f"the disk is full ({free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB needed)")
 
 
 def _open(path: Path) -> tuple[h5py.File, bool]:

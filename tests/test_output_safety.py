@@ -374,3 +374,13 @@ def test_a_write_that_fails_inside_hdf5_ends_without_a_crash(small_disk):
             assert run.status in ("running", "failed")
     except RunFileError:
         pass  # a clean message is all a file HDF5 could not finish can give
+
+
+def test_a_disk_too_full_to_start_is_refused_before_a_file_exists(small_disk):
+    folder = small_disk("512k")
+    proc = subprocess.run([sys.executable, MAIN, "run", "relu2-blobs", "--steps", "10", "--out", str(folder / "r.h5")],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    line = _one_error_line(proc.stderr)
+    assert "cannot be created: the disk is full" in line and "MiB free" in line, line
+    assert list(folder.iterdir()) == []
