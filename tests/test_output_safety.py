@@ -335,19 +335,22 @@ def small_disk(tmp_path):
 
 
 def _full_disk_run(folder, force_hdf5_error=False):
+    """`run` of 2,000 points (a wide sample_margins record: ~16 kB a step) onto ``folder``."""
     path = folder / "run.h5"
+    data = folder.parent / "points.csv"
+    save_csv(gaussian_blobs(2000, 2, separation=4.0, noise=0.5, seed=0), data)
     code = ("import sys\n"
             + ("import core.runfile\ncore.runfile.DISK_RESERVE_BYTES = -10**12  # skip the check: HDF5 hits ENOSPC\n"
                if force_hdf5_error else "")
             + "from app.cli import main\n"
-            f"sys.exit(main(['run', 'relu2-blobs', '--steps', '0', '--out', {str(path)!r}]))\n")
+            f"sys.exit(main(['run', 'relu2-blobs', '--steps', '0', '--dataset', {str(data)!r}, '--out', {str(path)!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
                           timeout=300)
     return proc, path
 
 
 def test_a_full_disk_stops_the_run_with_a_message_and_a_failed_file(small_disk):
-    proc, path = _full_disk_run(small_disk("3m"))
+    proc, path = _full_disk_run(small_disk("8m"))
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     line = _one_error_line(proc.stderr)
     match = re.search(r"the disk is full.*the run stopped at step (\d+); the file holds records up to step (\d+)", line)
@@ -357,17 +360,18 @@ def test_a_full_disk_stops_the_run_with_a_message_and_a_failed_file(small_disk):
         assert run.status == "failed" and "the disk is full" in run.status_reason
         assert int(run.metrics["step"][-1]) == held <= stopped
         # the last parameters written are those of the chunk that ended at or after the last record
-        assert held <= run.final_step <= stopped and run.n_records > 1
+        assert held <= run.final_step <= stopped and run.n_records > 100
         assert np.all(np.isfinite(run.final_params)) and np.any(run.final_params != 0)
         assert np.all(np.diff(run.metrics["step"]) > 0)
 
 
 def test_a_write_that_fails_inside_hdf5_ends_without_a_crash(small_disk):
     """The space check bypassed: HDF5 itself meets ENOSPC. No second h5py call, no SIGSEGV."""
-    proc, path = _full_disk_run(small_disk("600k"), force_hdf5_error=True)
+    proc, path = _full_disk_run(small_disk("4m"), force_hdf5_error=True)
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     line = _one_error_line(proc.stderr)
     assert "the disk is full" in line and "the run stopped at step" in line, line
+    assert "HDF5 failed inside a write" in line, line  # the path under test, not the space check
     assert "Exception ignored" not in proc.stderr
     try:
         with RunReader(path) as run:
