@@ -333,7 +333,10 @@ def _interrupted(signum, frame):
 
 def main(argv=None) -> int:
     """Parse and dispatch; no command opens the window."""
-    previous = signal.signal(signal.SIGINT, _interrupted)
+    try:
+        previous = signal.signal(signal.SIGINT, _interrupted)
+    except ValueError:  # called from a thread other than the main one: signals are not ours to set
+        return _main(argv)
     try:
         return _main(argv)
     finally:
