@@ -325,8 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(signum, frame):
+    """Ctrl+C outside a run (imports, set-up, the window): one line and 130 at once."""
+    os.write(2, b"interrupted\n")
+    os._exit(INTERRUPTED)
+
+
 def main(argv=None) -> int:
     """Parse and dispatch; no command opens the window."""
+    try:
+        previous = signal.signal(signal.SIGINT, _interrupted)
+    except ValueError:  # called from a thread other than the main one: signals are not ours to set
+        return _main(argv)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _main(argv) -> int:
     try:
         from core.errors import MarginExplorerError
 

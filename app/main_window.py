@@ -511,7 +511,7 @@ class MainWindow(QMainWindow):
         try:
             written = self.session.save(path, device=self.session.info.get("device", "cpu"), overwrite=overwrite) or [path]
         except (MarginExplorerError, OSError) as exc:
-            self.show_error(f"Could not save {path}: {exc}")
+            self.show_error(f"Could not save: {exc}")  # the message names the file
             return False
         live = self.runs.live_entry()
         if live is not None:

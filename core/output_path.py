@@ -11,10 +11,14 @@ of `continue`). Devices, folders, FIFOs, CSVs and any other file are never writt
 
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; HDF5's own checks remain
+    fcntl = None
 
 import h5py
 
@@ -42,10 +46,26 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.realpath(a) == os.path.realpath(b)
 
 
+def hold_writer_lock(path) -> int | None:
+    """Take the shared flock a RunWriter holds for its whole run (see _locked_by_writer); returns
+    the descriptor to close when the run ends (closing it releases the lock)."""
+    if fcntl is None:
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _locked_by_writer(path: Path) -> bool:
     """True while another process holds the file for writing. A RunWriter holds a shared flock for
     its whole run (HDF5 drops its own lock once SWMR writing starts, so that readers can follow);
     the exclusive lock a writer needs then fails."""
+    if fcntl is None:
+        return False
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:

@@ -11,7 +11,6 @@ still being written can be opened by another process and grows as it is refreshe
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import platform
@@ -27,7 +26,7 @@ from .config import RunConfig
 from .datasets import Dataset
 from .errors import ConfigError, DatasetError, RunFileError, RunFileWriteError
 from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS
-from .output_path import FORMAT, check_output
+from .output_path import FORMAT, check_output, hold_writer_lock
 
 FORMAT_VERSION = 1
 # room kept free on the disk for closing a run file and writing its final status
@@ -77,6 +76,10 @@ class RunWriter:
         target = Path(os.path.realpath(self.path)) if replace else self.path
         created = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part") if replace else target
         self.target = target
+        try:  # room for the header and the dataset, and to close the file
+            check_space(target, DISK_RESERVE_BYTES + dataset.X.nbytes + dataset.y.nbytes)
+        except RunFileWriteError as exc:
+            raise RunFileWriteError(f"{self.path}: cannot be created: {exc}") from None
         try:
             f = h5py.File(created, "x", libver="latest")  # O_CREAT|O_EXCL: never truncates
         except OSError as exc:
@@ -89,8 +92,7 @@ class RunWriter:
                          homogeneity=homogeneity, device=device, parent=parent, start_step=start_step, family=family)
             f.swmr_mode = True
             f.flush()
-            self._lock_fd = os.open(created, os.O_RDONLY)
-            fcntl.flock(self._lock_fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            self._lock_fd = hold_writer_lock(created)
             if replace:
                 check_output(target, overwrite=True, inputs=inputs)  # still a run nobody writes
                 os.replace(created, target)
@@ -248,7 +250,7 @@ class RunWriter:
         """What the file holds, in words, for a message."""
         if self.last_step_written is None:
             return "no records"
-        return f"steps up to {self.last_step_written}"
+        return f"records up to step {self.last_step_written}"
 
     def close(self, status: str, reason: str = "") -> None:
         """Close the SWMR session and set the final status (attributes cannot change under SWMR).
@@ -306,8 +308,9 @@ def check_space(path: Path, needed: int) -> None:
         info = os.statvfs(Path(path).parent)
     except OSError:
         return  # a file system that does not tell: HDF5's own error then stops the run
-    if info.f_bavail * info.f_frsize < needed:
-        raise RunFileWriteError("the disk is full")
+    free = info.f_bavail * info.f_frsize
+    if free < needed:
+        raise RunFileWriteError(f"the disk is full ({free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB needed)")
 
 
 def _open(path: Path) -> tuple[h5py.File, bool]:
