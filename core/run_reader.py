@@ -464,8 +464,8 @@ class RunReader:
 
     @property
     def metrics(self) -> dict:
-        group, k = self.file["metrics"], self.n_records
-        return self._read("metrics", lambda: {name: group[name][:k] for name in self._metric_names})
+        k = self.n_records
+        return self._read("metrics", lambda: {name: self.file["metrics"][name][:k] for name in self._metric_names})
 
     @property
     def snapshot_steps(self) -> np.ndarray:
@@ -473,8 +473,8 @@ class RunReader:
 
     @property
     def snapshot_metrics(self) -> dict:
-        snaps, k = self.file["snapshots"], self.n_snapshots
-        return self._read("snapshot_metrics", lambda: {m: snaps[m][:k] for m in SNAPSHOT_METRICS})
+        k = self.n_snapshots
+        return self._read("snapshot_metrics", lambda: {m: self.file["snapshots"][m][:k] for m in SNAPSHOT_METRICS})
 
     @property
     def final_params(self) -> np.ndarray:
