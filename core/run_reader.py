@@ -133,7 +133,7 @@ def open_run_file(path: Path) -> tuple[h5py.File, bool]:
         return h5py.File(path, "r"), False
     except (OSError, RuntimeError) as first:
         plain_error = first
-    locked = "lock" in str(plain_error)
+    locked = "unable to lock file" in str(plain_error)
     if not locked and "already open for" not in str(plain_error):
         raise _damaged(path, plain_error)
     try:
