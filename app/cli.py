@@ -2,7 +2,9 @@
 use the window, and no command opens it.
 
 Exit codes: 0 done (the run file holds the status, including diverged); 2 bad input (config,
-dataset, run file) with a message naming the field; 1 an unexpected failure.
+dataset, run file) with a message naming the field; 1 an unexpected failure. `check`: 0 every
+claim holds, 1 a claim fails, 2 bad input, 3 no claim fails but some cannot be judged. 141: the
+program reading the output closed it (`info RUN.h5 | head -1`).
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import time
 
 from .durations import time_left
 
+CLAIM_FAILS = 1  # `check`: a claim does not hold
 BAD_INPUT = 2
 INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command ended by Ctrl+C
 OVERWRITE_HELP = ("replace an existing run file (a family's member files); anything else, the run's own "
                   "dataset or parent run is never replaced")
+NOT_JUDGED = 3  # `check`: no claim fails, but some cannot be judged (the run is too short, or lacks the data)
+BROKEN_PIPE = 141  # as a Unix tool killed by SIGPIPE: the reader of our output (`| head`) went away
 
 
 def _format_number(value) -> str:
@@ -185,29 +190,56 @@ def _train_family(config, out, dataset, **run_options) -> int:
     return 0
 
 
+SHOWN_LIMIT = 300  # characters of one name or reason from a file that `info` prints
+
+
+def _shown(text, limit: int = SHOWN_LIMIT) -> str:
+    """Text from a file, safe to print: control characters (escape sequences) become spaces or
+    go, and a long text is cut, saying so."""
+    import unicodedata
+
+    text = "".join(" " if ch in "\t\n\r" else ch for ch in str(text)
+                   if ch in "\t\n\r" or unicodedata.category(ch) not in ("Cc", "Cf"))
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _finite_or_null(value):
+    """JSON has no NaN or infinity: write null (json.dumps would write the non-JSON NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
+
+
 def cmd_info(args) -> int:
     from core.runfile import RunReader
 
     with RunReader(args.run) as run:
         if args.json:
-            print(json.dumps({"config": run.config.to_dict(), "status": run.status, "status_reason": run.status_reason,
-                              "homogeneity": run.homogeneity, "final_metrics": run.final_metrics(),
-                              "records": run.n_records, "snapshots": len(run.snapshot_steps)}, indent=2))
+            print(json.dumps(_finite_or_null({
+                "config": run.config.to_dict(), "status": run.status, "status_reason": run.status_reason,
+                "homogeneity": run.homogeneity, "final_metrics": run.final_metrics(), "records": run.n_records,
+                "snapshots": run.n_snapshots}), indent=2, allow_nan=False))
             return 0
         config = run.config
-        print(f"run:        {args.run}")
+        n, d = run.dataset_shape
+        print(f"run:        {_shown(args.run)}")
         if config.name:
-            print(f"name:       {config.name}")
-        print(f"status:     {run.status}" + (f" ({run.status_reason})" if run.status_reason and run.status != "finished" else ""))
-        print(f"network:    {run.homogeneity.get('explanation', '?')}")
-        print(f"dataset:    {run.dataset.name}, n = {run.dataset.n}, d = {run.dataset.dim}")
+            print(f"name:       {_shown(config.name)}")
+        print(f"status:     {_shown(run.status)}"
+              + (f" ({_shown(run.status_reason)})" if run.status_reason and run.status != "finished" else ""))
+        print(f"network:    {_shown(run.homogeneity.get('explanation', '?'))}")
+        print(f"dataset:    {_shown(run.dataset_name)}, n = {n}, d = {d}")
         opt = config.optimizer
         print(f"training:   {config.loss.kind} loss ({config.loss.reduction}), {opt.kind}, lr {opt.lr:g}, "
-              f"{opt.step_rule} step, {config.run.dtype} on {run.attrs.get('device', '?')}, seed {config.run.seed}")
-        print(f"records:    {run.n_records}, snapshots: {len(run.snapshot_steps)}")
+              f"{opt.step_rule} step, {config.run.dtype} on {_shown(run.attrs.get('device', '?'))}, seed {config.run.seed}")
+        print(f"records:    {run.n_records}, snapshots: {run.n_snapshots}")
         print("final metrics:")
         for name, value in run.final_metrics().items():
-            print(f"  {name:24s} {_format_number(value)}")
+            print(f"  {_shown(name, 60):24s} {_format_number(value)}")
         print("config:")
         print(json.dumps(config.to_dict(), indent=2)[:4000])
     return 0
@@ -217,7 +249,7 @@ def cmd_render(args) -> int:
     from app.export import render
 
     render(args.runs, [p.strip() for p in args.plots.split(",") if p.strip()], args.out, width=args.width,
-           scale=args.scale, columns=args.columns, log_x=args.log_x)
+           scale=args.scale, columns=args.columns, log_x=args.log_x)  # render checks the sizes and names
     print(args.out)
     return 0
 
@@ -258,7 +290,9 @@ def cmd_check(args) -> int:
     print(f"{args.run}: {config.name or 'run'} ({len(verdicts)} claims)")
     for verdict in verdicts:
         print("  " + verdict.line())
-    return 0 if all(v.supported is not False for v in verdicts) else 1
+    if any(v.supported is False for v in verdicts):
+        return CLAIM_FAILS
+    return NOT_JUDGED if any(v.supported is None for v in verdicts) else 0
 
 
 def cmd_presets(args) -> int:
@@ -353,7 +387,7 @@ def _main(argv) -> int:
                 return gui_entry(args)
             return args.func(args)
         except MarginExplorerError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_shown(exc, 2000)}", file=sys.stderr)
             if getattr(exc, "hdf5_unusable", False):
                 # HDF5 failed inside a write (a full disk): calling it again, even at exit, can crash
                 # the interpreter, so the process ends here (core/runfile.py RunWriter._abandon)
@@ -361,6 +395,14 @@ def _main(argv) -> int:
                 sys.stderr.flush()
                 os._exit(BAD_INPUT)
             return BAD_INPUT
+        except BrokenPipeError:
+            # the rest of the output has nowhere to go: send it to the null device (no file is created
+            # or replaced: O_WRONLY without O_CREAT) so that the exit's flush does not fail again
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except OSError:
+                pass
+            return BROKEN_PIPE
     except KeyboardInterrupt:  # Ctrl+C before a run started (imports, set-up): one line, no traceback
         print("interrupted", file=sys.stderr)
         return INTERRUPTED

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import math
 import os
 from pathlib import Path
 
@@ -144,6 +145,9 @@ def export_boundary(boundary, path, *, scale: float = 1.0, size=None, style: str
             copy.deleteLater()
 
 
+MAX_IMAGE_PIXELS = 20000  # the widest or tallest figure `render` draws (a larger PNG Qt cannot read back)
+
+
 def export_scene(scene, path: str | os.PathLike, scale: float = 1.0, transparent: bool = False) -> None:
     """Write a pyqtgraph scene (or one PlotItem) to PNG or SVG, chosen by the extension."""
     import pyqtgraph.exporters as exporters
@@ -260,6 +264,20 @@ def export_runs_csv(runs, path: str | os.PathLike, layout: str = "one file") -> 
     return [str(path)]
 
 
+def _check_figure_size(width: int, height: int, scale: float, columns: int) -> None:
+    """Refuse sizes that are not a figure, before any window or file is made."""
+    if not isinstance(columns, int) or columns < 1:
+        raise ExportError(f"--columns: must be 1 or more, got {columns}")
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise ExportError(f"--scale: must be a number above 0, got {scale}")
+    if width < 100:
+        raise ExportError(f"--width: must be at least 100 pixels, got {width}")
+    for what, pixels in (("width", width * scale), ("height", height * scale)):
+        if pixels > MAX_IMAGE_PIXELS:
+            raise ExportError(f"--width/--scale: the figure would be {pixels:,.0f} pixels in {what}; "
+                              f"the limit is {MAX_IMAGE_PIXELS:,}")
+
+
 def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_height: int = 320,
            columns: int | None = None, scale: float = 1.0, log_x: bool = False) -> None:
     """Draw the given plots of one or more run files into ``out`` (PNG or SVG), headless."""
@@ -273,14 +291,17 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
     keys = []
     for name in plots:
         if name not in PLOT_NAMES:
-            raise ExportError(f"--plots: unknown plot {name!r} (choose from {', '.join(sorted(PLOT_NAMES))})")
+            raise ExportError(f"--plots: unknown plot {name[:80]!r} (choose from {', '.join(sorted(PLOT_NAMES))})")
         keys.append(PLOT_NAMES[name])
+    if not keys:
+        raise ExportError(f"--plots: name at least one plot (choose from {', '.join(sorted(PLOT_NAMES))})")
+    columns = columns or min(len(keys), 3)
+    _check_figure_size(width, row_height * -(-len(keys) // columns) if columns >= 1 else 0, scale, columns)
     app = make_application(["render"])
     sessions = []
     for p in paths:
         with RunReader(p) as reader:
             sessions.append((RunSession.from_reader(reader), Path(p).stem))
-    columns = columns or min(len(keys), 3)
     rows = -(-len(keys) // columns)
     # the print style of File > Export (app/export.py): dark text on white, lines scaled with the type
     with export_style("print") as theme:

@@ -280,13 +280,16 @@ class MainWindow(QMainWindow):
         state = self.controller.state
         self.controls.set_state("idle" if state == "ended" else state, self.problem())
 
-    def load_config(self, config: RunConfig) -> None:
-        """Show a config in the panels (dataset, architecture, training settings)."""
-        try:
-            dataset = config.dataset.build()
-        except MarginExplorerError as exc:
-            self.show_error(str(exc))
-            return
+    def load_config(self, config: RunConfig, dataset=None) -> None:
+        """Show a config in the panels (dataset, architecture, training settings). A saved run
+        passes its own ``dataset`` (the file's dataset/X and y): its config's dataset is never
+        built, since a "file" dataset there names a path the run file chose."""
+        if dataset is None:
+            try:
+                dataset = config.dataset.build()
+            except MarginExplorerError as exc:
+                self.show_error(str(exc))
+                return
         self.dataset_editor.load(dataset)
         if config.dataset.kind == "generator":
             self.dataset_editor.show_generator(config.dataset.generator, config.dataset.params)
@@ -371,9 +374,9 @@ class MainWindow(QMainWindow):
         self._update_controls()
         return True
 
-    def use_setup(self, config: RunConfig) -> None:
+    def use_setup(self, config: RunConfig, dataset=None) -> None:
         """Put a run's dataset, network and settings into the editors, ready for a new run."""
-        self.load_config(config)
+        self.load_config(config, dataset)
         self.statusBar().showMessage("The run's setup is in the editors: press Run to start a new run from it", 6000)
 
     def continue_run(self, entry) -> bool:
@@ -389,6 +392,7 @@ class MainWindow(QMainWindow):
             self.show_error("Continue works on one run: open one member's file on its own to continue it.")
             return False
         config = session.config.copy()
+        config.dataset = DatasetConfig.inline(session.dataset)  # the run's own points, never a path from its file
         more = self.controls.steps.value()
         config.run.steps = session.step + more if more else 0
         config.name = f"{entry.name} (continued)"
@@ -524,12 +528,22 @@ class MainWindow(QMainWindow):
     def open_runs(self, paths: list[str]) -> bool:
         """Add saved runs to the plots, beside whatever is there. The first run's setup fills the
         editors unless a live run is using them; a bad file gets its message and costs nothing."""
+        try:
+            return self._open_runs(paths)
+        except Exception as exc:  # a bug, not the user's file: the window says so, not only stderr
+            import traceback
+
+            traceback.print_exc()
+            self.show_error(f"Could not open {', '.join(map(str, paths))[:500]}: unexpected {type(exc).__name__}: {exc}")
+            return False
+
+    def _open_runs(self, paths: list[str]) -> bool:
         opened = self.runs.open([str(p) for p in paths])
         if not opened:
             return False
         self.files.remember([e.path for e in opened])
         if self.controller.state not in ("running", "paused"):
-            self.load_config(opened[0].session.config)
+            self.load_config(opened[0].session.config, opened[0].session.dataset)
             if not self.banner.text.startswith(opened[0].name):
                 self.banner.clear()
         self.plots.set_live(False)

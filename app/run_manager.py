@@ -3,6 +3,7 @@ replay bar, files that are still being written, "use this setup" and "continue".
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ FOLLOW_MS = 500  # how often a file still being written is re-read
 
 class RunManager(QObject):
     runsChanged = Signal()
-    setupRequested = Signal(object)  # a RunConfig for the editors
+    setupRequested = Signal(object, object)  # a RunConfig and the run's own Dataset, for the editors
     continueRequested = Signal(object)  # a RunEntry to train on from
     message = Signal(str, str)  # text, kind (error / info)
 
@@ -41,7 +42,8 @@ class RunManager(QObject):
         run_list.visibilityChanged.connect(self._set_visible)
         run_list.renamed.connect(self._rename)
         run_list.removeRequested.connect(self.remove)
-        run_list.useSetupRequested.connect(lambda row: self.setupRequested.emit(self.entries[row].session.config))
+        run_list.useSetupRequested.connect(lambda row: self.setupRequested.emit(self.entries[row].session.config,
+                                                                                self.entries[row].session.dataset))
         run_list.continueRequested.connect(lambda row: self.continueRequested.emit(self.entries[row]))
         run_list.currentChanged.connect(self._current_changed)
         replay.snapshotChosen.connect(self.show_snapshot)
@@ -116,11 +118,20 @@ class RunManager(QObject):
             except MarginExplorerError as exc:
                 errors.append(str(exc))
                 continue
+            except Exception as exc:  # a bug, not the user's file: say so in the window too, not only on stderr
+                traceback.print_exc()
+                errors.append(f"{path}: could not be opened (unexpected {type(exc).__name__}: {exc})")
+                continue
             try:
                 session = RunSession.from_reader(reader)
-            except (MarginExplorerError, OSError, KeyError, ValueError) as exc:
+            except MarginExplorerError as exc:
                 reader.close()
-                errors.append(f"{path}: {exc}")
+                errors.append(str(exc))
+                continue
+            except Exception as exc:
+                traceback.print_exc()
+                reader.close()
+                errors.append(f"{path}: could not be opened (unexpected {type(exc).__name__}: {exc})")
                 continue
             if not session.homogeneity:
                 session.homogeneity = analyze(session.config.architecture).to_dict()

@@ -4,8 +4,6 @@ live run and a loaded run are the same object to them (DESIGN.md, One path for d
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from core.config import RunConfig
@@ -98,10 +96,9 @@ class RunSession:
                        params=reader.final_params, step=reader.final_step, adopt=True)
         session.status, session.reason = reader.status, reader.status_reason
         session.saved_path = str(reader.path)
-        session.parent = str(reader.attrs.get("parent", ""))
-        session.start_step = int(reader.attrs.get("start_step", 0))
+        session.parent, session.start_step = reader.parent, reader.start_step
         session.family = reader.family
-        session.info = {"layer_names": json.loads(reader.file["metrics/stable_rank"].attrs.get("columns", "[]"))}
+        session.info = {"layer_names": reader.layer_names or []}
         return session
 
     # --------------------------------------------------------------- reading

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .config import RunConfig, load_config
@@ -14,9 +15,18 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.json"))
 
 
+PRESET_NAME = re.compile(r"[a-z0-9-]+")
+
+
 def preset_path(name: str) -> Path:
+    """The file of preset ``name``: a name (lowercase letters, digits, dashes), never a path, so
+    that `--preset ../../x` cannot load any JSON on disk."""
+    if not isinstance(name, str) or not PRESET_NAME.fullmatch(name):
+        shown = name if len(str(name)) <= 80 else str(name)[:80] + "..."
+        raise ConfigError(f"preset {shown!r} is not a preset name (lowercase letters, digits and dashes; "
+                          f"available: {', '.join(preset_names())}); give a config file as a path")
     path = PRESET_DIR / f"{name}.json"
-    if not path.exists():
+    if not path.is_file():
         raise ConfigError(f"preset {name!r} does not exist (available: {', '.join(preset_names())})")
     return path
 

@@ -24,16 +24,16 @@ import numpy as np
 from . import __version__
 from .config import RunConfig
 from .datasets import Dataset
-from .errors import ConfigError, DatasetError, RunFileError, RunFileWriteError
+from .errors import RunFileError, RunFileWriteError
 from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS
 from .output_path import FORMAT, check_output, hold_writer_lock
 
-FORMAT_VERSION = 1
 # room kept free on the disk for closing a run file and writing its final status
 DISK_RESERVE_BYTES = 1 << 20
 # files whose HDF5 write failed: kept referenced so that no garbage collection closes them again
 _ABANDONED: list = []
-INT_METRICS = ("step", "support_vectors")
+# the reader and its checks live in run_reader.py; imported here so `core.runfile.RunReader` works
+from .run_reader import FORMAT_VERSION, INT_METRICS, RunReader  # noqa: E402,F401
 
 
 def _versions() -> dict:
@@ -312,126 +312,3 @@ def check_space(path: Path, needed: int) -> None:
     if free < needed:
         raise RunFileWriteError(f"the disk is full ({free / 2**20:.1f} MiB free, {needed / 2**20:.1f} MiB needed)")
 
-
-def _open(path: Path) -> tuple[h5py.File, bool]:
-    """Open read-only; a file whose SWMR writer is alive or was killed needs SWMR read."""
-    if not path.exists():
-        raise RunFileError(f"{path}: no such file")
-    if not h5py.is_hdf5(path):
-        raise RunFileError(f"{path}: not an HDF5 file (a Margin Explorer run is an .h5 file written by this app)")
-    try:
-        return h5py.File(path, "r"), False
-    except (OSError, RuntimeError) as first:
-        try:
-            return h5py.File(path, "r", swmr=True), True
-        except (OSError, RuntimeError):
-            if "unable to lock file" in str(first):  # a writer is creating it, before SWMR starts
-                raise RunFileError(f"{path}: another program is creating this file right now; "
-                                   "open it again in a moment") from None
-            raise RunFileError(f"{path}: the file is damaged or truncated and cannot be opened ({first})") from None
-
-
-class RunReader:
-    """Read a run file: ``config``, ``dataset``, ``metrics`` (name -> array), ``snapshots``,
-    ``status``. ``refresh()`` picks up what a live writer has flushed since."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        self.file, self.swmr = _open(self.path)
-        try:
-            self._check()
-            self._load()
-        except RunFileError:
-            self.file.close()
-            raise
-        except (KeyError, OSError, ValueError, RuntimeError) as exc:  # h5py's errors for damaged files
-            self.file.close()
-            raise RunFileError(f"{self.path}: the run file is incomplete or damaged ({exc})") from None
-
-    def _check(self) -> None:
-        attrs = self.file.attrs
-        if attrs.get("format") != FORMAT:
-            raise RunFileError(f"{self.path}: an HDF5 file, but not a Margin Explorer run (no format attribute '{FORMAT}')")
-        version = int(attrs.get("format_version", 0))
-        if version > FORMAT_VERSION:
-            raise RunFileError(f"{self.path}: written in run-format version {version}, newer than this app reads "
-                               f"({FORMAT_VERSION}); update Margin Explorer to open it")
-        for group in ("dataset", "metrics", "snapshots"):
-            if group not in self.file:
-                raise RunFileError(f"{self.path}: the run file has no '{group}' group; it is incomplete")
-
-    def _load(self) -> None:
-        attrs = self.file.attrs
-        try:
-            self.config = RunConfig.from_json(attrs["config"])
-        except ConfigError as exc:
-            raise RunFileError(f"{self.path}: the stored config is not valid ({exc})") from None
-        try:
-            self.dataset = Dataset(self.file["dataset/X"][()], self.file["dataset/y"][()],
-                                   str(self.file["dataset"].attrs.get("name", "dataset")))
-        except DatasetError as exc:
-            raise RunFileError(f"{self.path}: the stored dataset is not valid ({exc})") from None
-        self.homogeneity = json.loads(attrs.get("homogeneity", "{}"))
-        try:
-            self.family = json.loads(attrs["family"]) if "family" in attrs else None
-            if self.family is not None:
-                self.family["config"] = RunConfig.from_dict(self.family["config"])
-        except (ValueError, KeyError, TypeError, ConfigError) as exc:
-            raise RunFileError(f"{self.path}: the family attribute is not valid ({exc})") from None
-        self.attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()
-                      if k not in ("config", "family")}
-        self.read_arrays()
-
-    def read_arrays(self) -> None:
-        """(Re)read every metric and snapshot array; all metrics are cut to a common length,
-        since a live writer may be between two datasets' resizes."""
-        group = self.file["metrics"]
-        raw = {name: group[name][()] for name in group}
-        length = min((len(v) for v in raw.values()), default=0)
-        self.metrics = {name: v[:length] for name, v in raw.items()}
-        snaps = self.file["snapshots"]
-        k = min(len(snaps["step"]), len(snaps["params"]), *(len(snaps[m]) for m in SNAPSHOT_METRICS))
-        self.snapshot_steps = snaps["step"][:k]
-        self.snapshot_metrics = {m: snaps[m][:k] for m in SNAPSHOT_METRICS}
-        self.final_params = snaps["final_params"][()]
-        self.final_step = int(snaps["final_step"][()])
-
-    def snapshot_params(self, index: int | slice = slice(None)) -> np.ndarray:
-        return self.file["snapshots/params"][index]
-
-    @property
-    def status(self) -> str:
-        return str(self.file.attrs.get("status", "unknown"))
-
-    @property
-    def status_reason(self) -> str:
-        return str(self.file.attrs.get("status_reason", ""))
-
-    @property
-    def n_records(self) -> int:
-        return len(self.metrics.get("step", ()))
-
-    def refresh(self) -> int:
-        """Pick up records a live SWMR writer has flushed; returns the new record count."""
-        if self.swmr:
-            for name in self.file["metrics"]:
-                self.file["metrics"][name].refresh()
-            for name in self.file["snapshots"]:
-                self.file["snapshots"][name].refresh()
-        self.read_arrays()
-        return self.n_records
-
-    def final_metrics(self) -> dict:
-        """The last record's scalar metrics."""
-        if not self.n_records:
-            return {}
-        return {name: v[-1].item() for name, v in self.metrics.items() if v.ndim == 1}
-
-    def close(self) -> None:
-        self.file.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -1,0 +1,539 @@
+"""Reading a run file (schema in docs/run-format.md), with the checks that make it safe to open a
+file someone sent you.
+
+A run file is self-contained: a reader refuses, before reading any data, a file in which an
+object it touches is an external or soft link, a virtual dataset or a dataset with external raw
+storage (h5py follows all of them silently: a crafted file could read /etc/passwd or block on a
+FIFO). It checks every shape, type and claimed size against the rest of the file before reading,
+and reads lazily: `info` reads the attributes and the last record, not the whole history.
+
+Opening is bounded: a plain open that fails is retried in SWMR mode only when a writer holds
+the file (HDF5 says "already open for write" or cannot lock it), and then with few metadata
+read attempts, because HDF5's SWMR retry loop on a damaged file sleeps for minutes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .architecture import parameter_count
+from .config import RunConfig
+from .datasets import Dataset
+from .errors import ConfigError, DatasetError, RunFileError
+from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS
+from .output_path import FORMAT
+
+FORMAT_VERSION = 1
+INT_METRICS = ("step", "support_vectors")
+GROUPS = ("dataset", "metrics", "snapshots")
+
+# SWMR read re-reads metadata whose checksum fails (a writer may be mid-flush), sleeping longer
+# each time: HDF5's default of 100 attempts takes minutes on a damaged file; 16 take milliseconds
+SWMR_READ_ATTEMPTS = 16
+MAX_MEMBERS = 256  # objects in one of the groups a reader walks; a run file has about 30
+TEXT_LIMIT = 1 << 20  # bytes of a text attribute (status, reason, names)
+JSON_LIMIT = 1 << 30  # bytes of the config (an inline dataset can make it large)
+# a compressed dataset may claim more bytes than it stores, but not more than the best ratio
+# of the filters HDF5 ships (gzip: about 1,030 to 1)
+COMPRESSION_RATIO_LIMIT = 1100
+CHUNK_SLACK_LIMIT = 16 << 20
+NUMERIC_KINDS = "iuf"
+
+
+def _where(path: Path, text: str) -> RunFileError:
+    return RunFileError(f"{path}: {text}")
+
+
+# ------------------------------------------------------------------------------------ opening
+@functools.cache
+def _read_attempts_setter():
+    """HDF5's H5Pset_metadata_read_attempts from the library h5py uses (h5py does not wrap it),
+    or None where it cannot be found; then SWMR opens are not bounded (docs/run-format.md)."""
+    wanted = tuple(h5py.version.hdf5_version_tuple[:3])
+    for candidate in _hdf5_libraries():
+        try:
+            lib = ctypes.CDLL(candidate)
+            setter = lib.H5Pset_metadata_read_attempts
+            version = [ctypes.c_uint(), ctypes.c_uint(), ctypes.c_uint()]
+            if lib.H5get_libversion(*(ctypes.byref(v) for v in version)) < 0:
+                continue
+        except (OSError, AttributeError):
+            continue
+        if tuple(v.value for v in version) != wanted:
+            continue
+        setter.argtypes = [ctypes.c_int64, ctypes.c_uint]
+        setter.restype = ctypes.c_int
+        probe = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+        if setter(probe.id, SWMR_READ_ATTEMPTS) >= 0:  # the id is valid here: h5py's own copy
+            return setter
+    return None
+
+
+def _hdf5_libraries() -> list[str]:
+    """Paths of the HDF5 libraries loaded into this process (Linux), else those h5py ships."""
+    found = []
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        for line in maps.read_text(errors="replace").splitlines():
+            name = line.rsplit(" ", 1)[-1]
+            base = os.path.basename(name)
+            if base.startswith("libhdf5") and not base.startswith("libhdf5_hl") and ".so" in base:
+                found.append(name)
+    here = Path(h5py.__file__).resolve().parent
+    for pattern in ("../h5py.libs/libhdf5-*.so*", ".dylibs/libhdf5.*dylib", "hdf5.dll"):
+        found += [str(p) for p in here.glob(pattern)]
+    return list(dict.fromkeys(found))
+
+
+def _open_swmr(path: Path) -> h5py.File:
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_fclose_degree(h5py.h5f.CLOSE_STRONG)  # as h5py.File does
+    setter = _read_attempts_setter()
+    if setter is not None:
+        setter(fapl.id, SWMR_READ_ATTEMPTS)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDONLY | h5py.h5f.ACC_SWMR_READ, fapl=fapl)
+    return h5py.File(fid)
+
+
+def _damaged(path: Path, exc: Exception) -> RunFileError:
+    text = str(exc)
+    truncated = re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text)
+    if truncated:
+        return _where(path, f"the file is truncated: it has {int(truncated[1]):,} of its {int(truncated[2]):,} bytes "
+                            "(a partial copy or download?)")
+    return _where(path, f"the file is damaged and cannot be opened ({text})")
+
+
+def open_run_file(path: Path) -> tuple[h5py.File, bool]:
+    """Open read-only; returns (file, swmr). A file whose SWMR writer is alive or was killed
+    needs SWMR read; anything else that fails a plain open gets its message at once."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise _where(path, "no such file") from None
+    except OSError as exc:
+        raise _where(path, f"cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise _where(path, "is a folder, not a run file")
+    if not stat.S_ISREG(mode):  # a FIFO would block the first read; a device is never a run
+        raise _where(path, "is not a regular file (a pipe, socket or device); a run is an .h5 file")
+    if not h5py.is_hdf5(path):
+        raise _where(path, "not an HDF5 file (a Margin Explorer run is an .h5 file written by this app)")
+    try:
+        return h5py.File(path, "r"), False
+    except (OSError, RuntimeError) as first:
+        plain_error = first
+    locked = "unable to lock file" in str(plain_error)
+    if not locked and "already open for" not in str(plain_error):
+        raise _damaged(path, plain_error)
+    try:
+        return _open_swmr(path), True
+    except (OSError, RuntimeError):
+        if locked:  # a writer is creating it, before SWMR starts
+            raise _where(path, "another program is creating this file right now; open it again in a moment") from None
+        raise _damaged(path, plain_error) from None
+
+
+# ------------------------------------------------------------------------------------ checks
+def _link_check(path: Path, group: h5py.Group, name: str, where: str) -> None:
+    link = group.get(name, getlink=True)
+    if isinstance(link, h5py.HardLink):
+        return
+    if isinstance(link, h5py.ExternalLink):
+        raise _where(path, f"{where} is stored outside the file (a link to {link.filename!r}): refused; "
+                           "a run file holds its own data")
+    if isinstance(link, h5py.SoftLink):
+        raise _where(path, f"{where} is a soft link to {link.path!r}: refused; a run file holds its own data")
+    raise _where(path, f"{where} is not an object stored in the file: refused")
+
+
+def _storage_check(path: Path, ds: h5py.Dataset, where: str) -> None:
+    if ds.is_virtual:
+        raise _where(path, f"{where} is stored outside the file (a virtual dataset): refused; "
+                           "a run file holds its own data")
+    if ds.external:
+        raise _where(path, f"{where} is stored outside the file (external storage in "
+                           f"{ds.external[0][0]!r}): refused; a run file holds its own data")
+
+
+def check_self_contained(path: Path, f: h5py.File) -> None:
+    """Refuse links, virtual datasets and external storage in every group a reader walks."""
+    for group_name in GROUPS:
+        if group_name not in f.keys():  # keys() lists names without following links
+            raise _where(path, f"the run file has no '{group_name}' group; it is incomplete")
+        _link_check(path, f, group_name, group_name)
+        group = f[group_name]
+        if not isinstance(group, h5py.Group):
+            raise _where(path, f"'{group_name}' is a dataset, not a group: the file is damaged")
+        if len(group) > MAX_MEMBERS:
+            raise _where(path, f"'{group_name}' holds {len(group):,} objects (a run file has a few dozen): refused")
+        for name in group.keys():
+            where = f"{group_name}/{name}"
+            _link_check(path, group, name, where)
+            obj = group[name]
+            if isinstance(obj, h5py.Dataset):
+                _storage_check(path, obj, where)
+
+
+def _claim_check(path: Path, ds: h5py.Dataset, where: str, rows: int | None = None) -> None:
+    """The bytes a read of ``rows`` rows would return must be stored in the file: HDF5 returns
+    unwritten chunks as zeros, so a 1 MB file can claim terabytes."""
+    shape = ds.shape or ()
+    count = int(np.prod([rows if rows is not None else shape[0], *shape[1:]], dtype=object)) if shape else 1
+    claimed = count * ds.dtype.itemsize
+    stored = ds.id.get_storage_size()
+    # a live writer's last chunk may be resized before it is stored: allow two chunks of slack
+    chunk = int(np.prod(ds.chunks, dtype=object)) * ds.dtype.itemsize if ds.chunks else 0
+    filtered = ds.id.get_create_plist().get_nfilters() > 0
+    allowed = stored * (COMPRESSION_RATIO_LIMIT if filtered else 1) + min(2 * chunk, CHUNK_SLACK_LIMIT)
+    if claimed > allowed and claimed > 4096:
+        raise _where(path, f"{where} claims {claimed:,} bytes of data ({' x '.join(map(str, shape))}) but the file "
+                           f"stores {stored:,}: refused (a damaged or crafted file)")
+
+
+def _dataset(path: Path, group: h5py.Group, name: str, where: str, ndim: int | tuple, kinds: str = NUMERIC_KINDS) -> h5py.Dataset:
+    if name not in group.keys():
+        raise _where(path, f"{where} is missing; the file is incomplete")
+    obj = group[name]
+    if not isinstance(obj, h5py.Dataset):
+        raise _where(path, f"{where} is a group, not a dataset: the file is damaged")
+    ndims = (ndim,) if isinstance(ndim, int) else ndim
+    if obj.ndim not in ndims:
+        what = {0: "a single value", 1: "a series", 2: "a table (records x columns)"}
+        raise _where(path, f"{where} has {obj.ndim} dimensions {obj.shape}; expected "
+                           f"{' or '.join(what.get(n, f'{n} dimensions') for n in ndims)}")
+    if obj.dtype.kind not in kinds:
+        wanted = "whole numbers" if kinds == "iu" else "numbers"
+        raise _where(path, f"{where} holds {_dtype_words(obj.dtype)}, not {wanted}: the file is damaged")
+    return obj
+
+
+def _dtype_words(dtype) -> str:
+    if h5py.check_string_dtype(dtype) is not None or dtype.kind in "SU":
+        return "text"
+    return {"f": "floating-point numbers", "c": "complex numbers", "b": "booleans", "V": "records",
+            "O": "objects"}.get(dtype.kind, str(dtype))
+
+
+def _attribute(path: Path, attrs, name: str, where: str, limit: int):
+    """The raw value of an attribute after its size has been checked (None if absent)."""
+    if name not in attrs:
+        return None
+    aid = attrs.get_id(name)
+    if aid.get_storage_size() > limit:
+        raise _where(path, f"the '{where}' attribute holds {aid.get_storage_size():,} bytes: refused")
+    return attrs[name]
+
+
+def _text(path: Path, attrs, name: str, where: str | None = None, default: str = "", limit: int = TEXT_LIMIT) -> str:
+    where = where or name
+    value = _attribute(path, attrs, name, where, limit)
+    if value is None:
+        return default
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if not isinstance(value, str):
+        raise _where(path, f"the '{where}' attribute should be text, got {_value_words(value)}: the file is damaged")
+    return value
+
+
+def _integer(path: Path, attrs, name: str, default: int | None = None) -> int:
+    value = _attribute(path, attrs, name, name, 64)
+    if value is None:
+        if default is None:
+            raise _where(path, f"the '{name}' attribute is missing; the file is incomplete")
+        return default
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise _where(path, f"the '{name}' attribute should be a whole number, got {_value_words(value)}: "
+                           "the file is damaged")
+    return int(value)
+
+
+def _value_words(value) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, (float, np.floating)):
+        return f"the number {float(value)!r}"
+    if isinstance(value, (int, np.integer)):
+        return f"the number {int(value)}"
+    return type(value).__name__
+
+
+def _json(path: Path, attrs, name: str, limit: int = JSON_LIMIT):
+    text = _text(path, attrs, name, limit=limit)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise _where(path, f"the '{name}' attribute is not valid JSON ({str(exc)[:200]})") from None
+
+
+@contextlib.contextmanager
+def _reading(path: Path):
+    """h5py's errors while reading data that passed the checks (a bad checksum, a missing
+    filter) become one message."""
+    try:
+        yield
+    except RunFileError:
+        raise
+    except (KeyError, OSError, ValueError, RuntimeError, TypeError) as exc:
+        raise _where(path, f"the run file is incomplete or damaged ({str(exc)[:300]})") from None
+
+
+# ------------------------------------------------------------------------------------ reader
+class RunReader:
+    """Read a run file: ``config``, ``dataset``, ``metrics`` (name -> array), ``snapshots``,
+    ``status``. Arrays are read on first use, after every shape was checked; ``refresh()``
+    picks up what a live writer has flushed since."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.file, self.swmr = open_run_file(self.path)
+        try:
+            with _reading(self.path):
+                self._check_header()
+                check_self_contained(self.path, self.file)
+                self._load_attributes()
+                self._check_layout()
+        except BaseException:
+            self.file.close()
+            raise
+
+    # --------------------------------------------------------------- checks (no data read)
+    def _check_header(self) -> None:
+        attrs, path = self.file.attrs, self.path
+        if _text(path, attrs, "format", limit=4096) != FORMAT:
+            raise _where(path, f"an HDF5 file, but not a Margin Explorer run (no format attribute '{FORMAT}')")
+        version = _integer(path, attrs, "format_version")
+        if version > FORMAT_VERSION:
+            raise _where(path, f"written in run-format version {version}, newer than this app reads "
+                               f"({FORMAT_VERSION}); update Margin Explorer to open it")
+        if version < 1:
+            raise _where(path, f"format_version {version} is not a run-format version (1 and up): the file is damaged")
+
+    def _load_attributes(self) -> None:
+        attrs, path = self.file.attrs, self.path
+        data = _json(path, attrs, "config")
+        try:
+            self.config = RunConfig.from_dict(data)
+        except ConfigError as exc:
+            raise _where(path, f"the stored config is not valid ({exc})") from None
+        except RecursionError:
+            raise _where(path, "the stored config is not valid (nested too deeply)") from None
+        homogeneity = _json(path, attrs, "homogeneity", TEXT_LIMIT) if "homogeneity" in attrs else {}
+        if not isinstance(homogeneity, dict):
+            raise _where(path, "the 'homogeneity' attribute should be a JSON object: the file is damaged")
+        self.homogeneity = homogeneity
+        self.family = None
+        if "family" in attrs:
+            try:
+                family = _json(path, attrs, "family")
+                family["config"] = RunConfig.from_dict(family["config"])
+                self.family = family
+            except (ValueError, KeyError, TypeError, ConfigError, RecursionError) as exc:
+                raise _where(path, f"the family attribute is not valid ({str(exc)[:200]})") from None
+        self.status, self.status_reason  # noqa: B018 (checked here, read again where shown)
+        self.parent = _text(path, attrs, "parent")
+        self.start_step = _integer(path, attrs, "start_step", 0)
+        if self.start_step < 0:
+            raise _where(path, f"start_step is {self.start_step}; a step count is >= 0: the file is damaged")
+        # the small scalar attributes, for display (device, created, versions...)
+        self.attrs = {}
+        for key in attrs.keys():
+            if key in ("config", "family"):
+                continue
+            aid = attrs.get_id(key)
+            if aid.shape != () or aid.get_storage_size() > TEXT_LIMIT:
+                continue
+            try:  # an attribute of a type no reader needs is left out, not refused
+                value = attrs[key]
+                value = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
+                self.attrs[key] = value.item() if hasattr(value, "item") else value
+            except (OSError, ValueError, TypeError):
+                continue
+        self.attrs["parent"], self.attrs["start_step"] = self.parent, self.start_step
+
+    def _check_layout(self) -> None:
+        """Every shape, type and claimed size, before any array is read; sets the lengths."""
+        path, f = self.path, self.file
+        self._cache = {}
+        X = _dataset(path, f["dataset"], "X", "dataset/X", 2)
+        y = _dataset(path, f["dataset"], "y", "dataset/y", 1)
+        n = y.shape[0]
+        if X.shape[0] != n:
+            raise _where(path, f"dataset/X has {X.shape[0]:,} rows and dataset/y {n:,} labels: the file is damaged")
+        if X.shape[1] != self.config.architecture.input_dim:
+            raise _where(path, f"dataset/X has {X.shape[1]} columns but the network takes "
+                               f"{self.config.architecture.input_dim} inputs: the file is damaged")
+        _claim_check(path, X, "dataset/X")
+        _claim_check(path, y, "dataset/y")
+        self.dataset_name = _text(path, f["dataset"].attrs, "name", "dataset/name", "dataset")
+
+        metrics = f["metrics"]
+        self.layer_names = self._layer_names(metrics)
+        widths = {"sample_margins": n}
+        if self.layer_names is not None:
+            widths["layer_norms"] = widths["stable_rank"] = len(self.layer_names)
+        datasets = {}
+        for name in metrics.keys():
+            where = f"metrics/{name}"
+            ndim = 1 if name in SCALAR_METRICS else 2 if name in ARRAY_METRICS else (1, 2)
+            ds = _dataset(path, metrics, name, where, ndim)
+            if name in widths and ds.shape[1] != widths[name]:
+                raise _where(path, f"{where} has {ds.shape[1]:,} columns; expected {widths[name]:,}: the file is damaged")
+            datasets[name] = ds
+        if "step" not in datasets:
+            raise _where(path, "metrics/step is missing; the file is incomplete")
+        if datasets["step"].dtype.kind not in "iu":
+            raise _where(path, "metrics/step holds floating-point numbers, not whole numbers: the file is damaged")
+        self.n_records = self._common_length(datasets, "metrics")
+        for name, ds in datasets.items():
+            _claim_check(path, ds, f"metrics/{name}", self.n_records)
+        self._metric_names = list(datasets)
+
+        snaps = f["snapshots"]
+        n_params = parameter_count(self.config.architecture)
+        sets = {"step": _dataset(path, snaps, "step", "snapshots/step", 1, "iu"),
+                "params": _dataset(path, snaps, "params", "snapshots/params", 2)}
+        sets.update({m: _dataset(path, snaps, m, f"snapshots/{m}", 1) for m in SNAPSHOT_METRICS})
+        final = _dataset(path, snaps, "final_params", "snapshots/final_params", 1)
+        final_step = _dataset(path, snaps, "final_step", "snapshots/final_step", 0, "iu")
+        for where, width in (("snapshots/params", sets["params"].shape[1]), ("snapshots/final_params", final.shape[0])):
+            if width != n_params:
+                raise _where(path, f"{where} holds {width:,} parameters but the network has {n_params:,}: "
+                                   "the file is damaged")
+        self.n_snapshots = self._common_length(sets, "snapshots")
+        for name, ds in sets.items():
+            _claim_check(path, ds, f"snapshots/{name}", self.n_snapshots)
+        _claim_check(path, final, "snapshots/final_params")
+        self.final_step = int(final_step[()])
+
+    def _layer_names(self, metrics) -> list[str] | None:
+        if "stable_rank" not in metrics.keys():
+            return None
+        names = _json(self.path, metrics["stable_rank"].attrs, "columns", TEXT_LIMIT) \
+            if "columns" in metrics["stable_rank"].attrs else None
+        if names is not None and not (isinstance(names, list) and all(isinstance(v, str) for v in names)):
+            raise _where(self.path, "metrics/stable_rank's 'columns' attribute should be a list of names")
+        return names
+
+    def _common_length(self, datasets: dict, group: str) -> int:
+        """A finished file's series have one length; a live writer's may differ while it is
+        between two resizes, so a SWMR reader cuts them to the shortest."""
+        lengths = {name: ds.shape[0] for name, ds in datasets.items()}
+        shortest, longest = min(lengths.values()), max(lengths.values())
+        if longest != shortest and not self.swmr:
+            name = max(lengths, key=lengths.get)
+            raise _where(self.path, f"{group}/{name} has {longest:,} records but others have {shortest:,}: "
+                                    "the file is damaged")
+        return shortest
+
+    # --------------------------------------------------------------- data, read on first use
+    def _read(self, key, read):
+        if key not in self._cache:
+            with _reading(self.path):
+                self._cache[key] = read()
+        return self._cache[key]
+
+    @property
+    def dataset(self) -> Dataset:
+        def read():
+            try:
+                return Dataset(self.file["dataset/X"][()], self.file["dataset/y"][()], self.dataset_name)
+            except DatasetError as exc:
+                raise _where(self.path, f"the stored dataset is not valid ({exc})") from None
+        return self._read("dataset", read)
+
+    @property
+    def dataset_shape(self) -> tuple[int, int]:
+        """(n, d) without reading the points."""
+        return tuple(self.file["dataset/X"].shape)
+
+    @property
+    def metrics(self) -> dict:
+        k = self.n_records
+        return self._read("metrics", lambda: {name: self.file["metrics"][name][:k] for name in self._metric_names})
+
+    @property
+    def snapshot_steps(self) -> np.ndarray:
+        return self._read("snapshot_steps", lambda: self.file["snapshots/step"][:self.n_snapshots])
+
+    @property
+    def snapshot_metrics(self) -> dict:
+        k = self.n_snapshots
+        return self._read("snapshot_metrics", lambda: {m: self.file["snapshots"][m][:k] for m in SNAPSHOT_METRICS})
+
+    @property
+    def final_params(self) -> np.ndarray:
+        return self._read("final_params", lambda: self.file["snapshots/final_params"][()])
+
+    def snapshot_params(self, index: int | slice = slice(None)) -> np.ndarray:
+        """Rows of snapshots/params: one (an int) or several (a slice), within the snapshots."""
+        ds, k = self.file["snapshots/params"], self.n_snapshots
+        with _reading(self.path):
+            if isinstance(index, slice):
+                start, stop, step = index.indices(k)
+                if step < 0:
+                    return ds[:k][index]
+                return ds[start:stop:step] if start < stop else np.empty((0, ds.shape[1]))
+            i = int(index) + (k if int(index) < 0 else 0)
+            if not 0 <= i < k:
+                raise IndexError(f"snapshot {index} of {k}")
+            return ds[i]
+
+    def read_arrays(self) -> None:
+        """(Re)check the layout and read every metric and snapshot array."""
+        with _reading(self.path):
+            self._check_layout()
+        for name in ("metrics", "snapshot_steps", "snapshot_metrics", "final_params"):
+            getattr(self, name)
+
+    @property
+    def status(self) -> str:
+        return _text(self.path, self.file.attrs, "status", default="unknown")
+
+    @property
+    def status_reason(self) -> str:
+        return _text(self.path, self.file.attrs, "status_reason")
+
+    def refresh(self) -> int:
+        """Pick up records a live SWMR writer has flushed; returns the new record count."""
+        if self.swmr:
+            with _reading(self.path):
+                for group in ("metrics", "snapshots"):
+                    for name in self.file[group].keys():
+                        self.file[group][name].refresh()
+        self.read_arrays()
+        return self.n_records
+
+    def final_metrics(self) -> dict:
+        """The last record's scalar metrics (read alone when the history is not loaded)."""
+        if not self.n_records:
+            return {}
+        if "metrics" in self._cache:
+            return {name: v[-1].item() for name, v in self.metrics.items() if v.ndim == 1}
+        group, last = self.file["metrics"], self.n_records - 1
+        with _reading(self.path):
+            return {name: group[name][last].item() for name in self._metric_names if group[name].ndim == 1}
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
