@@ -19,6 +19,9 @@ from .errors import ConfigError
 from .schema import Serializable, describe, convert, require
 from .schema import from_dict as schema_from_dict
 
+# Refused before anything is allocated (core/budget.py has the limits that depend on the data)
+MAX_PARAMETERS = 10**7
+
 ActivationKind = Literal["identity", "relu", "leaky_relu", "abs", "relu_k", "gelu", "silu",
                          "softplus", "elu", "tanh", "sigmoid"]
 
@@ -181,7 +184,10 @@ class ArchitectureSpec(Serializable):
         require(self.input_dim >= 1, f"{path}.input_dim", f"must be >= 1, got {self.input_dim}")
         require(len(self.blocks) > 0, f"{path}.blocks", "the network has no blocks; a linear model is [dense width 1]")
         width = output_width(self.blocks, self.input_dim, f"{path}.blocks")
-        require(parameter_count(self) > 0, f"{path}.blocks", "the network has no trainable parameters: add a dense layer")
+        size = parameter_count(self)
+        require(size > 0, f"{path}.blocks", "the network has no trainable parameters: add a dense layer")
+        require(size <= MAX_PARAMETERS, f"{path}.blocks",
+                f"the network has {size:.2g} parameters; the limit is {MAX_PARAMETERS:.0e} (README, Limits)")
         require(width == 1, f"{path}.blocks",
                 f"the network must end with a scalar output, but its last block has width {width}: add a dense layer of width 1")
 

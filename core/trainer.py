@@ -23,6 +23,7 @@ from . import losses, reference
 from .allocator import keep_freed_memory
 from .architecture import is_linear_model
 from .blas import one_threaded_pool, one_torch_thread
+from .budget import check_run_size
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
@@ -158,6 +159,8 @@ class Trainer:
         self.homogeneity = analyze(spec)
         # M: the order that normalizes margins; None for networks with no positive order
         self.order = None if self.homogeneity.verdict == NONE else float(self.homogeneity.order)
+        # before the network, its parameters or a reference solve allocate anything (README, Limits)
+        check_run_size(spec, self.n, jacobian=self.order is not None)
         self.net = net if net is not None else make_evaluator(config, self.dtype)
         self.theta = (initial_parameters(spec, config.run.seed, self.dtype) if params is None
                       else np.array(params, dtype=self.dtype))

@@ -69,7 +69,8 @@ def test_malformed_config_fields_are_named(text, field, words):
 
 @pytest.mark.parametrize("text, field", [(BLOCK_TYPE_LIST, "architecture.blocks[0].type"),
                                          (_with(("run", "device"), "cpu:abc"), "run.device"),
-                                         (_with(("run", "seed"), -1), "run.seed"),
+                                         (_with(("dataset",), {"generator": "blobs", "params": {"seed": -1}}),
+                                          "dataset.params.seed"),
                                          (HUGE_INLINE, "X:"), (DEEP, "nested too deeply")])
 def test_cli_exits_2_with_one_line(tmp_path, text, field):
     config = tmp_path / "c.json"
@@ -209,3 +210,66 @@ def test_a_fifo_or_a_folder_is_not_read(tmp_path):
     (tmp_path / "dir.npz").mkdir()
     with pytest.raises(DatasetError, match="a folder"):
         D.load(tmp_path / "dir.npz")
+
+
+# --------------------------------------------------------------------------- network size (README, Limits)
+
+def _two_layers(width):
+    return {"input_dim": 2, "blocks": [{"type": "dense", "width": width}, {"type": "activation", "kind": "relu"},
+                                       {"type": "dense", "width": width}, {"type": "activation", "kind": "relu"},
+                                       {"type": "dense", "width": 1}]}
+
+
+@pytest.mark.parametrize("width, count", [(100_000, "1e+10"), (20_000, "4e+08")])
+def test_a_huge_network_is_refused_before_anything_is_allocated(tmp_path, width, count):
+    config = tmp_path / "big.json"
+    config.write_text(json.dumps({"architecture": _two_layers(width), "run": {"steps": 10}}))
+    probe = ("import resource, sys, time; from app.cli import main; t = time.perf_counter(); "
+             f"rc = main(['run', {str(config)!r}, '--out', {str(tmp_path / 'r.h5')!r}]); "
+             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert result.returncode == 2, result.stderr
+    assert f"the network has {count} parameters; the limit is 1e+07" in result.stderr
+    seconds, peak_kb = result.stdout.split()
+    assert float(seconds) < 5 and int(peak_kb) < 600_000  # the weights alone would be 3.2 GB (20,000) or 80 GB
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_activations_and_the_jacobian_are_bounded_by_the_data():
+    from core.architecture import ArchitectureSpec
+    from core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count
+    from core.trainer import Trainer
+    from tests.helpers import config_for
+
+    def one_hidden(width, activation="relu"):
+        return ArchitectureSpec.from_dict({"input_dim": 2, "blocks": [
+            {"type": "dense", "width": width}, {"type": "activation", "kind": activation}, {"type": "dense", "width": 1}]})
+
+    spec = one_hidden(5000)
+    assert activation_count(spec) == 5000 + 5000 + 1
+    wide = D.gaussian_blobs(5000, seed=1)  # 5,000 x 10,001 activations > 5e7
+    assert 5000 * 10001 > MAX_ACTIVATIONS
+    with pytest.raises(ConfigError, match=r"the activations on 5000 points are 5e\+07 numbers; the limit is 5e\+07"):
+        Trainer(config_for(spec, wide, steps=1))
+    # 2,000 x 15,000 = 3e7 per-sample gradients for the KKT residual (a homogeneous network) ...
+    some = D.gaussian_blobs(2000, seed=1)
+    assert 2000 * 10001 <= MAX_ACTIVATIONS and 2000 * 15000 > MAX_JACOBIAN
+    with pytest.raises(ConfigError, match=r"per-sample Jacobian .* \(n x P = 2000 x 15000\) is 3e\+07 numbers"):
+        Trainer(config_for(spec, some, steps=1))
+    # ... which a network of no homogeneity order never forms
+    trainer = Trainer(config_for(one_hidden(5000, "tanh"), some, steps=1))
+    assert trainer.order is None
+
+
+def test_every_preset_fits_the_budget():
+    from core.architecture import parameter_count
+    from core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count
+    from core.presets import load_preset, preset_names
+
+    for name in preset_names():
+        config = load_preset(name)
+        n = config.dataset.build().n
+        size = parameter_count(config.architecture)
+        assert n * activation_count(config.architecture) < MAX_ACTIVATIONS / 100, name
+        assert n * size < MAX_JACOBIAN / 10, name

@@ -1,0 +1,63 @@
+"""How large a run may be, checked before anything is allocated (README, Limits).
+
+A run holds a few copies of the parameters (theta, its gradient, the optimizer's state, the
+records' blocks), the activations of every block for the whole dataset, and at each snapshot the
+per-sample Jacobian (n x P) that the KKT residual and the Euler defect use (scipy's NNLS copies
+it once more). Each limit is a count of float64 numbers, so that the message can name it:
+
+  parameters               P              <= architecture.MAX_PARAMETERS (80 MB a copy)
+  activations              n x (widths)   <= MAX_ACTIVATIONS (400 MB)
+  per-sample Jacobian      n x P          <= MAX_JACOBIAN    (160 MB a copy; homogeneous networks)
+
+Every preset needs under 1% of each; a width-1,000 three-layer network on 10,000 points fits.
+A family of S members needs S times the per-member share (MAX_FAMILY_BYTES in all).
+"""
+
+from __future__ import annotations
+
+from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_count
+from .errors import ConfigError
+
+MAX_ACTIVATIONS = 5 * 10**7
+MAX_JACOBIAN = 2 * 10**7
+MAX_FAMILY_BYTES = 4 << 30
+
+
+def activation_count(spec: ArchitectureSpec) -> int:
+    """Numbers one forward pass keeps per sample: every block's output width, summed (a residual
+    adds its branch's, an ensemble its members')."""
+
+    def walk(blocks, width):
+        total = 0
+        for block in blocks:
+            if isinstance(block, Dense):
+                width = block.width
+                total += width
+            elif isinstance(block, Activation):
+                total += width
+            elif isinstance(block, Residual):
+                inner, _end = walk(block.blocks, width)
+                total += inner + width
+            elif isinstance(block, Ensemble):
+                ends = [walk(m, width) for m in block.members]
+                width = ends[0][1]
+                total += sum(t for t, _w in ends) + width
+        return total, width
+
+    return walk(spec.blocks, spec.input_dim)[0]
+
+
+def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
+    """Refuse, before allocating, a network whose activations on ``n`` points, or (``jacobian``:
+    the network is homogeneous, so snapshots compute KKT residuals) whose per-sample Jacobian,
+    exceeds its limit."""
+    spec.validate()  # P <= MAX_PARAMETERS, among the rest
+    size = parameter_count(spec)
+    activations = n * activation_count(spec)
+    if activations > MAX_ACTIVATIONS:
+        raise ConfigError(f"architecture.blocks: the activations on {n} points are {activations:.2g} numbers; "
+                          f"the limit is {MAX_ACTIVATIONS:.0e} (README, Limits): use fewer points or narrower layers")
+    if jacobian and n * size > MAX_JACOBIAN:
+        raise ConfigError(f"architecture.blocks: the per-sample Jacobian for the KKT residual (n x P = {n} x {size}) is "
+                          f"{n * size:.2g} numbers; the limit is {MAX_JACOBIAN:.0e} (README, Limits): use fewer points "
+                          "or a smaller network")
