@@ -149,8 +149,8 @@ def fits_in_file(message: str) -> bytes:
 
 def settled_at_end(metrics: dict) -> bool:
     """Whether the last record is past the loss threshold with every sample classified: smoothed
-    margin gamma~ > 0 (L < l(0)) and accuracy 1."""
+    margin gamma~ > 0 (that is, the summed L < l(0)) and accuracy 1."""
     accuracy, smoothed = metrics.get("accuracy"), metrics.get("smoothed_margin")
     if accuracy is None or not len(accuracy):
         return False
-    return bool(accuracy[-1] >= 1.0 and (smoothed is None or smoothed[-1] > 0))
+    return bool(accuracy[-1] >= 1.0 and (smoothed is None or not smoothed[-1] <= 0))  # NaN: no order, accuracy alone

@@ -110,6 +110,7 @@ class RunWriter:
         self.final_params = snaps.create_dataset("final_params", shape=(n_params,), dtype=np.float64)
         self.final_step = snaps.create_dataset("final_step", shape=(), dtype=np.int64)
         self.final_step[()] = start_step
+        self._create_events(f)
         f.swmr_mode = True
         f.flush()
         self.closed = False
@@ -139,7 +140,32 @@ class RunWriter:
         if chunk.params is not None:
             self.final_params[...] = chunk.params
             self.final_step[()] = chunk.step
+        self.append_events(getattr(chunk, "events", ()))
         self.file.flush()
+
+    def _create_events(self, f) -> None:
+        """The ``events`` group (core/health.py): step, kind and message per event, fixed-size
+        strings so that SWMR can append them (docs/run-format.md)."""
+        from .health import MESSAGE_BYTES
+
+        group = f.create_group("events")
+        self.events = {"step": group.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(64,), dtype=np.int64),
+                       "kind": group.create_dataset("kind", shape=(0,), maxshape=(None,), chunks=(64,), dtype="S16"),
+                       "message": group.create_dataset("message", shape=(0,), maxshape=(None,), chunks=(16,),
+                                                       dtype=f"S{MESSAGE_BYTES}")}
+
+    def append_events(self, events) -> None:
+        """Append events (dicts step, kind, message) as they happen; flushed with the chunk."""
+        if not events:
+            return
+        from .health import fits_in_file
+
+        start = self.events["step"].shape[0]
+        columns = {"step": [int(e["step"]) for e in events], "kind": [e["kind"].encode("ascii") for e in events],
+                   "message": [fits_in_file(e["message"]) for e in events]}
+        for name, ds in self.events.items():
+            ds.resize((start + len(events),))
+            ds[start:] = columns[name]
 
     def close(self, status: str, reason: str = "") -> None:
         """Close the SWMR session and set the final status (attributes cannot change under SWMR)."""
@@ -251,6 +277,21 @@ class RunReader:
         self.snapshot_metrics = {m: snaps[m][:k] for m in SNAPSHOT_METRICS}
         self.final_params = snaps["final_params"][()]
         self.final_step = int(snaps["final_step"][()])
+        self.events = self._read_events()
+
+    def _read_events(self) -> list:
+        """The run's events (dicts step, kind, message; docs/run-format.md); [] for files written
+        before events were recorded."""
+        group = self.file.get("events")
+        if not isinstance(group, h5py.Group) or not all(isinstance(group.get(n), h5py.Dataset)
+                                                         for n in ("step", "kind", "message")):
+            return []
+        if self.swmr:
+            for name in ("step", "kind", "message"):
+                group[name].refresh()
+        k = min(len(group["step"]), len(group["kind"]), len(group["message"]))
+        return [{"step": int(step), "kind": kind.decode("ascii", "replace"), "message": message.decode("utf-8", "replace")}
+                for step, kind, message in zip(group["step"][:k], group["kind"][:k], group["message"][:k])]
 
     def snapshot_params(self, index: int | slice = slice(None)) -> np.ndarray:
         return self.file["snapshots/params"][index]
