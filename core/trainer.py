@@ -279,8 +279,8 @@ class Trainer:
             log_step = log_l - self.log_n if mean else log_l
             if self.step_rule == "loss_normalized":
                 factor = 1.0
-            elif self.step_rule == "lyu_li":
-                factor = (-log_step) ** -self._lyu_li_power if log_step < -1.0 else 1.0
+            elif self.step_rule == "lyu_li":  # log(1/L) of the SUM, whatever the reduction (THEORY.md)
+                factor = (-log_l) ** -self._lyu_li_power if log_l < -1.0 else 1.0
             else:
                 if log_step > LOG_MAX:
                     self._diverge(f"the loss overflowed (log L = {log_step:.4g})")

@@ -280,3 +280,14 @@ def test_a_family_member_records_the_same_health_events_as_its_single_run():
     alone = Trainer(config.member(0)).run(1 << 30)
     events = [e for c in chunks for e in c.members[0].events]
     assert events == alone.events and any(e["kind"] == "stuck" for e in events), (events, alone.events)
+
+
+def test_lyu_li_family_with_a_mean_loss_uses_the_sum_as_single_runs_do():
+    config = _family(mlp(2, [8], "relu"), steps=400, lr=0.05, rule="lyu_li")
+    config.loss.reduction = "mean"
+    family, _chunks = _assert_members_match_single_runs(config, rtol=1e-9)
+    summed = config.member(0)
+    summed.loss.reduction = "sum"
+    single = Trainer(summed)
+    single.run(400)
+    np.testing.assert_allclose(family.members[0].theta, single.theta, rtol=1e-9)
