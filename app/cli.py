@@ -222,7 +222,7 @@ def cmd_info(args) -> int:
             print(json.dumps(_finite_or_null({
                 "config": run.config.to_dict(), "status": run.status, "status_reason": run.status_reason,
                 "homogeneity": run.homogeneity, "final_metrics": run.final_metrics(), "records": run.n_records,
-                "snapshots": run.n_snapshots}), indent=2, allow_nan=False))
+                "snapshots": run.n_snapshots, "events": run.events}), indent=2, allow_nan=False))
             return 0
         config = run.config
         n, d = run.dataset_shape
@@ -237,12 +237,20 @@ def cmd_info(args) -> int:
         print(f"training:   {config.loss.kind} loss ({config.loss.reduction}), {opt.kind}, lr {opt.lr:g}, "
               f"{opt.step_rule} step, {config.run.dtype} on {_shown(run.attrs.get('device', '?'))}, seed {config.run.seed}")
         print(f"records:    {run.n_records}, snapshots: {run.n_snapshots}")
+        _print_events(run.events)
         print("final metrics:")
         for name, value in run.final_metrics().items():
             print(f"  {_shown(name, 60):24s} {_format_number(value)}")
         print("config:")
         print(json.dumps(config.to_dict(), indent=2)[:4000])
     return 0
+
+
+def _print_events(events) -> None:
+    """The run's health events (core/health.py): where it collapsed or got stuck."""
+    print(f"events:     {len(events) or 'none'}")
+    for event in events:
+        print(f"  {_shown(event['message'])}")
 
 
 def cmd_render(args) -> int:
@@ -287,7 +295,10 @@ def cmd_check(args) -> int:
             print(f"{args.run}: its config names no claims; use --preset NAME to judge it by a preset's claims")
             return 0
         verdicts = judge(RunData.from_reader(reader), claims)
+        events = reader.events
     print(f"{args.run}: {config.name or 'run'} ({len(verdicts)} claims)")
+    for event in events:
+        print(f"  [{_shown(event['kind'], 20)}] {_shown(event['message'])}")
     for verdict in verdicts:
         print("  " + verdict.line())
     if any(v.supported is False for v in verdicts):

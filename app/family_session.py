@@ -87,7 +87,8 @@ class FamilySession:
     def append_members(self, payloads: list[dict]) -> None:
         for member, payload in zip(self.members, payloads):
             member.append(payload["records"], payload["snapshot_steps"], payload["snapshot_params"],
-                          payload["snapshot_metrics"], params=payload["params"], step=payload["step"])
+                          payload["snapshot_metrics"], params=payload["params"], step=payload["step"],
+                          events=payload.get("events", ()))
             member.status, member.reason = payload["status"], payload["reason"]
 
     @classmethod

@@ -446,7 +446,11 @@ class MainWindow(QMainWindow):
             self.session.append_members(payload["members"])
             return
         self.session.append(payload["records"], payload["snapshot_steps"], payload["snapshot_params"],
-                            payload["snapshot_metrics"], params=payload["params"], step=payload["step"])
+                            payload["snapshot_metrics"], params=payload["params"], step=payload["step"],
+                            events=payload.get("events", ()))
+        if payload.get("events"):  # a collapse or a stuck run: said where the user looks (core/health.py)
+            self.banner.show_message(payload["events"][-1]["message"], kind="warning")
+            self._update_status_bar()
 
     def _on_boundary(self, grid: dict) -> None:
         if self.session is None or self.runs.replaying is not None or self.runs.current() is not self.runs.live_entry():

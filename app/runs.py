@@ -63,6 +63,8 @@ class FileFollower:
             metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(*new.indices(len(steps)))]
             self.session.append({}, steps[new], list(reader.snapshot_params(new)), metrics,
                                 params=reader.snapshot_params(len(steps) - 1))
+        if len(reader.events) > len(self.session.events):  # health events the writer found (core/health.py)
+            self.session.append({}, events=reader.events[len(self.session.events):])
         if self.quiet_polls >= 4:  # no growth for a while: has the writer closed?
             return self._check_finished()
         return True

@@ -64,11 +64,13 @@ class RunSession:
         self.start_step = 0
         self.family: dict | None = None  # the file's family attribute when this run is a family member
         self.version = 0  # bumps on every append; views redraw when it changes
+        self.events: list = []  # core/health.py events (dicts step, kind, message), as they arrive
 
     # --------------------------------------------------------------- filling
     def append(self, records: dict, snapshot_steps=(), snapshot_params=(), snapshot_metrics=(),
-               params=None, step=None, adopt: bool = False) -> None:
-        """Add records (and snapshots). ``adopt``: the arrays are fresh and may be kept as they are."""
+               params=None, step=None, adopt: bool = False, events=()) -> None:
+        """Add records (and snapshots, and health events). ``adopt``: the arrays are fresh and may be kept as they are."""
+        self.events.extend(events)
         for name, values in records.items():
             values = np.asarray(values)
             buf = self.series.get(name)
@@ -93,7 +95,7 @@ class RunSession:
         steps = reader.snapshot_steps
         metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
         session.append(reader.metrics, steps, list(reader.snapshot_params()) if len(steps) else [], metrics,
-                       params=reader.final_params, step=reader.final_step, adopt=True)
+                       params=reader.final_params, step=reader.final_step, adopt=True, events=reader.events)
         session.status, session.reason = reader.status, reader.status_reason
         session.saved_path = str(reader.path)
         session.parent, session.start_step = reader.parent, reader.start_step
@@ -121,7 +123,8 @@ class RunSession:
 
         return RunData({name: buf.view() for name, buf in self.series.items()}, self.snapshot_steps.view(),
                        {name: buf.view() for name, buf in self.snapshot_metrics.items()}, self.config,
-                       finished=self.status not in ("ready", "running", "paused"), final_params=self.params)
+                       finished=self.status not in ("ready", "running", "paused"), final_params=self.params,
+                       events=self.events)
 
     @property
     def has_unsaved_results(self) -> bool:
@@ -145,7 +148,7 @@ class RunSession:
                       snapshot_params=self.snapshot_params,
                       snapshot_metrics=[{m: float(self.snapshot_metrics[m].view()[i]) for m in SNAPSHOT_METRICS}
                                         for i in range(self.snapshot_steps.size)],
-                      step=self.step, params=self.params)
+                      step=self.step, params=self.params, events=list(self.events))
         writer.append(chunk)
         status = "running" if self.status in ("running", "paused") else self.status
         writer.close("stopped" if status == "running" else status,

@@ -48,7 +48,10 @@ class RunStatus:
     def show(self, status: str, session) -> None:
         """The fields for the run ``session`` (None: no run) in state ``status``."""
         fields = self.fields
-        fields["status"].setText(status)
+        events = list(getattr(session, "events", ())) if session is not None else []
+        # a run that collapsed or got stuck says so beside its state (core/health.py), the sentence in the tip
+        fields["status"].setText(f"{status}, {events[-1]['kind']} at step {events[-1]['step']:,}" if events else status)
+        fields["status"].setToolTip(events[-1]["message"] if events else FIELDS[0][1])
         if session is None:
             for key in ("step", "rate", "elapsed", "margin", "loss"):
                 fields[key].setText("-")

@@ -63,7 +63,7 @@ def _payload(chunk) -> dict:
                 "reason": chunk.reason}
     return {"records": chunk.records, "snapshot_steps": chunk.snapshot_steps, "snapshot_params": chunk.snapshot_params,
             "snapshot_metrics": chunk.snapshot_metrics, "step": chunk.step, "params": chunk.params,
-            "status": chunk.status, "reason": chunk.reason}
+            "status": chunk.status, "reason": chunk.reason, "events": chunk.events}
 
 
 def _geometry(X, y) -> dict:

@@ -27,11 +27,13 @@ class RunData:
     config: object = None
     finished: bool = False  # the run has ended: a check that cannot judge it now never will
     final_params: np.ndarray | None = None  # theta at the last step, where known (angles to a reference)
+    events: list = field(default_factory=list)  # core/health.py events (dicts step, kind, message)
 
     @classmethod
     def from_reader(cls, reader) -> "RunData":
         return cls(dict(reader.metrics), np.asarray(reader.snapshot_steps), dict(reader.snapshot_metrics), reader.config,
-                   finished=reader.status != "running", final_params=reader.final_params)
+                   finished=reader.status != "running", final_params=reader.final_params,
+                   events=list(getattr(reader, "events", [])))
 
     @classmethod
     def from_chunks(cls, config, chunks) -> "RunData":
@@ -46,7 +48,8 @@ class RunData:
         names = snaps[0].keys() if snaps else ()
         return cls(metrics, np.asarray(steps), {n: np.array([s[n] for s in snaps]) for n in names}, config,
                    finished=bool(chunks) and chunks[-1].status != "running",
-                   final_params=chunks[-1].params if chunks else None)
+                   final_params=chunks[-1].params if chunks else None,
+                   events=[e for chunk in chunks for e in getattr(chunk, "events", [])])
 
     def get(self, name: str) -> np.ndarray:
         if name not in self.metrics:
@@ -539,17 +542,34 @@ def _not_homogeneous(run) -> str | None:
     return "; ".join(result.reasons) if result.verdict == NONE else None
 
 
+def _unsettled(run) -> str | None:
+    """The last health event (core/health.py) of a run that ends unsettled (L >= l(0) or a sample
+    misclassified), or None: the claims are about the phase such a run never reached or left."""
+    from .health import KINDS, settled_at_end
+
+    events = [e for e in run.events if e.get("kind") in KINDS]
+    if not events or settled_at_end(run.metrics):
+        return None
+    first = next((e for e in events if e["kind"] == "unstable"), events[0])  # a collapse is the cause, if any
+    return first["message"] + (f"; later: {events[-1]['message']}" if events[-1] is not first else "")
+
+
 def judge(run: RunData, claims: list[ClaimSpec]) -> list[Verdict]:
     """Every claim's verdict on ``run``; a check that cannot read the run says so, never raises.
     A claim about normalized margins does not apply to a network that is not homogeneous; a check
     that cannot judge a run that has ended never will, and says so."""
     verdicts = []
     why_not = _not_homogeneous(run)
+    unsettled = _unsettled(run)
     last = f"{int(run.steps[-1]):,}" if "step" in run.metrics and len(run.metrics["step"]) else "0"
     for claim in claims:
         if why_not is not None and claim.check not in ORDER_FREE:
             verdicts.append(_cannot_tell(claim.check, claim.statement, "does not apply: the network is not homogeneous "
                                          f"({why_not}), so its normalized margins are undefined"))
+            continue
+        if unsettled is not None:
+            verdicts.append(Verdict(claim.check, claim.statement, False,
+                                    f"cannot hold: the run is not settled at its end ({unsettled})"))
             continue
         try:
             verdict = CHECKS[claim.check](run, claim.statement, **claim.params)

@@ -89,7 +89,9 @@ class LossConfig(Serializable):
 class OptimizerConfig(Serializable):
     """``step_rule``: constant (eta); loss_normalized (eta / L, a fixed step on log L); lyu_li
     (eta / (L log(1/L)^(2 - 2/M)), Lyu and Li 2020's GD schedule: for M = 1 it is eta / L, for
-    M > 1 it keeps the norm's growth polynomial where eta / L makes it exponential)."""
+    M > 1 it keeps the norm's growth polynomial where eta / L makes it exponential). In lyu_li's
+    log factor L is the SUM of the losses even with ``loss.reduction`` mean (L_sum = n L_mean), as
+    in the paper, so a mean-loss run follows the same trajectory as the summed one."""
 
     kind: Literal["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"] = "gd"
     lr: float = 0.1

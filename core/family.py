@@ -253,7 +253,8 @@ class _BatchedEngine:
         if self.step_rule == "loss_normalized":
             factor = torch.ones_like(log_l)
         elif self.step_rule == "lyu_li":
-            factor = torch.where(log_step < -1.0, (-log_step).clamp(min=1.0) ** -self.lyu_li_power, 1.0)
+            # log(1/L) of the SUM, whatever the reduction (THEORY.md): Trainer._steps' rule
+            factor = torch.where(log_l < -1.0, (-log_l).clamp(min=1.0) ** -self.lyu_li_power, 1.0)
         else:
             # as in Trainer.run, a loss that overflows exp() is found after the step's record
             overflow = alive & ok & (log_step > LOG_MAX)

@@ -73,13 +73,40 @@ def svm_margin(X: np.ndarray, y: np.ndarray) -> float | None:
     return float(np.min(Z @ res.x) / np.linalg.norm(w))
 
 
-def dataset_geometry(X: np.ndarray, y: np.ndarray, max_margin_dim: int = 50) -> dict:
-    """What the dataset panel says about the data: linearly separable (with a bias), and then the
-    l2 SVM margin when the dimension is at most ``max_margin_dim`` (None above: the QP gets slow).
-    The window asks its worker process for this, so that scipy stays out of the window's memory."""
+RAY_DEGREES = 3.0  # opposite-label pairs this close to one ray from the origin are flagged
+
+
+def dataset_geometry(X: np.ndarray, y: np.ndarray, max_margin_dim: int = 50, ray_degrees: float = RAY_DEGREES) -> dict:
+    """What the dataset panel says about the data: linearly separable with a bias, and then the l2
+    SVM margin when the dimension is at most ``max_margin_dim`` (None above: the QP gets slow);
+    separable through the origin (what a bias-free linear model needs); and the opposite-label
+    pairs within ``ray_degrees`` of one ray from the origin (or at it), which a bias-free network,
+    f(c x) = c^k f(x) for c > 0, cannot separate or only with a huge norm. The window asks its
+    worker process for this, so that scipy stays out of the window's memory."""
     separable = is_linearly_separable(X, y)
     margin = svm_margin(X, y) if separable and X.shape[1] <= max_margin_dim else None
-    return {"separable": bool(separable), "margin": margin}
+    through_origin = bool(_separable_through_origin(X * y[:, None]))
+    return {"separable": bool(separable), "margin": margin, "through_origin": through_origin,
+            "ray_pairs": opposite_label_rays(X, y, ray_degrees)}
+
+
+def opposite_label_rays(X: np.ndarray, y: np.ndarray, degrees: float = RAY_DEGREES, limit: int = 5) -> dict:
+    """Pairs (i, j) with y_i != y_j whose directions from the origin are within ``degrees`` (a point
+    at the origin is on every ray): ``count``, the closest ``pairs`` as (i, j, angle in degrees) up to
+    ``limit``. Bias-free networks are positively homogeneous in x, so such a pair has f(x_i) and
+    f(x_j) of nearly one sign relation: separating it needs a huge norm, or is impossible (0 degrees)."""
+    norms = np.linalg.norm(X, axis=1)
+    at_origin = norms == 0
+    U = X / np.where(at_origin, 1.0, norms)[:, None]
+    pos, neg = np.flatnonzero(y > 0), np.flatnonzero(y <= 0)
+    cos = np.clip(U[pos] @ U[neg].T, -1.0, 1.0)
+    angles = np.degrees(np.arccos(cos))
+    angles[at_origin[pos], :] = 0.0
+    angles[:, at_origin[neg]] = 0.0
+    close = np.argwhere(angles <= degrees)
+    order = np.argsort(angles[close[:, 0], close[:, 1]], kind="stable")[:limit]
+    pairs = [(int(pos[a]), int(neg[b]), float(angles[a, b])) for a, b in close[order]]
+    return {"count": int(len(close)), "pairs": pairs, "degrees": degrees}
 
 
 def linf_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:

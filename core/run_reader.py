@@ -36,6 +36,7 @@ from .output_path import FORMAT
 FORMAT_VERSION = 1
 INT_METRICS = ("step", "support_vectors")
 GROUPS = ("dataset", "metrics", "snapshots")
+OPTIONAL_GROUPS = ("events",)  # files written before runs recorded events lack it
 
 # SWMR read re-reads metadata whose checksum fails (a writer may be mid-flush), sleeping longer
 # each time: HDF5's default of 100 attempts takes minutes on a damaged file; 16 take milliseconds
@@ -168,8 +169,10 @@ def _storage_check(path: Path, ds: h5py.Dataset, where: str) -> None:
 
 def check_self_contained(path: Path, f: h5py.File) -> None:
     """Refuse links, virtual datasets and external storage in every group a reader walks."""
-    for group_name in GROUPS:
+    for group_name in GROUPS + OPTIONAL_GROUPS:
         if group_name not in f.keys():  # keys() lists names without following links
+            if group_name in OPTIONAL_GROUPS:
+                continue
             raise _where(path, f"the run file has no '{group_name}' group; it is incomplete")
         _link_check(path, f, group_name, group_name)
         group = f[group_name]
@@ -420,6 +423,22 @@ class RunReader:
             _claim_check(path, ds, f"snapshots/{name}", self.n_snapshots)
         _claim_check(path, final, "snapshots/final_params")
         self.final_step = int(final_step[()])
+        self.n_events = self._check_events()
+
+    def _check_events(self) -> int:
+        """The optional ``events`` group (core/health.py): its three columns' types and length."""
+        if "events" not in self.file.keys():
+            return 0
+        group, path = self.file["events"], self.path
+        if not isinstance(group, h5py.Group):
+            raise _where(path, "'events' is a dataset, not a group: the file is damaged")
+        columns = {"step": _dataset(path, group, "step", "events/step", 1, "iu"),
+                   "kind": _dataset(path, group, "kind", "events/kind", 1, "S"),
+                   "message": _dataset(path, group, "message", "events/message", 1, "S")}
+        k = self._common_length(columns, "events")
+        for name, ds in columns.items():
+            _claim_check(path, ds, f"events/{name}", k)
+        return k
 
     def _layer_names(self, metrics) -> list[str] | None:
         if "stable_rank" not in metrics.keys():
@@ -477,6 +496,17 @@ class RunReader:
         return self._read("snapshot_metrics", lambda: {m: self.file["snapshots"][m][:k] for m in SNAPSHOT_METRICS})
 
     @property
+    def events(self) -> list:
+        """The run's events (dicts step, kind, message; docs/run-format.md); [] for files written
+        before events were recorded."""
+        def read():
+            group, k = self.file["events"], self.n_events
+            return [{"step": int(step), "kind": kind.decode("ascii", "replace"),
+                     "message": message.decode("utf-8", "replace")}
+                    for step, kind, message in zip(group["step"][:k], group["kind"][:k], group["message"][:k])]
+        return self._read("events", read) if self.n_events else []
+
+    @property
     def final_params(self) -> np.ndarray:
         return self._read("final_params", lambda: self.file["snapshots/final_params"][()])
 
@@ -513,7 +543,7 @@ class RunReader:
         """Pick up records a live SWMR writer has flushed; returns the new record count."""
         if self.swmr:
             with _reading(self.path):
-                for group in ("metrics", "snapshots"):
+                for group in ("metrics", "snapshots") + (("events",) if "events" in self.file.keys() else ()):
                     for name in self.file[group].keys():
                         self.file[group][name].refresh()
         self.read_arrays()

@@ -165,6 +165,7 @@ class RunWriter:
         self.final_params = snaps.create_dataset("final_params", shape=(n_params,), dtype=np.float64)
         self.final_step = snaps.create_dataset("final_step", shape=(), dtype=np.int64)
         self.final_step[()] = start_step
+        self._create_events(f)
 
     def space_needed(self, chunk) -> int:
         """Bytes the disk must have free before ``chunk`` is appended: the HDF5 chunks its rows
@@ -223,6 +224,7 @@ class RunWriter:
         if chunk.params is not None:
             self.final_params[...] = chunk.params
             self.final_step[()] = chunk.step
+        self.append_events(getattr(chunk, "events", ()))
         self.file.flush()
 
     def _abandon(self, exc: BaseException) -> None:
@@ -251,6 +253,30 @@ class RunWriter:
         if self.last_step_written is None:
             return "no records"
         return f"records up to step {self.last_step_written}"
+
+    def _create_events(self, f) -> None:
+        """The ``events`` group (core/health.py): step, kind and message per event, fixed-size
+        strings so that SWMR can append them (docs/run-format.md)."""
+        from .health import MESSAGE_BYTES
+
+        group = f.create_group("events")
+        self.events = {"step": group.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(64,), dtype=np.int64),
+                       "kind": group.create_dataset("kind", shape=(0,), maxshape=(None,), chunks=(64,), dtype="S16"),
+                       "message": group.create_dataset("message", shape=(0,), maxshape=(None,), chunks=(16,),
+                                                       dtype=f"S{MESSAGE_BYTES}")}
+
+    def append_events(self, events) -> None:
+        """Append events (dicts step, kind, message) as they happen; flushed with the chunk."""
+        if not events:
+            return
+        from .health import fits_in_file
+
+        start = self.events["step"].shape[0]
+        columns = {"step": [int(e["step"]) for e in events], "kind": [e["kind"].encode("ascii") for e in events],
+                   "message": [fits_in_file(e["message"]) for e in events]}
+        for name, ds in self.events.items():
+            ds.resize((start + len(events),))
+            ds[start:] = columns[name]
 
     def close(self, status: str, reason: str = "") -> None:
         """Close the SWMR session and set the final status (attributes cannot change under SWMR).

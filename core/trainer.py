@@ -30,6 +30,7 @@ from .errors import TrainingError
 from .family_records import PendingRecords
 from .homogeneity import NONE, analyze
 from .level1 import abs_sum_and_max
+from .health import HealthMonitor
 from .metrics import kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
 from .optimizers import UpdateRule
@@ -60,6 +61,7 @@ class Chunk:
     reason: str = ""
     step: int = 0
     params: np.ndarray | None = None  # theta at ``step``
+    events: list = field(default_factory=list)  # core/health.py events (dicts step, kind, message), in step order
 
     @property
     def n_records(self) -> int:
@@ -183,6 +185,8 @@ class Trainer:
         self.snapshots = LogSchedule(1, rec.snapshots_per_decade)
         self.support_tol = rec.support_tolerance
         self.compute_kkt = rec.kkt and self.order is not None
+        self.health = HealthMonitor(self.loss_kind, self.n, self.mean)
+        self._events: list = []  # found at snapshots, drained with the chunk
         # ``reference``: a family's members share one solve (same data, same optimizer kind)
         self.reference = self._reference_direction() if reference is None else reference
         self._previous_direction = None
@@ -287,8 +291,8 @@ class Trainer:
             log_step = log_l - self.log_n if mean else log_l
             if self.step_rule == "loss_normalized":
                 factor = 1.0
-            elif self.step_rule == "lyu_li":
-                factor = (-log_step) ** -self._lyu_li_power if log_step < -1.0 else 1.0
+            elif self.step_rule == "lyu_li":  # log(1/L) of the SUM, whatever the reduction (THEORY.md)
+                factor = (-log_l) ** -self._lyu_li_power if log_l < -1.0 else 1.0
             else:
                 if log_step > LOG_MAX:
                     self._diverge(f"the loss overflowed (log L = {log_step:.4g})")
@@ -446,6 +450,8 @@ class Trainer:
                 metrics["euler_defect"] = float(np.max(np.abs(jac @ theta - self.order * f)) / norm ** self.order)
             if self.compute_kkt and norm > 0:
                 metrics["kkt_eps"], metrics["kkt_delta"] = kkt_residual(self.net, theta, self.X, self.y, self.order)
+        q = self.y * self.net.outputs(theta, self.X)  # samples with a dead gradient (core/health.py)
+        self._events += self.health.check_samples(step, self.X, q, lambda rows: self.net.jacobian(theta, self.X[rows]))
         self._snap.append((step, theta.copy(), metrics))
 
     def _drain(self) -> Chunk:
@@ -462,9 +468,11 @@ class Trainer:
                 records["ensemble_share"] = np.array(self._member_rows, dtype=np.float64)
         self._rows, self._sample_rows, self._layer_rows, self._member_rows = [], [], [], []
         snaps, self._snap = self._snap, []
+        events = sorted(self._events + self.health.observe(records), key=lambda e: e.step)
+        self._events = []
         return Chunk(records=records, snapshot_steps=[s[0] for s in snaps], snapshot_params=[s[1] for s in snaps],
                      snapshot_metrics=[s[2] for s in snaps], status=self.status, reason=self.reason,
-                     step=self.step, params=self.theta.copy())
+                     step=self.step, params=self.theta.copy(), events=[e.to_dict() for e in events])
 
     # ------------------------------------------------------------------ facts for the file
     def layer_names(self) -> list[str]:

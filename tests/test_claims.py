@@ -325,3 +325,31 @@ def test_a_claim_about_margins_does_not_apply_to_a_tanh_network():
     for verdict in judge(data, config.claim_specs()):
         assert verdict.mark == "n/a" and "does not apply: the network is not homogeneous" in verdict.detail, verdict.line()
         assert "not yet fallen" not in verdict.detail
+
+
+def test_the_window_shows_a_health_event_in_its_message_line_and_status_bar(window, qtbot):
+    window.load_preset("relu2-blobs")
+    window.controls.steps.setValue(300)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    message = "stuck at step 300: sample #5 at (0.1, 0.2) with q = 0: q_i <= 0 with a zero gradient"
+    window._on_chunk({"records": {}, "snapshot_steps": [], "snapshot_params": [], "snapshot_metrics": [],
+                      "params": None, "step": 300, "events": [{"step": 300, "kind": "stuck", "message": message}]})
+    assert window.banner.isVisible() and window.banner.label.text() == message
+    assert window.run_status.fields["status"].text() == "finished, stuck at step 300"
+
+
+def test_preset_descriptions_say_where_their_networks_have_biases():
+    """relu3-moons has a first-layer bias: its description must not call it bias-free, and says why
+    it stays homogeneous (a first-layer bias is a weight on a constant input coordinate)."""
+    from core.architecture import Dense
+    from core.homogeneity import EXACT, analyze
+
+    for name in preset_names():
+        config = load_preset(name)
+        dense = [b for b in config.architecture.blocks if isinstance(b, Dense)]
+        if any(b.bias for b in dense) and "bias-free" in config.description:
+            raise AssertionError(f"{name}: has a bias but says bias-free")
+    relu3 = load_preset("relu3-moons")
+    assert relu3.architecture.blocks[0].bias and analyze(relu3.architecture).verdict == EXACT
+    assert "first layer" in relu3.description and "homogeneous" in relu3.description

@@ -118,3 +118,29 @@ def test_high_dimensional_data_are_projected_read_only(editor):
     click(editor.canvas, 0.0, 0.0)
     assert editor.model.n == 20
     assert "PCA projection" in editor.canvas.projection_note.toPlainText()
+
+
+def test_the_panel_says_what_a_model_without_bias_cannot_separate_before_a_run(editor, qtbot):
+    from core.datasets import Dataset
+
+    # +1 far out along two rays, -1 closer in along the same rays: a threshold with a bias separates
+    # them; through the origin nothing does, and each ray holds opposite labels
+    rng = np.random.default_rng(3)
+    angles = np.concatenate([rng.normal(0.0, 0.01, 10), rng.normal(2.0, 0.01, 10)])
+    radii = np.tile(np.r_[np.full(5, 3.0), np.full(5, 1.0)], 2)
+    X = np.column_stack([radii * np.cos(angles), radii * np.sin(angles)])
+    y = np.tile(np.r_[np.ones(5), -np.ones(5)], 2)
+    editor.model.reset(Dataset(X, y, "rays"))
+    qtbot.waitUntil(lambda: "SVM margin" in editor.facts.text() or "not linearly" in editor.facts.text(), timeout=5000)
+    text = editor.facts.text()
+    assert "not separable through the origin" in text, text
+    # the oracle: opposite-label pairs within 3 degrees, counted here
+    U = X / np.linalg.norm(X, axis=1)[:, None]
+    close = np.degrees(np.arccos(np.clip(U[y > 0] @ U[y < 0].T, -1, 1))) <= 3.0
+    assert close.sum() > 0
+    assert f"{close.sum()} opposite-label pairs within 3° of one ray" in text, text
+    # data separable through the origin: said so, and no ray warning
+    editor.model.reset(datasets.linearly_separable(40, 2, 0.3, seed=0))
+    qtbot.waitUntil(lambda: "SVM margin" in editor.facts.text(), timeout=5000)
+    assert "separable through the origin too" in editor.facts.text()
+    assert "opposite-label" not in editor.facts.text()

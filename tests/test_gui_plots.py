@@ -295,3 +295,18 @@ def test_a_kkt_eps_of_zero_is_drawn_on_a_labeled_floor_not_dropped(plots):
     plots.set_sources([(session2, "run")])
     plots.refresh(force=True)
     assert not kkt.floor_line.isVisible()  # nothing on the floor: no line
+
+
+def test_a_health_event_is_marked_on_every_plot_at_its_step(plots):
+    steps = np.arange(3000)
+    session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
+    session.append({}, events=[{"step": 1200, "kind": "stuck", "message": "stuck at step 1,200: sample #3 ..."}])
+    plots.set_sources([(session, "run")])
+    plots.refresh(force=True)
+    for key in ("loss", "margin", "kkt"):
+        lines = plots.plots[key].event_lines
+        assert len(lines) == 1 and lines[0].value() == pytest.approx(1200.0), key
+        assert lines[0].isVisible() and lines[0].label.toPlainText() == "stuck"
+    plots.set_sources([(_session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5), "healthy")])
+    plots.refresh(force=True)
+    assert plots.plots["loss"].event_lines == []

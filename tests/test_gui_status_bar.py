@@ -70,3 +70,14 @@ def test_a_continued_run_counts_only_its_own_steps(status):
     assert status.fields["rate"].text() == "2,000 steps/s"  # not 104,000 / 2
     assert status.progress.value() == 400
     assert status.fields["elapsed"].text() == "2.0 s, 3 s left"
+
+
+def test_a_run_that_collapsed_says_so_beside_its_state(status):
+    session = _session(400, 2.0, 400)
+    message = "unstable at step 312: log L rose from -2.1e+11 (step 300) to 95.5, past l(0); accuracy 1.0 -> 0.5"
+    session.append({}, events=[{"step": 312, "kind": "unstable", "message": message}])
+    status.show("finished", session)
+    assert status.fields["status"].text() == "finished, unstable at step 312"
+    assert status.fields["status"].toolTip() == message
+    status.show("finished", _session(400, 2.0, 400))  # a healthy run: the state alone
+    assert status.fields["status"].text() == "finished"

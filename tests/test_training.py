@@ -342,3 +342,21 @@ def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
         d, s = u.astype(np.longdouble) - v, u.astype(np.longdouble) + v
         exact = 2 * np.arctan2(np.sqrt(np.dot(d, d)), np.sqrt(np.dot(s, s)))
         assert unit_angle(u, v) == pytest.approx(float(exact), rel=1e-14), scale
+
+
+def test_lyu_li_rule_uses_the_summed_loss_with_a_mean_reduction():
+    """THEORY.md: the schedule's log(1/L) is of the SUM (L_sum = n L_mean). grad L / L is the same
+    for the sum and the mean, so with the sum's log factor a mean run follows the summed run's
+    trajectory exactly; with the mean's it took larger steps (log(1/L_mean) = log(1/L_sum) + log n)."""
+    data = gaussian_blobs(40, 2, separation=4.0, noise=0.6, seed=2)
+    thetas, losses = [], []
+    for reduction in ("sum", "mean"):
+        config = config_for(mlp(2, [8], init=None), data, steps=600, lr=0.5, rule="lyu_li")
+        config.loss.reduction = reduction
+        trainer = Trainer(config)
+        chunk = trainer.run(600)
+        thetas.append(trainer.theta.copy())
+        losses.append(chunk.records["log_loss"])
+    assert losses[0][-1] < -2  # past L_sum = 1/e, where the log factor acts
+    np.testing.assert_allclose(losses[1], losses[0] - math.log(40), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(thetas[1], thetas[0], rtol=1e-12)

@@ -30,6 +30,31 @@ _drag_ids = itertools.count(1)
 
 FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
 MAX_FACTS_POINTS = 5000  # above, the linear program would take seconds: counts only
+WARN = "#b35900"  # a warning: the data defeat some models, not the app
+
+
+def geometry_lines(result: dict) -> list[str]:
+    """The panel's lines for core.reference.dataset_geometry: separability with a bias and through
+    the origin (a model without biases needs that), and opposite-label pairs on nearly one ray,
+    which no bias-free network separates (f(c x) = c^k f(x) for c > 0): said before the user runs."""
+    lines = []
+    margin = result.get("margin")
+    if result["separable"]:
+        lines.append("linearly separable with a bias" + (f", l2 SVM margin {margin:.4g}" if margin is not None else ""))
+        if result.get("through_origin") is False:
+            lines.append(f"<span style='color:{WARN}'>not separable through the origin: a linear model without "
+                         "bias cannot separate them</span>")
+        elif result.get("through_origin"):
+            lines.append("separable through the origin too (a linear model without bias can)")
+    else:
+        lines.append("not linearly separable (with or without a bias)")
+    rays = result.get("ray_pairs") or {}
+    if rays.get("count"):
+        i, j, angle = rays["pairs"][0]
+        lines.append(f"<span style='color:{WARN}'>{rays['count']} opposite-label pair{'s' if rays['count'] > 1 else ''} "
+                     f"within {rays['degrees']:g}° of one ray from the origin (closest: points {i} and {j}, "
+                     f"{angle:.2g}°): a network without biases cannot separate points on one ray</span>")
+    return lines
 
 class EditViewBox(pg.ViewBox):
     """A ViewBox whose clicks and drags edit the model instead of panning."""
@@ -370,9 +395,6 @@ class DatasetEditor(QWidget):
         parts = self._counts()
         if "error" in result:
             parts.append(f"<span style='color:#b00'>separability unknown: {result['error']}</span>")
-        elif result["separable"]:
-            margin = result["margin"]
-            parts.append("linearly separable" + (f", l2 SVM margin {margin:.4g}" if margin is not None else ""))
         else:
-            parts.append("not linearly separable")
+            parts += geometry_lines(result)
         self.facts.setText("<br>".join(parts))

@@ -194,6 +194,8 @@ class _Plot:
         self.reference_line = None
         self.floor_line = None  # the labeled floor where a value at 0 to float precision is drawn
         self.steepest_line = None  # the l_inf or l1 max-margin line of a steepest-descent run
+        self.event_lines: list = []  # a run's health events (core/health.py), marked where they happened
+        self.events_key = None
         self.seen_versions: tuple = ()
         self.drawn = False
         # decimation is ours (widgets/decimate.py): pyqtgraph gets ~2 points per pixel already
@@ -615,6 +617,7 @@ class TrajectoryPlots(QWidget):
         if plot.floor_line is not None:
             plot.floor_line.setVisible(False)
         self._draw_curves(plot)
+        self._mark_events(plot)
         if plot.follow:
             self._follow(plot)
         plot.place_legend()
@@ -872,6 +875,32 @@ class TrajectoryPlots(QWidget):
                 lows.append(reference)
                 highs.append(reference)
         return float(min(lows)), float(max(highs))
+
+    def _mark_events(self, plot) -> None:
+        """A red dotted line at each health event of the shown run (the first source): where it
+        collapsed or got stuck, the message in its tooltip-like label."""
+        source = self.sources[0][0] if self.sources else None
+        events = list(getattr(source, "events", ())) if source is not None else []
+        key = (id(source), len(events), self.log_x, self.x_mode)
+        if key == plot.events_key:
+            return
+        plot.events_key = key
+        for line in plot.event_lines:
+            plot.item.removeItem(line)
+        plot.event_lines = []
+        if not events:
+            return
+        x = self._step_to_x(source, np.array([e["step"] for e in events], dtype=np.float64))
+        for event, at in zip(events, x):
+            if self.log_x:
+                if at <= 0:
+                    continue
+                at = math.log10(at)
+            line = pg.InfiniteLine(pos=at, angle=90, movable=False, pen=pg.mkPen("#c0392b", width=1, style=Qt.DotLine),
+                                   label=event["kind"], labelOpts={"position": 0.92, "color": "#c0392b"})
+            line.setToolTip(event["message"])
+            plot.item.addItem(line, ignoreBounds=True)
+            plot.event_lines.append(line)
 
     def _on_floor(self, plot, values, floor):
         """``values`` with those in [0, floor) raised to ``floor``, and the floor's labeled line shown
