@@ -140,6 +140,10 @@ class AutoLegend(pg.LegendItem):
         self.where = 0  # index in PLACES
         self.pinned = False  # the user dragged it: it stays where they put it
         self.covered = 0  # cells of curves under the legend where ``place`` put it
+        # pyqtgraph draws legends at a fixed size whatever the painter's scale: an export at scale 2
+        # doubled titles and ticks but not the legend. Its parent, the view box, is never scaled
+        # on screen, so the flag changes nothing there.
+        self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
         self.full_names: list[str] = []
         self.setToolTip(TOOLTIP)
 

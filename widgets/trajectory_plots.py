@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
-from .legend import GRID, AutoLegend
+from .legend import GRID, AutoLegend, elide
 from .palette import color, ink
 
 
@@ -87,6 +87,7 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 # network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
 ROUND_OFF = 1e-13
 ROUND_OFF_NOTE = f"values below {ROUND_OFF:.0e} are round-off: not drawn"
+MULTI_BAND_ALPHA = 35  # of 255: the sample-margin bands of several runs
 KEY_COLOUR = "#777777"  # the line-style key's samples: neither run's colour
 
 
@@ -222,6 +223,7 @@ class _Plot:
         # a legend names each curve; the samples plot has a line per sample (or a band): none there
         self.legend.setVisible(spec.kind != "samples")
         self.key_names: list = []  # the line-style key's entries now in the legend (several runs)
+        self.legend_hidden = False  # the hover readout stands in for the legend (no room for both)
         # pyqtgraph's own "Plot options" menu switches log mode behind our back: ours instead
         item.setMenuEnabled(False, enableViewBoxMenu=True)
         self.log_action = item.vb.menu.addAction("Log y axis")
@@ -912,7 +914,8 @@ class TrajectoryPlots(QWidget):
         x_rows = steps[rows].astype(np.float64)
         x, mid = self._clean(plot, x_rows, mid)
         plot.curve((s_index, "median"), self._pen(base, 1)).setData(x, mid, connect="finite")
-        self._band(plot, (s_index, "band"), x_rows, lo, hi, base)
+        # several runs' bands overlap: fainter fills, so that each one's edges show through the others
+        self._band(plot, (s_index, "band"), x_rows, lo, hi, base, alpha=MULTI_BAND_ALPHA if multi else 70)
 
     @staticmethod
     def _rows(window) -> np.ndarray:
@@ -989,14 +992,17 @@ class TrajectoryPlots(QWidget):
             readout.setText(text.replace(":  ", ":\n").replace("  ", "\n"))
         box = readout.textItem.boundingRect()
         legend = plot.legend
-        taken = legend.mapRectToParent(legend.boundingRect()) if legend.isVisible() and legend.items else None
+        shown = plot.legend_hidden or legend.isVisible()
+        taken = legend.mapRectToParent(legend.boundingRect()) if shown and legend.items else None
         corners = [(4, 4), (width - box.width() - 4, 4), (4, height - box.height() - 4),
                    (width - box.width() - 4, height - box.height() - 4)]
-        x, y = corners[0]
-        for cx, cy in corners:
-            if taken is None or not taken.intersects(QRectF(max(cx, 0), max(cy, 0), box.width(), box.height())):
-                x, y = cx, cy
-                break
+        free = [(cx, cy) for cx, cy in corners
+                if taken is None or not taken.intersects(QRectF(max(cx, 0), max(cy, 0), box.width(), box.height()))]
+        x, y = (free or corners)[0]
+        # no corner clear of the legend: the readout, which names the runs too, stands in for it
+        # while the pointer is on the plots
+        plot.legend_hidden = shown and not free and taken is not None
+        legend.setVisible(shown and not plot.legend_hidden)
         readout.setPos(vb.mapToView(QPointF(max(x, 0), max(y, 0))))
 
     def _nearest_record(self, source, x_value: float) -> int | None:
@@ -1018,7 +1024,7 @@ class TrajectoryPlots(QWidget):
             found = None if i is None else self._values(plot, source, i)
             if found is not None:
                 step, text = found
-                lines.append(f"step {step}  {text}" if len(self.sources) == 1 else f"{label}, step {step}:  {text}")
+                lines.append(f"step {step}  {text}" if len(self.sources) == 1 else f"{elide(label)}, step {step}:  {text}")
         if len(lines) > READOUT_RUNS:  # a readout taller than that would hide the plot it reads
             lines = lines[:READOUT_RUNS] + [f"… and {len(lines) - READOUT_RUNS} more runs"]
         return "\n".join(lines)
@@ -1052,4 +1058,7 @@ class TrajectoryPlots(QWidget):
         for plot in self.plots.values():
             plot.cross.setVisible(False)
             plot.readout.setText("")
+            if plot.legend_hidden:
+                plot.legend.setVisible(True)
+                plot.legend_hidden = False
         super().leaveEvent(event)
