@@ -83,6 +83,28 @@ def test_no_legend_entry_for_a_curve_that_cannot_exist_and_long_run_names_are_el
     assert plots.plots["margin"].item.vb.sceneBoundingRect().contains(legend.sceneBoundingRect())
 
 
+def test_in_short_plots_legends_take_short_labels_and_still_leave_the_curves_alone(plots, qtbot):
+    # 1280 x 720: the plots are about 90 pixels high, and the full legends covered half of each
+    steps = np.arange(1, 3000)
+    sign = _session(steps, "sign-descent-linf", normalized_margin_linf=0.41 - 0.1 / steps,
+                    normalized_margin_l1=0.15 - 0.1 / steps, alignment_gap=np.full(2999, 0.5),
+                    direction_change=np.full(2999, 1e-6), angle_to_reference=np.logspace(-1, -3, 2999))
+    plots.set_sources([(sign, "sign")])
+    plots.resize(640, 760)
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    margin, angles = plots.plots["margin"], plots.plots["angles"]
+    assert margin.item.vb.height() < 130
+    assert _legend_labels(margin) == ["γ", "γ̃", "γ∞", "γ₁"]
+    assert _legend_labels(angles) == ["1 − cos", "turn / step", "∠ w*"]
+    assert _points_under_legend(margin) == 0 and _points_under_legend(angles) == 0
+    assert "γ = q_min / ‖θ‖^M" in margin.legend.toolTip()  # the full labels, on hover
+    plots.resize(900, 1400)  # room again: the full labels
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    assert _legend_labels(margin)[0] == "γ = q_min / ‖θ‖^M"
+
+
 def test_several_runs_show_which_line_style_is_which_quantity(plots):
     from PySide6.QtCore import Qt
 

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
-from .legend import GRID, AutoLegend, elide
+from .legend import GRID, MARGIN_PX, PLACES, AutoLegend, cells_under, elide, occupied_cells
 from .palette import color, ink
 
 
@@ -86,7 +86,12 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 # below this they are float64 round-off (~1e-16 at the start of a run, ~1e-17 for a homogeneous
 # network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
 ROUND_OFF = 1e-13
-ROUND_OFF_NOTE = f"values below {ROUND_OFF:.0e} are round-off: not drawn"
+ROUND_OFF_NOTE = f"< {ROUND_OFF:.0e}: round-off, not drawn"
+# a legend in a plot lower than this (pixels at type scale 1) takes short labels ("γ", not its
+# definition) and one more column: at 1280 x 720 the full ones covered half of every plot
+COMPACT_BELOW_PX = 130
+SHORT_LABELS = {"alignment_gap": "1 − cos", "direction_change": "turn / step", "angle_to_reference": "∠ w*",
+                "kkt_eps": "ε", "kkt_delta": "|δ|", "euler_defect": "Euler"}
 MULTI_BAND_ALPHA = 35  # of 255: the sample-margin bands of several runs
 KEY_COLOUR = "#777777"  # the line-style key's samples: neither run's colour
 
@@ -129,6 +134,11 @@ class SparseLogAxis(pg.AxisItem):
             mantissa = round(10 ** (value - np.floor(value + 1e-9)), 6)
             keep.append(text if mantissa in (1.0, 2.0, 5.0) else "")
         return keep
+
+
+def _short(name, label: str) -> str:
+    """A curve's label in a compact legend: its symbol, without the definition."""
+    return SHORT_LABELS.get(name, label.split(" = ")[0])
 
 
 def _note_style(note: QGraphicsSimpleTextItem, font_scale: float) -> None:
@@ -299,6 +309,18 @@ class _Plot:
             self.bounds = [min(self.bounds[0], b[0]), max(self.bounds[1], b[1]),
                            min(self.bounds[2], b[2]), max(self.bounds[3], b[3])]
 
+    def legend_covers(self) -> bool:
+        """Whether the legend, where it is, covers a cell of the placement grid that a curve crosses."""
+        legend, vb = self.legend, self.item.vb
+        if not legend.isVisible() or not legend.items or vb.width() <= 0 or vb.height() <= 0:
+            return False
+        grid = occupied_cells(self.curve_data(), vb.viewRange())
+        rows, columns = grid.shape
+        box = legend.mapRectToParent(legend.boundingRect())
+        top, bottom = int(box.top() / vb.height() * rows), math.ceil(box.bottom() / vb.height() * rows)
+        left, right = int(box.left() / vb.width() * columns), math.ceil(box.right() / vb.width() * columns)
+        return bool(grid[max(top, 0):bottom, max(left, 0):right].any())
+
     def curve_data(self) -> list:
         """(x, y) of every drawn curve, in view units (log10 where an axis is log)."""
         return [c.getData() for c in self.curves.values() if c.isVisible()]
@@ -316,10 +338,14 @@ class _Plot:
                     bands.append((x, lo, hi))
         self.legend.place(curves, vb.viewRange(), (vb.width(), vb.height()), bands)
 
-    def curve(self, key, pen, name=None):
+    def curve(self, key, pen, name=None, short=None):
+        """The curve under ``key``, made at first use with a legend entry ``name`` (``short`` in a
+        compact legend) when one is given."""
         c = self.curves.get(key)
         if c is None:
-            c = self.item.plot([], [], pen=pen, name=name, connect="finite")
+            c = self.item.plot([], [], pen=pen, connect="finite")
+            if name is not None:
+                self.legend.add_entry(c, name, short)
             self.curves[key] = c
         return c
 
@@ -365,6 +391,9 @@ class TrajectoryPlots(QWidget):
         self._log_y: dict = {}  # plot key -> log y, where the user switched it
         self._derived: dict = {}  # (source id, name, version, band) -> a series drawn per step
         self._has_values: set = set()  # (source id, name) of series with a finite value
+        # pyqtgraph's own right-click Export drew the screen's view as it is (the dark theme's
+        # pale text on white): File > Export draws a figure of its own (app/export.py)
+        self.view.scene().contextMenu = []
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -607,17 +636,27 @@ class TrajectoryPlots(QWidget):
         self._draw_curves(plot)
         if plot.follow:
             self._follow(plot)
+        plot.legend.set_compact(plot.item.vb.height() < COMPACT_BELOW_PX * self.font_scale)
         plot.place_legend()
-        if plot.follow and plot.legend.covered and self._legend_headroom(plot):
+        # no place free of curves: a band above them, as tall as the legend's flattest layout, then
+        # (if the layout it took is taller) as tall as the legend really is
+        for flattest in (True, False):
+            if not (plot.follow and plot.legend_covers() and self._legend_headroom(plot, flattest)):
+                break
             plot.place_legend()
         if plot.empty_note is not None:  # say why a plot stays blank through a whole run
             plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
         note = plot.round_off_note
-        note.setVisible(plot.dropped_round_off and plot.log_y)
-        if note.isVisible():  # bottom left, inside the axes
-            note.setPos(6, plot.item.vb.height() - note.boundingRect().height() - 4)
+        fits = note.boundingRect().width() + 12 < plot.item.vb.width()
+        note.setVisible(plot.dropped_round_off and plot.log_y and fits)  # the title's tooltip says it too
+        if note.isVisible():  # the bottom corner that fewer curves cross, inside the axes
+            vb, box = plot.item.vb, note.boundingRect()
+            under = cells_under(occupied_cells(plot.curve_data(), vb.viewRange()),
+                                (box.width() / vb.width(), box.height() / vb.height()))
+            right = under[PLACES.index((1, 1))] <= under[PLACES.index((0, 1))]
+            note.setPos(vb.width() - box.width() - 6 if right else 6, vb.height() - box.height() - 2)
 
-    def _legend_headroom(self, plot: _Plot) -> bool:
+    def _legend_headroom(self, plot: _Plot, flattest: bool = True) -> bool:
         """Where the legend covers a curve wherever it goes, raise the top of the y range until
         a band as tall as the legend is free above the data (the Angles legend covered its
         curves). True when the range changed."""
@@ -628,7 +667,8 @@ class TrajectoryPlots(QWidget):
         if height <= 0:
             return False
         # the legend's height in its flattest layout, a cell of the placement grid to spare
-        fraction = plot.legend.flattest_height(vb.width()) / height + 1.0 / GRID[1]
+        legend_px = plot.legend.flattest_height(vb.width()) if flattest else plot.legend.boundingRect().height()
+        fraction = (legend_px + MARGIN_PX) / height + 1.0 / GRID[1]
         if fraction >= 0.6:  # a plot too short to give the legend a band: leave it where it is
             return False
         y0, y1 = vb.viewRange()[1]
@@ -740,10 +780,12 @@ class TrajectoryPlots(QWidget):
                         values = np.abs(values)
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, snap_x, values)
+                    if (s_index, name) not in plot.curves and not np.isfinite(y).any():
+                        continue  # nothing to draw (an exact 0 or round-off only on a log axis): no entry
                     legend = (None if named else label) if multi else curve_label
                     named = True
-                    styled.setdefault(c_index, curve_label)
-                    self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
+                    styled.setdefault(c_index, (name, curve_label))
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(multi, name, legend)), x, y)
                 continue
             steps, ordered = self._x_of(source)  # "steps": the x values, whatever the x mode
             if steps is None or not len(steps):
@@ -760,8 +802,8 @@ class TrajectoryPlots(QWidget):
                     # quantity, named in the legend's key (solid, dashed, dotted, dash-dot)
                     legend = (None if named else label) if multi else curve_label
                     named = True
-                    styled.setdefault(c_index, curve_label)
-                    self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
+                    styled.setdefault(c_index, (name, curve_label))
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(multi, name, legend)), x, y)
                     band = self._series(plot, source, name, band=True)
                     if band is not None:  # a family: its median drawn above, the quartiles around it
                         rows = self._rows(window)
@@ -784,8 +826,8 @@ class TrajectoryPlots(QWidget):
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
                     name = names[col] if col < len(names) else f"layer {col}"
                     legend = (label if col == 0 else None) if multi else name
-                    styled.setdefault(col, name)
-                    self._set(plot, plot.curve((s_index, col), pen, legend), x, y)
+                    styled.setdefault(col, (col, name))
+                    self._set(plot, plot.curve((s_index, col), pen, legend, self._short_of(multi, None, legend)), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         if multi and len(styled) > 1:
@@ -801,11 +843,19 @@ class TrajectoryPlots(QWidget):
         for sample, _label in list(plot.legend.items):
             if getattr(sample.item, "style_key", False):
                 plot.legend.removeItem(sample.item)
-        for style, name in ((k, styled[k].split(" = ")[0]) for k in sorted(styled)):  # "γ", not its definition
+        for style in sorted(styled):
+            name, label = styled[style]
             sample = pg.PlotDataItem(pen=_make_pen(KEY_COLOUR, style, max(self.pen_width, 2)))
             sample.style_key = True
-            plot.legend.addItem(sample, name)
+            plot.legend.add_entry(sample, label.split(" = ")[0], _short(name, label))  # "γ", not its definition
         plot.key_names = names
+
+    @staticmethod
+    def _short_of(multi: bool, name, legend):
+        """A legend entry's compact label: a run's name cut short, or a quantity's symbol."""
+        if legend is None:
+            return None
+        return elide(legend, 14) if multi or name is None else _short(name, legend)
 
     def _peaks(self, x, y, window, key, column=None):
         """Decimate series ``y`` (or column ``column`` of a 2-D series, cached whole under ``key``)."""
