@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from tests.helpers import shown
+from widgets.legend import elide
 
 
 def _session(steps, preset="relu2-blobs", **series):
@@ -67,7 +68,7 @@ def test_the_angles_legend_does_not_cover_curves_that_fill_every_corner(plots, q
     assert _points_under_legend(angles) == 0
 
 
-def test_no_legend_entry_for_a_curve_that_cannot_exist_and_long_run_names_are_elided(plots):
+def test_no_legend_entry_for_a_curve_that_cannot_exist_and_long_run_names_are_elided(plots, qtbot):
     steps = np.arange(500)
     network = _session(steps, alignment_gap=1 / (1.0 + steps), direction_change=1e-3 / (1.0 + steps),
                        angle_to_reference=np.full(500, np.nan))  # a network: no max-margin direction
@@ -75,12 +76,18 @@ def test_no_legend_entry_for_a_curve_that_cannot_exist_and_long_run_names_are_el
     assert _legend_labels(plots.plots["angles"]) == ["1 − cos(θ, −∇L)", "direction change / step"]
     long_name = "two-layer-relu-network-blobs-lyu-li-with-a-changed-optimizer-run-3"
     plots.set_sources([(network, long_name), (_session(steps), "short")])
-    legend = plots.plots["margin"].legend
-    first = _legend_labels(plots.plots["margin"])[0]
-    assert first != long_name and len(first) <= 24 and "…" in first and first.endswith("run-3")
-    assert long_name in legend.toolTip()
-    # the legend stays inside its plot (a family's legend was cut at the plot's left edge)
-    assert plots.plots["margin"].item.vb.sceneBoundingRect().contains(legend.sceneBoundingRect())
+    qtbot.wait(20)  # the run key's row is laid out
+    # several runs: named once, above the plots, elided (in full in the tooltip), not in every legend
+    shown_names = plots.run_key.text
+    assert long_name not in shown_names and elide(long_name) in shown_names and "short" in shown_names
+    assert long_name in plots.run_key.toolTip()
+    assert plots.view.sceneRect().contains(plots.run_key.sceneBoundingRect())
+    for plot in plots.plots.values():
+        assert not {"short", long_name} & set(_legend_labels(plot))
+        # a legend stays inside its plot (a family's legend was cut at the plot's left edge)
+        assert plot.item.vb.sceneBoundingRect().contains(plot.legend.sceneBoundingRect())
+    assert plots.plots["margin"].legend.items  # the line-style key
+    assert "…" in elide(long_name) and len(elide(long_name)) == 24 and elide(long_name).endswith("run-3")
 
 
 def test_in_short_plots_legends_take_short_labels_and_still_leave_the_curves_alone(plots, qtbot):
@@ -111,8 +118,9 @@ def test_several_runs_show_which_line_style_is_which_quantity(plots):
     steps = np.arange(500)
     plots.set_sources([(_session(steps), "a"), (_session(steps), "b")])
     margin = plots.plots["margin"]
-    assert _legend_labels(margin) == ["a", "b", "γ", "γ̃"]
-    key = [sample.item.opts["pen"] for sample, _label in margin.legend.items[2:]]
+    assert _legend_labels(margin) == ["γ", "γ̃"]
+    assert "a</" not in plots.run_key.text and "&nbsp;a" in plots.run_key.text and "&nbsp;b" in plots.run_key.text
+    key = [sample.item.opts["pen"] for sample, _label in margin.legend.items]
     assert [p.style() for p in key] == [Qt.SolidLine, Qt.DashLine]
     assert margin.curves[(0, "smoothed_margin")].opts["pen"].style() == Qt.DashLine
 

@@ -11,6 +11,7 @@ so a redraw of 10^6 records costs a few numpy passes (DESIGN.md, Plots); pens ar
 from __future__ import annotations
 
 import functools
+import html
 import math
 import time
 import warnings
@@ -94,6 +95,7 @@ SHORT_LABELS = {"alignment_gap": "1 − cos", "direction_change": "turn / step",
                 "kkt_eps": "ε", "kkt_delta": "|δ|", "euler_defect": "Euler"}
 MULTI_BAND_ALPHA = 35  # of 255: the sample-margin bands of several runs
 KEY_COLOUR = "#777777"  # the line-style key's samples: neither run's colour
+RUN_KEY_PER_LINE = 4  # runs named on one line of the run key above the plots
 
 
 STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
@@ -406,10 +408,15 @@ class TrajectoryPlots(QWidget):
         self.view.clear()
         self.plots = {}
         self.waiting_note = None
+        # several runs: one key of their colours above the grid (in the scene, so exports have it),
+        # instead of every plot's legend naming every run again, which covered the small plots
+        self.run_key = pg.LabelItem("", justify="left")
+        self.view.addItem(self.run_key, row=0, col=0, colspan=self.columns)
+        self._show_run_key()
         first = None
         for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
             spec = next(p for p in PLOTS if p.key == key)
-            item = self.view.addPlot(row=i // self.columns, col=i % self.columns,
+            item = self.view.addPlot(row=1 + i // self.columns, col=i % self.columns,
                                      axisItems={"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")})
             plot = _Plot(spec, item)
             plot.log_y = self._log_y.get(key, spec.log_y)
@@ -430,9 +437,24 @@ class TrajectoryPlots(QWidget):
             self.plots[key] = plot
         self._show_waiting()
 
+    def _show_run_key(self) -> None:
+        """The run key's text: a line in each shown run's colour and its name (elided; all of them
+        in full in the tooltip), RUN_KEY_PER_LINE to a line; nothing for a single run."""
+        multi = len(self.sources) > 1
+        entries = [f"<span style='color:{color(c)}'>━━</span>&nbsp;{html.escape(elide(label))}"
+                   for _source, label, c in self.sources] if multi else []
+        lines = ["&nbsp;&nbsp;&nbsp;".join(entries[i:i + RUN_KEY_PER_LINE])
+                 for i in range(0, len(entries), RUN_KEY_PER_LINE)]
+        self.run_key.setText("<br>".join(lines), color=ink("text"), size=f"{LEGEND_POINTS * self.font_scale + 1:.0f}pt")
+        self.run_key.setToolTip("<br>".join(html.escape(label) for _s, label, _c in self.sources) if multi else "")
+        self.run_key.setVisible(multi)
+        self.run_key.setMaximumHeight(1e4 if multi else 0)  # no empty row above the plots for one run
+        self.run_key.setMinimumHeight(0)
+
     def restyle(self, font_scale: float = 1.0) -> None:
         """The theme's colours and type scale on every plot (app/theme.py), and on plots built later."""
         self.font_scale = font_scale
+        self._show_run_key()
         for plot in self.plots.values():
             plot.restyle(font_scale)
         if self.waiting_note is not None:
@@ -557,6 +579,7 @@ class TrajectoryPlots(QWidget):
         """``sources``: (source, label) or (source, label, colour index); a run keeps its colour
         when others are hidden. Curves of dropped sources are removed."""
         self.sources = [(s[0], s[1], s[2] if len(s) > 2 else i) for i, s in enumerate(sources)]
+        self._show_run_key()
         self._blocks.clear()
         self._thresholds.clear()
         self._derived.clear()
@@ -636,6 +659,8 @@ class TrajectoryPlots(QWidget):
         self._draw_curves(plot)
         if plot.follow:
             self._follow(plot)
+        if not plot.legend_hidden:  # no entries (one quantity, several runs): no empty box
+            plot.legend.setVisible(plot.spec.kind != "samples" and bool(plot.legend.items))
         plot.legend.set_compact(plot.item.vb.height() < COMPACT_BELOW_PX * self.font_scale)
         plot.place_legend()
         # no place free of curves: a band above them, as tall as the legend's flattest layout, then
@@ -768,7 +793,6 @@ class TrajectoryPlots(QWidget):
         plot.dropped_round_off = False
         styled = {}  # several runs: line style -> what it draws (the legend's key)
         for s_index, (source, label, colour_index) in enumerate(self.sources):
-            named = False  # several runs: the legend names each run once, at its first curve
             if spec.kind == "snapshots":
                 snap_x = self._step_to_x(source, source.snapshot_steps.view())
                 for c_index, (name, curve_label) in enumerate(spec.curves):
@@ -782,10 +806,9 @@ class TrajectoryPlots(QWidget):
                     x, y = self._clean(plot, snap_x, values)
                     if (s_index, name) not in plot.curves and not np.isfinite(y).any():
                         continue  # nothing to draw (an exact 0 or round-off only on a log axis): no entry
-                    legend = (None if named else label) if multi else curve_label
-                    named = True
+                    legend = None if multi else curve_label  # several runs: the run key names them
                     styled.setdefault(c_index, (name, curve_label))
-                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(multi, name, legend)), x, y)
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(name, legend)), x, y)
                 continue
             steps, ordered = self._x_of(source)  # "steps": the x values, whatever the x mode
             if steps is None or not len(steps):
@@ -798,12 +821,11 @@ class TrajectoryPlots(QWidget):
                         continue
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), name)))
-                    # several runs: a colour per run, named once in the legend; a line style per
-                    # quantity, named in the legend's key (solid, dashed, dotted, dash-dot)
-                    legend = (None if named else label) if multi else curve_label
-                    named = True
+                    # several runs: a colour per run, named in the run key above the plots; a line
+                    # style per quantity, named in the legend (solid, dashed, dotted, dash-dot)
+                    legend = None if multi else curve_label  # several runs: the run key names them
                     styled.setdefault(c_index, (name, curve_label))
-                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(multi, name, legend)), x, y)
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(name, legend)), x, y)
                     band = self._series(plot, source, name, band=True)
                     if band is not None:  # a family: its median drawn above, the quartiles around it
                         rows = self._rows(window)
@@ -820,14 +842,14 @@ class TrajectoryPlots(QWidget):
                 names = ([f"{label_prefix} {k + 1}" for k in range(values.shape[1])] if label_prefix
                          else source.info.get("layer_names", []))
                 for col in range(values.shape[1]):
-                    # several runs: a colour per run and a line style per layer (member), named once
-                    # per run in the legend, as the records plots do with their curves
+                    # several runs: a colour per run (the run key) and a line style per layer
+                    # (member), named in the legend, as the records plots do with their curves
                     pen = self._pen(color(colour_index if multi else col), col if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
                     name = names[col] if col < len(names) else f"layer {col}"
-                    legend = (label if col == 0 else None) if multi else name
+                    legend = None if multi else name  # several runs: the run key names them
                     styled.setdefault(col, (col, name))
-                    self._set(plot, plot.curve((s_index, col), pen, legend, self._short_of(multi, None, legend)), x, y)
+                    self._set(plot, plot.curve((s_index, col), pen, legend, self._short_of(None, legend)), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         if multi and len(styled) > 1:
@@ -851,11 +873,11 @@ class TrajectoryPlots(QWidget):
         plot.key_names = names
 
     @staticmethod
-    def _short_of(multi: bool, name, legend):
-        """A legend entry's compact label: a run's name cut short, or a quantity's symbol."""
+    def _short_of(name, legend):
+        """A legend entry's compact label: a quantity's symbol, a layer's name cut short."""
         if legend is None:
             return None
-        return elide(legend, 14) if multi or name is None else _short(name, legend)
+        return elide(legend, 14) if name is None else _short(name, legend)
 
     def _peaks(self, x, y, window, key, column=None):
         """Decimate series ``y`` (or column ``column`` of a 2-D series, cached whole under ``key``)."""
