@@ -140,6 +140,21 @@ def test_the_hover_readout_stays_inside_its_plot_and_off_the_legend(plots, qtbot
         assert plot.item.vb.sceneBoundingRect().contains(readout), key
         # off the legend, or where no corner is clear of it, standing in for it while the pointer is there
         assert not plot.legend.isVisible() or not readout.intersects(plot.legend.sceneBoundingRect()), key
+    # a window of 1280 x 720: plots about 90 pixels high; three runs. The readout still fits
+    # (a line per run in the run's colour, no name; lines past the plot's height left out)
+    plots.set_sources([(_session(steps), names[0]), (_session(steps[:2000]), names[1]),
+                       (_session(steps[:2500]), "third")])
+    plots.resize(640, 760)
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    plots.show_crosshair(1500.0)
+    for key, plot in plots.plots.items():
+        readout = plot.readout.sceneBoundingRect()
+        if plot.readout.toPlainText():
+            assert plot.item.vb.sceneBoundingRect().contains(readout), key
+    margin = plots.plots["margin"]
+    assert margin.legend.compact and names[0][:10] not in margin.readout.toPlainText()
+    assert "#0072B2".lower() in margin.readout.textItem.toHtml().lower()
     hidden = [plot for plot in plots.plots.values() if plot.legend_hidden]
     from PySide6.QtCore import QEvent
 

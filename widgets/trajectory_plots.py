@@ -1047,22 +1047,33 @@ class TrajectoryPlots(QWidget):
         for plot in self.plots.values():
             plot.cross.setValue(np.log10(max(x_value, 1e-12)) if self.log_x else x_value)
             plot.cross.setVisible(True)
-            plot.readout.setText(self._readout(plot, nearest))
-            self._place_readout(plot)
+            self._place_readout(plot, self._readout(plot, nearest))
 
     @staticmethod
-    def _place_readout(plot: _Plot) -> None:
-        """The readout inside its plot and off the legend: lines too wide for the plot are broken
-        at their double spaces, and it takes the first corner the legend leaves free (it ran
-        past the right edge and over legends)."""
+    def _place_readout(plot: _Plot, lines: list) -> None:
+        """The readout (``lines``: (colour or None, text)) inside its plot and off the legend: lines
+        too wide for the plot are broken at their double spaces, lines past its height left out
+        ("…"), and it takes the first corner the legend leaves free (it ran past the right
+        edge, the bottom and over legends)."""
         vb, readout = plot.item.vb, plot.readout
         width, height = vb.width(), vb.height()
-        text = readout.toPlainText()
-        if not text or width <= 0 or height <= 0:
+
+        def show(rows):
+            # pre: the double spaces between values and the line breaks stay as they are
+            readout.setHtml("<div style='white-space:pre'>" + "\n".join(
+                f"<span style='color:{c}'>{html.escape(t)}</span>" if c else html.escape(t) for c, t in rows) + "</div>")
+            return readout.textItem.boundingRect()
+
+        box = show(lines)
+        if not lines or width <= 0 or height <= 0:
             return
-        if readout.textItem.boundingRect().width() > width - 8:
-            readout.setText(text.replace(":  ", ":\n").replace("  ", "\n"))
-        box = readout.textItem.boundingRect()
+        if box.width() > width - 8:
+            lines = [(c, t.replace(":  ", ":\n").replace("  ", "\n")) for c, t in lines]
+            box = show(lines)
+        for keep in range(len(lines) - 1, 0, -1):  # taller than the plot: the first lines, then "…"
+            if box.height() <= height - 8:
+                break
+            box = show(lines[:keep] + [(None, "…")])
         legend = plot.legend
         shown = plot.legend_hidden or legend.isVisible()
         taken = legend.mapRectToParent(legend.boundingRect()) if shown and legend.items else None
@@ -1088,20 +1099,26 @@ class TrajectoryPlots(QWidget):
             return i
         return int(np.nanargmin(np.abs(x - x_value)))
 
-    def _readout(self, plot: _Plot, nearest: list) -> str:
-        """One run: "step N  name value ...". Several: a line per run with its label and step.
-        Nothing where a plot has no value at that step."""
+    def _readout(self, plot: _Plot, nearest: list) -> list:
+        """(colour, text) lines. One run: "step N  name value ...". Several: a line per run in its
+        colour, with its label (none in a compact plot: the colour says which) and step. Nothing
+        where a plot has no value at that step."""
         lines = []
-        for (source, label, _colour), i in zip(self.sources, nearest):
-            found = None if i is None else self._values(plot, source, i)
+        compact = plot.legend.compact
+        for (source, label, colour), i in zip(self.sources, nearest):
+            found = None if i is None else self._values(plot, source, i, compact)
             if found is not None:
                 step, text = found
-                lines.append(f"step {step}  {text}" if len(self.sources) == 1 else f"{elide(label)}, step {step}:  {text}")
+                if len(self.sources) == 1:
+                    lines.append((None, f"step {step}  {text}"))
+                else:
+                    lines.append((color(colour), f"step {step}:  {text}" if compact
+                                  else f"{elide(label)}, step {step}:  {text}"))
         if len(lines) > READOUT_RUNS:  # a readout taller than that would hide the plot it reads
-            lines = lines[:READOUT_RUNS] + [f"… and {len(lines) - READOUT_RUNS} more runs"]
-        return "\n".join(lines)
+            lines = lines[:READOUT_RUNS] + [(None, f"… and {len(lines) - READOUT_RUNS} more runs")]
+        return lines
 
-    def _values(self, plot: _Plot, source, i: int):
+    def _values(self, plot: _Plot, source, i: int, compact: bool = False):
         """(step, "name value  name value") of ``source``'s record ``i`` in ``plot``, or None."""
         spec = plot.spec
         steps = source.get("step")
@@ -1112,8 +1129,13 @@ class TrajectoryPlots(QWidget):
             j = int(np.clip(np.searchsorted(snaps, steps[i]), 1, len(snaps) - 1)) if len(snaps) > 1 else 0
             if j and steps[i] - snaps[j - 1] <= snaps[j] - steps[i]:  # the nearest snapshot, not the next
                 j -= 1
-            signed = spec.extra.get("absolute", {})
-            return snaps[j], "  ".join(f"{signed.get(n, lbl)} {source.snapshot_metrics[n].view()[j]:.4g}"
+            signed = spec.extra.get("absolute", {})  # read with its sign: not |δ|
+
+            def name_of(n, lbl):
+                if compact:
+                    return _short(n, lbl).strip("|")
+                return signed.get(n, lbl)
+            return snaps[j], "  ".join(f"{name_of(n, lbl)} {source.snapshot_metrics[n].view()[j]:.4g}"
                                        for n, lbl in spec.curves)
         parts = []
         for name, label in self.curves_of(plot, source):
@@ -1121,7 +1143,7 @@ class TrajectoryPlots(QWidget):
             if values is None or not self._drawable(source, name, values):
                 continue
             if values.ndim == 1:
-                parts.append(f"{label.split(' = ')[0]} {values[i]:.5g}")
+                parts.append(f"{_short(name, label) if compact else label.split(' = ')[0]} {values[i]:.5g}")
             else:
                 parts.append(f"min {np.nanmin(values[i]):.4g} max {np.nanmax(values[i]):.4g}")
         return (steps[i], "  ".join(parts)) if parts else None  # no value: nothing to read there
