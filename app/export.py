@@ -63,7 +63,7 @@ def export_style(style: str):
         pg.setConfigOptions(**saved)
 
 
-def _figure(copy, theme: str, size, scale: float):
+def lay_out_figure(copy, theme: str, size, scale: float):
     """Lay ``copy`` (a widget made for the export, never shown on screen) out at ``size`` (w, h in
     screen pixels) in ``theme``'s colours, with lines ``scale`` times as wide as on screen."""
     from .theme import style_views
@@ -75,7 +75,7 @@ def _figure(copy, theme: str, size, scale: float):
     QApplication.processEvents()
 
 
-def _write(view, path, scale: float, background) -> None:
+def write_figure(view, path, scale: float, background) -> None:
     """Draw a pyqtgraph GraphicsView's scene into ``path`` (PNG at ``scale`` times its size, or SVG)."""
     import pyqtgraph.exporters as exporters
 
@@ -119,11 +119,11 @@ def export_plots(plots, path, *, scale: float = 1.0, size=None, style: str = "pr
     with export_style(style) as theme:
         copy = plots.copy_for_export(pen_width=max(1, round(scale)) * plots.pen_width)
         try:
-            _figure(copy, theme, size, scale)
+            lay_out_figure(copy, theme, size, scale)
             copy.refresh(force=True)
             copy.apply_zoom_of(plots)
             QApplication.processEvents()
-            _write(copy.view, path, scale, _background(theme, transparent))
+            write_figure(copy.view, path, scale, _background(theme, transparent))
         finally:
             copy.close()
             copy.deleteLater()
@@ -136,10 +136,10 @@ def export_boundary(boundary, path, *, scale: float = 1.0, size=None, style: str
     with export_style(style) as theme:
         copy = boundary.copy_for_export(pen_scale=max(1, round(scale)))
         try:
-            _figure(copy, theme, size, scale)
+            lay_out_figure(copy, theme, size, scale)
             copy.setRange(boundary.viewRect(), padding=0)
             QApplication.processEvents()
-            _write(copy, path, scale, _background(theme, transparent))
+            write_figure(copy, path, scale, _background(theme, transparent))
         finally:
             copy.close()
             copy.deleteLater()
@@ -311,9 +311,9 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
         widget.set_log_x(log_x)
         widget.set_sources([(s, name, i) for i, (s, name) in enumerate(sessions)])
         try:
-            _figure(widget, theme, (width, row_height * rows), scale)
+            lay_out_figure(widget, theme, (width, row_height * rows), scale)
             widget.refresh(force=True)
             app.processEvents()
-            _write(widget.view, out, scale, _background(theme, False))
+            write_figure(widget.view, out, scale, _background(theme, False))
         finally:
             widget.close()

@@ -232,9 +232,11 @@ def test_several_runs_layers_differ_by_line_style_and_the_legend_names_each_run_
     plots.set_sources([(sessions[0], "small"), (sessions[1], "large")])
     plots.refresh(force=True)
     rank = plots.plots["stable_rank"]
-    # the runs by colour, then a key in grey: which line style is which layer (it was only in a tooltip)
-    assert [label.text for _sample, label in rank.legend.items] == ["small", "large", "0.weight", "2.weight"]
-    key = [sample.item.opts["pen"] for sample, _label in rank.legend.items[2:]]
+    # the runs by colour in the run key above the plots, and a key in grey in the legend: which
+    # line style is which layer (it was only in a tooltip)
+    assert "small" in plots.run_key.text and "large" in plots.run_key.text
+    assert [label.text for _sample, label in rank.legend.items] == ["0.weight", "2.weight"]
+    key = [sample.item.opts["pen"] for sample, _label in rank.legend.items]
     assert [pen.style() for pen in key] == [Qt.SolidLine, Qt.DashLine]
     run_colours = {rank.curves[(i, 0)].opts["pen"].color().name() for i in (0, 1)}
     assert not {pen.color().name() for pen in key} & run_colours

@@ -281,7 +281,7 @@ def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(wi
     window.update_claims()
     margin = window.plots.plots["margin"]
     assert len(margin.legend.items) == 2
-    light_width = margin.legend.boundingRect().width()
+    light_height = margin.legend.items[0][1].boundingRect().height()
     window.set_theme("dark")
     dark = INK["dark"]
     assert margin.legend.opts["brush"].color().getRgb() == dark["legend"]
@@ -292,7 +292,8 @@ def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(wi
             < palette.color(QPalette.Active, QPalette.ButtonText).lightness() - 60)
     window.toggle_presentation(True)
     assert margin.legend.opts["labelTextSize"] == "13pt"
-    assert margin.legend.boundingRect().width() > 1.3 * light_width  # the labels were drawn again, larger
+    # the labels were drawn again, larger (in a plot this short, in their compact form)
+    assert margin.legend.items[0][1].boundingRect().height() > 1.3 * light_height
     window.toggle_presentation(False)
     window.set_theme("light")
     assert margin.legend.opts["labelTextSize"] == "8pt" and margin.readout.color.name() == INK["light"]["text"]

@@ -24,6 +24,7 @@ MAX_COLUMNS = 3  # a legend in a row: at most this many entries side by side
 MARGIN_PX = 5  # between the legend and the view box's edge
 GRID = (64, 32)  # cells across and down the view box: the unit the legend's cover is counted in
 MAX_LABEL_CHARS = 24  # a longer entry (a run's file name) is elided; the tooltip has it whole
+COMPACT_CHARS = 14  # the same in a compact legend (set_compact)
 TOOLTIP = "Drag the legend to put it somewhere; double-click it to let it find room by itself"
 
 
@@ -140,50 +141,89 @@ class AutoLegend(pg.LegendItem):
         self.where = 0  # index in PLACES
         self.pinned = False  # the user dragged it: it stays where they put it
         self.covered = 0  # cells of curves under the legend where ``place`` put it
+        # pyqtgraph draws legends at a fixed size whatever the painter's scale: an export at scale 2
+        # doubled titles and ticks but not the legend. Its parent, the view box, is never scaled
+        # on screen, so the flag changes nothing there.
+        self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
         self.full_names: list[str] = []
+        self.short_names: list[str] = []
+        self.compact = False  # short labels (set_compact): a plot too short for the full ones
         self.setToolTip(TOOLTIP)
 
-    def addItem(self, item, name):  # noqa: N802 (pyqtgraph's name)
-        """An entry with its label elided to MAX_LABEL_CHARS (the full one in the tooltip): a long
-        run name covered half a plot, and a family's legend ran past the plot's left edge."""
-        name = str(name)
-        super().addItem(item, elide(name))
-        self.full_names.append(name)
+    def addItem(self, item, name):  # noqa: N802 (pyqtgraph's name: PlotItem adds named curves here)
+        self.add_entry(item, name)
+
+    def add_entry(self, item, name, short=None) -> None:
+        """An entry labelled ``name`` elided to MAX_LABEL_CHARS (the full one in the tooltip: a long
+        run name covered half a plot, and a family's legend ran past the plot's left edge), or in
+        a compact legend ``short`` (the symbol without its definition)."""
+        self.full_names.append(str(name))
+        self.short_names.append(str(short) if short else str(name))
+        super().addItem(item, self._label(len(self.full_names) - 1))
         self._name_tooltip()
 
+    def _label(self, i: int) -> str:
+        if self.compact:
+            return elide(self.short_names[i], COMPACT_CHARS)
+        return elide(self.full_names[i])
+
     def removeItem(self, item):  # noqa: N802 (pyqtgraph's name)
-        labels = [label.text for _sample, label in self.items]
-        super().removeItem(item)
-        kept = [label.text for _sample, label in self.items]
-        for i, text in enumerate(labels):
-            if text not in kept and i < len(self.full_names):
-                del self.full_names[i]
+        for i, (sample, label) in enumerate(self.items):
+            if sample.item is item or label.text == item:
+                del self.full_names[i], self.short_names[i]
                 break
+        super().removeItem(item)
         self._name_tooltip()
 
     def clear(self):
         super().clear()
-        self.full_names = []
+        self.full_names, self.short_names = [], []
         self._name_tooltip()
 
+    def set_compact(self, on: bool) -> None:
+        """Short labels and up to one more column: for a plot too short for the full legend."""
+        if on == self.compact:
+            return
+        self.compact = on
+        # entries made again: a label given shorter text keeps the width the layout gave it before
+        entries = [(sample.item, full, short) for (sample, _label), full, short
+                   in zip(self.items, self.full_names, self.short_names)]
+        self.clear()
+        for item, full, short in entries:
+            self.add_entry(item, full, short)
+
     def _name_tooltip(self) -> None:
-        elided = [n for n in self.full_names if elide(n) != n]
+        elided = [n for i, n in enumerate(self.full_names) if self._label(i) != n]
         self.setToolTip("<br>".join(elided + [TOOLTIP]) if elided else TOOLTIP)
 
+    def _max_columns(self) -> int:
+        return MAX_COLUMNS + (1 if self.compact else 0)
+
     def flattest_height(self, width: float) -> float:
-        """The legend's height, margin included, in the layout with the most columns (up to
-        MAX_COLUMNS) that fits in ``width`` pixels."""
+        """The legend's height in its flattest layout (the most columns, up to MAX_COLUMNS, that
+        fit in ``width`` pixels)."""
         count = len(self.items)
         if not count:
             return 0.0
-        rect = self.boundingRect()
-        entry_w = rect.width() / min(self.columnCount, count)
-        entry_h = rect.height() / math.ceil(count / self.columnCount)
-        columns = 1
-        for c in range(2, min(MAX_COLUMNS, count) + 1):
-            if c * entry_w + MARGIN_PX <= width:
-                columns = c
-        return math.ceil(count / columns) * entry_h + MARGIN_PX
+        sizes = [self.layout_size(c) for c in range(1, min(self._max_columns(), count) + 1)]
+        return min((h for w, h in sizes if w + MARGIN_PX <= width), default=sizes[0][1])
+
+    def layout_size(self, columns: int) -> tuple[float, float]:
+        """(width, height) of the legend laid out in ``columns`` columns (entries row by row): each
+        column as wide as its widest sample and label, as pyqtgraph lays them out, plus the
+        legend's own padding as it is laid out now."""
+        def raw(c):
+            width = 0.0
+            for j in range(min(c, len(self.items))):
+                column = self.items[j::c]
+                width += max(s.boundingRect().width() for s, _ in column) + 3
+                width += max(label.preferredWidth() for _, label in column) + 3
+            return width, math.ceil(len(self.items) / c) * row
+
+        row = max(max(label.preferredHeight(), s.boundingRect().height()) for s, label in self.items)
+        now, rect = raw(min(self.columnCount, len(self.items))), self.boundingRect()
+        width, height = raw(columns)
+        return width + max(0.0, rect.width() - now[0]), height + max(0.0, rect.height() - now[1])
 
     def restyle(self, brush, text_colour, size: str) -> None:
         """New colours and type size (a theme or presentation mode): pyqtgraph's setters store
@@ -220,13 +260,10 @@ class AutoLegend(pg.LegendItem):
         (x0, x1), (y0, y1) = view_range
         if not (x1 > x0 and y1 > y0):
             return
-        rect = self.boundingRect()
-        # one entry's size, from the legend as it is laid out now
-        entry = (rect.width() / min(self.columnCount, count), rect.height() / math.ceil(count / self.columnCount))
         grid = occupied_cells(curves, view_range, bands)
         options = []
-        for columns in range(1, min(MAX_COLUMNS, count) + 1):
-            size = (columns * entry[0] + MARGIN_PX, math.ceil(count / columns) * entry[1] + MARGIN_PX)
+        for columns in range(1, min(self._max_columns(), count) + 1):
+            size = tuple(v + MARGIN_PX for v in self.layout_size(columns))
             if columns > 1 and size[0] > width:
                 break
             covered = cells_under(grid, (size[0] / width, size[1] / height))

@@ -11,6 +11,7 @@ so a redraw of 10^6 records costs a few numpy passes (DESIGN.md, Plots); pens ar
 from __future__ import annotations
 
 import functools
+import html
 import math
 import time
 import warnings
@@ -25,7 +26,7 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 from core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
-from .legend import GRID, AutoLegend
+from .legend import GRID, MARGIN_PX, PLACES, AutoLegend, cells_under, elide, occupied_cells
 from .palette import color, ink
 
 
@@ -90,8 +91,15 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 # below this they are float64 round-off (~1e-16 at the start of a run, ~1e-17 for a homogeneous
 # network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
 ROUND_OFF = 1e-13
-ROUND_OFF_NOTE = f"values below {ROUND_OFF:.0e} are round-off: not drawn"
+ROUND_OFF_NOTE = f"< {ROUND_OFF:.0e}: round-off, not drawn"
+# a legend in a plot lower than this (pixels at type scale 1) takes short labels ("γ", not its
+# definition) and one more column: at 1280 x 720 the full ones covered half of every plot
+COMPACT_BELOW_PX = 130
+SHORT_LABELS = {"alignment_gap": "1 − cos", "direction_change": "turn / step", "angle_to_reference": "∠ w*",
+                "kkt_eps": "ε", "kkt_delta": "|δ|", "euler_defect": "Euler"}
+MULTI_BAND_ALPHA = 35  # of 255: the sample-margin bands of several runs
 KEY_COLOUR = "#777777"  # the line-style key's samples: neither run's colour
+RUN_KEY_PER_LINE = 4  # runs named on one line of the run key above the plots
 
 
 STYLES = [Qt.SolidLine, Qt.DashLine, Qt.DotLine, Qt.DashDotLine]
@@ -132,6 +140,11 @@ class SparseLogAxis(pg.AxisItem):
             mantissa = round(10 ** (value - np.floor(value + 1e-9)), 6)
             keep.append(text if mantissa in (1.0, 2.0, 5.0) else "")
         return keep
+
+
+def _short(name, label: str) -> str:
+    """A curve's label in a compact legend: its symbol, without the definition."""
+    return SHORT_LABELS.get(name, label.split(" = ")[0])
 
 
 def _note_style(note: QGraphicsSimpleTextItem, font_scale: float) -> None:
@@ -232,6 +245,7 @@ class _Plot:
         # a legend names each curve; the samples plot has a line per sample (or a band): none there
         self.legend.setVisible(spec.kind != "samples")
         self.key_names: list = []  # the line-style key's entries now in the legend (several runs)
+        self.legend_hidden = False  # the hover readout stands in for the legend (no room for both)
         # pyqtgraph's own "Plot options" menu switches log mode behind our back: ours instead
         item.setMenuEnabled(False, enableViewBoxMenu=True)
         self.log_action = item.vb.menu.addAction("Log y axis")
@@ -309,6 +323,18 @@ class _Plot:
             self.bounds = [min(self.bounds[0], b[0]), max(self.bounds[1], b[1]),
                            min(self.bounds[2], b[2]), max(self.bounds[3], b[3])]
 
+    def legend_covers(self) -> bool:
+        """Whether the legend, where it is, covers a cell of the placement grid that a curve crosses."""
+        legend, vb = self.legend, self.item.vb
+        if not legend.isVisible() or not legend.items or vb.width() <= 0 or vb.height() <= 0:
+            return False
+        grid = occupied_cells(self.curve_data(), vb.viewRange())
+        rows, columns = grid.shape
+        box = legend.mapRectToParent(legend.boundingRect())
+        top, bottom = int(box.top() / vb.height() * rows), math.ceil(box.bottom() / vb.height() * rows)
+        left, right = int(box.left() / vb.width() * columns), math.ceil(box.right() / vb.width() * columns)
+        return bool(grid[max(top, 0):bottom, max(left, 0):right].any())
+
     def curve_data(self) -> list:
         """(x, y) of every drawn curve, in view units (log10 where an axis is log)."""
         return [c.getData() for c in self.curves.values() if c.isVisible()]
@@ -326,10 +352,14 @@ class _Plot:
                     bands.append((x, lo, hi))
         self.legend.place(curves, vb.viewRange(), (vb.width(), vb.height()), bands)
 
-    def curve(self, key, pen, name=None):
+    def curve(self, key, pen, name=None, short=None):
+        """The curve under ``key``, made at first use with a legend entry ``name`` (``short`` in a
+        compact legend) when one is given."""
         c = self.curves.get(key)
         if c is None:
-            c = self.item.plot([], [], pen=pen, name=name, connect="finite")
+            c = self.item.plot([], [], pen=pen, connect="finite")
+            if name is not None:
+                self.legend.add_entry(c, name, short)
             self.curves[key] = c
         return c
 
@@ -375,6 +405,9 @@ class TrajectoryPlots(QWidget):
         self._log_y: dict = {}  # plot key -> log y, where the user switched it
         self._derived: dict = {}  # (source id, name, version, band) -> a series drawn per step
         self._has_values: set = set()  # (source id, name) of series with a finite value
+        # pyqtgraph's own right-click Export drew the screen's view as it is (the dark theme's
+        # pale text on white): File > Export draws a figure of its own (app/export.py)
+        self.view.scene().contextMenu = []
         self._mouse_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
         self._zoom_timer = QTimer(self)  # coalesces zoom and pan into one redraw at the new resolution
         self._zoom_timer.setSingleShot(True)
@@ -387,10 +420,15 @@ class TrajectoryPlots(QWidget):
         self.view.clear()
         self.plots = {}
         self.waiting_note = None
+        # several runs: one key of their colours above the grid (in the scene, so exports have it),
+        # instead of every plot's legend naming every run again, which covered the small plots
+        self.run_key = pg.LabelItem("", justify="left")
+        self.view.addItem(self.run_key, row=0, col=0, colspan=self.columns)
+        self._show_run_key()
         first = None
         for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
             spec = next(p for p in PLOTS if p.key == key)
-            item = self.view.addPlot(row=i // self.columns, col=i % self.columns,
+            item = self.view.addPlot(row=1 + i // self.columns, col=i % self.columns,
                                      axisItems={"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")})
             plot = _Plot(spec, item)
             plot.log_y = self._log_y.get(key, spec.log_y)
@@ -411,9 +449,24 @@ class TrajectoryPlots(QWidget):
             self.plots[key] = plot
         self._show_waiting()
 
+    def _show_run_key(self) -> None:
+        """The run key's text: a line in each shown run's colour and its name (elided; all of them
+        in full in the tooltip), RUN_KEY_PER_LINE to a line; nothing for a single run."""
+        multi = len(self.sources) > 1
+        entries = [f"<span style='color:{color(c)}'>━━</span>&nbsp;{html.escape(elide(label))}"
+                   for _source, label, c in self.sources] if multi else []
+        lines = ["&nbsp;&nbsp;&nbsp;".join(entries[i:i + RUN_KEY_PER_LINE])
+                 for i in range(0, len(entries), RUN_KEY_PER_LINE)]
+        self.run_key.setText("<br>".join(lines), color=ink("text"), size=f"{LEGEND_POINTS * self.font_scale + 1:.0f}pt")
+        self.run_key.setToolTip("<br>".join(html.escape(label) for _s, label, _c in self.sources) if multi else "")
+        self.run_key.setVisible(multi)
+        self.run_key.setMaximumHeight(1e4 if multi else 0)  # no empty row above the plots for one run
+        self.run_key.setMinimumHeight(0)
+
     def restyle(self, font_scale: float = 1.0) -> None:
         """The theme's colours and type scale on every plot (app/theme.py), and on plots built later."""
         self.font_scale = font_scale
+        self._show_run_key()
         for plot in self.plots.values():
             plot.restyle(font_scale)
         if self.waiting_note is not None:
@@ -538,6 +591,7 @@ class TrajectoryPlots(QWidget):
         """``sources``: (source, label) or (source, label, colour index); a run keeps its colour
         when others are hidden. Curves of dropped sources are removed."""
         self.sources = [(s[0], s[1], s[2] if len(s) > 2 else i) for i, s in enumerate(sources)]
+        self._show_run_key()
         self._blocks.clear()
         self._thresholds.clear()
         self._derived.clear()
@@ -620,17 +674,29 @@ class TrajectoryPlots(QWidget):
         self._mark_events(plot)
         if plot.follow:
             self._follow(plot)
+        if not plot.legend_hidden:  # no entries (one quantity, several runs): no empty box
+            plot.legend.setVisible(plot.spec.kind != "samples" and bool(plot.legend.items))
+        plot.legend.set_compact(plot.item.vb.height() < COMPACT_BELOW_PX * self.font_scale)
         plot.place_legend()
-        if plot.follow and plot.legend.covered and self._legend_headroom(plot):
+        # no place free of curves: a band above them, as tall as the legend's flattest layout, then
+        # (if the layout it took is taller) as tall as the legend really is
+        for flattest in (True, False):
+            if not (plot.follow and plot.legend_covers() and self._legend_headroom(plot, flattest)):
+                break
             plot.place_legend()
         if plot.empty_note is not None:  # say why a plot stays blank through a whole run
             plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
         note = plot.round_off_note
-        note.setVisible(plot.dropped_round_off and plot.log_y)
-        if note.isVisible():  # bottom left, inside the axes
-            note.setPos(6, plot.item.vb.height() - note.boundingRect().height() - 4)
+        fits = note.boundingRect().width() + 12 < plot.item.vb.width()
+        note.setVisible(plot.dropped_round_off and plot.log_y and fits)  # the title's tooltip says it too
+        if note.isVisible():  # the bottom corner that fewer curves cross, inside the axes
+            vb, box = plot.item.vb, note.boundingRect()
+            under = cells_under(occupied_cells(plot.curve_data(), vb.viewRange()),
+                                (box.width() / vb.width(), box.height() / vb.height()))
+            right = under[PLACES.index((1, 1))] <= under[PLACES.index((0, 1))]
+            note.setPos(vb.width() - box.width() - 6 if right else 6, vb.height() - box.height() - 2)
 
-    def _legend_headroom(self, plot: _Plot) -> bool:
+    def _legend_headroom(self, plot: _Plot, flattest: bool = True) -> bool:
         """Where the legend covers a curve wherever it goes, raise the top of the y range until
         a band as tall as the legend is free above the data (the Angles legend covered its
         curves). True when the range changed."""
@@ -641,7 +707,8 @@ class TrajectoryPlots(QWidget):
         if height <= 0:
             return False
         # the legend's height in its flattest layout, a cell of the placement grid to spare
-        fraction = plot.legend.flattest_height(vb.width()) / height + 1.0 / GRID[1]
+        legend_px = plot.legend.flattest_height(vb.width()) if flattest else plot.legend.boundingRect().height()
+        fraction = (legend_px + MARGIN_PX) / height + 1.0 / GRID[1]
         if fraction >= 0.6:  # a plot too short to give the legend a band: leave it where it is
             return False
         y0, y1 = vb.viewRange()[1]
@@ -741,7 +808,6 @@ class TrajectoryPlots(QWidget):
         plot.dropped_round_off = False
         styled = {}  # several runs: line style -> what it draws (the legend's key)
         for s_index, (source, label, colour_index) in enumerate(self.sources):
-            named = False  # several runs: the legend names each run once, at its first curve
             if spec.kind == "snapshots":
                 snap_x = self._step_to_x(source, source.snapshot_steps.view())
                 for c_index, (name, curve_label) in enumerate(spec.curves):
@@ -756,10 +822,11 @@ class TrajectoryPlots(QWidget):
                         values = self._on_floor(plot, values, floor)
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, snap_x, values)
-                    legend = (None if named else label) if multi else curve_label
-                    named = True
-                    styled.setdefault(c_index, curve_label)
-                    self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
+                    if (s_index, name) not in plot.curves and not np.isfinite(y).any():
+                        continue  # nothing to draw (an exact 0 or round-off only on a log axis): no entry
+                    legend = None if multi else curve_label  # several runs: the run key names them
+                    styled.setdefault(c_index, (name, curve_label))
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(name, legend)), x, y)
                 continue
             steps, ordered = self._x_of(source)  # "steps": the x values, whatever the x mode
             if steps is None or not len(steps):
@@ -772,12 +839,11 @@ class TrajectoryPlots(QWidget):
                         continue
                     pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), name)))
-                    # several runs: a colour per run, named once in the legend; a line style per
-                    # quantity, named in the legend's key (solid, dashed, dotted, dash-dot)
-                    legend = (None if named else label) if multi else curve_label
-                    named = True
-                    styled.setdefault(c_index, curve_label)
-                    self._set(plot, plot.curve((s_index, name), pen, legend), x, y)
+                    # several runs: a colour per run, named in the run key above the plots; a line
+                    # style per quantity, named in the legend (solid, dashed, dotted, dash-dot)
+                    legend = None if multi else curve_label  # several runs: the run key names them
+                    styled.setdefault(c_index, (name, curve_label))
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(name, legend)), x, y)
                     band = self._series(plot, source, name, band=True)
                     if band is not None:  # a family: its median drawn above, the quartiles around it
                         rows = self._rows(window)
@@ -794,14 +860,14 @@ class TrajectoryPlots(QWidget):
                 names = ([f"{label_prefix} {k + 1}" for k in range(values.shape[1])] if label_prefix
                          else source.info.get("layer_names", []))
                 for col in range(values.shape[1]):
-                    # several runs: a colour per run and a line style per layer (member), named once
-                    # per run in the legend, as the records plots do with their curves
+                    # several runs: a colour per run (the run key) and a line style per layer
+                    # (member), named in the legend, as the records plots do with their curves
                     pen = self._pen(color(colour_index if multi else col), col if multi else 0)
                     x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), spec.curves[0][0]), col))
                     name = names[col] if col < len(names) else f"layer {col}"
-                    legend = (label if col == 0 else None) if multi else name
-                    styled.setdefault(col, name)
-                    self._set(plot, plot.curve((s_index, col), pen, legend), x, y)
+                    legend = None if multi else name  # several runs: the run key names them
+                    styled.setdefault(col, (col, name))
+                    self._set(plot, plot.curve((s_index, col), pen, legend, self._short_of(None, legend)), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         if multi and len(styled) > 1:
@@ -817,11 +883,19 @@ class TrajectoryPlots(QWidget):
         for sample, _label in list(plot.legend.items):
             if getattr(sample.item, "style_key", False):
                 plot.legend.removeItem(sample.item)
-        for style, name in ((k, styled[k].split(" = ")[0]) for k in sorted(styled)):  # "γ", not its definition
+        for style in sorted(styled):
+            name, label = styled[style]
             sample = pg.PlotDataItem(pen=_make_pen(KEY_COLOUR, style, max(self.pen_width, 2)))
             sample.style_key = True
-            plot.legend.addItem(sample, name)
+            plot.legend.add_entry(sample, label.split(" = ")[0], _short(name, label))  # "γ", not its definition
         plot.key_names = names
+
+    @staticmethod
+    def _short_of(name, legend):
+        """A legend entry's compact label: a quantity's symbol, a layer's name cut short."""
+        if legend is None:
+            return None
+        return elide(legend, 14) if name is None else _short(name, legend)
 
     def _peaks(self, x, y, window, key, column=None):
         """Decimate series ``y`` (or column ``column`` of a 2-D series, cached whole under ``key``)."""
@@ -970,7 +1044,8 @@ class TrajectoryPlots(QWidget):
         x_rows = steps[rows].astype(np.float64)
         x, mid = self._clean(plot, x_rows, mid)
         plot.curve((s_index, "median"), self._pen(base, 1)).setData(x, mid, connect="finite")
-        self._band(plot, (s_index, "band"), x_rows, lo, hi, base)
+        # several runs' bands overlap: fainter fills, so that each one's edges show through the others
+        self._band(plot, (s_index, "band"), x_rows, lo, hi, base, alpha=MULTI_BAND_ALPHA if multi else 70)
 
     @staticmethod
     def _rows(window) -> np.ndarray:
@@ -1030,31 +1105,45 @@ class TrajectoryPlots(QWidget):
         for plot in self.plots.values():
             plot.cross.setValue(np.log10(max(x_value, 1e-12)) if self.log_x else x_value)
             plot.cross.setVisible(True)
-            plot.readout.setText(self._readout(plot, nearest))
-            self._place_readout(plot)
+            self._place_readout(plot, self._readout(plot, nearest))
 
     @staticmethod
-    def _place_readout(plot: _Plot) -> None:
-        """The readout inside its plot and off the legend: lines too wide for the plot are broken
-        at their double spaces, and it takes the first corner the legend leaves free (it ran
-        past the right edge and over legends)."""
+    def _place_readout(plot: _Plot, lines: list) -> None:
+        """The readout (``lines``: (colour or None, text)) inside its plot and off the legend: lines
+        too wide for the plot are broken at their double spaces, lines past its height left out
+        ("…"), and it takes the first corner the legend leaves free (it ran past the right
+        edge, the bottom and over legends)."""
         vb, readout = plot.item.vb, plot.readout
         width, height = vb.width(), vb.height()
-        text = readout.toPlainText()
-        if not text or width <= 0 or height <= 0:
+
+        def show(rows):
+            # pre: the double spaces between values and the line breaks stay as they are
+            readout.setHtml("<div style='white-space:pre'>" + "\n".join(
+                f"<span style='color:{c}'>{html.escape(t)}</span>" if c else html.escape(t) for c, t in rows) + "</div>")
+            return readout.textItem.boundingRect()
+
+        box = show(lines)
+        if not lines or width <= 0 or height <= 0:
             return
-        if readout.textItem.boundingRect().width() > width - 8:
-            readout.setText(text.replace(":  ", ":\n").replace("  ", "\n"))
-        box = readout.textItem.boundingRect()
+        if box.width() > width - 8:
+            lines = [(c, t.replace(":  ", ":\n").replace("  ", "\n")) for c, t in lines]
+            box = show(lines)
+        for keep in range(len(lines) - 1, 0, -1):  # taller than the plot: the first lines, then "…"
+            if box.height() <= height - 8:
+                break
+            box = show(lines[:keep] + [(None, "…")])
         legend = plot.legend
-        taken = legend.mapRectToParent(legend.boundingRect()) if legend.isVisible() and legend.items else None
+        shown = plot.legend_hidden or legend.isVisible()
+        taken = legend.mapRectToParent(legend.boundingRect()) if shown and legend.items else None
         corners = [(4, 4), (width - box.width() - 4, 4), (4, height - box.height() - 4),
                    (width - box.width() - 4, height - box.height() - 4)]
-        x, y = corners[0]
-        for cx, cy in corners:
-            if taken is None or not taken.intersects(QRectF(max(cx, 0), max(cy, 0), box.width(), box.height())):
-                x, y = cx, cy
-                break
+        free = [(cx, cy) for cx, cy in corners
+                if taken is None or not taken.intersects(QRectF(max(cx, 0), max(cy, 0), box.width(), box.height()))]
+        x, y = (free or corners)[0]
+        # no corner clear of the legend: the readout, which names the runs too, stands in for it
+        # while the pointer is on the plots
+        plot.legend_hidden = shown and not free and taken is not None
+        legend.setVisible(shown and not plot.legend_hidden)
         readout.setPos(vb.mapToView(QPointF(max(x, 0), max(y, 0))))
 
     def _nearest_record(self, source, x_value: float) -> int | None:
@@ -1068,20 +1157,26 @@ class TrajectoryPlots(QWidget):
             return i
         return int(np.nanargmin(np.abs(x - x_value)))
 
-    def _readout(self, plot: _Plot, nearest: list) -> str:
-        """One run: "step N  name value ...". Several: a line per run with its label and step.
-        Nothing where a plot has no value at that step."""
+    def _readout(self, plot: _Plot, nearest: list) -> list:
+        """(colour, text) lines. One run: "step N  name value ...". Several: a line per run in its
+        colour, with its label (none in a compact plot: the colour says which) and step. Nothing
+        where a plot has no value at that step."""
         lines = []
-        for (source, label, _colour), i in zip(self.sources, nearest):
-            found = None if i is None else self._values(plot, source, i)
+        compact = plot.legend.compact
+        for (source, label, colour), i in zip(self.sources, nearest):
+            found = None if i is None else self._values(plot, source, i, compact)
             if found is not None:
                 step, text = found
-                lines.append(f"step {step}  {text}" if len(self.sources) == 1 else f"{label}, step {step}:  {text}")
+                if len(self.sources) == 1:
+                    lines.append((None, f"step {step}  {text}"))
+                else:
+                    lines.append((color(colour), f"step {step}:  {text}" if compact
+                                  else f"{elide(label)}, step {step}:  {text}"))
         if len(lines) > READOUT_RUNS:  # a readout taller than that would hide the plot it reads
-            lines = lines[:READOUT_RUNS] + [f"… and {len(lines) - READOUT_RUNS} more runs"]
-        return "\n".join(lines)
+            lines = lines[:READOUT_RUNS] + [(None, f"… and {len(lines) - READOUT_RUNS} more runs")]
+        return lines
 
-    def _values(self, plot: _Plot, source, i: int):
+    def _values(self, plot: _Plot, source, i: int, compact: bool = False):
         """(step, "name value  name value") of ``source``'s record ``i`` in ``plot``, or None."""
         spec = plot.spec
         steps = source.get("step")
@@ -1092,8 +1187,13 @@ class TrajectoryPlots(QWidget):
             j = int(np.clip(np.searchsorted(snaps, steps[i]), 1, len(snaps) - 1)) if len(snaps) > 1 else 0
             if j and steps[i] - snaps[j - 1] <= snaps[j] - steps[i]:  # the nearest snapshot, not the next
                 j -= 1
-            signed = spec.extra.get("absolute", {})
-            return snaps[j], "  ".join(f"{signed.get(n, lbl)} {source.snapshot_metrics[n].view()[j]:.4g}"
+            signed = spec.extra.get("absolute", {})  # read with its sign: not |δ|
+
+            def name_of(n, lbl):
+                if compact:
+                    return _short(n, lbl).strip("|")
+                return signed.get(n, lbl)
+            return snaps[j], "  ".join(f"{name_of(n, lbl)} {source.snapshot_metrics[n].view()[j]:.4g}"
                                        for n, lbl in spec.curves)
         parts = []
         for name, label in self.curves_of(plot, source):
@@ -1101,7 +1201,7 @@ class TrajectoryPlots(QWidget):
             if values is None or not self._drawable(source, name, values):
                 continue
             if values.ndim == 1:
-                parts.append(f"{label.split(' = ')[0]} {values[i]:.5g}")
+                parts.append(f"{_short(name, label) if compact else label.split(' = ')[0]} {values[i]:.5g}")
             else:
                 parts.append(f"min {np.nanmin(values[i]):.4g} max {np.nanmax(values[i]):.4g}")
         return (steps[i], "  ".join(parts)) if parts else None  # no value: nothing to read there
@@ -1110,4 +1210,7 @@ class TrajectoryPlots(QWidget):
         for plot in self.plots.values():
             plot.cross.setVisible(False)
             plot.readout.setText("")
+            if plot.legend_hidden:
+                plot.legend.setVisible(True)
+                plot.legend_hidden = False
         super().leaveEvent(event)

@@ -1,0 +1,273 @@
+"""Plots a room can read (widgets/trajectory_plots.py, widgets/legend.py): legends off the curves
+and elided, a visible line-style key, readouts inside their plot, log axes that round-off values
+do not stretch, direction change per step, per-plot log / linear y, reset zoom, the
+steepest-descent margins, translucent bands, the boundary's colour bar and enlarging it."""
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF
+
+from tests.helpers import shown
+from widgets.legend import elide
+
+
+def _session(steps, preset="relu2-blobs", **series):
+    from app.session import RunSession
+    from core.presets import load_preset
+
+    config = load_preset(preset)
+    session = RunSession(config, config.dataset.build())
+    steps = np.asarray(steps, dtype=np.int64)
+    margin = 0.2 - 0.2 * np.exp(-steps / 300.0)
+    base = {"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+            "log_loss": -0.5 * steps.astype(float), "param_norm": 1.0 + steps}
+    base.update(series)
+    session.append(base)
+    return session
+
+
+@pytest.fixture
+def plots(qtbot):
+    from widgets.trajectory_plots import TrajectoryPlots
+
+    return shown(qtbot, TrajectoryPlots(), 900, 900)
+
+
+def _legend_labels(plot):
+    return [label.text for _sample, label in plot.legend.items]
+
+
+def _points_under_legend(plot) -> int:
+    """Drawn points (and points along each segment, 20 per segment) under the legend, on screen."""
+    rect = plot.legend.sceneBoundingRect()
+    vb = plot.item.vb
+    covered = 0
+    for curve in plot.curves.values():
+        x, y = curve.getData()
+        if x is None or len(x) < 2:
+            continue
+        t = np.linspace(0, 1, 20)[:, None]
+        xs, ys = (x[:-1] + t * np.diff(x)).ravel(), (y[:-1] + t * np.diff(y)).ravel()
+        for xi, yi in zip(xs, ys):
+            if np.isfinite(xi) and np.isfinite(yi) and rect.contains(vb.mapViewToScene(QPointF(xi, yi))):
+                covered += 1
+    return covered
+
+
+def test_the_angles_legend_does_not_cover_curves_that_fill_every_corner(plots, qtbot):
+    # three curves along the top, the bottom and a diagonal: every place a legend can take in the
+    # view covers one of them, as in the Angles plot of a network run
+    steps = np.arange(3000)
+    session = _session(steps, alignment_gap=np.full(3000, 0.5), direction_change=np.full(3000, 1e-6),
+                       angle_to_reference=np.logspace(-1, -5, 3000))
+    plots.set_sources([(session, "run")])
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    angles = plots.plots["angles"]
+    assert len(angles.legend.items) == 3
+    assert _points_under_legend(angles) == 0
+
+
+def test_no_legend_entry_for_a_curve_that_cannot_exist_and_long_run_names_are_elided(plots, qtbot):
+    steps = np.arange(500)
+    network = _session(steps, alignment_gap=1 / (1.0 + steps), direction_change=1e-3 / (1.0 + steps),
+                       angle_to_reference=np.full(500, np.nan))  # a network: no max-margin direction
+    plots.set_sources([(network, "run")])
+    assert _legend_labels(plots.plots["angles"]) == ["1 − cos(θ, −∇L)", "direction change / step"]
+    long_name = "two-layer-relu-network-blobs-lyu-li-with-a-changed-optimizer-run-3"
+    plots.set_sources([(network, long_name), (_session(steps), "short")])
+    qtbot.wait(20)  # the run key's row is laid out
+    # several runs: named once, above the plots, elided (in full in the tooltip), not in every legend
+    shown_names = plots.run_key.text
+    assert long_name not in shown_names and elide(long_name) in shown_names and "short" in shown_names
+    assert long_name in plots.run_key.toolTip()
+    assert plots.view.sceneRect().contains(plots.run_key.sceneBoundingRect())
+    for plot in plots.plots.values():
+        assert not {"short", long_name} & set(_legend_labels(plot))
+        # a legend stays inside its plot (a family's legend was cut at the plot's left edge)
+        assert plot.item.vb.sceneBoundingRect().contains(plot.legend.sceneBoundingRect())
+    assert plots.plots["margin"].legend.items  # the line-style key
+    assert "…" in elide(long_name) and len(elide(long_name)) == 24 and elide(long_name).endswith("run-3")
+
+
+def test_in_short_plots_legends_take_short_labels_and_still_leave_the_curves_alone(plots, qtbot):
+    # 1280 x 720: the plots are about 90 pixels high, and the full legends covered half of each
+    steps = np.arange(1, 3000)
+    sign = _session(steps, "sign-descent-linf", normalized_margin_linf=0.41 - 0.1 / steps,
+                    normalized_margin_l1=0.15 - 0.1 / steps, alignment_gap=np.full(2999, 0.5),
+                    direction_change=np.full(2999, 1e-6), angle_to_reference=np.logspace(-1, -3, 2999))
+    plots.set_sources([(sign, "sign")])
+    plots.resize(640, 760)
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    margin, angles = plots.plots["margin"], plots.plots["angles"]
+    assert margin.item.vb.height() < 130
+    assert _legend_labels(margin) == ["γ", "γ̃", "γ∞", "γ₁"]
+    assert _legend_labels(angles) == ["1 − cos", "turn / step", "∠ w*"]
+    assert _points_under_legend(margin) == 0 and _points_under_legend(angles) == 0
+    assert "γ = q_min / ‖θ‖^M" in margin.legend.toolTip()  # the full labels, on hover
+    plots.resize(900, 1400)  # room again: the full labels
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    assert _legend_labels(margin)[0] == "γ = q_min / ‖θ‖^M"
+
+
+def test_several_runs_show_which_line_style_is_which_quantity(plots):
+    from PySide6.QtCore import Qt
+
+    steps = np.arange(500)
+    plots.set_sources([(_session(steps), "a"), (_session(steps), "b")])
+    margin = plots.plots["margin"]
+    assert _legend_labels(margin) == ["γ", "γ̃"]
+    assert "a</" not in plots.run_key.text and "&nbsp;a" in plots.run_key.text and "&nbsp;b" in plots.run_key.text
+    key = [sample.item.opts["pen"] for sample, _label in margin.legend.items]
+    assert [p.style() for p in key] == [Qt.SolidLine, Qt.DashLine]
+    assert margin.curves[(0, "smoothed_margin")].opts["pen"].style() == Qt.DashLine
+
+
+def test_the_hover_readout_stays_inside_its_plot_and_off_the_legend(plots, qtbot):
+    steps = np.arange(3000)
+    names = ["a-run-with-a-long-name-that-a-lecturer-gave-it-" + k for k in "ab"]
+    plots.set_sources([(_session(steps), names[0]), (_session(steps[:2000]), names[1])])
+    plots.resize(700, 900)
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    plots.show_crosshair(1500.0)
+    for key in ("margin", "loss", "norm"):
+        plot = plots.plots[key]
+        readout = plot.readout.sceneBoundingRect()
+        assert plot.readout.toPlainText()
+        assert plot.item.vb.sceneBoundingRect().contains(readout), key
+        # off the legend, or where no corner is clear of it, standing in for it while the pointer is there
+        assert not plot.legend.isVisible() or not readout.intersects(plot.legend.sceneBoundingRect()), key
+    # a window of 1280 x 720: plots about 90 pixels high; three runs. The readout still fits
+    # (a line per run in the run's colour, no name; lines past the plot's height left out)
+    plots.set_sources([(_session(steps), names[0]), (_session(steps[:2000]), names[1]),
+                       (_session(steps[:2500]), "third")])
+    plots.resize(640, 760)
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    plots.show_crosshair(1500.0)
+    for key, plot in plots.plots.items():
+        readout = plot.readout.sceneBoundingRect()
+        if plot.readout.toPlainText():
+            assert plot.item.vb.sceneBoundingRect().contains(readout), key
+    margin = plots.plots["margin"]
+    assert margin.legend.compact and names[0][:10] not in margin.readout.toPlainText()
+    assert "#0072B2".lower() in margin.readout.textItem.toHtml().lower()
+    hidden = [plot for plot in plots.plots.values() if plot.legend_hidden]
+    from PySide6.QtCore import QEvent
+
+    plots.leaveEvent(QEvent(QEvent.Leave))
+    assert all(plot.legend.isVisible() for plot in hidden)
+
+
+def test_round_off_values_do_not_stretch_a_log_axis(plots, qtbot):
+    # sign descent: direction change ~1e-16 (round-off) over the first records, the angle to the
+    # max-margin direction falling to 0.006 rad
+    steps = np.arange(2000)
+    change = np.where(steps < 5, 1.9e-16, 1e-4)
+    session = _session(steps, alignment_gap=np.full(2000, 1e-3), direction_change=change,
+                       angle_to_reference=np.linspace(0.5, 0.006, 2000))
+    plots.set_sources([(session, "run")])
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    angles = plots.plots["angles"]
+    low, high = angles.item.vb.viewRange()[1]
+    assert low > -6  # log10: the range ends near the smallest real value (1e-4), not at 1e-16
+    assert angles.round_off_note.isVisible() and "round-off" in angles.round_off_note.text()
+    _x, y = angles.curves[(0, "direction_change")].getData()  # log10 of what is drawn
+    assert np.nanmin(y) == pytest.approx(-4.0)  # no round-off value drawn, every real one
+
+
+def test_direction_change_is_drawn_per_step_with_no_jump_where_records_thin_out_or_at_the_end(plots, qtbot):
+    # every step to 1000, then every 100th step, and a last record 37 steps after the one before:
+    # a direction turning at a steady 2e-5 rad per step
+    steps = np.concatenate([np.arange(1000), np.arange(1000, 5001, 100), [5037]])
+    per_record = 2e-5 * np.diff(steps, prepend=-1).astype(float)
+    per_record[0] = np.nan
+    plots.set_sources([(_session(steps, direction_change=per_record), "run")])
+    plots.set_log_y("angles", False)
+    plots.refresh(force=True)
+    _x, y = plots.plots["angles"].curves[(0, "direction_change")].getData()
+    assert np.nanmax(y) == pytest.approx(2e-5) and np.nanmin(y) == pytest.approx(2e-5)
+    plots.show_crosshair(5037)
+    assert "2e-05" in plots.plots["angles"].readout.toPlainText()
+
+
+def test_each_plot_switches_between_log_and_linear_and_its_axes_say_so(plots):
+    steps = np.arange(1, 500)
+    plots.set_sources([(_session(steps), "run")])
+    norm = plots.plots["norm"]
+    assert norm.item.getAxis("left").logMode and "(log)" in norm.item.getAxis("left").labelText
+    norm.log_action.trigger()  # the plot's right-click menu
+    assert not norm.item.getAxis("left").logMode and "(log)" not in norm.item.getAxis("left").labelText
+    low, high = norm.item.vb.viewRange()[1]
+    assert low <= 2.0 and high >= 500.0  # linear units now: 1 + step
+    assert plots.plots["loss"].item.getAxis("left").labelText == "log L"
+    plots.set_log_x(True)
+    assert plots.plots["loss"].item.getAxis("bottom").labelText == "step (log)"
+
+
+def test_reset_zoom_brings_every_zoomed_plot_back_to_its_data(plots):
+    steps = np.arange(2000)
+    plots.set_sources([(_session(steps), "run")])
+    norm = plots.plots["norm"]
+    norm.item.vb.setRange(xRange=(100, 200), yRange=(0.5, 0.6), padding=0)
+    norm._manual_range()  # what a mouse zoom does
+    plots.reset_zoom()
+    (x0, x1), (y0, y1) = norm.item.vb.viewRange()
+    assert norm.follow and x0 <= 0 and x1 >= 1999 and y0 <= 0.0 and y1 >= np.log10(2000)
+
+
+def test_reset_zoom_and_enlarge_boundary_are_in_the_view_menu_and_the_shortcut_list(window, qtbot):
+    from app import help_menu
+
+    keys = {action: k for _menu, action, k in help_menu.shortcuts(window)}
+    assert keys.get("Reset zoom") == "Ctrl+0" and keys.get("Enlarge decision boundary") == "Ctrl+B"
+    window.boundary_focus_action.trigger()
+    assert window._docks["boundary"].isVisible()
+    assert not window._docks["plots"].isVisible() and not window._docks["run"].isVisible()
+    window.boundary_focus_action.trigger()
+    assert window._docks["plots"].isVisible() and window._docks["run"].isVisible()
+
+
+def test_steepest_descent_runs_plot_their_own_norms_margins_with_the_max_margin_line(plots):
+    steps = np.arange(1, 1000)
+    sign = _session(steps, "sign-descent-linf", normalized_margin_linf=0.41 - 0.1 / steps,
+                    normalized_margin_l1=0.15 - 0.1 / steps)
+    sign.info["reference_margin_steepest"] = 0.4115
+    plots.set_sources([(sign, "sign")])
+    margin = plots.plots["margin"]
+    assert (0, "normalized_margin_linf") in margin.curves and (0, "normalized_margin_l1") in margin.curves
+    assert margin.steepest_line.isVisible() and margin.steepest_line.value() == 0.4115
+    assert margin.item.vb.viewRange()[1][1] > 0.4115  # the line is inside the range
+    plots.set_sources([(_session(steps), "gd")])  # gradient descent: the l2 margins only
+    assert not any("linf" in str(k) for k in plots.plots["margin"].curves)
+
+
+def test_several_runs_sample_margin_bands_are_faint_enough_to_see_through(plots):
+    from widgets.trajectory_plots import SAMPLE_LINES_UP_TO
+
+    steps = np.arange(300)
+    n = SAMPLE_LINES_UP_TO + 10
+    sources = []
+    for k in range(2):
+        margins = np.tile(np.linspace(0.1, 0.9, n), (300, 1)) + 0.05 * k
+        sources.append((_session(steps, sample_margins=margins), f"run {k}"))
+    plots.set_sources(sources)
+    samples = plots.plots["samples"]
+    fills = [pair[0] for pair in samples.bands.values()]
+    assert len(fills) == 2
+    assert all(fill.brush().color().alpha() <= 40 for fill in fills)
+
+
+def test_the_boundary_colour_bar_follows_f(qtbot):
+    from widgets.boundary_view import BoundaryView
+
+    view = shown(qtbot, BoundaryView(), 400, 400)
+    assert not view.colour_bar.isVisible()
+    xs = np.linspace(-1, 1, 30)
+    view.set_points(np.array([[0.5, 0.5], [-0.5, -0.5]]), np.array([1.0, -1.0]))
+    view.set_grid(np.add.outer(xs, xs) * 7.0, (-1, -1, 2, 2), 0.5)
+    assert view.colour_bar.isVisible() and view.colour_bar.levels() == pytest.approx((-14.0, 14.0))
