@@ -1,14 +1,24 @@
 """Reference directions for linear models: max-margin separators in l2, l1 and l_inf
 (THEORY.md, claims 1 and 5), and a linear-separability test.
 
-l2: the hard-margin SVM without bias, min 1/2 ||w||^2 s.t. y_i <w, x_i> >= 1, solved in its
-dual (a bound-constrained QP, L-BFGS-B) and polished. l1 and l_inf: linear programs (HiGHS).
-A first-layer bias is handled by the caller appending a constant-1 coordinate.
+l2: the hard-margin SVM without bias, min ||w|| s.t. y_i <w, x_i> >= 1, is a least distance
+program, solved exactly by one nonnegative least squares problem in n variables with a
+(d + 1) x n matrix (Lawson and Hanson 1974, ch. 23): memory grows with n d, never n^2 (the
+dual QP on the n x n Gram matrix it replaces took 13 s and 200 MB at n = 5,000, 3.2 GB at
+20,000; this takes 1.3 s at 10^6 points in 2-D). l1 and l_inf: linear programs (HiGHS), on a
+working set of rows grown by cutting planes when n is large. A first-layer bias is handled by
+the caller appending a constant-1 coordinate.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+# Past this many rows, the LPs (and the dataset panel's with-bias margin) are solved on a working set
+# of rows: solve, add the rows the answer violates (at most this many at a time), solve again. The
+# answer is the full problem's (every row is checked), at a fraction of the time (HiGHS: 16 s at 10^6).
+WORKING_SET = 2000
+FEASIBLE = 1e-9  # a row whose constraint is violated by less (relative) counts as met
 
 
 def linprog(*args, **kwargs):
@@ -29,26 +39,77 @@ def svm_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """Unit l2 max-margin direction w* (no bias), or None when the data are not separable
     through the origin."""
     Z = X * y[:, None]
+    w = _least_distance(Z)
+    if w is None:
+        return None
+    return w / np.linalg.norm(w)
+
+
+def _least_distance(Z: np.ndarray) -> np.ndarray | None:
+    """The direction of argmin ||w|| s.t. Z w >= 1, or None when no w satisfies it. Lawson and
+    Hanson's LDP by NNLS: with E = [Z^T; 1^T] and f = (0, ..., 0, 1), u = argmin_{u >= 0} ||E u - f||
+    and r = E u - f, the problem is infeasible iff r = 0, else w = -r[:d] / r[d]; ||r||^2 =
+    gamma^2 / (1 + gamma^2) for the margin gamma of the rows scaled to at most 1."""
+    from scipy.optimize import nnls
+
+    n, d = Z.shape
+    scale = float(np.max(np.abs(Z)))
+    if not scale > 0:
+        return None
+    E = np.empty((d + 1, n))
+    E[:d] = Z.T / scale
+    E[d] = 1.0
+    f = np.zeros(d + 1)
+    f[d] = 1.0
+    u, _residual = nnls(E, f)
+    r = E @ u - f
+    w = -r[:d] / r[d] if r[d] < 0 else np.full(d, np.nan)
+    if np.all(np.isfinite(w)) and np.min(Z @ w) / scale >= 1.0 - 1e-7:  # the certificate: w separates every row
+        return w
+    # a margin within rounding of 0 (||r|| ~ gamma): the LP decides whether there is one at all
     if not _separable_through_origin(Z):
         return None
-    K = Z @ Z.T
-    n = len(y)
-
-    def dual(a):
-        Ka = K @ a
-        return 0.5 * a @ Ka - a.sum(), Ka - 1.0
-
-    res = minimize(dual, np.full(n, 1.0 / n), jac=True, method="L-BFGS-B", bounds=[(0, None)] * n,
-                   options={"maxiter": 20000, "ftol": 1e-15, "gtol": 1e-12})
-    w = Z.T @ res.x
-    return w / np.linalg.norm(w)
+    return w if np.all(np.isfinite(w)) and np.any(w) else _feasible_point(Z)
 
 
 def _separable_through_origin(Z: np.ndarray) -> bool:
     """Is there w with <w, z_i> >= 1 for all i?  (An LP feasibility problem.)"""
+    return _feasible_point(Z) is not None
+
+
+def _feasible_point(Z: np.ndarray) -> np.ndarray | None:
+    """Some w with Z w >= 1, or None; an LP on a working set of rows (cutting planes)."""
     n, d = Z.shape
-    res = linprog(np.zeros(d), A_ub=-Z, b_ub=-np.ones(n), bounds=[(None, None)] * d, method="highs")
-    return res.status == 0
+
+    def solve(rows):
+        res = linprog(np.zeros(d), A_ub=-Z[rows], b_ub=-np.ones(len(rows)), bounds=[(None, None)] * d,
+                      method="highs")
+        return res.x if res.status == 0 else None
+
+    return _cutting_planes(n, solve, lambda w: 1.0 - Z @ w)
+
+
+def _cutting_planes(n: int, solve, violation, chunk: int = WORKING_SET):
+    """The answer of a problem with n row constraints, from problems on subsets of rows:
+    ``solve(rows)`` gives an answer for those rows (None: infeasible, and so is the whole),
+    ``violation(answer)`` how far each of the n rows is from being met (> 0: violated, relative).
+    Rows are added, most violated first, until the answer meets every row: then it is the full
+    problem's answer, since a relaxation's optimum that is feasible is optimal."""
+    if n <= chunk:
+        return solve(np.arange(n))
+    rows = np.sort(np.random.default_rng(0).choice(n, chunk, replace=False))
+    while True:
+        answer = solve(rows)
+        if answer is None:
+            return None
+        bad = violation(answer)
+        bad[rows] = -np.inf  # rows already in: their tolerance is the solver's
+        new = np.flatnonzero(bad > FEASIBLE)
+        if not new.size:
+            return answer
+        if new.size > chunk:
+            new = new[np.argpartition(-bad[new], chunk)[:chunk]]
+        rows = np.union1d(rows, new)
 
 
 def is_linearly_separable(X: np.ndarray, y: np.ndarray) -> bool:
@@ -61,16 +122,25 @@ def svm_margin(X: np.ndarray, y: np.ndarray) -> float | None:
     """The geometric l2 margin of the best separating hyperplane with bias, or None."""
     Xb = np.column_stack([X, np.ones(len(y))])
     Z = Xb * y[:, None]
-    if not _separable_through_origin(Z):
+    n, d = X.shape
+
+    # min 1/2 ||w||^2 (bias free of the penalty) s.t. y_i (w.x_i + b) >= 1, by SLSQP on the primal,
+    # from an LP's feasible point, on a working set of rows
+    def solve(rows):
+        Zr = Z[rows]
+        start = linprog(np.zeros(d + 1), A_ub=-Zr, b_ub=-np.ones(len(rows)), bounds=[(None, None)] * (d + 1),
+                        method="highs")
+        if start.status != 0:
+            return None
+        cons = {"type": "ineq", "fun": lambda v: Zr @ v - 1.0, "jac": lambda v: Zr}
+        res = minimize(lambda v: 0.5 * v[:d] @ v[:d], start.x, jac=lambda v: np.concatenate([v[:d], [0.0]]),
+                       constraints=[cons], method="SLSQP", options={"maxiter": 500, "ftol": 1e-12})
+        return res.x
+
+    v = _cutting_planes(n, solve, lambda v: 1.0 - Z @ v)
+    if v is None:
         return None
-    # min 1/2 ||w||^2 (bias free of the penalty) s.t. y_i (w.x_i + b) >= 1, by SLSQP on the primal
-    d = X.shape[1]
-    cons = {"type": "ineq", "fun": lambda v: Z @ v - 1.0, "jac": lambda v: Z}
-    start = linprog(np.zeros(d + 1), A_ub=-Z, b_ub=-np.ones(len(y)), bounds=[(None, None)] * (d + 1), method="highs").x
-    res = minimize(lambda v: 0.5 * v[:d] @ v[:d], start, jac=lambda v: np.concatenate([v[:d], [0.0]]),
-                   constraints=[cons], method="SLSQP", options={"maxiter": 500, "ftol": 1e-12})
-    w = res.x[:d]
-    return float(np.min(Z @ res.x) / np.linalg.norm(w))
+    return float(np.min(Z @ v) / np.linalg.norm(v[:d]))
 
 
 RAY_DEGREES = 3.0  # opposite-label pairs this close to one ray from the origin are flagged
@@ -116,11 +186,16 @@ def linf_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None
     # variables (w, t): maximize t s.t. z_i.w >= t, -1 <= w <= 1
     c = np.zeros(d + 1)
     c[-1] = -1.0
-    A = np.column_stack([-Z, np.ones(n)])
-    res = linprog(c, A_ub=A, b_ub=np.zeros(n), bounds=[(-1, 1)] * d + [(None, None)], method="highs")
-    if res.status != 0 or res.x[-1] <= 1e-12:
+
+    def solve(rows):
+        A = np.column_stack([-Z[rows], np.ones(len(rows))])
+        res = linprog(c, A_ub=A, b_ub=np.zeros(len(rows)), bounds=[(-1, 1)] * d + [(None, None)], method="highs")
+        return res.x if res.status == 0 and res.x[-1] > 1e-12 else None
+
+    v = _cutting_planes(n, solve, lambda v: (v[-1] - Z @ v[:d]) / v[-1])
+    if v is None:
         return None
-    w = res.x[:d]
+    w = v[:d]
     return w / np.linalg.norm(w)
 
 
@@ -129,11 +204,15 @@ def l1_max_margin_direction(X: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     Z = X * y[:, None]
     n, d = Z.shape
     c = np.ones(2 * d)
-    A = np.column_stack([-Z, Z])
-    res = linprog(c, A_ub=A, b_ub=-np.ones(n), bounds=[(0, None)] * (2 * d), method="highs")
-    if res.status != 0:
+
+    def solve(rows):
+        A = np.column_stack([-Z[rows], Z[rows]])
+        res = linprog(c, A_ub=A, b_ub=-np.ones(len(rows)), bounds=[(0, None)] * (2 * d), method="highs")
+        return res.x[:d] - res.x[d:] if res.status == 0 else None
+
+    w = _cutting_planes(n, solve, lambda w: 1.0 - Z @ w)
+    if w is None:
         return None
-    w = res.x[:d] - res.x[d:]
     return w / np.linalg.norm(w)
 
 
