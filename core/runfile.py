@@ -23,7 +23,7 @@ from . import __version__
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import ConfigError, DatasetError, RunFileError
-from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS
+from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
 
 FORMAT = "margin-explorer-run"
 FORMAT_VERSION = 1
@@ -84,7 +84,8 @@ class RunWriter:
             ds = metrics.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=dtype)
             ds.attrs["definition"] = definition
             self.metrics[name] = ds
-        widths = {"sample_margins": dataset.n, "layer_norms": len(layer_names), "stable_rank": len(layer_names)}
+        widths = {"sample_margins": dataset.n, "layer_norms": len(layer_names), "stable_rank": len(layer_names),
+                  "support_counts": SUPPORT_DECADES}
         if ensemble_size:
             widths["ensemble_share"] = ensemble_size
         from .metrics import ARRAY_METRICS
