@@ -92,7 +92,8 @@ def append_records(members, valid: np.ndarray, steps, walls, theta, q, log_l, gr
         layer_norms, ranks = np.stack(layer_norms, axis=2), np.stack(ranks, axis=2)
         product = np.prod(layer_norms, axis=2)  # Lyu and Li's normalization (Trainer._record)
         by_layers = np.where(product > 0, q_min / product, nan) if order is not None else np.full((K, S), nan)
-        counts = np.count_nonzero(q[:, :, None, :] < (q_min[..., None] + SUPPORT_STEPS)[..., None], axis=3)
+        # one threshold at a time: a (K, S, 7, n) mask would be 7 times the block's margins
+        counts = np.stack([np.count_nonzero(q < (q_min + t)[..., None], axis=2) for t in SUPPORT_STEPS], axis=2)
         # the direction change: each record against the one before it (a member's first record here
         # against its last direction); an undefined direction (NaN) makes the angle NaN either side
         previous = np.stack([np.full(theta.shape[2], nan) if m._previous_direction is None else m._previous_direction
