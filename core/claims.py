@@ -451,10 +451,12 @@ def max_margin_reached(run, statement, norm="linf", ratio=0.99, degrees=1.0, fac
         return _cannot_tell("max_margin_reached", statement, "does not apply: the data are not separable by this model")
     name = {"l2": "normalized_margin", "l1": "normalized_margin_l1", "linf": "normalized_margin_linf"}[norm]
     reached = float(run.get(name)[-1]) / reference["margin"]
-    text = f"gamma_{norm} / gamma_{norm}* = {reached:.4f} at step {_step(run, -1)} (bar {ratio:g}; gamma* = {reference['margin']:.4g})"
+    text = (f"gamma_{norm} / gamma_{norm}* = {reached:.4f} at step {_step(run, -1)} "
+            f"(bar {ratio:g}; gamma* = {reference['margin']:.4g})")
     if reference["face_degrees"] > face_degrees:
         return Verdict("max_margin_reached", statement, reached >= ratio,
-                       f"{text}; the optimum is a face (points {reference['face_degrees']:.3g}° apart): judged by the margin",
+                       f"{text}; the optimum is a face (points {reference['face_degrees']:.3g}° apart): "
+                       "judged by the margin",
                        reached)
     final = _angle_degrees(run, norm, reference["direction"])
     if final is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import losses
-from .metrics import stable_rank
+from .metrics import SUPPORT_STEPS, stable_rank
 from .spectral import SMALLEST
 
 
@@ -90,6 +90,10 @@ def append_records(members, valid: np.ndarray, steps, walls, theta, q, log_l, gr
             ranks.append(stable_ranks(w.reshape(K, S, *shape), [m._top_eigenvalues[layer] for m in members], steps,
                                       squared))
         layer_norms, ranks = np.stack(layer_norms, axis=2), np.stack(ranks, axis=2)
+        product = np.prod(layer_norms, axis=2)  # Lyu and Li's normalization (Trainer._record)
+        by_layers = np.where(product > 0, q_min / product, nan) if order is not None else np.full((K, S), nan)
+        # one threshold at a time: a (K, S, 7, n) mask would be 7 times the block's margins
+        counts = np.stack([np.count_nonzero(q < (q_min + t)[..., None], axis=2) for t in SUPPORT_STEPS], axis=2)
         # the direction change: each record against the one before it (a member's first record here
         # against its last direction); an undefined direction (NaN) makes the angle NaN either side
         previous = np.stack([np.full(theta.shape[2], nan) if m._previous_direction is None else m._previous_direction
@@ -105,10 +109,11 @@ def append_records(members, valid: np.ndarray, steps, walls, theta, q, log_l, gr
         table = np.column_stack([steps[rows], walls[rows], log_loss[rows, s], accuracy[rows, s], q_min[rows, s],
                                  norm[rows, s], norm_l1[rows, s], norm_linf[rows, s],
                                  *[m[rows, s] for m in margins], 1.0 - gap[rows, s], gap[rows, s], change[rows, s],
-                                 to_reference[rows, s], support[rows, s]])
+                                 to_reference[rows, s], support[rows, s], by_layers[rows, s]])
         member._rows.extend(map(tuple, table.tolist()))
         member._sample_rows.extend(sample_margins[rows, s])
         member._layer_rows.extend(zip(layer_norms[rows, s].tolist(), ranks[rows, s].tolist()))
+        member._support_rows.extend(counts[rows, s])
         member._last_recorded = int(steps[last])
         member._wall = float(walls[last])
 

@@ -80,8 +80,8 @@ class HealthMonitor:
     def _stability(self, step, log_l, accuracy):
         """An event when the loss rises back to l(0) after a settled stretch below it: one at least
         as long as the run before it (and 10 steps), or one that took L below l(0) / e, so that
-        the small crossings back and forth of the early phase are not called a collapse. Below l(0) (the sum) every q_i > 0, so this is also
-        where the training accuracy falls from 1."""
+        the small crossings back and forth of the early phase are not called a collapse. Below l(0)
+        (the sum) every q_i > 0, so this is also where the training accuracy falls from 1."""
         below = log_l + self.offset < self.threshold
         if below:
             if self.below_since is None:

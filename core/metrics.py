@@ -32,13 +32,20 @@ SCALAR_METRICS = {
                          "not per step, so it steps up where the records thin out after the every-step phase"),
     "angle_to_reference": "angle (radians) between theta/||theta|| and the reference direction (max-margin separator of the matching norm, linear models)",
     "support_vectors": "#{i : q_i <= q_min + tol |q_min|}, tol = recording.support_tolerance",
+    "normalized_margin_layers": ("q_min / prod_l ||W_l||_F over the weight matrices (biases not included): Lyu and Li's "
+                                 "figures' normalization (their code's norm_prod); by AM-GM at least gamma L^(L/2) for L "
+                                 "weight layers of a bias-free network, with equality for balanced layers"),
 }
 ARRAY_METRICS = {
     "sample_margins": "q_i / ||theta||_2^M for every sample i (records x n)",
     "layer_norms": "||W||_F of each weight matrix (records x layers)",
     "stable_rank": "||W||_F^2 / ||W||_2^2 of each weight matrix (records x layers)",
     "ensemble_share": "||f_k(X)||_2 / sum_j ||f_j(X)||_2 for each member k of the first ensemble",
+    "support_counts": ("Lyu and Li's support-vector counts n_k = #{i : q_i < q_min + log 10^k} for k = 1..7 "
+                       "(records x 7; unnormalized margins, as in their code)"),
 }
+SUPPORT_DECADES = 7  # support_counts' k = 1..7
+SUPPORT_STEPS = math.log(10.0) * np.arange(1, SUPPORT_DECADES + 1)  # their thresholds above q_min: log 10^k
 SNAPSHOT_METRICS = {
     "kkt_eps": ("KKT stationarity: ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||, theta~ = theta / q_min^(1/M), "
                 "lambda >= 0 from one joint NNLS fit of this residual and the slackness row delta / ||theta~||"),

@@ -30,7 +30,7 @@ from .architecture import parameter_count
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import ConfigError, DatasetError, RunFileError
-from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS
+from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
 from .output_path import FORMAT
 
 FORMAT_VERSION = 1
@@ -387,7 +387,7 @@ class RunReader:
 
         metrics = f["metrics"]
         self.layer_names = self._layer_names(metrics)
-        widths = {"sample_margins": n}
+        widths = {"sample_margins": n, "support_counts": SUPPORT_DECADES}
         if self.layer_names is not None:
             widths["layer_norms"] = widths["stable_rank"] = len(self.layer_names)
         datasets = {}

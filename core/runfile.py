@@ -25,7 +25,7 @@ from . import __version__
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import RunFileError, RunFileWriteError
-from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS
+from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
 from .output_path import FORMAT, check_output, hold_writer_lock
 
 # room kept free on the disk for closing a run file and writing its final status
@@ -139,7 +139,8 @@ class RunWriter:
             ds = metrics.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=dtype)
             ds.attrs["definition"] = definition
             self.metrics[name] = ds
-        widths = {"sample_margins": dataset.n, "layer_norms": len(layer_names), "stable_rank": len(layer_names)}
+        widths = {"sample_margins": dataset.n, "layer_norms": len(layer_names), "stable_rank": len(layer_names),
+                  "support_counts": SUPPORT_DECADES}
         if ensemble_size:
             widths["ensemble_share"] = ensemble_size
         from .metrics import ARRAY_METRICS

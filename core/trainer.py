@@ -28,10 +28,10 @@ from .config import RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
 from .family_records import PendingRecords
+from .health import HealthMonitor
 from .homogeneity import NONE, analyze
 from .level1 import abs_sum_and_max
-from .health import HealthMonitor
-from .metrics import kkt_residual, stable_rank, unit_angle
+from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
 from .optimizers import UpdateRule
 from .recording import LogSchedule, RecordSchedule
@@ -201,6 +201,7 @@ class Trainer:
         self._sample_rows: list = []
         self._layer_rows: list = []
         self._member_rows: list = []
+        self._support_rows: list = []  # Lyu and Li's n_k, k = 1..7
         self._snap: list = []
         self._last_recorded = self._last_snapshot = -1
         # records are made in blocks of steps, as array operations (core/family_records.py): one at a
@@ -376,7 +377,7 @@ class Trainer:
     SCALARS = ("step", "wall_time", "log_loss", "accuracy", "q_min", "param_norm", "param_norm_l1",
                "param_norm_linf", "normalized_margin", "smoothed_margin", "normalized_margin_l1",
                "normalized_margin_linf", "alignment", "alignment_gap", "direction_change", "angle_to_reference",
-               "support_vectors")
+               "support_vectors", "normalized_margin_layers")
 
     def _flush_records(self) -> None:
         """Make the records the loop deferred (in ``_pending``), in order, as one block: the same
@@ -422,16 +423,19 @@ class Trainer:
         ref = self.reference
         to_reference = unit_angle(u, ref) if (ref is not None and u is not None) else nan
         support = int(np.count_nonzero(q <= q_min + self.support_tol * abs(q_min)))
-        self._rows.append((step, self._wall, log_l_sum - self.log_n if self.mean else log_l_sum,
-                           float(np.count_nonzero(q > 0)) / self.n, q_min, norm, norm_l1, norm_linf, *margins,
-                           *alignment, change, to_reference, support))
-        self._sample_rows.append(sample_margins)
         layer_norms, ranks = [], []
         for (_name, sl, shape), top in zip(self.net.weight_slices, self._top_eigenvalues):
             w = theta[sl]
             squared = float(np.dot(w, w))
             layer_norms.append(math.sqrt(squared))
             ranks.append(stable_rank(w.reshape(shape), top, step, squared))
+        product = math.prod(layer_norms)
+        by_layers = q_min / product if order is not None and product > 0 else nan
+        self._rows.append((step, self._wall, log_l_sum - self.log_n if self.mean else log_l_sum,
+                           float(np.count_nonzero(q > 0)) / self.n, q_min, norm, norm_l1, norm_linf, *margins,
+                           *alignment, change, to_reference, support, by_layers))
+        self._sample_rows.append(sample_margins)
+        self._support_rows.append(np.count_nonzero(q[None, :] < q_min + SUPPORT_STEPS[:, None], axis=1))
         self._layer_rows.append((layer_norms, ranks))
         members = self.net.member_outputs()
         if members is not None:
@@ -466,7 +470,9 @@ class Trainer:
             records["stable_rank"] = np.array([r[1] for r in self._layer_rows], dtype=np.float64)
             if self._member_rows:
                 records["ensemble_share"] = np.array(self._member_rows, dtype=np.float64)
+            records["support_counts"] = np.array(self._support_rows, dtype=np.float64).reshape(-1, SUPPORT_DECADES)
         self._rows, self._sample_rows, self._layer_rows, self._member_rows = [], [], [], []
+        self._support_rows = []
         snaps, self._snap = self._snap, []
         events = sorted(self._events + self.health.observe(records), key=lambda e: e.step)
         self._events = []

@@ -21,7 +21,8 @@ RNG = np.random.default_rng(11)
 X = RNG.normal(size=(9, 3))
 DATA = generate("blobs", n=24, seed=3)
 COMPARED = ("log_loss", "q_min", "param_norm", "normalized_margin", "smoothed_margin", "alignment_gap",
-            "direction_change", "angle_to_reference", "sample_margins", "layer_norms", "stable_rank")
+            "direction_change", "angle_to_reference", "sample_margins", "layer_norms", "stable_rank",
+            "normalized_margin_layers", "support_counts")
 
 
 @pytest.mark.parametrize("name", SPECS)

@@ -152,3 +152,22 @@ def test_events_are_written_as_they_happen_and_printed_by_info_and_check(tmp_pat
                            text=True)
     assert check.returncode == 1  # the claims cannot hold on a stuck run
     assert f"[stuck] {seen[0]['message']}" in check.stdout and "cannot hold" in check.stdout
+
+
+def test_a_bias_free_network_that_cannot_start_is_stuck_at_l0():
+    """A bias-free ReLU network from theta = 0 on spirals: f = 0 for every sample, every gradient is
+    0, and log L stays at log(n l(0)) = log n forever: both stuck rules name it."""
+    from core.architecture import mlp
+    from core.datasets import spirals
+
+    data = spirals(40, seed=1)
+    config = config_for(mlp(2, [16], init=None), data, steps=2000, lr=1.0, rule="lyu_li")
+    config.architecture.init.scheme = "zeros"
+    trainer, chunks = _train(config)
+    log_l = _records(chunks, "log_loss")
+    assert np.all(log_l == pytest.approx(math.log(data.n), abs=1e-12))  # the oracle: L = n exp(0), never moves
+    events = _events(chunks)
+    flat = [e for e in events if "has not decreased" in e["message"]]
+    dead = [e for e in events if "zero gradient" in e["message"]]
+    assert len(flat) == 1 and flat[0]["step"] == 100, events
+    assert dead and "and 35 more" in dead[0]["message"]  # all 40 samples: 5 shown, 35 more

@@ -360,3 +360,33 @@ def test_lyu_li_rule_uses_the_summed_loss_with_a_mean_reduction():
     assert losses[0][-1] < -2  # past L_sum = 1/e, where the log factor acts
     np.testing.assert_allclose(losses[1], losses[0] - math.log(40), rtol=0, atol=1e-10)
     np.testing.assert_allclose(thetas[1], thetas[0], rtol=1e-12)
+
+
+def test_lyu_and_lis_normalization_and_support_counts_match_their_definitions(relu_run):
+    """q_min / prod_l ||W_l||_F and n_k = #{i : q_i < q_min + log 10^k}, k = 1..7 (Lyu and Li's
+    get_stats), recomputed here with torch from the snapshot parameters at record steps."""
+    import torch
+
+    from core.torch_network import TorchNetwork
+
+    trainer, chunk = relu_run
+    r = chunk.records
+    model = TorchNetwork(trainer.config.architecture)
+    X, y = torch.as_tensor(trainer.X), trainer.y
+    checked = 0
+    for step, theta in zip(chunk.snapshot_steps, chunk.snapshot_params):
+        i = int(np.searchsorted(r["step"], step))
+        if i >= len(r["step"]) or r["step"][i] != step:
+            continue
+        model.load_flat(theta)
+        q = y * model(X).detach().numpy()
+        weights = [p.detach().numpy() for name, p in model.named_parameters() if name.endswith("weight")]
+        product = np.prod([np.linalg.norm(w) for w in weights])
+        assert r["normalized_margin_layers"][i] == pytest.approx(q.min() / product, rel=1e-10)
+        counts = [int(np.sum(q < q.min() + k * np.log(10))) for k in range(1, 8)]
+        assert list(r["support_counts"][i]) == counts
+        # AM-GM: prod ||W_l|| <= (||theta|| / sqrt(L))^L, so this margin is at least gamma L^(L/2)
+        assert r["normalized_margin_layers"][i] >= r["normalized_margin"][i] * 2.0 * (1 - 1e-12) or q.min() <= 0
+        checked += 1
+    assert checked >= 5
+    assert np.all(np.diff(r["support_counts"], axis=1) >= 0) and np.all(r["support_counts"] <= trainer.n)  # n_1 <= ... <= n_7

@@ -89,8 +89,10 @@ def test_the_worker_answers_geometry_requests():
             answers[token] = result
         assert answers[7]["separable"]
         np.testing.assert_allclose(answers[7]["margin"], reference.svm_margin(blobs.X, blobs.y), rtol=1e-9)
-        assert (answers[8]["separable"], answers[8]["margin"], answers[8]["through_origin"]) == (False, None, False)
+        assert answers[8]["separable"] is False and answers[8]["margin"] is None
+        assert answers[8]["through_origin"] is False
         assert answers[9]["separable"] is False
+        assert answers[9]["ray_pairs"]["count"] == 1  # two points at the origin: on every ray, opposite labels
     finally:
         commands.put(("quit",))
         worker.join(10)
