@@ -269,7 +269,7 @@ def cmd_continue(args) -> int:
     from core.trainer import Trainer
 
     if args.steps < 0:
-        raise ConfigError(f"--steps: {args.steps} is negative; give how many more steps (0: until Ctrl+C)")
+        raise ConfigError(f"--steps: must be >= 0 (how many more steps; 0 = until Ctrl+C), got {args.steps}")
     with RunReader(args.run) as reader:
         config, dataset = reader.config, reader.dataset
         params, start = reader.final_params, reader.final_step

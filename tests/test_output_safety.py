@@ -185,7 +185,7 @@ def test_continue_refuses_negative_steps(tmp_path, capsys):
     _small_run(parent, steps=50)
     for steps in ("-300", "-5"):
         code, err = _cli(capsys, "continue", parent, "--steps", steps, "--out", tmp_path / "B.h5")
-        assert code == 2 and "negative" in _one_error_line(err)
+        assert code == 2 and "--steps: must be >= 0" in _one_error_line(err) and err.rstrip().endswith(steps)
     assert not (tmp_path / "B.h5").exists()
 
 
