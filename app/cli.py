@@ -344,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--screenshot", required=True, help="the PNG file to write")
     demo.add_argument("--family", help="run the preset as a family: seed=0:16, lr=0.01..1/8 or init_scale=0.5,1,2")
     demo.set_defaults(func=cmd_demo)
-    check = sub.add_parser("check", help="judge a saved run against its preset's claims (exit 1 if one fails)")
+    check = sub.add_parser("check", help="judge a saved run against its preset's claims (exit 1 if one fails, "
+                           "3 if none fails but one cannot be judged)")
     check.add_argument("run")
     check.add_argument("--preset", help="judge by this preset's claims instead of the run's own")
     check.set_defaults(func=cmd_check)

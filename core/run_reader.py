@@ -308,7 +308,6 @@ class RunReader:
         try:
             with _reading(self.path):
                 self._check_header()
-                check_self_contained(self.path, self.file)
                 self._load_attributes()
                 self._check_layout()
         except BaseException:
@@ -370,9 +369,11 @@ class RunReader:
         self.attrs["parent"], self.attrs["start_step"] = self.parent, self.start_step
 
     def _check_layout(self) -> None:
-        """Every shape, type and claimed size, before any array is read; sets the lengths."""
+        """Every link, shape, type and claimed size, before any array is read (again at each
+        refresh); sets the lengths."""
         path, f = self.path, self.file
         self._cache = {}
+        check_self_contained(path, f)
         X = _dataset(path, f["dataset"], "X", "dataset/X", 2)
         y = _dataset(path, f["dataset"], "y", "dataset/y", 1)
         n = y.shape[0]
