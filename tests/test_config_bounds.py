@@ -424,3 +424,46 @@ def test_a_members_file_costs_what_it_records(tmp_path):
     assert per_member_disk < 2 * recorded  # was 1.4 MB
     assert (sizes["open"] - before) / 48 < 1800  # kB a member with its file open: was 4.6 MB
 
+
+
+# --------------------------------------------------------------------------- divergence messages
+
+def _diverged(config):
+    from core.trainer import Trainer
+
+    trainer = Trainer(config)
+    while trainer.status == "running":
+        trainer.run(5000)
+    assert trainer.status == "diverged"
+    return trainer.reason
+
+
+def test_a_divergence_at_the_start_blames_the_data_or_the_initialization(recwarn):
+    from core.architecture import Init
+    from tests.helpers import config_for, mlp
+
+    data = D.moons(40, seed=1)
+    huge_points = D.Dataset(data.X * 1e300, data.y)
+    huge_init = mlp(2, [8])
+    huge_init.init = Init(scale=1e308)
+    for config in (config_for(mlp(2, [8]), huge_points, steps=10), config_for(huge_init, data, steps=10)):
+        assert config.optimizer.step_rule == "loss_normalized"
+        reason = _diverged(config)
+        assert reason.startswith("diverged at step 0: ")
+        assert "before any update" in reason and "architecture.init.scale" in reason
+        assert "step size" not in reason and "loss-normalized" not in reason
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no numpy noise before the message
+
+
+def test_a_float32_relu_divergence_advises_one_rule_and_never_the_one_in_use():
+    from core.presets import load_preset
+
+    config = load_preset("relu2-blobs")
+    config.run.dtype, config.run.steps, config.optimizer.lr = "float32", 20000, 10.0
+    assert config.optimizer.step_rule == "lyu_li"
+    reason = _diverged(config)
+    assert "overflows ||theta||^M" in reason and "run.dtype float64" in reason
+    assert "lyu_li" not in reason and "loss-normalized" not in reason  # was: both, one of them already in use
+    config.optimizer.step_rule = "loss_normalized"
+    reason = _diverged(config)
+    assert "lyu_li step rule" in reason and "loss-normalized rule" not in reason
