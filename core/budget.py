@@ -10,17 +10,23 @@ it once more). Each limit is a count of float64 numbers, so that the message can
   per-sample Jacobian      n x P          <= MAX_JACOBIAN    (160 MB a copy; homogeneous networks)
 
 Every preset needs under 1% of each; a width-1,000 three-layer network on 10,000 points fits.
-A family of S members needs S times the per-member share (MAX_FAMILY_BYTES in all).
+
+A family of S members holds S open run files and S members' state and records: S times
+member_bytes, at most MAX_FAMILY_BYTES in all (4 GB: about 1,300 members of a small model on
+100 points; a 2-parameter member measured 1.6 MB at peak, 200 steps).
 """
 
 from __future__ import annotations
 
-from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_count
+from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_count, parameter_layout
 from .errors import ConfigError
 
 MAX_ACTIVATIONS = 5 * 10**7
 MAX_JACOBIAN = 2 * 10**7
 MAX_FAMILY_BYTES = 4 << 30
+FILE_BYTES = 2 << 20  # a member's open run file: HDF5's own structures and chunk caches (1.1 MB measured)
+RECORD_ROWS = 1024  # records a member may hold between two writes (every step is recorded up to step 1,000)
+RECORD_SCALARS = 17  # Trainer.SCALARS
 
 
 def activation_count(spec: ArchitectureSpec) -> int:
@@ -61,3 +67,22 @@ def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
         raise ConfigError(f"architecture.blocks: the per-sample Jacobian for the KKT residual (n x P = {n} x {size}) is "
                           f"{n * size:.2g} numbers; the limit is {MAX_JACOBIAN:.0e} (README, Limits): use fewer points "
                           "or a smaller network")
+
+
+def member_bytes(spec: ArchitectureSpec, n: int) -> int:
+    """What one family member may hold at once: its open run file, its parameters, gradient and
+    optimizer state (and the batched engine's copies of them), and a chunk's records."""
+    size = parameter_count(spec)
+    layers = sum(1 for _name, _size, shape in parameter_layout(spec) if len(shape) == 2)
+    state = 8 * (8 * size + 2 * n)
+    records = RECORD_ROWS * 8 * (RECORD_SCALARS + n + 2 * layers)
+    return FILE_BYTES + state + records
+
+
+def check_family_size(spec: ArchitectureSpec, n: int, members: int) -> None:
+    """Refuse, before any member is built, a family that would not fit in MAX_FAMILY_BYTES."""
+    each = member_bytes(spec, n)
+    if members * each > MAX_FAMILY_BYTES:
+        raise ConfigError(f"family: {members} members would need about {members * each / 2**30:.1f} GB "
+                          f"({each / 2**20:.1f} MB each); the limit is {MAX_FAMILY_BYTES >> 30} GB (README, Limits): "
+                          f"use at most {MAX_FAMILY_BYTES // each} members")

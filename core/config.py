@@ -6,6 +6,7 @@ every run file, so a saved run can be reopened, compared, replayed or continued.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
@@ -268,19 +269,21 @@ class RunConfig(Serializable):
         return 0 if self.family is None else len(self.family.values)
 
     def member(self, k: int) -> "RunConfig":
-        """The config of family member k: the varied setting replaced, no family."""
+        """The config of family member k: the varied setting replaced, no family. The parts a
+        member does not change are shared with the family's config, not copied (an inline
+        dataset can be large, and copying the whole config, family included, made building S
+        members O(S^2): 7 s at 1,024); nothing changes a config once its training has begun."""
         family = self.family
-        member = self.copy()
-        member.family = None
         value = family.values[k]
+        changes = {"family": None, "name": f"{self.name or 'run'} [{family.label(k)}]"}
         if family.vary == "seed":
-            member.run.seed = int(value)
+            changes["run"] = dataclasses.replace(self.run, seed=int(value))
         elif family.vary == "lr":
-            member.optimizer.lr = float(value)
+            changes["optimizer"] = dataclasses.replace(self.optimizer, lr=float(value))
         else:
-            member.architecture.init.scale = float(value)
-        member.name = f"{self.name or 'run'} [{family.label(k)}]"
-        return member
+            arch = self.architecture
+            changes["architecture"] = dataclasses.replace(arch, init=dataclasses.replace(arch.init, scale=float(value)))
+        return dataclasses.replace(self, **changes)
 
     def claim_specs(self):
         from .claims import parse_claims

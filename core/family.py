@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .budget import check_family_size
 from .config import FamilyConfig, RunConfig
 from .datasets import Dataset
 from .errors import TrainingError
@@ -61,6 +62,7 @@ class FamilyTrainer:
             raise TrainingError("family: this config describes one run, not a family")
         self.config = config
         self.dataset = dataset if dataset is not None else config.dataset.build()
+        check_family_size(config.architecture, self.dataset.n, config.family_size)  # before any member exists
         # the members record and snapshot on the host with the numpy network, whatever the device
         first = Trainer(config.member(0), self.dataset, net=NumpyNetwork(config.architecture))
         self.members = [first] + [Trainer(config.member(k), self.dataset, reference=first.reference,

@@ -125,6 +125,11 @@ class PendingRecords:
 
     def __init__(self, capacity: int, size: int, n: int, dtype):
         self.capacity, self.count = capacity, 0
+        self._shapes = (capacity, size, n, dtype)
+        self.steps = None  # the buffers come with the first record: a family's members never use them
+
+    def _allocate(self) -> None:
+        capacity, size, n, dtype = self._shapes
         self.steps = np.empty(capacity, dtype=np.int64)
         self.walls = np.empty(capacity)
         self.log_l = np.empty((capacity, 1))
@@ -134,6 +139,8 @@ class PendingRecords:
 
     def add(self, step, wall, theta, q, log_l, grad) -> bool:
         """Keep one step's quantities; True once the buffers are full."""
+        if self.steps is None:
+            self._allocate()
         i = self.count
         self.steps[i], self.walls[i], self.log_l[i, 0] = step, wall, log_l
         self.theta[i, 0], self.q[i, 0], self.grad[i, 0] = theta, q, grad

@@ -164,8 +164,9 @@ class Trainer:
         # before the network, its parameters or a reference solve allocate anything (README, Limits)
         check_run_size(spec, self.n, jacobian=self.order is not None)
         self.net = net if net is not None else make_evaluator(config, self.dtype)
-        self.theta = (initial_parameters(spec, config.run.seed, self.dtype) if params is None
-                      else np.array(params, dtype=self.dtype))
+        with np.errstate(over="ignore"):  # an init scale of 1e308: the first step reports it as a divergence
+            self.theta = (initial_parameters(spec, config.run.seed, self.dtype) if params is None
+                          else np.array(params, dtype=self.dtype))
         if self.theta.shape != (self.net.size,):
             raise TrainingError(f"the parameters have {self.theta.size} entries; the architecture needs {self.net.size}")
         opt = config.optimizer
@@ -177,7 +178,7 @@ class Trainer:
         self._lyu_li_power = 2.0 - 2.0 / (self.order or 1.0)
         self.batch_size = opt.batch_size if opt.kind == "sgd" else None
         self.rng = np.random.default_rng(config.run.seed + 1)
-        self.step = start_step
+        self.step = self.start_step = start_step
         self.total_steps = config.run.steps  # 0: unlimited
         self.status, self.reason = RUNNING, ""
         rec = config.recording
@@ -252,7 +253,8 @@ class Trainer:
             return self._drain()
         one_threaded_pool()  # a second BLAS pool with threads of its own slows every product ~20x
         keep_freed_memory()  # large temporaries' page faults, every step otherwise (core/allocator.py)
-        with self.net.step_threads():
+        # overflows are found and reported by _finite as a divergence: numpy's warnings would only repeat them
+        with self.net.step_threads(), np.errstate(over="ignore", invalid="ignore"):
             self._steps(max_steps, max_seconds)
         if self.status == RUNNING and self.total_steps and self.step >= self.total_steps:
             self.finish(FINISHED)
@@ -359,19 +361,31 @@ class Trainer:
         if not math.isfinite(norm):
             what = "the parameters are no longer finite"
         elif norm >= self._norm_limit:
-            what = (f"the parameter norm {norm:.3g} overflows ||theta||^M (with the loss-normalized step a network of "
-                    f"order M > 1 grows exponentially: use the lyu_li step rule or a smaller step)")
+            what = f"the parameter norm {norm:.3g} overflows ||theta||^M"
         elif not math.isfinite(log_l):
             what = f"log L is {log_l}"
         else:
             what = "the gradient is no longer finite"
-        self._diverge(what)
+        self._diverge(what, norm_overflow=math.isfinite(norm) and norm >= self._norm_limit)
         return False
 
-    def _diverge(self, what: str) -> None:
-        hint = " (the step size is too large for this rule: lower it or use the loss-normalized rule)"
+    def _diverge(self, what: str, norm_overflow: bool = False) -> None:
+        """Diverged at the current step; the reason says what failed and the one change likely to help."""
         self.status = DIVERGED
-        self.reason = f"diverged at step {self.step}: {what}{hint}"
+        self.reason = f"diverged at step {self.step}: {what} ({self._divergence_advice(norm_overflow)})"
+
+    def _divergence_advice(self, norm_overflow: bool) -> str:
+        """One piece of advice, never a rule already in use nor two rules at once."""
+        if self.step == self.start_step:  # nothing was updated yet: the step size is not the cause
+            return ("at the starting parameters, before any update: the data's coordinates or the initialization "
+                    "(architecture.init.scale) are too large for this network's values to stay finite")
+        precision = " or run.dtype float64" if self.dtype == np.float32 else ""
+        if norm_overflow:  # the loss-normalized step makes a network of order M > 1 grow exponentially
+            rule = "the lyu_li step rule, " if self.step_rule == "loss_normalized" and (self.order or 1) > 1 else ""
+            return f"use {rule}a smaller step (optimizer.lr){precision}"
+        if self.step_rule == "constant":
+            return f"the step size is too large for the constant rule: lower it or use the loss-normalized rule{precision}"
+        return f"the step size is too large: lower optimizer.lr{precision}"
 
     # ------------------------------------------------------------------ records
     SCALARS = ("step", "wall_time", "log_loss", "accuracy", "q_min", "param_norm", "param_norm_l1",

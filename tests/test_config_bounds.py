@@ -349,3 +349,121 @@ def test_a_linear_model_starts_promptly_on_many_points(tmp_path):
     assert time.perf_counter() - started < 10
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 300_000  # kB
     assert np.min(ds.y * (ds.X @ trainer.reference)) >= 0.05 - 1e-9  # the generator's guaranteed margin
+
+
+# --------------------------------------------------------------------------- families
+
+def test_building_member_configs_is_linear_in_the_family_size():
+    import time
+
+    from core.presets import load_preset
+
+    config = load_preset("linear-separable")
+    config.family = FamilyConfig.parse("seed=0:4096")
+    started = time.perf_counter()
+    members = [config.member(k) for k in range(4096)]
+    assert time.perf_counter() - started < 2.0  # was 7 s at 1,024 and quadratic (about 110 s at 4,096)
+    assert [m.run.seed for m in members[:3]] == [0, 1, 2] and members[4095].run.seed == 4095
+    assert all(m.family is None for m in members) and config.family_size == 4096 and config.run.seed == 0
+    expected = {**config.to_dict(), "run": {**config.run.to_dict(), "seed": 7}, "name": f"{config.name} [seed=7]"}
+    del expected["family"]
+    assert members[7].to_dict() == expected
+    lr = load_preset("relu2-blobs")
+    scale = lr.architecture.init.scale
+    lr.family = FamilyConfig.parse("init_scale=0.25,2")
+    assert [m.architecture.init.scale for m in (lr.member(0), lr.member(1))] == [0.25, 2.0]
+    assert lr.architecture.init.scale == scale  # the family's own config is untouched
+
+
+def test_a_family_too_large_for_memory_is_refused_up_front(tmp_path):
+    import time
+
+    from core.budget import MAX_FAMILY_BYTES, member_bytes
+    from core.family import FamilyTrainer
+    from core.presets import load_preset
+
+    config = load_preset("linear-separable")
+    config.family = FamilyConfig.parse("seed=0:1500")  # died of SIGSEGV under a 5 GB limit, with no message
+    each = member_bytes(config.architecture, 100)
+    assert 1500 * each > MAX_FAMILY_BYTES > 1000 * each
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"family: 1500 members would need about 4\.\d GB \(2\.\d MB each\); "
+                                          r"the limit is 4 GB \(README, Limits\): use at most 1\d\d\d members"):
+        FamilyTrainer(config)
+    assert time.perf_counter() - started < 2.0
+    result = _main("run", "linear-separable", "--family", "seed=0:1500", "--steps", "10", "--out", str(tmp_path / "f.h5"))
+    assert result.returncode == 2 and "1500 members would need" in result.stderr and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_members_file_costs_what_it_records(tmp_path):
+    """A member's open file held 2.7 MB of memory (HDF5's default chunk cache slots) and took
+    1.4 MB of disk for 200 records of 2 parameters (4,096-number chunks, 1 MB array chunks)."""
+    from core.presets import load_preset
+    from core.runner import run_family_to_files
+
+    def rss_kb():
+        return int(Path("/proc/self/statm").read_text().split()[1]) * 4
+
+    config = load_preset("linear-separable")
+    config.run.steps = 200
+    config.family = FamilyConfig.parse("seed=0:24")
+    sizes = {}
+
+    def on_chunk(family, chunk):
+        sizes.setdefault("open", rss_kb())
+
+    run_family_to_files(config, tmp_path / "warm.h5", on_chunk=lambda *a: None)  # imports, caches
+    config.family = FamilyConfig.parse("seed=0:24")
+    before = rss_kb()
+    run_family_to_files(config, tmp_path / "f.h5", on_chunk=on_chunk)
+    files = sorted(tmp_path.glob("f-*.h5"))
+    assert len(files) == 24
+    per_member_disk = sum(f.stat().st_size for f in files) / 24
+    recorded = 200 * (17 + 100 + 2) * 8  # the scalars, the sample margins and the layer metrics: 190 kB
+    assert per_member_disk < 2 * recorded  # was 1.4 MB
+    assert (sizes["open"] - before) / 24 < 1800  # kB a member with its file open: was about 4.5 MB
+
+
+
+# --------------------------------------------------------------------------- divergence messages
+
+def _diverged(config):
+    from core.trainer import Trainer
+
+    trainer = Trainer(config)
+    while trainer.status == "running":
+        trainer.run(5000)
+    assert trainer.status == "diverged"
+    return trainer.reason
+
+
+def test_a_divergence_at_the_start_blames_the_data_or_the_initialization(recwarn):
+    from core.architecture import Init
+    from tests.helpers import config_for, mlp
+
+    data = D.moons(40, seed=1)
+    huge_points = D.Dataset(data.X * 1e300, data.y)
+    huge_init = mlp(2, [8])
+    huge_init.init = Init(scale=1e308)
+    for config in (config_for(mlp(2, [8]), huge_points, steps=10), config_for(huge_init, data, steps=10)):
+        assert config.optimizer.step_rule == "loss_normalized"
+        reason = _diverged(config)
+        assert reason.startswith("diverged at step 0: ")
+        assert "before any update" in reason and "architecture.init.scale" in reason
+        assert "step size" not in reason and "loss-normalized" not in reason
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no numpy noise before the message
+
+
+def test_a_float32_relu_divergence_advises_one_rule_and_never_the_one_in_use():
+    from core.presets import load_preset
+
+    config = load_preset("relu2-blobs")
+    config.run.dtype, config.run.steps, config.optimizer.lr = "float32", 20000, 10.0
+    assert config.optimizer.step_rule == "lyu_li"
+    reason = _diverged(config)
+    assert "overflows ||theta||^M" in reason and "run.dtype float64" in reason
+    assert "lyu_li" not in reason and "loss-normalized" not in reason  # was: both, one of them already in use
+    config.optimizer.step_rule = "loss_normalized"
+    reason = _diverged(config)
+    assert "lyu_li step rule" in reason and "loss-normalized rule" not in reason
