@@ -47,6 +47,10 @@ class TrainingController(QObject):
         self._process = self._ctx.Process(target=worker_main, args=(self._commands, self._results, self._ready),
                                           name="margin-explorer-worker", daemon=True)
         self._process.start()
+        # the child has its own copy of the results pipe's write end now; without ours, a child
+        # killed in the middle of a message leaves a read that ends (EOF) instead of one that
+        # waits forever for the rest and freezes the window (seen: kill -9 of the worker)
+        self._results._writer.close()
         self._timer.start()
 
     def warm_up(self) -> None:

@@ -9,12 +9,13 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (QApplication, QDockWidget, QMainWindow, QMessageBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
-from core.config import DatasetConfig, RunConfig
+from core.config import MODIFIABLE, DatasetConfig, RunConfig
 from core.errors import MarginExplorerError
 from core.presets import load_preset, preset_names
 from widgets.architecture_builder import ArchitectureBuilder
@@ -117,8 +118,10 @@ class MainWindow(QMainWindow):
         self.runs.runsChanged.connect(self.update_claims)
         self.run_list.currentChanged.connect(lambda _row: self.update_claims())
 
+        self.dataset_editor.model.changed.connect(self._dataset_changed)
         self.dataset_editor.model.changed.connect(self._inputs_changed)
         self.dataset_editor.error.connect(self.show_error)
+        self.builder.specChanged.connect(self._network_changed)
         self.builder.specChanged.connect(self._inputs_changed)
         self.controls.settingsChanged.connect(self._inputs_changed)
         self.controls.runToggled.connect(self.toggle_run)
@@ -243,12 +246,42 @@ class MainWindow(QMainWindow):
 
     # ================================================================== inputs and config
     def current_config(self) -> RunConfig:
-        """The config the panels describe; raises MarginExplorerError naming what is wrong."""
+        """The config the panels describe; raises MarginExplorerError naming what is wrong. A
+        config loaded into the panels and then edited is named "... (modified)" and lists the
+        sections that changed in ``modified``."""
         dataset = self.dataset_editor.model.dataset()
         data = {"architecture": self.builder.spec_dict(), "dataset": DatasetConfig.inline(dataset).to_dict(),
                 **self.controls.sections(), "name": self._config_name(),
                 "description": getattr(self, "_preset_description", ""), "claims": getattr(self, "_preset_claims", [])}
-        return RunConfig.from_dict(data)
+        config = RunConfig.from_dict(data)
+        modified = self._modified_sections(config, dataset)
+        if modified:
+            config.modified = modified
+            config.name = f"{config.name} (modified)"
+            base = getattr(self, "_base", None)
+            if "dataset" in modified and base is not None and dataset.name == base[1].name:
+                config.dataset.name = f"{dataset.name}, edited"  # hand edits keep the model's name
+        return config
+
+    def _modified_sections(self, config: RunConfig, dataset) -> list[str]:
+        """The sections of ``config`` that differ from the config last loaded into the panels
+        (a preset, a run's setup), plus what that config already listed as modified."""
+        base = getattr(self, "_base", None)
+        if base is None:
+            return []
+        loaded, loaded_data = base
+        changed = set(loaded.modified)
+        if not (np.array_equal(dataset.X, loaded_data.X) and np.array_equal(dataset.y, loaded_data.y)):
+            changed.add("dataset")
+        ours, theirs = config.to_dict(), loaded.to_dict()
+        for key in ("architecture", "loss", "optimizer", "family"):
+            if ours.get(key) != theirs.get(key):
+                changed.add(key)
+        # the step count and the device change how long and where, not the trajectory
+        if {k: v for k, v in ours["run"].items() if k not in ("steps", "device")} != \
+                {k: v for k, v in theirs["run"].items() if k not in ("steps", "device")}:
+            changed.add("run")
+        return [key for key in MODIFIABLE if key in changed]
 
     def _config_name(self) -> str:
         return getattr(self, "_preset_title", "") or "untitled run"
@@ -258,6 +291,17 @@ class MainWindow(QMainWindow):
             if problem:
                 return problem
         return None
+
+    def _dataset_changed(self) -> None:
+        """New points (Clear, Generate, an edit, a preset): a finished run's heatmap, contours and
+        support-vector rings no longer describe them."""
+        if self.controller.state not in ("running", "paused"):
+            self.boundary.clear_run()
+
+    def _network_changed(self) -> None:
+        """The "not homogeneous" message is taken back once the network is homogeneous again."""
+        if self.builder.badge.property("verdict") != "none":
+            self.banner.drop("homogeneity")
 
     def _inputs_changed(self) -> None:
         model = self.dataset_editor.model
@@ -285,8 +329,9 @@ class MainWindow(QMainWindow):
             self.dataset_editor.show_generator(config.dataset.generator, config.dataset.params)
         self.builder.set_spec(config.architecture.to_dict())
         self.controls.set_sections(config)
-        self._preset_title = config.name
+        self._preset_title = config.name.removesuffix(" (modified)")
         self._preset_description, self._preset_claims = config.description, list(config.claims)
+        self._base = (config, dataset)  # what "modified" is measured against
         self._inputs_changed()
         self.update_claims()
 
@@ -299,9 +344,11 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self._stop_and_forget()
+        self.banner.clear()  # the last preset's or run's message is about something else
         self.load_config(config)
+        self.set_x_axis_scale(config.view.x_axis if config.view is not None else "log")
         if config.description:
-            self.banner.show_message(f"{config.name}: {config.description}", kind="info")
+            self.banner.show_message(f"{config.name}: {config.description}", kind="info", topic="preset")
 
     def _load_startup_config(self) -> None:
         text = self.settings.value("last_config", "")
@@ -345,8 +392,7 @@ class MainWindow(QMainWindow):
         if not self._may_discard("Start a new run and discard the current one?"):
             return False
         self._stop_and_forget()
-        if self.banner.label.text().startswith(("diverged", "Training", "Dataset")):
-            self.banner.clear()
+        self.banner.drop("", "run", "homogeneity")  # errors and notes of earlier runs and files; a preset's text stays
         if config.family is not None:
             self.session = FamilySession(config, dataset)
         else:
@@ -413,6 +459,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self.runs.set_live(None)
         self._status = "idle"
+        self._update_status_bar()  # no old run's numbers beside the next preset
 
     # ================================================================== worker messages
     def _on_started(self, info: dict) -> None:
@@ -423,10 +470,12 @@ class MainWindow(QMainWindow):
         for member in getattr(self.session, "members", ()):
             member.info, member.homogeneity = info, self.session.homogeneity
         if info.get("engine_note"):
-            self.banner.show_message(f"Family of {info['family_size']}: {info['engine_note']}.", kind="info")
+            self.banner.show_message(f"Family of {info['family_size']}: {info['engine_note']}.", kind="info",
+                                     topic="run")
         if info.get("homogeneity", {}).get("verdict") == "none":
-            self.banner.show_message("This network is not homogeneous (" + info["homogeneity"]["explanation"]
-                                     + "): the margin plots stay empty.", kind="info")
+            # the explanation starts "not homogeneous: ..." itself
+            self.banner.show_message(f"This network is {info['homogeneity']['explanation']}; the margin plots stay "
+                                     "empty.", kind="info", topic="homogeneity")
 
     def _on_chunk(self, payload: dict) -> None:
         if self.session is None:
@@ -447,7 +496,7 @@ class MainWindow(QMainWindow):
         if self.session is not None and status != "running":
             self.session.status, self.session.reason = status, reason
         if status == "diverged":
-            self.show_error(reason)
+            self.banner.show_message(reason, kind="error", topic="run")
         if status in ENDED:
             if self.plots.live:
                 self.plots.set_live(False)  # redraws every plot with the last chunk, axes fitted
@@ -463,8 +512,10 @@ class MainWindow(QMainWindow):
         self._status = "failed"
         if self.session is not None:
             self.session.status, self.session.reason = "failed", message.splitlines()[0]
-        self.show_error(message.splitlines()[0] if not message.startswith("internal") else message)
+        self.banner.show_message(message.splitlines()[0] if not message.startswith("internal") else message,
+                                 kind="error", topic="run")
         self._update_controls()
+        self._update_status_bar()  # "failed", not "running ... left" of a process that is gone
 
     def show_error(self, message: str) -> None:
         self.banner.show_message(message, kind="error")
@@ -521,6 +572,7 @@ class MainWindow(QMainWindow):
         self.files.remember([e.path for e in opened])
         if self.controller.state not in ("running", "paused"):
             self.load_config(opened[0].session.config)
+            self.runs.show_final(opened[0])  # loading its points cleared the boundary's run picture
             if not self.banner.text.startswith(opened[0].name):
                 self.banner.clear()
         self.plots.set_live(False)
@@ -558,6 +610,12 @@ class MainWindow(QMainWindow):
         else:
             verdicts = judge(session.run_data(), specs)
         self.claims_panel.show_verdicts(session.config.name or entry.name, verdicts)
+
+    def set_x_axis_scale(self, scale: str) -> None:
+        """``log`` or ``linear`` steps (View > Log step axis); a preset opens on its own."""
+        on = scale == "log"
+        self.log_x_action.setChecked(on)
+        self.plots.set_log_x(on)
 
     def set_x_axis(self, mode: str) -> None:
         self.plots.set_x_axis(mode)
@@ -741,6 +799,7 @@ def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0, famil
 
         config.family = FamilyConfig.parse(family)
     window.load_config(config)
+    window.set_x_axis_scale(config.view.x_axis if config.view is not None else "log")
     window.banner.clear()
     window.show()
     result = {"code": 0}

@@ -504,6 +504,8 @@ class TrajectoryPlots(QWidget):
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
+            if not plot.y_fitted:  # nothing drawn since the sources changed: no earlier run's range either
+                self._empty_range(plot)
             return
         xmin, xmax, ymin, ymax = plot.bounds
         if plot.spec.extra.get("separated_range") and self.sources:
@@ -526,6 +528,15 @@ class TrajectoryPlots(QWidget):
         if new_y is not None:
             vb.setYRange(*new_y, padding=0)
             plot.y_fitted = True
+
+    def _empty_range(self, plot: _Plot) -> None:
+        """pyqtgraph's empty default, [0, 1] (the step axis too when no run is shown at all)."""
+        vb = plot.item.vb
+        (x0, x1), (y0, y1) = vb.viewRange()
+        if (y0, y1) != (0.0, 1.0):
+            vb.setYRange(0.0, 1.0, padding=0)
+        if not self.sources and (x0, x1) != (0.0, 1.0):
+            vb.setXRange(0.0, 1.0, padding=0)
 
     def _first_plot(self):
         return next(iter(self.plots.values()), None)
