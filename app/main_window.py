@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QMainWindow, QMessageBox, QSplitter, QTabWidget,
+from PySide6.QtWidgets import (QApplication, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget,
                                QVBoxLayout, QWidget)
 
 from core.config import MODIFIABLE, DatasetConfig, RunConfig
@@ -427,9 +427,12 @@ class MainWindow(QMainWindow):
         if hasattr(session, "members"):
             self.show_error("Continue works on one run: open one member's file on its own to continue it.")
             return False
+        more = self.ask_steps("Continue the run", f"Train {entry.name} on from step {session.step:,}: how many more "
+                              "steps?", default=max(session.step - getattr(session, "start_step", 0), 100))
+        if more is None:
+            return False
         config = session.config.copy()
-        more = self.controls.steps.value()
-        config.run.steps = session.step + more if more else 0
+        config.run.steps = session.step + more
         config.name = f"{entry.name} (continued)"
         return self.start_run(config=config, params=session.params, start_step=session.step,
                               parent=entry.path or "")
@@ -493,7 +496,7 @@ class MainWindow(QMainWindow):
 
     def _on_status(self, status: str, reason: str) -> None:
         self._status = status
-        if self.session is not None and status != "running":
+        if self.session is not None:  # "running" too: the run list said "ready" while a run ran
             self.session.status, self.session.reason = status, reason
         if status == "diverged":
             self.banner.show_message(reason, kind="error", topic="run")
@@ -664,6 +667,11 @@ class MainWindow(QMainWindow):
         """Ask a yes/no question (tests replace this)."""
         return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
                                     QMessageBox.No) == QMessageBox.Yes
+
+    def ask_steps(self, title: str, text: str, default: int) -> int | None:
+        """Ask for a number of steps; None when cancelled (tests replace this)."""
+        value, ok = QInputDialog.getInt(self, title, text, default, 1, 2_000_000_000, 100)
+        return value if ok else None
 
     def _may_discard(self, question: str) -> bool:
         session = self.session

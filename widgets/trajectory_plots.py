@@ -509,9 +509,11 @@ class TrajectoryPlots(QWidget):
             return
         xmin, xmax, ymin, ymax = plot.bounds
         if plot.spec.extra.get("separated_range") and self.sources:
-            separated = self._separated_bounds(plot, self.sources[0][0])
-            if separated is not None:
-                ymin, ymax = separated
+            # every shown run's separated phase: the first source's alone (a continued run, nearly
+            # flat) squeezed the axis to 0.23501-0.23503 and pushed the other runs off the plot
+            separated = [b for b in (self._separated_bounds(plot, s[0]) for s in self.sources) if b is not None]
+            if separated:
+                ymin, ymax = min(b[0] for b in separated), max(b[1] for b in separated)
         vb = plot.item.vb
         (x0, x1), (y0, y1) = vb.viewRange()
         new_x = sticky_range((x0, x1), xmin, xmax, headroom=0.0) if plot is self._first_plot() else None
