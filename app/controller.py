@@ -36,6 +36,7 @@ class TrainingController(QObject):
         self._timer.timeout.connect(self._poll)
         self.state = "idle"  # idle, running, paused, ended
         self._shut_down = False
+        self.pace = 0.0  # steps per second; 0: full speed
 
     # --------------------------------------------------------------- process
     def _ensure_process(self) -> None:
@@ -52,6 +53,8 @@ class TrainingController(QObject):
         # waits forever for the rest and freezes the window (seen: kill -9 of the worker)
         self._results._writer.close()
         self._timer.start()
+        if self.pace:
+            self._commands.put(("pace", self.pace))  # a new process starts at full speed
 
     def warm_up(self) -> None:
         """Start the worker process ahead of the first run (it takes ~1 s to import)."""
@@ -72,6 +75,12 @@ class TrainingController(QObject):
             self._send("start", config_json, run, params, int(start_step))
         if run:
             self.statusChanged.emit("running", "")
+
+    def set_pace(self, steps_per_second: float) -> None:
+        """Train at most this many steps per second (0: full speed), now and for later runs."""
+        self.pace = max(float(steps_per_second), 0.0)
+        if self._process is not None and self._process.is_alive():
+            self._commands.put(("pace", self.pace))
 
     def pause(self) -> None:
         if self.state == "running":

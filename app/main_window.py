@@ -128,6 +128,7 @@ class MainWindow(QMainWindow):
         self.controls.stepRequested.connect(self.step)
         self.controls.stopRequested.connect(self.stop)
         self.controls.resetRequested.connect(self.reset)
+        self.controls.paceChanged.connect(self.controller.set_pace)
         self.controller.started.connect(self._on_started)
         self.controller.chunkReceived.connect(self._on_chunk)
         self.controller.boundaryReceived.connect(self._on_boundary)
