@@ -654,13 +654,15 @@ class MainWindow(QMainWindow):
             for k in editors:
                 self._docks[k].hide()
             self.plots.set_pen_width(3)
-            self.showFullScreen()
+            self._enter_full_screen()
         else:
             for k in editors:
                 self._docks[k].setVisible(getattr(self, "_editor_visibility", {}).get(k, True))
             self.plots.set_pen_width(1)
-            self.showNormal()
-        apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.6 if on else 1.0)
+            apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.0)  # the type first: the
+            self._leave_full_screen()  # layout restored on the way back is measured in it
+        if on:
+            apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.6)
         self.settings.setValue("presentation", on)
 
     # ================================================================== closing and asking
@@ -716,10 +718,9 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         s = self.settings
         geometry = s.value("geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 920)
+        restored = isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry)
+        if not (restored and self._fits_screen()):
+            self._fit_screen()
         state = s.value("window_state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
@@ -747,12 +748,52 @@ class MainWindow(QMainWindow):
     def _plots_chosen(self) -> None:
         self.plots.set_visible_plots([k for k, a in self.plot_actions.items() if a.isChecked()])
 
-    def toggle_full_screen(self) -> None:
+    def _available(self):
+        screen = self.screen() or QApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else None
+
+    def _fits_screen(self) -> bool:
+        """A saved geometry is kept only if the window fits the screen it opens on now."""
+        available = self._available()
+        return available is None or (self.width() <= available.width() and self.height() <= available.height())
+
+    def _fit_screen(self) -> None:
+        """1500x920 where there is room; else the available screen (a 1280x720 projector)."""
+        available = self._available()
+        if available is None:
+            self.resize(1500, 920)
+            return
+        frame = self.frameGeometry().size() - self.geometry().size()  # the window manager's title and borders
+        self.resize(min(1500, available.width() - frame.width()), min(920, available.height() - frame.height()))
+        self.move(available.topLeft())
+
+    def _enter_full_screen(self) -> None:
+        if not self.isFullScreen():
+            self._layout_before_full_screen = self.saveState()  # full screen re-shares the docks' room
+            self.showFullScreen()
+        self.fullscreen_action.setChecked(True)
+
+    def _leave_full_screen(self) -> None:
         if self.isFullScreen():
             self.showNormal()
+            # restored once the normal size is back (resizeEvent): at the full screen's size the
+            # docks' shares came out wrong (the Dataset panel 60% wider, the plots squeezed)
+            self._layout_to_restore = getattr(self, "_layout_before_full_screen", None)
+        self.fullscreen_action.setChecked(False)
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        state = getattr(self, "_layout_to_restore", None)
+        if state is not None and not self.isFullScreen():
+            self._layout_to_restore = None
+            self.restoreState(state)
+            self.banner.sync()
+
+    def toggle_full_screen(self) -> None:
+        if self.isFullScreen():
+            self._leave_full_screen()
         else:
-            self.showFullScreen()
-        self.fullscreen_action.setChecked(self.isFullScreen())
+            self._enter_full_screen()
 
     def detect_devices(self) -> None:
         """Find cuda / mps without blocking start-up (importing torch takes a second or two)."""
