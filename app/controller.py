@@ -23,6 +23,7 @@ class TrainingController(QObject):
     boundaryReceived = Signal(dict)  # values (float32 grid), rect
     statusChanged = Signal(str, str)  # status, reason: running, paused, finished, stopped, diverged
     errorOccurred = Signal(str)
+    devicesReceived = Signal(list)  # accelerators PyTorch sees in the training process (cuda, mps)
     factsReceived = Signal(int, dict)  # token, {"separable", "margin"} or {"error"}: the dataset panel's geometry
 
     def __init__(self, parent=None):
@@ -106,6 +107,11 @@ class TrainingController(QObject):
         if not self._shut_down:  # a late request from a closing window must not start a new worker
             self._send("facts", int(token), X, y)
 
+    def request_devices(self) -> None:
+        """Ask the training process for the devices it can train on (devicesReceived answers)."""
+        if not self._shut_down:
+            self._send("devices")
+
     def stop(self) -> None:
         if self.state in ("running", "paused"):
             self._send("stop")
@@ -157,6 +163,8 @@ class TrainingController(QObject):
                 self.statusChanged.emit(status, reason)
             elif kind == "facts":
                 self.factsReceived.emit(message[1], message[2])
+            elif kind == "devices":
+                self.devicesReceived.emit(message[1])
             elif kind == "error":
                 self.state = "ended"
                 self.errorOccurred.emit(message[1])

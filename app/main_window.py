@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
 from core.config import MODIFIABLE, DatasetConfig, RunConfig
 from core.errors import MarginExplorerError
@@ -45,8 +44,6 @@ ENDED = ("finished", "stopped", "diverged", "failed")
 
 
 class MainWindow(QMainWindow):
-    devicesFound = Signal(list)
-
     def __init__(self, settings: QSettings | None = None, load_demo: bool = True):
         super().__init__()
         self.setWindowTitle("Margin Explorer")
@@ -137,7 +134,7 @@ class MainWindow(QMainWindow):
         # separability's linear programs run in the worker: scipy stays out of the window's memory
         self.dataset_editor.set_geometry_service(self.controller.request_facts)
         self.controller.factsReceived.connect(self.dataset_editor.show_geometry)
-        self.devicesFound.connect(self.controls.add_devices)
+        self.controller.devicesReceived.connect(self.controls.add_devices)
 
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(REDRAW_MS)
@@ -796,21 +793,9 @@ class MainWindow(QMainWindow):
             self._enter_full_screen()
 
     def detect_devices(self) -> None:
-        """Find cuda / mps without blocking start-up (importing torch takes a second or two)."""
-        def probe():
-            devices = []
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    devices += [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
-                if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-                    devices.append("mps")
-            except Exception:  # no torch, or a broken driver: the cpu stays
-                pass
-            self.devicesFound.emit(devices)
-
-        threading.Thread(target=probe, name="device-probe", daemon=True).start()
+        """Offer cuda / mps in the Device list once the training process says it sees them:
+        importing torch here would add ~220 MB to the window's process for a list of names."""
+        self.controller.request_devices()
 
 
 def configure_pyqtgraph() -> None:

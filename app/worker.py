@@ -2,9 +2,9 @@
 
 On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
 child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
-("step", k), ("stop",), ("pace", steps_per_second or 0 for full speed), ("facts", token, X, y), ("quit",). Messages out: ("started", info),
+("step", k), ("stop",), ("pace", steps_per_second or 0 for full speed), ("facts", token, X, y), ("devices",), ("quit",). Messages out: ("started", info),
 ("chunk", payload), ("boundary", grid), ("status", status, reason), ("facts", token, result),
-("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
+("devices", names), ("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
 would read what it trains, and its unread results would pile up in memory.
 """
 
@@ -74,6 +74,22 @@ def _geometry(X, y) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def accelerators() -> list[str]:
+    """The devices PyTorch sees besides the cpu (cuda, cuda:1, ..., mps). Asked here, in the
+    training process, which imports torch to train anyway: in the window it cost ~220 MB."""
+    devices = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            devices += [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            devices.append("mps")
+    except Exception:  # no torch, or a broken driver: the cpu stays
+        pass
+    return devices
+
+
 def worker_main(commands, results, ready=None) -> None:
     """The child process's loop (the target of multiprocessing.Process). ``ready``, an Event, is
     set once the imports are done: until then a closing window need not wait for a clean quit."""
@@ -132,6 +148,8 @@ def worker_main(commands, results, ready=None) -> None:
                     running, steps_left, paced_from = bool(command[2]), None, None
                 elif kind == "facts":  # ("facts", token, X, y): the dataset panel's geometry, off the window
                     results.put(("facts", command[1], _geometry(command[2], command[3])))
+                elif kind == "devices":
+                    results.put(("devices", accelerators()))
                 elif kind == "pace":
                     pace, paced_from = max(float(command[1]), 0.0), None
                 elif trainer is None:
