@@ -12,6 +12,8 @@ from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QDoubleSpin
                                QLabel, QPushButton)
 
 from core.errors import MarginExplorerError
+from widgets.file_places import proposal, start_folder
+from widgets.file_places import remember as remember_folder
 
 from .export import export_metrics_csv, export_scene, export_widget_png
 from .recorder import Recorder
@@ -106,8 +108,10 @@ class FileActions(QObject):
 
     # --------------------------------------------------------------- dialogs
     def open_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.window, "Open runs", "", "Runs (*.h5);;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Open runs", start_folder(self.window.settings),
+                                                "Runs (*.h5);;All files (*)")
         if paths:
+            remember_folder(self.window.settings, paths[0])
             self.window.open_runs(paths)
 
     def save_dialog(self) -> None:
@@ -115,7 +119,7 @@ class FileActions(QObject):
         if session is None or session.n_records == 0:
             self.window.show_error("Nothing to save yet: run first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save run", f"{session.name or 'run'}.h5", "Runs (*.h5)")
+        path, _ = self.ask_save("Save run", session.name or "run", ".h5", "Runs (*.h5)")
         if path:
             self.window.save_run(path)
 
@@ -123,7 +127,7 @@ class FileActions(QObject):
         options = ImageOptions(self.window) if kind == "png" else None
         if options is not None and not options.exec():
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export plots", f"plots.{kind}", f"{kind.upper()} (*.{kind})")
+        path, _ = self.ask_save("Export plots", "plots", f".{kind}", f"{kind.upper()} (*.{kind})")
         if path:
             self.run(lambda: export_scene(self.window.plots.view.scene(), path,
                                           options.scale.value() if options else 1.0,
@@ -133,7 +137,7 @@ class FileActions(QObject):
         options = ImageOptions(self.window)
         if not options.exec():
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export decision boundary", "boundary.png", "PNG (*.png)")
+        path, _ = self.ask_save("Export decision boundary", "boundary", ".png", "PNG (*.png)")
         if path:
             self.run(lambda: export_scene(self.window.boundary.plotItem, path, options.scale.value(),
                                           options.transparent.isChecked()), path)
@@ -143,7 +147,7 @@ class FileActions(QObject):
         options.transparent.hide()
         if not options.exec():
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export window", "window.png", "PNG (*.png)")
+        path, _ = self.ask_save("Export window", "window", ".png", "PNG (*.png)")
         if path:
             self.run(lambda: export_widget_png(self.window, path, options.scale.value()), path)
 
@@ -152,9 +156,17 @@ class FileActions(QObject):
         if entry is None:
             self.window.show_error("No run to export: run or open one first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export metrics", f"{entry.name}.csv", "CSV (*.csv)")
+        path, _ = self.ask_save("Export metrics", entry.name, ".csv", "CSV (*.csv)")
         if path:
             self.run(lambda: export_metrics_csv(entry.session, path), path)
+
+    def ask_save(self, title: str, name: str, suffix: str, filters: str) -> tuple[str, str]:
+        """A save dialog in the last folder used (else the documents folder), proposing ``name``
+        as a slug; the chosen folder is remembered."""
+        path, chosen = QFileDialog.getSaveFileName(self.window, title, proposal(self.window.settings, name, suffix),
+                                                   filters)
+        remember_folder(self.window.settings, path)
+        return path, chosen
 
     def run(self, work, path) -> bool:
         try:
@@ -167,7 +179,7 @@ class FileActions(QObject):
 
     # --------------------------------------------------------------- recording
     def record_dialog(self, widget) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Record", "recording.mp4", "Video (*.mp4);;GIF (*.gif)")
+        path, _ = self.ask_save("Record", "recording", ".mp4", "Video (*.mp4);;GIF (*.gif)")
         if path:
             self.start_recording(widget, path)
 

@@ -106,6 +106,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.runs = RunManager(self)
         self.files = FileActions(self)
+        self.dataset_editor.settings = self.settings
         self._build_menus()
         self.setAcceptDrops(True)
         self._base_font = QApplication.font()

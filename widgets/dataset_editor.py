@@ -22,6 +22,7 @@ from core.errors import DatasetError
 from core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
+from .file_places import proposal, remember, start_folder
 from .palette import NEGATIVE, POSITIVE, ink
 
 PICK_PIXELS = 8
@@ -178,6 +179,7 @@ class DatasetEditor(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = DatasetModel(self)
+        self.settings = None  # the window's QSettings: where the file dialogs last opened (widgets/file_places.py)
         self.canvas = DatasetCanvas(self.model)
         self.facts = QLabel()
         self.facts.setObjectName("dataset-facts")
@@ -327,12 +329,16 @@ class DatasetEditor(QWidget):
         return True
 
     def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import dataset", "", "Datasets (*.csv *.npz);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Import dataset", start_folder(self.settings),
+                                              "Datasets (*.csv *.npz);;All files (*)")
+        remember(self.settings, path)
         if path:
             self.import_file(path)
 
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export dataset", "dataset.csv", "CSV (*.csv);;NumPy (*.npz)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export dataset", proposal(self.settings, self.model.name, ".csv"),
+                                              "CSV (*.csv);;NumPy (*.npz)")
+        remember(self.settings, path)
         if path:
             self.export_file(path)
 
