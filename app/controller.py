@@ -23,6 +23,7 @@ class TrainingController(QObject):
     boundaryReceived = Signal(dict)  # values (float32 grid), rect
     statusChanged = Signal(str, str)  # status, reason: running, paused, finished, stopped, diverged
     errorOccurred = Signal(str)
+    devicesReceived = Signal(list)  # accelerators PyTorch sees in the training process (cuda, mps)
     factsReceived = Signal(int, dict)  # token, {"separable", "margin"} or {"error"}: the dataset panel's geometry
 
     def __init__(self, parent=None):
@@ -36,6 +37,7 @@ class TrainingController(QObject):
         self._timer.timeout.connect(self._poll)
         self.state = "idle"  # idle, running, paused, ended
         self._shut_down = False
+        self.pace = 0.0  # steps per second; 0: full speed
 
     # --------------------------------------------------------------- process
     def _ensure_process(self) -> None:
@@ -47,7 +49,13 @@ class TrainingController(QObject):
         self._process = self._ctx.Process(target=worker_main, args=(self._commands, self._results, self._ready),
                                           name="margin-explorer-worker", daemon=True)
         self._process.start()
+        # the child has its own copy of the results pipe's write end now; without ours, a child
+        # killed in the middle of a message leaves a read that ends (EOF) instead of one that
+        # waits forever for the rest and freezes the window (seen: kill -9 of the worker)
+        self._results._writer.close()
         self._timer.start()
+        if self.pace:
+            self._commands.put(("pace", self.pace))  # a new process starts at full speed
 
     def warm_up(self) -> None:
         """Start the worker process ahead of the first run (it takes ~1 s to import)."""
@@ -68,6 +76,12 @@ class TrainingController(QObject):
             self._send("start", config_json, run, params, int(start_step))
         if run:
             self.statusChanged.emit("running", "")
+
+    def set_pace(self, steps_per_second: float) -> None:
+        """Train at most this many steps per second (0: full speed), now and for later runs."""
+        self.pace = max(float(steps_per_second), 0.0)
+        if self._process is not None and self._process.is_alive():
+            self._commands.put(("pace", self.pace))
 
     def pause(self) -> None:
         if self.state == "running":
@@ -92,6 +106,11 @@ class TrainingController(QObject):
         to the window's process; the worker has it loaded anyway."""
         if not self._shut_down:  # a late request from a closing window must not start a new worker
             self._send("facts", int(token), X, y)
+
+    def request_devices(self) -> None:
+        """Ask the training process for the devices it can train on (devicesReceived answers)."""
+        if not self._shut_down:
+            self._send("devices")
 
     def stop(self) -> None:
         if self.state in ("running", "paused"):
@@ -144,6 +163,8 @@ class TrainingController(QObject):
                 self.statusChanged.emit(status, reason)
             elif kind == "facts":
                 self.factsReceived.emit(message[1], message[2])
+            elif kind == "devices":
+                self.devicesReceived.emit(message[1])
             elif kind == "error":
                 self.state = "ended"
                 self.errorOccurred.emit(message[1])

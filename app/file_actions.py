@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 from core.errors import MarginExplorerError
 from core.output_path import existing
 from core.runner import member_paths
+from widgets.file_places import proposal, start_folder
+from widgets.file_places import remember as remember_folder
 
 from .export import (CSV_LAYOUTS, SCREEN_DPI, export_boundary, export_metrics_csv, export_plots, export_runs_csv,
                      export_widget_png)
@@ -176,8 +178,10 @@ class FileActions(QObject):
 
     # --------------------------------------------------------------- dialogs
     def open_dialog(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self.window, "Open runs", "", "Runs (*.h5);;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self.window, "Open runs", start_folder(self.window.settings),
+                                                "Runs (*.h5);;All files (*)")
         if paths:
+            remember_folder(self.window.settings, paths[0])
             self.window.open_runs(paths)
 
     def save_dialog(self) -> None:
@@ -187,7 +191,7 @@ class FileActions(QObject):
             return
         # the dialog asks before replacing the file chosen (QFileDialog's default); a family writes
         # RUN-00.h5, RUN-01.h5, ... instead, so those are asked about here
-        path, _ = QFileDialog.getSaveFileName(self.window, "Save run", f"{session.name or 'run'}.h5", "Runs (*.h5)")
+        path, _ = self.ask_save("Save run", session.name or "run", ".h5", "Runs (*.h5)")
         if not path:
             return
         members = getattr(session, "members", None)
@@ -203,7 +207,7 @@ class FileActions(QObject):
         options = ImageOptions(self.window, (plots.width(), plots.height()), vector=kind == "svg")
         if not options.exec():
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export plots", f"plots.{kind}", f"{kind.upper()} (*.{kind})")
+        path, _ = self.ask_save("Export plots", "plots", f".{kind}", f"{kind.upper()} (*.{kind})")
         if path:
             self.run(lambda: export_plots(plots, path, **options.figure()), path)
 
@@ -212,7 +216,7 @@ class FileActions(QObject):
         options = ImageOptions(self.window, (boundary.width(), boundary.height()))
         if not options.exec():
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export decision boundary", "boundary.png", "PNG (*.png)")
+        path, _ = self.ask_save("Export decision boundary", "boundary", ".png", "PNG (*.png)")
         if path:
             self.run(lambda: export_boundary(boundary, path, **options.figure()), path)
 
@@ -221,7 +225,7 @@ class FileActions(QObject):
         options.transparent.hide()
         if not options.exec():
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export window", "window.png", "PNG (*.png)")
+        path, _ = self.ask_save("Export window", "window", ".png", "PNG (*.png)")
         if path:
             self.run(lambda: export_widget_png(self.window, path, options.scale()), path)
 
@@ -240,9 +244,17 @@ class FileActions(QObject):
         if entry is None:
             self.window.show_error("No run to export: run or open one first.")
             return
-        path, _ = QFileDialog.getSaveFileName(self.window, "Export metrics", f"{entry.name}.csv", "CSV (*.csv)")
+        path, _ = self.ask_save("Export metrics", entry.name, ".csv", "CSV (*.csv)")
         if path:
             self.run(lambda: export_metrics_csv(entry.session, path), path)
+
+    def ask_save(self, title: str, name: str, suffix: str, filters: str) -> tuple[str, str]:
+        """A save dialog in the last folder used (else the documents folder), proposing ``name``
+        as a slug; the chosen folder is remembered."""
+        path, chosen = QFileDialog.getSaveFileName(self.window, title, proposal(self.window.settings, name, suffix),
+                                                   filters)
+        remember_folder(self.window.settings, path)
+        return path, chosen
 
     def run(self, work, path) -> bool:
         try:
@@ -255,7 +267,7 @@ class FileActions(QObject):
 
     # --------------------------------------------------------------- recording
     def record_dialog(self, widget) -> None:
-        path, _ = QFileDialog.getSaveFileName(self.window, "Record", "recording.mp4", "Video (*.mp4);;GIF (*.gif)")
+        path, _ = self.ask_save("Record", "recording", ".mp4", "Video (*.mp4);;GIF (*.gif)")
         if path:
             self.start_recording(widget, path)
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
+import numpy as np
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QMainWindow, QMessageBox, QSplitter, QTabWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
+                               QTabWidget, QVBoxLayout, QWidget)
 
-from core.config import DatasetConfig, RunConfig
+from core.config import MODIFIABLE, DatasetConfig, RunConfig
 from core.errors import MarginExplorerError
 from core.presets import load_preset, preset_names
 from widgets.architecture_builder import ArchitectureBuilder
@@ -45,8 +45,6 @@ ENDED = ("finished", "stopped", "diverged", "failed")
 
 
 class MainWindow(QMainWindow):
-    devicesFound = Signal(list)
-
     def __init__(self, settings: QSettings | None = None, load_demo: bool = True):
         super().__init__()
         self.setWindowTitle("Margin Explorer")
@@ -109,6 +107,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self.runs = RunManager(self)
         self.files = FileActions(self)
+        self.dataset_editor.settings = self.settings
         self._build_menus()
         self.setAcceptDrops(True)
         self._base_font = QApplication.font()
@@ -118,14 +117,17 @@ class MainWindow(QMainWindow):
         self.runs.runsChanged.connect(self.update_claims)
         self.run_list.currentChanged.connect(lambda _row: self.update_claims())
 
+        self.dataset_editor.model.changed.connect(self._dataset_changed)
         self.dataset_editor.model.changed.connect(self._inputs_changed)
         self.dataset_editor.error.connect(self.show_error)
+        self.builder.specChanged.connect(self._network_changed)
         self.builder.specChanged.connect(self._inputs_changed)
         self.controls.settingsChanged.connect(self._inputs_changed)
         self.controls.runToggled.connect(self.toggle_run)
         self.controls.stepRequested.connect(self.step)
         self.controls.stopRequested.connect(self.stop)
         self.controls.resetRequested.connect(self.reset)
+        self.controls.paceChanged.connect(self.controller.set_pace)
         self.controller.started.connect(self._on_started)
         self.controller.chunkReceived.connect(self._on_chunk)
         self.controller.boundaryReceived.connect(self._on_boundary)
@@ -134,7 +136,7 @@ class MainWindow(QMainWindow):
         # separability's linear programs run in the worker: scipy stays out of the window's memory
         self.dataset_editor.set_geometry_service(self.controller.request_facts)
         self.controller.factsReceived.connect(self.dataset_editor.show_geometry)
-        self.devicesFound.connect(self.controls.add_devices)
+        self.controller.devicesReceived.connect(self.controls.add_devices)
 
         self.redraw_timer = QTimer(self)
         self.redraw_timer.setInterval(REDRAW_MS)
@@ -250,12 +252,42 @@ class MainWindow(QMainWindow):
 
     # ================================================================== inputs and config
     def current_config(self) -> RunConfig:
-        """The config the panels describe; raises MarginExplorerError naming what is wrong."""
+        """The config the panels describe; raises MarginExplorerError naming what is wrong. A
+        config loaded into the panels and then edited is named "... (modified)" and lists the
+        sections that changed in ``modified``."""
         dataset = self.dataset_editor.model.dataset()
         data = {"architecture": self.builder.spec_dict(), "dataset": DatasetConfig.inline(dataset).to_dict(),
                 **self.controls.sections(), "name": self._config_name(),
                 "description": getattr(self, "_preset_description", ""), "claims": getattr(self, "_preset_claims", [])}
-        return RunConfig.from_dict(data)
+        config = RunConfig.from_dict(data)
+        modified = self._modified_sections(config, dataset)
+        if modified:
+            config.modified = modified
+            config.name = f"{config.name} (modified)"
+            base = getattr(self, "_base", None)
+            if "dataset" in modified and base is not None and dataset.name == base[1].name:
+                config.dataset.name = f"{dataset.name}, edited"  # hand edits keep the model's name
+        return config
+
+    def _modified_sections(self, config: RunConfig, dataset) -> list[str]:
+        """The sections of ``config`` that differ from the config last loaded into the panels
+        (a preset, a run's setup), plus what that config already listed as modified."""
+        base = getattr(self, "_base", None)
+        if base is None:
+            return []
+        loaded, loaded_data = base
+        changed = set(loaded.modified)
+        if not (np.array_equal(dataset.X, loaded_data.X) and np.array_equal(dataset.y, loaded_data.y)):
+            changed.add("dataset")
+        ours, theirs = config.to_dict(), loaded.to_dict()
+        for key in ("architecture", "loss", "optimizer", "family"):
+            if ours.get(key) != theirs.get(key):
+                changed.add(key)
+        # the step count and the device change how long and where, not the trajectory
+        if {k: v for k, v in ours["run"].items() if k not in ("steps", "device")} != \
+                {k: v for k, v in theirs["run"].items() if k not in ("steps", "device")}:
+            changed.add("run")
+        return [key for key in MODIFIABLE if key in changed]
 
     def _config_name(self) -> str:
         return getattr(self, "_preset_title", "") or "untitled run"
@@ -265,6 +297,17 @@ class MainWindow(QMainWindow):
             if problem:
                 return problem
         return None
+
+    def _dataset_changed(self) -> None:
+        """New points (Clear, Generate, an edit, a preset): a finished run's heatmap, contours and
+        support-vector rings no longer describe them."""
+        if self.controller.state not in ("running", "paused"):
+            self.boundary.clear_run()
+
+    def _network_changed(self) -> None:
+        """The "not homogeneous" message is taken back once the network is homogeneous again."""
+        if self.builder.badge.property("verdict") != "none":
+            self.banner.drop("homogeneity")
 
     def _inputs_changed(self) -> None:
         model = self.dataset_editor.model
@@ -295,8 +338,9 @@ class MainWindow(QMainWindow):
             self.dataset_editor.show_generator(config.dataset.generator, config.dataset.params)
         self.builder.set_spec(config.architecture.to_dict())
         self.controls.set_sections(config)
-        self._preset_title = config.name
+        self._preset_title = config.name.removesuffix(" (modified)")
         self._preset_description, self._preset_claims = config.description, list(config.claims)
+        self._base = (config, dataset)  # what "modified" is measured against
         self._inputs_changed()
         self.update_claims()
 
@@ -309,9 +353,11 @@ class MainWindow(QMainWindow):
             self.show_error(str(exc))
             return
         self._stop_and_forget()
+        self.banner.clear()  # the last preset's or run's message is about something else
         self.load_config(config)
+        self.set_x_axis_scale(config.view.x_axis if config.view is not None else "log")
         if config.description:
-            self.banner.show_message(f"{config.name}: {config.description}", kind="info")
+            self.banner.show_message(f"{config.name}: {config.description}", kind="info", topic="preset")
 
     def _load_startup_config(self) -> None:
         text = self.settings.value("last_config", "")
@@ -355,8 +401,7 @@ class MainWindow(QMainWindow):
         if not self._may_discard("Start a new run and discard the current one?"):
             return False
         self._stop_and_forget()
-        if self.banner.label.text().startswith(("diverged", "Training", "Dataset")):
-            self.banner.clear()
+        self.banner.drop("", "run", "homogeneity")  # errors and notes of earlier runs and files; a preset's text stays
         if config.family is not None:
             self.session = FamilySession(config, dataset)
         else:
@@ -391,10 +436,13 @@ class MainWindow(QMainWindow):
         if hasattr(session, "members"):
             self.show_error("Continue works on one run: open one member's file on its own to continue it.")
             return False
+        more = self.ask_steps("Continue the run", f"Train {entry.name} on from step {session.step:,}: how many more "
+                              "steps?", default=max(session.step - getattr(session, "start_step", 0), 100))
+        if more is None:
+            return False
         config = session.config.copy()
         config.dataset = DatasetConfig.inline(session.dataset)  # the run's own points, never a path from its file
-        more = self.controls.steps.value()
-        config.run.steps = session.step + more if more else 0
+        config.run.steps = session.step + more
         config.name = f"{entry.name} (continued)"
         return self.start_run(config=config, params=session.params, start_step=session.step,
                               parent=entry.path or "")
@@ -424,6 +472,7 @@ class MainWindow(QMainWindow):
         self.session = None
         self.runs.set_live(None)
         self._status = "idle"
+        self._update_status_bar()  # no old run's numbers beside the next preset
 
     # ================================================================== worker messages
     def _on_started(self, info: dict) -> None:
@@ -434,10 +483,12 @@ class MainWindow(QMainWindow):
         for member in getattr(self.session, "members", ()):
             member.info, member.homogeneity = info, self.session.homogeneity
         if info.get("engine_note"):
-            self.banner.show_message(f"Family of {info['family_size']}: {info['engine_note']}.", kind="info")
+            self.banner.show_message(f"Family of {info['family_size']}: {info['engine_note']}.", kind="info",
+                                     topic="run")
         if info.get("homogeneity", {}).get("verdict") == "none":
-            self.banner.show_message("This network is not homogeneous (" + info["homogeneity"]["explanation"]
-                                     + "): the margin plots stay empty.", kind="info")
+            # the explanation starts "not homogeneous: ..." itself
+            self.banner.show_message(f"This network is {info['homogeneity']['explanation']}; the margin plots stay "
+                                     "empty.", kind="info", topic="homogeneity")
 
     def _on_chunk(self, payload: dict) -> None:
         if self.session is None:
@@ -459,10 +510,10 @@ class MainWindow(QMainWindow):
 
     def _on_status(self, status: str, reason: str) -> None:
         self._status = status
-        if self.session is not None and status != "running":
+        if self.session is not None:  # "running" too: the run list said "ready" while a run ran
             self.session.status, self.session.reason = status, reason
         if status == "diverged":
-            self.show_error(reason)
+            self.banner.show_message(reason, kind="error", topic="run")
         if status in ENDED:
             if self.plots.live:
                 self.plots.set_live(False)  # redraws every plot with the last chunk, axes fitted
@@ -478,8 +529,10 @@ class MainWindow(QMainWindow):
         self._status = "failed"
         if self.session is not None:
             self.session.status, self.session.reason = "failed", message.splitlines()[0]
-        self.show_error(message.splitlines()[0] if not message.startswith("internal") else message)
+        self.banner.show_message(message.splitlines()[0] if not message.startswith("internal") else message,
+                                 kind="error", topic="run")
         self._update_controls()
+        self._update_status_bar()  # "failed", not "running ... left" of a process that is gone
 
     def show_error(self, message: str) -> None:
         self.banner.show_message(message, kind="error")
@@ -548,6 +601,7 @@ class MainWindow(QMainWindow):
         self.files.remember([e.path for e in opened])
         if self.controller.state not in ("running", "paused"):
             self.load_config(opened[0].session.config, opened[0].session.dataset)
+            self.runs.show_final(opened[0])  # loading its points cleared the boundary's run picture
             if not self.banner.text.startswith(opened[0].name):
                 self.banner.clear()
         self.plots.set_live(False)
@@ -588,6 +642,12 @@ class MainWindow(QMainWindow):
             verdicts = judge(session.run_data(), specs)
         self.claims_panel.show_verdicts(session.config.name or entry.name, verdicts)
 
+    def set_x_axis_scale(self, scale: str) -> None:
+        """``log`` or ``linear`` steps (View > Log step axis); a preset opens on its own."""
+        on = scale == "log"
+        self.log_x_action.setChecked(on)
+        self.plots.set_log_x(on)
+
     def set_x_axis(self, mode: str) -> None:
         self.plots.set_x_axis(mode)
         self.x_axis_actions[mode].setChecked(True)
@@ -621,13 +681,15 @@ class MainWindow(QMainWindow):
             for k in editors:
                 self._docks[k].hide()
             self.plots.set_pen_width(3)
-            self.showFullScreen()
+            self._enter_full_screen()
         else:
             for k in editors:
                 self._docks[k].setVisible(getattr(self, "_editor_visibility", {}).get(k, True))
             self.plots.set_pen_width(1)
-            self.showNormal()
-        apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.6 if on else 1.0)
+            apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.0)  # the type first: the
+            self._leave_full_screen()  # layout restored on the way back is measured in it
+        if on:
+            apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.6)
         self.settings.setValue("presentation", on)
 
     # ================================================================== closing and asking
@@ -635,6 +697,11 @@ class MainWindow(QMainWindow):
         """Ask a yes/no question (tests replace this)."""
         return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
                                     QMessageBox.No) == QMessageBox.Yes
+
+    def ask_steps(self, title: str, text: str, default: int) -> int | None:
+        """Ask for a number of steps; None when cancelled (tests replace this)."""
+        value, ok = QInputDialog.getInt(self, title, text, default, 1, 2_000_000_000, 100)
+        return value if ok else None
 
     def _may_discard(self, question: str) -> bool:
         session = self.session
@@ -678,10 +745,9 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         s = self.settings
         geometry = s.value("geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1500, 920)
+        restored = isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry)
+        if not (restored and self._fits_screen()):
+            self._fit_screen()
         state = s.value("window_state")
         if isinstance(state, QByteArray) and not state.isEmpty():
             self.restoreState(state)
@@ -709,29 +775,57 @@ class MainWindow(QMainWindow):
     def _plots_chosen(self) -> None:
         self.plots.set_visible_plots([k for k, a in self.plot_actions.items() if a.isChecked()])
 
-    def toggle_full_screen(self) -> None:
+    def _available(self):
+        screen = self.screen() or QApplication.primaryScreen()
+        return screen.availableGeometry() if screen is not None else None
+
+    def _fits_screen(self) -> bool:
+        """A saved geometry is kept only if the window fits the screen it opens on now."""
+        available = self._available()
+        return available is None or (self.width() <= available.width() and self.height() <= available.height())
+
+    def _fit_screen(self) -> None:
+        """1500x920 where there is room; else the available screen (a 1280x720 projector)."""
+        available = self._available()
+        if available is None:
+            self.resize(1500, 920)
+            return
+        frame = self.frameGeometry().size() - self.geometry().size()  # the window manager's title and borders
+        self.resize(min(1500, available.width() - frame.width()), min(920, available.height() - frame.height()))
+        self.move(available.topLeft())
+
+    def _enter_full_screen(self) -> None:
+        if not self.isFullScreen():
+            self._layout_before_full_screen = self.saveState()  # full screen re-shares the docks' room
+            self.showFullScreen()
+        self.fullscreen_action.setChecked(True)
+
+    def _leave_full_screen(self) -> None:
         if self.isFullScreen():
             self.showNormal()
+            # restored once the normal size is back (resizeEvent): at the full screen's size the
+            # docks' shares came out wrong (the Dataset panel 60% wider, the plots squeezed)
+            self._layout_to_restore = getattr(self, "_layout_before_full_screen", None)
+        self.fullscreen_action.setChecked(False)
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        state = getattr(self, "_layout_to_restore", None)
+        if state is not None and not self.isFullScreen():
+            self._layout_to_restore = None
+            self.restoreState(state)
+            self.banner.sync()
+
+    def toggle_full_screen(self) -> None:
+        if self.isFullScreen():
+            self._leave_full_screen()
         else:
-            self.showFullScreen()
-        self.fullscreen_action.setChecked(self.isFullScreen())
+            self._enter_full_screen()
 
     def detect_devices(self) -> None:
-        """Find cuda / mps without blocking start-up (importing torch takes a second or two)."""
-        def probe():
-            devices = []
-            try:
-                import torch
-
-                if torch.cuda.is_available():
-                    devices += [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
-                if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-                    devices.append("mps")
-            except Exception:  # no torch, or a broken driver: the cpu stays
-                pass
-            self.devicesFound.emit(devices)
-
-        threading.Thread(target=probe, name="device-probe", daemon=True).start()
+        """Offer cuda / mps in the Device list once the training process says it sees them:
+        importing torch here would add ~220 MB to the window's process for a list of names."""
+        self.controller.request_devices()
 
 
 def configure_pyqtgraph() -> None:
@@ -770,6 +864,7 @@ def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0, famil
 
         config.family = FamilyConfig.parse(family)
     window.load_config(config)
+    window.set_x_axis_scale(config.view.x_axis if config.view is not None else "log")
     window.banner.clear()
     window.show()
     result = {"code": 0}

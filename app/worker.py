@@ -2,9 +2,9 @@
 
 On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
 child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
-("step", k), ("stop",), ("facts", token, X, y), ("quit",). Messages out: ("started", info),
+("step", k), ("stop",), ("pace", steps_per_second or 0 for full speed), ("facts", token, X, y), ("devices",), ("quit",). Messages out: ("started", info),
 ("chunk", payload), ("boundary", grid), ("status", status, reason), ("facts", token, result),
-("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
+("devices", names), ("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
 would read what it trains, and its unread results would pile up in memory.
 """
 
@@ -75,6 +75,22 @@ def _geometry(X, y) -> dict:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
+def accelerators() -> list[str]:
+    """The devices PyTorch sees besides the cpu (cuda, cuda:1, ..., mps). Asked here, in the
+    training process, which imports torch to train anyway: in the window it cost ~220 MB."""
+    devices = []
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            devices += [f"cuda:{i}" if i else "cuda" for i in range(torch.cuda.device_count())]
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            devices.append("mps")
+    except Exception:  # no torch, or a broken driver: the cpu stays
+        pass
+    return devices
+
+
 def worker_main(commands, results, ready=None) -> None:
     """The child process's loop (the target of multiprocessing.Process). ``ready``, an Event, is
     set once the imports are done: until then a closing window need not wait for a clean quit."""
@@ -95,13 +111,17 @@ def worker_main(commands, results, ready=None) -> None:
     running = False
     steps_left = None  # for ("step", k)
     last_boundary = 0.0
+    pace = 0.0  # steps per second for a talk; 0: as fast as it trains (no clock read per chunk then)
+    paced_from = None  # (time, step) the pace counts from: reset at every start, resume and pause
+    next_step_at = 0.0  # paced and ahead: wait (for a command) until then
     while True:
         if parent is not None and not parent.is_alive():
             results.cancel_join_thread()  # else exiting would wait to flush into a pipe nobody reads
             return
-        if running:  # between chunks: take a command if one is waiting
+        if running:  # between chunks: take a command if one is waiting (paced: wait for the next step)
+            delay = next_step_at - time.perf_counter() if pace else 0.0
             try:
-                command = commands.get_nowait()
+                command = commands.get(timeout=delay) if delay > 0 else commands.get_nowait()
             except queue.Empty:
                 command = None
         else:  # idle: sleep until told, or until it is time to look for the window
@@ -126,13 +146,17 @@ def worker_main(commands, results, ready=None) -> None:
                     if trainer.dataset.dim == 2:
                         lead = _lead(trainer)
                         results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
-                    running, steps_left = bool(command[2]), None
+                    running, steps_left, paced_from = bool(command[2]), None, None
                 elif kind == "facts":  # ("facts", token, X, y): the dataset panel's geometry, off the window
                     results.put(("facts", command[1], _geometry(command[2], command[3])))
+                elif kind == "devices":
+                    results.put(("devices", accelerators()))
+                elif kind == "pace":
+                    pace, paced_from = max(float(command[1]), 0.0), None
                 elif trainer is None:
                     continue
                 elif kind == "pause":
-                    running = False
+                    running, paced_from = False, None
                     results.put(("status", "paused", ""))
                 elif kind == "resume":
                     running, steps_left = trainer.status == RUNNING, None
@@ -147,6 +171,16 @@ def worker_main(commands, results, ready=None) -> None:
             if not running or trainer is None:
                 continue
             budget = (1 << 30) if steps_left is None else steps_left
+            if pace:
+                now = time.perf_counter()
+                if paced_from is None:
+                    paced_from = (now, trainer.step)
+                taken = trainer.step - paced_from[1]
+                allowed = int(pace * (now - paced_from[0])) - taken
+                if allowed < 1:  # ahead of the pace: wait for the next step's time (commands still obeyed)
+                    next_step_at = paced_from[0] + (taken + 1) / pace
+                    continue
+                budget = min(budget, allowed)
             before = trainer.step
             chunk = trainer.run(budget, max_seconds=CHUNK_SECONDS)
             if steps_left is not None:

@@ -5,6 +5,8 @@
   records each decade of steps kept.
 - The same run in the window (offscreen, plotting live, `--window`): the peak resident memory of
   the window's process and of its training process (bar: 200 MB for the app).
+- The window's resident memory right after start-up, once the training process has listed the
+  devices (`--window-start`), and whether torch was imported in the window's process.
 - Start-up: wall time of `main.py demo --steps 0 --screenshot ...` from launch to exit, which
   includes showing the window and saving a screenshot (bar: on screen within 2.5 s).
 
@@ -85,6 +87,41 @@ def window_memory(steps: int, folder: Path) -> tuple[float, float, float]:
     return window_kb / 1024, worker_kb / 1024, time.perf_counter() - start
 
 
+# a window as `main.py` opens it: shown, its worker warmed up, the device list asked for; it prints
+# its own resident memory once the list has arrived
+WINDOW_START = """
+import sys
+from PySide6.QtCore import QTimer
+from app.main_window import MainWindow, make_application
+from app.scratch_settings import scratch_settings
+
+app = make_application()
+window = MainWindow(settings=scratch_settings())
+window.show()
+window.controller.warm_up()
+answered = []
+window.controller.devicesReceived.connect(lambda d: (answered.append(d), QTimer.singleShot(200, app.quit)))
+window.detect_devices()
+QTimer.singleShot(60000, app.quit)
+app.exec()
+rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+print("RSS_KB", rss, "TORCH", "torch" in sys.modules, "DEVICES", answered)
+window.close()
+"""
+
+
+def window_start_memory() -> tuple[float, bool, str]:
+    """(resident MB of the window's process after start-up and the device list, torch imported
+    there?, the raw line)."""
+    env = dict(os.environ)
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    result = subprocess.run([sys.executable, "-c", WINDOW_START], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=120, check=True)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("RSS_KB"))
+    parts = line.split()
+    return int(parts[1]) / 1024, parts[3] == "True", line
+
+
 def startup(folder: Path, repeats: int = 3) -> list[float]:
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -102,7 +139,12 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=10_000_000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--window", action="store_true", help="also run the steps in the window and measure it")
+    parser.add_argument("--window-start", action="store_true", help="only the window's memory after start-up")
     args = parser.parse_args(argv)
+    if args.window_start:
+        rss, torch_loaded, _line = window_start_memory()
+        print(f"window after start-up and the device list: {rss:.0f} MB resident; torch imported there: {torch_loaded}")
+        return
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         times = startup(folder)

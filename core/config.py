@@ -220,6 +220,17 @@ class FamilyConfig(Serializable):
 
 
 @dataclass
+class ViewConfig(Serializable):
+    """How the window first shows a run of this config: ``x_axis`` of the trajectory plots,
+    ``log`` steps (the usual view of margin growth, which happens over decades) or ``linear``."""
+
+    x_axis: Literal["log", "linear"] = "log"
+
+
+MODIFIABLE = ("dataset", "architecture", "loss", "optimizer", "run", "family")
+
+
+@dataclass
 class RunConfig(Serializable):
     architecture: ArchitectureSpec
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
@@ -231,13 +242,17 @@ class RunConfig(Serializable):
     description: str = ""
     claims: list = field(default_factory=list)  # claim checks a preset makes (core/claims.py)
     family: Optional[FamilyConfig] = None  # several runs trained together; None: one run
+    view: Optional[ViewConfig] = None  # a preset's first view (optional); None: the window's current one
+    # the sections the user changed from the preset called ``name`` (the window fills it in and
+    # adds " (modified)" to the name); empty: the preset as it is, or no preset
+    modified: list = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, data, path=""):
         if not isinstance(data, dict):
             raise ConfigError("config: expected a JSON object")
         allowed = {"architecture", "dataset", "loss", "optimizer", "run", "recording", "name", "description", "claims",
-                   "family"}
+                   "family", "view", "modified"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -256,12 +271,15 @@ class RunConfig(Serializable):
             description=convert(str, data.get("description", ""), "description"),
             claims=_claims(data.get("claims", [])),
             family=None if data.get("family") is None else FamilyConfig.from_dict(data["family"], "family"),
+            view=None if data.get("view") is None else ViewConfig.from_dict(data["view"], "view"),
+            modified=_modified(data.get("modified", [])),
         )
 
     def to_dict(self) -> dict:
         out = super().to_dict()
-        if self.family is None:
-            del out["family"]  # a single run's JSON is unchanged by the family feature
+        for key in ("family", "view", "modified"):
+            if not out[key]:
+                del out[key]  # a config without them has the JSON it had before they existed
         return out
 
     @property
@@ -299,6 +317,12 @@ class RunConfig(Serializable):
 
     def copy(self) -> "RunConfig":
         return RunConfig.from_dict(self.to_dict())
+
+
+def _modified(value) -> list:
+    require(isinstance(value, list) and all(v in MODIFIABLE for v in value), "modified",
+            f"a list of section names among {', '.join(MODIFIABLE)}")
+    return list(value)
 
 
 def _claims(raw) -> list:

@@ -126,9 +126,22 @@ def test_the_scrubber_moves_the_boundary_image_and_the_markers(window, run_files
 def test_continue_trains_on_and_records_its_parent(window, run_files, qtbot, tmp_path):
     window.open_runs([str(run_files[0])])
     entry = window.runs.entries[-1]
-    window.controls.steps.setValue(500)
+    asked = []
+    window.ask_steps = lambda title, text, default: asked.append(default) or None  # cancelled
+    assert not window.continue_run(entry) and window.session is None
+    window.ask_steps = lambda title, text, default: asked.append(default) or 500
     assert window.continue_run(entry)
+    assert asked == [1500, 1500]  # as many steps again as the run took
+    qtbot.waitUntil(lambda: window.runs.entries[0].status == "running" or window._status == "finished",
+                    timeout=30000)
     qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    assert window.runs.entries[0].status == "finished"
+    # the margin axis holds both runs' separated phases, not the continued run's flat piece alone
+    window.plots.refresh(force=True)
+    _y0, _y1 = window.plots.plots["margin"].item.vb.viewRange()[1]
+    parent_margin = entry.session.get("normalized_margin")
+    start = window.plots._threshold_index(entry.session, entry.session.get("smoothed_margin"))
+    assert _y0 <= parent_margin[start:].min() and parent_margin[start:].max() <= _y1
     assert window.session.step == 2000 and window.session.get("step")[0] == 1500
     out = tmp_path / "continued.h5"
     assert window.save_run(str(out))

@@ -288,3 +288,15 @@ def test_help_lists_the_real_shortcuts_the_definitions_and_the_versions(window, 
     assert f"Margin Explorer {metadata.version('margin-explorer')}" in about and "Lyu and Li 2020" in about
     for dialog in window.help_dialogs.values():
         dialog.close()
+
+
+def test_the_window_process_never_imports_torch():
+    """The window imported torch to list devices: 360 MB resident right after start instead of
+    ~150 MB (issue 18). The training process lists them; the window's process, in a child here,
+    has no torch after start-up and after the list arrived."""
+    from benchmarks.memory_and_startup import window_start_memory
+
+    rss_mb, torch_loaded, line = window_start_memory()
+    assert "DEVICES [[" in line  # the list arrived (empty on a machine without cuda or mps)
+    assert not torch_loaded, line
+    assert rss_mb < 250, line

@@ -101,3 +101,42 @@ def test_the_worker_answers_geometry_requests():
         for q in (commands, results):
             q.cancel_join_thread()
             q.close()
+
+
+def _steps_in(seconds: float, pace: float) -> int:
+    """Steps a worker trains of the demo in ``seconds`` at ``pace`` steps/s (0: full speed)."""
+    import multiprocessing as mp
+
+    config = load_preset("relu2-blobs")
+    config.run.steps = 10 ** 9
+    ctx = mp.get_context("spawn")
+    commands, results = ctx.Queue(), ctx.Queue()
+    from app.worker import worker_main
+
+    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
+    worker.start()
+    try:
+        commands.put(("pace", pace))
+        commands.put(("start", config.to_json(), True))
+        assert results.get(timeout=60)[0] == "started"
+        start, last = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds:
+            message = results.get(timeout=10)
+            if message[0] == "chunk":
+                last = message[1]["step"]
+        commands.put(("quit",))
+        worker.join(10)
+        return last
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        for q in (commands, results):
+            q.cancel_join_thread()
+            q.close()
+
+
+def test_the_pace_holds_a_run_to_its_steps_per_second_and_full_speed_is_untouched():
+    paced = _steps_in(1.5, 40.0)
+    assert 40 <= paced <= 75, paced  # 40 steps/s for 1.5 s: 60, give or take a chunk's lag
+    full = _steps_in(1.5, 0.0)
+    assert full > 20 * paced, (full, paced)

@@ -73,18 +73,29 @@ class BoundaryView(pg.PlotWidget):
                 getattr(other, name)(*self._shown[name])
         return other
 
+    def clear_run(self) -> None:
+        """Forget the run's picture (heatmap, level sets, support-vector rings); the points stay."""
+        self.image.clear()
+        self._shown.pop("set_grid", None)
+        self.colour_bar.setVisible(False)
+        for curve in (self.zero, self.plus, self.minus):
+            curve.setData([], [])
+        self._support_mask = None
+        self._shown.pop("set_support", None)
+        self.support.setData(pos=np.zeros((0, 2)))
+
     def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
         self._shown["set_points"] = (X, y)
         self._X = X
         if X.shape[1] != 2:
             self.points.setData(pos=np.zeros((0, 2)))
-            self.image.clear()
-            self._shown.pop("set_grid", None)
-            self.colour_bar.setVisible(False)
+            self.clear_run()  # the note alone, not over an earlier run's contours
             self.note.setText(f"d = {X.shape[1]}: no boundary view\nfor data beyond 2-D")
             self.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)  # nothing to show: the note in the middle
             self.note.setPos(0, 0)
             return
+        if self.note.textItem.toPlainText():  # back from d > 2: fit the data again, not the note's [-1, 1]
+            self.enableAutoRange()
         self.note.setText("")
         brushes = [pg.mkBrush(POSITIVE if v > 0 else NEGATIVE) for v in y]
         self.points.setData(pos=X, brush=brushes, symbol=["o" if v > 0 else "s" for v in y])

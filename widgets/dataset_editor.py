@@ -22,6 +22,7 @@ from core.errors import DatasetError
 from core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
+from .file_places import proposal, remember, start_folder
 from .palette import NEGATIVE, POSITIVE, ink
 
 PICK_PIXELS = 8
@@ -203,6 +204,7 @@ class DatasetEditor(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.model = DatasetModel(self)
+        self.settings = None  # the window's QSettings: where the file dialogs last opened (widgets/file_places.py)
         self.canvas = DatasetCanvas(self.model)
         self.facts = QLabel()
         self.facts.setObjectName("dataset-facts")
@@ -242,6 +244,13 @@ class DatasetEditor(QWidget):
         form.addRow("Margin", self.margin)
         form.addRow("Dimension d", self.dim)
         form.addRow("Seed", self.seed)
+        # a generator's parameters without a field of their own (blobs' separation, circles'
+        # factor, ...): kept as loaded, so that Generate remakes the points the panel describes
+        self._extra: dict = {}
+        self.extra = QLabel()
+        self.extra.setToolTip("The generator's other parameters, as the preset or config sets them")
+        form.addRow("Also", self.extra)
+        self._form = form
         box = QGroupBox("Generate")
         inner = QVBoxLayout(box)
         inner.addLayout(form)
@@ -276,21 +285,29 @@ class DatasetEditor(QWidget):
         self._update_generator_fields(self.kind.currentText())
         self._counts_now_geometry_soon()
 
+    def _fields(self) -> dict:
+        return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed}
+
     def _update_generator_fields(self, kind: str) -> None:
+        """Another generator chosen: its own defaults (n and the seed stay as they are)."""
         params = datasets.generator_parameters(kind)
         self.noise.setEnabled("noise" in params)
         self.margin.setEnabled("margin" in params)
         self.dim.setEnabled("dim" in params)
-        if "noise" in params:
-            self.noise.setValue(params["noise"])
-        if "dim" in params:
-            self.dim.setValue(params["dim"])
+        for name in ("noise", "margin", "dim"):
+            if name in params:
+                self._fields()[name].setValue(params[name])
+        self._set_extra({k: v for k, v in params.items() if k not in self._fields()})
+
+    def _set_extra(self, extra: dict) -> None:
+        self._extra = dict(extra)
+        self.extra.setText(", ".join(f"{k} {v:g}" for k, v in self._extra.items()))
+        self._form.setRowVisible(self.extra, bool(self._extra))
 
     def generator_params(self) -> dict:
         params = datasets.generator_parameters(self.kind.currentText())
-        values = {"n": self.n.value(), "noise": self.noise.value(), "margin": self.margin.value(),
-                  "dim": self.dim.value(), "seed": self.seed.value()}
-        return {k: v for k, v in values.items() if k in params}
+        values = {name: widget.value() for name, widget in self._fields().items()}
+        return {**{k: v for k, v in values.items() if k in params}, **self._extra}
 
     def generate(self) -> None:
         try:
@@ -307,10 +324,10 @@ class DatasetEditor(QWidget):
             return
         self.kind.setCurrentText(kind)
         full = {**datasets.generator_parameters(kind), **params}
-        for name, widget in (("n", self.n), ("noise", self.noise), ("margin", self.margin), ("dim", self.dim),
-                             ("seed", self.seed)):
+        for name, widget in self._fields().items():
             if name in full:
                 widget.setValue(full[name])
+        self._set_extra({k: v for k, v in full.items() if k not in self._fields()})
 
     def load(self, ds: datasets.Dataset, undoable: bool = False) -> None:
         if undoable:
@@ -337,12 +354,16 @@ class DatasetEditor(QWidget):
         return True
 
     def import_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import dataset", "", "Datasets (*.csv *.npz);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Import dataset", start_folder(self.settings),
+                                              "Datasets (*.csv *.npz);;All files (*)")
+        remember(self.settings, path)
         if path:
             self.import_file(path)
 
     def export_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export dataset", "dataset.csv", "CSV (*.csv);;NumPy (*.npz)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export dataset", proposal(self.settings, self.model.name, ".csv"),
+                                              "CSV (*.csv);;NumPy (*.npz)")
+        remember(self.settings, path)
         if path:
             self.export_file(path)
 

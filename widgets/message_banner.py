@@ -52,10 +52,18 @@ class MessageBanner(QToolBar):
         self.body = body
         self.setVisible(False)
 
-    def show_message(self, text: str, kind: str = "error") -> None:
+    def show_message(self, text: str, kind: str = "error", topic: str = "") -> None:
+        """``topic`` names the message's cause (e.g. "homogeneity", "preset"), so that the window
+        can take it back once the cause is gone (``drop``)."""
         self.body.setStyleSheet(STYLES["error" if kind == "error" else "info"])
         self.label.setText(text)
+        self.topic = topic
         self.setVisible(True)
+
+    def drop(self, *topics: str) -> None:
+        """Clear the message if its topic is one of ``topics``."""
+        if self.label.text() and getattr(self, "topic", "") in topics:
+            self.clear()
 
     def restyle(self, _font_scale: float) -> None:
         """The application's type size (presentation mode): a widget with a style sheet keeps
@@ -70,6 +78,7 @@ class MessageBanner(QToolBar):
 
     def clear(self) -> None:
         self.label.setText("")
+        self.topic = ""
         self.setVisible(False)
 
     def sync(self) -> None:

@@ -35,7 +35,12 @@ TIPS = {
                "the band from the 25th to the 75th percentile, and saving writes one file per run"),
     "runs": "How many runs the family has (seeds: Seed, Seed + 1, ...)",
     "range": "The family's values, log-spaced from the first to the last",
+    "pace": ("How fast the run goes: slow enough to talk over (10 steps per second) up to full speed. A setting "
+             "of the window, not of the run: the results are the same at any pace"),
 }
+
+PACES = [("full speed", 0.0), ("3,000 steps/s", 3000.0), ("1,000 steps/s", 1000.0), ("300 steps/s", 300.0),
+         ("100 steps/s", 100.0), ("30 steps/s", 30.0), ("10 steps/s", 10.0)]
 
 
 class ScientificEdit(QLineEdit):
@@ -64,6 +69,7 @@ class RunControls(QWidget):
     stopRequested = Signal()
     resetRequested = Signal()
     settingsChanged = Signal()
+    paceChanged = Signal(float)  # steps per second; 0: full speed
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -111,6 +117,12 @@ class RunControls(QWidget):
         self.step_size.setRange(1, 1_000_000)
         self.step_size.setValue(100)
         self.step_size.setToolTip("Steps taken by Step (S)")
+        self.pace = QComboBox()
+        self.pace.setObjectName("pace")
+        for label, rate in PACES:
+            self.pace.addItem(label, rate)
+        self.pace.setToolTip(TIPS["pace"])
+        self.pace.currentIndexChanged.connect(lambda _i: self.paceChanged.emit(float(self.pace.currentData())))
 
         def page(rows) -> tuple[QWidget, QFormLayout]:
             form = QFormLayout()
@@ -162,6 +174,7 @@ class RunControls(QWidget):
         buttons.addWidget(self.step_size, 0, 2)
         buttons.addWidget(self.stop_button, 1, 0)
         buttons.addWidget(self.reset_button, 1, 1)
+        buttons.addWidget(self.pace, 1, 2)  # changes a run as it goes: beside the buttons, not in the tabs
         self.problem_label = QLabel()
         self.problem_label.setObjectName("run-problem")
         self.problem_label.setWordWrap(True)

@@ -720,12 +720,16 @@ class TrajectoryPlots(QWidget):
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
+            if not plot.y_fitted:  # nothing drawn since the sources changed: no earlier run's range either
+                self._empty_range(plot)
             return
         xmin, xmax, ymin, ymax = plot.bounds
         if plot.spec.extra.get("separated_range") and self.sources:
-            separated = self._separated_bounds(plot, self.sources[0][0])
-            if separated is not None:
-                ymin, ymax = separated
+            # every shown run's separated phase: the first source's alone (a continued run, nearly
+            # flat) squeezed the axis to 0.23501-0.23503 and pushed the other runs off the plot
+            separated = [b for b in (self._separated_bounds(plot, s[0]) for s in self.sources) if b is not None]
+            if separated:
+                ymin, ymax = min(b[0] for b in separated), max(b[1] for b in separated)
         vb = plot.item.vb
         (x0, x1), (y0, y1) = vb.viewRange()
         new_x = sticky_range((x0, x1), xmin, xmax, headroom=0.0) if plot is self._first_plot() else None
@@ -742,6 +746,15 @@ class TrajectoryPlots(QWidget):
         if new_y is not None:
             vb.setYRange(*new_y, padding=0)
             plot.y_fitted = True
+
+    def _empty_range(self, plot: _Plot) -> None:
+        """pyqtgraph's empty default, [0, 1] (the step axis too when no run is shown at all)."""
+        vb = plot.item.vb
+        (x0, x1), (y0, y1) = vb.viewRange()
+        if (y0, y1) != (0.0, 1.0):
+            vb.setYRange(0.0, 1.0, padding=0)
+        if not self.sources and (x0, x1) != (0.0, 1.0):
+            vb.setXRange(0.0, 1.0, padding=0)
 
     def _first_plot(self):
         return next(iter(self.plots.values()), None)
