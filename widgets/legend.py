@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QGraphicsGridLayout
 
 # where the legend may sit: (x, y) of the point of the legend that is put on the same point of
 # the view box, in fractions of each, y down as on screen. The corners first, then the sides' middle
@@ -145,6 +146,9 @@ class AutoLegend(pg.LegendItem):
         # doubled titles and ticks but not the legend. Its parent, the view box, is never scaled
         # on screen, so the flag changes nothing there.
         self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
+        # pyqtgraph pads the entries by 9 pixels all round: a legend of one row was 39 pixels tall,
+        # half of a plot at 1280 x 720
+        self.layout.setContentsMargins(4, 1, 4, 1)
         self.full_names: list[str] = []
         self.short_names: list[str] = []
         self.compact = False  # short labels (set_compact): a plot too short for the full ones
@@ -161,6 +165,28 @@ class AutoLegend(pg.LegendItem):
         self.short_names.append(str(short) if short else str(name))
         super().addItem(item, self._label(len(self.full_names) - 1))
         self._name_tooltip()
+
+    def setColumnCount(self, columnCount):  # noqa: N802, N803 (pyqtgraph's names)
+        """As pyqtgraph's, in a fresh grid: its grid keeps the rows of the old arrangement, and the
+        entries, added after them, sat under empty rows (a legend of one row was two rows tall)."""
+        if columnCount != self.columnCount:
+            self.columnCount = columnCount
+            self._relayout()
+
+    def _relayout(self) -> None:
+        old = self.layout
+        layout = QGraphicsGridLayout()
+        layout.setVerticalSpacing(old.verticalSpacing())
+        layout.setHorizontalSpacing(old.horizontalSpacing())
+        layout.setContentsMargins(*old.getContentsMargins())
+        for i in range(old.count() - 1, -1, -1):
+            old.removeAt(i)  # the entries stay: only the grid goes
+        self.setLayout(layout)  # Qt deletes the old one
+        self.layout = layout
+        self.rowCount = math.ceil(len(self.items) / self.columnCount)
+        for sample, label in self.items:
+            self._addItemToLayout(sample, label)
+        self.updateSize()
 
     def _label(self, i: int) -> str:
         if self.compact:
@@ -191,6 +217,7 @@ class AutoLegend(pg.LegendItem):
         self.clear()
         for item, full, short in entries:
             self.add_entry(item, full, short)
+        self._relayout()
 
     def _name_tooltip(self) -> None:
         elided = [n for i, n in enumerate(self.full_names) if self._label(i) != n]
