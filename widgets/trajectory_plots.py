@@ -218,7 +218,7 @@ class _Plot:
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
         # where the curves leave room (widgets/legend.py); PlotItem adds named curves to it
-        self.legend = item.legend = AutoLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=-6,
+        self.legend = item.legend = AutoLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=0,
                                                brush=pg.mkBrush(*ink("legend")), labelTextColor=ink("text"))
         self.legend.setParentItem(item.vb)
         self.legend.unpinned.connect(self.place_legend)
