@@ -32,6 +32,7 @@ class ImageOptions(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Export options")
         self.screen_size = screen_size
+        self.vector = vector
         form = QFormLayout(self)
         self.style = QComboBox()
         self.style.addItem("Print: dark text on white", "print")
@@ -76,7 +77,7 @@ class ImageOptions(QDialog):
             box.setValue(value * factor)
 
     def scale(self) -> float:
-        return self.dpi.value() / SCREEN_DPI
+        return 1.0 if self.vector else self.dpi.value() / SCREEN_DPI  # SVG: lines as on screen
 
     def figure(self) -> dict:
         """The keyword arguments of export_plots and export_boundary: scale, size (in screen

@@ -149,14 +149,24 @@ def test_scale_two_doubles_legend_text_and_line_samples_too(qtbot, tmp_path):
     assert line2 >= 2 * line1
 
 
-def test_a_figure_has_the_size_asked_for_not_the_docks(plots, tmp_path):
+def test_a_figure_has_the_size_asked_for_not_the_docks(plots, dark_screen, tmp_path):
     from app.export import export_plots
 
     plots.set_sources([(_session(), "run")])
+    _dark_styled(plots)
     export_plots(plots, tmp_path / "fig.png", size=(640, 400), scale=2.5)
     pixels = _pixels(tmp_path / "fig.png")
     assert pixels.shape[:2] == (1000, 1600)  # 400 x 640 screen pixels at 2.5 (240 DPI)
     assert plots.width() == 900  # the window's own plots are untouched
+    import xml.dom.minidom
+
+    export_plots(plots, tmp_path / "fig.svg", size=(640, 400))
+    svg = xml.dom.minidom.parse(str(tmp_path / "fig.svg"))
+    assert svg.documentElement.tagName == "svg" and len(svg.getElementsByTagName("polyline")) > 10
+    # print style: the dark theme's pale text (#dddddd) is not there; in the theme's style it is
+    assert "#dddddd" not in (tmp_path / "fig.svg").read_text().lower()
+    export_plots(plots, tmp_path / "theme.svg", size=(640, 400), style="theme")
+    assert "#dddddd" in (tmp_path / "theme.svg").read_text().lower()
 
 
 def test_the_export_dialog_turns_inches_and_dpi_into_a_figure(qtbot):

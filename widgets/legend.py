@@ -13,7 +13,9 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtWidgets import QGraphicsGridLayout
+from pyqtgraph.graphicsItems.LegendItem import ItemSample
 
 # where the legend may sit: (x, y) of the point of the legend that is put on the same point of
 # the view box, in fractions of each, y down as on screen. The corners first, then the sides' middle
@@ -130,6 +132,26 @@ def better(options, current):
     return (covered,) + tuple(current[1:])
 
 
+SAMPLE_HEIGHT = 12  # pixels: pyqtgraph's line samples are 20 tall, which made every row 21
+
+
+class FlatSample(ItemSample):
+    """A legend's line sample SAMPLE_HEIGHT pixels tall, its line in the middle."""
+
+    def __init__(self, item):
+        super().__init__(item)
+        self.setMinimumSize(20, SAMPLE_HEIGHT)
+        self.setMaximumSize(20, SAMPLE_HEIGHT)
+        self.setPreferredSize(20, SAMPLE_HEIGHT)
+
+    def boundingRect(self):  # noqa: N802 (Qt's name)
+        return QRectF(0, 0, 20, SAMPLE_HEIGHT)
+
+    def paint(self, painter, *args):
+        painter.translate(0, SAMPLE_HEIGHT / 2 - 11)  # pyqtgraph draws the line at y = 11
+        super().paint(painter, *args)
+
+
 class AutoLegend(pg.LegendItem):
     """A LegendItem in one of PLACES, moved by ``place``; dragging it with the mouse pins it, a
     double click lets it go (``unpinned``: its plot places it again at once)."""
@@ -137,7 +159,7 @@ class AutoLegend(pg.LegendItem):
     unpinned = Signal()
 
     def __init__(self, **kwargs):
-        super().__init__(offset=(-MARGIN_PX, MARGIN_PX), **kwargs)
+        super().__init__(offset=(-MARGIN_PX, MARGIN_PX), sampleType=FlatSample, **kwargs)
         self.where = 0  # index in PLACES
         self.pinned = False  # the user dragged it: it stays where they put it
         self.covered = 0  # cells of curves under the legend where ``place`` put it
@@ -145,6 +167,9 @@ class AutoLegend(pg.LegendItem):
         # doubled titles and ticks but not the legend. Its parent, the view box, is never scaled
         # on screen, so the flag changes nothing there.
         self.setFlag(self.GraphicsItemFlag.ItemIgnoresTransformations, False)
+        # pyqtgraph pads the entries by 9 pixels all round: a legend of one row was 39 pixels tall,
+        # half of a plot at 1280 x 720
+        self.layout.setContentsMargins(4, 1, 4, 1)
         self.full_names: list[str] = []
         self.short_names: list[str] = []
         self.compact = False  # short labels (set_compact): a plot too short for the full ones
@@ -160,7 +185,33 @@ class AutoLegend(pg.LegendItem):
         self.full_names.append(str(name))
         self.short_names.append(str(short) if short else str(name))
         super().addItem(item, self._label(len(self.full_names) - 1))
+        label = self.items[-1][1]
+        label.item.document().setDocumentMargin(0)  # Qt's 4 pixels above and below each label's text
+        label.updateMin()
+        self.updateSize()
         self._name_tooltip()
+
+    def setColumnCount(self, columnCount):  # noqa: N802, N803 (pyqtgraph's names)
+        """As pyqtgraph's, in a fresh grid: its grid keeps the rows of the old arrangement, and the
+        entries, added after them, sat under empty rows (a legend of one row was two rows tall)."""
+        if columnCount != self.columnCount:
+            self.columnCount = columnCount
+            self._relayout()
+
+    def _relayout(self) -> None:
+        old = self.layout
+        layout = QGraphicsGridLayout()
+        layout.setVerticalSpacing(old.verticalSpacing())
+        layout.setHorizontalSpacing(old.horizontalSpacing())
+        layout.setContentsMargins(*old.getContentsMargins())
+        for i in range(old.count() - 1, -1, -1):
+            old.removeAt(i)  # the entries stay: only the grid goes
+        self.setLayout(layout)  # Qt deletes the old one
+        self.layout = layout
+        self.rowCount = math.ceil(len(self.items) / self.columnCount)
+        for sample, label in self.items:
+            self._addItemToLayout(sample, label)
+        self.updateSize()
 
     def _label(self, i: int) -> str:
         if self.compact:
@@ -191,6 +242,7 @@ class AutoLegend(pg.LegendItem):
         self.clear()
         for item, full, short in entries:
             self.add_entry(item, full, short)
+        self._relayout()
 
     def _name_tooltip(self) -> None:
         elided = [n for i, n in enumerate(self.full_names) if self._label(i) != n]
@@ -209,21 +261,29 @@ class AutoLegend(pg.LegendItem):
         return min((h for w, h in sizes if w + MARGIN_PX <= width), default=sizes[0][1])
 
     def layout_size(self, columns: int) -> tuple[float, float]:
-        """(width, height) of the legend laid out in ``columns`` columns (entries row by row): each
-        column as wide as its widest sample and label, as pyqtgraph lays them out, plus the
-        legend's own padding as it is laid out now."""
-        def raw(c):
-            width = 0.0
-            for j in range(min(c, len(self.items))):
-                column = self.items[j::c]
-                width += max(s.boundingRect().width() for s, _ in column) + 3
-                width += max(label.preferredWidth() for _, label in column) + 3
-            return width, math.ceil(len(self.items) / c) * row
+        """(width, height) of the legend laid out in ``columns`` columns (entries row by row), from
+        its entries' preferred sizes, the grid's spacing and margins."""
+        count = len(self.items)
+        if not count:
+            return 0.0, 0.0
+        columns = max(1, min(columns, count))
+        rows = math.ceil(count / columns)
+        spacing_x, spacing_y = self.layout.horizontalSpacing(), self.layout.verticalSpacing()
+        left, top, right, bottom = self.layout.getContentsMargins()
+        width = 0.0
+        for j in range(columns):
+            column = self.items[j::columns]
+            width += max(s.preferredWidth() for s, _ in column) + max(label.preferredWidth() for _, label in column)
+        width += (2 * columns - 1) * spacing_x + left + right
+        row = max(max(label.preferredHeight(), s.preferredHeight()) for s, label in self.items)
+        return width, rows * row + (rows - 1) * spacing_y + top + bottom
 
-        row = max(max(label.preferredHeight(), s.boundingRect().height()) for s, label in self.items)
-        now, rect = raw(min(self.columnCount, len(self.items))), self.boundingRect()
-        width, height = raw(columns)
-        return width + max(0.0, rect.width() - now[0]), height + max(0.0, rect.height() - now[1])
+    def updateSize(self):  # noqa: N802 (pyqtgraph's name)
+        """The legend as large as its entries need: pyqtgraph summed the entries' current heights,
+        which the grid had stretched to the legend's previous size."""
+        if self.size is None:
+            width, height = self.layout_size(self.columnCount)
+            self.setGeometry(0, 0, width, height)
 
     def restyle(self, brush, text_colour, size: str) -> None:
         """New colours and type size (a theme or presentation mode): pyqtgraph's setters store

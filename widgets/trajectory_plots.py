@@ -228,7 +228,7 @@ class _Plot:
         item.titleLabel.setToolTip(_tooltip(spec))
         item.setToolTip(_tooltip(spec))
         # where the curves leave room (widgets/legend.py); PlotItem adds named curves to it
-        self.legend = item.legend = AutoLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=-6,
+        self.legend = item.legend = AutoLegend(labelTextSize=f"{LEGEND_POINTS}pt", verSpacing=0,
                                                brush=pg.mkBrush(*ink("legend")), labelTextColor=ink("text"))
         self.legend.setParentItem(item.vb)
         self.legend.unpinned.connect(self.place_legend)
@@ -237,6 +237,7 @@ class _Plot:
         self.follow = True
         self.bounds = None  # [xmin, xmax, ymin, ymax] of what was drawn, in view (log10 where log) units
         self.y_fitted = False  # the y range was set from data at least once
+        self.banded = False  # the y range's top was raised to leave the legend a band (_legend_band)
         self.on_zoom = None  # set by TrajectoryPlots: redraw at the new resolution
         item.disableAutoRange()
         item.vb.sigRangeChangedManually.connect(self._manual_range)
@@ -678,12 +679,8 @@ class TrajectoryPlots(QWidget):
             plot.legend.setVisible(plot.spec.kind != "samples" and bool(plot.legend.items))
         plot.legend.set_compact(plot.item.vb.height() < COMPACT_BELOW_PX * self.font_scale)
         plot.place_legend()
-        # no place free of curves: a band above them, as tall as the legend's flattest layout, then
-        # (if the layout it took is taller) as tall as the legend really is
-        for flattest in (True, False):
-            if not (plot.follow and plot.legend_covers() and self._legend_headroom(plot, flattest)):
-                break
-            plot.place_legend()
+        if plot.follow:
+            self._legend_band(plot)
         if plot.empty_note is not None:  # say why a plot stays blank through a whole run
             plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
         note = plot.round_off_note
@@ -696,27 +693,30 @@ class TrajectoryPlots(QWidget):
             right = under[PLACES.index((1, 1))] <= under[PLACES.index((0, 1))]
             note.setPos(vb.width() - box.width() - 6 if right else 6, vb.height() - box.height() - 2)
 
-    def _legend_headroom(self, plot: _Plot, flattest: bool = True) -> bool:
-        """Where the legend covers a curve wherever it goes, raise the top of the y range until
-        a band as tall as the legend is free above the data (the Angles legend covered its
-        curves). True when the range changed."""
-        if plot.bounds is None:
-            return False
-        vb = plot.item.vb
-        height = vb.height()
-        if height <= 0:
-            return False
-        # the legend's height in its flattest layout, a cell of the placement grid to spare
-        legend_px = plot.legend.flattest_height(vb.width()) if flattest else plot.legend.boundingRect().height()
-        fraction = (legend_px + MARGIN_PX) / height + 1.0 / GRID[1]
-        if fraction >= 0.6:  # a plot too short to give the legend a band: leave it where it is
-            return False
-        y0, y1 = vb.viewRange()[1]
-        top = plot.bounds[3]
-        if top <= y1 - fraction * (y1 - y0):
-            return False
-        vb.setYRange(y0, y0 + (top - y0) / (1.0 - fraction), padding=0)
-        return True
+    def _legend_band(self, plot: _Plot) -> None:
+        """Where the legend covers a curve wherever it goes, raise the top of the y range until a
+        band as tall as the legend is free above the data (the Angles legend covered its curves):
+        first as tall as its flattest layout, then, if the layout it took still covers a curve,
+        as tall as it is. A band left far taller than the flattest layout needs (the legend was
+        taller before: a larger type, a narrower plot) shrinks back."""
+        legend, vb = plot.legend, plot.item.vb
+        if not (legend.isVisible() and legend.items and plot.bounds is not None and vb.height() > 0):
+            return
+        for flattest in (True, False):
+            legend_px = legend.flattest_height(vb.width()) if flattest else legend.boundingRect().height()
+            fraction = (legend_px + MARGIN_PX) / vb.height() + 1.0 / GRID[1]  # a grid cell to spare
+            if fraction >= 0.6:  # a plot too short to give the legend a band: leave it where it is
+                return
+            y0, y1 = vb.viewRange()[1]
+            needed = y0 + (plot.bounds[3] - y0) / (1.0 - fraction)
+            if plot.legend_covers():
+                if needed <= y1:
+                    continue
+            elif not (flattest and plot.banded and y1 - needed > 0.25 * (needed - y0)):
+                return
+            vb.setYRange(y0, needed, padding=0)
+            plot.banded = True
+            plot.place_legend()
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
@@ -731,6 +731,8 @@ class TrajectoryPlots(QWidget):
             if separated:
                 ymin, ymax = min(b[0] for b in separated), max(b[1] for b in separated)
         vb = plot.item.vb
+        if not plot.y_fitted:
+            plot.banded = False
         (x0, x1), (y0, y1) = vb.viewRange()
         new_x = sticky_range((x0, x1), xmin, xmax, headroom=0.0) if plot is self._first_plot() else None
         if new_x is not None or (not self.live and x1 - x0 > 1.05 * (xmax - xmin) + 1e-9
