@@ -232,7 +232,8 @@ def test_a_huge_network_is_refused_before_anything_is_allocated(tmp_path, width,
     assert result.returncode == 2, result.stderr
     assert f"the network has {count} parameters; the limit is 1e+07" in result.stderr
     seconds, peak_kb = result.stdout.split()
-    assert float(seconds) < 5 and int(peak_kb) < 600_000  # the weights alone would be 3.2 GB (20,000) or 80 GB
+    # the imports (torch, scipy, Qt-free app) take ~0.6 GB; the weights alone would be 3.2 GB (20,000) or 80 GB
+    assert float(seconds) < 5 and int(peak_kb) < 1_500_000
     assert not (tmp_path / "r.h5").exists()
 
 
