@@ -73,6 +73,7 @@ def window(qtbot, settings, no_leaks):
     configure_pyqtgraph()
     win = MainWindow(settings=settings)
     win.confirm = lambda *_args: True  # dialogs would block an offscreen test
+    win.ask_steps = lambda _title, _text, default: default  # likewise Continue's steps dialog
     qtbot.addWidget(win)
     win.resize(1400, 900)
     win.show()
