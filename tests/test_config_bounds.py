@@ -48,6 +48,8 @@ CASES = [
     (_with(("dataset",), {"generator": "circles", "params": {"factor": [0.5]}}), "dataset.params.factor", "a list"),
     (_with(("dataset",), {"generator": "blobs", "params": {"noise": None}}), "dataset.params.noise", "null"),
     (_with(("dataset",), {"generator": "blobs", "params": {"n": 10**12}}), "dataset.params.n", "limit is 1e+07"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"noise": 10**400}}), "dataset.params.noise", "too large"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"n": 10**400}}), "dataset.params.n", "about 10^400"),
     (HUGE_INLINE, "X", "too large for a float64"),
     (DEEP, "config", "nested too deeply"),
     ('{"name": 1' + "0" * 5000 + "}", "config", "not valid JSON"),
@@ -133,7 +135,7 @@ def test_an_npz_claiming_a_huge_shape_is_refused_before_reading(tmp_path):
     path = tmp_path / "claims.npz"
     _npz_with_header(path, (10**6, 10**6))
     assert path.stat().st_size < 1000
-    with pytest.raises(DatasetError, match=r"claims.npz: X: 1000000 x 1000000 = 1e\+12 numbers is too large; "
+    with pytest.raises(DatasetError, match=r"claims.npz: X: 1000000 x 1000000 = about 10\^12 numbers is too large; "
                                            r"the limit is 1e\+07"):
         D.load(path)
     # a claim within the limit that the bytes do not back is a damaged file, not a MemoryError
