@@ -289,8 +289,8 @@ def generator_arguments(kind: str, params: dict) -> dict:
         checked[key] = value
     n, dim = checked.get("n", defaults["n"]), checked.get("dim", defaults.get("dim", 2))
     if n * dim > MAX_DATASET_ELEMENTS:
-        raise DatasetError(f"{'dim' if dim > n else 'n'}: {_big(n)} points of {_big(dim)} coordinates are {_big(n * dim)} numbers; "
-                           f"the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
+        raise DatasetError(f"{'dim' if dim > n else 'n'}: {_big(n)} points of {_big(dim)} coordinates are "
+                           f"{_big(n * dim)} numbers; the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
     return checked
 
 
