@@ -16,7 +16,7 @@ from typing import Literal, Optional
 
 from . import activations
 from .errors import ConfigError
-from .schema import Serializable, describe, convert, require
+from .schema import Serializable, convert, describe, require
 from .schema import from_dict as schema_from_dict
 
 # Refused before anything is allocated (core/budget.py has the limits that depend on the data)

@@ -6,10 +6,12 @@ per-sample Jacobian (n x P) that the KKT residual and the Euler defect use (scip
 it once more). Each limit is a count of float64 numbers, so that the message can name it:
 
   parameters               P              <= architecture.MAX_PARAMETERS (80 MB a copy)
-  activations              n x (widths)   <= MAX_ACTIVATIONS (400 MB)
-  per-sample Jacobian      n x P          <= MAX_JACOBIAN    (160 MB a copy; homogeneous networks)
+  activations              n x (widths)   <= MAX_ACTIVATIONS (800 MB)
+  per-sample Jacobian      n x P          <= MAX_JACOBIAN    (800 MB a copy; homogeneous networks)
 
-Every preset needs under 1% of each; a width-1,000 three-layer network on 10,000 points fits.
+Every preset needs under 1% of each. A two-layer ReLU network of width 256 on 1,000 points fits
+(P = 66,304: a Jacobian of 6.6e7 numbers); a width-1,000 three-layer network on 10,000 points
+does not (its per-sample Jacobian alone would be 2e10 numbers, 160 GB).
 
 A family of S members holds S open run files and S members' state and records: S times
 member_bytes, at most MAX_FAMILY_BYTES in all (4 GB: about 1,300 members of a small model on
@@ -21,8 +23,8 @@ from __future__ import annotations
 from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_count, parameter_layout
 from .errors import ConfigError
 
-MAX_ACTIVATIONS = 5 * 10**7
-MAX_JACOBIAN = 2 * 10**7
+MAX_ACTIVATIONS = 10**8
+MAX_JACOBIAN = 10**8
 MAX_FAMILY_BYTES = 4 << 30
 FILE_BYTES = 2 << 20  # a member's open run file: HDF5's own structures and chunk caches (1.1 MB measured)
 RECORD_ROWS = 1024  # records a member may hold between two writes (every step is recorded up to step 1,000)
@@ -61,12 +63,12 @@ def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
     size = parameter_count(spec)
     activations = n * activation_count(spec)
     if activations > MAX_ACTIVATIONS:
-        raise ConfigError(f"architecture.blocks: the activations on {n} points are {activations:.2g} numbers; "
+        raise ConfigError(f"architecture.blocks: the activations on {n} points are {activations:.3g} numbers; "
                           f"the limit is {MAX_ACTIVATIONS:.0e} (README, Limits): use fewer points or narrower layers")
     if jacobian and n * size > MAX_JACOBIAN:
-        raise ConfigError(f"architecture.blocks: the per-sample Jacobian for the KKT residual (n x P = {n} x {size}) is "
-                          f"{n * size:.2g} numbers; the limit is {MAX_JACOBIAN:.0e} (README, Limits): use fewer points "
-                          "or a smaller network")
+        raise ConfigError(f"architecture.blocks: the per-sample Jacobian for the KKT residual "
+                          f"(n x P = {n} x {size}) is {n * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
+                          "(README, Limits): use fewer points or a smaller network")
 
 
 def member_bytes(spec: ArchitectureSpec, n: int) -> int:

@@ -94,20 +94,27 @@ def _real_array(values, name: str, what: str) -> np.ndarray:
     """``values`` as float64; complex numbers are refused (float64 would drop the imaginary part)."""
     try:
         array = np.asarray(values)
-        if np.iscomplexobj(array):
-            raise DatasetError(f"{name}: holds complex numbers; coordinates and labels must be real")
+    except (TypeError, ValueError) as exc:  # ragged lists
+        raise DatasetError(f"{name}: {what} ({exc})") from None
+    if np.iscomplexobj(array):
+        raise DatasetError(f"{name}: holds complex numbers; coordinates and labels must be real")
+    try:
         return array.astype(np.float64)
     except (TypeError, ValueError) as exc:
-        if isinstance(exc, DatasetError):
-            raise
         raise DatasetError(f"{name}: {what} ({exc})") from None
     except OverflowError:  # an integer beyond float64 (JSON allows 10**400)
         raise DatasetError(f"{name}: a number is too large for a float64") from None
 
 
+def _big(count: int) -> str:
+    """A whole number for a message: as is up to 12 digits, else its power of ten (10**400 has no float)."""
+    digits = len(str(abs(count)))
+    return str(count) if digits <= 12 else f"{'-' if count < 0 else ''}about 10^{digits - 1}"
+
+
 def _too_many(shape) -> str:
     count = math.prod(int(v) for v in shape)
-    return (f"X: {' x '.join(map(str, shape))} = {count:.3g} numbers is too large; "
+    return (f"X: {' x '.join(map(str, shape))} = {_big(count)} numbers is too large; "
             f"the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
 
 
@@ -264,20 +271,26 @@ def generator_arguments(kind: str, params: dict) -> dict:
         if key not in defaults:
             raise DatasetError(f"{key}: unknown parameter of generator {kind} (allowed: {', '.join(defaults)})")
         whole = isinstance(defaults[key], int)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not float(value).is_integer()):
+        if (isinstance(value, bool) or not isinstance(value, (int, float))
+                or (whole and isinstance(value, float) and not value.is_integer())):
             shown = {type(None): "null", list: "a list", dict: "an object"}.get(type(value), repr(value))
             raise DatasetError(f"{key}: expected {'a whole number' if whole else 'a number'}, got {shown}")
         if whole:
             value = int(value)
             if key == "seed" and not 0 <= value < 2**63:
-                raise DatasetError(f"seed: must be a whole number from 0 to 2^63 - 1, got {value}")
-        elif not math.isfinite(value):
-            raise DatasetError(f"{key}: must be a finite number, got {value!r}")
+                raise DatasetError(f"seed: must be a whole number from 0 to 2^63 - 1, got {_big(value)}")
+        else:
+            try:
+                value = float(value)
+            except OverflowError:
+                raise DatasetError(f"{key}: the number is too large for a float64") from None
+            if not math.isfinite(value):
+                raise DatasetError(f"{key}: must be a finite number, got {value!r}")
         checked[key] = value
     n, dim = checked.get("n", defaults["n"]), checked.get("dim", defaults.get("dim", 2))
     if n * dim > MAX_DATASET_ELEMENTS:
-        raise DatasetError(f"{'dim' if dim > n else 'n'}: {n} points of {dim} coordinates are {n * dim:.3g} numbers; "
-                           f"the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
+        raise DatasetError(f"{'dim' if dim > n else 'n'}: {_big(n)} points of {_big(dim)} coordinates are "
+                           f"{_big(n * dim)} numbers; the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
     return checked
 
 

@@ -36,7 +36,7 @@ def parse_json(text: str, what: str = "config") -> Any:
         raise ConfigError(f"{what}: the JSON is nested too deeply (at most {MAX_JSON_DEPTH} levels)") from None
     except ValueError as exc:  # an integer of more than 4,300 digits
         raise ConfigError(f"{what}: not valid JSON ({exc})") from None
-    level, stack = 0, [(data, 1)]
+    stack = [(data, 1)]
     while stack:
         value, level = stack.pop()
         if level > MAX_JSON_DEPTH:

@@ -384,7 +384,8 @@ class Trainer:
             rule = "the lyu_li step rule, " if self.step_rule == "loss_normalized" and (self.order or 1) > 1 else ""
             return f"use {rule}a smaller step (optimizer.lr){precision}"
         if self.step_rule == "constant":
-            return f"the step size is too large for the constant rule: lower it or use the loss-normalized rule{precision}"
+            return ("the step size is too large for the constant rule: lower it or use the loss-normalized rule"
+                    + precision)
         return f"the step size is too large: lower optimizer.lr{precision}"
 
     # ------------------------------------------------------------------ records

@@ -48,6 +48,8 @@ CASES = [
     (_with(("dataset",), {"generator": "circles", "params": {"factor": [0.5]}}), "dataset.params.factor", "a list"),
     (_with(("dataset",), {"generator": "blobs", "params": {"noise": None}}), "dataset.params.noise", "null"),
     (_with(("dataset",), {"generator": "blobs", "params": {"n": 10**12}}), "dataset.params.n", "limit is 1e+07"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"noise": 10**400}}), "dataset.params.noise", "too large"),
+    (_with(("dataset",), {"generator": "blobs", "params": {"n": 10**400}}), "dataset.params.n", "about 10^400"),
     (HUGE_INLINE, "X", "too large for a float64"),
     (DEEP, "config", "nested too deeply"),
     ('{"name": 1' + "0" * 5000 + "}", "config", "not valid JSON"),
@@ -133,7 +135,7 @@ def test_an_npz_claiming_a_huge_shape_is_refused_before_reading(tmp_path):
     path = tmp_path / "claims.npz"
     _npz_with_header(path, (10**6, 10**6))
     assert path.stat().st_size < 1000
-    with pytest.raises(DatasetError, match=r"claims.npz: X: 1000000 x 1000000 = 1e\+12 numbers is too large; "
+    with pytest.raises(DatasetError, match=r"claims.npz: X: 1000000 x 1000000 = about 10\^12 numbers is too large; "
                                            r"the limit is 1e\+07"):
         D.load(path)
     # a claim within the limit that the bytes do not back is a damaged file, not a MemoryError
@@ -239,7 +241,7 @@ def test_a_huge_network_is_refused_before_anything_is_allocated(tmp_path, width,
 
 def test_activations_and_the_jacobian_are_bounded_by_the_data():
     from core.architecture import ArchitectureSpec
-    from core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count
+    from core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count, check_run_size
     from core.trainer import Trainer
     from tests.helpers import config_for
 
@@ -247,20 +249,23 @@ def test_activations_and_the_jacobian_are_bounded_by_the_data():
         return ArchitectureSpec.from_dict({"input_dim": 2, "blocks": [
             {"type": "dense", "width": width}, {"type": "activation", "kind": activation}, {"type": "dense", "width": 1}]})
 
-    spec = one_hidden(5000)
-    assert activation_count(spec) == 5000 + 5000 + 1
-    wide = D.gaussian_blobs(5000, seed=1)  # 5,000 x 10,001 activations > 5e7
-    assert 5000 * 10001 > MAX_ACTIVATIONS
-    with pytest.raises(ConfigError, match=r"the activations on 5000 points are 5e\+07 numbers; the limit is 5e\+07"):
-        Trainer(config_for(spec, wide, steps=1))
-    # 2,000 x 15,000 = 3e7 per-sample gradients for the KKT residual (a homogeneous network) ...
-    some = D.gaussian_blobs(2000, seed=1)
-    assert 2000 * 10001 <= MAX_ACTIVATIONS and 2000 * 15000 > MAX_JACOBIAN
-    with pytest.raises(ConfigError, match=r"per-sample Jacobian .* \(n x P = 2000 x 15000\) is 3e\+07 numbers"):
-        Trainer(config_for(spec, some, steps=1))
+    spec = one_hidden(10000)
+    assert activation_count(spec) == 10000 + 10000 + 1
+    assert 6000 * 20001 > MAX_ACTIVATIONS
+    with pytest.raises(ConfigError, match=r"the activations on 6000 points are 1.2e\+08 numbers; the limit is 1e\+08"):
+        Trainer(config_for(spec, D.gaussian_blobs(6000, seed=1), steps=1))
+    # 2,000 x 60,000 = 1.2e8 per-sample gradients for the KKT residual (a homogeneous network) ...
+    wide = one_hidden(20000)
+    assert 2000 * 40001 <= MAX_ACTIVATIONS and 2000 * 60000 > MAX_JACOBIAN
+    with pytest.raises(ConfigError, match=r"per-sample Jacobian .* \(n x P = 2000 x 60000\) is 1.2e\+08 numbers"):
+        Trainer(config_for(wide, D.gaussian_blobs(2000, seed=1), steps=1))
     # ... which a network of no homogeneity order never forms
-    trainer = Trainer(config_for(one_hidden(5000, "tanh"), some, steps=1))
-    assert trainer.order is None
+    check_run_size(one_hidden(20000, "tanh"), 2000, jacobian=False)
+    # and a realistic desktop run fits: width 256, two layers, 1,000 points
+    realistic = ArchitectureSpec.from_dict({"input_dim": 2, "blocks": [
+        {"type": "dense", "width": 256}, {"type": "activation", "kind": "relu"},
+        {"type": "dense", "width": 256}, {"type": "activation", "kind": "relu"}, {"type": "dense", "width": 1}]})
+    check_run_size(realistic, 1000, jacobian=True)
 
 
 def test_every_preset_fits_the_budget():
