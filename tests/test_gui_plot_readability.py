@@ -186,8 +186,17 @@ def test_direction_change_is_drawn_per_step_with_no_jump_where_records_thin_out_
     steps = np.concatenate([np.arange(1000), np.arange(1000, 5001, 100), [5037]])
     per_record = 2e-5 * np.diff(steps, prepend=-1).astype(float)
     per_record[0] = np.nan
-    plots.set_sources([(_session(steps, direction_change=per_record), "run")])
+    # a live run: the first records, drawn, then the rest (the per-step values are made only for
+    # records not seen before)
+    head = 1020
+    session = _session(steps[:head], direction_change=per_record[:head])
+    plots.set_sources([(session, "run")])
     plots.set_log_y("angles", False)
+    plots.refresh(force=True)
+    margin = 0.2 - 0.2 * np.exp(-steps[head:] / 300.0)
+    session.append({"step": steps[head:], "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+                    "log_loss": -0.5 * steps[head:].astype(float), "param_norm": 1.0 + steps[head:],
+                    "direction_change": per_record[head:]})
     plots.refresh(force=True)
     _x, y = plots.plots["angles"].curves[(0, "direction_change")].getData()
     assert np.nanmax(y) == pytest.approx(2e-5) and np.nanmin(y) == pytest.approx(2e-5)
