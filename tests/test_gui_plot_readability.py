@@ -280,3 +280,26 @@ def test_the_boundary_colour_bar_follows_f(qtbot):
     view.set_points(np.array([[0.5, 0.5], [-0.5, -0.5]]), np.array([1.0, -1.0]))
     view.set_grid(np.add.outer(xs, xs) * 7.0, (-1, -1, 2, 2), 0.5)
     assert view.colour_bar.isVisible() and view.colour_bar.levels() == pytest.approx((-14.0, 14.0))
+
+
+def test_the_steepest_max_margin_line_bounds_the_margin_sign_descent_climbs_to():
+    """core.trainer.steepest_reference_margin for sign descent is the l_inf max margin: no
+    parameter has a larger q_min / ||theta||_inf, and sign descent's own margin climbs towards it."""
+    from core.presets import load_preset
+    from core.trainer import Trainer
+
+    config = load_preset("sign-descent-linf")
+    trainer = Trainer(config)
+    line = trainer.steepest_reference_margin()
+    chunk = trainer.run(20000)
+    reached = np.asarray(chunk.records["normalized_margin_linf"])
+    assert np.nanmax(reached) <= line + 1e-9  # a maximum: nothing above it
+    assert line - reached[-1] < 0.01 and reached[-1] > reached[len(reached) // 10]  # and approached
+    # random directions with their bias: all below the line
+    rng = np.random.default_rng(0)
+    X = np.column_stack([trainer.dataset.X, np.ones(trainer.n)]) if config.architecture.blocks[0].bias \
+        else trainer.dataset.X
+    W = rng.normal(size=(20000, X.shape[1]))
+    margins = (trainer.dataset.y[:, None] * (X @ W.T)).min(axis=0) / np.abs(W).max(axis=1)
+    assert margins.max() <= line + 1e-9
+    assert Trainer(load_preset("linear-separable")).steepest_reference_margin() is None  # gradient descent
