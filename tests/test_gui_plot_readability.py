@@ -186,8 +186,17 @@ def test_direction_change_is_drawn_per_step_with_no_jump_where_records_thin_out_
     steps = np.concatenate([np.arange(1000), np.arange(1000, 5001, 100), [5037]])
     per_record = 2e-5 * np.diff(steps, prepend=-1).astype(float)
     per_record[0] = np.nan
-    plots.set_sources([(_session(steps, direction_change=per_record), "run")])
+    # a live run: the first records, drawn, then the rest (the per-step values are made only for
+    # records not seen before)
+    head = 1020
+    session = _session(steps[:head], direction_change=per_record[:head])
+    plots.set_sources([(session, "run")])
     plots.set_log_y("angles", False)
+    plots.refresh(force=True)
+    margin = 0.2 - 0.2 * np.exp(-steps[head:] / 300.0)
+    session.append({"step": steps[head:], "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+                    "log_loss": -0.5 * steps[head:].astype(float), "param_norm": 1.0 + steps[head:],
+                    "direction_change": per_record[head:]})
     plots.refresh(force=True)
     _x, y = plots.plots["angles"].curves[(0, "direction_change")].getData()
     assert np.nanmax(y) == pytest.approx(2e-5) and np.nanmin(y) == pytest.approx(2e-5)
@@ -271,3 +280,26 @@ def test_the_boundary_colour_bar_follows_f(qtbot):
     view.set_points(np.array([[0.5, 0.5], [-0.5, -0.5]]), np.array([1.0, -1.0]))
     view.set_grid(np.add.outer(xs, xs) * 7.0, (-1, -1, 2, 2), 0.5)
     assert view.colour_bar.isVisible() and view.colour_bar.levels() == pytest.approx((-14.0, 14.0))
+
+
+def test_the_steepest_max_margin_line_bounds_the_margin_sign_descent_climbs_to():
+    """core.trainer.steepest_reference_margin for sign descent is the l_inf max margin: no
+    parameter has a larger q_min / ||theta||_inf, and sign descent's own margin climbs towards it."""
+    from core.presets import load_preset
+    from core.trainer import Trainer
+
+    config = load_preset("sign-descent-linf")
+    trainer = Trainer(config)
+    line = trainer.steepest_reference_margin()
+    chunk = trainer.run(20000)
+    reached = np.asarray(chunk.records["normalized_margin_linf"])
+    assert np.nanmax(reached) <= line + 1e-9  # a maximum: nothing above it
+    assert line - reached[-1] < 0.01 and reached[-1] > reached[len(reached) // 10]  # and approached
+    # random directions with their bias: all below the line
+    rng = np.random.default_rng(0)
+    X = np.column_stack([trainer.dataset.X, np.ones(trainer.n)]) if config.architecture.blocks[0].bias \
+        else trainer.dataset.X
+    W = rng.normal(size=(20000, X.shape[1]))
+    margins = (trainer.dataset.y[:, None] * (X @ W.T)).min(axis=0) / np.abs(W).max(axis=1)
+    assert margins.max() <= line + 1e-9
+    assert Trainer(load_preset("linear-separable")).steepest_reference_margin() is None  # gradient descent

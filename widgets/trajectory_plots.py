@@ -781,20 +781,26 @@ class TrajectoryPlots(QWidget):
         extra = plot.spec.extra
         if values is None or (name not in extra.get("per_step", ()) and name not in extra.get("round_off", ())):
             return values
+        # series only grow (DESIGN.md): the records seen before are kept, only new ones transformed
         key = (id(source), name, band)
-        version, found = self._derived.get(key, (None, None))
-        if version != source.version:
+        arrays = values if band else (values,)
+        n = len(arrays[0])
+        done, parts, dropped = self._derived.get(key, (0, None, False))
+        if parts is None or done > n:  # new, or a different, shorter series under the same key
+            done, parts, dropped = 0, [np.empty(0)] * len(arrays), False
+        if n > done:
             steps = source.get("step")
-            parts = [self._transform(plot.spec, steps, name, v) for v in (values if band else (values,))]
-            found = (tuple(p[0] for p in parts) if band else parts[0][0], any(p[1] for p in parts))
-            self._derived[key] = (source.version, found)
-        plot.dropped_round_off |= found[1]
-        return found[0]
+            new = [self._transform(plot.spec, steps, name, a, done) for a in arrays]
+            parts = [np.concatenate([old, fresh]) for old, (fresh, _d) in zip(parts, new)]
+            dropped = dropped or any(d for _fresh, d in new)
+            self._derived[key] = (n, parts, dropped)
+        plot.dropped_round_off |= dropped
+        return tuple(parts) if band else parts[0]
 
     @staticmethod
-    def _transform(spec: PlotSpec, steps, name: str, values):
-        """(values drawn, whether round-off values were dropped) of one series."""
-        out = np.asarray(values, dtype=np.float64)
+    def _transform(spec: PlotSpec, steps, name: str, values, start: int = 0):
+        """(values[start:] as drawn, whether round-off values were dropped) of one series."""
+        out = np.asarray(values[start:], dtype=np.float64)
         dropped = False
         if name in spec.extra.get("round_off", ()):
             with np.errstate(invalid="ignore"):
@@ -802,9 +808,10 @@ class TrajectoryPlots(QWidget):
             dropped = bool(small.any())
             out = np.where(small, np.nan, out)
         if name in spec.extra.get("per_step", ()) and steps is not None:
-            steps = np.asarray(steps[: len(out)], dtype=np.float64)
+            index = np.arange(start, start + len(out))
+            known = (index >= 1) & (index < len(steps))  # record 0 has no interval before it
             gaps = np.full(len(out), np.nan)
-            gaps[1:len(steps)] = np.diff(steps)
+            gaps[known] = steps[index[known]] - steps[index[known] - 1]
             with np.errstate(invalid="ignore", divide="ignore"):
                 out = out / np.where(gaps > 0, gaps, np.nan)
         return out, dropped
