@@ -402,6 +402,9 @@ class MainWindow(QMainWindow):
         self.run_list.table.setCurrentCell(0, 0)
         self.boundary.set_points(dataset.X, dataset.y)
         self._config_changed_during_run = False
+        # a new session counts its versions from 0 again: one that reached the last run's final
+        # version within a redraw tick was never drawn (no rings, an old status bar)
+        self._drawn_version = -1
         self._status = "running" if run else "paused"
         self.controller.start(config.to_json(), run=run, params=params, start_step=start_step)
         if params is None:

@@ -95,7 +95,7 @@ def test_facts_follow_the_data_and_bad_data_are_explained(editor, qtbot):
 
 
 def test_generator_import_export(editor, tmp_path):
-    editor.kind.setCurrentText("moons")
+    editor.kind.set_name("moons")
     editor.n.setValue(60)
     editor.generate()
     assert editor.model.n == 60

@@ -52,7 +52,7 @@ def test_opening_fills_the_plots_with_exactly_the_files_data(window, run_files):
     assert y.min() == values.min() and y.max() == values.max()
     # the setup came with it
     assert window.builder.spec_dict()["blocks"][0]["width"] == 8
-    assert window.controls.rule.currentText() == "lyu_li"
+    assert window.controls.rule.name() == "lyu_li"
 
 
 def test_two_runs_compare_with_a_legend_list_and_table(window, run_files, qtbot):

@@ -23,6 +23,7 @@ from core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder
+from .named_combo import NamedCombo
 from .palette import NEGATIVE, POSITIVE, ink
 
 PICK_PIXELS = 8
@@ -187,8 +188,7 @@ class DatasetEditor(QWidget):
         self.facts.setToolTip("Linear separability is decided by a linear program; the margin is the l2 hard-margin "
                               "SVM's (with bias), the largest distance any separating line keeps from the points.")
 
-        self.kind = QComboBox()
-        self.kind.addItems(list(datasets.GENERATORS))
+        self.kind = NamedCombo(list(datasets.GENERATORS))  # "linearly separable" on screen
         self.kind.setToolTip("Dataset generator (seeded)")
         self.n = QSpinBox()
         self.n.setRange(2, 100000)
@@ -210,7 +210,7 @@ class DatasetEditor(QWidget):
         generate = QPushButton("Generate")
         generate.setToolTip("Replace the points with a generated dataset (undoable)")
         generate.clicked.connect(self.generate)
-        self.kind.currentTextChanged.connect(self._update_generator_fields)
+        self.kind.currentIndexChanged.connect(lambda _i: self._update_generator_fields(self.kind.name()))
 
         form = QFormLayout()
         form.addRow("Generator", self.kind)
@@ -257,7 +257,7 @@ class DatasetEditor(QWidget):
         self._geometry_service = None
         self._geometry_token = 0
         self.model.changed.connect(self._counts_now_geometry_soon)
-        self._update_generator_fields(self.kind.currentText())
+        self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
 
     def _fields(self) -> dict:
@@ -280,13 +280,13 @@ class DatasetEditor(QWidget):
         self._form.setRowVisible(self.extra, bool(self._extra))
 
     def generator_params(self) -> dict:
-        params = datasets.generator_parameters(self.kind.currentText())
+        params = datasets.generator_parameters(self.kind.name())
         values = {name: widget.value() for name, widget in self._fields().items()}
         return {**{k: v for k, v in values.items() if k in params}, **self._extra}
 
     def generate(self) -> None:
         try:
-            ds = datasets.generate(self.kind.currentText(), **self.generator_params())
+            ds = datasets.generate(self.kind.name(), **self.generator_params())
         except DatasetError as exc:
             self.error.emit(str(exc))
             return
@@ -297,7 +297,7 @@ class DatasetEditor(QWidget):
         """Show a generator's settings (for a config whose dataset came from one)."""
         if kind not in datasets.GENERATORS:
             return
-        self.kind.setCurrentText(kind)
+        self.kind.set_name(kind)
         full = {**datasets.generator_parameters(kind), **params}
         for name, widget in self._fields().items():
             if name in full:
