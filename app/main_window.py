@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from core.config import MODIFIABLE, DatasetConfig, RunConfig
@@ -667,10 +667,19 @@ class MainWindow(QMainWindow):
         self.settings.setValue("presentation", on)
 
     # ================================================================== closing and asking
-    def confirm(self, title: str, text: str) -> bool:
-        """Ask a yes/no question (tests replace this)."""
-        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
-                                    QMessageBox.No) == QMessageBox.Yes
+    def confirm(self, title: str, text: str, offer_remember: bool = False) -> bool:
+        """Ask a yes/no question (tests replace this). With ``offer_remember``, a "Don't ask again
+        this session" box: ticked with Yes, discarding runs is not asked about again until the
+        window closes (flipping through presets in a talk)."""
+        box = QMessageBox(QMessageBox.Question, title, text, QMessageBox.Yes | QMessageBox.No, self)
+        box.setDefaultButton(QMessageBox.No)
+        remember = QCheckBox("Don't ask again this session", box)  # ours to read back (held here)
+        if offer_remember:
+            box.setCheckBox(remember)
+        yes = box.exec() == QMessageBox.Yes
+        if yes and offer_remember and remember.isChecked():
+            self._discard_without_asking = True
+        return yes
 
     def ask_steps(self, title: str, text: str, default: int) -> int | None:
         """Ask for a number of steps; None when cancelled (tests replace this)."""
@@ -679,12 +688,12 @@ class MainWindow(QMainWindow):
 
     def _may_discard(self, question: str) -> bool:
         session = self.session
-        if session is None:
+        if session is None or getattr(self, "_discard_without_asking", False):
             return True
         if self.controller.state in ("running", "paused") and session.n_records > 1 and session.saved_path is None:
-            return self.confirm("Run in progress", f"A run is in progress and not saved. {question}")
+            return self.confirm("Run in progress", f"A run is in progress and not saved. {question}", True)
         if session.has_unsaved_results and session.status in ENDED:
-            return self.confirm("Unsaved run", f"The run has not been saved. {question}")
+            return self.confirm("Unsaved run", f"The run has not been saved. {question}", True)
         return True
 
     def closeEvent(self, event):  # noqa: N802

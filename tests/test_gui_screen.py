@@ -58,3 +58,33 @@ def test_a_saved_geometry_is_kept_only_if_it_fits_the_screen(qtbot, settings, no
     assert fresh.width() <= 1280 and fresh.height() <= 720
     for w in (window, again, fresh):
         w.controller.shutdown()
+
+
+def test_dont_ask_again_this_session_on_the_discard_prompt(window, qtbot):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QCheckBox, QMessageBox
+
+    del window.confirm  # the real dialog, answered below as a user would
+    window.controls.steps.setValue(100)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    seen = []
+
+    def answer():
+        box = QApplication.activeModalWidget()
+        if not isinstance(box, QMessageBox):
+            QTimer.singleShot(20, answer)
+            return
+        seen.append(box.text())
+        box.findChild(QCheckBox).setChecked(True)
+        box.button(QMessageBox.Yes).click()
+
+    QTimer.singleShot(0, answer)
+    window.load_preset("relu3-moons")
+    assert len(seen) == 1 and "not been saved" in seen[0]
+    assert "moons" in window.current_config().dataset.name
+    window.controls.steps.setValue(100)
+    window.toggle_run()
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    window.load_preset("relu2-blobs")  # no second question: it would block here
+    assert len(seen) == 1 and "blobs" in window.current_config().dataset.name
