@@ -651,11 +651,13 @@ class MainWindow(QMainWindow):
         self.presentation_action.setChecked(on)
         editors = ("dataset", "architecture", "runs", "run")
         if on:
+            if not self.isFullScreen():  # the layout to come back to, before the editors are hidden
+                self._layout_before_full_screen, self._geometry_before_full_screen = self.saveState(), self.geometry()
             self._editor_visibility = {k: self._docks[k].isVisible() for k in editors}
             for k in editors:
                 self._docks[k].hide()
             self.plots.set_pen_width(3)
-            self._enter_full_screen()
+            self._enter_full_screen(keep_layout=False)
         else:
             for k in editors:
                 self._docks[k].setVisible(getattr(self, "_editor_visibility", {}).get(k, True))
@@ -777,9 +779,10 @@ class MainWindow(QMainWindow):
         self.resize(min(1500, available.width() - frame.width()), min(920, available.height() - frame.height()))
         self.move(available.topLeft())
 
-    def _enter_full_screen(self) -> None:
+    def _enter_full_screen(self, keep_layout: bool = True) -> None:
         if not self.isFullScreen():
-            self._layout_before_full_screen = self.saveState()  # full screen re-shares the docks' room
+            if keep_layout:  # full screen re-shares the docks' room: remember it as it is
+                self._layout_before_full_screen, self._geometry_before_full_screen = self.saveState(), self.geometry()
             self.showFullScreen()
         self.fullscreen_action.setChecked(True)
 
@@ -789,15 +792,22 @@ class MainWindow(QMainWindow):
             # restored once the normal size is back (resizeEvent): at the full screen's size the
             # docks' shares came out wrong (the Dataset panel 60% wider, the plots squeezed)
             self._layout_to_restore = getattr(self, "_layout_before_full_screen", None)
+            geometry = getattr(self, "_geometry_before_full_screen", None)
+            if geometry is not None:  # without a window manager, showNormal alone kept the screen's size
+                self.setGeometry(geometry)
+            QTimer.singleShot(100, self._restore_layout)  # in case no resize comes (same size)
         self.fullscreen_action.setChecked(False)
 
-    def resizeEvent(self, event):  # noqa: N802
-        super().resizeEvent(event)
+    def _restore_layout(self) -> None:
         state = getattr(self, "_layout_to_restore", None)
         if state is not None and not self.isFullScreen():
             self._layout_to_restore = None
             self.restoreState(state)
             self.banner.sync()
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._restore_layout()
 
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():
