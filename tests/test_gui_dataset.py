@@ -118,3 +118,17 @@ def test_high_dimensional_data_are_projected_read_only(editor):
     click(editor.canvas, 0.0, 0.0)
     assert editor.model.n == 20
     assert "PCA projection" in editor.canvas.projection_note.toPlainText()
+
+
+def test_import_errors_all_name_the_file_then_the_reason(editor, tmp_path):
+    messages = []
+    editor.error.connect(messages.append)
+    cases = {"bad-number.csv": "x1,x2,label\n1,2,1\n3,bad,0\n", "bad-label.csv": "1,2,3\n", "empty.csv": "",
+             "broken.npz": "not a zip"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    for name in [*cases, "missing.csv"]:
+        assert not editor.import_file(str(tmp_path / name))
+    assert [m.split(": ")[0] for m in messages] == [f"Could not import {n}" for n in [*cases, "missing.csv"]]
+    assert not any(str(tmp_path) in m for m in messages)  # the name, not the whole path
+    assert "'bad' is not a number" in messages[0] and "label 3" in messages[1]

@@ -10,6 +10,7 @@ read-only PCA projection.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -94,6 +95,17 @@ class EditViewBox(pg.ViewBox):
             inside = ((X[:, 0] >= rect.left()) & (X[:, 0] <= rect.right()) &
                       (X[:, 1] >= rect.top()) & (X[:, 1] <= rect.bottom()))
             editor.set_selection(np.flatnonzero(inside))
+
+
+def import_message(path: str, reason: str) -> str:
+    """One form for every import error: the file's name, then the reason (core's messages start
+    with the stem, the name, the whole path or nothing)."""
+    name = Path(path).name
+    for prefix in (str(path), name, Path(path).stem):
+        if reason.startswith(prefix + ": "):
+            reason = reason[len(prefix) + 2:]
+            break
+    return f"Could not import {name}: {reason}"
 
 
 class DatasetCanvas(pg.PlotWidget):
@@ -315,7 +327,7 @@ class DatasetEditor(QWidget):
         try:
             ds = datasets.load(path)
         except DatasetError as exc:
-            self.error.emit(str(exc))
+            self.error.emit(import_message(path, str(exc)))
             return False
         self.load(ds, undoable=True)
         return True
