@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
-from PySide6.QtWidgets import (QApplication, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
+from PySide6.QtWidgets import (QApplication, QCheckBox, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
 from core.config import MODIFIABLE, DatasetConfig, RunConfig
@@ -412,6 +412,9 @@ class MainWindow(QMainWindow):
         self.run_list.table.setCurrentCell(0, 0)
         self.boundary.set_points(dataset.X, dataset.y)
         self._config_changed_during_run = False
+        # a new session counts its versions from 0 again: one that reached the last run's final
+        # version within a redraw tick was never drawn (no rings, an old status bar)
+        self._drawn_version = -1
         self._status = "running" if run else "paused"
         self.controller.start(config.to_json(), run=run, params=params, start_step=start_step)
         if params is None:
@@ -677,11 +680,13 @@ class MainWindow(QMainWindow):
         self.presentation_action.setChecked(on)
         editors = ("dataset", "architecture", "runs", "run")
         if on:
+            if not self.isFullScreen():  # the layout to come back to, before the editors are hidden
+                self._layout_before_full_screen, self._geometry_before_full_screen = self.saveState(), self.geometry()
             self._editor_visibility = {k: self._docks[k].isVisible() for k in editors}
             for k in editors:
                 self._docks[k].hide()
             self.plots.set_pen_width(3)
-            self._enter_full_screen()
+            self._enter_full_screen(keep_layout=False)
         else:
             for k in editors:
                 self._docks[k].setVisible(getattr(self, "_editor_visibility", {}).get(k, True))
@@ -693,10 +698,19 @@ class MainWindow(QMainWindow):
         self.settings.setValue("presentation", on)
 
     # ================================================================== closing and asking
-    def confirm(self, title: str, text: str) -> bool:
-        """Ask a yes/no question (tests replace this)."""
-        return QMessageBox.question(self, title, text, QMessageBox.Yes | QMessageBox.No,
-                                    QMessageBox.No) == QMessageBox.Yes
+    def confirm(self, title: str, text: str, offer_remember: bool = False) -> bool:
+        """Ask a yes/no question (tests replace this). With ``offer_remember``, a "Don't ask again
+        this session" box: ticked with Yes, discarding runs is not asked about again until the
+        window closes (flipping through presets in a talk)."""
+        box = QMessageBox(QMessageBox.Question, title, text, QMessageBox.Yes | QMessageBox.No, self)
+        box.setDefaultButton(QMessageBox.No)
+        remember = QCheckBox("Don't ask again this session", box)  # ours to read back (held here)
+        if offer_remember:
+            box.setCheckBox(remember)
+        yes = box.exec() == QMessageBox.Yes
+        if yes and offer_remember and remember.isChecked():
+            self._discard_without_asking = True
+        return yes
 
     def ask_steps(self, title: str, text: str, default: int) -> int | None:
         """Ask for a number of steps; None when cancelled (tests replace this)."""
@@ -705,12 +719,12 @@ class MainWindow(QMainWindow):
 
     def _may_discard(self, question: str) -> bool:
         session = self.session
-        if session is None:
+        if session is None or getattr(self, "_discard_without_asking", False):
             return True
         if self.controller.state in ("running", "paused") and session.n_records > 1 and session.saved_path is None:
-            return self.confirm("Run in progress", f"A run is in progress and not saved. {question}")
+            return self.confirm("Run in progress", f"A run is in progress and not saved. {question}", True)
         if session.has_unsaved_results and session.status in ENDED:
-            return self.confirm("Unsaved run", f"The run has not been saved. {question}")
+            return self.confirm("Unsaved run", f"The run has not been saved. {question}", True)
         return True
 
     def closeEvent(self, event):  # noqa: N802
@@ -794,9 +808,10 @@ class MainWindow(QMainWindow):
         self.resize(min(1500, available.width() - frame.width()), min(920, available.height() - frame.height()))
         self.move(available.topLeft())
 
-    def _enter_full_screen(self) -> None:
+    def _enter_full_screen(self, keep_layout: bool = True) -> None:
         if not self.isFullScreen():
-            self._layout_before_full_screen = self.saveState()  # full screen re-shares the docks' room
+            if keep_layout:  # full screen re-shares the docks' room: remember it as it is
+                self._layout_before_full_screen, self._geometry_before_full_screen = self.saveState(), self.geometry()
             self.showFullScreen()
         self.fullscreen_action.setChecked(True)
 
@@ -806,15 +821,22 @@ class MainWindow(QMainWindow):
             # restored once the normal size is back (resizeEvent): at the full screen's size the
             # docks' shares came out wrong (the Dataset panel 60% wider, the plots squeezed)
             self._layout_to_restore = getattr(self, "_layout_before_full_screen", None)
+            geometry = getattr(self, "_geometry_before_full_screen", None)
+            if geometry is not None:  # without a window manager, showNormal alone kept the screen's size
+                self.setGeometry(geometry)
+            QTimer.singleShot(100, self._restore_layout)  # in case no resize comes (same size)
         self.fullscreen_action.setChecked(False)
 
-    def resizeEvent(self, event):  # noqa: N802
-        super().resizeEvent(event)
+    def _restore_layout(self) -> None:
         state = getattr(self, "_layout_to_restore", None)
         if state is not None and not self.isFullScreen():
             self._layout_to_restore = None
             self.restoreState(state)
             self.banner.sync()
+
+    def resizeEvent(self, event):  # noqa: N802
+        super().resizeEvent(event)
+        self._restore_layout()
 
     def toggle_full_screen(self) -> None:
         if self.isFullScreen():

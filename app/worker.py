@@ -157,7 +157,8 @@ def worker_main(commands, results, ready=None) -> None:
                     continue
                 elif kind == "pause":
                     running, paced_from = False, None
-                    results.put(("status", "paused", ""))
+                    if trainer.status == RUNNING:  # a pause that crossed the run's end: it stays finished
+                        results.put(("status", "paused", ""))
                 elif kind == "resume":
                     running, steps_left = trainer.status == RUNNING, None
                 elif kind == "step":

@@ -63,3 +63,22 @@ def test_presentation_mode_enlarges_the_message_too(window, qtbot):
     qtbot.waitUntil(lambda: window.banner.label.height() >= window.banner.label.fontMetrics().height(), timeout=3000)
     window.toggle_presentation(False)
     assert window.banner.label.font().pointSizeF() == pytest.approx(size, rel=0.05)
+
+
+def test_the_message_line_takes_the_dark_theme(window, qtbot):
+    """It stayed a pale box with dark text in the dark theme; dialogs take the dark palette."""
+    from PySide6.QtGui import QColor
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    window.show_error("Dataset: the file has no rows")
+    window.set_theme("dark")
+    qtbot.wait(50)
+    image = window.banner.body.grab().toImage()
+    background = QColor(image.pixel(3, 3))
+    assert background.lightness() < 100, background.name()
+    box = QMessageBox(window)
+    assert box.palette().color(box.backgroundRole()).lightness() < 100  # dialogs: the dark palette
+    window.set_theme("light")
+    qtbot.wait(50)
+    assert QColor(window.banner.body.grab().toImage().pixel(3, 3)).lightness() > 200
+    assert QApplication.instance() is not None

@@ -95,7 +95,7 @@ def test_facts_follow_the_data_and_bad_data_are_explained(editor, qtbot):
 
 
 def test_generator_import_export(editor, tmp_path):
-    editor.kind.setCurrentText("moons")
+    editor.kind.set_name("moons")
     editor.n.setValue(60)
     editor.generate()
     assert editor.model.n == 60
@@ -144,3 +144,17 @@ def test_the_panel_says_what_a_model_without_bias_cannot_separate_before_a_run(e
     qtbot.waitUntil(lambda: "SVM margin" in editor.facts.text(), timeout=5000)
     assert "separable through the origin too" in editor.facts.text()
     assert "opposite-label" not in editor.facts.text()
+
+
+def test_import_errors_all_name_the_file_then_the_reason(editor, tmp_path):
+    messages = []
+    editor.error.connect(messages.append)
+    cases = {"bad-number.csv": "x1,x2,label\n1,2,1\n3,bad,0\n", "bad-label.csv": "1,2,3\n", "empty.csv": "",
+             "broken.npz": "not a zip"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    for name in [*cases, "missing.csv"]:
+        assert not editor.import_file(str(tmp_path / name))
+    assert [m.split(": ")[0] for m in messages] == [f"Could not import {n}" for n in [*cases, "missing.csv"]]
+    assert not any(str(tmp_path) in m for m in messages)  # the name, not the whole path
+    assert "'bad' is not a number" in messages[0] and "label 3" in messages[1]

@@ -6,10 +6,11 @@ from PySide6.QtCore import Qt
 from widgets.run_controls import RunControls
 
 
-def _choose(qtbot, combo, text):
-    """Pick ``text`` in ``combo`` with the keyboard, as a user tabbing through the form would."""
+def _choose(qtbot, combo, name):
+    """Pick the item named ``name`` (in the config) in ``combo`` with the keyboard, as a user tabbing
+    through the form would."""
     combo.setFocus()
-    while combo.currentText() != text:
+    while combo.name() != name:
         before = combo.currentIndex()
         qtbot.keyClick(combo, Qt.Key_Down)
         if combo.currentIndex() == before:  # at the end: start again from the top
@@ -22,7 +23,7 @@ def test_only_the_chosen_optimizers_own_fields_are_shown(qtbot):
     controls.show()
     qtbot.waitExposed(controls)
     form = controls._training_form
-    assert controls.optimizer.currentText() == "gd"
+    assert controls.optimizer.name() == "gd"
     assert not form.isRowVisible(controls.batch) and not form.isRowVisible(controls.momentum)
     _choose(qtbot, controls.optimizer, "sgd")
     assert form.isRowVisible(controls.batch) and not form.isRowVisible(controls.momentum)
@@ -52,3 +53,19 @@ def test_the_advanced_tab_holds_precision_device_and_recording(qtbot):
     sections = controls.sections()
     assert sections["recording"] == {"every_step_until": 5000, "per_decade": 50}
     assert sections["run"]["dtype"] == "float32"
+
+
+def test_drop_downs_show_words_and_the_config_keeps_the_names(qtbot):
+    from core.presets import load_preset
+
+    controls = RunControls()
+    qtbot.addWidget(controls)
+    config = load_preset("relu2-blobs")
+    config.optimizer.kind, config.optimizer.step_rule = "normalized_gd", "lyu_li"
+    controls.set_sections(config)
+    assert (controls.optimizer.currentText(), controls.rule.currentText()) == ("normalized GD", "Lyu and Li")
+    assert controls.sections()["optimizer"]["kind"] == "normalized_gd"
+    assert controls.sections()["optimizer"]["step_rule"] == "lyu_li"
+    shown = [controls.rule.itemText(i) for i in range(controls.rule.count())]
+    assert shown == ["loss-normalized", "Lyu and Li", "constant"]
+    assert not any("_" in controls.optimizer.itemText(i) for i in range(controls.optimizer.count()))

@@ -52,7 +52,7 @@ def test_opening_fills_the_plots_with_exactly_the_files_data(window, run_files):
     assert y.min() == values.min() and y.max() == values.max()
     # the setup came with it
     assert window.builder.spec_dict()["blocks"][0]["width"] == 8
-    assert window.controls.rule.currentText() == "lyu_li"
+    assert window.controls.rule.name() == "lyu_li"
 
 
 def test_two_runs_compare_with_a_legend_list_and_table(window, run_files, qtbot):
@@ -328,3 +328,14 @@ def test_an_empty_run_list_says_how_to_get_a_run_and_offers_nothing_to_act_on(qt
     assert runs.table.item(0, 2).text() == "3,000"
     runs.set_runs([])
     assert runs.empty_hint.isVisible() and not any(b.isEnabled() for b in runs.buttons)
+
+
+def test_the_compare_table_keeps_three_runs_in_view_with_units(window, run_files):
+    window.open_runs([str(p) for p in run_files])
+    entry = window.runs.entries[-1]
+    window.runs._rename(len(window.runs.entries) - 1, "a linear model on two blobs, loss-normalized step (modified)")
+    table = window.compare_table.table
+    assert all(table.columnWidth(c) <= 110 for c in range(table.columnCount()))
+    assert table.horizontalHeaderItem(table.columnCount() - 1).toolTip() == entry.name
+    labels = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    assert "angle to max-margin (rad)" in labels and "training time (s)" in labels

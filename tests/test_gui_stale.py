@@ -14,8 +14,9 @@ def _finish(window, qtbot, steps=300):
     window.controls.steps.setValue(steps)
     window.toggle_run()
     qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
-    qtbot.wait(300)  # the last boundary grid
-    assert window.boundary.image.image is not None and len(window.boundary.support.data) > 0
+    # the last boundary grid and the rings (drawn at the next redraw tick)
+    qtbot.waitUntil(lambda: window.boundary.image.image is not None and len(window.boundary.support.data) > 0,
+                    timeout=5000)
 
 
 def _run_picture_gone(boundary) -> bool:
@@ -30,7 +31,7 @@ def test_new_points_drop_the_old_runs_heatmap_and_rings(window, qtbot, action):
     if action == "clear":
         window.dataset_editor.model.remove(range(window.dataset_editor.model.n))
     elif action == "generate":
-        window.dataset_editor.kind.setCurrentText("moons")
+        window.dataset_editor.kind.set_name("moons")
         window.dataset_editor.generate()
     else:
         window.load_preset("relu3-moons")
@@ -72,7 +73,7 @@ def test_generate_after_a_preset_remakes_the_presets_points(window):
     np.testing.assert_array_equal(editor.model.X, expected.X)
     np.testing.assert_array_equal(editor.model.y, expected.y)
     window.load_preset("linear-separable")
-    assert editor.kind.currentText() == "linearly_separable" and editor.margin.value() == 0.2
+    assert editor.kind.name() == "linearly_separable" and editor.margin.value() == 0.2
     assert not editor.extra.isVisible()
 
 
@@ -118,7 +119,7 @@ def test_an_edited_preset_is_named_modified_and_says_what_changed(window, qtbot)
     title = load_preset("relu2-blobs").name
     plain = window.current_config()
     assert plain.name == title and "modified" not in plain.to_dict()
-    window.controls.optimizer.setCurrentText("normalized_gd")
+    window.controls.optimizer.set_name("normalized_gd")
     window.controls.steps.setValue(123)  # how long is not what: not a modification
     config = window.current_config()
     assert config.name == f"{title} (modified)" and config.modified == ["optimizer"]

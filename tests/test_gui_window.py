@@ -132,7 +132,7 @@ def test_bad_inputs_disable_run_with_the_reason(window, qtbot):
 
 
 def test_divergence_is_a_message_not_a_crash(window, qtbot):
-    window.controls.rule.setCurrentText("constant")
+    window.controls.rule.set_name("constant")
     window.controls.lr.setText("1e6")
     window.toggle_run()
     qtbot.waitUntil(lambda: window._status == "diverged", timeout=30000)

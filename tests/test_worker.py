@@ -140,3 +140,42 @@ def test_the_pace_holds_a_run_to_its_steps_per_second_and_full_speed_is_untouche
     assert 40 <= paced <= 75, paced  # 40 steps/s for 1.5 s: 60, give or take a chunk's lag
     full = _steps_in(1.5, 0.0)
     assert full > 20 * paced, (full, paced)
+
+
+def test_a_pause_that_crosses_the_end_of_a_run_leaves_it_finished():
+    """Space pressed as a short run ends: the worker answered "paused" after "finished", and the
+    window then waited forever for steps a finished trainer never takes."""
+    import multiprocessing as mp
+
+    from app.worker import worker_main
+
+    config = load_preset("linear-separable")
+    config.run.steps = 50
+    ctx = mp.get_context("spawn")
+    commands, results = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
+    worker.start()
+    try:
+        commands.put(("start", config.to_json(), True))
+        statuses = []
+        while "finished" not in statuses:
+            message = results.get(timeout=60)
+            if message[0] == "status":
+                statuses.append(message[1])
+        commands.put(("pause",))
+        commands.put(("facts", 7, np.eye(2), np.array([1.0, -1.0])))  # answered after the pause
+        while True:
+            message = results.get(timeout=60)
+            if message[0] == "facts":
+                break
+            if message[0] == "status":
+                statuses.append(message[1])
+        assert statuses == ["finished"]
+        commands.put(("quit",))
+        worker.join(10)
+    finally:
+        if worker.is_alive():
+            worker.kill()
+        for q in (commands, results):
+            q.cancel_join_thread()
+            q.close()

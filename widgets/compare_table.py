@@ -14,7 +14,7 @@ from core.metrics import DEFINITIONS
 
 ROWS = [("step", "steps"), ("log_loss", "log L"), ("accuracy", "accuracy"), ("normalized_margin", "γ"),
         ("smoothed_margin", "γ̃"), ("param_norm", "‖θ‖"), ("alignment_gap", "1 − cos(θ, −∇L)"),
-        ("angle_to_reference", "angle to max-margin"), ("support_vectors", "support vectors"),
+        ("angle_to_reference", "angle to max-margin (rad)"), ("support_vectors", "support vectors"),
         ("wall_time", "training time (s)")]
 
 
@@ -28,6 +28,7 @@ def _text(value, digits: int = 6) -> str:
     return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else f"{value:.{digits}g}"
 
 
+MAX_COLUMN = 110  # pixels: three runs beside each other in the default dock
 SHOWN_DIGITS = 4  # on screen: narrow enough for three runs beside each other in the dock
 COPIED = Qt.UserRole  # each cell keeps the 6-digit text that Copy puts on the clipboard
 
@@ -54,6 +55,8 @@ class CompareTable(QWidget):
         """``runs``: (name, session) pairs; each session's last record fills a column."""
         self.table.setColumnCount(len(runs))
         self.table.setHorizontalHeaderLabels([name for name, _session in runs])
+        for col, (name, _session) in enumerate(runs):
+            self.table.horizontalHeaderItem(col).setToolTip(name)
         for col, (_name, session) in enumerate(runs):
             for row, (metric, _label) in enumerate(ROWS):
                 value = session.last(metric)
@@ -62,6 +65,10 @@ class CompareTable(QWidget):
                 item.setToolTip(_text(value, 17))  # every digit the run file holds
                 self.table.setItem(row, col, item)
         self.table.resizeColumnsToContents()
+        # a long run name made one column as wide as the dock: the numbers set the width, the
+        # header elides the name (its tooltip has it whole)
+        for col in range(len(runs)):
+            self.table.setColumnWidth(col, min(self.table.columnWidth(col), MAX_COLUMN))
 
     def as_text(self) -> str:
         header = ["metric"] + [self.table.horizontalHeaderItem(c).text() for c in range(self.table.columnCount())]

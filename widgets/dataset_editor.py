@@ -10,6 +10,7 @@ read-only PCA projection.
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -23,6 +24,7 @@ from core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder
+from .named_combo import NamedCombo
 from .palette import NEGATIVE, POSITIVE, ink
 
 PICK_PIXELS = 8
@@ -120,6 +122,17 @@ class EditViewBox(pg.ViewBox):
             editor.set_selection(np.flatnonzero(inside))
 
 
+def import_message(path: str, reason: str) -> str:
+    """One form for every import error: the file's name, then the reason (core's messages start
+    with the stem, the name, the whole path or nothing)."""
+    name = Path(path).name
+    for prefix in (str(path), name, Path(path).stem):
+        if reason.startswith(prefix + ": "):
+            reason = reason[len(prefix) + 2:]
+            break
+    return f"Could not import {name}: {reason}"
+
+
 class DatasetCanvas(pg.PlotWidget):
     selectionChanged = Signal()
 
@@ -212,8 +225,7 @@ class DatasetEditor(QWidget):
         self.facts.setToolTip("Linear separability is decided by a linear program; the margin is the l2 hard-margin "
                               "SVM's (with bias), the largest distance any separating line keeps from the points.")
 
-        self.kind = QComboBox()
-        self.kind.addItems(list(datasets.GENERATORS))
+        self.kind = NamedCombo(list(datasets.GENERATORS))  # "linearly separable" on screen
         self.kind.setToolTip("Dataset generator (seeded)")
         self.n = QSpinBox()
         self.n.setRange(2, 100000)
@@ -235,7 +247,7 @@ class DatasetEditor(QWidget):
         generate = QPushButton("Generate")
         generate.setToolTip("Replace the points with a generated dataset (undoable)")
         generate.clicked.connect(self.generate)
-        self.kind.currentTextChanged.connect(self._update_generator_fields)
+        self.kind.currentIndexChanged.connect(lambda _i: self._update_generator_fields(self.kind.name()))
 
         form = QFormLayout()
         form.addRow("Generator", self.kind)
@@ -282,7 +294,7 @@ class DatasetEditor(QWidget):
         self._geometry_service = None
         self._geometry_token = 0
         self.model.changed.connect(self._counts_now_geometry_soon)
-        self._update_generator_fields(self.kind.currentText())
+        self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
 
     def _fields(self) -> dict:
@@ -305,13 +317,13 @@ class DatasetEditor(QWidget):
         self._form.setRowVisible(self.extra, bool(self._extra))
 
     def generator_params(self) -> dict:
-        params = datasets.generator_parameters(self.kind.currentText())
+        params = datasets.generator_parameters(self.kind.name())
         values = {name: widget.value() for name, widget in self._fields().items()}
         return {**{k: v for k, v in values.items() if k in params}, **self._extra}
 
     def generate(self) -> None:
         try:
-            ds = datasets.generate(self.kind.currentText(), **self.generator_params())
+            ds = datasets.generate(self.kind.name(), **self.generator_params())
         except DatasetError as exc:
             self.error.emit(str(exc))
             return
@@ -322,7 +334,7 @@ class DatasetEditor(QWidget):
         """Show a generator's settings (for a config whose dataset came from one)."""
         if kind not in datasets.GENERATORS:
             return
-        self.kind.setCurrentText(kind)
+        self.kind.set_name(kind)
         full = {**datasets.generator_parameters(kind), **params}
         for name, widget in self._fields().items():
             if name in full:
@@ -340,7 +352,7 @@ class DatasetEditor(QWidget):
         try:
             ds = datasets.load(path)
         except DatasetError as exc:
-            self.error.emit(str(exc))
+            self.error.emit(import_message(path, str(exc)))
             return False
         self.load(ds, undoable=True)
         return True

@@ -5,7 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QPushButton, QToolBar, QWidget
 
-STYLES = {"error": "background: #fdecea; color: #7a0012;", "info": "background: #fff4e0; color: #5a3b00;"}
+from .palette import ink
+
 
 
 class _WrappedLine(QLabel):
@@ -55,7 +56,8 @@ class MessageBanner(QToolBar):
     def show_message(self, text: str, kind: str = "error", topic: str = "") -> None:
         """``topic`` names the message's cause (e.g. "homogeneity", "preset"), so that the window
         can take it back once the cause is gone (``drop``)."""
-        self.body.setStyleSheet(STYLES["error" if kind == "error" else "info"])
+        self.kind = "error" if kind == "error" else "info"
+        self.body.setStyleSheet(ink(f"banner_{self.kind}"))  # the theme's own (widgets/palette.py)
         self.label.setText(text)
         self.topic = topic
         self.setVisible(True)
@@ -67,7 +69,9 @@ class MessageBanner(QToolBar):
 
     def restyle(self, _font_scale: float) -> None:
         """The application's type size (presentation mode): a widget with a style sheet keeps
-        the font it was polished with, so the banner's line stayed small on a projector."""
+        the font it was polished with, so the banner's line stayed small on a projector. And the
+        theme's colours: a pale box in the dark theme glared."""
+        self.body.setStyleSheet(ink(f"banner_{getattr(self, 'kind', 'info')}"))
         for widget in (self.label, self.close_button):
             widget.setFont(QApplication.font())
         self.label.updateGeometry()

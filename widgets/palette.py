@@ -13,9 +13,11 @@ def color(i: int) -> str:
 # sets which, and widgets take them when they draw, and again in their ``restyle`` on a change.
 INK = {
     "light": {"text": "#222222", "muted": "#555555", "pending": "#6b6b6b", "good": "#1b7f3b", "bad": "#b00020",
-              "guide": "#888888", "legend": (255, 255, 255, 190)},
+              "guide": "#888888", "legend": (255, 255, 255, 190),
+              "banner_error": "background: #fdecea; color: #7a0012;", "banner_info": "background: #fff4e0; color: #5a3b00;"},
     "dark": {"text": "#dddddd", "muted": "#aaaaaa", "pending": "#9a9a9a", "good": "#5cc17a", "bad": "#ff6b6b",
-             "guide": "#999999", "legend": (17, 17, 17, 190)},
+             "guide": "#999999", "legend": (17, 17, 17, 190),
+             "banner_error": "background: #4a1d24; color: #ffd9de;", "banner_info": "background: #3b3220; color: #f3e2bf;"},
 }
 _theme = {"name": "light"}
 

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayo
 from core.config import FamilyConfig, LossConfig, OptimizerConfig, RecordingConfig, RunSettings
 from core.errors import ConfigError
 
+from .named_combo import NamedCombo
 from .palette import ink
 
 TIPS = {
@@ -38,6 +39,12 @@ TIPS = {
     "pace": ("How fast the run goes: slow enough to talk over (10 steps per second) up to full speed. A setting "
              "of the window, not of the run: the results are the same at any pace"),
 }
+
+# the names stay in the config; the drop-downs show the words
+OPTIMIZERS = [("gd", "gradient descent"), ("normalized_gd", "normalized GD"), ("sgd", "SGD"),
+              ("sign", "sign descent (l∞)"), ("coordinate", "coordinate descent (l1)"), ("momentum", "momentum"),
+              ("adam", "Adam")]
+STEP_RULES = [("loss_normalized", "loss-normalized"), ("lyu_li", "Lyu and Li"), ("constant", "constant")]
 
 PACES = [("full speed", 0.0), ("3,000 steps/s", 3000.0), ("1,000 steps/s", 1000.0), ("300 steps/s", 300.0),
          ("100 steps/s", 100.0), ("30 steps/s", 30.0), ("10 steps/s", 10.0)]
@@ -73,15 +80,11 @@ class RunControls(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.loss = QComboBox()
-        self.loss.addItems(["exponential", "logistic"])
-        self.reduction = QComboBox()
-        self.reduction.addItems(["sum", "mean"])
-        self.optimizer = QComboBox()
-        self.optimizer.addItems(["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"])
+        self.loss = NamedCombo(["exponential", "logistic"])
+        self.reduction = NamedCombo(["sum", "mean"])
+        self.optimizer = NamedCombo(OPTIMIZERS)
         self.lr = ScientificEdit(0.1)
-        self.rule = QComboBox()
-        self.rule.addItems(["loss_normalized", "lyu_li", "constant"])
+        self.rule = NamedCombo(STEP_RULES)
         self.batch = QSpinBox()
         self.batch.setRange(1, 1_000_000)
         self.batch.setValue(16)
@@ -95,8 +98,7 @@ class RunControls(QWidget):
         self.steps.setSpecialValueText("unlimited")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.dtype = QComboBox()
-        self.dtype.addItems(["float64", "float32"])
+        self.dtype = NamedCombo(["float64", "float32"])
         self.device = QComboBox()
         self.device.addItem("cpu")
         self.dense = QSpinBox()
@@ -203,7 +205,7 @@ class RunControls(QWidget):
         self.settingsChanged.emit()
 
     def _enable_optimizer_fields(self) -> None:
-        kind = self.optimizer.currentText()
+        kind = self.optimizer.name()
         self.batch.setEnabled(kind == "sgd")
         self.momentum.setEnabled(kind == "momentum")
         # a field that does not apply is not shown at all: two rows less for the claims below
@@ -241,14 +243,14 @@ class RunControls(QWidget):
         lr = self.lr.value()
         if not lr > 0:
             raise ConfigError("optimizer.lr: the step size must be a number > 0")
-        kind = self.optimizer.currentText()
-        optimizer = {"kind": kind, "lr": lr, "step_rule": self.rule.currentText(), "momentum": self.momentum.value()}
+        kind = self.optimizer.name()
+        optimizer = {"kind": kind, "lr": lr, "step_rule": self.rule.name(), "momentum": self.momentum.value()}
         if kind == "sgd":
             optimizer["batch_size"] = self.batch.value()
         sections = {
-            "loss": {"kind": self.loss.currentText(), "reduction": self.reduction.currentText()},
+            "loss": {"kind": self.loss.name(), "reduction": self.reduction.name()},
             "optimizer": optimizer,
-            "run": {"steps": self.steps.value(), "seed": self.seed.value(), "dtype": self.dtype.currentText(),
+            "run": {"steps": self.steps.value(), "seed": self.seed.value(), "dtype": self.dtype.name(),
                     "device": self.device.currentText()},
             "recording": {"every_step_until": self.dense.value(), "per_decade": self.per_decade.value()},
         }
@@ -285,17 +287,17 @@ class RunControls(QWidget):
 
     def set_sections(self, config) -> None:
         """Show a RunConfig's loss, optimizer, run and recording settings."""
-        self.loss.setCurrentText(config.loss.kind)
-        self.reduction.setCurrentText(config.loss.reduction)
-        self.optimizer.setCurrentText(config.optimizer.kind)
+        self.loss.set_name(config.loss.kind)
+        self.reduction.set_name(config.loss.reduction)
+        self.optimizer.set_name(config.optimizer.kind)
         self.lr.set_value(config.optimizer.lr)
-        self.rule.setCurrentText(config.optimizer.step_rule)
+        self.rule.set_name(config.optimizer.step_rule)
         if config.optimizer.batch_size:
             self.batch.setValue(config.optimizer.batch_size)
         self.momentum.setValue(config.optimizer.momentum)
         self.steps.setValue(config.run.steps)
         self.seed.setValue(config.run.seed)
-        self.dtype.setCurrentText(config.run.dtype)
+        self.dtype.set_name(config.run.dtype)
         self.add_devices([config.run.device])
         self.device.setCurrentText(config.run.device)
         self.dense.setValue(config.recording.every_step_until)
