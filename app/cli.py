@@ -147,13 +147,16 @@ def cmd_run(args) -> int:
 
 def _train_to_file(config, out, **run_options):
     """run_to_file with the progress line and a graceful Ctrl+C: `run` and `continue` share it."""
+    from core.process import tune_process
     from core.runner import run_to_file
 
+    tune_process()  # the program's, not the library's: BLAS pools and malloc (core/process.py)
     trainer = run_options.get("trainer")
     progress = Progress(config.run.steps, start=trainer.step if trainer is not None else 0)
     last = {}
 
     def on_chunk(trainer, chunk):
+        tune_process()  # a BLAS imported during the chunk (cheap otherwise)
         if chunk.n_records:
             last["chunk"] = chunk
         progress.update(trainer, last.get("chunk", chunk))
@@ -168,12 +171,15 @@ def _train_to_file(config, out, **run_options):
 
 def _train_family(config, out, dataset, **run_options) -> int:
     """A family: one run file per member (RUN-00.h5, ...), one progress line for all of them."""
+    from core.process import tune_process
     from core.runner import run_family_to_files
 
+    tune_process()
     progress = Progress(config.run.steps, members=config.family_size)
     last = {}
 
     def on_chunk(family, chunk):
+        tune_process()
         lead = chunk.members[0]
         if lead.n_records:
             last["chunk"] = lead

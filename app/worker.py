@@ -85,6 +85,7 @@ def worker_main(commands, results, ready=None) -> None:
     from core.config import RunConfig
     from core.errors import MarginExplorerError
     from core.family import FamilyTrainer, make_trainer
+    from core.process import tune_process
     from core.trainer import RUNNING
 
     if ready is not None:
@@ -115,6 +116,7 @@ def worker_main(commands, results, ready=None) -> None:
                 if kind == "quit":
                     return
                 if kind == "start":  # ("start", config_json, run[, params, start_step]): params continue a run
+                    tune_process()  # this process trains: its BLAS pools and malloc (core/process.py)
                     config = RunConfig.from_json(command[1])
                     params = command[3] if len(command) > 3 else None
                     if config.family is not None:
@@ -148,6 +150,7 @@ def worker_main(commands, results, ready=None) -> None:
                 continue
             budget = (1 << 30) if steps_left is None else steps_left
             before = trainer.step
+            tune_process()  # a BLAS imported since (cheap otherwise)
             chunk = trainer.run(budget, max_seconds=CHUNK_SECONDS)
             if steps_left is not None:
                 steps_left -= trainer.step - before

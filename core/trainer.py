@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses, reference
-from .allocator import keep_freed_memory
 from .architecture import is_linear_model
-from .blas import one_threaded_pool, one_torch_thread
+from .blas import one_torch_thread
 from .budget import check_run_size
 from .config import RunConfig
 from .datasets import Dataset
@@ -249,8 +248,6 @@ class Trainer:
         ``max_seconds``) and return what was recorded."""
         if self.status != RUNNING:
             return self._drain()
-        one_threaded_pool()  # a second BLAS pool with threads of its own slows every product ~20x
-        keep_freed_memory()  # large temporaries' page faults, every step otherwise (core/allocator.py)
         with self.net.step_threads():
             self._steps(max_steps, max_seconds)
         if self.status == RUNNING and self.total_steps and self.step >= self.total_steps:
