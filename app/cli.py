@@ -278,9 +278,13 @@ def cmd_continue(args) -> int:
         raise ConfigError(f"--steps: {args.steps} is negative; give how many more steps (0: until Ctrl+C)")
     with RunReader(args.run) as reader:
         config, dataset = reader.config, reader.dataset
-        params, start = reader.final_params, reader.final_step
+        params, start, state = reader.final_params, reader.final_step, reader.final_optimizer_state
     config.run.steps = start + args.steps if args.steps else 0
-    trainer = _train_to_file(config, args.out, trainer=Trainer(config, dataset, params=params, start_step=start),
+    if state is None and config.optimizer.kind in ("momentum", "adam", "sgd"):
+        print(f"note: {args.run} holds no {config.optimizer.kind} optimizer state for step {start} (written "
+              "before run files kept it): it starts afresh, so the continued run is not the one it would have been")
+    trainer = Trainer(config, dataset, params=params, start_step=start, optimizer_state=state)
+    trainer = _train_to_file(config, args.out, trainer=trainer,
                              parent=str(args.run), overwrite=args.overwrite, inputs={"parent run": args.run})
     print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
     return 0

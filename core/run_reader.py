@@ -423,7 +423,52 @@ class RunReader:
             _claim_check(path, ds, f"snapshots/{name}", self.n_snapshots)
         _claim_check(path, final, "snapshots/final_params")
         self.final_step = int(final_step[()])
+        self._optimizer_state = self._check_optimizer_state(snaps, n_params)
         self.n_events = self._check_events()
+
+    def _check_optimizer_state(self, snaps, n_params: int) -> dict | None:
+        """The optional ``snapshots/optimizer_state`` group (files written before it lack it):
+        self-contained, exactly the datasets the run's optimizer keeps (core/optimizers.py
+        state_layout), of their shapes and types. Returns name -> dataset, or None."""
+        if "optimizer_state" not in snaps.keys():
+            return None
+        from .optimizers import state_layout
+
+        path, where = self.path, "snapshots/optimizer_state"
+        group = snaps["optimizer_state"]
+        if not isinstance(group, h5py.Group):
+            raise _where(path, f"{where} is a dataset, not a group: the file is damaged")
+        layout = {"step": ((), np.int64), **state_layout(self.config.optimizer.kind, n_params)}
+        for name in group.keys():
+            _link_check(path, group, name, f"{where}/{name}")
+            if name not in layout:
+                raise _where(path, f"{where}/{name} is not part of a {self.config.optimizer.kind} optimizer's "
+                                   "state: the file is damaged")
+        sets = {}
+        for name, (shape, dtype) in layout.items():
+            kinds = "iu" if np.dtype(dtype).kind in "iu" else NUMERIC_KINDS
+            ds = _dataset(path, group, name, f"{where}/{name}", len(shape), kinds)
+            _storage_check(path, ds, f"{where}/{name}")
+            if ds.shape != shape:
+                raise _where(path, f"{where}/{name} has shape {ds.shape}; expected {shape}: the file is damaged")
+            _claim_check(path, ds, f"{where}/{name}")
+            sets[name] = ds
+        return sets
+
+    @property
+    def final_optimizer_state(self) -> dict | None:
+        """The optimizer state saved with final_params (name -> array, for Trainer's
+        ``optimizer_state``), or None when the file has none for its final step (written before
+        files kept it, or saved by the window without it)."""
+        sets = self._optimizer_state
+        if sets is None:
+            return None
+
+        def read():
+            if int(sets["step"][()]) != self.final_step:
+                return None
+            return {name: ds[()] for name, ds in sets.items() if name != "step"}
+        return self._read("optimizer_state", read)
 
     def _check_events(self) -> int:
         """The optional ``events`` group (core/health.py): its three columns' types and length."""
@@ -545,7 +590,9 @@ class RunReader:
             with _reading(self.path):
                 for group in ("metrics", "snapshots") + (("events",) if "events" in self.file.keys() else ()):
                     for name in self.file[group].keys():
-                        self.file[group][name].refresh()
+                        obj = self.file[group][name]
+                        for ds in (obj.values() if isinstance(obj, h5py.Group) else (obj,)):  # optimizer_state
+                            ds.refresh()
         self.read_arrays()
         return self.n_records
 

@@ -165,7 +165,19 @@ class RunWriter:
         self.final_params = snaps.create_dataset("final_params", shape=(n_params,), dtype=np.float64)
         self.final_step = snaps.create_dataset("final_step", shape=(), dtype=np.int64)
         self.final_step[()] = start_step
+        self._create_optimizer_state(snaps, config.optimizer.kind, n_params)
         self._create_events(f)
+
+    def _create_optimizer_state(self, snaps, kind: str, n_params: int) -> None:
+        """``snapshots/optimizer_state``: the state that goes with final_params (core/optimizers.py
+        state_layout) and ``step``, the step it belongs to (-1: none saved, e.g. a file the window
+        saved from a session), written with final_params at every append."""
+        from .optimizers import state_layout
+
+        group = snaps.create_group("optimizer_state")
+        self.optimizer_state = {name: group.create_dataset(name, shape=shape, dtype=dtype)
+                                for name, (shape, dtype) in state_layout(kind, n_params).items()}
+        self.optimizer_state_step = group.create_dataset("step", data=np.int64(-1))
 
     def space_needed(self, chunk) -> int:
         """Bytes the disk must have free before ``chunk`` is appended: the HDF5 chunks its rows
@@ -224,6 +236,13 @@ class RunWriter:
         if chunk.params is not None:
             self.final_params[...] = chunk.params
             self.final_step[()] = chunk.step
+            state = getattr(chunk, "optimizer_state", None)
+            if state is not None and set(state) == set(self.optimizer_state):
+                for name, ds in self.optimizer_state.items():
+                    ds[()] = state[name]
+                self.optimizer_state_step[()] = chunk.step
+            else:  # the state saved before belongs to another step now
+                self.optimizer_state_step[()] = -1
         self.append_events(getattr(chunk, "events", ()))
         self.file.flush()
 

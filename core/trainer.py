@@ -32,7 +32,7 @@ from .level1 import abs_sum_and_max
 from .health import HealthMonitor
 from .metrics import kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
-from .optimizers import UpdateRule
+from .optimizers import UpdateRule, rng_state, set_rng_state, state_layout
 from .recording import LogSchedule, RecordSchedule
 from .spectral import TopEigenvalue
 
@@ -61,6 +61,7 @@ class Chunk:
     step: int = 0
     params: np.ndarray | None = None  # theta at ``step``
     events: list = field(default_factory=list)  # core/health.py events (dicts step, kind, message), in step order
+    optimizer_state: dict | None = None  # at ``step``, with ``params`` (core/optimizers.py state_layout)
 
     @property
     def n_records(self) -> int:
@@ -146,7 +147,7 @@ class Trainer:
     """Trains ``config`` from theta_0 (or ``params`` to continue); see the module docstring."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, params: np.ndarray | None = None,
-                 start_step: int = 0, reference=None, net=None):
+                 start_step: int = 0, reference=None, net=None, optimizer_state: dict | None = None):
         self.config = config
         self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
         self.dataset = dataset if dataset is not None else config.dataset.build()
@@ -176,6 +177,8 @@ class Trainer:
         self._lyu_li_power = 2.0 - 2.0 / (self.order or 1.0)
         self.batch_size = opt.batch_size if opt.kind == "sgd" else None
         self.rng = np.random.default_rng(config.run.seed + 1)
+        if optimizer_state is not None:  # continuing: the state saved with ``params``
+            self.load_optimizer_state(optimizer_state)
         self.step = start_step
         self.total_steps = config.run.steps  # 0: unlimited
         self.status, self.reason = RUNNING, ""
@@ -210,6 +213,28 @@ class Trainer:
         blockable = isinstance(self.net, NumpyNetwork) and not self.net.ensembles and block >= MIN_RECORD_BLOCK
         self._block_size = block if blockable else 0
         self._pending = PendingRecords(block, self.net.size, self.n, self.dtype) if blockable else None
+
+    # ------------------------------------------------------------------ optimizer state
+    def optimizer_state(self) -> dict:
+        """name -> array: what continuing from ``theta`` exactly needs (state_layout)."""
+        state = self.rule.state(self.net.size)
+        if self.batch_size is not None:
+            state["minibatch_rng"] = rng_state(self.rng)
+        return state
+
+    def load_optimizer_state(self, state: dict) -> None:
+        """Continue from a saved ``optimizer_state()``; a TrainingError if it is not this run's."""
+        layout = state_layout(self.config.optimizer.kind, self.net.size)
+        if set(state) != set(layout):
+            raise TrainingError(f"the saved optimizer state holds {sorted(state) or 'nothing'}; a "
+                                f"{self.config.optimizer.kind} run needs {sorted(layout) or 'nothing'}")
+        for name, (shape, _dtype) in layout.items():
+            if np.shape(state[name]) != shape:
+                raise TrainingError(f"the saved optimizer state's {name} has shape {np.shape(state[name])}; "
+                                    f"this run needs {shape}")
+        self.rule.load_state(state, self.dtype)
+        if "minibatch_rng" in state:
+            set_rng_state(self.rng, state["minibatch_rng"])
 
     # ------------------------------------------------------------------ reference directions
     def _reference_direction(self):
@@ -469,7 +494,8 @@ class Trainer:
         self._events = []
         return Chunk(records=records, snapshot_steps=[s[0] for s in snaps], snapshot_params=[s[1] for s in snaps],
                      snapshot_metrics=[s[2] for s in snaps], status=self.status, reason=self.reason,
-                     step=self.step, params=self.theta.copy(), events=[e.to_dict() for e in events])
+                     step=self.step, params=self.theta.copy(), events=[e.to_dict() for e in events],
+                     optimizer_state=self.optimizer_state())
 
     # ------------------------------------------------------------------ facts for the file
     def layer_names(self) -> list[str]:
