@@ -391,7 +391,10 @@ class RunReader:
         if self.layer_names is not None:
             widths["layer_norms"] = widths["stable_rank"] = len(self.layer_names)
         datasets = {}
+        axes = self._check_axes(metrics, n)
         for name in metrics.keys():
+            if name in axes:
+                continue
             where = f"metrics/{name}"
             ndim = 1 if name in SCALAR_METRICS else 2 if name in ARRAY_METRICS else (1, 2)
             ds = _dataset(path, metrics, name, where, ndim)
@@ -400,6 +403,10 @@ class RunReader:
             datasets[name] = ds
         if "step" not in datasets:
             raise _where(path, "metrics/step is missing; the file is incomplete")
+        for name, width in (("layer_norms", axes.get("layer")), ("ensemble_share", axes.get("member"))):
+            if width is not None and name in datasets and datasets[name].shape[1] != width:
+                raise _where(path, f"metrics/{name} has {datasets[name].shape[1]:,} columns but its axis "
+                                   f"has {width:,} labels: the file is damaged")
         if datasets["step"].dtype.kind not in "iu":
             raise _where(path, "metrics/step holds floating-point numbers, not whole numbers: the file is damaged")
         self.n_records = self._common_length(datasets, "metrics")
@@ -469,6 +476,25 @@ class RunReader:
                 return None
             return {name: ds[()] for name, ds in sets.items() if name != "step"}
         return self._read("optimizer_state", read)
+
+    def _check_axes(self, metrics, n: int) -> dict:
+        """The array metrics' column labels (dimension scales, docs/run-format.md), in files that
+        have them: ``sample`` (n whole numbers), ``layer`` (the layer names, text), ``member``
+        (whole numbers). Returns name -> length of those present."""
+        path, found = self.path, {}
+        for name, kinds in (("sample", "iu"), ("layer", "OS"), ("member", "iu")):
+            if name not in metrics.keys():
+                continue
+            ds = _dataset(path, metrics, name, f"metrics/{name}", 1, kinds)
+            _claim_check(path, ds, f"metrics/{name}")
+            found[name] = ds.shape[0]
+        if "sample" in found and found["sample"] != n:
+            raise _where(path, f"metrics/sample labels {found['sample']:,} samples; the dataset has {n:,}: "
+                               "the file is damaged")
+        if "layer" in found and self.layer_names is not None and found["layer"] != len(self.layer_names):
+            raise _where(path, f"metrics/layer labels {found['layer']:,} layers; stable_rank's columns name "
+                               f"{len(self.layer_names):,}: the file is damaged")
+        return found
 
     def _check_events(self) -> int:
         """The optional ``events`` group (core/health.py): its three columns' types and length."""

@@ -152,6 +152,8 @@ class RunWriter:
             if name in ("layer_norms", "stable_rank"):
                 ds.attrs["columns"] = json.dumps(layer_names)
             self.metrics[name] = ds
+        self._label_axes(metrics, {"sample": np.arange(dataset.n), "layer": layer_names,
+                                   "member": np.arange(ensemble_size)})
         snaps = f.create_group("snapshots")
         self.snap_step = snaps.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(256,), dtype=np.int64)
         prow = max(1, min(64, (1 << 20) // (8 * n_params)))
@@ -167,6 +169,28 @@ class RunWriter:
         self.final_step[()] = start_step
         self._create_optimizer_state(snaps, config.optimizer.kind, n_params)
         self._create_events(f)
+
+    def _label_axes(self, metrics, columns: dict) -> None:
+        """HDF5 dimension scales (docs/run-format.md): ``step`` labels every metric's rows, and
+        ``sample``, ``layer`` and ``member`` the array metrics' columns, so that netCDF readers
+        (xarray with h5netcdf) see labeled arrays. Made before SWMR starts: appending rows to
+        ``step`` later changes no attribute."""
+        step = self.metrics["step"]
+        step.make_scale("step")
+        axis_of = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer", "ensemble_share": "member"}
+        scales = {}
+        for name, ds in self.metrics.items():
+            if name == "step":
+                continue
+            ds.dims[0].attach_scale(step)
+            axis = axis_of.get(name)
+            if axis is not None:
+                if axis not in scales:
+                    values = columns[axis]
+                    data = np.array(values, dtype=h5py.string_dtype()) if axis == "layer" else np.asarray(values, np.int64)
+                    scales[axis] = metrics.create_dataset(axis, data=data)
+                    scales[axis].make_scale(axis)
+                ds.dims[1].attach_scale(scales[axis])
 
     def _create_optimizer_state(self, snaps, kind: str, n_params: int) -> None:
         """``snapshots/optimizer_state``: the state that goes with final_params (core/optimizers.py

@@ -70,12 +70,14 @@ LIBRARY_CALLS = """
     from threadpoolctl import threadpool_info
     from benchmarks.engine_vs_plain import make_config
     from core.trainer import Trainer
-    from core.metrics import kkt_residual
+    from core import api
     start = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
     assert any(n > 1 for n in start.values()), "this check needs a multi-threaded pool to leave alone"
     config = make_config(8, 3, "residual_gelu")
     config.recording.kkt = True
     Trainer(config).run(3)
+    api.train(config, steps=3)
+    assert len(api.train(config.with_family(seed=range(2)), steps=3)) == 2
     after = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
     assert after == start, (start, after)
 """
