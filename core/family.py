@@ -150,7 +150,8 @@ class SoloTrainer:
         return self.family.stop(reason).members[0]
 
 
-def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None, start_step: int = 0):
+def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None, start_step: int = 0,
+                 optimizer_state: dict | None = None):
     """The trainer for one run: the batched engine where the backend asks for it ('batched') or
     the device is not the CPU ('auto'), unless the run continues from parameters or uses an
     optimizer the engine lacks; the Trainer (numpy on the CPU, autograd elsewhere) otherwise."""
@@ -158,7 +159,7 @@ def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None,
     batched = backend == "batched" or (backend == "auto" and device != "cpu")
     if batched and params is None and start_step == 0 and config.optimizer.kind in BATCHED_OPTIMIZERS:
         return SoloTrainer(config, dataset)
-    return Trainer(config, dataset, params=params, start_step=start_step)
+    return Trainer(config, dataset, params=params, start_step=start_step, optimizer_state=optimizer_state)
 
 
 class _BatchedEngine:
