@@ -90,7 +90,8 @@ class Run:
             params = np.asarray(chunk.snapshot_params, dtype=np.float64)
             snaps = self.snapshots
             before = snaps.params if len(snaps.steps) else np.zeros((0, params.shape[1]))
-            metrics = {name: np.concatenate([snaps.metrics.get(name, np.zeros(0)), [m[name] for m in chunk.snapshot_metrics]])
+            metrics = {name: np.concatenate([snaps.metrics.get(name, np.zeros(0)),
+                                             [m[name] for m in chunk.snapshot_metrics]])
                        for name in chunk.snapshot_metrics[0]}
             self.snapshots = Snapshots(np.concatenate([snaps.steps, np.asarray(chunk.snapshot_steps, dtype=np.int64)]),
                                        np.concatenate([before, params]), metrics)

@@ -119,5 +119,6 @@ def rng_state(rng: np.random.Generator) -> np.ndarray:
 def set_rng_state(rng: np.random.Generator, words) -> None:
     """Put ``rng_state``'s words back into a PCG64 generator."""
     w = [int(x) for x in np.asarray(words, dtype=np.uint64)]
-    rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+    rng.bit_generator.state = {"bit_generator": "PCG64",
+                               "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
                                "has_uint32": w[4], "uinteger": w[5]}

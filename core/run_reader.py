@@ -449,8 +449,8 @@ class RunReader:
         for name in group.keys():
             _link_check(path, group, name, f"{where}/{name}")
             if name not in layout:
-                raise _where(path, f"{where}/{name} is not part of a {self.config.optimizer.kind} optimizer's "
-                                   "state: the file is damaged")
+                raise _where(path, f"{where}/{name} is not part of the state of the run's optimizer "
+                                   f"({self.config.optimizer.kind}): the file is damaged")
         sets = {}
         for name, (shape, dtype) in layout.items():
             kinds = "iu" if np.dtype(dtype).kind in "iu" else NUMERIC_KINDS

@@ -177,7 +177,8 @@ class RunWriter:
         ``step`` later changes no attribute."""
         step = self.metrics["step"]
         step.make_scale("step")
-        axis_of = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer", "ensemble_share": "member"}
+        axis_of = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer",
+                   "ensemble_share": "member"}
         scales = {}
         for name, ds in self.metrics.items():
             if name == "step":
@@ -187,7 +188,8 @@ class RunWriter:
             if axis is not None:
                 if axis not in scales:
                     values = columns[axis]
-                    data = np.array(values, dtype=h5py.string_dtype()) if axis == "layer" else np.asarray(values, np.int64)
+                    data = (np.array(values, dtype=h5py.string_dtype()) if axis == "layer"
+                            else np.asarray(values, np.int64))
                     scales[axis] = metrics.create_dataset(axis, data=data)
                     scales[axis].make_scale(axis)
                 ds.dims[1].attach_scale(scales[axis])

@@ -2,6 +2,8 @@
 moments and step count, sgd's minibatch generator) is saved with the final parameters, so a run of
 2k steps equals k steps plus a continue of k, through the files."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,41 @@ def test_the_batched_engine_saves_the_state_a_continue_needs(kind, tmp_path):
         _close(a.final_params, c.final_params, "final parameters")
         for name, value in a.final_optimizer_state.items():
             _close(value, c.final_optimizer_state[name], name)
+
+
+def test_continuing_a_file_without_optimizer_state_says_so(tmp_path, capsys):
+    import h5py
+
+    config = _config("momentum", tmp_path)
+    first = tmp_path / "first.h5"
+    assert main(["run", str(config), "--steps", "5", "--out", str(first)]) == 0
+    with h5py.File(first, "r+") as f:  # as a file written before run files kept the state
+        del f["snapshots/optimizer_state"]
+    with RunReader(first) as reader:
+        assert reader.final_optimizer_state is None
+    capsys.readouterr()
+    assert main(["continue", str(first), "--steps", "5", "--out", str(tmp_path / "more.h5")]) == 0
+    out = capsys.readouterr().out
+    assert f"note: {first} holds no momentum optimizer state for step 5" in out
+
+
+@pytest.mark.parametrize("edit, said", [
+    (lambda g: g.create_dataset("extra", data=1.0),
+     "snapshots/optimizer_state/extra is not part of the state of the run's optimizer (adam)"),
+    (lambda g: (g.__delitem__("m"), g.create_dataset("m", data=np.zeros(3))), "snapshots/optimizer_state/m has shape (3,)"),
+    (lambda g: (g.__delitem__("t"), g.create_dataset("t", data=1.5)), "holds floating-point numbers, not whole numbers"),
+    (lambda g: (g.__delitem__("v"), g.__setitem__("v", __import__("h5py").ExternalLink("/etc/passwd", "x"))),
+     "stored outside the file"),
+])
+def test_the_reader_refuses_an_optimizer_state_that_is_not_the_runs(tmp_path, edit, said):
+    import h5py
+
+    from core.errors import RunFileError
+
+    config = _config("adam", tmp_path)
+    path = tmp_path / "run.h5"
+    assert main(["run", str(config), "--steps", "3", "--out", str(path)]) == 0
+    with h5py.File(path, "r+") as f:
+        edit(f["snapshots/optimizer_state"])
+    with pytest.raises(RunFileError, match=re.escape(said)):
+        RunReader(path)
