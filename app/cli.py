@@ -147,13 +147,16 @@ def cmd_run(args) -> int:
 
 def _train_to_file(config, out, **run_options):
     """run_to_file with the progress line and a graceful Ctrl+C: `run` and `continue` share it."""
+    from core.process import tune_process
     from core.runner import run_to_file
 
+    tune_process()  # the program's, not the library's: BLAS pools and malloc (core/process.py)
     trainer = run_options.get("trainer")
     progress = Progress(config.run.steps, start=trainer.step if trainer is not None else 0)
     last = {}
 
     def on_chunk(trainer, chunk):
+        tune_process()  # a BLAS imported during the chunk (cheap otherwise)
         if chunk.n_records:
             last["chunk"] = chunk
         progress.update(trainer, last.get("chunk", chunk))
@@ -168,12 +171,15 @@ def _train_to_file(config, out, **run_options):
 
 def _train_family(config, out, dataset, **run_options) -> int:
     """A family: one run file per member (RUN-00.h5, ...), one progress line for all of them."""
+    from core.process import tune_process
     from core.runner import run_family_to_files
 
+    tune_process()
     progress = Progress(config.run.steps, members=config.family_size)
     last = {}
 
     def on_chunk(family, chunk):
+        tune_process()
         lead = chunk.members[0]
         if lead.n_records:
             last["chunk"] = lead
@@ -272,9 +278,13 @@ def cmd_continue(args) -> int:
         raise ConfigError(f"--steps: must be >= 0 (how many more steps; 0 = until Ctrl+C), got {args.steps}")
     with RunReader(args.run) as reader:
         config, dataset = reader.config, reader.dataset
-        params, start = reader.final_params, reader.final_step
+        params, start, state = reader.final_params, reader.final_step, reader.final_optimizer_state
     config.run.steps = start + args.steps if args.steps else 0
-    trainer = _train_to_file(config, args.out, trainer=Trainer(config, dataset, params=params, start_step=start),
+    if state is None and config.optimizer.kind in ("momentum", "adam", "sgd"):
+        print(f"note: {args.run} holds no {config.optimizer.kind} optimizer state for step {start} (written "
+              "before run files kept it): it starts afresh, so the continued run is not the one it would have been")
+    trainer = Trainer(config, dataset, params=params, start_step=start, optimizer_state=state)
+    trainer = _train_to_file(config, args.out, trainer=trainer,
                              parent=str(args.run), overwrite=args.overwrite, inputs={"parent run": args.run})
     print(f"{args.out}: {trainer.status} at step {trainer.step} (continued from {args.run} at step {start})")
     return 0

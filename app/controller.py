@@ -66,14 +66,15 @@ class TrainingController(QObject):
         self._commands.put(command)
 
     # --------------------------------------------------------------- commands
-    def start(self, config_json: str, run: bool = True, params=None, start_step: int = 0) -> None:
+    def start(self, config_json: str, run: bool = True, params=None, start_step: int = 0,
+              optimizer_state: dict | None = None) -> None:
         """Build a trainer for the config; train at once unless ``run`` is False (prepared, paused).
-        ``params`` and ``start_step`` continue a run from its last snapshot."""
+        ``params``, ``start_step`` and ``optimizer_state`` continue a run from its last state."""
         self.state = "running" if run else "paused"
         if params is None:
             self._send("start", config_json, run)
         else:
-            self._send("start", config_json, run, params, int(start_step))
+            self._send("start", config_json, run, params, int(start_step), optimizer_state)
         if run:
             self.statusChanged.emit("running", "")
 

@@ -381,11 +381,11 @@ class MainWindow(QMainWindow):
         self._update_controls()
 
     def start_run(self, run: bool = True, *, config: RunConfig | None = None, params=None, start_step: int = 0,
-                  parent: str = "") -> bool:
+                  parent: str = "", optimizer_state: dict | None = None) -> bool:
         """Start a live run from the editors (or from ``config``; ``params`` and ``start_step``
         continue the run in file ``parent``)."""
         if config is not None:
-            return self._start(config, config.dataset.build(), run, params, start_step, parent)
+            return self._start(config, config.dataset.build(), run, params, start_step, parent, optimizer_state)
         problem = self.problem()
         if problem:
             self.show_error(problem)
@@ -397,7 +397,7 @@ class MainWindow(QMainWindow):
             return False
         return self._start(config, self.dataset_editor.model.dataset(), run)
 
-    def _start(self, config, dataset, run, params=None, start_step=0, parent="") -> bool:
+    def _start(self, config, dataset, run, params=None, start_step=0, parent="", optimizer_state=None) -> bool:
         if not self._may_discard("Start a new run and discard the current one?"):
             return False
         self._stop_and_forget()
@@ -416,7 +416,8 @@ class MainWindow(QMainWindow):
         # version within a redraw tick was never drawn (no rings, an old status bar)
         self._drawn_version = -1
         self._status = "running" if run else "paused"
-        self.controller.start(config.to_json(), run=run, params=params, start_step=start_step)
+        self.controller.start(config.to_json(), run=run, params=params, start_step=start_step,
+                              optimizer_state=optimizer_state)
         if params is None:
             self.settings.setValue("last_config", config.to_json())
         self._update_controls()
@@ -448,7 +449,7 @@ class MainWindow(QMainWindow):
         config.run.steps = session.step + more
         config.name = f"{entry.name} (continued)"
         return self.start_run(config=config, params=session.params, start_step=session.step,
-                              parent=entry.path or "")
+                              parent=entry.path or "", optimizer_state=session.optimizer_state)
 
     def step(self, k: int) -> None:
         if self.controller.state == "running":
@@ -501,7 +502,7 @@ class MainWindow(QMainWindow):
             return
         self.session.append(payload["records"], payload["snapshot_steps"], payload["snapshot_params"],
                             payload["snapshot_metrics"], params=payload["params"], step=payload["step"],
-                            events=payload.get("events", ()))
+                            events=payload.get("events", ()), optimizer_state=payload.get("optimizer_state"))
         if payload.get("events"):  # a collapse or a stuck run: said where the user looks (core/health.py)
             self.banner.show_message(payload["events"][-1]["message"], kind="warning")
             self._update_status_bar()

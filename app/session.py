@@ -55,6 +55,7 @@ class RunSession:
         self.snapshot_params: list[np.ndarray] = []
         self.snapshot_metrics = {name: GrowingArray(capacity=64) for name in SNAPSHOT_METRICS}
         self.params: np.ndarray | None = None
+        self.optimizer_state: dict | None = None  # with ``params``: what continuing exactly needs
         self.step = 0
         self.status = "ready"
         self.reason = ""
@@ -68,7 +69,7 @@ class RunSession:
 
     # --------------------------------------------------------------- filling
     def append(self, records: dict, snapshot_steps=(), snapshot_params=(), snapshot_metrics=(),
-               params=None, step=None, adopt: bool = False, events=()) -> None:
+               params=None, step=None, adopt: bool = False, events=(), optimizer_state=None) -> None:
         """Add records (and snapshots, and health events). ``adopt``: the arrays are fresh and may be kept as they are."""
         self.events.extend(events)
         for name, values in records.items():
@@ -85,6 +86,7 @@ class RunSession:
                 buf.extend([m[name] for m in snapshot_metrics])
         if params is not None:
             self.params = np.asarray(params)
+            self.optimizer_state = optimizer_state
         if step is not None:
             self.step = int(step)
         self.version += 1
@@ -95,7 +97,8 @@ class RunSession:
         steps = reader.snapshot_steps
         metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
         session.append(reader.metrics, steps, list(reader.snapshot_params()) if len(steps) else [], metrics,
-                       params=reader.final_params, step=reader.final_step, adopt=True, events=reader.events)
+                       params=reader.final_params, step=reader.final_step, adopt=True, events=reader.events,
+                       optimizer_state=reader.final_optimizer_state)
         session.status, session.reason = reader.status, reader.status_reason
         session.saved_path = str(reader.path)
         session.parent, session.start_step = reader.parent, reader.start_step
@@ -148,7 +151,8 @@ class RunSession:
                       snapshot_params=self.snapshot_params,
                       snapshot_metrics=[{m: float(self.snapshot_metrics[m].view()[i]) for m in SNAPSHOT_METRICS}
                                         for i in range(self.snapshot_steps.size)],
-                      step=self.step, params=self.params, events=list(self.events))
+                      step=self.step, params=self.params, events=list(self.events),
+                      optimizer_state=self.optimizer_state)
         writer.append(chunk)
         status = "running" if self.status in ("running", "paused") else self.status
         writer.close("stopped" if status == "running" else status,

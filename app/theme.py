@@ -42,6 +42,14 @@ def apply_theme(window, theme: str, base_font: QFont, font_scale: float = 1.0) -
     app.setFont(font)
     pg.setConfigOptions(background=colours["background"], foreground=colours["foreground"])
     style_views(window, theme, font_scale)
+    for widget in window.findChildren(QLabel):
+        if widget.styleSheet():  # a style sheet keeps the font it was polished with: the badge stayed large
+            widget.setFont(font)
+    for combo in window.findChildren(QComboBox):
+        # a combo box measured in presentation mode's type kept that width afterwards (the Dataset
+        # panel stayed 50 px wider); its own font re-measures it. Hidden tabs' combos still do
+        # (the Run panel stays 60 px wider after presentation mode: a known remainder)
+        combo.setFont(font)
 
 
 def style_views(root, theme: str, font_scale: float = 1.0, line_width: int = 1) -> None:
@@ -63,14 +71,6 @@ def style_views(root, theme: str, font_scale: float = 1.0, line_width: int = 1) 
     for widget in [root] + root.findChildren(QWidget):
         if callable(getattr(widget, "restyle", None)):
             widget.restyle(font_scale)
-    for widget in window.findChildren(QLabel):
-        if widget.styleSheet():  # a style sheet keeps the font it was polished with: the badge stayed large
-            widget.setFont(font)
-    for combo in window.findChildren(QComboBox):
-        # a combo box measured in presentation mode's type kept that width afterwards (the Dataset
-        # panel stayed 50 px wider); its own font re-measures it. Hidden tabs' combos still do
-        # (the Run panel stays 60 px wider after presentation mode: a known remainder)
-        combo.setFont(font)
 
 
 def _scaled(font: QFont, scale: float) -> QFont:

@@ -63,7 +63,8 @@ def _payload(chunk) -> dict:
                 "reason": chunk.reason}
     return {"records": chunk.records, "snapshot_steps": chunk.snapshot_steps, "snapshot_params": chunk.snapshot_params,
             "snapshot_metrics": chunk.snapshot_metrics, "step": chunk.step, "params": chunk.params,
-            "status": chunk.status, "reason": chunk.reason, "events": chunk.events}
+            "status": chunk.status, "reason": chunk.reason, "events": chunk.events,
+            "optimizer_state": chunk.optimizer_state}
 
 
 def _geometry(X, y) -> dict:
@@ -101,6 +102,7 @@ def worker_main(commands, results, ready=None) -> None:
     from core.config import RunConfig
     from core.errors import MarginExplorerError
     from core.family import FamilyTrainer, make_trainer
+    from core.process import tune_process
     from core.trainer import RUNNING
 
     if ready is not None:
@@ -134,13 +136,15 @@ def worker_main(commands, results, ready=None) -> None:
                 kind = command[0]
                 if kind == "quit":
                     return
-                if kind == "start":  # ("start", config_json, run[, params, start_step]): params continue a run
+                if kind == "start":  # ("start", config_json, run[, params, start_step, optimizer_state]): continue a run
+                    tune_process()  # this process trains: its BLAS pools and malloc (core/process.py)
                     config = RunConfig.from_json(command[1])
                     params = command[3] if len(command) > 3 else None
                     if config.family is not None:
                         trainer = FamilyTrainer(config)
                     else:
-                        trainer = make_trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0)
+                        trainer = make_trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0,
+                                               optimizer_state=command[5] if len(command) > 5 else None)
                     results.put(("started", _start_info(trainer)))
                     results.put(("chunk", _payload(trainer.run(0))))
                     if trainer.dataset.dim == 2:
@@ -183,6 +187,7 @@ def worker_main(commands, results, ready=None) -> None:
                     continue
                 budget = min(budget, allowed)
             before = trainer.step
+            tune_process()  # a BLAS imported since (cheap otherwise)
             chunk = trainer.run(budget, max_seconds=CHUNK_SECONDS)
             if steps_left is not None:
                 steps_left -= trainer.step - before

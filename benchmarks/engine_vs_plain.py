@@ -21,6 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from core.process import tune_process  # noqa: E402
+
 from core.architecture import Activation, ArchitectureSpec, Dense, Residual, mlp  # noqa: E402
 from core.config import DatasetConfig, LossConfig, OptimizerConfig, RunConfig, RunSettings  # noqa: E402
 from core.trainer import Trainer  # noqa: E402
@@ -148,6 +150,7 @@ def main(argv=None):
     parser.add_argument("--networks", default="relu,residual_gelu", help="relu (two-layer), residual_gelu")
     parser.add_argument("--gelu-widths", default="16,64,128", help="widths of the residual GELU network")
     args = parser.parse_args(argv)
+    tune_process()  # as the command line does when training starts (core/process.py)
     torch.set_num_threads(1)
     rows = []
     for network in args.networks.split(","):

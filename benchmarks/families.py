@@ -23,6 +23,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
+from core.process import tune_process  # noqa: E402
+
 from benchmarks.engine_vs_plain import make_config, plain_loop  # noqa: E402
 from core.config import FamilyConfig  # noqa: E402
 from core.family import FamilyTrainer  # noqa: E402
@@ -55,6 +57,7 @@ def main(argv=None):
     parser.add_argument("--gpu-steps", type=int, default=5000, help="steps of the GPU-against-CPU rows")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
+    tune_process()  # as the command line does when training starts (core/process.py)
     plain = max(plain_loop(make_config(args.width, args.plain_steps), args.plain_steps) for _ in range(args.repeats))
     rows = [("plain torch loop, 1 run", plain)]
     rows.append((f"family of {args.runs}, default recording",

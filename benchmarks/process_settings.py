@@ -33,17 +33,17 @@ CHILD = """
 import json, sys, time
 from contextlib import nullcontext
 import scipy.linalg  # scipy's own BLAS, loaded as in the worker
-import core.metrics, core.spectral, core.trainer
+import core.process, core.trainer
 from benchmarks.engine_vs_plain import make_config
 setting, backend, every_step, width, steps, off = sys.argv[1:7]
 if off == "1":
     if setting == "blas":
-        for module in (core.trainer, core.spectral, core.metrics):
-            module.one_threaded_pool = lambda: None
+        core.process.one_threaded_pool = lambda: None
     elif setting == "allocator":
-        core.trainer.keep_freed_memory = lambda: False
+        core.process.keep_freed_memory = lambda: False
     else:
         core.trainer._TorchEvaluator.step_threads = lambda self: nullcontext()
+core.process.tune_process()  # as the programs do (core/process.py), less the setting switched off
 config = make_config(int(width), int(steps) + 200, "residual_gelu")
 config.run.backend = backend
 if every_step != "1":

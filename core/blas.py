@@ -9,7 +9,8 @@ training loop's products go to numpy's BLAS, which keeps its threads (a 100 x 51
 product takes 655 us on 2 threads, 1,255 on 1); every other BLAS pool, scipy's LAPACK for the
 spectral certificate and the KKT snapshots included, gets one thread.
 
-``one_threaded_pool`` rescans the loaded libraries (threadpoolctl, ~1 ms) only when modules were
+Programs apply this through core/process.py ``tune_process``; library calls leave the pools
+alone. ``one_threaded_pool`` rescans the loaded libraries (threadpoolctl, ~1 ms) only when modules were
 imported since its last call: a new BLAS comes with an extension module's import.
 """
 
@@ -44,11 +45,9 @@ def one_threaded_pool() -> None:
 
 def scipy_wrappers(name: str):
     """scipy.linalg's ``blas`` or ``lapack`` wrappers (~1.5-3 us a call, where numpy's checks and
-    wrapping take ~10), imported on first use (the window's process never needs them), with
-    scipy's OpenBLAS pool, loaded beside numpy's, at one thread."""
-    module = importlib.import_module(f"scipy.linalg.{name}")
-    one_threaded_pool()
-    return module
+    wrapping take ~10), imported on first use (the window's process never needs them). Their
+    pool's threads are the program's to set (core/process.py), not a library call's."""
+    return importlib.import_module(f"scipy.linalg.{name}")
 
 
 def numpy_pool(pools):

@@ -303,6 +303,22 @@ class RunConfig(Serializable):
             changes["architecture"] = dataclasses.replace(arch, init=dataclasses.replace(arch.init, scale=float(value)))
         return dataclasses.replace(self, **changes)
 
+    def with_family(self, **vary) -> "RunConfig":
+        """A copy that trains a family: exactly one of ``seed=``, ``lr=`` or ``init_scale=`` with
+        the members' values, e.g. ``config.with_family(seed=range(8))``."""
+        if len(vary) != 1 or next(iter(vary)) not in FAMILY_SETTINGS:
+            raise ConfigError(f"family: give exactly one of {', '.join(f'{k}=' for k in FAMILY_SETTINGS)} "
+                              f"with the members' values, got {', '.join(vary) or 'none'}")
+        (name, values), = vary.items()
+        try:
+            values = [float(v) for v in values]
+        except (TypeError, ValueError):
+            raise ConfigError(f"family.values: {name}= takes a list of numbers, e.g. {name}=[...], "
+                              f"got {values!r}"[:300]) from None
+        out = self.copy()
+        out.family = FamilyConfig(name, values)
+        return out.copy()  # validated
+
     def claim_specs(self):
         from .claims import parse_claims
 

@@ -152,7 +152,8 @@ class SoloTrainer:
         return self.family.stop(reason).members[0]
 
 
-def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None, start_step: int = 0):
+def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None, start_step: int = 0,
+                 optimizer_state: dict | None = None):
     """The trainer for one run: the batched engine where the backend asks for it ('batched') or
     the device is not the CPU ('auto'), unless the run continues from parameters or uses an
     optimizer the engine lacks; the Trainer (numpy on the CPU, autograd elsewhere) otherwise."""
@@ -160,7 +161,7 @@ def make_trainer(config: RunConfig, dataset: Dataset | None = None, params=None,
     batched = backend == "batched" or (backend == "auto" and device != "cpu")
     if batched and params is None and start_step == 0 and config.optimizer.kind in BATCHED_OPTIMIZERS:
         return SoloTrainer(config, dataset)
-    return Trainer(config, dataset, params=params, start_step=start_step)
+    return Trainer(config, dataset, params=params, start_step=start_step, optimizer_state=optimizer_state)
 
 
 class _BatchedEngine:
@@ -297,6 +298,7 @@ class _BatchedEngine:
                     host = params.cpu().numpy()
                     for s in np.flatnonzero(running & (step <= last)):
                         members[s]._snapshot(step, host[s])
+            self._hand_state_over(running)
             for s, member in enumerate(members):
                 if member.status != RUNNING:
                     continue
@@ -322,8 +324,21 @@ class _BatchedEngine:
                     and log_step > LOG_MAX else "a value was no longer finite")
             member._diverge(what)
 
+    def _hand_state_over(self, running) -> None:
+        """Each running member's row of the rule's state into its own update rule, so that its
+        chunks carry the optimizer state a continued run starts from (one more read-back a chunk,
+        for momentum and Adam only)."""
+        rule = self.rule
+        rows = {name: getattr(rule, name).cpu().numpy() for name in ("velocity", "m", "v")
+                if getattr(rule, name) is not None}
+        t = int(rule.t.item()) if rule.t is not None else 0
+        for s, member in enumerate(self.family.members):
+            if running[s]:
+                member.rule.load_state({**{name: rows[name][s] for name in rows}, "t": t}, member.dtype)
+
     def hand_over(self) -> None:
-        """Give the members the current parameters (before a stop)."""
+        """Give the members the current parameters and optimizer state (before a stop)."""
+        self._hand_state_over([m.status == RUNNING for m in self.family.members])
         final = self.theta.cpu().numpy()
         for s, member in enumerate(self.family.members):
             if member.status == RUNNING:

@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from .blas import one_threaded_pool
 
 SCALAR_METRICS = {
     "step": "gradient steps taken",
@@ -109,8 +108,6 @@ def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order
     then means nothing. eps = ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||,
     delta = sum_i lambda_i (q_i(theta~) - 1) for that lambda. Undefined (nan) while q_min <= 0."""
     from scipy.optimize import nnls  # here, not at the top: ~0.3 s off the window's start-up
-
-    one_threaded_pool()  # scipy's OpenBLAS now loaded beside numpy's: see core/blas.py
 
     q = y * network.outputs(theta, X)
     q_min = float(np.min(q))

@@ -69,6 +69,56 @@ class UpdateRule:
         else:
             raise KeyError(kind)
 
-    def state(self) -> dict:
-        """Arrays and counters to continue a run exactly (stored in snapshots)."""
-        return {"velocity": self.velocity, "m": self.m, "v": self.v, "t": self.t}
+    def state(self, size: int) -> dict:
+        """What continuing exactly needs, as arrays (saved with the run's final parameters,
+        docs/run-format.md): momentum's velocity; Adam's moments and step count. Before the first
+        step they are zeros, which is what the first step starts from."""
+        if self.kind == "momentum":
+            return {"velocity": _or_zeros(self.velocity, size)}
+        if self.kind == "adam":
+            return {"m": _or_zeros(self.m, size), "v": _or_zeros(self.v, size), "t": np.array(self.t, dtype=np.int64)}
+        return {}
+
+    def load_state(self, state: dict, dtype) -> None:
+        """Continue from ``state`` (as ``state`` made it; shapes checked by the caller)."""
+        if self.kind == "momentum":
+            self.velocity = np.array(state["velocity"], dtype=dtype)
+        elif self.kind == "adam":
+            self.m, self.v = np.array(state["m"], dtype=dtype), np.array(state["v"], dtype=dtype)
+            self.t = int(state["t"])
+
+
+def _or_zeros(array, size: int) -> np.ndarray:
+    return np.zeros(size) if array is None else np.asarray(array, dtype=np.float64).copy()
+
+
+RNG_WORDS = 6  # numpy's PCG64 state as uint64 words: state (2), increment (2), has_uint32, uinteger
+
+
+def state_layout(kind: str, size: int) -> dict:
+    """name -> (shape, numpy dtype) of the optimizer state a run file keeps for ``kind`` with
+    ``size`` parameters: the rule's (``UpdateRule.state``) and, for sgd, the minibatch generator's
+    (the trainer's, ``rng_state``). The other rules (and the step rules: lyu_li's factor is a
+    function of the current loss alone) have no state."""
+    return {"momentum": {"velocity": ((size,), np.float64)},
+            "adam": {"m": ((size,), np.float64), "v": ((size,), np.float64), "t": ((), np.int64)},
+            "sgd": {"minibatch_rng": ((RNG_WORDS,), np.uint64)}}.get(kind, {})
+
+
+def rng_state(rng: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's full state as RNG_WORDS uint64 words (arrays only in a run file)."""
+    state = rng.bit_generator.state
+    if state["bit_generator"] != "PCG64":
+        raise ValueError(f"{state['bit_generator']}: only PCG64 generators are saved")
+    mask = (1 << 64) - 1
+    words = [state["state"]["state"] >> 64, state["state"]["state"] & mask, state["state"]["inc"] >> 64,
+             state["state"]["inc"] & mask, state["has_uint32"], state["uinteger"]]
+    return np.array(words, dtype=np.uint64)
+
+
+def set_rng_state(rng: np.random.Generator, words) -> None:
+    """Put ``rng_state``'s words back into a PCG64 generator."""
+    w = [int(x) for x in np.asarray(words, dtype=np.uint64)]
+    rng.bit_generator.state = {"bit_generator": "PCG64",
+                               "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+                               "has_uint32": w[4], "uinteger": w[5]}

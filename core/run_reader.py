@@ -392,7 +392,10 @@ class RunReader:
         if self.layer_names is not None:
             widths["layer_norms"] = widths["stable_rank"] = len(self.layer_names)
         datasets = {}
+        axes = self._check_axes(metrics, n)
         for name in metrics.keys():
+            if name in axes:
+                continue
             where = f"metrics/{name}"
             ndim = 1 if name in SCALAR_METRICS else 2 if name in ARRAY_METRICS else (1, 2)
             ds = _dataset(path, metrics, name, where, ndim)
@@ -401,6 +404,10 @@ class RunReader:
             datasets[name] = ds
         if "step" not in datasets:
             raise _where(path, "metrics/step is missing; the file is incomplete")
+        for name, width in (("layer_norms", axes.get("layer")), ("ensemble_share", axes.get("member"))):
+            if width is not None and name in datasets and datasets[name].shape[1] != width:
+                raise _where(path, f"metrics/{name} has {datasets[name].shape[1]:,} columns but its axis "
+                                   f"has {width:,} labels: the file is damaged")
         if datasets["step"].dtype.kind not in "iu":
             raise _where(path, "metrics/step holds floating-point numbers, not whole numbers: the file is damaged")
         self.n_records = self._common_length(datasets, "metrics")
@@ -424,7 +431,71 @@ class RunReader:
             _claim_check(path, ds, f"snapshots/{name}", self.n_snapshots)
         _claim_check(path, final, "snapshots/final_params")
         self.final_step = int(final_step[()])
+        self._optimizer_state = self._check_optimizer_state(snaps, n_params)
         self.n_events = self._check_events()
+
+    def _check_optimizer_state(self, snaps, n_params: int) -> dict | None:
+        """The optional ``snapshots/optimizer_state`` group (files written before it lack it):
+        self-contained, exactly the datasets the run's optimizer keeps (core/optimizers.py
+        state_layout), of their shapes and types. Returns name -> dataset, or None."""
+        if "optimizer_state" not in snaps.keys():
+            return None
+        from .optimizers import state_layout
+
+        path, where = self.path, "snapshots/optimizer_state"
+        group = snaps["optimizer_state"]
+        if not isinstance(group, h5py.Group):
+            raise _where(path, f"{where} is a dataset, not a group: the file is damaged")
+        layout = {"step": ((), np.int64), **state_layout(self.config.optimizer.kind, n_params)}
+        for name in group.keys():
+            _link_check(path, group, name, f"{where}/{name}")
+            if name not in layout:
+                raise _where(path, f"{where}/{name} is not part of the state of the run's optimizer "
+                                   f"({self.config.optimizer.kind}): the file is damaged")
+        sets = {}
+        for name, (shape, dtype) in layout.items():
+            kinds = "iu" if np.dtype(dtype).kind in "iu" else NUMERIC_KINDS
+            ds = _dataset(path, group, name, f"{where}/{name}", len(shape), kinds)
+            _storage_check(path, ds, f"{where}/{name}")
+            if ds.shape != shape:
+                raise _where(path, f"{where}/{name} has shape {ds.shape}; expected {shape}: the file is damaged")
+            _claim_check(path, ds, f"{where}/{name}")
+            sets[name] = ds
+        return sets
+
+    @property
+    def final_optimizer_state(self) -> dict | None:
+        """The optimizer state saved with final_params (name -> array, for Trainer's
+        ``optimizer_state``), or None when the file has none for its final step (written before
+        files kept it, or saved by the window without it)."""
+        sets = self._optimizer_state
+        if sets is None:
+            return None
+
+        def read():
+            if int(sets["step"][()]) != self.final_step:
+                return None
+            return {name: ds[()] for name, ds in sets.items() if name != "step"}
+        return self._read("optimizer_state", read)
+
+    def _check_axes(self, metrics, n: int) -> dict:
+        """The array metrics' column labels (dimension scales, docs/run-format.md), in files that
+        have them: ``sample`` (n whole numbers), ``layer`` (the layer names, text), ``member``
+        (whole numbers). Returns name -> length of those present."""
+        path, found = self.path, {}
+        for name, kinds in (("sample", "iu"), ("layer", "OS"), ("member", "iu")):
+            if name not in metrics.keys():
+                continue
+            ds = _dataset(path, metrics, name, f"metrics/{name}", 1, kinds)
+            _claim_check(path, ds, f"metrics/{name}")
+            found[name] = ds.shape[0]
+        if "sample" in found and found["sample"] != n:
+            raise _where(path, f"metrics/sample labels {found['sample']:,} samples; the dataset has {n:,}: "
+                               "the file is damaged")
+        if "layer" in found and self.layer_names is not None and found["layer"] != len(self.layer_names):
+            raise _where(path, f"metrics/layer labels {found['layer']:,} layers; stable_rank's columns name "
+                               f"{len(self.layer_names):,}: the file is damaged")
+        return found
 
     def _check_events(self) -> int:
         """The optional ``events`` group (core/health.py): its three columns' types and length."""
@@ -546,7 +617,9 @@ class RunReader:
             with _reading(self.path):
                 for group in ("metrics", "snapshots") + (("events",) if "events" in self.file.keys() else ()):
                     for name in self.file[group].keys():
-                        self.file[group][name].refresh()
+                        obj = self.file[group][name]
+                        for ds in (obj.values() if isinstance(obj, h5py.Group) else (obj,)):  # optimizer_state
+                            ds.refresh()
         self.read_arrays()
         return self.n_records
 

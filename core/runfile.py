@@ -165,6 +165,8 @@ class RunWriter:
             if name in ("layer_norms", "stable_rank"):
                 ds.attrs["columns"] = json.dumps(layer_names)
             self.metrics[name] = ds
+        self._label_axes(metrics, {"sample": np.arange(dataset.n), "layer": layer_names,
+                                   "member": np.arange(ensemble_size)})
         snaps = f.create_group("snapshots")
         self.snap_step = snaps.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(256,), dtype=np.int64)
         prow = max(1, min(64, (1 << 20) // (8 * n_params)))
@@ -178,7 +180,43 @@ class RunWriter:
         self.final_params = snaps.create_dataset("final_params", shape=(n_params,), dtype=np.float64)
         self.final_step = snaps.create_dataset("final_step", shape=(), dtype=np.int64)
         self.final_step[()] = start_step
+        self._create_optimizer_state(snaps, config.optimizer.kind, n_params)
         self._create_events(f)
+
+    def _label_axes(self, metrics, columns: dict) -> None:
+        """HDF5 dimension scales (docs/run-format.md): ``step`` labels every metric's rows, and
+        ``sample``, ``layer`` and ``member`` the array metrics' columns, so that netCDF readers
+        (xarray with h5netcdf) see labeled arrays. Made before SWMR starts: appending rows to
+        ``step`` later changes no attribute."""
+        step = self.metrics["step"]
+        step.make_scale("step")
+        axis_of = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer",
+                   "ensemble_share": "member"}
+        scales = {}
+        for name, ds in self.metrics.items():
+            if name == "step":
+                continue
+            ds.dims[0].attach_scale(step)
+            axis = axis_of.get(name)
+            if axis is not None:
+                if axis not in scales:
+                    values = columns[axis]
+                    data = (np.array(values, dtype=h5py.string_dtype()) if axis == "layer"
+                            else np.asarray(values, np.int64))
+                    scales[axis] = metrics.create_dataset(axis, data=data)
+                    scales[axis].make_scale(axis)
+                ds.dims[1].attach_scale(scales[axis])
+
+    def _create_optimizer_state(self, snaps, kind: str, n_params: int) -> None:
+        """``snapshots/optimizer_state``: the state that goes with final_params (core/optimizers.py
+        state_layout) and ``step``, the step it belongs to (-1: none saved, e.g. a file the window
+        saved from a session), written with final_params at every append."""
+        from .optimizers import state_layout
+
+        group = snaps.create_group("optimizer_state")
+        self.optimizer_state = {name: group.create_dataset(name, shape=shape, dtype=dtype)
+                                for name, (shape, dtype) in state_layout(kind, n_params).items()}
+        self.optimizer_state_step = group.create_dataset("step", data=np.int64(-1))
 
     def space_needed(self, chunk) -> int:
         """Bytes the disk must have free before ``chunk`` is appended: the HDF5 chunks its rows
@@ -237,6 +275,13 @@ class RunWriter:
         if chunk.params is not None:
             self.final_params[...] = chunk.params
             self.final_step[()] = chunk.step
+            state = getattr(chunk, "optimizer_state", None)
+            if state is not None and set(state) == set(self.optimizer_state):
+                for name, ds in self.optimizer_state.items():
+                    ds[()] = state[name]
+                self.optimizer_state_step[()] = chunk.step
+            else:  # the state saved before belongs to another step now
+                self.optimizer_state_step[()] = -1
         self.append_events(getattr(chunk, "events", ()))
         self.file.flush()
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses, reference
-from .allocator import keep_freed_memory
 from .architecture import is_linear_model
-from .blas import one_threaded_pool, one_torch_thread
+from .blas import one_torch_thread
 from .budget import check_run_size
 from .config import RunConfig
 from .datasets import Dataset
@@ -33,7 +32,7 @@ from .homogeneity import NONE, analyze
 from .level1 import abs_sum_and_max
 from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, kkt_residual, stable_rank, unit_angle
 from .network import NumpyNetwork, initial_parameters, per_sample_jacobian
-from .optimizers import UpdateRule
+from .optimizers import UpdateRule, rng_state, set_rng_state, state_layout
 from .recording import LogSchedule, RecordSchedule
 from .spectral import TopEigenvalue
 
@@ -62,6 +61,7 @@ class Chunk:
     step: int = 0
     params: np.ndarray | None = None  # theta at ``step``
     events: list = field(default_factory=list)  # core/health.py events (dicts step, kind, message), in step order
+    optimizer_state: dict | None = None  # at ``step``, with ``params`` (core/optimizers.py state_layout)
 
     @property
     def n_records(self) -> int:
@@ -147,7 +147,7 @@ class Trainer:
     """Trains ``config`` from theta_0 (or ``params`` to continue); see the module docstring."""
 
     def __init__(self, config: RunConfig, dataset: Dataset | None = None, params: np.ndarray | None = None,
-                 start_step: int = 0, reference=None, net=None):
+                 start_step: int = 0, reference=None, net=None, optimizer_state: dict | None = None):
         self.config = config
         self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
         self.dataset = dataset if dataset is not None else config.dataset.build()
@@ -178,6 +178,8 @@ class Trainer:
         self._lyu_li_power = 2.0 - 2.0 / (self.order or 1.0)
         self.batch_size = opt.batch_size if opt.kind == "sgd" else None
         self.rng = np.random.default_rng(config.run.seed + 1)
+        if optimizer_state is not None:  # continuing: the state saved with ``params``
+            self.load_optimizer_state(optimizer_state)
         self.step = self.start_step = start_step
         self.total_steps = config.run.steps  # 0: unlimited
         self.status, self.reason = RUNNING, ""
@@ -213,6 +215,28 @@ class Trainer:
         blockable = isinstance(self.net, NumpyNetwork) and not self.net.ensembles and block >= MIN_RECORD_BLOCK
         self._block_size = block if blockable else 0
         self._pending = PendingRecords(block, self.net.size, self.n, self.dtype) if blockable else None
+
+    # ------------------------------------------------------------------ optimizer state
+    def optimizer_state(self) -> dict:
+        """name -> array: what continuing from ``theta`` exactly needs (state_layout)."""
+        state = self.rule.state(self.net.size)
+        if self.batch_size is not None:
+            state["minibatch_rng"] = rng_state(self.rng)
+        return state
+
+    def load_optimizer_state(self, state: dict) -> None:
+        """Continue from a saved ``optimizer_state()``; a TrainingError if it is not this run's."""
+        layout = state_layout(self.config.optimizer.kind, self.net.size)
+        if set(state) != set(layout):
+            raise TrainingError(f"the saved optimizer state holds {sorted(state) or 'nothing'}; a "
+                                f"{self.config.optimizer.kind} run needs {sorted(layout) or 'nothing'}")
+        for name, (shape, _dtype) in layout.items():
+            if np.shape(state[name]) != shape:
+                raise TrainingError(f"the saved optimizer state's {name} has shape {np.shape(state[name])}; "
+                                    f"this run needs {shape}")
+        self.rule.load_state(state, self.dtype)
+        if "minibatch_rng" in state:
+            set_rng_state(self.rng, state["minibatch_rng"])
 
     # ------------------------------------------------------------------ reference directions
     def _reference_direction(self):
@@ -251,8 +275,6 @@ class Trainer:
         ``max_seconds``) and return what was recorded."""
         if self.status != RUNNING:
             return self._drain()
-        one_threaded_pool()  # a second BLAS pool with threads of its own slows every product ~20x
-        keep_freed_memory()  # large temporaries' page faults, every step otherwise (core/allocator.py)
         # overflows are found and reported by _finite as a divergence: numpy's warnings would only repeat them
         with self.net.step_threads(), np.errstate(over="ignore", invalid="ignore"):
             self._steps(max_steps, max_seconds)
@@ -493,7 +515,8 @@ class Trainer:
         self._events = []
         return Chunk(records=records, snapshot_steps=[s[0] for s in snaps], snapshot_params=[s[1] for s in snaps],
                      snapshot_metrics=[s[2] for s in snaps], status=self.status, reason=self.reason,
-                     step=self.step, params=self.theta.copy(), events=[e.to_dict() for e in events])
+                     step=self.step, params=self.theta.copy(), events=[e.to_dict() for e in events],
+                     optimizer_state=self.optimizer_state())
 
     # ------------------------------------------------------------------ facts for the file
     def layer_names(self) -> list[str]:

@@ -45,12 +45,15 @@ def test_a_steps_large_temporaries_no_longer_fault_their_pages_in_every_step():
 
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
-def test_a_training_run_keeps_freed_memory(monkeypatch):
+def test_the_command_line_keeps_freed_memory_and_a_library_call_does_not(monkeypatch, tmp_path):
+    from app.cli import main
     from core import allocator
     from core.architecture import mlp
     from core.config import RunConfig
     from core.trainer import Trainer
 
-    monkeypatch.setattr(allocator, "_done", False)  # as if no run had set it in this process yet
+    monkeypatch.setattr(allocator, "_done", False)  # as if nothing had set it in this process yet
     Trainer(RunConfig(mlp(2, [4]))).run(1)
+    assert not allocator._done  # a library call: the process's malloc is the program's to set
+    assert main(["run", "relu2-blobs", "--steps", "2", "--out", str(tmp_path / "run.h5")]) == 0
     assert allocator._done

@@ -339,3 +339,23 @@ def test_the_compare_table_keeps_three_runs_in_view_with_units(window, run_files
     assert table.horizontalHeaderItem(table.columnCount() - 1).toolTip() == entry.name
     labels = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
     assert "angle to max-margin (rad)" in labels and "training time (s)" in labels
+
+
+def test_continue_in_the_window_resumes_the_optimizer_where_it_stopped(window, qtbot, tmp_path):
+    """Adam's moments and step count come back from the file: 40 + 40 steps equal 80 (issue 19)."""
+    from core import api as mx
+
+    config = mx.preset("relu2-blobs")
+    config.optimizer.kind, config.optimizer.lr = "adam", 0.01
+    whole = mx.train(config, steps=80)
+    mx.train(config, steps=40, out=tmp_path / "first.h5")
+    window.open_runs([str(tmp_path / "first.h5")])
+    window.ask_steps = lambda _title, _text, default: 40  # Continue… asks how many more steps
+    assert window.continue_run(window.runs.entries[-1])
+    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    assert window.session.step == 80
+    np.testing.assert_allclose(window.session.params, whole.final_params, rtol=1e-12, atol=0)
+    assert int(window.session.optimizer_state["t"]) == 80
+    assert window.save_run(str(tmp_path / "continued.h5"))  # saved with its state, to continue again
+    saved = mx.load(tmp_path / "continued.h5")
+    np.testing.assert_array_equal(saved.optimizer_state["m"], whole.optimizer_state["m"])

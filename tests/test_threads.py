@@ -41,29 +41,51 @@ def _pools_after(script: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_a_training_run_leaves_numpy_its_threads_and_every_other_pool_one():
-    result = _pools_after("""
-        from benchmarks.engine_vs_plain import make_config
-        from core.trainer import Trainer
-        Trainer(make_config(32, 3, "residual_gelu")).run(3)
+def test_the_command_line_gives_numpy_its_threads_and_every_other_pool_one(tmp_path):
+    result = _pools_after(f"""
+        from app.cli import main
+        assert main(["run", "relu2-blobs", "--steps", "3", "--out", {str(tmp_path / "run.h5")!r}]) == 0
     """)
     assert result["numpy"] == result["before"]
     assert result["others"] and all(n == 1 for n in result["others"]), result
 
 
-def test_a_kkt_snapshot_that_loads_scipy_in_the_middle_of_a_chunk_limits_its_pool_too():
+def test_the_windows_training_process_tunes_its_pools():
     result = _pools_after("""
-        import numpy as np
-        from core.blas import one_threaded_pool
-        from core.architecture import mlp
-        from core.metrics import kkt_residual
-        from core.network import NumpyNetwork, initial_parameters
-        one_threaded_pool()  # what Trainer.run does first, before anything loaded scipy
-        net = NumpyNetwork(mlp(2, [8]))
-        X = np.array([[1.0, 0.5], [-1.0, -0.3], [0.7, -1.2]])
-        kkt_residual(net, initial_parameters(net.spec, 0), X, np.array([1.0, -1.0, 1.0]), 2.0)
+        import queue
+        from app.worker import worker_main
+        from core.presets import load_preset
+        config = load_preset("relu2-blobs")
+        config.run.steps = 3
+        commands, results = queue.Queue(), queue.Queue()
+        commands.put(("start", config.to_json(), True))
+        commands.put(("quit",))
+        worker_main(commands, results)
     """)
-    assert all(n == 1 for n in result["others"]), result
+    assert result["others"] and all(n == 1 for n in result["others"]), result
+
+
+LIBRARY_CALLS = """
+    import scipy.linalg  # scipy's BLAS loaded, with its threads, before the library is called
+    from threadpoolctl import threadpool_info
+    from benchmarks.engine_vs_plain import make_config
+    from core.trainer import Trainer
+    from core import api
+    start = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+    assert any(n > 1 for n in start.values()), "this check needs a multi-threaded pool to leave alone"
+    config = make_config(8, 3, "residual_gelu")
+    config.recording.kkt = True
+    Trainer(config).run(3)
+    api.train(config, steps=3)
+    assert len(api.train(config.with_family(seed=range(2)), steps=3)) == 2
+    after = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
+    assert after == start, (start, after)
+"""
+
+
+def test_library_calls_leave_every_thread_pool_as_they_found_it():
+    result = _pools_after(LIBRARY_CALLS)
+    assert max(result["others"]) > 1, result  # scipy's pool kept its threads: nothing was retuned
 
 
 def _torch_threads_while_stepping(spec, backend: str) -> tuple[list, int]:
