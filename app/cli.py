@@ -306,7 +306,8 @@ def cmd_check(args) -> int:
             return 0
         verdicts = judge(RunData.from_reader(reader), claims)
         events = reader.events
-    print(f"{args.run}: {config.name or 'run'} ({len(verdicts)} claims)")
+    count = f"{len(verdicts)} claim" + ("" if len(verdicts) == 1 else "s")
+    print(f"{_shown(args.run)}: {_shown(config.name or 'run')} ({count})")
     for event in events:
         print(f"  [{_shown(event['kind'], 20)}] {_shown(event['message'])}")
     for verdict in verdicts:

@@ -36,6 +36,9 @@ from .output_path import FORMAT
 FORMAT_VERSION = 1
 INT_METRICS = ("step", "support_vectors")
 GROUPS = ("dataset", "metrics", "snapshots")
+# the array metrics' column axes (dimension scales in metrics/, docs/run-format.md): metric -> axis
+COLUMN_AXES = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer",
+               "ensemble_share": "member", "support_counts": "decade"}
 OPTIONAL_GROUPS = ("events",)  # files written before runs recorded events lack it
 
 # SWMR read re-reads metadata whose checksum fails (a writer may be mid-flush), sleeping longer
@@ -481,9 +484,9 @@ class RunReader:
     def _check_axes(self, metrics, n: int) -> dict:
         """The array metrics' column labels (dimension scales, docs/run-format.md), in files that
         have them: ``sample`` (n whole numbers), ``layer`` (the layer names, text), ``member``
-        (whole numbers). Returns name -> length of those present."""
+        and ``decade`` (support_counts' k = 1..7; whole numbers). Returns name -> length of those present."""
         path, found = self.path, {}
-        for name, kinds in (("sample", "iu"), ("layer", "OS"), ("member", "iu")):
+        for name, kinds in (("sample", "iu"), ("layer", "OS"), ("member", "iu"), ("decade", "iu")):
             if name not in metrics.keys():
                 continue
             ds = _dataset(path, metrics, name, f"metrics/{name}", 1, kinds)
@@ -492,6 +495,9 @@ class RunReader:
         if "sample" in found and found["sample"] != n:
             raise _where(path, f"metrics/sample labels {found['sample']:,} samples; the dataset has {n:,}: "
                                "the file is damaged")
+        if "decade" in found and found["decade"] != SUPPORT_DECADES:
+            raise _where(path, f"metrics/decade labels {found['decade']:,} decades; support_counts has "
+                               f"{SUPPORT_DECADES}: the file is damaged")
         if "layer" in found and self.layer_names is not None and found["layer"] != len(self.layer_names):
             raise _where(path, f"metrics/layer labels {found['layer']:,} layers; stable_rank's columns name "
                                f"{len(self.layer_names):,}: the file is damaged")

@@ -43,7 +43,7 @@ DISK_RESERVE_BYTES = 1 << 20
 # files whose HDF5 write failed: kept referenced so that no garbage collection closes them again
 _ABANDONED: list = []
 # the reader and its checks live in run_reader.py; imported here so `core.runfile.RunReader` works
-from .run_reader import FORMAT_VERSION, INT_METRICS, RunReader  # noqa: E402,F401
+from .run_reader import COLUMN_AXES, FORMAT_VERSION, INT_METRICS, RunReader  # noqa: E402,F401
 
 
 @functools.cache  # importlib.metadata reads the installed packages: 8 ms a call, once per family member
@@ -166,7 +166,7 @@ class RunWriter:
                 ds.attrs["columns"] = json.dumps(layer_names)
             self.metrics[name] = ds
         self._label_axes(metrics, {"sample": np.arange(dataset.n), "layer": layer_names,
-                                   "member": np.arange(ensemble_size)})
+                                   "member": np.arange(ensemble_size), "decade": np.arange(1, SUPPORT_DECADES + 1)})
         snaps = f.create_group("snapshots")
         self.snap_step = snaps.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(256,), dtype=np.int64)
         prow = max(1, min(64, (1 << 20) // (8 * n_params)))
@@ -185,19 +185,18 @@ class RunWriter:
 
     def _label_axes(self, metrics, columns: dict) -> None:
         """HDF5 dimension scales (docs/run-format.md): ``step`` labels every metric's rows, and
-        ``sample``, ``layer`` and ``member`` the array metrics' columns, so that netCDF readers
+        ``sample``, ``layer``, ``member`` and ``decade`` (support_counts' k) the array metrics'
+        columns, so that netCDF readers
         (xarray with h5netcdf) see labeled arrays. Made before SWMR starts: appending rows to
         ``step`` later changes no attribute."""
         step = self.metrics["step"]
         step.make_scale("step")
-        axis_of = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer",
-                   "ensemble_share": "member"}
         scales = {}
         for name, ds in self.metrics.items():
             if name == "step":
                 continue
             ds.dims[0].attach_scale(step)
-            axis = axis_of.get(name)
+            axis = COLUMN_AXES.get(name)
             if axis is not None:
                 if axis not in scales:
                     values = columns[axis]

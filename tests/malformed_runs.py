@@ -15,6 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from core.run_reader import COLUMN_AXES
+
 PASSWD_BYTES = b"root:x:0:0:root:/root:/bin/bash\n" * 64  # a fake /etc/passwd with known bytes
 
 
@@ -117,7 +119,7 @@ def corpus(base: Path, folder: Path) -> dict[str, Malformed]:
 
     def all_long(f):
         for name in f["metrics"]:
-            if name not in ("sample", "layer", "member"):  # the columns' labels (dimension scales), not metrics
+            if name not in COLUMN_AXES.values():  # the columns' labels (dimension scales), not metrics
                 f["metrics"][name].resize(10 ** 7, axis=0)
     add("every-metric-claims-1e7", "claims", all_long)
 

@@ -333,6 +333,7 @@ def test_check_exit_codes(base_run, tmp_path, capsys, malformed):
     # no claim fails but one cannot be judged (the run has no ensemble): 3, not 0
     code, out, _ = _cli(["check", base_run, "--preset", "ensemble-shallow-fades"], capsys)
     assert "[n/a]" in out and "does not apply" in out and code == 3
+    assert "(1 claim)" in out.splitlines()[0]  # one claim, said in the singular
     assert _cli(["check", malformed["step-strings"].path], capsys)[0] == 2
 
 
