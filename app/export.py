@@ -286,7 +286,7 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
     from app.main_window import make_application
     from app.session import RunSession
     from core.runfile import RunReader
-    from widgets.trajectory_plots import TrajectoryPlots
+    from widgets.trajectory_plots import TrajectoryPlots, series_needed
 
     keys = []
     for name in plots:
@@ -299,9 +299,10 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
     _check_figure_size(width, row_height * -(-len(keys) // columns) if columns >= 1 else 0, scale, columns)
     app = make_application(["render"])
     sessions = []
+    names, snapshots = series_needed(keys)  # only what the plots draw is read from each file
     for p in paths:
         with RunReader(p) as reader:
-            sessions.append((RunSession.from_reader(reader), Path(p).stem))
+            sessions.append((RunSession.from_reader(reader, metrics=names, snapshots=snapshots), Path(p).stem))
     rows = -(-len(keys) // columns)
     # the print style of File > Export (app/export.py): dark text on white, lines scaled with the type
     with export_style("print") as theme:

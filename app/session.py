@@ -92,13 +92,18 @@ class RunSession:
         self.version += 1
 
     @classmethod
-    def from_reader(cls, reader: RunReader) -> "RunSession":
+    def from_reader(cls, reader: RunReader, metrics=None, snapshots: bool = True) -> "RunSession":
+        """The whole run; or, given ``metrics`` (names), a session to draw only: those series,
+        the snapshots' steps and metrics only with ``snapshots``, and never the snapshots' or the
+        final parameters (it cannot be saved or continued)."""
         session = cls(reader.config, reader.dataset, reader.homogeneity, name=reader.path.stem)
-        steps = reader.snapshot_steps
-        metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
-        session.append(reader.metrics, steps, list(reader.snapshot_params()) if len(steps) else [], metrics,
-                       params=reader.final_params, step=reader.final_step, adopt=True, events=reader.events,
-                       optimizer_state=reader.final_optimizer_state)
+        whole = metrics is None
+        steps = reader.snapshot_steps if whole or snapshots else np.empty(0, dtype=np.int64)
+        snap = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
+        params = list(reader.snapshot_params()) if whole and len(steps) else []
+        session.append(reader.metrics if whole else reader.metrics_named(metrics), steps, params, snap,
+                       params=reader.final_params if whole else None, step=reader.final_step, adopt=True,
+                       events=reader.events, optimizer_state=reader.final_optimizer_state if whole else None)
         session.status, session.reason = reader.status, reader.status_reason
         session.saved_path = str(reader.path)
         session.parent, session.start_step = reader.parent, reader.start_step

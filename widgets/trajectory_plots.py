@@ -82,6 +82,20 @@ PLOTS = [
 PLOT_KEYS = [p.key for p in PLOTS]
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
 X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
+# the record series each x axis is drawn from (TrajectoryPlots._x_of)
+X_SERIES = {"step": "step", "wall_time": "wall_time", "neg_log_loss": "log_loss"}
+
+
+def series_needed(keys) -> tuple[set[str], bool]:
+    """What the plots ``keys`` draw of a run: (the record series, whether its snapshots), with
+    the series of every x axis; a reader loads only these (`main.py render`)."""
+    specs = [p for p in PLOTS if p.key in keys]
+    names = set(X_SERIES.values())
+    for spec in specs:
+        names.update(name for name, _label in spec.curves if spec.kind != "snapshots")
+        for curves in spec.extra.get("steepest", {}).values():
+            names.update(name for name, _label in curves)
+    return names, any(spec.kind == "snapshots" for spec in specs)
 WAITING = "No run yet: press Run (Space),\nor open saved runs (Ctrl+O)"  # two lines: one overran the plot at 1.6x type
 READOUT_RUNS = 4  # the hover readout's lines at most, one a run
 SAMPLE_LINES_UP_TO = 40  # more samples than this: a min / median / max band
