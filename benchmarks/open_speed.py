@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 from core.architecture import mlp  # noqa: E402
 from core.config import DatasetConfig, RunConfig  # noqa: E402
 from core.datasets import gaussian_blobs  # noqa: E402
-from core.metrics import SCALAR_METRICS  # noqa: E402
+from core.metrics import SCALAR_METRICS, SUPPORT_DECADES  # noqa: E402
 from core.runfile import RunWriter  # noqa: E402
 from core.trainer import Chunk  # noqa: E402
 
@@ -42,6 +42,7 @@ def write_big_run(path: Path, records: int = 1_000_000, n: int = 16) -> None:
     values["sample_margins"] = 0.2 + rng.random((records, n)) * 0.05
     values["layer_norms"] = np.ones((records, 2))
     values["stable_rank"] = 1 + rng.random((records, 2)) * 0.1
+    values["support_counts"] = np.tile(np.arange(1.0, SUPPORT_DECADES + 1), (records, 1))
     n_params = 16 * 2 + 16
     snaps = [0] + list(np.unique(np.logspace(0, 6, 60).astype(int)))
     chunk = Chunk(records=values, snapshot_steps=snaps,
