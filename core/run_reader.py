@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from .architecture import parameter_count
-from .config import FAMILY_SETTINGS, MAX_FAMILY, RunConfig
+from .config import FAMILY_SETTINGS, MAX_FAMILY, FamilyConfig, RunConfig
 from .datasets import Dataset
 from .errors import ConfigError, DatasetError, RunFileError
 from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
@@ -302,6 +302,7 @@ def _check_family(family) -> None:
     value = family.get("value")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"'value' should be a number, got {value!r}"[:200])
+    FamilyConfig(family["vary"], [value]).validate("family")  # a seed is whole, a step size > 0
 
 
 @contextlib.contextmanager

@@ -80,3 +80,7 @@ def test_a_damaged_family_attribute_is_one_clear_error(saved):
         f.attrs["family"] = json.dumps({**json.loads(f.attrs["family"]), "index": 9})
     with pytest.raises(RunFileError, match="family attribute is not valid.*index 9 of a family of 6"):
         RunReader(paths[2])
+    with h5py.File(paths[3], "r+") as f:
+        f.attrs["family"] = json.dumps({**json.loads(f.attrs["family"]), "value": -0.1})
+    with pytest.raises(RunFileError, match=r"family attribute is not valid.*lr must be > 0"):
+        RunReader(paths[3])
