@@ -93,9 +93,13 @@ class FamilySession:
 
     @classmethod
     def from_members(cls, sessions: list[RunSession], family: dict) -> "FamilySession":
-        """A family reopened from its members' files (``family``: a member's family attribute)."""
+        """A family reopened from its members' files (``family``: a member's family attribute;
+        the family's config is rebuilt from the members present, core/runner.family_config)."""
+        from core.runner import family_config
+
         order = sorted(sessions, key=lambda s: s.family["index"])
-        family_session = cls(family["config"], order[0].dataset, order, name=family["config"].name)
+        config = family_config([(s.config, s.family) for s in order])
+        family_session = cls(config, order[0].dataset, order, name=config.name)
         family_session.homogeneity = order[0].homogeneity
         family_session.info = dict(order[0].info)
         family_session.status = _status([s.status for s in order])

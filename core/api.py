@@ -233,7 +233,7 @@ def load(path: str | os.PathLike) -> Run:
         snaps = Snapshots(steps, reader.snapshot_params(slice(None)) if len(steps) else np.zeros((0, 0)),
                           dict(reader.snapshot_metrics))
         family = dict(reader.family) if reader.family else None
-        if family is not None:
+        if family is not None and "config" in family:  # a file of an earlier version (family_config)
             family["config"] = family["config"].to_dict()
         return Run(reader.config, reader.dataset, status=reader.status, reason=reader.status_reason,
                    events=list(reader.events), metrics=dict(reader.metrics), snapshots=snaps,

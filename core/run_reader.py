@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 
 from .architecture import parameter_count
-from .config import RunConfig
+from .config import FAMILY_SETTINGS, MAX_FAMILY, FamilyConfig, RunConfig
 from .datasets import Dataset
 from .errors import ConfigError, DatasetError, RunFileError
 from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
@@ -287,6 +287,27 @@ def _json(path: Path, attrs, name: str, limit: int = JSON_LIMIT):
         raise _where(path, f"the '{name}' attribute is not valid JSON ({str(exc)[:200]})") from None
 
 
+def _check_family(family) -> None:
+    """The keys that regrouping a family's members reads (docs/run-format.md, Families); a
+    ValueError says which is wrong."""
+    if not isinstance(family, dict):
+        raise ValueError("not a JSON object")
+    whole = {key: family.get(key) for key in ("index", "size")}
+    for key, value in whole.items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"'{key}' should be a whole number, got {value!r}"[:200])
+    if not (0 <= whole["index"] < whole["size"] <= MAX_FAMILY):
+        raise ValueError(f"index {whole['index']} of a family of {whole['size']}")
+    if not isinstance(family.get("id"), str):
+        raise ValueError("'id' should be text")
+    if family.get("vary") not in FAMILY_SETTINGS:
+        raise ValueError(f"'vary' should be one of {', '.join(FAMILY_SETTINGS)}, got {family.get('vary')!r}"[:200])
+    value = family.get("value")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"'value' should be a number, got {value!r}"[:200])
+    FamilyConfig(family["vary"], [value]).validate("family")  # a seed is whole, a step size > 0
+
+
 @contextlib.contextmanager
 def _reading(path: Path):
     """h5py's errors while reading data that passed the checks (a bad checksum, a missing
@@ -346,7 +367,9 @@ class RunReader:
         if "family" in attrs:
             try:
                 family = _json(path, attrs, "family")
-                family["config"] = RunConfig.from_dict(family["config"])
+                _check_family(family)
+                if "config" in family:  # earlier versions stored the whole family config (family_config)
+                    family["config"] = RunConfig.from_dict(family["config"])
                 self.family = family
             except (ValueError, KeyError, TypeError, ConfigError, RecursionError) as exc:
                 raise _where(path, f"the family attribute is not valid ({str(exc)[:200]})") from None

@@ -91,9 +91,29 @@ def member_paths(path, size: int) -> list[Path]:
 
 
 def family_attribute(config: RunConfig, family_id: str, k: int) -> dict:
-    """The ``family`` attribute of member k's file: enough to regroup and to rerun the family."""
+    """The ``family`` attribute of member k's file: enough to regroup the members and, with
+    their own configs, to rebuild the family's (family_config). Its size does not grow with the
+    family: the whole config with all S values in each of S files made a family's disk O(S^2)."""
     return {"id": family_id, "index": k, "size": config.family_size, "vary": config.family.vary,
-            "value": config.family.values[k], "config": config.to_dict()}
+            "value": config.family.values[k], "name": config.name}
+
+
+def family_config(members: list[tuple[RunConfig, dict]]) -> RunConfig:
+    """The family's config rebuilt from the members present, each a (member's own config, its
+    family attribute) pair: the first member's config with the family's name and a family
+    section of the members' values in index order. Files of earlier versions hold the whole
+    family config in the attribute (``config``, a RunConfig or its dict); only its name is taken,
+    so that the family is the members present in both cases."""
+    members = sorted(members, key=lambda m: m[1]["index"])
+    config, first = members[0]
+    stored = first.get("config")
+    if stored is None:
+        name = first.get("name", "")
+    else:
+        name = stored.name if isinstance(stored, RunConfig) else stored.get("name", "")
+    out = config.with_family(**{first["vary"]: [attribute["value"] for _config, attribute in members]})
+    out.name = name
+    return out
 
 
 def run_family_to_files(config: RunConfig, path, *, dataset: Dataset | None = None,
