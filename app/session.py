@@ -108,7 +108,8 @@ class RunSession:
         session.saved_path = str(reader.path)
         session.parent, session.start_step = reader.parent, reader.start_step
         session.family = reader.family
-        session.info = {"layer_names": reader.layer_names or []}
+        session.info = {"layer_names": reader.layer_names or [], "reference_margin": reader.reference_margin,
+                        "reference_margin_steepest": reader.reference_margin_steepest}
         return session
 
     # --------------------------------------------------------------- reading
@@ -150,7 +151,9 @@ class RunSession:
                            ensemble_size=0 if ensemble is None else ensemble.shape[1],
                            homogeneity=self.homogeneity, device=device, parent=self.parent,
                            start_step=self.start_step, family=family, overwrite=overwrite,
-                           inputs={"parent run": self.parent})
+                           inputs={"parent run": self.parent},
+                           reference_margin=self.info.get("reference_margin"),
+                           reference_margin_steepest=self.info.get("reference_margin_steepest"))
         records = {name: buf.view() for name, buf in self.series.items()}
         chunk = Chunk(records=records, snapshot_steps=list(self.snapshot_steps.view()),
                       snapshot_params=self.snapshot_params,

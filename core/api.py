@@ -70,6 +70,8 @@ class Run:
     parent: str = ""
     start_step: int = 0
     family: dict | None = None  # the run file's family attribute, for a member of a family
+    reference_margin: float | None = None  # linear models: the l2 max margin, the limit of normalized_margin
+    reference_margin_steepest: float | None = None  # sign / coordinate descent: the l_inf / l1 max margin
 
     def __post_init__(self):
         if self.snapshots is None:
@@ -126,7 +128,9 @@ class Run:
                            layer_names=[name for name, _sl, _shape in net.weight_slices],
                            ensemble_size=ensembles[0] if ensembles else 0,
                            homogeneity=analyze(self.config.architecture).to_dict(), device=self.config.run.device,
-                           parent=self.parent, start_step=self.start_step, family=self.family, overwrite=overwrite)
+                           parent=self.parent, start_step=self.start_step, family=self.family, overwrite=overwrite,
+                           reference_margin=self.reference_margin,
+                           reference_margin_steepest=self.reference_margin_steepest)
         try:
             writer.append(self._as_chunk())
         except BaseException as exc:
@@ -134,6 +138,12 @@ class Run:
             raise
         writer.close(self.status, self.reason)
         self.path = str(path)
+
+
+def _references(trainer) -> dict:
+    """A trainer's max-margin values, as Run keeps them."""
+    return {"reference_margin": trainer.reference_margin(),
+            "reference_margin_steepest": trainer.steepest_reference_margin()}
 
 
 def _prepared(config: RunConfig, steps: int | None, dataset) -> tuple[RunConfig, Dataset | None]:
@@ -172,7 +182,7 @@ def iter_train(config: RunConfig, steps: int | None = None, *, dataset=None,
     config, data = _prepared(config, steps, dataset)
     if config.family is not None:
         trainer = FamilyTrainer(config, data)
-        runs = [Run(m.config, trainer.dataset) for m in trainer.members]
+        runs = [Run(m.config, trainer.dataset, **_references(m)) for m in trainer.members]
         family_id = os.urandom(16).hex()
         for k, run in enumerate(runs):
             run.family = family_attribute(config, family_id, k)
@@ -183,7 +193,7 @@ def iter_train(config: RunConfig, steps: int | None = None, *, dataset=None,
         result = runs
     else:
         trainer = make_trainer(config, data)
-        run = Run(config, trainer.dataset)
+        run = Run(config, trainer.dataset, **_references(trainer))
         extend, result = run._extend, run
     try:
         while trainer.status == RUNNING:
@@ -239,7 +249,8 @@ def load(path: str | os.PathLike) -> Run:
                    events=list(reader.events), metrics=dict(reader.metrics), snapshots=snaps,
                    final_params=reader.final_params, final_step=reader.final_step,
                    optimizer_state=reader.final_optimizer_state, path=str(path), parent=reader.parent,
-                   start_step=reader.start_step, family=family)
+                   start_step=reader.start_step, family=family, reference_margin=reader.reference_margin,
+                   reference_margin_steepest=reader.reference_margin_steepest)
 
 
 def check(run, claims=None) -> list:

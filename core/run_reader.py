@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import functools
 import json
+import math
 import os
 import re
 import stat
@@ -269,6 +270,21 @@ def _integer(path: Path, attrs, name: str, default: int | None = None) -> int:
     return int(value)
 
 
+def _float(path: Path, attrs, name: str) -> float | None:
+    """A real-number attribute; None when it is absent (an older file) or NaN (the run has none)."""
+    value = _attribute(path, attrs, name, name, 64)
+    if value is None:
+        return None
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (float, int, np.floating, np.integer)):
+        raise _where(path, f"the '{name}' attribute should be a number, got {_value_words(value)}: the file is damaged")
+    value = float(value)
+    if math.isinf(value):
+        raise _where(path, f"the '{name}' attribute is {value}; it should be finite or NaN: the file is damaged")
+    return None if math.isnan(value) else value
+
+
 def _value_words(value) -> str:
     if isinstance(value, np.ndarray):
         return f"an array of shape {value.shape}"
@@ -378,6 +394,9 @@ class RunReader:
         self.start_step = _integer(path, attrs, "start_step", 0)
         if self.start_step < 0:
             raise _where(path, f"start_step is {self.start_step}; a step count is >= 0: the file is damaged")
+        # the max-margin lines of the Normalized margin plot (absent in files from before they were stored)
+        self.reference_margin = _float(path, attrs, "reference_margin")
+        self.reference_margin_steepest = _float(path, attrs, "reference_margin_steepest")
         # the small scalar attributes, for display (device, created, versions...)
         self.attrs = {}
         for key in attrs.keys():

@@ -76,7 +76,8 @@ class RunWriter:
     def __init__(self, path: str | os.PathLike, config: RunConfig, dataset: Dataset, *, n_params: int,
                  layer_names: list[str], ensemble_size: int, homogeneity: dict, device: str,
                  parent: str = "", start_step: int = 0, family: dict | None = None,
-                 overwrite: bool = False, inputs: dict | None = None):
+                 overwrite: bool = False, inputs: dict | None = None, reference_margin: float | None = None,
+                 reference_margin_steepest: float | None = None):
         self.path = Path(path)
         self.closed = False
         self.broken = False  # HDF5 failed inside a write: never call it again
@@ -101,7 +102,8 @@ class RunWriter:
         self.file = f
         try:
             self._create(config, dataset, n_params=n_params, layer_names=layer_names, ensemble_size=ensemble_size,
-                         homogeneity=homogeneity, device=device, parent=parent, start_step=start_step, family=family)
+                         homogeneity=homogeneity, device=device, parent=parent, start_step=start_step, family=family,
+                         references=(reference_margin, reference_margin_steepest))
             f.swmr_mode = True
             f.flush()
             self._lock_fd = hold_writer_lock(created)
@@ -121,7 +123,7 @@ class RunWriter:
             raise error from None
 
     def _create(self, config, dataset, *, n_params, layer_names, ensemble_size, homogeneity, device, parent,
-                start_step, family) -> None:
+                start_step, family, references) -> None:
         f = self.file
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
@@ -136,6 +138,9 @@ class RunWriter:
         f.attrs["margin_norm"] = "l2"
         f.attrs["parent"] = parent
         f.attrs["start_step"] = int(start_step)
+        # the max-margin values the Normalized margin plot draws dashed (NaN: the run has none)
+        for key, value in zip(("reference_margin", "reference_margin_steepest"), references):
+            f.attrs[key] = float("nan") if value is None else float(value)
         if family is not None:  # this run is one member of a family (docs/run-format.md, Families)
             f.attrs["family"] = json.dumps(family)
         for key, value in _versions().items():

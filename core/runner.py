@@ -22,7 +22,9 @@ def open_writer(trainer: Trainer, path, parent: str = "", family: dict | None = 
     return RunWriter(path, trainer.config, trainer.dataset, n_params=trainer.net.size,
                      layer_names=trainer.layer_names(), ensemble_size=trainer.ensemble_size(),
                      homogeneity=trainer.homogeneity.to_dict(), device=trainer.device_name(),
-                     parent=parent, start_step=trainer.step, family=family, overwrite=overwrite, inputs=inputs)
+                     parent=parent, start_step=trainer.step, family=family, overwrite=overwrite, inputs=inputs,
+                     reference_margin=trainer.reference_margin(),
+                     reference_margin_steepest=trainer.steepest_reference_margin())
 
 
 def _stop_reason(should_stop: Callable[[], object], default: str) -> str | None:
