@@ -19,6 +19,16 @@ def config_for(spec: ArchitectureSpec, dataset: Dataset | None = None, *, steps=
                      recording=RecordingConfig(**recording))
 
 
+def small_run_file(path, steps: int):
+    """A small real run file: a width-4 ReLU network on 100 blobs points, ``steps`` steps at lr 0.5."""
+    from core.datasets import gaussian_blobs
+    from core.runner import run_to_file
+
+    run_to_file(config_for(mlp(2, [4]), gaussian_blobs(100, 2, separation=4.0, noise=0.5, seed=0), steps=steps,
+                           lr=0.5), path)
+    return path
+
+
 def symmetric(dataset: Dataset) -> Dataset:
     """Add (-x_i, -y_i) for every point: the l2 SVM of symmetric data has zero intercept, so
     scikit-learn's SVC (which always fits one) solves the bias-free problem exactly."""

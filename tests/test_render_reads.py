@@ -14,16 +14,13 @@ from app.cli import main
 from app.session import RunSession
 from core.datasets import gaussian_blobs
 from core.runner import run_to_file
-from tests.helpers import config_for, mlp
+from tests.helpers import config_for, mlp, small_run_file
 
 
 @pytest.fixture(scope="module")
 def run_file(tmp_path_factory) -> Path:
     """A real run with snapshots: 100 points (sample_margins 100 wide), 40 steps."""
-    path = tmp_path_factory.mktemp("render") / "run.h5"
-    run_to_file(config_for(mlp(2, [4]), gaussian_blobs(100, 2, separation=4.0, noise=0.5, seed=0), steps=40, lr=0.5),
-                path)
-    return path
+    return small_run_file(tmp_path_factory.mktemp("render") / "run.h5", steps=40)
 
 
 @pytest.fixture(scope="module")

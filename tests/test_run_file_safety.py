@@ -20,12 +20,10 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from core.datasets import gaussian_blobs
 from core.errors import ConfigError
 from core.presets import PRESET_DIR, load_preset
 from core.runfile import RunReader
-from core.runner import run_to_file
-from tests.helpers import config_for, mlp
+from tests.helpers import small_run_file
 from tests.malformed_runs import corpus, flag_as_being_written
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,10 +33,7 @@ OPEN_SECONDS = 2.0  # any file opens or gets its message within this (docs/run-f
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory) -> Path:
     """A small real run: 100 points, 30 steps, about 1.5 MB."""
-    path = tmp_path_factory.mktemp("base") / "base.h5"
-    run_to_file(config_for(mlp(2, [4]), gaussian_blobs(100, 2, separation=4.0, noise=0.5, seed=0), steps=30, lr=0.5),
-                path)
-    return path
+    return small_run_file(tmp_path_factory.mktemp("base") / "base.h5", steps=30)
 
 
 @pytest.fixture(scope="module")
