@@ -133,7 +133,7 @@ class RunSession:
         return RunData({name: buf.view() for name, buf in self.series.items()}, self.snapshot_steps.view(),
                        {name: buf.view() for name, buf in self.snapshot_metrics.items()}, self.config,
                        finished=self.status not in ("ready", "running", "paused"), final_params=self.params,
-                       events=self.events)
+                       events=self.events, dataset=self.dataset)
 
     @property
     def has_unsaved_results(self) -> bool:

@@ -273,5 +273,6 @@ def check(run, claims=None) -> list:
     else:
         specs = parse_claims(list(claims))
     data = RunData(dict(run.metrics), np.asarray(run.snapshots.steps), dict(run.snapshots.metrics), run.config,
-                   finished=run.status != "running", final_params=run.final_params, events=list(run.events))
+                   finished=run.status != "running", final_params=run.final_params, events=list(run.events),
+                   dataset=run.dataset)
     return judge(data, specs)

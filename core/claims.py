@@ -28,15 +28,17 @@ class RunData:
     finished: bool = False  # the run has ended: a check that cannot judge it now never will
     final_params: np.ndarray | None = None  # theta at the last step, where known (angles to a reference)
     events: list = field(default_factory=list)  # core/health.py events (dicts step, kind, message)
+    # the run's own points (a run file's dataset/X and y): never rebuilt from a path in the config
+    dataset: object = None
 
     @classmethod
     def from_reader(cls, reader) -> "RunData":
         return cls(dict(reader.metrics), np.asarray(reader.snapshot_steps), dict(reader.snapshot_metrics), reader.config,
                    finished=reader.status != "running", final_params=reader.final_params,
-                   events=list(getattr(reader, "events", [])))
+                   events=list(getattr(reader, "events", [])), dataset=reader.dataset)
 
     @classmethod
-    def from_chunks(cls, config, chunks) -> "RunData":
+    def from_chunks(cls, config, chunks, dataset=None) -> "RunData":
         metrics: dict = {}
         steps, snaps = [], []
         for chunk in chunks:
@@ -49,7 +51,7 @@ class RunData:
         return cls(metrics, np.asarray(steps), {n: np.array([s[n] for s in snaps]) for n in names}, config,
                    finished=bool(chunks) and chunks[-1].status != "running",
                    final_params=chunks[-1].params if chunks else None,
-                   events=[e for chunk in chunks for e in getattr(chunk, "events", [])])
+                   events=[e for chunk in chunks for e in getattr(chunk, "events", [])], dataset=dataset)
 
     def get(self, name: str) -> np.ndarray:
         if name not in self.metrics:
@@ -446,7 +448,7 @@ def max_margin_reached(run, statement, norm="linf", ratio=0.99, degrees=1.0, fac
 
     if not is_linear_model(run.config.architecture):
         return _cannot_tell("max_margin_reached", statement, "does not apply: the max-margin reference is for linear models")
-    reference = _max_margin(run.config, norm)
+    reference = _max_margin(run.config, norm, run.dataset)
     if reference is None:
         return _cannot_tell("max_margin_reached", statement, "does not apply: the data are not separable by this model")
     name = {"l2": "normalized_margin", "l1": "normalized_margin_l1", "linf": "normalized_margin_linf"}[norm]
@@ -484,14 +486,15 @@ def _angle_degrees(run, norm, direction) -> float | None:
 _MAX_MARGINS: dict = {}
 
 
-def _max_margin(config, norm):
+def _max_margin(config, norm, data=None):
     """core.reference.max_margin of the data as the linear model sees them (a bias is a coordinate
-    1), cached per dataset and norm: the window judges a live run every second."""
+    1), cached per dataset and norm: the window judges a live run every second. ``data`` is the
+    run's own points; only a run judged in memory without them (tests) builds its config's."""
     import hashlib
 
     from .reference import max_margin
 
-    data = config.dataset.build()
+    data = data if data is not None else config.dataset.build()
     X = data.X if not config.architecture.blocks[0].bias else np.column_stack([data.X, np.ones(data.n)])
     key = (hashlib.sha1(np.ascontiguousarray(X).tobytes() + np.ascontiguousarray(data.y).tobytes()).hexdigest(), norm)
     if key not in _MAX_MARGINS:

@@ -265,6 +265,23 @@ def test_check_and_continue_use_the_files_own_points(base_run, tmp_path, capsys)
         np.testing.assert_array_equal(more.dataset.X, base.dataset.X)
 
 
+def test_a_linear_runs_max_margin_claim_is_judged_on_the_files_own_points(tmp_path, capsys):
+    """max_margin_reached solves the max-margin LP of the data: those in the file, never the path a
+    stored config names (a FIFO here: reading it would hang, or judge other data)."""
+    from core.runner import run_to_file
+
+    config = load_preset("sign-descent-linf")
+    config.run.steps = 300
+    run_to_file(config, tmp_path / "sign.h5")
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+    path = _config_naming(tmp_path / "sign.h5", tmp_path / "fifo-config.h5", {"kind": "file", "path": str(fifo)})
+    with FifoGuard([fifo]) as guard:
+        code, out, err = _cli(["check", path], capsys)
+    assert not guard.read, "the FIFO named by the run's config was opened"
+    assert code in (0, 1, 3) and "gamma_linf / gamma_linf*" in out, out + err
+
+
 # ------------------------------------------------------------------------------------ info, check, render
 def test_info_strips_control_characters_and_caps_long_texts(base_run, tmp_path, capsys):
     path = tmp_path / "noisy.h5"
