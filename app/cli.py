@@ -281,8 +281,9 @@ def cmd_continue(args) -> int:
         params, start, state = reader.final_params, reader.final_step, reader.final_optimizer_state
     config.run.steps = start + args.steps if args.steps else 0
     if state is None and config.optimizer.kind in ("momentum", "adam", "sgd"):
-        print(f"note: {args.run} holds no {config.optimizer.kind} optimizer state for step {start} (written "
-              "before run files kept it): it starts afresh, so the continued run is not the one it would have been")
+        print(f"note: {args.run} holds no {config.optimizer.kind} optimizer state for step {start} (a file written "
+              "before run files kept it, or saved without it): it starts afresh, so the continued run is not the one "
+              "it would have been")
     trainer = Trainer(config, dataset, params=params, start_step=start, optimizer_state=state)
     trainer = _train_to_file(config, args.out, trainer=trainer,
                              parent=str(args.run), overwrite=args.overwrite, inputs={"parent run": args.run})

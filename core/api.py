@@ -129,6 +129,7 @@ class Run:
                            ensemble_size=ensembles[0] if ensembles else 0,
                            homogeneity=analyze(self.config.architecture).to_dict(), device=self.config.run.device,
                            parent=self.parent, start_step=self.start_step, family=self.family, overwrite=overwrite,
+                           inputs={"parent run": self.parent} if self.parent else None,
                            reference_margin=self.reference_margin,
                            reference_margin_steepest=self.reference_margin_steepest)
         try:

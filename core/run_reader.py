@@ -337,6 +337,22 @@ def _reading(path: Path):
 
 
 # ------------------------------------------------------------------------------------ reader
+def _check_state_values(path: Path, state: dict) -> None:
+    """Values an optimizer state can hold (core/optimizers.py): finite moments, Adam's step count
+    from 0 to 2^53, and a PCG64 generator's flags (has_uint32 0 or 1, a 32-bit uinteger)."""
+    for name in ("velocity", "m", "v"):
+        if name in state and not np.all(np.isfinite(state[name])):
+            raise _where(path, f"snapshots/optimizer_state/{name} holds values that are not finite: the file is damaged")
+    if "t" in state and not 0 <= int(state["t"]) <= 2 ** 53:
+        raise _where(path, f"snapshots/optimizer_state/t is {int(state['t'])}; Adam's step count is from 0 to 2^53: "
+                           "the file is damaged")
+    if "minibatch_rng" in state:
+        words = [int(w) for w in state["minibatch_rng"]]
+        if words[4] not in (0, 1) or words[5] >= 2 ** 32:
+            raise _where(path, "snapshots/optimizer_state/minibatch_rng is not a PCG64 generator's state: "
+                               "the file is damaged")
+
+
 class RunReader:
     """Read a run file: ``config``, ``dataset``, ``metrics`` (name -> array), ``snapshots``,
     ``status``. Arrays are read on first use, after every shape was checked; ``refresh()``
@@ -520,7 +536,9 @@ class RunReader:
         def read():
             if int(sets["step"][()]) != self.final_step:
                 return None
-            return {name: ds[()] for name, ds in sets.items() if name != "step"}
+            state = {name: ds[()] for name, ds in sets.items() if name != "step"}
+            _check_state_values(self.path, state)
+            return state
         return self._read("optimizer_state", read)
 
     def _check_axes(self, metrics, n: int) -> dict:

@@ -359,7 +359,7 @@ class RunWriter:
         try:
             for attempt in range(5):
                 try:
-                    f = h5py.File(self.path, "r+", locking=attempt < 4)
+                    f = h5py.File(self.target, "r+", locking=attempt < 4)
                     break
                 except OSError as exc:
                     # a reader (the window following this run) holds a shared lock: wait a moment,

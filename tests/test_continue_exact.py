@@ -117,3 +117,25 @@ def test_the_reader_refuses_an_optimizer_state_that_is_not_the_runs(tmp_path, ed
         edit(f["snapshots/optimizer_state"])
     with pytest.raises(RunFileError, match=re.escape(said)):
         RunReader(path)
+
+
+@pytest.mark.parametrize("kind, name, value, said", [
+    ("sgd", "minibatch_rng", (4, 2 ** 40), "minibatch_rng is not a PCG64 generator's state"),
+    ("adam", "t", -3, "t is -3; Adam's step count is from 0 to 2^53"),
+    ("momentum", "velocity", (0, np.inf), "velocity holds values that are not finite"),
+])
+def test_continue_refuses_optimizer_state_values_no_optimizer_can_hold(tmp_path, capsys, kind, name, value, said):
+    import h5py
+
+    path = tmp_path / "run.h5"
+    assert main(["run", str(_config(kind, tmp_path)), "--steps", "3", "--out", str(path)]) == 0
+    with h5py.File(path, "r+") as f:
+        ds = f[f"snapshots/optimizer_state/{name}"]
+        if isinstance(value, tuple):
+            ds[value[0]] = value[1]
+        else:
+            ds[()] = value
+    capsys.readouterr()
+    assert main(["continue", str(path), "--steps", "3", "--out", str(tmp_path / "more.h5")]) == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "more.h5").exists()
