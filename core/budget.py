@@ -57,8 +57,8 @@ def activation_count(spec: ArchitectureSpec) -> int:
 
 def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
     """Refuse, before allocating, a network whose activations on ``n`` points, or (``jacobian``:
-    the network is homogeneous, so snapshots compute KKT residuals) whose per-sample Jacobian,
-    exceeds its limit."""
+    snapshots form per-sample gradients: the KKT residual, the Euler defect, the stuck-sample
+    check) whose per-sample Jacobian, exceeds its limit."""
     spec.validate()  # P <= MAX_PARAMETERS, among the rest
     size = parameter_count(spec)
     activations = n * activation_count(spec)
@@ -66,7 +66,7 @@ def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
         raise ConfigError(f"architecture.blocks: the activations on {n} points are {activations:.3g} numbers; "
                           f"the limit is {MAX_ACTIVATIONS:.0e} (README, Limits): use fewer points or narrower layers")
     if jacobian and n * size > MAX_JACOBIAN:
-        raise ConfigError(f"architecture.blocks: the per-sample Jacobian for the KKT residual "
+        raise ConfigError(f"architecture.blocks: the per-sample Jacobian (KKT residual, stuck-sample check) "
                           f"(n x P = {n} x {size}) is {n * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
                           "(README, Limits): use fewer points or a smaller network")
 

@@ -162,7 +162,9 @@ class Trainer:
         # M: the order that normalizes margins; None for networks with no positive order
         self.order = None if self.homogeneity.verdict == NONE else float(self.homogeneity.order)
         # before the network, its parameters or a reference solve allocate anything (README, Limits)
-        check_run_size(spec, self.n, jacobian=self.order is not None)
+        # every network: the stuck-sample check (core/health.py) forms the Jacobian rows of the
+        # misclassified samples, up to all n, whatever the homogeneity (the KKT residual all n)
+        check_run_size(spec, self.n, jacobian=True)
         self.net = net if net is not None else make_evaluator(config, self.dtype)
         with np.errstate(over="ignore"):  # an init scale of 1e308: the first step reports it as a divergence
             self.theta = (initial_parameters(spec, config.run.seed, self.dtype) if params is None

@@ -263,7 +263,10 @@ def test_activations_and_the_jacobian_are_bounded_by_the_data():
     assert 2000 * 40001 <= MAX_ACTIVATIONS and 2000 * 60000 > MAX_JACOBIAN
     with pytest.raises(ConfigError, match=r"per-sample Jacobian .* \(n x P = 2000 x 60000\) is 1.2e\+08 numbers"):
         Trainer(config_for(wide, D.gaussian_blobs(2000, seed=1), steps=1))
-    # ... which a network of no homogeneity order never forms
+    # ... and for any network: the stuck-sample check (core/health.py) forms the rows of the
+    # misclassified samples, up to all n of them, whatever the homogeneity
+    with pytest.raises(ConfigError, match=r"per-sample Jacobian .* \(n x P = 2000 x 60000\)"):
+        Trainer(config_for(one_hidden(20000, "tanh"), D.gaussian_blobs(2000, seed=1), steps=1))
     check_run_size(one_hidden(20000, "tanh"), 2000, jacobian=False)
     # and a realistic desktop run fits: width 256, two layers, 1,000 points
     realistic = ArchitectureSpec.from_dict({"input_dim": 2, "blocks": [
