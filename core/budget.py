@@ -22,13 +22,16 @@ from __future__ import annotations
 
 from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_count, parameter_layout
 from .errors import ConfigError
+from .metrics import SCALAR_METRICS, SUPPORT_DECADES
 
 MAX_ACTIVATIONS = 10**8
 MAX_JACOBIAN = 10**8
 MAX_FAMILY_BYTES = 4 << 30
 FILE_BYTES = 2 << 20  # a member's open run file: HDF5's own structures and chunk caches (1.1 MB measured)
 RECORD_ROWS = 1024  # records a member may hold between two writes (every step is recorded up to step 1,000)
-RECORD_SCALARS = 17  # Trainer.SCALARS
+# numbers a record holds besides the sample margins and the layer metrics: the scalar metrics and
+# support_counts' columns
+RECORD_SCALARS = len(SCALAR_METRICS) + SUPPORT_DECADES
 
 
 def activation_count(spec: ArchitectureSpec) -> int:

@@ -157,8 +157,11 @@ def run_family_to_files(config: RunConfig, path, *, dataset: Dataset | None = No
     except KeyboardInterrupt:
         append(family.stop("interrupted (Ctrl+C)"))
     except BaseException as exc:
-        for writer in writers:
-            writer.close(FAILED, f"{type(exc).__name__}: {exc}")
+        for writer in writers:  # every member's file closed, whatever one of them says
+            try:
+                writer.close(FAILED, f"{type(exc).__name__}: {exc}")
+            except RunFileError:
+                pass
         raise
     for writer, member in zip(writers, family.members):
         writer.close(member.status, member.reason)
