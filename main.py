@@ -17,6 +17,6 @@ if __name__ == "__main__":
     # KeyboardInterrupt raised inside an extension's import surfaces as an ImportError traceback.
     # app.cli keeps this until a run starts (its own graceful handler), then restores it.
     signal.signal(signal.SIGINT, _interrupted)
-    from app.cli import main
+    from margin_explorer.app.cli import main
 
     sys.exit(main())

@@ -114,8 +114,8 @@ class Progress:
 
 
 def cmd_run(args) -> int:
-    from core.datasets import load as load_dataset
-    from core.presets import resolve_config
+    from margin_explorer.core.datasets import load as load_dataset
+    from margin_explorer.core.presets import resolve_config
 
     config, _folder = resolve_config(args.config)
     inputs = {"config file": args.config if os.path.isfile(args.config) else None, "dataset file": args.dataset}
@@ -128,13 +128,13 @@ def cmd_run(args) -> int:
     if args.backend is not None:
         config.run.backend = args.backend
     if args.family:
-        from core.config import FamilyConfig
+        from margin_explorer.core.config import FamilyConfig
 
         config.family = FamilyConfig.parse(args.family)
     config = config.copy()  # re-validate the overrides
     dataset = None
     if args.dataset:
-        from core.config import DatasetConfig
+        from margin_explorer.core.config import DatasetConfig
 
         dataset = load_dataset(args.dataset)
         config.dataset = DatasetConfig.inline(dataset)
@@ -147,8 +147,8 @@ def cmd_run(args) -> int:
 
 def _train_to_file(config, out, **run_options):
     """run_to_file with the progress line and a graceful Ctrl+C: `run` and `continue` share it."""
-    from core.process import tune_process
-    from core.runner import run_to_file
+    from margin_explorer.core.process import tune_process
+    from margin_explorer.core.runner import run_to_file
 
     tune_process()  # the program's, not the library's: BLAS pools and malloc (core/process.py)
     trainer = run_options.get("trainer")
@@ -171,8 +171,8 @@ def _train_to_file(config, out, **run_options):
 
 def _train_family(config, out, dataset, **run_options) -> int:
     """A family: one run file per member (RUN-00.h5, ...), one progress line for all of them."""
-    from core.process import tune_process
-    from core.runner import run_family_to_files
+    from margin_explorer.core.process import tune_process
+    from margin_explorer.core.runner import run_family_to_files
 
     tune_process()
     progress = Progress(config.run.steps, members=config.family_size)
@@ -221,7 +221,7 @@ def _finite_or_null(value):
 
 
 def cmd_info(args) -> int:
-    from core.runfile import RunReader
+    from margin_explorer.core.runfile import RunReader
 
     with RunReader(args.run) as run:
         if args.json:
@@ -260,7 +260,7 @@ def _print_events(events) -> None:
 
 
 def cmd_render(args) -> int:
-    from app.export import render
+    from margin_explorer.app.export import render
 
     render(args.runs, [p.strip() for p in args.plots.split(",") if p.strip()], args.out, width=args.width,
            scale=args.scale, columns=args.columns, log_x=args.log_x)  # render checks the sizes and names
@@ -270,9 +270,9 @@ def cmd_render(args) -> int:
 
 def cmd_continue(args) -> int:
     """Train on from a run file's last parameters into a new file that records its parent."""
-    from core.errors import ConfigError
-    from core.runfile import RunReader
-    from core.trainer import Trainer
+    from margin_explorer.core.errors import ConfigError
+    from margin_explorer.core.runfile import RunReader
+    from margin_explorer.core.trainer import Trainer
 
     if args.steps < 0:
         raise ConfigError(f"--steps: must be >= 0 (how many more steps; 0 = until Ctrl+C), got {args.steps}")
@@ -293,9 +293,9 @@ def cmd_continue(args) -> int:
 
 def cmd_check(args) -> int:
     """Print each claim's verdict for a saved run (the checks its preset names, or --claims)."""
-    from core.claims import RunData, judge
-    from core.presets import load_preset
-    from core.runfile import RunReader
+    from margin_explorer.core.claims import RunData, judge
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.core.runfile import RunReader
 
     with RunReader(args.run) as reader:
         config = reader.config
@@ -319,7 +319,7 @@ def cmd_check(args) -> int:
 
 
 def cmd_presets(args) -> int:
-    from core.presets import load_preset, preset_names
+    from margin_explorer.core.presets import load_preset, preset_names
 
     for name in preset_names():
         config = load_preset(name)
@@ -403,7 +403,7 @@ def main(argv=None) -> int:
 
 def _main(argv) -> int:
     try:
-        from core.errors import MarginExplorerError
+        from margin_explorer.core.errors import MarginExplorerError
 
         args = build_parser().parse_args(argv)
         try:
@@ -433,18 +433,18 @@ def _main(argv) -> int:
 
 
 def gui_entry(args) -> int:
-    from app.main_window import launch
+    from margin_explorer.app.main_window import launch
 
     return launch()
 
 
 def cmd_demo(args) -> int:
-    from app.main_window import demo
+    from margin_explorer.app.main_window import demo
 
     return demo(args.preset, args.steps, args.screenshot, family=args.family)
 
 
 def cmd_open(args) -> int:
-    from app.main_window import launch
+    from margin_explorer.app.main_window import launch
 
     return launch(open_paths=args.runs)

@@ -21,8 +21,8 @@ from PySide6.QtCore import QPoint, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 from PySide6.QtWidgets import QApplication
 
-from core.errors import MarginExplorerError
-from core.metrics import SCALAR_METRICS
+from margin_explorer.core.errors import MarginExplorerError
+from margin_explorer.core.metrics import SCALAR_METRICS
 
 # names accepted by `render --plots` -> plot keys of widgets/trajectory_plots.py
 PLOT_NAMES = {"loss": "loss", "margin": "margin", "norm": "norm", "angle": "angles", "angles": "angles",
@@ -45,7 +45,7 @@ def export_style(style: str):
     ink and pyqtgraph's defaults), restored after. Yields the theme's name."""
     import pyqtgraph as pg
 
-    from widgets.palette import ink_theme, set_ink
+    from margin_explorer.widgets.palette import ink_theme, set_ink
 
     from .theme import THEMES
 
@@ -283,10 +283,10 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
     """Draw the given plots of one or more run files into ``out`` (PNG or SVG), headless."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from app.main_window import make_application
-    from app.session import RunSession
-    from core.runfile import RunReader
-    from widgets.trajectory_plots import TrajectoryPlots, series_needed
+    from margin_explorer.app.main_window import make_application
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.runfile import RunReader
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots, series_needed
 
     keys = []
     for name in plots:

@@ -14,9 +14,9 @@ import warnings
 
 import numpy as np
 
-from core.config import RunConfig
-from core.datasets import Dataset
-from core.metrics import SNAPSHOT_METRICS
+from margin_explorer.core.config import RunConfig
+from margin_explorer.core.datasets import Dataset
+from margin_explorer.core.metrics import SNAPSHOT_METRICS
 
 from .session import GrowingArray, RunSession
 
@@ -95,7 +95,7 @@ class FamilySession:
     def from_members(cls, sessions: list[RunSession], family: dict) -> "FamilySession":
         """A family reopened from its members' files (``family``: a member's family attribute;
         the family's config is rebuilt from the members present, core/runner.family_config)."""
-        from core.runner import family_config
+        from margin_explorer.core.runner import family_config
 
         order = sorted(sessions, key=lambda s: s.family["index"])
         config = family_config([(s.config, s.family) for s in order])
@@ -189,8 +189,8 @@ class FamilySession:
         every member's path is checked before the first is written (core/output_path.py)."""
         import uuid
 
-        from core.output_path import check_output
-        from core.runner import family_attribute, member_paths
+        from margin_explorer.core.output_path import check_output
+        from margin_explorer.core.runner import family_attribute, member_paths
 
         family_id = uuid.uuid4().hex
         paths = member_paths(path, len(self.members))
@@ -206,6 +206,6 @@ class FamilySession:
 
 
 def _status(statuses: list[str]) -> str:
-    from core.family import family_status
+    from margin_explorer.core.family import family_status
 
     return family_status(statuses)

@@ -11,11 +11,11 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
                                QFormLayout, QLabel, QPushButton, QSpinBox)
 
-from core.errors import MarginExplorerError
-from core.output_path import existing
-from core.runner import member_paths
-from widgets.file_places import proposal, start_folder
-from widgets.file_places import remember as remember_folder
+from margin_explorer.core.errors import MarginExplorerError
+from margin_explorer.core.output_path import existing
+from margin_explorer.core.runner import member_paths
+from margin_explorer.widgets.file_places import proposal, start_folder
+from margin_explorer.widgets.file_places import remember as remember_folder
 
 from .export import (CSV_LAYOUTS, SCREEN_DPI, export_boundary, export_metrics_csv, export_plots, export_runs_csv,
                      export_widget_png)

@@ -11,7 +11,7 @@ from importlib import metadata
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
-from core.metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS
+from margin_explorer.core.metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS
 
 GESTURES = [
     ("Dataset", "left click", "add a +1 point"), ("Dataset", "right click or Shift+click", "add a -1 point"),

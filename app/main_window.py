@@ -14,19 +14,19 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import (QApplication, QCheckBox, QDockWidget, QInputDialog, QMainWindow, QMessageBox, QSplitter,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from core.config import MODIFIABLE, DatasetConfig, RunConfig
-from core.errors import MarginExplorerError
-from core.presets import load_preset, preset_names
-from widgets.architecture_builder import ArchitectureBuilder
-from widgets.boundary_view import BoundaryView
-from widgets.claims_panel import ClaimsPanel
-from widgets.compare_table import CompareTable
-from widgets.dataset_editor import DatasetEditor
-from widgets.message_banner import MessageBanner
-from widgets.replay_bar import ReplayBar
-from widgets.run_controls import RunControls
-from widgets.run_list import RunList
-from widgets.trajectory_plots import PLOTS, X_AXES, TrajectoryPlots
+from margin_explorer.core.config import MODIFIABLE, DatasetConfig, RunConfig
+from margin_explorer.core.errors import MarginExplorerError
+from margin_explorer.core.presets import load_preset, preset_names
+from margin_explorer.widgets.architecture_builder import ArchitectureBuilder
+from margin_explorer.widgets.boundary_view import BoundaryView
+from margin_explorer.widgets.claims_panel import ClaimsPanel
+from margin_explorer.widgets.compare_table import CompareTable
+from margin_explorer.widgets.dataset_editor import DatasetEditor
+from margin_explorer.widgets.message_banner import MessageBanner
+from margin_explorer.widgets.replay_bar import ReplayBar
+from margin_explorer.widgets.run_controls import RunControls
+from margin_explorer.widgets.run_list import RunList
+from margin_explorer.widgets.trajectory_plots import PLOTS, X_AXES, TrajectoryPlots
 
 from .controller import TrainingController
 from .family_session import FamilySession
@@ -623,7 +623,7 @@ class MainWindow(QMainWindow):
     def update_claims(self) -> None:
         """Judge the selected run (or the live one) by the claims its preset makes."""
         self._claims_checked = time.perf_counter()
-        from core.claims import Verdict, judge, judge_family, parse_claims
+        from margin_explorer.core.claims import Verdict, judge, judge_family, parse_claims
 
         entry = self.runs.current() or self.runs.live_entry()
         if entry is None or (entry.live and entry.session.n_records == 0):
@@ -883,7 +883,7 @@ def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0, famil
     window = MainWindow(settings=scratch_settings(), load_demo=False)  # a demo neither reads nor changes the user's settings
     config = load_preset(preset)
     if family:
-        from core.config import FamilyConfig
+        from margin_explorer.core.config import FamilyConfig
 
         config.family = FamilyConfig.parse(family)
     window.load_config(config)

@@ -12,7 +12,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QImage
 
-from core.errors import MarginExplorerError
+from margin_explorer.core.errors import MarginExplorerError
 
 
 class RecordingError(MarginExplorerError):

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from core.errors import MarginExplorerError
-from core.homogeneity import analyze
-from core.network import NumpyNetwork
-from core.runfile import RunReader
+from margin_explorer.core.errors import MarginExplorerError
+from margin_explorer.core.homogeneity import analyze
+from margin_explorer.core.network import NumpyNetwork
+from margin_explorer.core.runfile import RunReader
 
 from .family_session import FamilySession
 from .runs import FileFollower, RunEntry

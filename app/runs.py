@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.metrics import SNAPSHOT_METRICS
-from core.runfile import RunReader
+from margin_explorer.core.metrics import SNAPSHOT_METRICS
+from margin_explorer.core.runfile import RunReader
 
 from .session import RunSession
 

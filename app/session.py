@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.config import RunConfig
-from core.datasets import Dataset
-from core.metrics import SNAPSHOT_METRICS
-from core.runfile import RunReader, RunWriter
-from core.trainer import Chunk
+from margin_explorer.core.config import RunConfig
+from margin_explorer.core.datasets import Dataset
+from margin_explorer.core.metrics import SNAPSHOT_METRICS
+from margin_explorer.core.runfile import RunReader, RunWriter
+from margin_explorer.core.trainer import Chunk
 
 
 class GrowingArray:
@@ -128,7 +128,7 @@ class RunSession:
 
     def run_data(self):
         """This session as core.claims.RunData (views, no copies), for the claim checks."""
-        from core.claims import RunData
+        from margin_explorer.core.claims import RunData
 
         return RunData({name: buf.view() for name, buf in self.series.items()}, self.snapshot_steps.view(),
                        {name: buf.view() for name, buf in self.snapshot_metrics.items()}, self.config,

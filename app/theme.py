@@ -7,7 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QWidget
 
-from widgets.palette import set_ink
+from margin_explorer.widgets.palette import set_ink
 
 THEMES = {"light": {"background": "w", "foreground": "#222"},
           "dark": {"background": "#111", "foreground": "#ddd"}}

@@ -68,7 +68,7 @@ def _payload(chunk) -> dict:
 
 
 def _geometry(X, y) -> dict:
-    from core.reference import dataset_geometry
+    from margin_explorer.core.reference import dataset_geometry
 
     try:
         return dataset_geometry(X, y)
@@ -99,11 +99,11 @@ def worker_main(commands, results, ready=None) -> None:
 
     # Ctrl+C in the terminal reaches the whole process group: the window decides when the worker stops
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from core.config import RunConfig
-    from core.errors import MarginExplorerError
-    from core.family import FamilyTrainer, make_trainer
-    from core.process import tune_process
-    from core.trainer import RUNNING
+    from margin_explorer.core.config import RunConfig
+    from margin_explorer.core.errors import MarginExplorerError
+    from margin_explorer.core.family import FamilyTrainer, make_trainer
+    from margin_explorer.core.process import tune_process
+    from margin_explorer.core.trainer import RUNNING
 
     if ready is not None:
         ready.set()

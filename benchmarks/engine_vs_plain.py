@@ -21,11 +21,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from core.process import tune_process  # noqa: E402
+from margin_explorer.core.process import tune_process  # noqa: E402
 
-from core.architecture import Activation, ArchitectureSpec, Dense, Residual, mlp  # noqa: E402
-from core.config import DatasetConfig, LossConfig, OptimizerConfig, RunConfig, RunSettings  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Residual, mlp  # noqa: E402
+from margin_explorer.core.config import DatasetConfig, LossConfig, OptimizerConfig, RunConfig, RunSettings  # noqa: E402
+from margin_explorer.core.trainer import Trainer  # noqa: E402
 
 
 def residual_gelu(width: int) -> ArchitectureSpec:
@@ -97,7 +97,7 @@ def residual_gelu_floor(width: int, steps: int) -> float:
     faster; the ratio it allows is printed beside the engine's."""
     import numpy as np
 
-    from core.activations import forward, vectorized_erf
+    from margin_explorer.core.activations import forward, vectorized_erf
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((100, 2))

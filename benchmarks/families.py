@@ -23,11 +23,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch  # noqa: E402
 
-from core.process import tune_process  # noqa: E402
+from margin_explorer.core.process import tune_process  # noqa: E402
 
 from benchmarks.engine_vs_plain import make_config, plain_loop  # noqa: E402
-from core.config import FamilyConfig  # noqa: E402
-from core.family import FamilyTrainer  # noqa: E402
+from margin_explorer.core.config import FamilyConfig  # noqa: E402
+from margin_explorer.core.family import FamilyTrainer  # noqa: E402
 
 
 def family_rate(width: int, runs: int, steps: int, every_step: bool, device: str = "cpu") -> float:

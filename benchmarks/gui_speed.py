@@ -22,12 +22,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QTimer  # noqa: E402
 
-from app.main_window import MainWindow, make_application  # noqa: E402
-from app.scratch_settings import scratch_settings  # noqa: E402
-from app.session import RunSession  # noqa: E402
-from core.presets import load_preset  # noqa: E402
-from core.trainer import Trainer  # noqa: E402
-from widgets.trajectory_plots import TrajectoryPlots  # noqa: E402
+from margin_explorer.app.main_window import MainWindow, make_application  # noqa: E402
+from margin_explorer.app.scratch_settings import scratch_settings  # noqa: E402
+from margin_explorer.app.session import RunSession  # noqa: E402
+from margin_explorer.core.presets import load_preset  # noqa: E402
+from margin_explorer.core.trainer import Trainer  # noqa: E402
+from margin_explorer.widgets.trajectory_plots import TrajectoryPlots  # noqa: E402
 
 
 def headless_rate(config, steps: int) -> float:

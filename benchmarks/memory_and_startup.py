@@ -31,12 +31,12 @@ def memory(steps: int, folder: Path) -> tuple[float, float, list]:
     """The run reports its own peak (RUSAGE_CHILDREN would report the largest of every child so far,
     e.g. a Qt window from the start-up measurement)."""
     out = folder / "long.h5"
-    code = ("import resource, sys; from app.cli import main; "
+    code = ("import resource, sys; from margin_explorer.app.cli import main; "
             f"main(['run', 'linear-separable', '--steps', '{steps}', '--out', {str(out)!r}]); "
             "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     result = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True)
     peak_kb = int(result.stdout.split("PEAK")[-1])
-    from core.runfile import RunReader
+    from margin_explorer.core.runfile import RunReader
 
     with RunReader(out) as run:
         steps_recorded = run.metrics["step"]
@@ -70,7 +70,7 @@ def window_memory(steps: int, folder: Path) -> tuple[float, float, float]:
     """(window process peak MB, training process peak MB, seconds) for ``steps`` steps of the
     linear-separable run in the window with live plots, offscreen. The peaks are each process's
     own VmHWM, sampled while it lives (RUSAGE_CHILDREN would mix in any child's)."""
-    code = f"from app.main_window import demo; demo('linear-separable', {steps}, {str(folder / 'end.png')!r}, timeout=7200)"
+    code = f"from margin_explorer.app.main_window import demo; demo('linear-separable', {steps}, {str(folder / 'end.png')!r}, timeout=7200)"
     env = dict(os.environ)
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     start = time.perf_counter()
@@ -92,8 +92,8 @@ def window_memory(steps: int, folder: Path) -> tuple[float, float, float]:
 WINDOW_START = """
 import sys
 from PySide6.QtCore import QTimer
-from app.main_window import MainWindow, make_application
-from app.scratch_settings import scratch_settings
+from margin_explorer.app.main_window import MainWindow, make_application
+from margin_explorer.app.scratch_settings import scratch_settings
 
 app = make_application()
 window = MainWindow(settings=scratch_settings())

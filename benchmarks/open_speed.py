@@ -22,12 +22,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
 
-from core.architecture import mlp  # noqa: E402
-from core.config import DatasetConfig, RunConfig  # noqa: E402
-from core.datasets import gaussian_blobs  # noqa: E402
-from core.metrics import SCALAR_METRICS, SUPPORT_DECADES  # noqa: E402
-from core.runfile import RunWriter  # noqa: E402
-from core.trainer import Chunk  # noqa: E402
+from margin_explorer.core.architecture import mlp  # noqa: E402
+from margin_explorer.core.config import DatasetConfig, RunConfig  # noqa: E402
+from margin_explorer.core.datasets import gaussian_blobs  # noqa: E402
+from margin_explorer.core.metrics import SCALAR_METRICS, SUPPORT_DECADES  # noqa: E402
+from margin_explorer.core.runfile import RunWriter  # noqa: E402
+from margin_explorer.core.trainer import Chunk  # noqa: E402
 
 
 def write_big_run(path: Path, records: int = 1_000_000, n: int = 16) -> None:
@@ -57,8 +57,8 @@ def write_big_run(path: Path, records: int = 1_000_000, n: int = 16) -> None:
 
 
 def open_in_window(path: Path) -> float:
-    from app.main_window import MainWindow, make_application
-    from app.scratch_settings import scratch_settings
+    from margin_explorer.app.main_window import MainWindow, make_application
+    from margin_explorer.app.scratch_settings import scratch_settings
 
     app = make_application(["bench"])
     window = MainWindow(settings=scratch_settings(), load_demo=False)

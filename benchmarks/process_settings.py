@@ -33,22 +33,22 @@ CHILD = """
 import json, sys, time
 from contextlib import nullcontext
 import scipy.linalg  # scipy's own BLAS, loaded as in the worker
-import core.process, core.trainer
+from margin_explorer.core import process, trainer as core_trainer
 from benchmarks.engine_vs_plain import make_config
 setting, backend, every_step, width, steps, off = sys.argv[1:7]
 if off == "1":
     if setting == "blas":
-        core.process.one_threaded_pool = lambda: None
+        process.one_threaded_pool = lambda: None
     elif setting == "allocator":
-        core.process.keep_freed_memory = lambda: False
+        process.keep_freed_memory = lambda: False
     else:
-        core.trainer._TorchEvaluator.step_threads = lambda self: nullcontext()
-core.process.tune_process()  # as the programs do (core/process.py), less the setting switched off
+        core_trainer._TorchEvaluator.step_threads = lambda self: nullcontext()
+process.tune_process()  # as the programs do (core/process.py), less the setting switched off
 config = make_config(int(width), int(steps) + 200, "residual_gelu")
 config.run.backend = backend
 if every_step != "1":
     config.recording.every_step_until, config.recording.per_decade = 0, 10
-trainer = core.trainer.Trainer(config)
+trainer = core_trainer.Trainer(config)
 trainer.snapshots.due = lambda step: False  # no KKT solves: the steps and records alone
 trainer.run(200)  # imports, the thread pools' first use, and the first steps' large moves (cold eigenvectors)
 start = time.perf_counter()

@@ -4,4 +4,9 @@ log-space losses, optimizers, margin metrics, the trainer and the HDF5 run forma
 Every quantity follows ../shared/THEORY.md; docstrings name the definition they implement.
 """
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # one version source: pyproject.toml's, as installed (pip install -e . or the wheel)
+    __version__ = version("margin-explorer")
+except PackageNotFoundError:  # a checkout run without installing it: say so rather than guess
+    __version__ = "0+unknown"

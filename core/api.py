@@ -1,8 +1,8 @@
 """The library face: train, save, load and check runs from Python (a notebook, a script) with
-plain numpy arrays out. docs/python-api.md shows it at work; `import margin_explorer as mx` will
-name this module once the package is installed under one namespace (issue 19).
+plain numpy arrays out. docs/python-api.md shows it at work; `import margin_explorer as mx` names
+this module's __all__ (core/_namespace/__init__.py is the top-level package).
 
-    from core import api as mx
+    import margin_explorer as mx
     run = mx.train(mx.preset("relu2-blobs"), steps=2000)
     run.metrics["normalized_margin"]           # a numpy array, one value per record
 

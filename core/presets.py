@@ -1,4 +1,4 @@
-"""Presets: run configs with a description, stored as JSON in resources/presets/."""
+"""Presets: run configs with a description, stored as JSON in resources/presets/ (margin_explorer/presets/ in the wheel)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from pathlib import Path
 from .config import RunConfig, load_config
 from .errors import ConfigError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
+# a checkout (and an editable install, which runs from it) keeps them in resources/presets; the
+# wheel installs them as package data beside core, margin_explorer/presets (pyproject.toml)
+_HERE = Path(__file__).resolve().parent
+PRESET_DIR = next((folder for folder in (_HERE.parent / "resources" / "presets", _HERE.parent / "presets")
+                   if folder.is_dir()), _HERE.parent / "resources" / "presets")
 
 
 def preset_names() -> list[str]:

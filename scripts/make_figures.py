@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from core.presets import load_preset, preset_names  # noqa: E402
+from margin_explorer.core.presets import load_preset, preset_names  # noqa: E402
 
 # the plots that show each preset's claim, and whether a log step axis shows it best
 FIGURES = {

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.architecture import ArchitectureSpec, Dense, mlp
-from core.config import DatasetConfig, LossConfig, OptimizerConfig, RecordingConfig, RunConfig, RunSettings
-from core.datasets import Dataset
+from margin_explorer.core.architecture import ArchitectureSpec, Dense, mlp
+from margin_explorer.core.config import DatasetConfig, LossConfig, OptimizerConfig, RecordingConfig, RunConfig, RunSettings
+from margin_explorer.core.datasets import Dataset
 
 
 def config_for(spec: ArchitectureSpec, dataset: Dataset | None = None, *, steps=1000, lr=0.1, rule="loss_normalized",
@@ -21,8 +21,8 @@ def config_for(spec: ArchitectureSpec, dataset: Dataset | None = None, *, steps=
 
 def small_run_file(path, steps: int):
     """A small real run file: a width-4 ReLU network on 100 blobs points, ``steps`` steps at lr 0.5."""
-    from core.datasets import gaussian_blobs
-    from core.runner import run_to_file
+    from margin_explorer.core.datasets import gaussian_blobs
+    from margin_explorer.core.runner import run_to_file
 
     run_to_file(config_for(mlp(2, [4]), gaussian_blobs(100, 2, separation=4.0, noise=0.5, seed=0), steps=steps,
                            lr=0.5), path)
@@ -60,8 +60,8 @@ def open_when_it_has_records(path, timeout: float = 60.0):
     """A RunReader on ``path`` once its writer has flushed records (None after ``timeout``)."""
     import time
 
-    from core.errors import RunFileError
-    from core.runfile import RunReader
+    from margin_explorer.core.errors import RunFileError
+    from margin_explorer.core.runfile import RunReader
 
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -79,7 +79,7 @@ def open_when_it_has_records(path, timeout: float = 60.0):
 def shown(qtbot, widget, width: int, height: int):
     """``widget`` on screen at this size, with pyqtgraph configured as the window does it, and
     closed by qtbot after the test."""
-    from app.main_window import configure_pyqtgraph
+    from margin_explorer.app.main_window import configure_pyqtgraph
 
     configure_pyqtgraph()
     qtbot.addWidget(widget)

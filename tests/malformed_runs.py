@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from core.run_reader import COLUMN_AXES
+from margin_explorer.core.run_reader import COLUMN_AXES
 
 PASSWD_BYTES = b"root:x:0:0:root:/root:/bin/bash\n" * 64  # a fake /etc/passwd with known bytes
 

@@ -15,7 +15,7 @@ GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 PROBE = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from core.allocator import keep_freed_memory
+    from margin_explorer.core.allocator import keep_freed_memory
     if sys.argv[1] == "kept":
         assert keep_freed_memory()
     u, v = np.ones(33_000), np.zeros(33_000)
@@ -46,11 +46,11 @@ def test_a_steps_large_temporaries_no_longer_fault_their_pages_in_every_step():
 
 @pytest.mark.skipif(not GLIBC, reason="glibc's malloc only")
 def test_the_command_line_keeps_freed_memory_and_a_library_call_does_not(monkeypatch, tmp_path):
-    from app.cli import main
-    from core import allocator
-    from core.architecture import mlp
-    from core.config import RunConfig
-    from core.trainer import Trainer
+    from margin_explorer.app.cli import main
+    from margin_explorer.core import allocator
+    from margin_explorer.core.architecture import mlp
+    from margin_explorer.core.config import RunConfig
+    from margin_explorer.core.trainer import Trainer
 
     monkeypatch.setattr(allocator, "_done", False)  # as if nothing had set it in this process yet
     Trainer(RunConfig(mlp(2, [4]))).run(1)

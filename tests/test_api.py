@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.cli import main
-from core import api as mx
-from core.errors import ConfigError, RunFileError
-from core.runfile import RunReader
-from core.runner import open_writer
-from core.trainer import Trainer
+from margin_explorer.app.cli import main
+from margin_explorer.core import api as mx
+from margin_explorer.core.errors import ConfigError, RunFileError
+from margin_explorer.core.runfile import RunReader
+from margin_explorer.core.runner import open_writer
+from margin_explorer.core.trainer import Trainer
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "python-api.md"
 

@@ -5,11 +5,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp, parameter_count
-from core.config import RunConfig
-from core.errors import ConfigError
-from core.homogeneity import analyze, numeric_check
-from core.network import NumpyNetwork, initial_parameters
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp, parameter_count
+from margin_explorer.core.config import RunConfig
+from margin_explorer.core.errors import ConfigError
+from margin_explorer.core.homogeneity import analyze, numeric_check
+from margin_explorer.core.network import NumpyNetwork, initial_parameters
 
 X = np.random.default_rng(0).normal(size=(25, 3))
 

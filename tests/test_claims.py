@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.claims import RunData, judge, parse_claims
-from core.errors import ConfigError
-from core.presets import load_preset, preset_names
-from core.trainer import Trainer
+from margin_explorer.core.claims import RunData, judge, parse_claims
+from margin_explorer.core.errors import ConfigError
+from margin_explorer.core.presets import load_preset, preset_names
+from margin_explorer.core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -168,7 +168,7 @@ def test_every_preset_is_valid_json_with_a_known_dataset():
 # ------------------------------------------------------------------ checks that can tell
 def _steepest(kind, data, steps=20000, lr=None, bias=False):
     """A linear model trained from 0 by ``kind`` on ``data`` (a Dataset the test builds)."""
-    from core.architecture import ArchitectureSpec, Dense
+    from margin_explorer.core.architecture import ArchitectureSpec, Dense
     from tests.helpers import config_for
 
     lr = lr if lr is not None else {"sign": 0.01, "coordinate": 0.1, "gd": 1.0}[kind]
@@ -182,9 +182,9 @@ def _steepest(kind, data, steps=20000, lr=None, bias=False):
 def _discriminating():
     """6-D data on which the l2, l_inf and l1 max-margin directions are >= 10 degrees apart pairwise
     (measured here by three independent solves, not taken from the preset)."""
-    from core.datasets import linearly_separable
-    from core.reference import l1_max_margin_direction, linf_max_margin_direction, svm_direction
-    from core.metrics import unit_angle
+    from margin_explorer.core.datasets import linearly_separable
+    from margin_explorer.core.reference import l1_max_margin_direction, linf_max_margin_direction, svm_direction
+    from margin_explorer.core.metrics import unit_angle
 
     data = linearly_separable(20, 6, 0.1, seed=2)
     dirs = [f(data.X, data.y) for f in (svm_direction, linf_max_margin_direction, l1_max_margin_direction)]
@@ -234,7 +234,7 @@ def _steepest_margin(kind, data, norm):
 def test_on_a_face_the_max_margin_claim_is_judged_by_the_margin_not_an_angle():
     # z = (1, 0), (2, 1), (2, -1) and their mirror images: with |w_j| <= 1 the margin min(w1, 2w1 + w2,
     # 2w1 - w2) is 1 for every w2 in [-1, 1]: the l_inf optimum is a face 90 degrees wide
-    from core.datasets import Dataset
+    from margin_explorer.core.datasets import Dataset
 
     Z = np.array([[1.0, 0.0], [2.0, 1.0], [2.0, -1.0]])
     data = Dataset(np.vstack([Z, -Z]), np.array([1.0, 1, 1, -1, -1, -1]), "face")
@@ -315,7 +315,7 @@ def test_wording_of_verdicts_that_cannot_hold_or_cannot_be_judged():
 
 
 def test_a_claim_about_margins_does_not_apply_to_a_tanh_network():
-    from core.architecture import mlp
+    from margin_explorer.core.architecture import mlp
     from tests.helpers import config_for
 
     config = config_for(mlp(2, [8], activation="tanh"), steps=300, lr=0.5)
@@ -342,8 +342,8 @@ def test_the_window_shows_a_health_event_in_its_message_line_and_status_bar(wind
 def test_preset_descriptions_say_where_their_networks_have_biases():
     """relu3-moons has a first-layer bias: its description must not call it bias-free, and says why
     it stays homogeneous (a first-layer bias is a weight on a constant input coordinate)."""
-    from core.architecture import Dense
-    from core.homogeneity import EXACT, analyze
+    from margin_explorer.core.architecture import Dense
+    from margin_explorer.core.homogeneity import EXACT, analyze
 
     for name in preset_names():
         config = load_preset(name)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets import moons, save_csv
+from margin_explorer.core.datasets import moons, save_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,7 +60,7 @@ def test_run_family_writes_one_file_per_member(tmp_path):
     result = _main("run", "relu2-blobs", "--steps", "300", "--family", "lr=0.1..10/3", "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "a family of 3 (lr)" in result.stdout
-    from core.runfile import RunReader
+    from margin_explorer.core.runfile import RunReader
 
     lrs = []
     for k in range(3):
@@ -80,7 +80,7 @@ def test_the_progress_line_counts_a_continued_runs_own_steps_and_says_the_time_l
     import time
     from types import SimpleNamespace
 
-    from app.cli import Progress
+    from margin_explorer.app.cli import Progress
 
     stream = io.StringIO()
     progress = Progress(10000, stream=stream, start=4000)  # continued from step 4,000 to 10,000

@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from core import datasets as D
-from core.config import FamilyConfig, RunConfig, load_config
-from core.errors import ConfigError, DatasetError
+from margin_explorer.core import datasets as D
+from margin_explorer.core.config import FamilyConfig, RunConfig, load_config
+from margin_explorer.core.errors import ConfigError, DatasetError
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = {"architecture": {"input_dim": 2, "blocks": [{"type": "dense", "width": 1}]}, "run": {"steps": 3}}
@@ -229,7 +229,7 @@ def test_a_huge_network_is_refused_before_anything_is_allocated(tmp_path, width,
     config.write_text(json.dumps({"architecture": _two_layers(width), "run": {"steps": 10}}))
     # the peak from /proc (VmHWM, this process's own memory): ru_maxrss of a child started by vfork
     # includes the parent's peak, and the test process grows as the suite runs
-    probe = ("import re, sys, time; from app.cli import main; t = time.perf_counter(); "
+    probe = ("import re, sys, time; from margin_explorer.app.cli import main; t = time.perf_counter(); "
              f"rc = main(['run', {str(config)!r}, '--out', {str(tmp_path / 'r.h5')!r}]); "
              "peak = re.search(r'VmHWM:\\s*(\\d+)', open('/proc/self/status').read())[1]; "
              "print(time.perf_counter() - t, peak); sys.exit(rc)")
@@ -244,9 +244,9 @@ def test_a_huge_network_is_refused_before_anything_is_allocated(tmp_path, width,
 
 
 def test_activations_and_the_jacobian_are_bounded_by_the_data():
-    from core.architecture import ArchitectureSpec
-    from core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count, check_run_size
-    from core.trainer import Trainer
+    from margin_explorer.core.architecture import ArchitectureSpec
+    from margin_explorer.core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count, check_run_size
+    from margin_explorer.core.trainer import Trainer
     from tests.helpers import config_for
 
     def one_hidden(width, activation="relu"):
@@ -276,9 +276,9 @@ def test_activations_and_the_jacobian_are_bounded_by_the_data():
 
 
 def test_every_preset_fits_the_budget():
-    from core.architecture import parameter_count
-    from core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count
-    from core.presets import load_preset, preset_names
+    from margin_explorer.core.architecture import parameter_count
+    from margin_explorer.core.budget import MAX_ACTIVATIONS, MAX_JACOBIAN, activation_count
+    from margin_explorer.core.presets import load_preset, preset_names
 
     for name in preset_names():
         config = load_preset(name)
@@ -310,7 +310,7 @@ def _gram_dual_svm(X, y):
 def test_the_svm_direction_agrees_with_the_old_solver_and_with_sklearn(make):
     from sklearn.svm import SVC
 
-    from core import reference as R
+    from margin_explorer.core import reference as R
     from tests.helpers import symmetric
 
     ds = make()
@@ -327,7 +327,7 @@ def test_the_svm_direction_agrees_with_the_old_solver_and_with_sklearn(make):
 
 
 def test_working_sets_give_the_full_problems_answer(monkeypatch):
-    from core import reference as R
+    from margin_explorer.core import reference as R
 
     ds = D.linearly_separable(600, 4, margin=0.05, seed=7)
     full = {f: f(ds.X, ds.y) for f in (R.l1_max_margin_direction, R.linf_max_margin_direction)}
@@ -350,8 +350,8 @@ def test_a_linear_model_starts_promptly_on_many_points(tmp_path):
     import resource
     import time
 
-    from core.architecture import ArchitectureSpec, Dense
-    from core.trainer import Trainer
+    from margin_explorer.core.architecture import ArchitectureSpec, Dense
+    from margin_explorer.core.trainer import Trainer
     from tests.helpers import config_for
 
     ds = D.linearly_separable(20_000, 2, margin=0.05, seed=5)
@@ -369,7 +369,7 @@ def test_a_linear_model_starts_promptly_on_many_points(tmp_path):
 def test_building_member_configs_is_linear_in_the_family_size():
     import time
 
-    from core.presets import load_preset
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset("linear-separable")
     config.family = FamilyConfig.parse("seed=0:4096")
@@ -391,9 +391,9 @@ def test_building_member_configs_is_linear_in_the_family_size():
 def test_a_family_too_large_for_memory_is_refused_up_front(tmp_path):
     import time
 
-    from core.budget import MAX_FAMILY_BYTES, member_bytes
-    from core.family import FamilyTrainer
-    from core.presets import load_preset
+    from margin_explorer.core.budget import MAX_FAMILY_BYTES, member_bytes
+    from margin_explorer.core.family import FamilyTrainer
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset("linear-separable")
     config.family = FamilyConfig.parse("seed=0:1500")  # died of SIGSEGV under a 5 GB limit, with no message
@@ -412,8 +412,8 @@ def test_a_family_too_large_for_memory_is_refused_up_front(tmp_path):
 def test_a_members_file_costs_what_it_records(tmp_path):
     """A member's open file held 2.7 MB of memory (HDF5's default chunk cache slots) and took
     1.4 MB of disk for 200 records of 2 parameters (4,096-number chunks, 1 MB array chunks)."""
-    from core.presets import load_preset
-    from core.runner import run_family_to_files
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.core.runner import run_family_to_files
 
     def rss_kb():
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4
@@ -445,7 +445,7 @@ def test_a_members_file_costs_what_it_records(tmp_path):
 # --------------------------------------------------------------------------- divergence messages
 
 def _diverged(config):
-    from core.trainer import Trainer
+    from margin_explorer.core.trainer import Trainer
 
     trainer = Trainer(config)
     while trainer.status == "running":
@@ -455,7 +455,7 @@ def _diverged(config):
 
 
 def test_a_divergence_at_the_start_blames_the_data_or_the_initialization(recwarn):
-    from core.architecture import Init
+    from margin_explorer.core.architecture import Init
     from tests.helpers import config_for, mlp
 
     data = D.moons(40, seed=1)
@@ -472,7 +472,7 @@ def test_a_divergence_at_the_start_blames_the_data_or_the_initialization(recwarn
 
 
 def test_a_float32_relu_divergence_advises_one_rule_and_never_the_one_in_use():
-    from core.presets import load_preset
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset("relu2-blobs")
     config.run.dtype, config.run.steps, config.optimizer.lr = "float32", 20000, 10.0

@@ -7,10 +7,10 @@ import re
 import numpy as np
 import pytest
 
-from app.cli import main
-from core.optimizers import KINDS
-from core.presets import load_preset
-from core.runfile import RunReader
+from margin_explorer.app.cli import main
+from margin_explorer.core.optimizers import KINDS
+from margin_explorer.core.presets import load_preset
+from margin_explorer.core.runfile import RunReader
 
 K = 40
 # wall_time differs by nature; direction_change at a continued run's first record needs the
@@ -108,7 +108,7 @@ def test_continuing_a_file_without_optimizer_state_says_so(tmp_path, capsys):
 def test_the_reader_refuses_an_optimizer_state_that_is_not_the_runs(tmp_path, edit, said):
     import h5py
 
-    from core.errors import RunFileError
+    from margin_explorer.core.errors import RunFileError
 
     config = _config("adam", tmp_path)
     path = tmp_path / "run.h5"

@@ -3,9 +3,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core import datasets as D
-from core.errors import DatasetError
-from core.reference import is_linearly_separable
+from margin_explorer.core import datasets as D
+from margin_explorer.core.errors import DatasetError
+from margin_explorer.core.reference import is_linearly_separable
 
 
 @pytest.mark.parametrize("kind", list(D.GENERATORS))

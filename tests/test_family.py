@@ -5,15 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp
-from core.batched import BatchedNetwork
-from core.config import FamilyConfig, RunConfig
-from core.datasets import generate
-from core.errors import ConfigError
-from core.family import FamilyTrainer, family_status
-from core.network import initial_parameters
-from core.torch_network import TorchNetwork
-from core.trainer import Trainer
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp
+from margin_explorer.core.batched import BatchedNetwork
+from margin_explorer.core.config import FamilyConfig, RunConfig
+from margin_explorer.core.datasets import generate
+from margin_explorer.core.errors import ConfigError
+from margin_explorer.core.family import FamilyTrainer, family_status
+from margin_explorer.core.network import initial_parameters
+from margin_explorer.core.torch_network import TorchNetwork
+from margin_explorer.core.trainer import Trainer
 from tests.helpers import config_for
 from tests.test_gradients import SPECS
 
@@ -169,7 +169,7 @@ def test_family_config_round_trip_and_errors():
 
 
 def test_judge_family_holds_only_when_every_member_holds():
-    from core.claims import Verdict, judge_family
+    from margin_explorer.core.claims import Verdict, judge_family
 
     def v(supported, value):
         return Verdict("c", "the claim", supported, f"detail {value}", value)
@@ -228,9 +228,9 @@ def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk(kind):
 def test_a_single_run_on_the_batched_engine_writes_the_same_file(tmp_path):
     """backend 'batched' (what 'auto' picks on a GPU): one run on the family engine, through the
     same runner and writer, equal to the numpy path's file."""
-    from core.family import SoloTrainer, make_trainer
-    from core.runfile import RunReader
-    from core.runner import run_to_file
+    from margin_explorer.core.family import SoloTrainer, make_trainer
+    from margin_explorer.core.runfile import RunReader
+    from margin_explorer.core.runner import run_to_file
 
     config = config_for(mlp(2, [8], "relu"), DATA, steps=400, lr=0.05, rule="lyu_li")
     run_to_file(config, tmp_path / "numpy.h5")

@@ -7,12 +7,12 @@ import json
 import h5py
 import pytest
 
-from app.family_session import FamilySession
-from app.session import RunSession
-from core import api as mx
-from core.errors import RunFileError
-from core.runfile import RunReader
-from core.runner import family_attribute, run_family_to_files
+from margin_explorer.app.family_session import FamilySession
+from margin_explorer.app.session import RunSession
+from margin_explorer.core import api as mx
+from margin_explorer.core.errors import RunFileError
+from margin_explorer.core.runfile import RunReader
+from margin_explorer.core.runner import family_attribute, run_family_to_files
 
 VALUES = [0.05, 0.2, 0.1, 0.4, 0.3, 0.15]  # not sorted: the order is the members' index, not the value's
 

@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import activations
-from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual
-from core import network
-from core.network import NumpyNetwork, Product, RankOne, _DenseNode, initial_parameters, per_sample_jacobian
-from core.torch_network import TorchNetwork
+from margin_explorer.core import activations
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual
+from margin_explorer.core import network
+from margin_explorer.core.network import NumpyNetwork, Product, RankOne, _DenseNode, initial_parameters, per_sample_jacobian
+from margin_explorer.core.torch_network import TorchNetwork
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(9, 3))

@@ -4,8 +4,8 @@ left as an empty strip by a restored layout."""
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from app.main_window import MainWindow
-from core.presets import load_preset
+from margin_explorer.app.main_window import MainWindow
+from margin_explorer.core.presets import load_preset
 
 
 def _on_screen(window, widget) -> bool:

@@ -3,8 +3,8 @@
 import pytest
 from PySide6.QtCore import Qt
 
-from core.architecture import ArchitectureSpec
-from widgets.architecture_builder import PRESETS, ArchitectureBuilder
+from margin_explorer.core.architecture import ArchitectureSpec
+from margin_explorer.widgets.architecture_builder import PRESETS, ArchitectureBuilder
 
 
 @pytest.fixture
@@ -130,8 +130,8 @@ def test_a_loaded_network_starts_a_new_history(builder, qtbot):
 
 @pytest.mark.parametrize("preset", ["residual-gelu-moons", "ensemble-shallow-fades"])
 def test_each_dense_layer_shows_the_name_the_stable_rank_plot_gives_it(builder, preset):
-    from core.presets import load_preset
-    from core.trainer import Trainer
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.core.trainer import Trainer
 
     config = load_preset(preset)
     builder.set_spec(config.architecture.to_dict())

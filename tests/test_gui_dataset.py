@@ -5,10 +5,10 @@ import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-from core import datasets
+from margin_explorer.core import datasets
 from tests.helpers import drag as drag_pixels
 from tests.helpers import mouse, shown
-from widgets.dataset_editor import DatasetEditor
+from margin_explorer.widgets.dataset_editor import DatasetEditor
 
 
 @pytest.fixture
@@ -121,7 +121,7 @@ def test_high_dimensional_data_are_projected_read_only(editor):
 
 
 def test_the_panel_says_what_a_model_without_bias_cannot_separate_before_a_run(editor, qtbot):
-    from core.datasets import Dataset
+    from margin_explorer.core.datasets import Dataset
 
     # +1 far out along two rays, -1 closer in along the same rays: a threshold with a bias separates
     # them; through the origin nothing does, and each ray holds opposite labels

@@ -11,8 +11,8 @@ from tests.helpers import shown
 
 
 def _session(n=2000, name="relu2-blobs"):
-    from app.session import RunSession
-    from core.presets import load_preset
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset(name)
     session = RunSession(config, config.dataset.build())
@@ -52,7 +52,7 @@ def _solid_dark_block(dark: np.ndarray, size: int = 10) -> bool:
 @pytest.fixture
 def dark_screen():
     """The screen in the dark theme (its ink, as app/theme.py sets it), light again after."""
-    from widgets.palette import set_ink
+    from margin_explorer.widgets.palette import set_ink
 
     set_ink("dark")
     yield
@@ -61,7 +61,7 @@ def dark_screen():
 
 @pytest.fixture
 def plots(qtbot):
-    from widgets.trajectory_plots import TrajectoryPlots
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
 
     widget = shown(qtbot, TrajectoryPlots(), 900, 700)
     widget.set_visible_plots(["loss", "margin", "norm", "angles"])
@@ -69,15 +69,15 @@ def plots(qtbot):
 
 
 def _dark_styled(widget):
-    from app.theme import style_views
+    from margin_explorer.app.theme import style_views
 
     style_views(widget, "dark")
     return widget
 
 
 def test_a_dark_screen_exports_plots_in_print_style_dark_text_on_white(plots, dark_screen, tmp_path):
-    from app.export import export_plots
-    from widgets.palette import set_ink
+    from margin_explorer.app.export import export_plots
+    from margin_explorer.widgets.palette import set_ink
 
     plots.set_sources([(_session(), "a run with a long name for a talk"), (_session(1500), "another run")])
     _dark_styled(plots)
@@ -91,7 +91,7 @@ def test_a_dark_screen_exports_plots_in_print_style_dark_text_on_white(plots, da
     assert not _solid_dark_block(grey & (lum < 120))
     # print style is print style whatever the screen theme: the same figure from a light screen
     set_ink("light")
-    from app.theme import style_views
+    from margin_explorer.app.theme import style_views
 
     style_views(plots, "light")
     export_plots(plots, tmp_path / "light.png", size=(900, 700))
@@ -101,7 +101,7 @@ def test_a_dark_screen_exports_plots_in_print_style_dark_text_on_white(plots, da
 
 def test_the_theme_style_keeps_the_dark_theme_and_a_transparent_background_stays_transparent(plots, dark_screen,
                                                                                              tmp_path):
-    from app.export import export_plots
+    from margin_explorer.app.export import export_plots
 
     plots.set_sources([(_session(), "run")])
     _dark_styled(plots)
@@ -118,8 +118,8 @@ def test_scale_two_doubles_legend_text_and_line_samples_too(qtbot, tmp_path):
     """At scale 2 the legend's text is twice as tall and its line sample twice as thick, as the
     titles and ticks are (pyqtgraph's exporter scaled those only). Measured inside the legend's
     box, which lays out the same at both scales."""
-    from app.export import export_style, lay_out_figure, write_figure
-    from widgets.trajectory_plots import TrajectoryPlots
+    from margin_explorer.app.export import export_style, lay_out_figure, write_figure
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
 
     ink = {}
     for scale in (1, 2):
@@ -150,7 +150,7 @@ def test_scale_two_doubles_legend_text_and_line_samples_too(qtbot, tmp_path):
 
 
 def test_a_figure_has_the_size_asked_for_not_the_docks(plots, dark_screen, tmp_path):
-    from app.export import export_plots
+    from margin_explorer.app.export import export_plots
 
     plots.set_sources([(_session(), "run")])
     _dark_styled(plots)
@@ -170,7 +170,7 @@ def test_a_figure_has_the_size_asked_for_not_the_docks(plots, dark_screen, tmp_p
 
 
 def test_the_export_dialog_turns_inches_and_dpi_into_a_figure(qtbot):
-    from app.file_actions import ImageOptions
+    from margin_explorer.app.file_actions import ImageOptions
 
     dialog = ImageOptions(None, (900, 700))
     qtbot.addWidget(dialog)
@@ -191,8 +191,8 @@ def test_the_export_dialog_turns_inches_and_dpi_into_a_figure(qtbot):
 
 
 def test_the_boundary_exports_in_print_style_with_its_colour_bar(qtbot, dark_screen, tmp_path):
-    from app.export import export_boundary
-    from widgets.boundary_view import BoundaryView
+    from margin_explorer.app.export import export_boundary
+    from margin_explorer.widgets.boundary_view import BoundaryView
 
     view = _dark_styled(shown(qtbot, BoundaryView(), 400, 400))
     X = np.array([[-1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]])
@@ -211,10 +211,10 @@ def test_the_boundary_exports_in_print_style_with_its_colour_bar(qtbot, dark_scr
 
 def test_render_draws_in_print_style_with_the_line_style_key(tmp_path, qtbot, dark_screen):
     """`main.py render` of two runs: white, dark text, and the legend names which line style is which."""
-    from app.export import render
+    from margin_explorer.app.export import render
 
-    from core.datasets import gaussian_blobs
-    from core.runner import run_to_file
+    from margin_explorer.core.datasets import gaussian_blobs
+    from margin_explorer.core.runner import run_to_file
     from tests.helpers import config_for, mlp
 
     data = gaussian_blobs(40, 2, separation=4.0, noise=0.5, seed=0)
@@ -230,7 +230,7 @@ def test_render_draws_in_print_style_with_the_line_style_key(tmp_path, qtbot, da
     assert (grey & (lum < 90)).sum() > 1000
     assert not _solid_dark_block(grey & (lum < 120))  # no dark legend boxes
     # the key: a line sample in the key's grey, a solid run of it at least 15 pixels long
-    from widgets.trajectory_plots import KEY_COLOUR
+    from margin_explorer.widgets.trajectory_plots import KEY_COLOUR
 
     key = (pixels[..., :3] == [int(KEY_COLOUR[i:i + 2], 16) for i in (1, 3, 5)]).all(axis=-1).astype(np.int32)
     runs = np.lib.stride_tricks.sliding_window_view(key, 15, axis=1).sum(axis=-1)
@@ -238,7 +238,7 @@ def test_render_draws_in_print_style_with_the_line_style_key(tmp_path, qtbot, da
 
 
 def test_csv_of_several_runs_in_one_file_with_a_run_column_or_one_file_each(tmp_path):
-    from app.export import export_metrics_csv, export_runs_csv
+    from margin_explorer.app.export import export_metrics_csv, export_runs_csv
 
     a, b = _session(50), _session(30)
     a.append({"accuracy": np.full(50, 0.75)})  # a metric only the first run has

@@ -4,7 +4,7 @@ median with a quartile band, saved as one file per member and reopened as one fa
 import numpy as np
 from PySide6.QtCore import Qt
 
-from core.runfile import RunReader
+from margin_explorer.core.runfile import RunReader
 
 
 def test_a_seed_family_trains_shows_its_band_and_saves_one_file_per_run(window, qtbot, tmp_path):
@@ -70,10 +70,10 @@ def test_a_step_size_family_takes_log_spaced_values_and_rejects_bad_ends(window,
 def test_a_diverged_member_leaves_the_statistics_to_the_others():
     """Rows are final once every running member has them; past a diverged member's end the
     median is over the others."""
-    from app.family_session import FamilySession
-    from core.architecture import mlp
-    from core.config import FamilyConfig
-    from core.datasets import generate
+    from margin_explorer.app.family_session import FamilySession
+    from margin_explorer.core.architecture import mlp
+    from margin_explorer.core.config import FamilyConfig
+    from margin_explorer.core.datasets import generate
     from tests.helpers import config_for
 
     data = generate("blobs", n=10, seed=0)

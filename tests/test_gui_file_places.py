@@ -3,7 +3,7 @@ propose names without spaces, commas or parentheses (issue 18)."""
 
 from pathlib import Path
 
-from widgets.file_places import slug, start_folder
+from margin_explorer.widgets.file_places import slug, start_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 

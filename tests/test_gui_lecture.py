@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtCore import QPoint, Qt
 
-from app.export import export_scene, export_widget_png
+from margin_explorer.app.export import export_scene, export_widget_png
 from tests.test_gui_dataset import click
 
 

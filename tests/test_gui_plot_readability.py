@@ -8,12 +8,12 @@ import pytest
 from PySide6.QtCore import QPointF
 
 from tests.helpers import shown
-from widgets.legend import elide
+from margin_explorer.widgets.legend import elide
 
 
 def _session(steps, preset="relu2-blobs", **series):
-    from app.session import RunSession
-    from core.presets import load_preset
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset(preset)
     session = RunSession(config, config.dataset.build())
@@ -28,7 +28,7 @@ def _session(steps, preset="relu2-blobs", **series):
 
 @pytest.fixture
 def plots(qtbot):
-    from widgets.trajectory_plots import TrajectoryPlots
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
 
     return shown(qtbot, TrajectoryPlots(), 900, 900)
 
@@ -230,7 +230,7 @@ def test_reset_zoom_brings_every_zoomed_plot_back_to_its_data(plots):
 
 
 def test_reset_zoom_and_enlarge_boundary_are_in_the_view_menu_and_the_shortcut_list(window, qtbot):
-    from app import help_menu
+    from margin_explorer.app import help_menu
 
     keys = {action: k for _menu, action, k in help_menu.shortcuts(window)}
     assert keys.get("Reset zoom") == "Ctrl+0" and keys.get("Enlarge decision boundary") == "Ctrl+B"
@@ -256,7 +256,7 @@ def test_steepest_descent_runs_plot_their_own_norms_margins_with_the_max_margin_
 
 
 def test_several_runs_sample_margin_bands_are_faint_enough_to_see_through(plots):
-    from widgets.trajectory_plots import SAMPLE_LINES_UP_TO
+    from margin_explorer.widgets.trajectory_plots import SAMPLE_LINES_UP_TO
 
     steps = np.arange(300)
     n = SAMPLE_LINES_UP_TO + 10
@@ -272,7 +272,7 @@ def test_several_runs_sample_margin_bands_are_faint_enough_to_see_through(plots)
 
 
 def test_the_boundary_colour_bar_follows_f(qtbot):
-    from widgets.boundary_view import BoundaryView
+    from margin_explorer.widgets.boundary_view import BoundaryView
 
     view = shown(qtbot, BoundaryView(), 400, 400)
     assert not view.colour_bar.isVisible()
@@ -283,10 +283,10 @@ def test_the_boundary_colour_bar_follows_f(qtbot):
 
 
 def test_the_steepest_max_margin_line_bounds_the_margin_sign_descent_climbs_to():
-    """core.trainer.steepest_reference_margin for sign descent is the l_inf max margin: no
+    """margin_explorer.core.trainer.steepest_reference_margin for sign descent is the l_inf max margin: no
     parameter has a larger q_min / ||theta||_inf, and sign descent's own margin climbs towards it."""
-    from core.presets import load_preset
-    from core.trainer import Trainer
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.core.trainer import Trainer
 
     config = load_preset("sign-descent-linf")
     trainer = Trainer(config)

@@ -7,7 +7,7 @@ import pytest
 from PySide6.QtCore import QPoint, QPointF
 
 from tests.helpers import drag, shown
-from widgets.legend import GRID, PLACES, better, cells_under, occupied_cells
+from margin_explorer.widgets.legend import GRID, PLACES, better, cells_under, occupied_cells
 
 COLUMNS, ROWS = GRID
 
@@ -53,14 +53,14 @@ def test_the_legend_moves_only_to_a_clearly_emptier_place():
 
 @pytest.fixture
 def plots(qtbot):
-    from widgets.trajectory_plots import TrajectoryPlots
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
 
     return shown(qtbot, TrajectoryPlots(), 900, 900)
 
 
 def _session(margin, log_loss):
-    from app.session import RunSession
-    from core.presets import load_preset
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset("relu2-blobs")
     session = RunSession(config, config.dataset.build())
@@ -129,7 +129,7 @@ def test_a_short_axis_with_large_type_spaces_its_labels_apart(qtbot):
     import pyqtgraph as pg
     from PySide6.QtGui import QFont, QFontMetrics
 
-    from widgets.trajectory_plots import SparseLogAxis
+    from margin_explorer.widgets.trajectory_plots import SparseLogAxis
 
     plain, ours = pg.AxisItem("left"), SparseLogAxis("left")
     # ordinary type and height: pyqtgraph's spacing, untouched
@@ -273,7 +273,7 @@ def test_a_kkt_delta_that_turns_negative_is_drawn_as_its_size_and_read_with_its_
 def test_a_kkt_eps_of_zero_is_drawn_on_a_labeled_floor_not_dropped(plots):
     # a linear model at its SVM direction: eps is 0 to float precision from some snapshot on; the
     # log axis dropped those values and the curve vanished while the legend still listed it
-    from widgets.trajectory_plots import ZERO_FLOOR
+    from margin_explorer.widgets.trajectory_plots import ZERO_FLOOR
 
     steps = np.arange(3000)
     session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)

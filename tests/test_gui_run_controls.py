@@ -3,7 +3,7 @@ values across tabs, and what the form says is what a run gets."""
 
 from PySide6.QtCore import Qt
 
-from widgets.run_controls import RunControls
+from margin_explorer.widgets.run_controls import RunControls
 
 
 def _choose(qtbot, combo, name):
@@ -56,7 +56,7 @@ def test_the_advanced_tab_holds_precision_device_and_recording(qtbot):
 
 
 def test_drop_downs_show_words_and_the_config_keeps_the_names(qtbot):
-    from core.presets import load_preset
+    from margin_explorer.core.presets import load_preset
 
     controls = RunControls()
     qtbot.addWidget(controls)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.export import export_metrics_csv, export_scene, export_widget_png
-from core.runfile import FORMAT_VERSION, RunReader
-from core.runner import run_to_file
+from margin_explorer.app.export import export_metrics_csv, export_scene, export_widget_png
+from margin_explorer.core.runfile import FORMAT_VERSION, RunReader
+from margin_explorer.core.runner import run_to_file
 from tests.helpers import config_for, linear_spec, mlp, open_when_it_has_records, start_headless_run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def run_files(tmp_path_factory):
     """Two small runs: a ReLU network and a linear model, on the same blobs."""
-    from core.datasets import gaussian_blobs
+    from margin_explorer.core.datasets import gaussian_blobs
 
     folder = tmp_path_factory.mktemp("runs")
     data = gaussian_blobs(40, 2, separation=4.0, noise=0.5, seed=0)
@@ -190,7 +190,7 @@ def test_an_mp4_of_n_frames_decodes_to_n_frames(window, run_files, qtbot, tmp_pa
     h, w = frames[0].shape[:2]
     assert h % 2 == 0 and w % 2 == 0
     # a GIF of a replay: Pillow merges identical frames, so step the replay between captures
-    from app.recorder import Recorder
+    from margin_explorer.app.recorder import Recorder
 
     gif = tmp_path / "replay.gif"
     window.run_list.table.setCurrentCell(len(window.runs.entries) - 1, 0)
@@ -242,7 +242,7 @@ def test_each_bad_file_gets_its_message_and_nothing_is_lost(window, run_files, t
 
 
 def test_a_diverged_run_opens_with_a_notice(window, tmp_path):
-    from core.datasets import xor
+    from margin_explorer.core.datasets import xor
 
     path = tmp_path / "diverged.h5"
     run_to_file(config_for(mlp(2, [8]), xor(30, seed=0), steps=300, lr=1e6, rule="constant"), path)
@@ -285,7 +285,7 @@ def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(wi
     from PySide6.QtGui import QPalette
     from PySide6.QtWidgets import QApplication
 
-    from widgets.palette import INK
+    from margin_explorer.widgets.palette import INK
 
     window.load_preset("relu2-blobs")
     window.controls.steps.setValue(300)
@@ -315,7 +315,7 @@ def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(wi
 def test_an_empty_run_list_says_how_to_get_a_run_and_offers_nothing_to_act_on(qtbot):
     from types import SimpleNamespace
 
-    from widgets.run_list import RunList
+    from margin_explorer.widgets.run_list import RunList
 
     runs = RunList()
     qtbot.addWidget(runs)
@@ -343,7 +343,7 @@ def test_the_compare_table_keeps_three_runs_in_view_with_units(window, run_files
 
 def test_continue_in_the_window_resumes_the_optimizer_where_it_stopped(window, qtbot, tmp_path):
     """Adam's moments and step count come back from the file: 40 + 40 steps equal 80 (issue 19)."""
-    from core import api as mx
+    from margin_explorer.core import api as mx
 
     config = mx.preset("relu2-blobs")
     config.optimizer.kind, config.optimizer.lr = "adam", 0.01

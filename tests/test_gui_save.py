@@ -6,7 +6,7 @@ import hashlib
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog
 
-from core.runfile import RunReader
+from margin_explorer.core.runfile import RunReader
 
 
 def _digest(path):

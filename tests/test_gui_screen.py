@@ -44,7 +44,7 @@ def test_presentation_mode_checks_full_screen_and_gives_the_layout_back(window, 
 
 
 def test_a_saved_geometry_is_kept_only_if_it_fits_the_screen(qtbot, settings, no_leaks, monkeypatch):
-    from app.main_window import MainWindow
+    from margin_explorer.app.main_window import MainWindow
 
     small = QRect(0, 0, 1280, 720)
     monkeypatch.setattr(MainWindow, "_available", lambda self: small)

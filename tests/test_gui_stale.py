@@ -7,7 +7,7 @@ import signal
 import numpy as np
 import pytest
 
-from core.presets import load_preset
+from margin_explorer.core.presets import load_preset
 
 
 def _finish(window, qtbot, steps=300):

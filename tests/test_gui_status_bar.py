@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QStatusBar
 
-from app.durations import duration
-from app.status_bar import RunStatus
+from margin_explorer.app.durations import duration
+from margin_explorer.app.status_bar import RunStatus
 
 
 @pytest.mark.parametrize("seconds, text", [(0.2, "< 1 s"), (8.4, "8 s"), (59.4, "59 s"), (185, "3 min"),
@@ -16,8 +16,8 @@ def test_time_left_is_as_precise_as_an_estimate_deserves(seconds, text):
 
 
 def _session(steps: int, wall: float, total: int, start: int = 0):
-    from app.session import RunSession
-    from core.presets import load_preset
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset("relu2-blobs")
     config.run.steps = total

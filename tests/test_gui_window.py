@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 
-from core import datasets, reference
-from core.runfile import RunReader
-from widgets.trajectory_plots import PLOT_KEYS
+from margin_explorer.core import datasets, reference
+from margin_explorer.core.runfile import RunReader
+from margin_explorer.widgets.trajectory_plots import PLOT_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,7 +144,7 @@ def test_a_run_whose_outputs_overflow_float32_prints_nothing(window, qtbot):
     """Residual GELU with a constant step of 3 (float64) grows f(x) past float32's range: the
     boundary grid's cast to float32 printed numpy's overflow warning, and the heatmap's colour
     scaling pyqtgraph's NaN warnings (the quiet_gui fixture fails the test on either)."""
-    from core.presets import load_preset
+    from margin_explorer.core.presets import load_preset
 
     config = load_preset("residual-gelu-moons")
     config.optimizer.step_rule, config.optimizer.lr, config.run.steps = "constant", 3.0, 3000
@@ -182,7 +182,7 @@ def test_undo_acts_on_the_editor_in_front(window, qtbot):
 
 
 def test_settings_remember_visible_plots(qtbot, settings, no_leaks):
-    from app.main_window import MainWindow
+    from margin_explorer.app.main_window import MainWindow
 
     first = MainWindow(settings=settings)
     qtbot.addWidget(first)
@@ -197,7 +197,7 @@ def test_settings_remember_visible_plots(qtbot, settings, no_leaks):
 
 def test_the_window_asks_its_worker_for_separability(window, qtbot, monkeypatch):
     """The dataset panel's linear programs run in the worker process, not the window's."""
-    import widgets.dataset_editor as editor_module
+    import margin_explorer.widgets.dataset_editor as editor_module
 
     def in_the_window(*_args):
         raise AssertionError("the window computed the geometry itself")
@@ -219,7 +219,7 @@ def test_the_window_asks_its_worker_for_separability(window, qtbot, monkeypatch)
 def test_the_window_process_never_imports_scipy(tmp_path):
     """scipy is ~50 MB of the window's memory (issue #6, bar 4): a run in the window, the dataset
     facts included, leaves it unimported there."""
-    code = ("import sys; from app.main_window import demo; "
+    code = ("import sys; from margin_explorer.app.main_window import demo; "
             f"code = demo('relu2-blobs', 300, {str(tmp_path / 'shot.png')!r}); "
             "print('SCIPY', 'scipy' in sys.modules); sys.exit(code)")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -235,7 +235,7 @@ def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, set
     import signal
     import time
 
-    from app.main_window import MainWindow
+    from margin_explorer.app.main_window import MainWindow
 
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
@@ -269,7 +269,7 @@ def test_the_ensemble_plot_says_why_it_stays_blank(window, qtbot):
 def test_help_lists_the_real_shortcuts_the_definitions_and_the_versions(window, qtbot):
     from importlib import metadata
 
-    from core.metrics import DEFINITIONS
+    from margin_explorer.core.metrics import DEFINITIONS
 
     qtbot.keyClick(window, Qt.Key_F1)
     keys = window.help_dialogs["keys"]

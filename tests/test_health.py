@@ -10,15 +10,15 @@ import sys
 import numpy as np
 import pytest
 
-from core.architecture import Activation, ArchitectureSpec, Dense, Residual
-from core.claims import RunData, judge
-from core.config import DatasetConfig
-from core.datasets import gaussian_blobs
-from core.health import HealthMonitor
-from core.presets import load_preset
-from core.runfile import RunReader
-from core.runner import run_to_file
-from core.trainer import Trainer
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Residual
+from margin_explorer.core.claims import RunData, judge
+from margin_explorer.core.config import DatasetConfig
+from margin_explorer.core.datasets import gaussian_blobs
+from margin_explorer.core.health import HealthMonitor
+from margin_explorer.core.presets import load_preset
+from margin_explorer.core.runfile import RunReader
+from margin_explorer.core.runner import run_to_file
+from margin_explorer.core.trainer import Trainer
 from tests.helpers import ROOT, config_for
 
 
@@ -157,8 +157,8 @@ def test_events_are_written_as_they_happen_and_printed_by_info_and_check(tmp_pat
 def test_a_bias_free_network_that_cannot_start_is_stuck_at_l0():
     """A bias-free ReLU network from theta = 0 on spirals: f = 0 for every sample, every gradient is
     0, and log L stays at log(n l(0)) = log n forever: both stuck rules name it."""
-    from core.architecture import mlp
-    from core.datasets import spirals
+    from margin_explorer.core.architecture import mlp
+    from margin_explorer.core.datasets import spirals
 
     data = spirals(40, seed=1)
     config = config_for(mlp(2, [16], init=None), data, steps=2000, lr=1.0, rule="lyu_li")

@@ -10,13 +10,13 @@ import pytest
 import torch
 from scipy.optimize import lsq_linear
 
-from core.architecture import mlp
-from core.datasets import gaussian_blobs, linearly_separable
-from core.metrics import kkt_residual
-from core.network import NumpyNetwork
-from core.reference import svm_direction
-from core.torch_network import TorchNetwork
-from core.trainer import Trainer
+from margin_explorer.core.architecture import mlp
+from margin_explorer.core.datasets import gaussian_blobs, linearly_separable
+from margin_explorer.core.metrics import kkt_residual
+from margin_explorer.core.network import NumpyNetwork
+from margin_explorer.core.reference import svm_direction
+from margin_explorer.core.torch_network import TorchNetwork
+from margin_explorer.core.trainer import Trainer
 from tests.helpers import config_for, linear_spec
 
 

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from core.losses import inverse_loss, log_loss_and_weights
+from margin_explorer.core.losses import inverse_loss, log_loss_and_weights
 
 Q = np.array([0.3, -0.2, 1.5, 4.0, 2.2])
 

@@ -20,11 +20,11 @@ import h5py
 import numpy as np
 import pytest
 
-from app.cli import main
-from core.datasets import gaussian_blobs, save_csv
-from core.errors import RunFileError
-from core.runfile import RunReader
-from core.runner import run_to_file
+from margin_explorer.app.cli import main
+from margin_explorer.core.datasets import gaussian_blobs, save_csv
+from margin_explorer.core.errors import RunFileError
+from margin_explorer.core.runfile import RunReader
+from margin_explorer.core.runner import run_to_file
 from tests.helpers import ROOT, config_for, mlp, open_when_it_has_records
 
 MAIN = str(ROOT / "main.py")
@@ -340,9 +340,9 @@ def _full_disk_run(folder, force_hdf5_error=False):
     data = folder.parent / "points.csv"
     save_csv(gaussian_blobs(2000, 2, separation=4.0, noise=0.5, seed=0), data)
     code = ("import sys\n"
-            + ("import core.runfile\ncore.runfile.DISK_RESERVE_BYTES = -10**12  # skip the check: HDF5 hits ENOSPC\n"
+            + ("import margin_explorer.core.runfile as runfile\nrunfile.DISK_RESERVE_BYTES = -10**12  # skip the check: HDF5 hits ENOSPC\n"
                if force_hdf5_error else "")
-            + "from app.cli import main\n"
+            + "from margin_explorer.app.cli import main\n"
             f"sys.exit(main(['run', 'relu2-blobs', '--steps', '0', '--dataset', {str(data)!r}, '--out', {str(path)!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
                           timeout=300)

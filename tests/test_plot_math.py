@@ -4,8 +4,8 @@ contours lie on the level set."""
 import numpy as np
 import pytest
 
-from widgets.contours import level_segments
-from widgets.decimate import BLOCK, BlockCache, bin_starts, peaks, range_from
+from margin_explorer.widgets.contours import level_segments
+from margin_explorer.widgets.decimate import BLOCK, BlockCache, bin_starts, peaks, range_from
 
 
 @pytest.mark.parametrize("log_x", [False, True])

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog, minimize_scalar
 
-from core.presets import load_preset
-from core.runfile import RunReader
-from core.trainer import Trainer
+from margin_explorer.core.presets import load_preset
+from margin_explorer.core.runfile import RunReader
+from margin_explorer.core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +50,7 @@ def _linf_max_margin(X, y) -> float:
 
 
 def _session(path):
-    from app.session import RunSession
+    from margin_explorer.app.session import RunSession
 
     with RunReader(path) as reader:
         return RunSession.from_reader(reader)
@@ -58,7 +58,7 @@ def _session(path):
 
 def _margin_plot(qtbot, session):
     from tests.helpers import shown
-    from widgets.trajectory_plots import TrajectoryPlots
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
 
     plots = shown(qtbot, TrajectoryPlots(), 900, 900)
     plots.set_sources([(session, "opened")])
@@ -126,7 +126,7 @@ def test_an_older_file_without_the_attributes_opens_with_no_line(window, tmp_pat
                                           (np.inf, "should be finite or NaN"),
                                           (np.array([0.1, 0.2]), "should be a number, got an array")])
 def test_a_damaged_reference_attribute_is_one_clear_error(tmp_path, value, words):
-    from core.errors import RunFileError
+    from margin_explorer.core.errors import RunFileError
 
     path = _run(tmp_path, "linear-separable", steps=5)
     with h5py.File(path, "r+") as f:
@@ -157,7 +157,7 @@ def test_the_windows_save_keeps_the_live_runs_lines(window, qtbot, tmp_path):
 
 
 def test_the_python_api_keeps_the_lines_through_save_and_load(tmp_path):
-    import core.api as mx
+    import margin_explorer.core.api as mx
 
     run = mx.train(mx.preset("linear-separable"), steps=5)
     expected = Trainer(load_preset("linear-separable")).reference_margin()

@@ -10,10 +10,10 @@ import h5py
 import pytest
 from PySide6.QtGui import QImage
 
-from app.cli import main
-from app.session import RunSession
-from core.datasets import gaussian_blobs
-from core.runner import run_to_file
+from margin_explorer.app.cli import main
+from margin_explorer.app.session import RunSession
+from margin_explorer.core.datasets import gaussian_blobs
+from margin_explorer.core.runner import run_to_file
 from tests.helpers import config_for, mlp, small_run_file
 
 

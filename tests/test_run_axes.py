@@ -7,9 +7,9 @@ import h5py
 import numpy as np
 import pytest
 
-from core import api as mx
-from core.errors import RunFileError
-from core.runfile import RunReader
+from margin_explorer.core import api as mx
+from margin_explorer.core.errors import RunFileError
+from margin_explorer.core.runfile import RunReader
 
 
 def _xarray():

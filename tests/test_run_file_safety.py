@@ -19,10 +19,10 @@ import h5py
 import numpy as np
 import pytest
 
-from app.cli import main
-from core.errors import ConfigError
-from core.presets import PRESET_DIR, load_preset
-from core.runfile import RunReader
+from margin_explorer.app.cli import main
+from margin_explorer.core.errors import ConfigError
+from margin_explorer.core.presets import PRESET_DIR, load_preset
+from margin_explorer.core.runfile import RunReader
 from tests.helpers import small_run_file
 from tests.malformed_runs import corpus, flag_as_being_written
 
@@ -363,7 +363,7 @@ def test_a_preset_name_is_a_name_not_a_path(base_run, tmp_path, capsys):
 
 
 def test_an_unexpected_error_while_opening_reaches_the_banner(window, base_run, monkeypatch, capfd):
-    from app.session import RunSession
+    from margin_explorer.app.session import RunSession
 
     def broken(reader):
         raise RuntimeError("boom")

@@ -9,11 +9,11 @@ import h5py
 import numpy as np
 import pytest
 
-from core.datasets import gaussian_blobs
-from core.errors import RunFileError
-from core.metrics import SCALAR_METRICS
-from core.runfile import FORMAT_VERSION, RunReader
-from core.runner import run_to_file
+from margin_explorer.core.datasets import gaussian_blobs
+from margin_explorer.core.errors import RunFileError
+from margin_explorer.core.metrics import SCALAR_METRICS
+from margin_explorer.core.runfile import FORMAT_VERSION, RunReader
+from margin_explorer.core.runner import run_to_file
 from tests.helpers import config_for, mlp, open_when_it_has_records, start_headless_run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,8 @@ against LAPACK's full symmetric eigensolver."""
 import numpy as np
 
 from benchmarks.engine_vs_plain import make_config
-from core.spectral import TopEigenvalue
-from core.trainer import Trainer
+from margin_explorer.core.spectral import TopEigenvalue
+from margin_explorer.core.trainer import Trainer
 
 
 def _exact(W):
@@ -144,7 +144,7 @@ def test_a_guess_that_misses_by_far_waits_for_a_retry(monkeypatch):
     """Weights whose top vector jumps at random (~5e-3 a step, as a ReLU network's can): every
     value still exact, and after a hopeless miss neither the cubic nor its bound is tried again
     until every RETRY-th record."""
-    from core import spectral
+    from margin_explorer.core import spectral
 
     bounds = []
     original = TopEigenvalue._second_bound

@@ -22,7 +22,7 @@ def _pools_after(script: str) -> dict:
         import json, sys
         import numpy
         from threadpoolctl import ThreadpoolController
-        from core.blas import numpy_pool
+        from margin_explorer.core.blas import numpy_pool
         def pools():
             return ThreadpoolController().select(user_api="blas").lib_controllers
         before = numpy_pool(pools()).num_threads
@@ -43,7 +43,7 @@ def _pools_after(script: str) -> dict:
 
 def test_the_command_line_gives_numpy_its_threads_and_every_other_pool_one(tmp_path):
     result = _pools_after(f"""
-        from app.cli import main
+        from margin_explorer.app.cli import main
         assert main(["run", "relu2-blobs", "--steps", "3", "--out", {str(tmp_path / "run.h5")!r}]) == 0
     """)
     assert result["numpy"] == result["before"]
@@ -53,8 +53,8 @@ def test_the_command_line_gives_numpy_its_threads_and_every_other_pool_one(tmp_p
 def test_the_windows_training_process_tunes_its_pools():
     result = _pools_after("""
         import queue
-        from app.worker import worker_main
-        from core.presets import load_preset
+        from margin_explorer.app.worker import worker_main
+        from margin_explorer.core.presets import load_preset
         config = load_preset("relu2-blobs")
         config.run.steps = 3
         commands, results = queue.Queue(), queue.Queue()
@@ -69,8 +69,8 @@ LIBRARY_CALLS = """
     import scipy.linalg  # scipy's BLAS loaded, with its threads, before the library is called
     from threadpoolctl import threadpool_info
     from benchmarks.engine_vs_plain import make_config
-    from core.trainer import Trainer
-    from core import api
+    from margin_explorer.core.trainer import Trainer
+    from margin_explorer.core import api
     start = {p["filepath"]: p["num_threads"] for p in threadpool_info()}
     assert any(n > 1 for n in start.values()), "this check needs a multi-threaded pool to leave alone"
     config = make_config(8, 3, "residual_gelu")
@@ -92,8 +92,8 @@ def _torch_threads_while_stepping(spec, backend: str) -> tuple[list, int]:
     """(torch's thread count at each forward of a 3-step run started with 2, the count after)."""
     import torch
 
-    from core.config import RunConfig
-    from core.trainer import Trainer
+    from margin_explorer.core.config import RunConfig
+    from margin_explorer.core.trainer import Trainer
 
     config = RunConfig(spec)
     config.run.backend = backend
@@ -112,7 +112,7 @@ def _torch_threads_while_stepping(spec, backend: str) -> tuple[list, int]:
 
 
 def test_the_autograd_path_steps_on_one_torch_thread_and_gives_the_threads_back():
-    from core.architecture import mlp
+    from margin_explorer.core.architecture import mlp
 
     seen, after = _torch_threads_while_stepping(mlp(2, [8]), "torch")
     assert seen[:3] == [1, 1, 1]
@@ -120,7 +120,7 @@ def test_the_autograd_path_steps_on_one_torch_thread_and_gives_the_threads_back(
 
 
 def test_the_numpy_engine_steps_on_one_torch_thread_where_its_gelus_call_torch():
-    from core.architecture import mlp
+    from margin_explorer.core.architecture import mlp
 
     seen, after = _torch_threads_while_stepping(mlp(2, [8], "gelu"), "numpy")
     assert seen[:3] == [1, 1, 1]

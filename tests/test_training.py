@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 from sklearn.svm import SVC
 
-from core import network
-from core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp
-from core.datasets import gaussian_blobs, linearly_separable, xor
-from core.metrics import unit_angle
-from core.recording import LogSchedule
-from core.reference import l1_max_margin_direction, linf_max_margin_direction
-from core.trainer import Trainer
+from margin_explorer.core import network
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, mlp
+from margin_explorer.core.datasets import gaussian_blobs, linearly_separable, xor
+from margin_explorer.core.metrics import unit_angle
+from margin_explorer.core.recording import LogSchedule
+from margin_explorer.core.reference import l1_max_margin_direction, linf_max_margin_direction
+from margin_explorer.core.trainer import Trainer
 from tests.helpers import config_for, linear_spec, symmetric
 
 
@@ -231,8 +231,8 @@ def test_every_optimizer_separates_blobs(kind):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_an_update_subtracts_in_place_as_numpy_would(dtype):
-    from core.level1 import subtract_scaled
-    from core.optimizers import UpdateRule
+    from margin_explorer.core.level1 import subtract_scaled
+    from margin_explorer.core.optimizers import UpdateRule
 
     rng = np.random.default_rng(3)
     theta, d = rng.standard_normal(1000).astype(dtype), rng.standard_normal(1000).astype(dtype)
@@ -251,7 +251,7 @@ def test_an_update_subtracts_in_place_as_numpy_would(dtype):
 
 
 def test_l1_and_linf_norms_without_a_temporary_equal_numpys():
-    from core.level1 import abs_sum_and_max
+    from margin_explorer.core.level1 import abs_sum_and_max
 
     rng = np.random.default_rng(4)
     for dtype, rtol in ((np.float64, 1e-13), (np.float32, 1e-5)):
@@ -313,7 +313,7 @@ def test_chunks_can_be_paused_and_resumed_without_changing_the_trajectory():
 
 
 def test_stable_rank_matches_the_svd():
-    from core.metrics import stable_rank
+    from margin_explorer.core.metrics import stable_rank
 
     rng = np.random.default_rng(5)
     for shape in ((64, 64), (64, 2), (2, 64), (1, 64), (7, 3), (3, 7)):
@@ -323,8 +323,8 @@ def test_stable_rank_matches_the_svd():
 
 
 def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
-    from core.family_records import _angle
-    from core.metrics import unit_angle
+    from margin_explorer.core.family_records import _angle
+    from margin_explorer.core.metrics import unit_angle
 
     rng = np.random.default_rng(2)
     a, b = np.linalg.qr(rng.normal(size=(6, 2)))[0].T  # orthonormal
@@ -367,7 +367,7 @@ def test_lyu_and_lis_normalization_and_support_counts_match_their_definitions(re
     get_stats), recomputed here with torch from the snapshot parameters at record steps."""
     import torch
 
-    from core.torch_network import TorchNetwork
+    from margin_explorer.core.torch_network import TorchNetwork
 
     trainer, chunk = relu_run
     r = chunk.records

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from core import datasets, reference
-from core.presets import load_preset
+from margin_explorer.core import datasets, reference
+from margin_explorer.core.presets import load_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # a stand-in for the window: starts a worker on a long run, prints the worker's pid, waits
 WINDOW = """
 import multiprocessing as mp, sys, time
-from app.worker import worker_main
+from margin_explorer.app.worker import worker_main
 if __name__ == "__main__":
     ctx = mp.get_context("spawn")
     commands, results = ctx.Queue(), ctx.Queue()
@@ -70,7 +70,7 @@ def test_an_idle_worker_ends_when_its_window_is_killed(tmp_path):
 def test_the_worker_answers_geometry_requests():
     import multiprocessing as mp
 
-    from app.worker import worker_main
+    from margin_explorer.app.worker import worker_main
 
     ctx = mp.get_context("spawn")
     commands, results = ctx.Queue(), ctx.Queue()
@@ -111,7 +111,7 @@ def _steps_in(seconds: float, pace: float) -> int:
     config.run.steps = 10 ** 9
     ctx = mp.get_context("spawn")
     commands, results = ctx.Queue(), ctx.Queue()
-    from app.worker import worker_main
+    from margin_explorer.app.worker import worker_main
 
     worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
     worker.start()
@@ -147,7 +147,7 @@ def test_a_pause_that_crosses_the_end_of_a_run_leaves_it_finished():
     window then waited forever for steps a finished trainer never takes."""
     import multiprocessing as mp
 
-    from app.worker import worker_main
+    from margin_explorer.app.worker import worker_main
 
     config = load_preset("linear-separable")
     config.run.steps = 50

@@ -16,10 +16,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QHeaderView, QLabel, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from core import activations
-from core.architecture import ArchitectureSpec, output_width, parameter_count, parameter_layout, parse_blocks
-from core.errors import ConfigError
-from core.homogeneity import analyze
+from margin_explorer.core import activations
+from margin_explorer.core.architecture import ArchitectureSpec, output_width, parameter_count, parameter_layout, parse_blocks
+from margin_explorer.core.errors import ConfigError
+from margin_explorer.core.homogeneity import analyze
 
 from .architecture_history import ArchitectureEdit, ArchitectureState
 

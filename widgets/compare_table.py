@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication, QKeySequence, QShortcut
 from PySide6.QtWidgets import QPushButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from core.metrics import DEFINITIONS
+from margin_explorer.core.metrics import DEFINITIONS
 
 ROWS = [("step", "steps"), ("log_loss", "log L"), ("accuracy", "accuracy"), ("normalized_margin", "γ"),
         ("smoothed_margin", "γ̃"), ("param_norm", "‖θ‖"), ("alignment_gap", "1 − cos(θ, −∇L)"),

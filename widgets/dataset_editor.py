@@ -18,9 +18,9 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from core import datasets
-from core.errors import DatasetError
-from core.reference import dataset_geometry
+from margin_explorer.core import datasets
+from margin_explorer.core.errors import DatasetError
+from margin_explorer.core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder

@@ -7,8 +7,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.datasets import Dataset
-from core.errors import DatasetError
+from margin_explorer.core.datasets import Dataset
+from margin_explorer.core.errors import DatasetError
 
 
 class DatasetModel(QObject):

@@ -8,8 +8,8 @@ from PySide6.QtGui import QDoubleValidator
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QLabel, QLineEdit, QPushButton,
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from core.config import FamilyConfig, LossConfig, OptimizerConfig, RecordingConfig, RunSettings
-from core.errors import ConfigError
+from margin_explorer.core.config import FamilyConfig, LossConfig, OptimizerConfig, RecordingConfig, RunSettings
+from margin_explorer.core.errors import ConfigError
 
 from .named_combo import NamedCombo
 from .palette import ink

@@ -23,7 +23,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetrics
 from PySide6.QtWidgets import QGraphicsSimpleTextItem, QVBoxLayout, QWidget
 
-from core.metrics import DEFINITIONS
+from margin_explorer.core.metrics import DEFINITIONS
 
 from .decimate import BlockCache, bin_starts, peaks, range_from
 from .legend import GRID, MARGIN_PX, PLACES, AutoLegend, cells_under, elide, occupied_cells
