@@ -268,7 +268,7 @@ def test_check_and_continue_use_the_files_own_points(base_run, tmp_path, capsys)
 def test_a_linear_runs_max_margin_claim_is_judged_on_the_files_own_points(tmp_path, capsys):
     """max_margin_reached solves the max-margin LP of the data: those in the file, never the path a
     stored config names (a FIFO here: reading it would hang, or judge other data)."""
-    from core.runner import run_to_file
+    from margin_explorer.core.runner import run_to_file
 
     config = load_preset("sign-descent-linf")
     config.run.steps = 300
