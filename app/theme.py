@@ -4,6 +4,7 @@ the Qt palette and every pyqtgraph view."""
 from __future__ import annotations
 
 import pyqtgraph as pg
+from PySide6.QtCore import QEvent
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication, QComboBox, QLabel, QWidget
 
@@ -47,9 +48,11 @@ def apply_theme(window, theme: str, base_font: QFont, font_scale: float = 1.0) -
             widget.setFont(font)
     for combo in window.findChildren(QComboBox):
         # a combo box measured in presentation mode's type kept that width afterwards (the Dataset
-        # panel stayed 50 px wider); its own font re-measures it. Hidden tabs' combos still do
-        # (the Run panel stays 60 px wider after presentation mode: a known remainder)
+        # panel stayed 50 px wider); its own font re-measures it. A font change drops only the
+        # cached size hint, not the minimum size hint (QComboBox::changeEvent): a style change
+        # drops both (the Run panel's loss and optimizer boxes kept the dock 60 px wider)
         combo.setFont(font)
+        QApplication.sendEvent(combo, QEvent(QEvent.StyleChange))
 
 
 def style_views(root, theme: str, font_scale: float = 1.0, line_width: int = 1) -> None:

@@ -303,3 +303,45 @@ def test_the_steepest_max_margin_line_bounds_the_margin_sign_descent_climbs_to()
     margins = (trainer.dataset.y[:, None] * (X @ W.T)).min(axis=0) / np.abs(W).max(axis=1)
     assert margins.max() <= line + 1e-9
     assert Trainer(load_preset("linear-separable")).steepest_reference_margin() is None  # gradient descent
+
+
+
+@pytest.fixture(scope="module")
+def sign_descent_session(tmp_path_factory):
+    """A real sign-descent run (the preset, fewer steps): its Angles curves span ~7 decades."""
+    from app.session import RunSession
+    from core.presets import load_preset
+    from core.runfile import RunReader
+    from core.runner import run_to_file
+
+    config = load_preset("sign-descent-linf")
+    config.run.steps = 5000
+    path = tmp_path_factory.mktemp("sign") / "sign.h5"
+    run_to_file(config, path)
+    with RunReader(path) as reader:
+        return RunSession.from_reader(reader)
+
+
+@pytest.mark.parametrize("size", [(596, 560), (596, 600), (420, 520)])
+def test_on_a_log_axis_the_legend_band_adds_no_empty_decades(qtbot, sign_descent_session, size):
+    # the Angles plot of sign descent at 1280x720 (the Plots dock ~596 px wide): the band raised for
+    # the legend ran its axis up to 1e5 for curves ending near 1, squeezing them to the bottom
+    from widgets.trajectory_plots import TrajectoryPlots
+
+    plots = shown(qtbot, TrajectoryPlots(), *size)
+    plots.set_log_x(True)
+    plots.set_sources([(sign_descent_session, "run")])
+    qtbot.wait(20)
+    for _ in range(3):  # a live window draws it again and again
+        plots.refresh(force=True)
+    angles = plots.plots["angles"]
+    drawn = [c.getData()[1] for c in angles.curves.values()]  # view units: log10
+    highest = max(np.nanmax(y) for y in drawn if y is not None and np.isfinite(y).any())
+    top = angles.item.vb.viewRange()[1][1]
+    assert highest > -1 and top > highest  # curves ending near 1 rad, all of them in view
+    # at most the range's own headroom (a fifth of the ~8 decades drawn: ~1.7) and a band of at
+    # most 35% of the plot's height; before, 7 to 10 decades of empty axis above the curves
+    bottom = angles.item.vb.viewRange()[1][0]
+    assert top - highest <= 2.1, (top, highest)
+    assert not angles.banded or (top - highest) / (top - bottom) <= 0.35 + 1e-6
+    assert not angles.legend.isVisible() or _points_under_legend(angles) == 0

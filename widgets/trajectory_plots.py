@@ -109,6 +109,7 @@ ROUND_OFF_NOTE = f"< {ROUND_OFF:.0e}: round-off, not drawn"
 # a legend in a plot lower than this (pixels at type scale 1) takes short labels ("γ", not its
 # definition) and one more column: at 1280 x 720 the full ones covered half of every plot
 COMPACT_BELOW_PX = 130
+LOG_BAND_MOST = 0.35  # the most of a log plot's height a band for the legend may take
 SHORT_LABELS = {"alignment_gap": "1 − cos", "direction_change": "turn / step", "angle_to_reference": "∠ w*",
                 "kkt_eps": "ε", "kkt_delta": "|δ|", "euler_defect": "Euler"}
 MULTI_BAND_ALPHA = 35  # of 255: the sample-margin bands of several runs
@@ -705,7 +706,12 @@ class TrajectoryPlots(QWidget):
             under = cells_under(occupied_cells(plot.curve_data(), vb.viewRange()),
                                 (box.width() / vb.width(), box.height() / vb.height()))
             right = under[PLACES.index((1, 1))] <= under[PLACES.index((0, 1))]
-            note.setPos(vb.width() - box.width() - 6 if right else 6, vb.height() - box.height() - 2)
+            corners = [vb.width() - box.width() - 6, 6] if right else [6, vb.width() - box.width() - 6]
+            legend = plot.legend.mapRectToParent(plot.legend.boundingRect()) if plot.legend.isVisible() else None
+            free = [x for x in corners if legend is None or not legend.intersects(
+                QRectF(x, vb.height() - box.height() - 2, box.width(), box.height()))]
+            note.setPos(free[0] if free else corners[0], vb.height() - box.height() - 2)
+            note.setVisible(bool(free))  # not under the legend (the title's tooltip says it too)
 
     def _legend_band(self, plot: _Plot) -> None:
         """Where the legend covers a curve wherever it goes, raise the top of the y range until a
@@ -716,11 +722,15 @@ class TrajectoryPlots(QWidget):
         legend, vb = plot.legend, plot.item.vb
         if not (legend.isVisible() and legend.items and plot.bounds is not None and vb.height() > 0):
             return
+        # on a log axis a band takes at most LOG_BAND_MOST of the plot's height: a band as tall as
+        # a tall legend ran the Angles axis of sign descent at 1280x720 up to 1e5..1e9 for curves
+        # ending near 1 (meaningless decades, the curves squeezed into the lower part)
+        most = LOG_BAND_MOST if plot.log_y else 0.6
         for flattest in (True, False):
             legend_px = legend.flattest_height(vb.width()) if flattest else legend.boundingRect().height()
             fraction = (legend_px + MARGIN_PX) / vb.height() + 1.0 / GRID[1]  # a grid cell to spare
-            if fraction >= 0.6:  # a plot too short to give the legend a band: leave it where it is
-                return
+            if fraction >= most:  # a plot too short to give the legend a band: leave it where it is
+                break
             y0, y1 = vb.viewRange()[1]
             needed = y0 + (plot.bounds[3] - y0) / (1.0 - fraction)
             if plot.legend_covers():
@@ -731,6 +741,10 @@ class TrajectoryPlots(QWidget):
             vb.setYRange(y0, needed, padding=0)
             plot.banded = True
             plot.place_legend()
+        if plot.log_y and plot.legend_covers():
+            # no band of a sensible height frees it: hidden rather than over the curves (the hover
+            # readout names the curves; the plot's tooltip says what each one is)
+            legend.setVisible(False)
 
     def _follow(self, plot: _Plot) -> None:
         if plot.bounds is None:
