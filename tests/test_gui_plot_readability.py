@@ -309,10 +309,10 @@ def test_the_steepest_max_margin_line_bounds_the_margin_sign_descent_climbs_to()
 @pytest.fixture(scope="module")
 def sign_descent_session(tmp_path_factory):
     """A real sign-descent run (the preset, fewer steps): its Angles curves span ~7 decades."""
-    from app.session import RunSession
-    from core.presets import load_preset
-    from core.runfile import RunReader
-    from core.runner import run_to_file
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.core.runfile import RunReader
+    from margin_explorer.core.runner import run_to_file
 
     config = load_preset("sign-descent-linf")
     config.run.steps = 5000
@@ -326,7 +326,7 @@ def sign_descent_session(tmp_path_factory):
 def test_on_a_log_axis_the_legend_band_adds_no_empty_decades(qtbot, sign_descent_session, size):
     # the Angles plot of sign descent at 1280x720 (the Plots dock ~596 px wide): the band raised for
     # the legend ran its axis up to 1e5 for curves ending near 1, squeezing them to the bottom
-    from widgets.trajectory_plots import TrajectoryPlots
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
 
     plots = shown(qtbot, TrajectoryPlots(), *size)
     plots.set_log_x(True)
