@@ -689,6 +689,7 @@ class RunReader:
         """Pick up records a live SWMR writer has flushed; returns the new record count."""
         if self.swmr:
             with _reading(self.path):
+                check_self_contained(self.path, self.file)  # before following any name again
                 for group in ("metrics", "snapshots") + (("events",) if "events" in self.file.keys() else ()):
                     for name in self.file[group].keys():
                         obj = self.file[group][name]
