@@ -271,6 +271,7 @@ def cmd_render(args) -> int:
 def cmd_continue(args) -> int:
     """Train on from a run file's last parameters into a new file that records its parent."""
     from margin_explorer.core.errors import ConfigError
+    from margin_explorer.core.optimizers import state_layout
     from margin_explorer.core.runfile import RunReader
     from margin_explorer.core.trainer import Trainer
 
@@ -280,7 +281,7 @@ def cmd_continue(args) -> int:
         config, dataset = reader.config, reader.dataset
         params, start, state = reader.final_params, reader.final_step, reader.final_optimizer_state
     config.run.steps = start + args.steps if args.steps else 0
-    if state is None and config.optimizer.kind in ("momentum", "adam", "sgd"):
+    if state is None and state_layout(config.optimizer.kind, 1):  # a rule that keeps state has none here
         print(f"note: {args.run} holds no {config.optimizer.kind} optimizer state for step {start} (a file written "
               "before run files kept it, or saved without it): it starts afresh, so the continued run is not the one "
               "it would have been")

@@ -1,6 +1,7 @@
 """The training worker process on its own (Qt-free): it answers geometry requests, and it ends
 itself when the window that started it dies."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -14,6 +15,30 @@ from margin_explorer.core import datasets, reference
 from margin_explorer.core.presets import load_preset
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def running_worker():
+    """A training worker process (spawned as the window spawns it): yields its (commands, results)
+    queues; asked to quit, and killed if it does not, when the block ends."""
+    import multiprocessing as mp
+
+    from margin_explorer.app.worker import worker_main
+
+    ctx = mp.get_context("spawn")
+    commands, results = ctx.Queue(), ctx.Queue()
+    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
+    worker.start()
+    try:
+        yield commands, results
+    finally:
+        commands.put(("quit",))
+        worker.join(10)
+        if worker.is_alive():
+            worker.kill()
+        for q in (commands, results):
+            q.cancel_join_thread()
+            q.close()
 
 # a stand-in for the window: starts a worker on a long run, prints the worker's pid, waits
 WINDOW = """
@@ -68,15 +93,7 @@ def test_an_idle_worker_ends_when_its_window_is_killed(tmp_path):
 
 
 def test_the_worker_answers_geometry_requests():
-    import multiprocessing as mp
-
-    from margin_explorer.app.worker import worker_main
-
-    ctx = mp.get_context("spawn")
-    commands, results = ctx.Queue(), ctx.Queue()
-    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
-    worker.start()
-    try:
+    with running_worker() as (commands, results):
         blobs = datasets.linearly_separable(40, 2, 0.3, seed=0)
         xor = datasets.xor(40, seed=0)
         commands.put(("facts", 7, blobs.X, blobs.y))
@@ -93,29 +110,14 @@ def test_the_worker_answers_geometry_requests():
         assert answers[8]["through_origin"] is False
         assert answers[9]["separable"] is False
         assert answers[9]["ray_pairs"]["count"] == 1  # two points at the origin: on every ray, opposite labels
-    finally:
-        commands.put(("quit",))
-        worker.join(10)
-        if worker.is_alive():
-            worker.kill()
-        for q in (commands, results):
-            q.cancel_join_thread()
-            q.close()
+
 
 
 def _steps_in(seconds: float, pace: float) -> int:
     """Steps a worker trains of the demo in ``seconds`` at ``pace`` steps/s (0: full speed)."""
-    import multiprocessing as mp
-
     config = load_preset("relu2-blobs")
     config.run.steps = 10 ** 9
-    ctx = mp.get_context("spawn")
-    commands, results = ctx.Queue(), ctx.Queue()
-    from margin_explorer.app.worker import worker_main
-
-    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
-    worker.start()
-    try:
+    with running_worker() as (commands, results):
         commands.put(("pace", pace))
         commands.put(("start", config.to_json(), True))
         assert results.get(timeout=60)[0] == "started"
@@ -124,15 +126,7 @@ def _steps_in(seconds: float, pace: float) -> int:
             message = results.get(timeout=10)
             if message[0] == "chunk":
                 last = message[1]["step"]
-        commands.put(("quit",))
-        worker.join(10)
         return last
-    finally:
-        if worker.is_alive():
-            worker.kill()
-        for q in (commands, results):
-            q.cancel_join_thread()
-            q.close()
 
 
 def test_the_pace_holds_a_run_to_its_steps_per_second_and_full_speed_is_untouched():
@@ -145,17 +139,9 @@ def test_the_pace_holds_a_run_to_its_steps_per_second_and_full_speed_is_untouche
 def test_a_pause_that_crosses_the_end_of_a_run_leaves_it_finished():
     """Space pressed as a short run ends: the worker answered "paused" after "finished", and the
     window then waited forever for steps a finished trainer never takes."""
-    import multiprocessing as mp
-
-    from margin_explorer.app.worker import worker_main
-
     config = load_preset("linear-separable")
     config.run.steps = 50
-    ctx = mp.get_context("spawn")
-    commands, results = ctx.Queue(), ctx.Queue()
-    worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
-    worker.start()
-    try:
+    with running_worker() as (commands, results):
         commands.put(("start", config.to_json(), True))
         statuses = []
         while "finished" not in statuses:
@@ -171,11 +157,3 @@ def test_a_pause_that_crosses_the_end_of_a_run_leaves_it_finished():
             if message[0] == "status":
                 statuses.append(message[1])
         assert statuses == ["finished"]
-        commands.put(("quit",))
-        worker.join(10)
-    finally:
-        if worker.is_alive():
-            worker.kill()
-        for q in (commands, results):
-            q.cancel_join_thread()
-            q.close()
