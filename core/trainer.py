@@ -485,15 +485,15 @@ class Trainer:
     def _snapshot(self, step, theta) -> None:
         self._last_snapshot = step
         metrics = {"kkt_eps": float("nan"), "kkt_delta": float("nan"), "euler_defect": float("nan")}
+        f = self.net.outputs(theta, self.X)  # for the Euler defect and the dead-sample check alike
         if self.order is not None:
             norm = float(np.linalg.norm(theta))
             if norm > 0:
-                f = self.net.outputs(theta, self.X)
                 jac = self.net.jacobian(theta, self.X)
                 metrics["euler_defect"] = float(np.max(np.abs(jac @ theta - self.order * f)) / norm ** self.order)
             if self.compute_kkt and norm > 0:
                 metrics["kkt_eps"], metrics["kkt_delta"] = kkt_residual(self.net, theta, self.X, self.y, self.order)
-        q = self.y * self.net.outputs(theta, self.X)  # samples with a dead gradient (core/health.py)
+        q = self.y * f  # samples with a dead gradient (core/health.py)
         self._events += self.health.check_samples(step, self.X, q, lambda rows: self.net.jacobian(theta, self.X[rows]))
         self._snap.append((step, theta.copy(), metrics))
 
