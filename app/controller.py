@@ -12,16 +12,21 @@ import queue
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from margin_explorer.core.run_status import RunStatus
+
+from .messages import (AskDevices, AskGeometry, BoundaryGrid, ChunkArrived, DevicesFound, GeometryFound, Pause, Quit,
+                       Resume, SetPace, Started, StartRun, StatusChanged, Stop, TakeSteps, WorkerFailed)
 from .worker import worker_main
 
 POLL_MS = 33
 
 
 class TrainingController(QObject):
-    started = Signal(dict)  # info: layer names, parameter count, homogeneity, reference margin
-    chunkReceived = Signal(dict)  # records, snapshots, step, params, status
-    boundaryReceived = Signal(dict)  # values (float32 grid), rect
-    statusChanged = Signal(str, str)  # status, reason: running, paused, finished, stopped, diverged
+    # the events of app/messages.py, as Qt signals on the GUI thread
+    started = Signal(object)  # RunInfo: layer names, parameter count, homogeneity, reference margin
+    chunkReceived = Signal(object)  # ChunkArrived: records and snapshots of every member, step, status
+    boundaryReceived = Signal(object)  # BoundaryGrid: values (float32 grid), rect
+    statusChanged = Signal(object, str)  # a RunStatus (running, paused, finished, stopped, diverged), reason
     errorOccurred = Signal(str)
     devicesReceived = Signal(list)  # accelerators PyTorch sees in the training process (cuda, mps)
     factsReceived = Signal(int, dict)  # token, {"separable", "margin"} or {"error"}: the dataset panel's geometry
@@ -35,7 +40,7 @@ class TrainingController(QObject):
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self._poll)
-        self.state = "idle"  # idle, running, paused, ended
+        self.state = RunStatus.IDLE  # IDLE, RUNNING, PAUSED, or how the last run ended
         self._shut_down = False
         self.pace = 0.0  # steps per second; 0: full speed
 
@@ -55,13 +60,29 @@ class TrainingController(QObject):
         self._results._writer.close()
         self._timer.start()
         if self.pace:
-            self._commands.put(("pace", self.pace))  # a new process starts at full speed
+            self._commands.put(SetPace(self.pace))  # a new process starts at full speed
 
     def warm_up(self) -> None:
         """Start the worker process ahead of the first run (it takes ~1 s to import)."""
         self._ensure_process()
 
-    def _send(self, *command) -> None:
+    @property
+    def process(self):
+        """The training process (a multiprocessing Process), or None before one is started."""
+        return self._process
+
+    @property
+    def process_id(self) -> int | None:
+        """The training process's pid while it is alive, else None."""
+        process = self._process
+        return process.pid if process is not None and process.is_alive() else None
+
+    @property
+    def has_process(self) -> bool:
+        """A training process is started (alive or not) and not shut down."""
+        return self._process is not None
+
+    def _send(self, command) -> None:
         self._ensure_process()
         self._commands.put(command)
 
@@ -70,52 +91,49 @@ class TrainingController(QObject):
               optimizer_state: dict | None = None) -> None:
         """Build a trainer for the config; train at once unless ``run`` is False (prepared, paused).
         ``params``, ``start_step`` and ``optimizer_state`` continue a run from its last state."""
-        self.state = "running" if run else "paused"
-        if params is None:
-            self._send("start", config_json, run)
-        else:
-            self._send("start", config_json, run, params, int(start_step), optimizer_state)
+        self.state = RunStatus.RUNNING if run else RunStatus.PAUSED
+        self._send(StartRun(config_json, bool(run), params, int(start_step), optimizer_state))
         if run:
-            self.statusChanged.emit("running", "")
+            self.statusChanged.emit(RunStatus.RUNNING, "")
 
     def set_pace(self, steps_per_second: float) -> None:
         """Train at most this many steps per second (0: full speed), now and for later runs."""
         self.pace = max(float(steps_per_second), 0.0)
         if self._process is not None and self._process.is_alive():
-            self._commands.put(("pace", self.pace))
+            self._commands.put(SetPace(self.pace))
 
     def pause(self) -> None:
-        if self.state == "running":
-            self.state = "paused"
-            self._send("pause")
+        if self.state == RunStatus.RUNNING:
+            self.state = RunStatus.PAUSED
+            self._send(Pause())
 
     def resume(self) -> None:
-        if self.state == "paused":
-            self.state = "running"
-            self._send("resume")
-            self.statusChanged.emit("running", "")
+        if self.state == RunStatus.PAUSED:
+            self.state = RunStatus.RUNNING
+            self._send(Resume())
+            self.statusChanged.emit(RunStatus.RUNNING, "")
 
     def step(self, k: int) -> None:
-        if self.state in ("paused", "running"):
-            self.state = "running"
-            self._send("step", int(k))
-            self.statusChanged.emit("running", "")
+        if self.state.going:
+            self.state = RunStatus.RUNNING
+            self._send(TakeSteps(int(k)))
+            self.statusChanged.emit(RunStatus.RUNNING, "")
 
     def request_facts(self, token: int, X, y) -> None:
         """Ask the worker whether (X, y) is linearly separable and for its SVM margin; the answer
         comes as factsReceived(token, ...). The linear programs need scipy, which would add ~50 MB
         to the window's process; the worker has it loaded anyway."""
         if not self._shut_down:  # a late request from a closing window must not start a new worker
-            self._send("facts", int(token), X, y)
+            self._send(AskGeometry(int(token), X, y))
 
     def request_devices(self) -> None:
         """Ask the training process for the devices it can train on (devicesReceived answers)."""
         if not self._shut_down:
-            self._send("devices")
+            self._send(AskDevices())
 
     def stop(self) -> None:
-        if self.state in ("running", "paused"):
-            self._send("stop")
+        if self.state.going:
+            self._send(Stop())
 
     def shutdown(self, timeout: float = 3.0) -> None:
         """Stop the process and the timer; called when the window closes."""
@@ -126,7 +144,7 @@ class TrainingController(QObject):
             return
         try:
             if process.is_alive() and self._ready.is_set():
-                self._commands.put(("quit",))
+                self._commands.put(Quit())
                 process.join(timeout)
             # still importing (a window closed right after opening): nothing to finish, no need to wait
             if process.is_alive():
@@ -138,7 +156,7 @@ class TrainingController(QObject):
                     q.cancel_join_thread()
                     q.close()
             self._process = self._commands = self._results = None
-            self.state = "idle"
+            self.state = RunStatus.IDLE
 
     # --------------------------------------------------------------- results
     def _poll(self) -> None:
@@ -151,24 +169,26 @@ class TrainingController(QObject):
                 break
             except (EOFError, OSError):
                 break
-            kind = message[0]
-            if kind == "started":
-                self.started.emit(message[1])
-            elif kind == "chunk":
-                self.chunkReceived.emit(message[1])
-            elif kind == "boundary":
-                self.boundaryReceived.emit(message[1])
-            elif kind == "status":
-                status, reason = message[1], message[2]
-                self.state = "paused" if status == "paused" else "ended"
-                self.statusChanged.emit(status, reason)
-            elif kind == "facts":
-                self.factsReceived.emit(message[1], message[2])
-            elif kind == "devices":
-                self.devicesReceived.emit(message[1])
-            elif kind == "error":
-                self.state = "ended"
-                self.errorOccurred.emit(message[1])
-        if self._process is not None and not self._process.is_alive() and self.state == "running":
-            self.state = "ended"
+            self._dispatch(message)
+        if self._process is not None and not self._process.is_alive() and self.state == RunStatus.RUNNING:
+            self.state = RunStatus.FAILED
             self.errorOccurred.emit(f"the training process ended unexpectedly (exit code {self._process.exitcode})")
+
+    def _dispatch(self, message) -> None:
+        """One event from the worker, re-emitted as its signal."""
+        if isinstance(message, Started):
+            self.started.emit(message.info)
+        elif isinstance(message, ChunkArrived):
+            self.chunkReceived.emit(message)
+        elif isinstance(message, BoundaryGrid):
+            self.boundaryReceived.emit(message)
+        elif isinstance(message, StatusChanged):
+            self.state = message.status  # paused, or how the run ended
+            self.statusChanged.emit(message.status, message.reason)
+        elif isinstance(message, GeometryFound):
+            self.factsReceived.emit(message.token, message.facts)
+        elif isinstance(message, DevicesFound):
+            self.devicesReceived.emit(message.names)
+        elif isinstance(message, WorkerFailed):
+            self.state = RunStatus.FAILED
+            self.errorOccurred.emit(message.message)

@@ -283,7 +283,7 @@ def render(paths: list[str], plots: list[str], out: str, width: int = 1400, row_
     """Draw the given plots of one or more run files into ``out`` (PNG or SVG), headless."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from margin_explorer.app.main_window import make_application
+    from margin_explorer.app.launch import make_application
     from margin_explorer.app.session import RunSession
     from margin_explorer.core.runfile import RunReader
     from margin_explorer.widgets.trajectory_plots import TrajectoryPlots, series_needed

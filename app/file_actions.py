@@ -195,9 +195,8 @@ class FileActions(QObject):
         path, _ = self.ask_save("Save run", session.name or "run", ".h5", "Runs (*.h5)")
         if not path:
             return
-        members = getattr(session, "members", None)
-        if members is not None:
-            taken = existing(member_paths(path, len(members)))
+        if session.size > 1:
+            taken = existing(member_paths(path, session.size))
             if taken and not self.window.confirm("Replace runs?", f"{len(taken)} of the family's run files exist "
                                                  f"({taken[0].name}, ...). Replace them?"):
                 return

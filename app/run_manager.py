@@ -12,9 +12,9 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.homogeneity import analyze
 from margin_explorer.core.network import NumpyNetwork
+from margin_explorer.core.run_status import RunStatus
 from margin_explorer.core.runfile import RunReader
 
-from .family_session import FamilySession
 from .runs import FileFollower, RunEntry
 from .session import RunSession
 from .worker import boundary_grid
@@ -136,12 +136,12 @@ class RunManager(QObject):
             if not session.homogeneity:
                 session.homogeneity = analyze(session.config.architecture).to_dict()
             entry = RunEntry(session, Path(path).stem, self._colour(), path=str(path))
-            if reader.swmr and reader.status == "running":  # its writer is alive (or died): follow it
-                entry.follower = FileFollower(reader, session)
+            if reader.swmr and reader.status == RunStatus.RUNNING:  # its writer is alive (or died): follow it
+                entry.follower = FileFollower(reader, session.lead)
                 self.follow_timer.start()
             else:
                 reader.close()
-            if session.status == "diverged":
+            if session.status == RunStatus.DIVERGED:
                 self.message.emit(f"{entry.name} diverged: {session.reason}", "info")
             self.entries.append(entry)
             opened.append(entry)
@@ -164,7 +164,7 @@ class RunManager(QObject):
         for members in groups.values():
             if len(members) < 2:
                 continue
-            family = FamilySession.from_members([e.session for e in members], members[0].session.family)
+            family = RunSession.grouped([e.session for e in members])
             grouped = RunEntry(family, f"{family.name} (family of {len(members)})", members[0].colour_index,
                                path=members[0].path)
             self.entries = [e for e in self.entries if e not in members]
@@ -222,7 +222,7 @@ class RunManager(QObject):
         f = net.outputs(params, dataset.X)
         q = dataset.y * f
         grid = boundary_grid(net, params, dataset.X)
-        window.boundary.set_grid(grid["values"], grid["rect"], float(q.min()))
+        window.boundary.set_grid(grid.values, grid.rect, float(q.min()))
         window.boundary.set_support(dataset.X, q, entry.session.config.recording.support_tolerance)
         window.plots.set_marker(step)
 

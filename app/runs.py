@@ -8,8 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from margin_explorer.core.metrics import SNAPSHOT_METRICS
+from margin_explorer.core.run_status import RunStatus
 from margin_explorer.core.runfile import RunReader
 
+from .member_run import MemberRun
 from .session import RunSession
 
 
@@ -24,7 +26,7 @@ class RunEntry:
     follower: "FileFollower | None" = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> RunStatus:
         return self.session.status
 
     @property
@@ -33,17 +35,17 @@ class RunEntry:
 
 
 class FileFollower:
-    """Appends to a session what a live writer has flushed to its file since the last poll."""
+    """Appends to a run what a live writer has flushed to its file since the last poll."""
 
-    def __init__(self, reader: RunReader, session: RunSession):
+    def __init__(self, reader: RunReader, run: MemberRun):
         self.reader: RunReader | None = reader
         self.path = reader.path
-        self.session = session
+        self.run = run
         self.quiet_polls = 0
 
     def poll(self) -> bool:
         """Pick up new records; returns False once the writer has finished (and closes)."""
-        seen, seen_snaps = self.session.n_records, self.session.snapshot_steps.size
+        seen, seen_snaps = self.run.n_records, self.run.snapshot_steps.size
         if self.reader is None:
             return self._reopen_and_check()
         try:
@@ -52,7 +54,7 @@ class FileFollower:
             return self._check_finished()
         reader = self.reader
         if reader.n_records > seen:
-            self.session.append({name: values[seen:] for name, values in reader.metrics.items()},
+            self.run.append({name: values[seen:] for name, values in reader.metrics.items()},
                                 step=int(reader.metrics["step"][-1]))
             self.quiet_polls = 0
         else:
@@ -61,10 +63,10 @@ class FileFollower:
         if len(steps) > seen_snaps:
             new = slice(seen_snaps, len(steps))
             metrics = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(*new.indices(len(steps)))]
-            self.session.append({}, steps[new], list(reader.snapshot_params(new)), metrics,
+            self.run.append({}, steps[new], list(reader.snapshot_params(new)), metrics,
                                 params=reader.snapshot_params(len(steps) - 1))
-        if len(reader.events) > len(self.session.events):  # health events the writer found (core/health.py)
-            self.session.append({}, events=reader.events[len(self.session.events):])
+        if len(reader.events) > len(self.run.events):  # health events the writer found (core/health.py)
+            self.run.append({}, events=reader.events[len(self.run.events):])
         if self.quiet_polls >= 4:  # no growth for a while: has the writer closed?
             return self._check_finished()
         return True
@@ -80,10 +82,10 @@ class FileFollower:
             return self._reopen(path)
         # a plain open works once the writer has left SWMR mode; its final status follows a moment
         # later (it reopens the file to write it), so wait for that unless the file stays quiet
-        finished = not probe.swmr and (probe.status != "running" or self.quiet_polls > 40)
+        finished = not probe.swmr and (probe.status != RunStatus.RUNNING or self.quiet_polls > 40)
         if finished:
-            self.session.status, self.session.reason = probe.status, probe.status_reason
-            self.session.params = np.asarray(probe.final_params)
+            self.run.status, self.run.reason = RunStatus.of(probe.status), probe.status_reason
+            self.run.params = np.asarray(probe.final_params)
         probe.close()
         return False if finished else self._reopen(path)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
+from margin_explorer.core.run_status import RunStatus
+
 from .durations import time_left
 
 FIELDS = [("status", "Run state"), ("step", "Steps taken (of the run's steps, when it has a number)"),
@@ -12,7 +14,6 @@ FIELDS = [("status", "Run state"), ("step", "Steps taken (of the run's steps, wh
           ("elapsed", "Training time, and while a run with a number of steps goes on, about how long it has left"),
           ("margin", "Normalized margin gamma = q_min / ||theta||^M"),
           ("loss", "log L (the loss itself underflows; its log does not)")]
-GOING = ("running", "paused")
 
 
 def _format(value, digits=5) -> str:
@@ -23,7 +24,15 @@ def _format(value, digits=5) -> str:
     return "-" if value != value else f"{value:.{digits}g}"
 
 
-class RunStatus:
+def status_text(status: RunStatus, events=()) -> str:
+    """A run's state as the status bar says it: with the latest health event (core/health.py),
+    a run that collapsed or got stuck says so beside its state."""
+    if not events:
+        return str(status)
+    return f"{status}, {events[-1]['kind']} at step {events[-1]['step']:,}"
+
+
+class StatusFields:
     """The fields, added to ``bar`` as permanent widgets; ``show`` fills them."""
 
     def __init__(self, bar: QStatusBar):
@@ -45,12 +54,12 @@ class RunStatus:
             if key == "step":
                 bar.addPermanentWidget(self.progress)
 
-    def show(self, status: str, session) -> None:
+    def show(self, status: RunStatus, session) -> None:
         """The fields for the run ``session`` (None: no run) in state ``status``."""
-        fields = self.fields
-        events = list(getattr(session, "events", ())) if session is not None else []
-        # a run that collapsed or got stuck says so beside its state (core/health.py), the sentence in the tip
-        fields["status"].setText(f"{status}, {events[-1]['kind']} at step {events[-1]['step']:,}" if events else status)
+        status, fields = RunStatus(status), self.fields
+        events = list(session.events) if session is not None else []
+        # a run that collapsed or got stuck says so beside its state, the sentence in the tip
+        fields["status"].setText(status_text(status, events))
         fields["status"].setToolTip(events[-1]["message"] if events else FIELDS[0][1])
         if session is None:
             for key in ("step", "rate", "elapsed", "margin", "loss"):
@@ -58,16 +67,15 @@ class RunStatus:
             self.progress.setVisible(False)
             return
         elapsed = float(session.last("wall_time", 0.0))
-        start = getattr(session, "start_step", 0)  # a continued run's clock starts at its parent's last step
+        start = session.start_step  # a continued run's clock starts at its parent's last step
         taken = session.step - start
-        config = getattr(session, "config", None)
-        total = config.run.steps if config is not None else 0  # 0: until stopped
+        total = session.config.run.steps  # 0: until stopped
         fields["step"].setText(f"step {session.step:,} of {total:,}" if total else f"step {session.step:,}")
-        runs = len(getattr(session, "members", ())) or 1  # a family: steps of all its runs together
+        runs = session.size  # a family: steps of all its runs together
         fields["rate"].setText(f"{taken * runs / elapsed:,.0f} steps/s" if elapsed > 0 and taken > 0 else "-")
-        left = time_left(total, session.step, start, elapsed) if status == "running" else None
+        left = time_left(total, session.step, start, elapsed) if status == RunStatus.RUNNING else None
         fields["elapsed"].setText(f"{elapsed:.1f} s" + (f", {left} left" if left else ""))
-        going = bool(total) and status in GOING and total > start
+        going = bool(total) and status.going and total > start
         self.progress.setVisible(going)
         if going:
             self.progress.setValue(round(1000 * min(max(taken / (total - start), 0.0), 1.0)))

@@ -1,10 +1,8 @@
 """The training worker: a child process that owns a core Trainer and talks through two queues.
 
 On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
-child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
-("step", k), ("stop",), ("pace", steps_per_second or 0 for full speed), ("facts", token, X, y), ("devices",), ("quit",). Messages out: ("started", info),
-("chunk", payload), ("boundary", grid), ("status", status, reason), ("facts", token, result),
-("devices", names), ("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
+child process lost none. Commands in and events out are the dataclasses of app/messages.py
+(StartRun, Pause, ..., Quit; Started, ChunkArrived, ..., WorkerFailed). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
 would read what it trains, and its unread results would pile up in memory.
 """
 
@@ -17,13 +15,19 @@ import traceback
 
 import numpy as np
 
+from margin_explorer.core.run_status import RunStatus
+
+from .messages import (AskDevices, AskGeometry, BoundaryGrid, ChunkArrived, DevicesFound, GeometryFound,
+                       MemberChunk, Pause, Quit, Resume, RunInfo, SetPace, Started, StartRun, StatusChanged, Stop,
+                       TakeSteps, WorkerFailed)
+
 CHUNK_SECONDS = 0.05  # a pause or stop is obeyed within this
 BOUNDARY_SECONDS = 0.25  # the decision-boundary grid is recomputed at most this often
 GRID = 96
 PARENT_CHECK_SECONDS = 1.0  # an idle worker looks this often whether its window is still there
 
 
-def boundary_grid(net, theta, X, resolution=GRID):
+def boundary_grid(net, theta, X, resolution=GRID) -> BoundaryGrid:
     """f(theta; x) on a grid covering the 2-D data with a 15% border, as float32 (rows = y)."""
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = 0.15 * np.maximum(hi - lo, 1e-9)
@@ -37,7 +41,7 @@ def boundary_grid(net, theta, X, resolution=GRID):
     big = 1e30  # float32 holds it, and the view's colour scaling (a subtraction) does not overflow
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=big, neginf=-big)
     values = np.clip(values, -big, big)
-    return {"values": np.ascontiguousarray(values, dtype=np.float32), "rect": (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])}
+    return BoundaryGrid(np.ascontiguousarray(values, dtype=np.float32), (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]))
 
 
 def _lead(trainer):
@@ -45,26 +49,29 @@ def _lead(trainer):
     return trainer.members[0] if hasattr(trainer, "members") else trainer
 
 
-def _start_info(trainer) -> dict:
+def _start_info(trainer) -> RunInfo:
     lead = _lead(trainer)
-    info = {"layer_names": lead.layer_names(), "n_params": int(lead.net.size),
-            "homogeneity": lead.homogeneity.to_dict(), "reference_margin": lead.reference_margin(),
-            "reference_margin_steepest": lead.steepest_reference_margin(),
-            "params": lead.theta.copy(), "device": lead.device_name()}
+    info = RunInfo(layer_names=lead.layer_names(), n_params=int(lead.net.size),
+                   homogeneity=lead.homogeneity.to_dict(), reference_margin=lead.reference_margin(),
+                   reference_margin_steepest=lead.steepest_reference_margin(),
+                   params=lead.theta.copy(), device=lead.device_name())
     if lead is not trainer:
-        info["family_size"] = trainer.size
-        info["engine_note"] = trainer.engine_note
+        info.family_size = trainer.size
+        info.engine_note = trainer.engine_note
     return info
 
 
-def _payload(chunk) -> dict:
-    if hasattr(chunk, "members"):  # a family: one payload per member
-        return {"members": [_payload(c) for c in chunk.members], "step": chunk.step, "status": chunk.status,
-                "reason": chunk.reason}
-    return {"records": chunk.records, "snapshot_steps": chunk.snapshot_steps, "snapshot_params": chunk.snapshot_params,
-            "snapshot_metrics": chunk.snapshot_metrics, "step": chunk.step, "params": chunk.params,
-            "status": chunk.status, "reason": chunk.reason, "events": chunk.events,
-            "optimizer_state": chunk.optimizer_state}
+def _member(chunk) -> MemberChunk:
+    return MemberChunk(records=chunk.records, snapshot_steps=chunk.snapshot_steps,
+                       snapshot_params=chunk.snapshot_params, snapshot_metrics=chunk.snapshot_metrics,
+                       step=chunk.step, params=chunk.params, status=RunStatus(chunk.status), reason=chunk.reason,
+                       events=chunk.events, optimizer_state=chunk.optimizer_state)
+
+
+def _chunk(chunk) -> ChunkArrived:
+    """A core chunk as the window's message: a family's one part per member, a run's one part."""
+    members = [_member(c) for c in chunk.members] if hasattr(chunk, "members") else [_member(chunk)]
+    return ChunkArrived(members, chunk.step, RunStatus(chunk.status), chunk.reason)
 
 
 def _geometry(X, y) -> dict:
@@ -103,7 +110,6 @@ def worker_main(commands, results, ready=None) -> None:
     from margin_explorer.core.errors import MarginExplorerError
     from margin_explorer.core.family import FamilyTrainer, make_trainer
     from margin_explorer.core.process import tune_process
-    from margin_explorer.core.trainer import RUNNING
 
     if ready is not None:
         ready.set()
@@ -111,7 +117,7 @@ def worker_main(commands, results, ready=None) -> None:
     parent = multiprocessing.parent_process()
     trainer = None
     running = False
-    steps_left = None  # for ("step", k)
+    steps_left = None  # for TakeSteps
     last_boundary = 0.0
     pace = 0.0  # steps per second for a talk; 0: as fast as it trains (no clock read per chunk then)
     paced_from = None  # (time, step) the pace counts from: reset at every start, resume and pause
@@ -133,45 +139,44 @@ def worker_main(commands, results, ready=None) -> None:
                 continue
         try:
             if command is not None:
-                kind = command[0]
-                if kind == "quit":
+                if isinstance(command, Quit):
                     return
-                if kind == "start":  # ("start", config_json, run[, params, start_step, optimizer_state]): continue a run
+                if isinstance(command, StartRun):  # with params, start_step, optimizer_state: continue a run
                     tune_process()  # this process trains: its BLAS pools and malloc (core/process.py)
-                    config = RunConfig.from_json(command[1])
-                    params = command[3] if len(command) > 3 else None
+                    config = RunConfig.from_json(command.config_json)
+                    params = command.params
                     if config.family is not None:
                         trainer = FamilyTrainer(config)
                     else:
-                        trainer = make_trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0,
-                                               optimizer_state=command[5] if len(command) > 5 else None)
-                    results.put(("started", _start_info(trainer)))
-                    results.put(("chunk", _payload(trainer.run(0))))
+                        trainer = make_trainer(config, params=params, start_step=command.start_step,
+                                               optimizer_state=command.optimizer_state)
+                    results.put(Started(_start_info(trainer)))
+                    results.put(_chunk(trainer.run(0)))
                     if trainer.dataset.dim == 2:
                         lead = _lead(trainer)
-                        results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
-                    running, steps_left, paced_from = bool(command[2]), None, None
-                elif kind == "facts":  # ("facts", token, X, y): the dataset panel's geometry, off the window
-                    results.put(("facts", command[1], _geometry(command[2], command[3])))
-                elif kind == "devices":
-                    results.put(("devices", accelerators()))
-                elif kind == "pace":
-                    pace, paced_from = max(float(command[1]), 0.0), None
+                        results.put(boundary_grid(lead.net, lead.theta, trainer.dataset.X))
+                    running, steps_left, paced_from = bool(command.run), None, None
+                elif isinstance(command, AskGeometry):  # the dataset panel's geometry, off the window
+                    results.put(GeometryFound(command.token, _geometry(command.X, command.y)))
+                elif isinstance(command, AskDevices):
+                    results.put(DevicesFound(accelerators()))
+                elif isinstance(command, SetPace):
+                    pace, paced_from = max(float(command.steps_per_second), 0.0), None
                 elif trainer is None:
                     continue
-                elif kind == "pause":
+                elif isinstance(command, Pause):
                     running, paced_from = False, None
-                    if trainer.status == RUNNING:  # a pause that crossed the run's end: it stays finished
-                        results.put(("status", "paused", ""))
-                elif kind == "resume":
-                    running, steps_left = trainer.status == RUNNING, None
-                elif kind == "step":
-                    running, steps_left = trainer.status == RUNNING, int(command[1])
-                elif kind == "stop":
+                    if trainer.status == RunStatus.RUNNING:  # a pause that crossed the run's end: it stays finished
+                        results.put(StatusChanged(RunStatus.PAUSED))
+                elif isinstance(command, Resume):
+                    running, steps_left = trainer.status == RunStatus.RUNNING, None
+                elif isinstance(command, TakeSteps):
+                    running, steps_left = trainer.status == RunStatus.RUNNING, int(command.count)
+                elif isinstance(command, Stop):
                     running = False
                     chunk = trainer.stop()
-                    results.put(("chunk", _payload(chunk)))
-                    results.put(("status", chunk.status, chunk.reason))
+                    results.put(_chunk(chunk))
+                    results.put(StatusChanged(RunStatus(chunk.status), chunk.reason))
                 continue  # drain every pending command before training on
             if not running or trainer is None:
                 continue
@@ -191,25 +196,25 @@ def worker_main(commands, results, ready=None) -> None:
             chunk = trainer.run(budget, max_seconds=CHUNK_SECONDS)
             if steps_left is not None:
                 steps_left -= trainer.step - before
-            results.put(("chunk", _payload(chunk)))
+            results.put(_chunk(chunk))
             now = time.perf_counter()
-            if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS or chunk.status != RUNNING
-                                             or steps_left == 0):
+            if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS
+                                             or chunk.status != RunStatus.RUNNING or steps_left == 0):
                 lead = _lead(trainer)
-                results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
+                results.put(boundary_grid(lead.net, lead.theta, trainer.dataset.X))
                 last_boundary = now
-            if chunk.status != RUNNING:
+            if chunk.status != RunStatus.RUNNING:
                 running = False
-                results.put(("status", chunk.status, chunk.reason))
+                results.put(StatusChanged(RunStatus(chunk.status), chunk.reason))
             elif steps_left is not None and steps_left <= 0:
                 running = False
-                results.put(("status", "paused", ""))
+                results.put(StatusChanged(RunStatus.PAUSED))
         except MarginExplorerError as exc:
             running = False
-            results.put(("error", str(exc)))
+            results.put(WorkerFailed(str(exc)))
         except MemoryError:
             running = False
-            results.put(("error", "out of memory: try a smaller network, dataset or recording rate"))
+            results.put(WorkerFailed("out of memory: try a smaller network, dataset or recording rate"))
         except Exception as exc:  # a bug: report it in the window rather than die silently
             running = False
-            results.put(("error", f"internal error ({type(exc).__name__}: {exc})\n{traceback.format_exc(limit=4)}"))
+            results.put(WorkerFailed(f"internal error ({type(exc).__name__}: {exc})\n{traceback.format_exc(limit=4)}"))

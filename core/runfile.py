@@ -368,7 +368,7 @@ class RunWriter:
                         raise
                     time.sleep(0.05)
             with f:
-                f.attrs["status"] = status
+                f.attrs["status"] = str(status)  # a RunStatus is a str subclass h5py cannot store
                 f.attrs["status_reason"] = reason
         except (OSError, RuntimeError) as exc:
             raise RunFileError(f"{self.path}: the final status could not be written ({_cause(exc)})") from None

@@ -83,7 +83,8 @@ def no_leaks():
 @pytest.fixture
 def window(qtbot, settings, no_leaks):
     """A main window with the demo loaded, closed (worker stopped) after the test."""
-    from margin_explorer.app.main_window import MainWindow, configure_pyqtgraph
+    from margin_explorer.app.launch import configure_pyqtgraph
+    from margin_explorer.app.main_window import MainWindow
 
     configure_pyqtgraph()
     win = MainWindow(settings=settings)
@@ -94,5 +95,5 @@ def window(qtbot, settings, no_leaks):
     win.show()
     yield win
     win.close()
-    assert win.controller._process is None, "the worker process outlived the window"
+    assert not win.controller.has_process, "the worker process outlived the window"
     assert not win.redraw_timer.isActive()

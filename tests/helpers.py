@@ -79,7 +79,7 @@ def open_when_it_has_records(path, timeout: float = 60.0):
 def shown(qtbot, widget, width: int, height: int):
     """``widget`` on screen at this size, with pyqtgraph configured as the window does it, and
     closed by qtbot after the test."""
-    from margin_explorer.app.main_window import configure_pyqtgraph
+    from margin_explorer.app.launch import configure_pyqtgraph
 
     configure_pyqtgraph()
     qtbot.addWidget(widget)

@@ -152,7 +152,7 @@ def test_the_window_shows_the_claims_of_a_preset_run(window, qtbot):
     window.toggle_run()
     window.update_claims()  # running, before (or just after) the first records: no call to press Run
     assert "press Run" not in window.claims_panel.text
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     window.update_claims()
     text = window.claims_panel.text
     assert "never decreases after L &lt; l(0)" in text and "largest relative dip" in text and "✔" in text
@@ -331,10 +331,13 @@ def test_the_window_shows_a_health_event_in_its_message_line_and_status_bar(wind
     window.load_preset("relu2-blobs")
     window.controls.steps.setValue(300)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     message = "stuck at step 300: sample #5 at (0.1, 0.2) with q = 0: q_i <= 0 with a zero gradient"
-    window._on_chunk({"records": {}, "snapshot_steps": [], "snapshot_params": [], "snapshot_metrics": [],
-                      "params": None, "step": 300, "events": [{"step": 300, "kind": "stuck", "message": message}]})
+    from margin_explorer.app.messages import ChunkArrived, MemberChunk
+
+    event = {"step": 300, "kind": "stuck", "message": message}
+    part = MemberChunk({}, [], [], [], 300, None, "finished", events=[event])
+    window.controller.chunkReceived.emit(ChunkArrived([part], 300, "finished"))
     assert window.banner.isVisible() and window.banner.label.text() == message
     assert window.run_status.fields["status"].text() == "finished, stuck at step 300"
 

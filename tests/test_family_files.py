@@ -7,7 +7,6 @@ import json
 import h5py
 import pytest
 
-from margin_explorer.app.family_session import FamilySession
 from margin_explorer.app.session import RunSession
 from margin_explorer.core import api as mx
 from margin_explorer.core.errors import RunFileError
@@ -30,7 +29,7 @@ def _regrouped(paths):
         with RunReader(path) as reader:
             reader.read_arrays()
             sessions.append(RunSession.from_reader(reader))
-    return FamilySession.from_members(sessions, sessions[0].family)
+    return RunSession.grouped(sessions)
 
 
 def test_a_members_attribute_does_not_grow_with_the_family():

@@ -15,7 +15,7 @@ def _on_screen(window, widget) -> bool:
 
 
 def test_an_error_is_shown_on_screen_and_dismissed(window, qtbot):
-    dataset_dock = window._docks["dataset"]
+    dataset_dock = window.docks["dataset"]
     top_without = dataset_dock.mapTo(window, QPoint(0, 0)).y()
     window.show_error("Dataset: the file has no rows")
     qtbot.waitUntil(lambda: _on_screen(window, window.banner.label), timeout=3000)

@@ -18,7 +18,7 @@ def _session(n=2000, name="relu2-blobs"):
     session = RunSession(config, config.dataset.build())
     steps = np.arange(n, dtype=np.int64)
     margin = 0.2 - 0.2 * np.exp(-steps / 300.0)
-    session.append({"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+    session.lead.append({"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
                     "log_loss": -0.5 * steps, "param_norm": 1.0 + steps,
                     "alignment_gap": 1.0 / (1.0 + steps), "direction_change": 0.01 / (1.0 + steps)})
     return session

@@ -16,7 +16,7 @@ def test_a_seed_family_trains_shows_its_band_and_saves_one_file_per_run(window, 
     assert window.current_config().family.values == [5, 6, 7, 8]
     qtbot.keyClick(window, Qt.Key_Space)
     # generous: 4 x 1,500 steps take ~10 s on a quiet machine, minutes on a loaded one
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=240000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=240000)
     family = window.session
     assert len(family.members) == 4 and all(m.step == 1500 for m in family.members)
     qtbot.wait(200)
@@ -51,7 +51,7 @@ def test_a_seed_family_trains_shows_its_band_and_saves_one_file_per_run(window, 
     assert entry.name.endswith("(family of 4)") and len(window.runs.entries) == 1
     np.testing.assert_allclose(entry.session.get("normalized_margin"), family.get("normalized_margin"), rtol=1e-12)
     assert window.open_runs([str(paths[2])])
-    assert len(window.runs.entries) == 2 and not hasattr(window.runs.entries[-1].session, "members")
+    assert len(window.runs.entries) == 2 and window.runs.entries[-1].session.size == 1
 
 
 def test_a_step_size_family_takes_log_spaced_values_and_rejects_bad_ends(window, qtbot):
@@ -70,7 +70,8 @@ def test_a_step_size_family_takes_log_spaced_values_and_rejects_bad_ends(window,
 def test_a_diverged_member_leaves_the_statistics_to_the_others():
     """Rows are final once every running member has them; past a diverged member's end the
     median is over the others."""
-    from margin_explorer.app.family_session import FamilySession
+    from margin_explorer.app.messages import ChunkArrived, MemberChunk
+    from margin_explorer.app.session import RunSession
     from margin_explorer.core.architecture import mlp
     from margin_explorer.core.config import FamilyConfig
     from margin_explorer.core.datasets import generate
@@ -79,18 +80,20 @@ def test_a_diverged_member_leaves_the_statistics_to_the_others():
     data = generate("blobs", n=10, seed=0)
     config = config_for(mlp(2, [4], "relu"), data)
     config.family = FamilyConfig("seed", [0, 1, 2])
-    family = FamilySession(config, data)
+    family = RunSession(config, data)
 
     def payload(values, status):
         n = len(values)
-        return {"records": {"step": np.arange(n), "log_loss": np.asarray(values, dtype=float)},
-                "snapshot_steps": [], "snapshot_params": [], "snapshot_metrics": [], "params": None, "step": n,
-                "status": status, "reason": ""}
+        return MemberChunk({"step": np.arange(n), "log_loss": np.asarray(values, dtype=float)}, [], [], [], n, None,
+                           status)
 
-    family.append_members([payload([1, 2], "running"), payload([3, 4, 5], "running"), payload([5], "diverged")])
+    def chunk(*members):
+        return ChunkArrived(list(members), max(m.step for m in members), "running")
+
+    family.append_chunk(chunk(payload([1, 2], "running"), payload([3, 4, 5], "running"), payload([5], "diverged")))
     np.testing.assert_array_equal(family.get("log_loss"), [3, 3])  # row 2 waits for member 0
     assert list(family.get("step")) == [0, 1]
-    family.append_members([payload([], "running"), payload([], "running"), payload([], "diverged")])
+    family.append_chunk(chunk(payload([], "running"), payload([], "running"), payload([], "diverged")))
     family.members[0].append({"step": np.array([2]), "log_loss": np.array([7.0])})
     np.testing.assert_array_equal(family.get("log_loss"), [3, 3, 6])  # median of 7 and 5, member 2 gone
     low, high = family.band("log_loss")

@@ -20,8 +20,8 @@ def _preset(window, stem):
 
 
 def _finished(window, qtbot, timeout=30000):
-    qtbot.waitUntil(lambda: window._status in ("finished", "stopped", "diverged"), timeout=timeout)
-    assert window._status == "finished", window.banner.text
+    qtbot.waitUntil(lambda: window.status in ("finished", "stopped", "diverged"), timeout=timeout)
+    assert window.status == "finished", window.banner.text
 
 
 def test_a_lecture_walks_through_the_window_without_a_sound(window, qtbot, tmp_path):
@@ -36,14 +36,14 @@ def test_a_lecture_walks_through_the_window_without_a_sound(window, qtbot, tmp_p
     qtbot.keyClick(window, Qt.Key_Space)  # run
     qtbot.waitUntil(lambda: window.session is not None and window.session.n_records > 5, timeout=20000)
     qtbot.keyClick(window, Qt.Key_Space)  # pause
-    qtbot.waitUntil(lambda: window._status == "paused", timeout=10000)
+    qtbot.waitUntil(lambda: window.status == "paused", timeout=10000)
     at = window.session.step
     qtbot.keyClick(window, Qt.Key_S)  # step 100 more
-    qtbot.waitUntil(lambda: window._status == "paused" and window.session.step == at + 100, timeout=10000)
+    qtbot.waitUntil(lambda: window.status == "paused" and window.session.step == at + 100, timeout=10000)
     qtbot.keyClick(window, Qt.Key_Space)  # resume
     qtbot.waitUntil(lambda: window.session.step > at + 1000, timeout=20000)
     qtbot.mouseClick(window.controls.stop_button, Qt.LeftButton)
-    qtbot.waitUntil(lambda: window._status == "stopped", timeout=10000)
+    qtbot.waitUntil(lambda: window.status == "stopped", timeout=10000)
     saved.append(tmp_path / "linear.h5")
     assert window.save_run(str(saved[-1]))
 
@@ -56,7 +56,7 @@ def test_a_lecture_walks_through_the_window_without_a_sound(window, qtbot, tmp_p
     click(canvas, *plus)  # a +1 point amid the +1 blob
     click(canvas, *minus, Qt.RightButton)  # a -1 point amid the -1 blob
     assert window.dataset_editor.model.n == n + 2
-    window._docks["architecture"].raise_()
+    window.docks["architecture"].raise_()
     builder = window.builder
     first = builder.tree.topLevelItem(0)
     qtbot.mouseClick(builder.tree.viewport(), Qt.LeftButton, pos=builder.tree.visualItemRect(first).center())
@@ -88,7 +88,7 @@ def test_a_lecture_walks_through_the_window_without_a_sound(window, qtbot, tmp_p
     # 4. compare: open the saved runs beside the live one, hide and show them with the mouse
     assert window.open_runs([str(p) for p in saved])
     table = window.run_list.table
-    window._docks["runs"].raise_()
+    window.docks["runs"].raise_()
     rows = range(len(window.runs.entries) - 2, len(window.runs.entries))
     table.setCurrentCell(rows[0], 0)
     window.replay_bar.slider.setValue(3)

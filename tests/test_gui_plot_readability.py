@@ -22,7 +22,7 @@ def _session(steps, preset="relu2-blobs", **series):
     base = {"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
             "log_loss": -0.5 * steps.astype(float), "param_norm": 1.0 + steps}
     base.update(series)
-    session.append(base)
+    session.lead.append(base)
     return session
 
 
@@ -194,7 +194,7 @@ def test_direction_change_is_drawn_per_step_with_no_jump_where_records_thin_out_
     plots.set_log_y("angles", False)
     plots.refresh(force=True)
     margin = 0.2 - 0.2 * np.exp(-steps[head:] / 300.0)
-    session.append({"step": steps[head:], "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+    session.lead.append({"step": steps[head:], "normalized_margin": margin, "smoothed_margin": margin - 0.01,
                     "log_loss": -0.5 * steps[head:].astype(float), "param_norm": 1.0 + steps[head:],
                     "direction_change": per_record[head:]})
     plots.refresh(force=True)
@@ -235,10 +235,10 @@ def test_reset_zoom_and_enlarge_boundary_are_in_the_view_menu_and_the_shortcut_l
     keys = {action: k for _menu, action, k in help_menu.shortcuts(window)}
     assert keys.get("Reset zoom") == "Ctrl+0" and keys.get("Enlarge decision boundary") == "Ctrl+B"
     window.boundary_focus_action.trigger()
-    assert window._docks["boundary"].isVisible()
-    assert not window._docks["plots"].isVisible() and not window._docks["run"].isVisible()
+    assert window.docks["boundary"].isVisible()
+    assert not window.docks["plots"].isVisible() and not window.docks["run"].isVisible()
     window.boundary_focus_action.trigger()
-    assert window._docks["plots"].isVisible() and window._docks["run"].isVisible()
+    assert window.docks["plots"].isVisible() and window.docks["run"].isVisible()
 
 
 def test_steepest_descent_runs_plot_their_own_norms_margins_with_the_max_margin_line(plots):

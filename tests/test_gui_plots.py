@@ -65,7 +65,7 @@ def _session(margin, log_loss):
     config = load_preset("relu2-blobs")
     session = RunSession(config, config.dataset.build())
     steps = np.arange(len(margin), dtype=np.int64)
-    session.append({"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
+    session.lead.append({"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 0.01,
                     "log_loss": log_loss, "param_norm": 1.0 + steps})
     return session
 
@@ -211,7 +211,7 @@ def test_a_curve_inside_the_empty_plots_default_range_still_gets_headroom(plots)
     steps = np.arange(3000)
     session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
     fading = 0.3 * np.exp(-steps / 200.0)  # an ensemble's shallow member fades, the deep one takes over
-    session.append({"ensemble_share": np.column_stack([fading, 1 - fading])})
+    session.lead.append({"ensemble_share": np.column_stack([fading, 1 - fading])})
     plots.set_sources([(session, "run")])
     plots.refresh(force=True)
     (_x0, _x1), (y0, y1) = plots.plots["ensemble"].item.vb.viewRange()
@@ -226,7 +226,7 @@ def test_several_runs_layers_differ_by_line_style_and_the_legend_names_each_run_
     sessions = []
     for scale in (1.0, 2.0):
         session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
-        session.append({"stable_rank": np.column_stack([1 + scale * np.exp(-steps / 50.0), np.ones(500)])})
+        session.lead.append({"stable_rank": np.column_stack([1 + scale * np.exp(-steps / 50.0), np.ones(500)])})
         session.info["layer_names"] = ["0.weight", "2.weight"]
         sessions.append(session)
     plots.set_sources([(sessions[0], "small"), (sessions[1], "large")])
@@ -255,7 +255,7 @@ def test_a_kkt_delta_that_turns_negative_is_drawn_as_its_size_and_read_with_its_
     session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
     snap_steps = [0, 500, 1000, 1500, 2000, 2500]
     deltas = [np.nan, 2.5, 0.4, -0.01, -0.39, -0.79]
-    session.append({}, snapshot_steps=snap_steps, snapshot_params=[np.zeros(3)] * 6,
+    session.lead.append({}, snapshot_steps=snap_steps, snapshot_params=[np.zeros(3)] * 6,
                    snapshot_metrics=[{"kkt_eps": 0.9, "kkt_delta": d, "euler_defect": 0.01} for d in deltas])
     plots.set_sources([(session, "run")])
     plots.refresh(force=True)
@@ -279,7 +279,7 @@ def test_a_kkt_eps_of_zero_is_drawn_on_a_labeled_floor_not_dropped(plots):
     session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
     snap_steps = [0, 500, 1000, 1500, 2000, 2500]
     eps = [np.nan, 0.3, 1e-4, 0.0, 4e-17, 0.0]
-    session.append({}, snapshot_steps=snap_steps, snapshot_params=[np.zeros(3)] * 6,
+    session.lead.append({}, snapshot_steps=snap_steps, snapshot_params=[np.zeros(3)] * 6,
                    snapshot_metrics=[{"kkt_eps": e, "kkt_delta": 0.1, "euler_defect": 0.01} for e in eps])
     plots.set_sources([(session, "run")])
     plots.refresh(force=True)
@@ -292,7 +292,7 @@ def test_a_kkt_eps_of_zero_is_drawn_on_a_labeled_floor_not_dropped(plots):
     assert kkt.floor_line.isVisible() and "0 (below 1e-15)" in kkt.floor_line.label.toPlainText()
     assert 10.0 ** kkt.floor_line.value() == pytest.approx(ZERO_FLOOR)
     session2 = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
-    session2.append({}, snapshot_steps=snap_steps[:2], snapshot_params=[np.zeros(3)] * 2,
+    session2.lead.append({}, snapshot_steps=snap_steps[:2], snapshot_params=[np.zeros(3)] * 2,
                     snapshot_metrics=[{"kkt_eps": e, "kkt_delta": 0.1, "euler_defect": 0.01} for e in (0.5, 0.2)])
     plots.set_sources([(session2, "run")])
     plots.refresh(force=True)
@@ -302,7 +302,7 @@ def test_a_kkt_eps_of_zero_is_drawn_on_a_labeled_floor_not_dropped(plots):
 def test_a_health_event_is_marked_on_every_plot_at_its_step(plots):
     steps = np.arange(3000)
     session = _session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5)
-    session.append({}, events=[{"step": 1200, "kind": "stuck", "message": "stuck at step 1,200: sample #3 ..."}])
+    session.lead.append({}, events=[{"step": 1200, "kind": "stuck", "message": "stuck at step 1,200: sample #3 ..."}])
     plots.set_sources([(session, "run")])
     plots.refresh(force=True)
     for key in ("loss", "margin", "kkt"):

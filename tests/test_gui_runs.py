@@ -132,9 +132,9 @@ def test_continue_trains_on_and_records_its_parent(window, run_files, qtbot, tmp
     window.ask_steps = lambda title, text, default: asked.append(default) or 500
     assert window.continue_run(entry)
     assert asked == [1500, 1500]  # as many steps again as the run took
-    qtbot.waitUntil(lambda: window.runs.entries[0].status == "running" or window._status == "finished",
+    qtbot.waitUntil(lambda: window.runs.entries[0].status == "running" or window.status == "finished",
                     timeout=30000)
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     assert window.runs.entries[0].status == "finished"
     # the margin axis holds both runs' separated phases, not the continued run's flat piece alone
     window.plots.refresh(force=True)
@@ -272,13 +272,13 @@ def test_a_file_being_written_grows_on_screen(window, qtbot, tmp_path):
 
 def test_presentation_mode_hides_editors_and_is_remembered(window, settings, qtbot):
     window.toggle_presentation(True)
-    assert not window._docks["dataset"].isVisible() and window.plots.pen_width == 3
+    assert not window.docks["dataset"].isVisible() and window.plots.pen_width == 3
     assert str(settings.value("presentation")).lower() == "true"
     window.set_theme("dark")
     assert window.plots.view.backgroundBrush().color().lightness() < 50
     window.toggle_presentation(False)
     window.set_theme("light")
-    assert window._docks["plots"].isVisible() and window.plots.pen_width == 1
+    assert window.docks["plots"].isVisible() and window.plots.pen_width == 1
 
 
 def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(window, qtbot):
@@ -290,7 +290,7 @@ def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(wi
     window.load_preset("relu2-blobs")
     window.controls.steps.setValue(300)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     window.update_claims()
     margin = window.plots.plots["margin"]
     assert len(margin.legend.items) == 2
@@ -352,7 +352,7 @@ def test_continue_in_the_window_resumes_the_optimizer_where_it_stopped(window, q
     window.open_runs([str(tmp_path / "first.h5")])
     window.ask_steps = lambda _title, _text, default: 40  # Continue… asks how many more steps
     assert window.continue_run(window.runs.entries[-1])
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     assert window.session.step == 80
     np.testing.assert_allclose(window.session.params, whole.final_params, rtol=1e-12, atol=0)
     assert int(window.session.optimizer_state["t"]) == 80

@@ -16,7 +16,7 @@ def _digest(path):
 def _finish(window, qtbot, steps=400):
     window.controls.steps.setValue(steps)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=60000)
 
 
 def test_save_refuses_what_is_not_a_run_and_replaces_a_run_only_when_told(window, qtbot, tmp_path):
@@ -53,7 +53,7 @@ def test_the_save_dialog_confirms_and_asks_about_a_familys_member_files(window, 
     controls.steps.setValue(400)
     controls.family_runs.setValue(2)
     qtbot.keyClick(window, Qt.Key_Space)
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=60000)
     calls = []
 
     def dialog(parent, caption, name, filters, *rest):

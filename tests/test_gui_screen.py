@@ -7,7 +7,7 @@ from PySide6.QtCore import QByteArray, QRect
 
 def _dock_sizes(window):
     """The docks on screen (the Architecture and Runs tabs behind Dataset keep a stale size)."""
-    return {key: (dock.width(), dock.height()) for key, dock in window._docks.items()
+    return {key: (dock.width(), dock.height()) for key, dock in window.docks.items()
             if key in ("dataset", "plots", "run", "boundary")}
 
 
@@ -75,7 +75,7 @@ def test_dont_ask_again_this_session_on_the_discard_prompt(window, qtbot):
     del window.confirm  # the real dialog, answered below as a user would
     window.controls.steps.setValue(100)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     seen = []
 
     def answer():
@@ -93,6 +93,6 @@ def test_dont_ask_again_this_session_on_the_discard_prompt(window, qtbot):
     assert "moons" in window.current_config().dataset.name
     window.controls.steps.setValue(100)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     window.load_preset("relu2-blobs")  # no second question: it would block here
     assert len(seen) == 1 and "blobs" in window.current_config().dataset.name

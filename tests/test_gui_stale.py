@@ -13,7 +13,7 @@ from margin_explorer.core.presets import load_preset
 def _finish(window, qtbot, steps=300):
     window.controls.steps.setValue(steps)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=60000)
     # the last boundary grid and the rings (drawn at the next redraw tick)
     qtbot.waitUntil(lambda: window.boundary.image.image is not None and len(window.boundary.support.data) > 0,
                     timeout=5000)
@@ -86,7 +86,7 @@ def test_the_not_homogeneous_message_says_it_once_and_goes_with_its_cause(window
     window.toggle_run()
     qtbot.waitUntil(lambda: "tanh" in window.banner.text, timeout=30000)
     assert window.banner.text.count("not homogeneous") == 1, window.banner.text
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     relu = next(i for i in range(builder.preset.count()) if builder.preset.itemText(i) == "Two-layer ReLU")
     builder.preset.activated.emit(relu)
     assert window.banner.text == "" and not window.banner.isVisible()
@@ -128,7 +128,7 @@ def test_an_edited_preset_is_named_modified_and_says_what_changed(window, qtbot)
     assert config.modified == ["dataset", "optimizer"] and config.dataset.name == "two blobs, edited"
     window.controls.steps.setValue(20)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     assert window.session.name == f"{title} (modified)"
     assert window.runs.entries[0].name == f"{title} (modified)"
     # a modified run's setup loaded again keeps its list and does not say "(modified)" twice
@@ -145,8 +145,8 @@ def test_a_killed_training_process_leaves_no_running_clock(window, qtbot):
     qtbot.waitUntil(lambda: "left" in window.status_fields["elapsed"].text(), timeout=10000)
     # the error alone must update the bar: no later redraw of pending chunks may do it by chance
     window.redraw_timer.stop()
-    os.kill(window.controller._process.pid, signal.SIGKILL)
-    qtbot.waitUntil(lambda: window._status == "failed", timeout=10000)
+    os.kill(window.controller.process_id, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.status == "failed", timeout=10000)
     assert "ended unexpectedly" in window.banner.text
     assert window.status_fields["status"].text() == "failed"
     assert "left" not in window.status_fields["elapsed"].text() and not window.run_status.progress.isVisible()

@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtWidgets import QStatusBar
 
 from margin_explorer.app.durations import duration
-from margin_explorer.app.status_bar import RunStatus
+from margin_explorer.app.status_bar import StatusFields
 
 
 @pytest.mark.parametrize("seconds, text", [(0.2, "< 1 s"), (8.4, "8 s"), (59.4, "59 s"), (185, "3 min"),
@@ -24,7 +24,7 @@ def _session(steps: int, wall: float, total: int, start: int = 0):
     session = RunSession(config, config.dataset.build())
     session.start_step = start
     records = np.arange(start, steps + 1, dtype=np.int64)
-    session.append({"step": records, "wall_time": np.linspace(0.0, wall, len(records)),
+    session.lead.append({"step": records, "wall_time": np.linspace(0.0, wall, len(records)),
                     "normalized_margin": np.full(len(records), 0.25), "log_loss": np.full(len(records), -12.5)},
                    step=steps)
     return session
@@ -34,7 +34,7 @@ def _session(steps: int, wall: float, total: int, start: int = 0):
 def status(qtbot):
     bar = QStatusBar()
     qtbot.addWidget(bar)
-    run_status = RunStatus(bar)
+    run_status = StatusFields(bar)
     run_status.bar = bar  # the fields live as long as their bar
     bar.show()
     return run_status
@@ -75,7 +75,7 @@ def test_a_continued_run_counts_only_its_own_steps(status):
 def test_a_run_that_collapsed_says_so_beside_its_state(status):
     session = _session(400, 2.0, 400)
     message = "unstable at step 312: log L rose from -2.1e+11 (step 300) to 95.5, past l(0); accuracy 1.0 -> 0.5"
-    session.append({}, events=[{"step": 312, "kind": "unstable", "message": message}])
+    session.lead.append({}, events=[{"step": 312, "kind": "unstable", "message": message}])
     status.show("finished", session)
     assert status.fields["status"].text() == "finished, unstable at step 312"
     assert status.fields["status"].toolTip() == message

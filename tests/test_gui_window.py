@@ -31,7 +31,7 @@ def test_demo_is_loaded_and_ready(window):
 def test_a_run_from_the_gui_delivers_metrics_to_the_plots(window, qtbot):
     window.controls.steps.setValue(3000)
     qtbot.keyClick(window, Qt.Key_Space)
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=60000)
     session = window.session
     assert session.step == 3000 and session.last("accuracy") == 1.0
     qtbot.wait(200)
@@ -56,7 +56,7 @@ def test_pause_resume_and_stop_mid_run(window, qtbot):
     window.toggle_run()
     _wait_records(qtbot, window, 50)
     window.toggle_run()  # pause
-    qtbot.waitUntil(lambda: window._status == "paused", timeout=10000)
+    qtbot.waitUntil(lambda: window.status == "paused", timeout=10000)
     qtbot.wait(300)
     paused_at = window.session.step
     qtbot.wait(300)
@@ -65,7 +65,7 @@ def test_pause_resume_and_stop_mid_run(window, qtbot):
     window.toggle_run()  # resume
     qtbot.waitUntil(lambda: window.session.step > paused_at, timeout=10000)
     window.stop()
-    qtbot.waitUntil(lambda: window._status == "stopped", timeout=10000)
+    qtbot.waitUntil(lambda: window.status == "stopped", timeout=10000)
     assert window.session.status == "stopped"
     assert window.controls.run_button.text() == "Run"
 
@@ -73,16 +73,16 @@ def test_pause_resume_and_stop_mid_run(window, qtbot):
 def test_step_takes_exactly_k_steps(window, qtbot):
     window.controls.step_size.setValue(250)
     window.step(250)
-    qtbot.waitUntil(lambda: window.session is not None and window.session.step == 250 and window._status == "paused",
+    qtbot.waitUntil(lambda: window.session is not None and window.session.step == 250 and window.status == "paused",
                     timeout=30000)
     window.step(250)
-    qtbot.waitUntil(lambda: window.session.step == 500 and window._status == "paused", timeout=30000)
+    qtbot.waitUntil(lambda: window.session.step == 500 and window.status == "paused", timeout=30000)
 
 
 def test_save_writes_a_run_file_that_reads_back(window, qtbot, tmp_path):
     window.controls.steps.setValue(1500)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=60000)
     path = tmp_path / "gui.h5"
     assert window.save_run(str(path))
     with RunReader(path) as run:
@@ -96,7 +96,7 @@ def test_closing_mid_run_stops_the_worker(window, qtbot):
     window.controls.steps.setValue(0)
     window.toggle_run()
     _wait_records(qtbot, window, 20)
-    process = window.controller._process
+    process = window.controller.process
     assert process.is_alive()
     asked = []
     window.confirm = lambda title, text: asked.append(text) or True
@@ -111,7 +111,7 @@ def test_closing_can_be_refused(window, qtbot):
     _wait_records(qtbot, window, 5)
     window.confirm = lambda *_: False
     window.close()
-    assert window.isVisible() and window.controller._process.is_alive()
+    assert window.isVisible() and window.controller.process.is_alive()
     window.confirm = lambda *_: True
 
 
@@ -135,7 +135,7 @@ def test_divergence_is_a_message_not_a_crash(window, qtbot):
     window.controls.rule.set_name("constant")
     window.controls.lr.setText("1e6")
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "diverged", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "diverged", timeout=30000)
     assert "diverged at step" in window.banner.text
     assert window.isVisible()
 
@@ -150,7 +150,7 @@ def test_a_run_whose_outputs_overflow_float32_prints_nothing(window, qtbot):
     config.optimizer.step_rule, config.optimizer.lr, config.run.steps = "constant", 3.0, 3000
     window.load_config(config)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status in ("finished", "diverged"), timeout=60000)
+    qtbot.waitUntil(lambda: window.status in ("finished", "diverged"), timeout=60000)
     qtbot.wait(300)  # the last boundary grid arrives and is drawn
     image = window.boundary.image.image
     assert image is not None and np.isfinite(image).all() and np.abs(image).max() == 1e30  # clipped
@@ -167,7 +167,7 @@ def test_undo_shortcut_restores_a_dataset_edit(window, qtbot):
 def test_undo_acts_on_the_editor_in_front(window, qtbot):
     model, builder = window.dataset_editor.model, window.builder
     model.add_point(0.0, 0.0, 1)
-    window._docks["architecture"].raise_()
+    window.docks["architecture"].raise_()
     qtbot.waitUntil(lambda: window.undo_group.activeStack() is builder.undo_stack)
     blocks = len(builder.spec_dict()["blocks"])
     builder.add_block("dense")
@@ -175,7 +175,7 @@ def test_undo_acts_on_the_editor_in_front(window, qtbot):
     assert window.undo_action.text() == "&Undo add a dense block"
     qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
     assert len(builder.spec_dict()["blocks"]) == blocks and model.n == 101  # the dataset keeps its point
-    window._docks["dataset"].raise_()
+    window.docks["dataset"].raise_()
     qtbot.waitUntil(lambda: window.undo_group.activeStack() is model.undo_stack)
     qtbot.keyClick(window, Qt.Key_Z, Qt.ControlModifier)
     assert model.n == 100 and len(builder.spec_dict()["blocks"]) == blocks
@@ -219,7 +219,7 @@ def test_the_window_asks_its_worker_for_separability(window, qtbot, monkeypatch)
 def test_the_window_process_never_imports_scipy(tmp_path):
     """scipy is ~50 MB of the window's memory (issue #6, bar 4): a run in the window, the dataset
     facts included, leaves it unimported there."""
-    code = ("import sys; from margin_explorer.app.main_window import demo; "
+    code = ("import sys; from margin_explorer.app.launch import demo; "
             f"code = demo('relu2-blobs', 300, {str(tmp_path / 'shot.png')!r}); "
             "print('SCIPY', 'scipy' in sys.modules); sys.exit(code)")
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
@@ -240,7 +240,7 @@ def test_a_window_closed_while_its_worker_starts_does_not_wait_for_it(qtbot, set
     window = MainWindow(settings=settings)
     qtbot.addWidget(window)
     window.controller.warm_up()
-    process = window.controller._process
+    process = window.controller.process
     start = time.perf_counter()
     window.controller.shutdown()
     assert time.perf_counter() - start < 1.0  # generous for a loaded machine: the exit code tells
@@ -253,13 +253,13 @@ def test_the_ensemble_plot_says_why_it_stays_blank(window, qtbot):
     assert note.text() == "the network has no ensemble" and not note.isVisible()  # nothing shown yet
     window.controls.steps.setValue(200)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     window.plots.refresh(force=True)
     assert note.isVisible()
     window.load_preset("ensemble-shallow-fades")
     window.controls.steps.setValue(200)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished" and window.session.n_records > 100, timeout=30000)
+    qtbot.waitUntil(lambda: window.status == "finished" and window.session.n_records > 100, timeout=30000)
     window.plots.refresh(force=True)
     assert not note.isVisible()
     x, _y = window.plots.plots["ensemble"].curves[(0, 0)].getData()

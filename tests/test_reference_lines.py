@@ -140,7 +140,7 @@ def test_the_windows_save_keeps_the_live_runs_lines(window, qtbot, tmp_path):
     window.load_preset("sign-descent-linf")
     window.controls.steps.setValue(60)
     window.toggle_run()
-    qtbot.waitUntil(lambda: window._status == "finished", timeout=60000)
+    qtbot.waitUntil(lambda: window.status == "finished", timeout=60000)
     live = dict(window.session.info)
     assert live["reference_margin_steepest"] is not None
     saved = tmp_path / "saves" / "sign.h5"

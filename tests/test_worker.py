@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_explorer.app.messages import (AskGeometry, ChunkArrived, GeometryFound, Pause, Quit, SetPace, Started,
+                                          StartRun, StatusChanged)
 from margin_explorer.core import datasets, reference
 from margin_explorer.core.presets import load_preset
 
@@ -32,7 +34,7 @@ def running_worker():
     try:
         yield commands, results
     finally:
-        commands.put(("quit",))
+        commands.put(Quit())
         worker.join(10)
         if worker.is_alive():
             worker.kill()
@@ -43,13 +45,14 @@ def running_worker():
 # a stand-in for the window: starts a worker on a long run, prints the worker's pid, waits
 WINDOW = """
 import multiprocessing as mp, sys, time
+from margin_explorer.app.messages import StartRun
 from margin_explorer.app.worker import worker_main
 if __name__ == "__main__":
     ctx = mp.get_context("spawn")
     commands, results = ctx.Queue(), ctx.Queue()
     worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
     worker.start()
-    commands.put(("start", sys.argv[1], sys.argv[2] == "run"))
+    commands.put(StartRun(sys.argv[1], sys.argv[2] == "run"))
     results.get(timeout=60)  # started
     print(worker.pid, flush=True)
     time.sleep(600)
@@ -96,14 +99,14 @@ def test_the_worker_answers_geometry_requests():
     with running_worker() as (commands, results):
         blobs = datasets.linearly_separable(40, 2, 0.3, seed=0)
         xor = datasets.xor(40, seed=0)
-        commands.put(("facts", 7, blobs.X, blobs.y))
-        commands.put(("facts", 8, xor.X, xor.y))
-        commands.put(("facts", 9, np.zeros((2, 2)), np.array([1.0, -1.0])))  # the same point in both classes
+        commands.put(AskGeometry(7, blobs.X, blobs.y))
+        commands.put(AskGeometry(8, xor.X, xor.y))
+        commands.put(AskGeometry(9, np.zeros((2, 2)), np.array([1.0, -1.0])))  # the same point in both classes
         answers = {}
         while len(answers) < 3:
-            kind, token, result = results.get(timeout=60)
-            assert kind == "facts"
-            answers[token] = result
+            answer = results.get(timeout=60)
+            assert isinstance(answer, GeometryFound)
+            answers[answer.token] = answer.facts
         assert answers[7]["separable"]
         np.testing.assert_allclose(answers[7]["margin"], reference.svm_margin(blobs.X, blobs.y), rtol=1e-9)
         assert answers[8]["separable"] is False and answers[8]["margin"] is None
@@ -118,14 +121,14 @@ def _steps_in(seconds: float, pace: float) -> int:
     config = load_preset("relu2-blobs")
     config.run.steps = 10 ** 9
     with running_worker() as (commands, results):
-        commands.put(("pace", pace))
-        commands.put(("start", config.to_json(), True))
-        assert results.get(timeout=60)[0] == "started"
+        commands.put(SetPace(pace))
+        commands.put(StartRun(config.to_json(), True))
+        assert isinstance(results.get(timeout=60), Started)
         start, last = time.perf_counter(), 0
         while time.perf_counter() - start < seconds:
             message = results.get(timeout=10)
-            if message[0] == "chunk":
-                last = message[1]["step"]
+            if isinstance(message, ChunkArrived):
+                last = message.step
         return last
 
 
@@ -142,18 +145,18 @@ def test_a_pause_that_crosses_the_end_of_a_run_leaves_it_finished():
     config = load_preset("linear-separable")
     config.run.steps = 50
     with running_worker() as (commands, results):
-        commands.put(("start", config.to_json(), True))
+        commands.put(StartRun(config.to_json(), True))
         statuses = []
         while "finished" not in statuses:
             message = results.get(timeout=60)
-            if message[0] == "status":
-                statuses.append(message[1])
-        commands.put(("pause",))
-        commands.put(("facts", 7, np.eye(2), np.array([1.0, -1.0])))  # answered after the pause
+            if isinstance(message, StatusChanged):
+                statuses.append(message.status)
+        commands.put(Pause())
+        commands.put(AskGeometry(7, np.eye(2), np.array([1.0, -1.0])))  # answered after the pause
         while True:
             message = results.get(timeout=60)
-            if message[0] == "facts":
+            if isinstance(message, GeometryFound):
                 break
-            if message[0] == "status":
-                statuses.append(message[1])
+            if isinstance(message, StatusChanged):
+                statuses.append(message.status)
         assert statuses == ["finished"]

@@ -10,10 +10,12 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayo
 
 from margin_explorer.core.config import FamilyConfig, LossConfig, OptimizerConfig, RecordingConfig, RunSettings
 from margin_explorer.core.errors import ConfigError
+from margin_explorer.core.run_status import RunStatus
 
 from .named_combo import NamedCombo
 from .palette import ink
 
+RUN_BUTTON = {RunStatus.RUNNING: "Pause", RunStatus.PAUSED: "Resume"}  # else "Run"
 TIPS = {
     "loss": "exponential: l(q) = exp(-q); logistic: l(q) = log(1 + exp(-q)); q = y f(x)",
     "reduction": "L = sum_i l(q_i) as in the papers, or the mean (rescales the step and thresholds)",
@@ -221,20 +223,21 @@ class RunControls(QWidget):
             if self.device.findText(d) < 0:
                 self.device.addItem(d)
 
-    def set_state(self, state: str, problem: str | None) -> None:
-        """Enable the buttons for a controller state (idle, running, paused, ended)."""
+    def set_state(self, state: RunStatus, problem: str | None) -> None:
+        """Enable the buttons for a controller state (idle, running, paused)."""
+        state = RunStatus(state)
         self.problem_label.setText(problem or "")
         can_run = problem is None
-        self.run_button.setText("Pause" if state == "running" else ("Resume" if state == "paused" else "Run"))
-        self.run_button.setEnabled(can_run or state in ("running", "paused"))
+        self.run_button.setText(RUN_BUTTON.get(state, "Run"))
+        self.run_button.setEnabled(can_run or state.going)
         self.run_button.setToolTip(problem or "Run / Pause (Space)")
-        self.step_button.setEnabled(can_run and state != "running")
-        self.stop_button.setEnabled(state in ("running", "paused"))
+        self.step_button.setEnabled(can_run and state != RunStatus.RUNNING)
+        self.stop_button.setEnabled(state.going)
         for w in (self.loss, self.reduction, self.optimizer, self.lr, self.rule, self.batch, self.momentum, self.steps,
                   self.seed, self.dtype, self.device, self.dense, self.per_decade, self.family, self.family_runs,
                   self.family_from, self.family_to):
-            w.setEnabled(state not in ("running", "paused"))
-        if state not in ("running", "paused"):
+            w.setEnabled(not state.going)
+        if not state.going:
             self._enable_optimizer_fields()
 
     # --------------------------------------------------------------- config in and out

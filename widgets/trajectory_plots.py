@@ -604,8 +604,8 @@ class TrajectoryPlots(QWidget):
         self.refresh(force=True)
 
     def set_sources(self, sources: list) -> None:
-        """``sources``: (source, label) or (source, label, colour index); a run keeps its colour
-        when others are hidden. Curves of dropped sources are removed."""
+        """``sources``: (source, label) or (source, label, colour index), each source a PlotSource
+        (widgets/plot_source.py); a run keeps its colour when others are hidden. Curves of dropped sources are removed."""
         self.sources = [(s[0], s[1], s[2] if len(s) > 2 else i) for i, s in enumerate(sources)]
         self._show_run_key()
         self._blocks.clear()
@@ -794,16 +794,14 @@ class TrajectoryPlots(QWidget):
         steepest-descent run the margins in that optimizer's norm (PlotSpec extra "steepest")."""
         steepest = plot.spec.extra.get("steepest")
         if steepest:
-            config = getattr(source, "config", None)
-            kind = getattr(getattr(config, "optimizer", None), "kind", None)
-            return plot.spec.curves + steepest.get(kind, [])
+            return plot.spec.curves + steepest.get(source.config.optimizer.kind, [])
         return plot.spec.curves
 
     def _series(self, plot: _Plot, source, name: str, band: bool = False):
         """What ``plot`` draws of ``source``'s series ``name`` (its band's (low, high) with ``band``):
         round-off values dropped and per-step angles where the spec says (ROUND_OFF, "per_step")."""
         if band:
-            values = source.band(name) if hasattr(source, "band") else None
+            values = source.band(name)
         else:
             values = source.get(name)
         extra = plot.spec.extra
@@ -1004,7 +1002,7 @@ class TrajectoryPlots(QWidget):
         """A red dotted line at each health event of the shown run (the first source): where it
         collapsed or got stuck, the message in its tooltip-like label."""
         source = self.sources[0][0] if self.sources else None
-        events = list(getattr(source, "events", ())) if source is not None else []
+        events = list(source.events) if source is not None else []
         key = (id(source), len(events), self.log_x, self.x_mode)
         if key == plot.events_key:
             return
@@ -1042,7 +1040,7 @@ class TrajectoryPlots(QWidget):
 
     def _reference(self, plot, source):
         self._steepest_reference(plot, source)
-        value = source.info.get(plot.spec.reference) if hasattr(source, "info") else None
+        value = source.info.get(plot.spec.reference)
         if value is None:
             if plot.reference_line is not None:
                 plot.reference_line.setVisible(False)
@@ -1057,7 +1055,7 @@ class TrajectoryPlots(QWidget):
     def _steepest_reference(self, plot, source) -> None:
         """A steepest-descent run's max-margin line in its own norm (l_inf for sign descent, l1
         for coordinate descent), dashed in the colour of that margin's curve."""
-        value = source.info.get("reference_margin_steepest") if hasattr(source, "info") else None
+        value = source.info.get("reference_margin_steepest")
         curves = self.curves_of(plot, source)
         if value is None or len(curves) == len(plot.spec.curves):
             if plot.steepest_line is not None:
@@ -1078,7 +1076,7 @@ class TrajectoryPlots(QWidget):
             return
         n = values.shape[1]
         if n <= SAMPLE_LINES_UP_TO and not multi:
-            labels = source.dataset.y if hasattr(source, "dataset") else np.ones(n)
+            labels = source.dataset.y
             for i in range(n):
                 pen = self._pen(color(0 if labels[i] > 0 else 1))
                 x, y = self._clean(plot, *self._peaks(steps, values, window, (id(source), "sample_margins"), i))
