@@ -241,7 +241,7 @@ def test_csv_of_several_runs_in_one_file_with_a_run_column_or_one_file_each(tmp_
     from margin_explorer.app.export import export_metrics_csv, export_runs_csv
 
     a, b = _session(50), _session(30)
-    a.append({"accuracy": np.full(50, 0.75)})  # a metric only the first run has
+    a.lead.append({"accuracy": np.full(50, 0.75)})  # a metric only the first run has
     written = export_runs_csv([("first run", a), ("second, run", b)], tmp_path / "runs.csv")
     assert written == [str(tmp_path / "runs.csv")]
     with open(tmp_path / "runs.csv", newline="", encoding="utf-8") as fh:
