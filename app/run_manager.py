@@ -4,7 +4,6 @@ replay bar, files that are still being written, "use this setup" and "continue".
 from __future__ import annotations
 
 import traceback
-from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -15,6 +14,7 @@ from margin_explorer.core.network import NumpyNetwork
 from margin_explorer.core.run_status import RunStatus
 from margin_explorer.core.runfile import RunReader
 
+from .run_header import run_title
 from .runs import FileFollower, RunEntry
 from .session import RunSession
 from .worker import boundary_grid
@@ -58,7 +58,7 @@ class RunManager(QObject):
         """Put the window's training session first in the list (replacing the previous one)."""
         self.entries = [e for e in self.entries if not e.live]
         if session is not None:
-            self.entries.insert(0, RunEntry(session, session.name or "live run", self._colour(), live=True))
+            self.entries.insert(0, RunEntry(session, run_title(session, live=True), self._colour(), live=True))
         self.changed()
 
     def live_entry(self) -> RunEntry | None:
@@ -135,7 +135,7 @@ class RunManager(QObject):
                 continue
             if not session.homogeneity:
                 session.homogeneity = analyze(session.config.architecture).to_dict()
-            entry = RunEntry(session, Path(path).stem, self._colour(), path=str(path))
+            entry = RunEntry(session, run_title(session), self._colour(), path=str(path))
             if reader.swmr and reader.status == RunStatus.RUNNING:  # its writer is alive (or died): follow it
                 entry.follower = FileFollower(reader, session.lead)
                 self.follow_timer.start()
@@ -165,8 +165,7 @@ class RunManager(QObject):
             if len(members) < 2:
                 continue
             family = RunSession.grouped([e.session for e in members])
-            grouped = RunEntry(family, f"{family.name} (family of {len(members)})", members[0].colour_index,
-                               path=members[0].path)
+            grouped = RunEntry(family, run_title(family), members[0].colour_index, path=members[0].path)
             self.entries = [e for e in self.entries if e not in members]
             self.entries.append(grouped)
             opened = [e for e in opened if e not in members] + [grouped]

@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 from margin_explorer.core.run_status import RunStatus
 
 from .durations import time_left
+from .run_header import status_text
 
 FIELDS = [("status", "Run state"), ("step", "Steps taken (of the run's steps, when it has a number)"),
           ("rate", "Training steps per second (a family: all its runs' steps together)"),
@@ -22,14 +23,6 @@ def _format(value, digits=5) -> str:
     except (TypeError, ValueError):
         return "-"
     return "-" if value != value else f"{value:.{digits}g}"
-
-
-def status_text(status: RunStatus, events=()) -> str:
-    """A run's state as the status bar says it: with the latest health event (core/health.py),
-    a run that collapsed or got stuck says so beside its state."""
-    if not events:
-        return str(status)
-    return f"{status}, {events[-1]['kind']} at step {events[-1]['step']:,}"
 
 
 class StatusFields:

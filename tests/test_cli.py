@@ -80,7 +80,7 @@ def test_the_progress_line_counts_a_continued_runs_own_steps_and_says_the_time_l
     import time
     from types import SimpleNamespace
 
-    from margin_explorer.app.cli import Progress
+    from margin_explorer.app.cli_progress import Progress
 
     stream = io.StringIO()
     progress = Progress(10000, stream=stream, start=4000)  # continued from step 4,000 to 10,000
