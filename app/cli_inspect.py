@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import math
 
+from margin_explorer.core.run_status import RunStatus
+
 from .cli_progress import format_number
 
 CLAIM_FAILS = 1  # `check`: a claim does not hold
@@ -50,7 +52,7 @@ def cmd_info(args) -> int:
         if config.name:
             print(f"name:       {shown(config.name)}")
         print(f"status:     {shown(run.status)}"
-              + (f" ({shown(run.status_reason)})" if run.status_reason and run.status != "finished" else ""))
+              + (f" ({shown(run.status_reason)})" if run.status_reason and run.status != RunStatus.FINISHED else ""))
         print(f"network:    {shown(run.homogeneity.get('explanation', '?'))}")
         print(f"dataset:    {shown(run.dataset_name)}, n = {n}, d = {d}")
         opt = config.optimizer

@@ -67,7 +67,7 @@ def window_run(app, config, steps: int):
     probe.start()
     start = time.perf_counter()
     window.start_run()
-    while window._status not in ("finished", "stopped", "diverged", "failed"):
+    while not window.status.ended:
         app.processEvents()
         time.sleep(0.001)
     elapsed = time.perf_counter() - start
@@ -93,7 +93,7 @@ def redraw_time(app, records: int = 1_000_000, repeats: int = 5) -> float:
                     "accuracy": np.ones(records), "q_min": np.ones(records),
                     "sample_margins": 0.2 + rng.random((records, 8)).astype(np.float64) * 0.01,
                     "stable_rank": 1 + rng.random((records, 2)) * 0.1}
-    session.append(records_dict)
+    session.lead.append(records_dict)
     plots = TrajectoryPlots()
     plots.resize(1100, 850)
     plots.show()

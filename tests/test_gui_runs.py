@@ -68,9 +68,9 @@ def test_two_runs_compare_with_a_legend_list_and_table(window, run_files, qtbot)
     assert float(cell.text()) == pytest.approx(float(copied), rel=1e-3)
     assert float(cell.toolTip()) == pytest.approx(float(copied), rel=1e-6)
     # hide one, rename the other: the plots follow
-    window.runs._set_visible(len(window.runs.entries) - 1, False)
+    window.run_list.visibilityChanged.emit(len(window.runs.entries) - 1, False)
     assert [label for _s, label, _c in window.plots.sources][-1] == "relu"
-    window.runs._rename(len(window.runs.entries) - 2, "relu net")
+    window.run_list.renamed.emit(len(window.runs.entries) - 2, "relu net")
     assert window.runs.entries[-2].name == "relu net"
     window.set_x_axis("neg_log_loss")
     x, _y = window.plots.plots["margin"].curves[(len(window.plots.sources) - 1, "normalized_margin")].getData()
@@ -101,7 +101,7 @@ def test_clicking_show_hide_boxes_keeps_the_list_and_the_replay(window, run_file
         click_box(r)
     assert [e.visible for e in window.runs.entries[row:]] == [True, True]
     assert bar.slider.value() == 2 and table.currentRow() == row
-    window.runs._set_visible(row + 1, False)
+    window.run_list.visibilityChanged.emit(row + 1, False)
     assert [c for c in window.compare_table.as_text().splitlines()[0].split("\t")][-1] == "relu"  # shown runs only
 
 
@@ -333,7 +333,7 @@ def test_an_empty_run_list_says_how_to_get_a_run_and_offers_nothing_to_act_on(qt
 def test_the_compare_table_keeps_three_runs_in_view_with_units(window, run_files):
     window.open_runs([str(p) for p in run_files])
     entry = window.runs.entries[-1]
-    window.runs._rename(len(window.runs.entries) - 1, "a linear model on two blobs, loss-normalized step (modified)")
+    window.run_list.renamed.emit(len(window.runs.entries) - 1, "a linear model on two blobs, loss-normalized step (modified)")
     table = window.compare_table.table
     assert all(table.columnWidth(c) <= 110 for c in range(table.columnCount()))
     assert table.horizontalHeaderItem(table.columnCount() - 1).toolTip() == entry.name

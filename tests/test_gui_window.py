@@ -186,8 +186,7 @@ def test_settings_remember_visible_plots(qtbot, settings, no_leaks):
 
     first = MainWindow(settings=settings)
     qtbot.addWidget(first)
-    first.plot_actions["stable_rank"].setChecked(False)
-    first._plots_chosen()
+    first.plot_actions["stable_rank"].trigger()  # View > Stable rank, unticked
     first.close()
     second = MainWindow(settings=settings)
     qtbot.addWidget(second)
