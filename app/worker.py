@@ -17,7 +17,7 @@ import numpy as np
 
 from margin_explorer.core.run_status import RunStatus
 
-from .messages import (AskDevices, AskGeometry, BoundaryGrid, ChunkArrived, DevicesFound, GeometryFound,
+from .messages import (COMMANDS, AskDevices, AskGeometry, BoundaryGrid, ChunkArrived, DevicesFound, GeometryFound,
                        MemberChunk, Pause, Quit, Resume, RunInfo, SetPace, Started, StartRun, StatusChanged, Stop,
                        TakeSteps, WorkerFailed)
 
@@ -141,6 +141,8 @@ def worker_main(commands, results, ready=None) -> None:
             if command is not None:
                 if isinstance(command, Quit):
                     return
+                if not isinstance(command, COMMANDS):  # a bug in the window: say so, never wait on it
+                    raise TypeError(f"not a command of app/messages.py: {command!r:.200}")
                 if isinstance(command, StartRun):  # with params, start_step, optimizer_state: continue a run
                     tune_process()  # this process trains: its BLAS pools and malloc (core/process.py)
                     config = RunConfig.from_json(command.config_json)

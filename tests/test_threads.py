@@ -53,13 +53,14 @@ def test_the_command_line_gives_numpy_its_threads_and_every_other_pool_one(tmp_p
 def test_the_windows_training_process_tunes_its_pools():
     result = _pools_after("""
         import queue
+        from margin_explorer.app.messages import Quit, StartRun
         from margin_explorer.app.worker import worker_main
         from margin_explorer.core.presets import load_preset
         config = load_preset("relu2-blobs")
         config.run.steps = 3
         commands, results = queue.Queue(), queue.Queue()
-        commands.put(("start", config.to_json(), True))
-        commands.put(("quit",))
+        commands.put(StartRun(config.to_json(), True))
+        commands.put(Quit())
         worker_main(commands, results)
     """)
     assert result["others"] and all(n == 1 for n in result["others"]), result

@@ -160,3 +160,13 @@ def test_a_pause_that_crosses_the_end_of_a_run_leaves_it_finished():
             if isinstance(message, StatusChanged):
                 statuses.append(message.status)
         assert statuses == ["finished"]
+
+
+def test_a_command_that_is_not_a_message_is_reported_not_waited_on():
+    """A bare tuple (the old protocol) once left the worker idle forever; now it says so."""
+    from margin_explorer.app.messages import WorkerFailed
+
+    with running_worker() as (commands, results):
+        commands.put(("start", "{}", True))
+        answer = results.get(timeout=60)
+        assert isinstance(answer, WorkerFailed) and "not a command of app/messages.py: ('start'" in answer.message
