@@ -99,17 +99,17 @@ class MemberRun:
         """The whole run; or, given ``metrics`` (names), a run to draw only: those series,
         the snapshots' steps and metrics only with ``snapshots``, and never the snapshots' or the
         final parameters (it cannot be saved or continued)."""
-        session = cls(reader.config, reader.dataset)
+        run = cls(reader.config, reader.dataset)
         whole = metrics is None
         steps = reader.snapshot_steps if whole or snapshots else np.empty(0, dtype=np.int64)
         snap = [{m: float(reader.snapshot_metrics[m][i]) for m in SNAPSHOT_METRICS} for i in range(len(steps))]
         params = list(reader.snapshot_params()) if whole and len(steps) else []
-        session.append(reader.metrics if whole else reader.metrics_named(metrics), steps, params, snap,
-                       params=reader.final_params if whole else None, step=reader.final_step, adopt=True,
-                       events=reader.events, optimizer_state=reader.final_optimizer_state if whole else None)
-        session.status, session.reason = RunStatus.of(reader.status), reader.status_reason
-        session.family = reader.family
-        return session
+        run.append(reader.metrics if whole else reader.metrics_named(metrics), steps, params, snap,
+                   params=reader.final_params if whole else None, step=reader.final_step, adopt=True,
+                   events=reader.events, optimizer_state=reader.final_optimizer_state if whole else None)
+        run.status, run.reason = RunStatus.of(reader.status), reader.status_reason
+        run.family = reader.family
+        return run
 
     # --------------------------------------------------------------- reading
     def get(self, name: str) -> np.ndarray | None:
