@@ -705,7 +705,7 @@ def load(path: str | Path, test_path: str | Path | None = None) -> Dataset:
     try:
         if labels.ndim != 1:
             raise DatasetError(f"y: expected one label per row, got an array of shape {labels.shape}")
-        y_test, _ = decode_labels(labels, offset, classes=dataset.classes)
+        y_test, _ = decode_labels(labels, classes=dataset.classes)  # rows from 1, shifted below
         return Dataset(dataset.X, dataset.y, dataset.name, dataset.classes, X_test, y_test)
     except DatasetError as exc:
         raise DatasetError(f"{test_path.name} (the test set): {_shift_rows(str(exc), offset - 1)}") from None
