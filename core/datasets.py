@@ -260,7 +260,7 @@ def _rng(seed: int) -> np.random.Generator:
 TEST_STREAM = 1
 
 
-def _with_test(train: tuple, draw, n_test: int, seed: int, name: str) -> Dataset:
+def _with_test(train: tuple, draw, n_test: int, seed: int, name: str, classes: int = 2) -> Dataset:
     """The Dataset of the training draw ``train`` (X, y) and, when ``n_test`` > 0, ``n_test``
     test samples by ``draw(rng, n)`` from the test stream. The training arrays are exactly those
     of a generator without a test set: the test draw only follows them."""
@@ -268,9 +268,8 @@ def _with_test(train: tuple, draw, n_test: int, seed: int, name: str) -> Dataset
         raise DatasetError(f"n_test: must be a whole number >= 0, got {n_test!r}")
     X, y = train
     if not n_test:
-        return Dataset(X, y, name)
+        return Dataset(X, y, name, classes)
     X_test, y_test = draw(np.random.default_rng([seed, TEST_STREAM]), int(n_test))
-    classes = 2 if set(np.unique(y).tolist()) <= {-1.0, 1.0} else int(y.max()) + 1
     return Dataset(X, y, name, classes, X_test, y_test)
 
 
@@ -396,6 +395,60 @@ def nearly_orthogonal(n: int = 20, dim: int = 500, signal: float = 0.0, seed: in
     return _with_test(draw(_rng(seed), n), draw, n_test, seed, "nearly orthogonal")
 
 
+def _class_count(classes: int) -> int:
+    if int(classes) != classes or not 3 <= classes <= MAX_GENERATED_CLASSES:
+        raise DatasetError(f"classes: a multi-class generator makes 3 to {MAX_GENERATED_CLASSES} classes, got {classes!r} "
+                           "(for two, use the two-class generator)")
+    return int(classes)
+
+
+MAX_GENERATED_CLASSES = 20
+
+
+def _cyclic_labels(n: int, classes: int) -> np.ndarray:
+    """0, 1, ..., C-1, 0, 1, ...: balanced to one sample, every class present once n >= C."""
+    return (np.arange(n) % classes).astype(np.float64)
+
+
+def class_blobs(n: int = 150, classes: int = 3, separation: float = 3.0, noise: float = 0.7, seed: int = 0,
+                n_test: int = 0) -> Dataset:
+    """C Gaussian clouds of std ``noise`` in 2-D, labels 0..C-1, their centres evenly spaced on a
+    circle (at a random rotation) with neighbouring centres ``separation`` apart."""
+    _positive(n, "n")
+    classes = _class_count(classes)
+    if n < classes:
+        raise DatasetError(f"n: {n} points cannot hold {classes} classes")
+    rng = _rng(seed)
+    angles = rng.uniform(0, 2 * math.pi) + 2 * math.pi * np.arange(classes) / classes
+    radius = separation / (2 * math.sin(math.pi / classes))
+    centers = radius * np.column_stack([np.cos(angles), np.sin(angles)])
+
+    def draw(rng, n):
+        y = _cyclic_labels(n, classes)
+        return centers[y.astype(int)] + noise * rng.normal(size=(n, 2)), y
+
+    return _with_test(draw(rng, n), draw, n_test, seed, f"{classes} blobs", classes)
+
+
+def class_spirals(n: int = 150, classes: int = 3, turns: float = 1.0, noise: float = 0.05, seed: int = 0,
+                  n_test: int = 0) -> Dataset:
+    """C interleaved Archimedean spirals of ``turns`` turns in 2-D, arm k (label k) turned by
+    2 pi k / C."""
+    _positive(n, "n")
+    classes = _class_count(classes)
+    if n < classes:
+        raise DatasetError(f"n: {n} points cannot hold {classes} classes")
+
+    def draw(rng, n):
+        y = _cyclic_labels(n, classes)
+        t = np.sqrt(rng.uniform(0.02, 1, size=n)) * turns * 2 * math.pi
+        r = t / (turns * 2 * math.pi)
+        phase = 2 * math.pi * y / classes
+        return np.column_stack([r * np.cos(t + phase), r * np.sin(t + phase)]) + noise * rng.normal(size=(n, 2)), y
+
+    return _with_test(draw(_rng(seed), n), draw, n_test, seed, f"{classes} spirals", classes)
+
+
 def _positive(value: int, name: str) -> None:
     if int(value) != value or value < 1:
         raise DatasetError(f"{name}: must be a whole number >= 1, got {value!r}")
@@ -411,7 +464,10 @@ GENERATORS = {
     "moons": moons,
     "spirals": spirals,
     "nearly_orthogonal": nearly_orthogonal,
+    "class_blobs": class_blobs,  # labels 0..C-1 from here on
+    "class_spirals": class_spirals,
 }
+MULTICLASS_GENERATORS = ("class_blobs", "class_spirals")
 
 
 def generate(kind: str, **params) -> Dataset:

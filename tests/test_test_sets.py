@@ -19,8 +19,9 @@ from margin_explorer.core.runfile import RunWriter
 def test_a_generators_test_set_leaves_its_training_set_as_it_was(kind):
     plain, with_test = D.generate(kind, seed=7), D.generate(kind, seed=7, n_test=40)
     assert np.array_equal(plain.X, with_test.X) and np.array_equal(plain.y, with_test.y)
-    assert plain.X_test is None and with_test.X_test.shape == (40, plain.dim) and with_test.classes == 2
-    assert set(np.unique(with_test.y_test)) <= {-1.0, 1.0}
+    assert plain.X_test is None and with_test.X_test.shape == (40, plain.dim) and with_test.classes == plain.classes
+    labels = {-1.0, 1.0} if plain.classes == 2 else set(range(plain.classes))
+    assert set(np.unique(with_test.y_test)) == labels
     # another seed's points: none of the test points is a training point
     assert not {r.tobytes() for r in with_test.X_test} & {r.tobytes() for r in with_test.X}
     assert np.array_equal(D.generate(kind, seed=7, n_test=40).X_test, with_test.X_test)
