@@ -80,7 +80,7 @@ def load_builtin(name: str, classes="all", standardize: bool = True, subsample: 
     y_train, y_test = (np.where(label[part] == 1, 1.0, -1.0) if binary else label[part].astype(np.float64)
                        for part in (train, test))
     return Dataset(X_train, y_train, _title(name, args["classes"], groups), 2 if binary else len(groups),
-                   X_test if n_test else None, y_test if n_test else None)
+                   X_test if n_test else None, y_test if n_test else None, image_shape(name))
 
 
 def builtin_arguments(name: str, params: dict) -> dict:

@@ -44,6 +44,7 @@ class Dataset:
     classes: int = 2
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    image_shape: tuple | None = None  # (height, width) when each row is an image (row-major), e.g. digits' 8 x 8
 
     def __post_init__(self):
         X, y = validate_arrays(self.X, self.y, self.classes)
@@ -58,6 +59,11 @@ class Dataset:
                                    f"the limit is {MAX_DATASET_ELEMENTS:.0e} (README, Limits)")
             object.__setattr__(self, "X_test", X_test)
             object.__setattr__(self, "y_test", y_test)
+        if self.image_shape is not None:
+            shape = tuple(int(v) for v in self.image_shape)
+            if len(shape) != 2 or min(shape) < 1 or shape[0] * shape[1] != X.shape[1]:
+                raise DatasetError(f"image_shape: {shape} does not hold the {X.shape[1]} coordinates of a row")
+            object.__setattr__(self, "image_shape", shape)
 
     @classmethod
     def from_labels(cls, X, y, name: str = "dataset", X_test=None, y_test=None) -> "Dataset":

@@ -447,6 +447,7 @@ class RunReader:
         _claim_check(path, y, "dataset/y")
         self.dataset_name = _text(path, f["dataset"].attrs, "name", "dataset/name", "dataset")
         self.classes = self._classes(f["dataset"].attrs)
+        self.image_shape = self._image_shape(f["dataset"].attrs, X.shape[1])
         self._check_test_set(f["dataset"], X.shape[1])
 
         metrics = f["metrics"]
@@ -611,6 +612,16 @@ class RunReader:
                                     f"{MAX_CLASSES}: the file is damaged")
         return int(value)
 
+    def _image_shape(self, attrs, dim: int) -> tuple | None:
+        """dataset/image_shape: (height, width) whose product is the number of columns, or absent."""
+        if "image_shape" not in attrs:
+            return None
+        value = np.asarray(attrs["image_shape"])
+        if value.shape != (2,) or value.dtype.kind not in "iu" or value.min() < 1 or int(value.prod()) != dim:
+            raise _where(self.path, f"dataset/image_shape is {value.tolist()!r}, not (height, width) of the "
+                                    f"{dim} columns of dataset/X: the file is damaged")
+        return int(value[0]), int(value[1])
+
     def _check_test_set(self, group, dim: int) -> None:
         """dataset/X_test and dataset/y_test: both or neither, of X's columns, one label a row."""
         present = [name for name in ("X_test", "y_test") if name in group]
@@ -642,7 +653,8 @@ class RunReader:
             try:
                 group = self.file["dataset"]
                 test = [group[name][()] for name in ("X_test", "y_test")] if "X_test" in group else [None, None]
-                return Dataset(group["X"][()], group["y"][()], self.dataset_name, self.classes, *test)
+                return Dataset(group["X"][()], group["y"][()], self.dataset_name, self.classes, *test,
+                               image_shape=self.image_shape)
             except DatasetError as exc:
                 raise _where(self.path, f"the stored dataset is not valid ({exc})") from None
         return self._read("dataset", read)

@@ -152,6 +152,8 @@ class RunWriter:
         data.attrs["name"] = dataset.name
         if dataset.classes != 2:  # absent: binary, labels -1/+1 (every file before multi-class)
             data.attrs["classes"] = int(dataset.classes)
+        if dataset.image_shape is not None:  # rows are images of this (height, width)
+            data.attrs["image_shape"] = np.asarray(dataset.image_shape, dtype=np.int64)
         if dataset.X_test is not None:  # the test set, never trained on (absent: none)
             data.create_dataset("X_test", data=dataset.X_test)
             data.create_dataset("y_test", data=dataset.y_test)

@@ -146,6 +146,8 @@ def corpus(base: Path, folder: Path) -> dict[str, Malformed]:
     add("test-set-without-labels", "dataset/X_test has no y_test", test_set(dim, with_labels=False))
     add("classes-one", "dataset/classes is 1, not a whole number of classes", _set_attr("dataset", "classes", 1))
     add("classes-text", "dataset/classes is 'ten', not a whole number", _set_attr("dataset", "classes", "ten"))
+    add("image-shape", f"dataset/image_shape is [3, 3], not (height, width) of the {dim} columns",
+        _set_attr("dataset", "image_shape", np.array([3, 3])))
 
     # ---- wrong types
     for kind, attr, value, message in (

@@ -112,13 +112,15 @@ def _write(path, dataset, input_dim):
 
 
 def test_a_run_file_stores_the_test_set_and_the_class_count(tmp_path):
-    three = D.Dataset(np.eye(3), np.array([0.0, 1.0, 2.0]), "three", 3, np.ones((2, 3)), np.array([2.0, 2.0]))
+    three = D.Dataset(np.eye(3), np.array([0.0, 1.0, 2.0]), "three", 3, np.ones((2, 3)), np.array([2.0, 2.0]),
+                      image_shape=(1, 3))
     _write(tmp_path / "three.h5", three, 3)
     with h5py.File(tmp_path / "three.h5", "r") as f:
         assert f["dataset"].attrs["classes"] == 3
         assert f["dataset/X_test"].shape == (2, 3) and f["dataset/y_test"][()].tolist() == [2, 2]
     back = RunReader(tmp_path / "three.h5").dataset
     assert back.classes == 3 and np.array_equal(back.X_test, three.X_test) and np.array_equal(back.y, three.y)
+    assert back.image_shape == (1, 3)
     # a binary dataset without a test set: the file has neither, as every file before them
     binary = D.moons(20, seed=1)
     _write(tmp_path / "binary.h5", binary, 2)
