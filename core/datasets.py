@@ -66,14 +66,14 @@ class Dataset:
             object.__setattr__(self, "image_shape", shape)
 
     @classmethod
-    def from_labels(cls, X, y, name: str = "dataset", X_test=None, y_test=None) -> "Dataset":
+    def from_labels(cls, X, y, name: str = "dataset", X_test=None, y_test=None, image_shape=None) -> "Dataset":
         """A dataset whose labels say what it is (decode_labels): -1/+1 or 0/1 make it binary,
         0..C-1 with C >= 3 make it C-class; the test labels are read the same way."""
         labels, classes = decode_labels(_real_array(y, "y", "not a list of numbers"))
         if y_test is not None:
             y_test, _ = decode_labels(_real_array(y_test, "y_test", "not a list of numbers"), classes=classes,
                                       what="y_test")
-        return cls(X, labels, name, classes, X_test, y_test)
+        return cls(X, labels, name, classes, X_test, y_test, image_shape)
 
     @property
     def n(self) -> int:
