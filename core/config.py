@@ -39,6 +39,7 @@ class DatasetConfig(Serializable):
     y_test: Optional[list] = None
     path: Optional[str] = None
     test_path: Optional[str] = None
+    image_shape: Optional[list[int]] = None  # inline: (height, width) when each row is an image
     name: str = ""
 
     def validate(self, path):
@@ -71,7 +72,8 @@ class DatasetConfig(Serializable):
             elif self.kind == "builtin":
                 ds = builtin_data.load_builtin(self.builtin, **self.params)
             elif self.kind == "inline":
-                ds = datasets.Dataset.from_labels(self.X, self.y, self.name or "inline", self.X_test, self.y_test)
+                ds = datasets.Dataset.from_labels(self.X, self.y, self.name or "inline", self.X_test, self.y_test,
+                                                  self.image_shape)
             else:
                 ds = datasets.load(self._resolve(self.path, base_dir),
                                    None if self.test_path is None else self._resolve(self.test_path, base_dir))
@@ -89,7 +91,8 @@ class DatasetConfig(Serializable):
     @classmethod
     def inline(cls, ds: datasets.Dataset) -> "DatasetConfig":
         test = {} if ds.X_test is None else {"X_test": ds.X_test.tolist(), "y_test": ds.y_test.astype(int).tolist()}
-        return cls(kind="inline", X=ds.X.tolist(), y=ds.y.astype(int).tolist(), name=ds.name, **test)
+        shape = None if ds.image_shape is None else list(ds.image_shape)
+        return cls(kind="inline", X=ds.X.tolist(), y=ds.y.astype(int).tolist(), name=ds.name, image_shape=shape, **test)
 
     def to_dict(self) -> dict:
         if self.kind == "generator":
@@ -102,6 +105,8 @@ class DatasetConfig(Serializable):
             out = {"kind": "inline", "X": self.X, "y": self.y}
             if self.X_test is not None:
                 out.update(X_test=self.X_test, y_test=self.y_test)
+            if self.image_shape is not None:
+                out["image_shape"] = self.image_shape
         else:
             out = {"kind": "file", "path": self.path}
             if self.test_path is not None:

@@ -499,6 +499,8 @@ def generator_arguments(kind: str, params: dict) -> dict:
             raise DatasetError(f"{key}: expected {'a whole number' if whole else 'a number'}, got {shown}")
         if whole:
             value = int(value)
+            if key == "classes":
+                _class_count(value)
             if key == "n_test" and value < 0:
                 raise DatasetError(f"n_test: must be a whole number >= 0 (0: no test set), got {_big(value)}")
             if key == "seed" and not 0 <= value < 2**63:

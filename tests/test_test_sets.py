@@ -130,6 +130,20 @@ def test_a_run_file_stores_the_test_set_and_the_class_count(tmp_path):
     assert back.classes == 2 and back.X_test is None and np.array_equal(back.X, binary.X)
 
 
+def test_an_inline_config_carries_a_builtin_datasets_classes_test_set_and_image_shape():
+    from margin_explorer.core.builtin_data import load_builtin
+
+    digits = load_builtin("digits", subsample=40, test_fraction=0.1)
+    back = DatasetConfig.from_dict(DatasetConfig.inline(digits).to_dict(), "dataset").build()
+    assert back.classes == 10 and back.image_shape == (8, 8) and np.array_equal(back.X, digits.X)
+    assert np.array_equal(back.y_test, digits.y_test) and back.n_test == 180
+
+
+def test_a_multi_class_generators_classes_are_checked_with_the_config():
+    with pytest.raises(ConfigError, match=r"^dataset.params.classes: a multi-class generator makes 3 to 20 classes, got 50"):
+        DatasetConfig.from_dict({"generator": "class_blobs", "params": {"classes": 50}}, "dataset")
+
+
 def test_an_inline_config_carries_the_test_set():
     ds = D.moons(20, seed=1, n_test=5)
     config = DatasetConfig.inline(ds)
