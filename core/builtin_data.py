@@ -28,12 +28,14 @@ BUILTIN = {
 IMAGE_SHAPES = {"digits": (8, 8)}  # data whose rows are images (row-major), for the image grid
 
 
-def builtin_parameters() -> dict:
-    """The parameters of a builtin dataset and their defaults, for editors and checks."""
-    return {"classes": "all", "standardize": True, "subsample": 0, "test_fraction": 0.2, "seed": 0}
+def builtin_parameters(name: str) -> dict:
+    """The parameters of builtin dataset ``name`` and their defaults, for editors and checks:
+    images are standardized as a whole ("global"), measurements feature by feature (true)."""
+    return {"classes": "all", "standardize": "global" if name in IMAGE_SHAPES else True, "subsample": 0,
+            "test_fraction": 0.2, "seed": 0}
 
 
-def load_builtin(name: str, classes="all", standardize: bool = True, subsample: int = 0,
+def load_builtin(name: str, classes="all", standardize: bool | str | None = None, subsample: int = 0,
                  test_fraction: float = 0.2, seed: int = 0) -> Dataset:
     """Builtin dataset ``name`` (BUILTIN).
 
@@ -45,12 +47,17 @@ def load_builtin(name: str, classes="all", standardize: bool = True, subsample: 
     test_fraction: the share of the chosen samples held out as the test set, stratified by class
         and seeded by ``seed`` (0: no test set).
     subsample: the number of training samples kept, stratified and seeded (0: all that remain).
-    standardize: each feature shifted and scaled to mean 0 and standard deviation 1 over the
-        training set (the test set gets the same shift and scale; a constant feature, such as a
-        corner pixel of the digits, is only shifted).
+    standardize: true: each feature shifted and scaled to mean 0 and standard deviation 1 over
+        the training set (a constant feature, such as a corner pixel of the digits, is only
+        shifted); "global": one shift and one scale for all the numbers, mean 0 and standard
+        deviation 1 over the training set, so that images stay images (a rarely inked pixel,
+        scaled on its own, would reach +-20); false: the numbers as shipped. The test set gets
+        the training set's shift and scale. None: the dataset's default (builtin_parameters).
     """
-    args = builtin_arguments(name, dict(classes=classes, standardize=standardize, subsample=subsample,
-                                        test_fraction=test_fraction, seed=seed))
+    given = dict(classes=classes, subsample=subsample, test_fraction=test_fraction, seed=seed)
+    if standardize is not None:
+        given["standardize"] = standardize
+    args = builtin_arguments(name, given)
     X, target = _raw(name)
     groups = _class_groups(name, args["classes"])
     chosen = np.isin(target, [c for group in groups for c in group])
@@ -73,7 +80,8 @@ def load_builtin(name: str, classes="all", standardize: bool = True, subsample: 
     test = np.sort(test)
     X_train, X_test = X[train], X[test]
     if args["standardize"]:
-        mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+        axis = None if args["standardize"] == "global" else 0
+        mean, std = X_train.mean(axis=axis), np.atleast_1d(X_train.std(axis=axis))
         std[std == 0] = 1.0  # a constant feature stays 0 after the shift
         X_train, X_test = (X_train - mean) / std, (X_test - mean) / std
     binary = len(groups) == 2
@@ -87,14 +95,15 @@ def builtin_arguments(name: str, params: dict) -> dict:
     """``params`` checked and completed with the defaults; a DatasetError starts with the field."""
     if name not in BUILTIN:
         raise DatasetError(f"builtin: unknown dataset {name!r} (choose from {', '.join(BUILTIN)})")
-    defaults = builtin_parameters()
+    defaults = builtin_parameters(name)
     unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise DatasetError(f"{unknown[0]}: unknown parameter of a builtin dataset (allowed: {', '.join(defaults)})")
     args = {**defaults, **params}
     _class_groups(name, args["classes"])
-    if not isinstance(args["standardize"], bool):
-        raise DatasetError(f"standardize: expected true or false, got {args['standardize']!r}")
+    if not isinstance(args["standardize"], bool) and args["standardize"] != "global":
+        raise DatasetError(f'standardize: expected true (each feature), "global" (all numbers together) or false, '
+                           f"got {args['standardize']!r}")
     for key in ("subsample", "seed"):
         value = args[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 0:

@@ -49,7 +49,7 @@ def test_builtin_data_load_offline_with_their_documented_shapes_and_classes(no_n
 
 
 def test_the_split_is_stratified_disjoint_seeded_and_standardized_on_the_training_set():
-    ds = B.load_builtin("digits", test_fraction=0.2, seed=5)
+    ds = B.load_builtin("digits", test_fraction=0.2, seed=5, standardize=True)
     raw = B.load_builtin("digits", test_fraction=0.2, seed=5, standardize=False)
     assert ds.n + ds.n_test == 1797 and ds.n_test == round(0.2 * 1797)
     # every class keeps its share (up to one sample) in both parts
@@ -64,7 +64,11 @@ def test_the_split_is_stratified_disjoint_seeded_and_standardized_on_the_trainin
     assert np.allclose(ds.X, (raw.X - mean) / std) and np.allclose(ds.X_test, (raw.X_test - mean) / std)
     assert np.allclose(ds.X.mean(0), 0, atol=1e-12)
     assert np.allclose(ds.X.std(0)[raw.X.std(0) > 0], 1)
-    again, other = B.load_builtin("digits", seed=5), B.load_builtin("digits", seed=6)
+    # digits' default: one shift and scale for all pixels, so that images stay images
+    whole = B.load_builtin("digits", test_fraction=0.2, seed=5)
+    assert np.allclose(whole.X, (raw.X - raw.X.mean()) / raw.X.std())
+    assert np.allclose(whole.X_test, (raw.X_test - raw.X.mean()) / raw.X.std())
+    again, other = B.load_builtin("digits", seed=5, standardize=True), B.load_builtin("digits", seed=6, standardize=True)
     assert np.array_equal(again.X, ds.X) and np.array_equal(again.y_test, ds.y_test)
     assert not np.array_equal(other.X, ds.X)
 
@@ -101,7 +105,7 @@ def test_subsample_keeps_every_class_in_proportion():
     ({"classes": [4]}, "dataset.params.classes: expected"),
     ({"test_fraction": 1}, "dataset.params.test_fraction: expected a number from 0 to below 1"),
     ({"subsample": -3}, "dataset.params.subsample: expected a whole number >= 0"),
-    ({"standardize": "yes"}, "dataset.params.standardize: expected true or false"),
+    ({"standardize": "yes"}, 'dataset.params.standardize: expected true (each feature), "global" (all numbers together) or false'),
     ({"sub_sample": 3}, "dataset.params.sub_sample: unknown parameter of a builtin dataset"),
 ])
 def test_bad_builtin_configs_name_the_field(params, message):
@@ -125,6 +129,7 @@ def test_the_config_records_every_builtin_parameter():
                                   "dataset": {"kind": "builtin", "builtin": "digits", "params": {"classes": [0, 1]}}})
     stored = config.to_dict()["dataset"]
     assert stored == {"kind": "builtin", "builtin": "digits",
-                      "params": {"classes": [0, 1], "standardize": True, "subsample": 0, "test_fraction": 0.2, "seed": 0}}
+                      "params": {"classes": [0, 1], "standardize": "global", "subsample": 0, "test_fraction": 0.2,
+                                 "seed": 0}}
     again = RunConfig.from_dict(config.to_dict()).dataset.build()
     assert again.name == "digits 0 vs 1" and again.X.shape == (288, 64) and again.n_test == 72

@@ -89,11 +89,34 @@ def test_digits_show_as_a_grid_of_images(editor):
     grid = editor.images
     assert grid.isVisible() and grid.tiles == 32 and len(grid.captions) == 32
     assert [c.textItem.toPlainText() for c in grid.captions[:5]] == [str(int(v)) for v in digits.y[:5]]
-    # tile k of the mosaic is sample k, ink on paper: the largest value black (0), zero white (1)
+    # tile k of the mosaic is sample k, ink on paper: its largest value black (0), its smallest white (1)
     rows, cols = divmod(9, grid.columns)
     cell_h, cell_w = 8 + 1 + 3, 8 + 1
     tile = grid.mosaic[rows * cell_h:rows * cell_h + 8, cols * cell_w:cols * cell_w + 8]
-    np.testing.assert_allclose(tile, (16 - digits.X[9].reshape(8, 8)) / 16, atol=1e-6)
+    image = digits.X[9].reshape(8, 8)
+    np.testing.assert_allclose(tile, (image.max() - image) / (image.max() - image.min()), atol=1e-6)
     editor.load(datasets.moons(20, seed=1))
     QApplication.processEvents()
     assert not grid.isVisible()
+
+
+def test_the_real_data_box_loads_digits_with_all_ten_classes_and_a_test_set(editor):
+    editor.builtin.set_name("digits")
+    editor.builtin_classes.set_name("all")
+    editor.load_builtin()
+    QApplication.processEvents()
+    ds = editor.model.dataset()
+    assert ds.classes == 10 and ds.X.shape == (1438, 64) and ds.n_test == 359 and ds.image_shape == (8, 8)
+    assert editor.images.isVisible() and "143 of class 7" in editor.facts.text()
+    editor.builtin.set_name("iris")
+    editor.builtin_classes.set_name("first_two")
+    editor.builtin_subsample.setValue(500)
+    messages = []
+    editor.error.connect(messages.append)
+    editor.load_builtin()
+    assert messages == ["subsample: 500 is more than the 80 training samples of iris with these classes and test_fraction"]
+    editor.builtin_subsample.setValue(0)
+    editor.load_builtin()
+    assert editor.model.dataset().classes == 2 and not editor.model.multiclass and not editor.images.isVisible()
+    editor.model.undo_stack.undo()
+    assert editor.model.dataset().classes == 10

@@ -20,7 +20,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from margin_explorer.core import datasets
+from margin_explorer.core import builtin_data, datasets
 from margin_explorer.core.errors import DatasetError
 from margin_explorer.core.reference import dataset_geometry
 
@@ -341,6 +341,7 @@ class DatasetEditor(QWidget):
         layout.addWidget(self.facts)
         layout.addLayout(files)
         layout.addWidget(box)
+        layout.addWidget(self._real_data_box())
         # separability is a linear program: computed once the edits pause (a drag edits at every
         # mouse move), and after the window is first shown rather than before
         self._facts_timer = QTimer(self)
@@ -353,6 +354,44 @@ class DatasetEditor(QWidget):
         self.model.changed.connect(self._show_images)
         self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
+
+    def _real_data_box(self) -> QGroupBox:
+        """scikit-learn's bundled real datasets (core/builtin_data.py), offline, with a test set."""
+        self.builtin = NamedCombo([(name, f"{name.replace('_', ' ')} ({entry[2][0]} x {entry[2][1]}, "
+                                          f"{entry[3]} classes)") for name, entry in builtin_data.BUILTIN.items()])
+        self.builtin.setToolTip("Real data shipped inside scikit-learn: nothing is downloaded")
+        self.builtin_classes = NamedCombo([("all", "all classes"), ("odd_even", "odd vs even (two classes)"),
+                                           ("first_two", "the first two classes (0 vs 1)")])
+        self.builtin_subsample = QSpinBox()
+        self.builtin_subsample.setRange(0, 100000)
+        self.builtin_subsample.setSpecialValueText("all")
+        self.builtin_subsample.setToolTip("Training samples kept (stratified); the test set is a fifth of the data")
+        load = QPushButton("Load")
+        load.setToolTip("Replace the points with the real dataset, standardized, a fifth held out as the test set")
+        load.clicked.connect(self.load_builtin)
+        form = QFormLayout()
+        form.addRow("Dataset", self.builtin)
+        form.addRow("Classes", self.builtin_classes)
+        form.addRow("Training samples", self.builtin_subsample)
+        box = QGroupBox("Real data (offline)")
+        inner = QVBoxLayout(box)
+        inner.addLayout(form)
+        inner.addWidget(load)
+        return box
+
+    def builtin_params(self) -> dict:
+        """The builtin dataset's parameters the Real data box sets (core/builtin_data.load_builtin)."""
+        classes = self.builtin_classes.name()
+        return {"classes": [0, 1] if classes == "first_two" else classes, "subsample": self.builtin_subsample.value()}
+
+    def load_builtin(self) -> None:
+        try:
+            ds = builtin_data.load_builtin(self.builtin.name(), **self.builtin_params())
+        except DatasetError as exc:
+            self.error.emit(str(exc))
+            return
+        self.model.replace(ds, f"load {ds.name}")
+        self.canvas.fit()
 
     def _pick_class(self, index: int) -> None:
         if not self.canvas.set_current_class(None if index == 0 else index - 1):

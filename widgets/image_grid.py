@@ -1,7 +1,7 @@
 """A grid of image samples (digits' 8 x 8): one mosaic in one ImageItem, a caption under each tile.
 
-``set_images(rows, shape, captions)`` shows rows of X as (height, width) images, row-major, in
-grey levels scaled over all tiles together, so that tiles compare; the Dataset panel shows the
+``set_images(rows, shape, captions)`` shows rows of X as (height, width) images, row-major, each
+in grey levels over its own range (largest black, smallest white); the Dataset panel shows the
 first samples of image data with their classes, and a run's panel can show the samples of the
 smallest normalized margins (the support vectors) the same way.
 """
@@ -53,14 +53,14 @@ class ImageGrid(pg.PlotWidget):
         grid_rows = math.ceil(count / columns)
         caption_room = 3 if captions is not None else 0  # image pixels under each tile for its caption
         cell_h, cell_w = height + GAP + caption_room, width + GAP
-        low, high = float(rows.min()), float(rows.max())
-        span = high - low if high > low else 1.0
-        # ink on paper: the largest value black, the smallest white (digits are dark strokes);
-        # the gaps between tiles a light grey
+        # ink on paper, each tile over its own range: its largest value black, its smallest white
+        # (digits are dark strokes; any shift and scale of the data shows the same picture); the
+        # gaps between tiles a light grey
         mosaic = np.full((grid_rows * cell_h, columns * cell_w), 0.9, dtype=np.float32)
         for k, row in enumerate(rows):
             r, c = divmod(k, columns)
-            tile = (high - row.reshape(height, width)) / span
+            low, high = float(row.min()), float(row.max())
+            tile = (high - row.reshape(height, width)) / (high - low if high > low else 1.0)
             mosaic[r * cell_h:r * cell_h + height, c * cell_w:c * cell_w + width] = tile
             if captions is not None and captions[k] is not None:
                 text = pg.TextItem(str(captions[k]), color=ink("text"), anchor=(0.5, 0))
