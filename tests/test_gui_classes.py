@@ -79,7 +79,12 @@ def test_a_generated_three_class_dataset_is_shown_in_three_colours(editor):
     click(editor.canvas, 0.1, 0.1)
     assert editor.model.y[-1] == 0
     assert len({b.color().name() for b in editor.canvas.scatter.data["brush"]}) == 3
+    editor.update_facts()  # what the facts timer does after an edit
     assert "separable" not in editor.facts.text()  # the binary facts are not claimed for three classes
+    # not runnable until the driver trains C classes: said in the panel, and Run stays off
+    assert editor.problem() == ("Dataset: 3 classes: this build trains two classes only (draw with -1/+1 or two "
+                                "classes, or load two classes)")
+    assert "this build trains two classes only" in editor.facts.text()
 
 
 def test_digits_show_as_a_grid_of_images(editor):
@@ -107,6 +112,7 @@ def test_the_real_data_box_loads_digits_with_all_ten_classes_and_a_test_set(edit
     QApplication.processEvents()
     ds = editor.model.dataset()
     assert ds.classes == 10 and ds.X.shape == (1438, 64) and ds.n_test == 359 and ds.image_shape == (8, 8)
+    editor.update_facts()
     assert editor.images.isVisible() and "143 of class 7" in editor.facts.text()
     editor.builtin.set_name("iris")
     editor.builtin_classes.set_name("first_two")
@@ -120,3 +126,14 @@ def test_the_real_data_box_loads_digits_with_all_ten_classes_and_a_test_set(edit
     assert editor.model.dataset().classes == 2 and not editor.model.multiclass and not editor.images.isVisible()
     editor.model.undo_stack.undo()
     assert editor.model.dataset().classes == 10
+
+
+def test_the_generator_box_draws_a_test_set(editor):
+    editor.kind.set_name("moons")
+    editor.n.setValue(30)
+    editor.n_test.setValue(12)
+    editor.generate()
+    ds = editor.model.dataset()
+    want = datasets.moons(30, seed=0, n_test=12)
+    assert np.array_equal(ds.X, want.X) and np.array_equal(ds.X_test, want.X_test) and ds.n_test == 12
+    assert "n_test" not in editor.extra.text()

@@ -36,6 +36,9 @@ DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
 CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
+# Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
+# the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
+MULTICLASS_TRAINING = False
 
 
 FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
@@ -287,6 +290,10 @@ class DatasetEditor(QWidget):
         self.noise.setSingleStep(0.05)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.n_test = QSpinBox()
+        self.n_test.setRange(0, 100000)
+        self.n_test.setToolTip("Test points drawn from the same distribution with another seed (0: no test set); "
+                               "the training points do not change")
         self.margin = QDoubleSpinBox()
         self.margin.setRange(0, 10)
         self.margin.setDecimals(3)
@@ -307,6 +314,7 @@ class DatasetEditor(QWidget):
         form.addRow("Margin", self.margin)
         form.addRow("Dimension d", self.dim)
         form.addRow("Seed", self.seed)
+        form.addRow("Test points", self.n_test)
         # a generator's parameters without a field of their own (blobs' separation, circles'
         # factor, ...): kept as loaded, so that Generate remakes the points the panel describes
         self._extra: dict = {}
@@ -408,7 +416,8 @@ class DatasetEditor(QWidget):
             self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
 
     def _fields(self) -> dict:
-        return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed}
+        return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed,
+                "n_test": self.n_test}
 
     def _update_generator_fields(self, kind: str) -> None:
         """Another generator chosen: its own defaults (n and the seed stay as they are)."""
@@ -492,9 +501,12 @@ class DatasetEditor(QWidget):
     def problem(self) -> str | None:
         """Why the dataset cannot be trained on, or None."""
         try:
-            self.model.dataset()
+            data = self.model.dataset()
         except DatasetError as exc:
             return f"Dataset: {exc}"
+        if data.classes > 2 and not MULTICLASS_TRAINING:
+            return (f"Dataset: {data.classes} classes: this build trains two classes only "
+                    "(draw with -1/+1 or two classes, or load two classes)")
         return None
 
     def _counts(self) -> list[str]:
