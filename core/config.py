@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from . import datasets
+from . import builtin_data, datasets
 from .architecture import ArchitectureSpec
 from .errors import ConfigError, DatasetError
 from .optimizers import KINDS as OPTIMIZER_KINDS
@@ -22,15 +22,24 @@ from .schema import Serializable, parse_json, require
 
 @dataclass
 class DatasetConfig(Serializable):
-    """``generator`` (a named generator and its parameters), ``inline`` (X and y in the config)
-    or ``file`` (a CSV or NPZ path, relative to the config file)."""
+    """``generator`` (a named generator and its parameters; ``params.n_test`` > 0 adds a test set
+    drawn from the same distribution with another seed), ``builtin`` (a real dataset shipped with
+    scikit-learn, core/builtin_data.py, and its ``params``: classes, standardize, subsample,
+    test_fraction, seed), ``inline`` (X and y in the config, optionally X_test and y_test) or
+    ``file`` (a CSV or NPZ path, relative to the config file; ``test_path`` an optional second
+    file holding the test set). Labels: -1/+1 (or 0/1) for two classes, 0..C-1 for C >= 3."""
 
-    kind: Literal["generator", "inline", "file"] = "generator"
+    kind: Literal["generator", "builtin", "inline", "file"] = "generator"
     generator: str = "blobs"
+    builtin: str = "digits"
     params: dict = field(default_factory=dict)
     X: Optional[list] = None
     y: Optional[list] = None
+    X_test: Optional[list] = None
+    y_test: Optional[list] = None
     path: Optional[str] = None
+    test_path: Optional[str] = None
+    image_shape: Optional[list[int]] = None  # inline: (height, width) when each row is an image
     name: str = ""
 
     def validate(self, path):
@@ -41,8 +50,17 @@ class DatasetConfig(Serializable):
                 datasets.generator_arguments(self.generator, self.params)
             except DatasetError as exc:  # its message starts with the parameter's name
                 raise ConfigError(f"{path}.params.{exc}") from None
+        elif self.kind == "builtin":
+            require(self.builtin in builtin_data.BUILTIN, f"{path}.builtin",
+                    f"unknown dataset {self.builtin!r} (choose from {', '.join(builtin_data.BUILTIN)})")
+            try:
+                builtin_data.builtin_arguments(self.builtin, self.params)
+            except DatasetError as exc:  # its message starts with the parameter's name
+                raise ConfigError(f"{path}.params.{exc}") from None
         elif self.kind == "inline":
             require(self.X is not None and self.y is not None, path, "an inline dataset needs X and y")
+            require((self.X_test is None) == (self.y_test is None), path,
+                    "an inline test set needs both X_test and y_test")
         else:
             require(bool(self.path), f"{path}.path", "a file dataset needs a path")
 
@@ -51,28 +69,48 @@ class DatasetConfig(Serializable):
         try:
             if self.kind == "generator":
                 ds = datasets.generate(self.generator, **self.params)
+            elif self.kind == "builtin":
+                ds = builtin_data.load_builtin(self.builtin, **self.params)
             elif self.kind == "inline":
-                ds = datasets.Dataset(self.X, self.y, self.name or "inline")
+                ds = datasets.Dataset.from_labels(self.X, self.y, self.name or "inline", self.X_test, self.y_test,
+                                                  self.image_shape)
             else:
-                p = Path(self.path)
-                ds = datasets.load(p if p.is_absolute() or base_dir is None else base_dir / p)
+                ds = datasets.load(self._resolve(self.path, base_dir),
+                                   None if self.test_path is None else self._resolve(self.test_path, base_dir))
         except DatasetError as exc:
             raise ConfigError(f"dataset: {exc}") from None
         except TypeError as exc:
             raise ConfigError(f"dataset.params: {exc}") from None
         return ds
 
+    @staticmethod
+    def _resolve(name: str, base_dir: Path | None) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() or base_dir is None else base_dir / p
+
     @classmethod
     def inline(cls, ds: datasets.Dataset) -> "DatasetConfig":
-        return cls(kind="inline", X=ds.X.tolist(), y=ds.y.astype(int).tolist(), name=ds.name)
+        test = {} if ds.X_test is None else {"X_test": ds.X_test.tolist(), "y_test": ds.y_test.astype(int).tolist()}
+        shape = None if ds.image_shape is None else list(ds.image_shape)
+        return cls(kind="inline", X=ds.X.tolist(), y=ds.y.astype(int).tolist(), name=ds.name, image_shape=shape, **test)
 
     def to_dict(self) -> dict:
         if self.kind == "generator":
             out = {"kind": "generator", "generator": self.generator, "params": dict(self.params)}
+        elif self.kind == "builtin":
+            # every parameter, defaults included: the file says how its data were made
+            out = {"kind": "builtin", "builtin": self.builtin,
+                   "params": builtin_data.builtin_arguments(self.builtin, self.params)}
         elif self.kind == "inline":
             out = {"kind": "inline", "X": self.X, "y": self.y}
+            if self.X_test is not None:
+                out.update(X_test=self.X_test, y_test=self.y_test)
+            if self.image_shape is not None:
+                out["image_shape"] = self.image_shape
         else:
             out = {"kind": "file", "path": self.path}
+            if self.test_path is not None:
+                out["test_path"] = self.test_path
         if self.name:
             out["name"] = self.name
         return out
@@ -363,4 +401,6 @@ def load_config(path: str | Path) -> tuple[RunConfig, Path]:
     dataset = config.dataset
     if dataset.kind == "file" and not Path(dataset.path).is_absolute():
         dataset.path = str((path.parent / dataset.path).absolute())
+    if dataset.kind == "file" and dataset.test_path is not None and not Path(dataset.test_path).is_absolute():
+        dataset.test_path = str((path.parent / dataset.test_path).absolute())
     return config, path.parent

@@ -29,7 +29,7 @@ import numpy as np
 
 from .architecture import parameter_count
 from .config import FAMILY_SETTINGS, MAX_FAMILY, FamilyConfig, RunConfig
-from .datasets import Dataset
+from .datasets import MAX_CLASSES, Dataset
 from .errors import ConfigError, DatasetError, RunFileError
 from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
 from .output_path import FORMAT
@@ -446,6 +446,9 @@ class RunReader:
         _claim_check(path, X, "dataset/X")
         _claim_check(path, y, "dataset/y")
         self.dataset_name = _text(path, f["dataset"].attrs, "name", "dataset/name", "dataset")
+        self.classes = self._classes(f["dataset"].attrs)
+        self.image_shape = self._image_shape(f["dataset"].attrs, X.shape[1])
+        self._check_test_set(f["dataset"], X.shape[1])
 
         metrics = f["metrics"]
         self.layer_names = self._layer_names(metrics)
@@ -598,6 +601,45 @@ class RunReader:
                                     "the file is damaged")
         return shortest
 
+    def _classes(self, attrs) -> int:
+        """dataset/classes: 2 when absent (binary, -1/+1), else a whole number from 3 up."""
+        if "classes" not in attrs:
+            return 2
+        value = attrs["classes"]
+        if not (isinstance(value, (int, np.integer)) and 3 <= value <= MAX_CLASSES):
+            shown = value.item() if isinstance(value, np.generic) else value
+            raise _where(self.path, f"dataset/classes is {shown!r}, not a whole number of classes from 3 to "
+                                    f"{MAX_CLASSES}: the file is damaged")
+        return int(value)
+
+    def _image_shape(self, attrs, dim: int) -> tuple | None:
+        """dataset/image_shape: (height, width) whose product is the number of columns, or absent."""
+        if "image_shape" not in attrs:
+            return None
+        value = np.asarray(attrs["image_shape"])
+        if value.shape != (2,) or value.dtype.kind not in "iu" or value.min() < 1 or int(value.prod()) != dim:
+            raise _where(self.path, f"dataset/image_shape is {value.tolist()!r}, not (height, width) of the "
+                                    f"{dim} columns of dataset/X: the file is damaged")
+        return int(value[0]), int(value[1])
+
+    def _check_test_set(self, group, dim: int) -> None:
+        """dataset/X_test and dataset/y_test: both or neither, of X's columns, one label a row."""
+        present = [name for name in ("X_test", "y_test") if name in group]
+        if not present:
+            return
+        if len(present) == 1:
+            raise _where(self.path, f"dataset/{present[0]} has no {'y_test' if present[0] == 'X_test' else 'X_test'}"
+                                    ": the file is damaged")
+        X = _dataset(self.path, group, "X_test", "dataset/X_test", 2)
+        y = _dataset(self.path, group, "y_test", "dataset/y_test", 1)
+        if X.shape[0] != y.shape[0]:
+            raise _where(self.path, f"dataset/X_test has {X.shape[0]:,} rows and dataset/y_test {y.shape[0]:,} "
+                                    "labels: the file is damaged")
+        if X.shape[1] != dim:
+            raise _where(self.path, f"dataset/X_test has {X.shape[1]} columns but dataset/X {dim}: the file is damaged")
+        _claim_check(self.path, X, "dataset/X_test")
+        _claim_check(self.path, y, "dataset/y_test")
+
     # --------------------------------------------------------------- data, read on first use
     def _read(self, key, read):
         if key not in self._cache:
@@ -609,7 +651,10 @@ class RunReader:
     def dataset(self) -> Dataset:
         def read():
             try:
-                return Dataset(self.file["dataset/X"][()], self.file["dataset/y"][()], self.dataset_name)
+                group = self.file["dataset"]
+                test = [group[name][()] for name in ("X_test", "y_test")] if "X_test" in group else [None, None]
+                return Dataset(group["X"][()], group["y"][()], self.dataset_name, self.classes, *test,
+                               image_shape=self.image_shape)
             except DatasetError as exc:
                 raise _where(self.path, f"the stored dataset is not valid ({exc})") from None
         return self._read("dataset", read)

@@ -89,7 +89,8 @@ class RunWriter:
         created = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part") if replace else target
         self.target = target
         try:  # room for the header and the dataset, and to close the file
-            check_space(target, DISK_RESERVE_BYTES + dataset.X.nbytes + dataset.y.nbytes)
+            check_space(target, DISK_RESERVE_BYTES + dataset.X.nbytes + dataset.y.nbytes
+                        + (0 if dataset.X_test is None else dataset.X_test.nbytes + dataset.y_test.nbytes))
         except RunFileWriteError as exc:
             raise RunFileWriteError(f"{self.path}: cannot be created: {exc}") from None
         try:
@@ -149,6 +150,13 @@ class RunWriter:
         data.create_dataset("X", data=dataset.X)
         data.create_dataset("y", data=dataset.y)
         data.attrs["name"] = dataset.name
+        if dataset.classes != 2:  # absent: binary, labels -1/+1 (every file before multi-class)
+            data.attrs["classes"] = int(dataset.classes)
+        if dataset.image_shape is not None:  # rows are images of this (height, width)
+            data.attrs["image_shape"] = np.asarray(dataset.image_shape, dtype=np.int64)
+        if dataset.X_test is not None:  # the test set, never trained on (absent: none)
+            data.create_dataset("X_test", data=dataset.X_test)
+            data.create_dataset("y_test", data=dataset.y_test)
         metrics = f.create_group("metrics")
         self.metrics = {}
         for name, definition in SCALAR_METRICS.items():

@@ -135,6 +135,20 @@ def corpus(base: Path, folder: Path) -> dict[str, Malformed]:
         _replace(f, "snapshots/params", data=np.zeros((k, n_params + 3)))
     add("snapshot-params-width", f"snapshots/params holds {n_params + 3:,} parameters", params_width)
 
+    # ---- the test set and the class count (docs/run-format.md, Groups)
+    def test_set(columns, with_labels=True):
+        def edit(f):
+            f.create_dataset("dataset/X_test", data=np.zeros((3, columns)))
+            if with_labels:
+                f.create_dataset("dataset/y_test", data=np.ones(3))
+        return edit
+    add("test-set-columns", f"dataset/X_test has {dim + 1} columns but dataset/X {dim}", test_set(dim + 1))
+    add("test-set-without-labels", "dataset/X_test has no y_test", test_set(dim, with_labels=False))
+    add("classes-one", "dataset/classes is 1, not a whole number of classes", _set_attr("dataset", "classes", 1))
+    add("classes-text", "dataset/classes is 'ten', not a whole number", _set_attr("dataset", "classes", "ten"))
+    add("image-shape", f"dataset/image_shape is [3, 3], not (height, width) of the {dim} columns",
+        _set_attr("dataset", "image_shape", np.array([3, 3])))
+
     # ---- wrong types
     for kind, attr, value, message in (
             ("format-version-minus-1", "format_version", -1, "format_version -1"),

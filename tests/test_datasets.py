@@ -13,7 +13,10 @@ def test_generators_are_seeded_balanced_and_valid(kind):
     a, b, c = D.generate(kind, seed=3), D.generate(kind, seed=3), D.generate(kind, seed=4)
     assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y)
     assert not np.array_equal(a.X, c.X)
-    assert set(np.unique(a.y)) == {-1.0, 1.0}
+    if kind in D.MULTICLASS_GENERATORS:  # labels 0..C-1, balanced to one sample
+        assert a.classes == 3 and np.bincount(a.y.astype(int)).tolist() in ([34, 33, 33], [50, 50, 50])
+    else:
+        assert set(np.unique(a.y)) == {-1.0, 1.0} and a.classes == 2
     assert a.X.dtype == np.float64
 
 
@@ -53,7 +56,10 @@ def test_csv_accepts_zero_one_labels_and_no_header():
     ("x1,x2,label\n0,0,1\n1,1,1\n", "only one class"),
     ("x1,x2,label\n0,nan,1\n1,1,-1\n", "row 2: coordinates must be finite"),
     ("x1,x2,label\n0,inf,1\n1,1,-1\n", "row 2: coordinates must be finite"),
-    ("x1,x2,label\n0,0,1\n1,1,2\n", "row 3: label 2 is not"),
+    ("x1,x2,label\n0,0,1\n1,1,-1\n2,2,2\n", "row 4: label 2 is not -1 or +1"),
+    ("x1,x2,label\n0,0,1\n1,1,2\n", "labels 0..2: class 0 has no sample"),
+    ("x1,x2,label\n0,0,0\n1,1,1.5\n", "row 3: label 1.5 is not a class"),
+    ("x1,x2,label\n0,0,0\n1,1,-2\n", "row 3: label -2 is not a class"),
     ("x1,x2,label\n0,0,1\n1,1\n", "row 3 has 2 columns, expected 3"),
     ("x1,x2,label\n0,0,1\n1,abc,-1\n", "row 3, column 2: 'abc' is not a number"),
     ("x1,x2,colour\n0,0,1\n1,1,-1\n", "the last column must be the label"),
@@ -95,3 +101,14 @@ def test_csv_parser_never_leaks_a_traceback(text):
     except DatasetError:
         return
     assert np.isfinite(ds.X).all() and set(np.unique(ds.y)) == {-1.0, 1.0}
+
+
+@pytest.mark.parametrize("kind", D.MULTICLASS_GENERATORS)
+def test_multi_class_generators_make_c_separate_classes(kind):
+    ds = D.generate(kind, classes=5, n=200, noise=0.01, seed=2)
+    assert ds.classes == 5 and np.bincount(ds.y.astype(int)).tolist() == [40] * 5 and ds.dim == 2
+    # with little noise each class is its own region: a point's nearest other point shares its class
+    dist = np.linalg.norm(ds.X[:, None] - ds.X[None], axis=2) + np.diag(np.full(200, np.inf))
+    assert np.mean(ds.y[np.argmin(dist, axis=1)] == ds.y) > 0.97
+    with pytest.raises(DatasetError, match="classes: a multi-class generator makes 3 to 20 classes, got 2"):
+        D.generate(kind, classes=2)

@@ -109,7 +109,7 @@ def test_generator_import_export(editor, tmp_path):
     editor.error.connect(messages.append)
     (tmp_path / "bad.csv").write_text("x1,x2,label\n0,0,7\n1,1,1\n")
     assert not editor.import_file(str(tmp_path / "bad.csv"))
-    assert "label 7" in messages[-1] and editor.model.n == 60
+    assert "class 0 has no sample (the labels are 1, 7)" in messages[-1] and editor.model.n == 60
 
 
 def test_high_dimensional_data_are_projected_read_only(editor):
@@ -157,4 +157,4 @@ def test_import_errors_all_name_the_file_then_the_reason(editor, tmp_path):
         assert not editor.import_file(str(tmp_path / name))
     assert [m.split(": ")[0] for m in messages] == [f"Could not import {n}" for n in [*cases, "missing.csv"]]
     assert not any(str(tmp_path) in m for m in messages)  # the name, not the whole path
-    assert "'bad' is not a number" in messages[0] and "label 3" in messages[1]
+    assert "'bad' is not a number" in messages[0] and "labels 0..3: class 0 has no sample" in messages[1]

@@ -3,8 +3,10 @@ import and export, and live facts (counts, linear separability, the l2 SVM margi
 
 Mouse: left click adds a +1 point; right click or Shift+click adds a -1 point; dragging a
 point moves it; dragging on empty space selects a rectangle; Ctrl+click removes a point.
-Keys: Delete removes the selection, F flips its labels. Data with d > 2 are shown as a
-read-only PCA projection.
+Keys: Delete removes the selection, F flips its labels. Keys 1-9 (or the Draw picker) draw
+classes 0-8 instead: any click adds a point of the picked class, F gives the selection that
+class; -1/+1 points become classes 0 and 1. Data with d > 2 are shown as a read-only PCA
+projection; image data (digits) also as a grid of samples.
 """
 
 from __future__ import annotations
@@ -15,20 +17,28 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
                                QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from margin_explorer.core import datasets
+from margin_explorer.core import builtin_data, datasets
 from margin_explorer.core.errors import DatasetError
 from margin_explorer.core.reference import dataset_geometry
 
 from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder
+from .image_grid import ImageGrid
 from .named_combo import NamedCombo
-from .palette import NEGATIVE, POSITIVE, ink
+from .palette import NEGATIVE, POSITIVE, color, ink
 
 PICK_PIXELS = 8
 _drag_ids = itertools.count(1)
+DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
+CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]
+CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
+GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
+# Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
+# the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
+MULTICLASS_TRAINING = False
 
 
 FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
@@ -91,7 +101,10 @@ class EditViewBox(pg.ViewBox):
             if index is not None:
                 editor.model.remove([index])
             return
-        if ev.button() == Qt.RightButton or (ev.button() == Qt.LeftButton and mods & Qt.ShiftModifier):
+        if editor.current_class is not None:
+            if ev.button() in (Qt.LeftButton, Qt.RightButton):
+                editor.model.add_point(p.x(), p.y(), editor.current_class)
+        elif ev.button() == Qt.RightButton or (ev.button() == Qt.LeftButton and mods & Qt.ShiftModifier):
             editor.model.add_point(p.x(), p.y(), -1)
         elif ev.button() == Qt.LeftButton:
             editor.model.add_point(p.x(), p.y(), +1)
@@ -135,10 +148,12 @@ def import_message(path: str, reason: str) -> str:
 
 class DatasetCanvas(pg.PlotWidget):
     selectionChanged = Signal()
+    classPicked = Signal(object)  # the class clicks now draw (0-8), or None for -1/+1
 
     def __init__(self, model: DatasetModel, parent=None):
         self.vb = None
         self.model = model
+        self.current_class: int | None = None
         super().__init__(parent, viewBox=EditViewBox(self))
         self.setObjectName("dataset-canvas")
         self.setAspectLocked(True)
@@ -151,9 +166,11 @@ class DatasetCanvas(pg.PlotWidget):
             self.addItem(item)
         self.setFocusPolicy(Qt.StrongFocus)
         self.setToolTip("Left click: add +1   Right or Shift+click: add -1   Drag a point: move it\n"
-                        "Drag on empty space: select   Ctrl+click: remove   Delete: remove selection   F: flip labels")
+                        "Drag on empty space: select   Ctrl+click: remove   Delete: remove selection   F: flip labels\n"
+                        "Keys 1-9: draw classes 0-8 (click adds the picked class, F gives it to the selection)")
         self.projection_note = pg.TextItem("", color=ink("muted"), anchor=(0, 0))
         self.addItem(self.projection_note, ignoreBounds=True)
+        model.changed.connect(self._follow_labels)
         model.changed.connect(self.redraw)
         self.setRange(QRectF(-2, -2, 4, 4))
         self.redraw()
@@ -175,10 +192,35 @@ class DatasetCanvas(pg.PlotWidget):
         _u, _s, vt = np.linalg.svd(centered, full_matrices=False)
         return centered @ vt[:2].T  # the first two principal components
 
+    def set_current_class(self, label: int | None) -> bool:
+        """Draw class ``label`` (0-8) with clicks, or -1/+1 with None. The first class turns the
+        points' -1/+1 into classes 0/1 (one undo step); back to -1/+1 only while no point is of a
+        class past 1. Returns whether the change was made."""
+        if not self.model.set_multiclass(label is not None):
+            return False
+        self.current_class = label
+        self.classPicked.emit(label)
+        return True
+
+    def _follow_labels(self) -> None:
+        """Clicks draw what the points hold: a class once they are classes (a loaded C-class
+        dataset, an undo), -1/+1 once they are -1/+1 again."""
+        if self.model.multiclass and self.current_class is None:
+            self.current_class = 0
+        elif not self.model.multiclass and self.current_class is not None:
+            self.current_class = None
+        else:
+            return
+        self.classPicked.emit(self.current_class)
+
     def redraw(self) -> None:
         coords = self._coords()
-        brushes = [pg.mkBrush(POSITIVE if label > 0 else NEGATIVE) for label in self.model.y]
-        symbols = ["o" if label > 0 else "s" for label in self.model.y]
+        if self.model.multiclass:
+            brushes = [pg.mkBrush(color(int(label))) for label in self.model.y]
+            symbols = [CLASS_SYMBOLS[int(label) % len(CLASS_SYMBOLS)] for label in self.model.y]
+        else:
+            brushes = [pg.mkBrush(POSITIVE if label > 0 else NEGATIVE) for label in self.model.y]
+            symbols = ["o" if label > 0 else "s" for label in self.model.y]
         self.scatter.setData(pos=coords, brush=brushes, symbol=symbols, pen=pg.mkPen("w", width=0.5))
         self.selection = self.selection[self.selection < self.model.n]
         self._draw_selection()
@@ -197,7 +239,9 @@ class DatasetCanvas(pg.PlotWidget):
             self.model.remove(self.selection)
             self.set_selection([])
         elif event.key() == Qt.Key_F and len(self.selection) and self.model.editable:
-            self.model.relabel(self.selection, None)
+            self.model.relabel(self.selection, self.current_class)  # None: flip -1/+1
+        elif event.key() in CLASS_KEYS and self.model.editable:
+            self.set_current_class(CLASS_KEYS[event.key()])
         else:
             super().keyPressEvent(event)
 
@@ -219,6 +263,16 @@ class DatasetEditor(QWidget):
         self.model = DatasetModel(self)
         self.settings = None  # the window's QSettings: where the file dialogs last opened (widgets/file_places.py)
         self.canvas = DatasetCanvas(self.model)
+        self.class_picker = QComboBox()
+        self.class_picker.setObjectName("class-picker")
+        self.class_picker.addItems(["−1 / +1 (left / right click)"]
+                                   + [f"class {k} (key {k + 1})" for k in range(DRAWN_CLASSES)])
+        self.class_picker.setToolTip("What a click draws: -1/+1, or one of up to nine classes (keys 1-9 on the canvas)")
+        self.class_picker.activated.connect(self._pick_class)
+        self.canvas.classPicked.connect(lambda label: self.class_picker.setCurrentIndex(0 if label is None else label + 1))
+        self.images = ImageGrid()
+        self.images.setMinimumHeight(120)
+        self.images.hide()
         self.facts = QLabel()
         self.facts.setObjectName("dataset-facts")
         self.facts.setWordWrap(True)
@@ -236,6 +290,10 @@ class DatasetEditor(QWidget):
         self.noise.setSingleStep(0.05)
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
+        self.n_test = QSpinBox()
+        self.n_test.setRange(0, 100000)
+        self.n_test.setToolTip("Test points drawn from the same distribution with another seed (0: no test set); "
+                               "the training points do not change")
         self.margin = QDoubleSpinBox()
         self.margin.setRange(0, 10)
         self.margin.setDecimals(3)
@@ -256,6 +314,7 @@ class DatasetEditor(QWidget):
         form.addRow("Margin", self.margin)
         form.addRow("Dimension d", self.dim)
         form.addRow("Seed", self.seed)
+        form.addRow("Test points", self.n_test)
         # a generator's parameters without a field of their own (blobs' separation, circles'
         # factor, ...): kept as loaded, so that Generate remakes the points the panel describes
         self._extra: dict = {}
@@ -280,11 +339,17 @@ class DatasetEditor(QWidget):
         for b in (import_button, export_button, clear_button):
             files.addWidget(b)
 
+        picker = QHBoxLayout()
+        picker.addWidget(QLabel("Draw"))
+        picker.addWidget(self.class_picker, stretch=1)
         layout = QVBoxLayout(self)
+        layout.addLayout(picker)
         layout.addWidget(self.canvas, stretch=1)
+        layout.addWidget(self.images, stretch=1)
         layout.addWidget(self.facts)
         layout.addLayout(files)
         layout.addWidget(box)
+        layout.addWidget(self._real_data_box())
         # separability is a linear program: computed once the edits pause (a drag edits at every
         # mouse move), and after the window is first shown rather than before
         self._facts_timer = QTimer(self)
@@ -294,11 +359,65 @@ class DatasetEditor(QWidget):
         self._geometry_service = None
         self._geometry_token = 0
         self.model.changed.connect(self._counts_now_geometry_soon)
+        self.model.changed.connect(self._show_images)
         self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
 
+    def _real_data_box(self) -> QGroupBox:
+        """scikit-learn's bundled real datasets (core/builtin_data.py), offline, with a test set."""
+        self.builtin = NamedCombo([(name, f"{name.replace('_', ' ')} ({entry[2][0]} x {entry[2][1]}, "
+                                          f"{entry[3]} classes)") for name, entry in builtin_data.BUILTIN.items()])
+        self.builtin.setToolTip("Real data shipped inside scikit-learn: nothing is downloaded")
+        self.builtin_classes = NamedCombo([("all", "all classes"), ("odd_even", "odd vs even (two classes)"),
+                                           ("first_two", "the first two classes (0 vs 1)")])
+        self.builtin_subsample = QSpinBox()
+        self.builtin_subsample.setRange(0, 100000)
+        self.builtin_subsample.setSpecialValueText("all")
+        self.builtin_subsample.setToolTip("Training samples kept (stratified); the test set is a fifth of the data")
+        load = QPushButton("Load")
+        load.setToolTip("Replace the points with the real dataset, standardized, a fifth held out as the test set")
+        load.clicked.connect(self.load_builtin)
+        form = QFormLayout()
+        form.addRow("Dataset", self.builtin)
+        form.addRow("Classes", self.builtin_classes)
+        form.addRow("Training samples", self.builtin_subsample)
+        box = QGroupBox("Real data (offline)")
+        inner = QVBoxLayout(box)
+        inner.addLayout(form)
+        inner.addWidget(load)
+        return box
+
+    def builtin_params(self) -> dict:
+        """The builtin dataset's parameters the Real data box sets (core/builtin_data.load_builtin)."""
+        classes = self.builtin_classes.name()
+        return {"classes": [0, 1] if classes == "first_two" else classes, "subsample": self.builtin_subsample.value()}
+
+    def load_builtin(self) -> None:
+        try:
+            ds = builtin_data.load_builtin(self.builtin.name(), **self.builtin_params())
+        except DatasetError as exc:
+            self.error.emit(str(exc))
+            return
+        self.model.replace(ds, f"load {ds.name}")
+        self.canvas.fit()
+
+    def _pick_class(self, index: int) -> None:
+        if not self.canvas.set_current_class(None if index == 0 else index - 1):
+            self.class_picker.setCurrentIndex(self.canvas.current_class + 1)
+            self.error.emit("the points hold classes past 1: they cannot be drawn as -1/+1 (remove those first)")
+
+    def _show_images(self) -> None:
+        """Image data: the first GRID_SAMPLES samples as images, captioned with their classes."""
+        shape, m = self.model.image_shape, self.model
+        self.images.setVisible(shape is not None)
+        if shape is not None:
+            labels = m.y[:GRID_SAMPLES]
+            captions = [f"{int(v)}" if m.multiclass else f"{int(v):+d}" for v in labels]
+            self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
+
     def _fields(self) -> dict:
-        return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed}
+        return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed,
+                "n_test": self.n_test}
 
     def _update_generator_fields(self, kind: str) -> None:
         """Another generator chosen: its own defaults (n and the seed stay as they are)."""
@@ -382,13 +501,21 @@ class DatasetEditor(QWidget):
     def problem(self) -> str | None:
         """Why the dataset cannot be trained on, or None."""
         try:
-            self.model.dataset()
+            data = self.model.dataset()
         except DatasetError as exc:
             return f"Dataset: {exc}"
+        if data.classes > 2 and not MULTICLASS_TRAINING:
+            return (f"Dataset: {data.classes} classes: this build trains two classes only "
+                    "(draw with -1/+1 or two classes, or load two classes)")
         return None
 
     def _counts(self) -> list[str]:
         m = self.model
+        if m.multiclass:
+            counts = np.bincount(m.y.astype(int), minlength=1) if m.n else np.zeros(0, dtype=int)
+            shown = ", ".join(f"<span style='color:{color(k)}'>{c} of class {k}</span>"
+                              for k, c in enumerate(counts) if c)
+            return [f"<b>{m.n}</b> points{': ' + shown if shown else ''}; d = {m.dim}"]
         pos = int(np.sum(m.y > 0))
         return [f"<b>{m.n}</b> points: <span style='color:{POSITIVE}'>{pos} of +1</span>, "
                 f"<span style='color:{NEGATIVE}'>{m.n - pos} of −1</span>; d = {m.dim}"]
@@ -413,11 +540,14 @@ class DatasetEditor(QWidget):
         if problem:
             parts.append(f"<span style='color:#b00'>{problem.split(': ', 1)[1]}</span>")
         elif m.n <= MAX_FACTS_POINTS:
-            if self._geometry_service is not None:
-                self._geometry_service(self._geometry_token, m.X.copy(), m.y.copy())
+            data = m.dataset()  # -1/+1 labels, also for classes 0 and 1 drawn with the keys
+            if data.classes > 2:
+                pass  # separability and the SVM margin are the binary problem's: not shown for C classes
+            elif self._geometry_service is not None:
+                self._geometry_service(self._geometry_token, data.X, data.y)
                 parts.append("<span style='color:#777'>checking separability…</span>")
             else:
-                self.show_geometry(self._geometry_token, dataset_geometry(m.X, m.y))
+                self.show_geometry(self._geometry_token, dataset_geometry(data.X, data.y))
                 return
         self.facts.setText("<br>".join(parts))
 

@@ -1,0 +1,77 @@
+"""A grid of image samples (digits' 8 x 8): one mosaic in one ImageItem, a caption under each tile.
+
+``set_images(rows, shape, captions)`` shows rows of X as (height, width) images, row-major, each
+in grey levels over its own range (largest black, smallest white); the Dataset panel shows the
+first samples of image data with their classes, and a run's panel can show the samples of the
+smallest normalized margins (the support vectors) the same way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+
+from .palette import ink
+
+GAP = 1  # pixels of background between tiles (in image pixels)
+MAX_TILES = 64  # more would be too small to read in a dock; the caller picks which
+
+
+class ImageGrid(pg.PlotWidget):
+    def __init__(self, parent=None, columns: int = 8):
+        super().__init__(parent)
+        self.setObjectName("image-grid")
+        self.columns = columns
+        self.hideAxis("left")
+        self.hideAxis("bottom")
+        self.setMouseEnabled(x=False, y=False)
+        self.setMenuEnabled(False)
+        self.getViewBox().invertY(True)  # image rows go down, as on paper
+        self.setAspectLocked(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image)
+        self.captions: list[pg.TextItem] = []
+        self.mosaic = np.zeros((0, 0), dtype=np.float32)
+        self.tiles = 0
+
+    def set_images(self, rows, shape: tuple[int, int], captions=None) -> None:
+        """Show up to MAX_TILES rows of ``rows`` (k, height * width) as images of ``shape``,
+        ``captions[i]`` (text, or None) under tile i."""
+        rows = np.asarray(rows, dtype=np.float64)[:MAX_TILES]
+        height, width = shape
+        self.tiles = count = rows.shape[0]
+        for item in self.captions:
+            self.removeItem(item)
+        self.captions = []
+        if not count:
+            self.mosaic = np.zeros((0, 0), dtype=np.float32)
+            self.image.clear()
+            return
+        columns = min(self.columns, count)
+        grid_rows = math.ceil(count / columns)
+        caption_room = 3 if captions is not None else 0  # image pixels under each tile for its caption
+        cell_h, cell_w = height + GAP + caption_room, width + GAP
+        # ink on paper, each tile over its own range: its largest value black, its smallest white
+        # (digits are dark strokes; any shift and scale of the data shows the same picture); the
+        # gaps between tiles a light grey
+        mosaic = np.full((grid_rows * cell_h, columns * cell_w), 0.9, dtype=np.float32)
+        for k, row in enumerate(rows):
+            r, c = divmod(k, columns)
+            low, high = float(row.min()), float(row.max())
+            tile = (high - row.reshape(height, width)) / (high - low if high > low else 1.0)
+            mosaic[r * cell_h:r * cell_h + height, c * cell_w:c * cell_w + width] = tile
+            if captions is not None and captions[k] is not None:
+                text = pg.TextItem(str(captions[k]), color=ink("text"), anchor=(0.5, 0))
+                text.setPos(c * cell_w + width / 2, r * cell_h + height)
+                self.addItem(text)
+                self.captions.append(text)
+        self.mosaic = np.ascontiguousarray(mosaic)
+        self.image.setImage(self.mosaic, levels=(0.0, 1.0), autoLevels=False)
+        self.image.setRect(0, 0, self.mosaic.shape[1], self.mosaic.shape[0])
+        self.setRange(xRange=(0, self.mosaic.shape[1]), yRange=(0, self.mosaic.shape[0]), padding=0.02)
+
+    def restyle(self, font_scale: float = 1.0) -> None:
+        for item in self.captions:
+            item.setColor(ink("text"))
