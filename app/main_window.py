@@ -22,6 +22,7 @@ from margin_explorer.widgets.boundary_view import BoundaryView
 from margin_explorer.widgets.claims_panel import ClaimsPanel
 from margin_explorer.widgets.compare_table import CompareTable
 from margin_explorer.widgets.dataset_editor import DatasetEditor
+from margin_explorer.widgets.dock_room import GiveWayWhenBlank
 from margin_explorer.widgets.message_banner import MessageBanner
 from margin_explorer.widgets.replay_bar import ReplayBar
 from margin_explorer.widgets.run_controls import RunControls
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
         self.runs = RunManager(self)
         self.files = FileActions(self)
         self.dataset_editor.settings = self.settings
+        self.plots.settings = self.settings  # presentation mode's choice of plots
+        self.boundary_room = GiveWayWhenBlank(self._docks["boundary"], self.boundary)  # d > 2: no room in a talk
         self._build_menus()
         self.setAcceptDrops(True)
         self._base_font = QApplication.font()
@@ -679,6 +682,9 @@ class MainWindow(QMainWindow):
         """For talks: large type and lines, the editors hidden, full screen."""
         on = self.presentation_action.isChecked() if on is None else on
         self.presentation_action.setChecked(on)
+        shown = self.plots.set_presentation(on)  # fewer, larger plots and thick lines
+        for key, action in self.plot_actions.items():
+            action.setChecked(key in shown)
         editors = ("dataset", "architecture", "runs", "run")
         if on:
             if not self.isFullScreen():  # the layout to come back to, before the editors are hidden
@@ -686,14 +692,13 @@ class MainWindow(QMainWindow):
             self._editor_visibility = {k: self._docks[k].isVisible() for k in editors}
             for k in editors:
                 self._docks[k].hide()
-            self.plots.set_pen_width(3)
             self._enter_full_screen(keep_layout=False)
         else:
             for k in editors:
                 self._docks[k].setVisible(getattr(self, "_editor_visibility", {}).get(k, True))
-            self.plots.set_pen_width(1)
             apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.0)  # the type first: the
             self._leave_full_screen()  # layout restored on the way back is measured in it
+        self.boundary_room.set_active(on)
         if on:
             apply_theme(self, getattr(self, "theme", "light"), self._base_font, 1.6)
         self.settings.setValue("presentation", on)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import html
+import json
 import math
 import time
 import warnings
@@ -53,7 +54,7 @@ PLOTS = [
              reference="reference_margin",
              # steepest descent in l_inf (sign) or l1 (coordinate) maximizes the margin in its own
              # norm: those runs also show both, the matching one with its max-margin line
-             extra={"separated_range": True, "y_label": "normalized margin",
+             extra={"separated_range": True, "y_label": "normalized margin", "y_short": "margin",
                     "steepest": {"sign": [("normalized_margin_linf", "γ∞ = q_min / ‖θ‖∞^M"),
                                           ("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M")],
                                  "coordinate": [("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M"),
@@ -64,14 +65,15 @@ PLOTS = [
     PlotSpec("angles", "Angles", [("alignment_gap", "1 − cos(θ, −∇L)"),
                                   ("direction_change", "direction change / step"),
                                   ("angle_to_reference", "angle to max-margin")], log_y=True,
-             extra={"y_label": "angle (rad), 1 − cos", "per_step": ("direction_change",),
+             extra={"y_label": "angle (rad), 1 − cos", "y_short": "angle (rad)", "per_step": ("direction_change",),
                     "round_off": ("direction_change",)}),
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
              extra={"y_label": "q_i / ‖θ‖^M"}),
     PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns",
              extra={"y_label": "stable rank"}),
     PlotSpec("ensemble", "Ensemble members' output share", [("ensemble_share", "share")], kind="columns",
-             extra={"column_label": "member", "empty": "the network has no ensemble", "y_label": "output share"}),
+             extra={"column_label": "member", "empty": "the network has no ensemble", "y_label": "output share",
+                    "y_short": "share"}),
     # delta is negative where q_min(theta~) < 1, which only a non-homogeneous network allows (a GELU
     # network's late snapshots): a log axis draws |delta|, the readout keeps the sign
     PlotSpec("kkt", "KKT residual and Euler defect", [("kkt_eps", "KKT ε"), ("kkt_delta", "|KKT δ|"),
@@ -80,6 +82,10 @@ PLOTS = [
                                                   "floor": {"kkt_eps": ZERO_FLOOR}, "round_off": ("euler_defect",)}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
+# presentation mode shows these, large (2 x 2 at 1280 x 720), unless the presenter chose others:
+# eight plots gave each about 61 px of height, too little to read from a room
+PRESENTATION_PLOTS = ["loss", "margin", "norm", "angles"]
+PRESENTATION_SETTING = "presentation_plots"  # where the presenter's choice is remembered
 # what the shared horizontal axis shows: runs with different step sizes compare best at equal loss
 X_AXES = {"step": "step", "wall_time": "wall time (s)", "neg_log_loss": "−log L"}
 # the record series each x axis is drawn from (TrajectoryPlots._x_of)
@@ -106,9 +112,15 @@ REDRAW_BUDGET_MS = 12.0  # per refresh call; the rest of the plots follow at the
 # network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
 ROUND_OFF = 1e-13
 ROUND_OFF_NOTE = f"< {ROUND_OFF:.0e}: round-off, not drawn"
+# where the round-off note may go (legend.py PLACES): the bottom corners first, where it says
+# what is missing below the curves, then the top ones and the sides
+NOTE_PLACES = ((1, 1), (0, 1), (1, 0), (0, 0), (1, 0.5), (0, 0.5), (1, 0.75), (0, 0.75), (1, 0.25), (0, 0.25))
 # a legend in a plot lower than this (pixels at type scale 1) takes short labels ("γ", not its
 # definition) and one more column: at 1280 x 720 the full ones covered half of every plot
 COMPACT_BELOW_PX = 130
+# follow mode's room above and below the data on a log y axis, in decades: 30% of the span, which
+# it is on a linear axis, was ~1.7 empty decades over curves spanning six (x 10^1.7 = x 50)
+LOG_HEADROOM_DECADES = 0.2
 LOG_BAND_MOST = 0.35  # the most of a log plot's height a band for the legend may take
 SHORT_LABELS = {"alignment_gap": "1 − cos", "direction_change": "turn / step", "angle_to_reference": "∠ w*",
                 "kkt_eps": "ε", "kkt_delta": "|δ|", "euler_defect": "Euler"}
@@ -262,6 +274,7 @@ class _Plot:
         self.legend.setVisible(spec.kind != "samples")
         self.key_names: list = []  # the line-style key's entries now in the legend (several runs)
         self.legend_hidden = False  # the hover readout stands in for the legend (no room for both)
+        self.y_label_text = None  # the form of the y label shown (TrajectoryPlots._fit_y_label)
         # pyqtgraph's own "Plot options" menu switches log mode behind our back: ours instead
         item.setMenuEnabled(False, enableViewBoxMenu=True)
         self.log_action = item.vb.menu.addAction("Log y axis")
@@ -380,15 +393,18 @@ class _Plot:
         return c
 
 
-def sticky_range(view: tuple, low: float, high: float, headroom: float = 0.15) -> tuple | None:
-    """A new (lo, hi) when [low, high] left the view or the view is far too wide, else None."""
+def sticky_range(view: tuple, low: float, high: float, headroom: float = 0.15,
+                 most: float = math.inf) -> tuple | None:
+    """A new (lo, hi) when [low, high] left the view or the view is far too wide, else None:
+    ``headroom`` times the span on each side, at most ``most`` (view units: decades on a log axis)."""
     span = high - low
     if span <= 0:
         span = abs(high) * 0.1 or 1.0
     lo, hi = view
     if low >= lo and high <= hi and (hi - lo) <= 4 * span:
         return None
-    return low - headroom * span, high + headroom * span
+    pad = min(headroom * span, most)
+    return low - pad, high + pad
 
 
 class TrajectoryPlots(QWidget):
@@ -406,7 +422,10 @@ class TrajectoryPlots(QWidget):
         self.columns = columns
         self.plots: dict[str, _Plot] = {}
         self.sources: list = []
-        self.visible = list(PLOT_KEYS)
+        self.visible = list(PLOT_KEYS)  # the plots chosen for the desk (the window saves them)
+        self.presentation_visible = list(PRESENTATION_PLOTS)  # those chosen for presentation mode
+        self.presenting = False
+        self.settings = None  # a QSettings where the presentation choice is remembered, if given
         self.log_x = False
         self._next_plot = 0
         self._blocks = BlockCache()
@@ -442,7 +461,7 @@ class TrajectoryPlots(QWidget):
         self.view.addItem(self.run_key, row=0, col=0, colspan=self.columns)
         self._show_run_key()
         first = None
-        for i, key in enumerate(k for k in PLOT_KEYS if k in self.visible):
+        for i, key in enumerate(self.shown):
             spec = next(p for p in PLOTS if p.key == key)
             item = self.view.addPlot(row=1 + i // self.columns, col=i % self.columns,
                                      axisItems={"left": SparseLogAxis("left"), "bottom": SparseLogAxis("bottom")})
@@ -452,6 +471,7 @@ class TrajectoryPlots(QWidget):
             plot.restyle(self.font_scale)
             plot.on_zoom = self._zoom_timer.start
             plot.on_log_y = functools.partial(self.set_log_y, key)
+            item.vb.sigResized.connect(lambda *_args, p=plot: self._fit_y_label(p))
             plot.item.setLogMode(self.log_x, plot.log_y)
             self._label_axes(plot)
             if first is None:
@@ -485,6 +505,7 @@ class TrajectoryPlots(QWidget):
         self._show_run_key()
         for plot in self.plots.values():
             plot.restyle(font_scale)
+            self._fit_y_label(plot)  # measured in the new type
         if self.waiting_note is not None:
             _note_style(self.waiting_note, font_scale)
 
@@ -494,18 +515,71 @@ class TrajectoryPlots(QWidget):
             steps = (s[0].get("step") for s in self.sources)
             self.waiting_note.setVisible(not any(v is not None and len(v) for v in steps))
 
+    @property
+    def shown(self) -> list[str]:
+        """The keys of the plots in the grid: the presentation choice while presenting."""
+        return list(self.presentation_visible if self.presenting else self.visible)
+
     def set_visible_plots(self, keys: list[str]) -> None:
-        self.visible = [k for k in PLOT_KEYS if k in keys]
+        """The plots to show (View menu), for the mode the grid is in: presentation mode keeps a
+        choice of its own, remembered in ``settings``."""
+        keys = [k for k in PLOT_KEYS if k in keys]
+        if self.presenting:
+            self.presentation_visible = keys
+            if self.settings is not None:
+                self.settings.setValue(PRESENTATION_SETTING, json.dumps(keys))
+        else:
+            self.visible = keys
         self._build()
         self.refresh(force=True)
+
+    def set_presentation(self, on: bool) -> list[str]:
+        """Presentation mode: fewer, larger plots (PRESENTATION_PLOTS or the presenter's choice,
+        read back from ``settings``) and thick lines; off, the desk's plots and width-1 pens.
+        Returns the keys now shown, for the View menu's check marks."""
+        if on and self.settings is not None:
+            try:
+                saved = json.loads(str(self.settings.value(PRESENTATION_SETTING, "")))
+            except (json.JSONDecodeError, TypeError):
+                saved = None
+            if isinstance(saved, list) and saved:
+                self.presentation_visible = [k for k in PLOT_KEYS if k in saved]
+        changed = bool(on) != self.presenting
+        self.presenting = bool(on)
+        self.pen_width = 3 if on else 1
+        if changed:
+            self._build()
+        self.set_sources(list(self.sources))
+        return self.shown
 
     def _label_axes(self, plot: _Plot) -> None:
         """Axis labels with their units, and "(log)" on a log axis."""
         log = " (log)"
         plot.item.setLabel("bottom", X_AXES[self.x_mode] + (log if self.log_x else ""))
+        plot.y_label_text = None
+        self._fit_y_label(plot)
+
+    @staticmethod
+    def _fit_y_label(plot: _Plot) -> None:
+        """The y label in the longest of its forms that fits beside the plot (with "(log)", the
+        short name with and without it, then cut): a label longer than its plot is tall ran
+        into the labels of the plots above and below ("normalized marg" into "angle (rad)")."""
         y_label = plot.spec.extra.get("y_label")
-        if y_label:
-            plot.item.setLabel("left", y_label + (log if plot.log_y else ""))
+        if not y_label:
+            return
+        short = plot.spec.extra.get("y_short", y_label)
+        log = " (log)" if plot.log_y else ""
+        label = plot.item.getAxis("left").label
+        room = plot.item.vb.height() - 2 * label.document().documentMargin() - 2  # the text's box has margins
+        metrics = QFontMetrics(label.font())
+        forms = [y_label + log, short + log, short]
+        text = next((f for f in forms if room <= 0 or metrics.horizontalAdvance(f) <= room), None)
+        if text is None:
+            text = metrics.elidedText(short, Qt.ElideRight, int(room))
+        if text != plot.y_label_text:
+            plot.y_label_text = text
+            plot.item.setLabel("left", text)
+            plot.item.getAxis("left").resizeEvent()  # centred again: pyqtgraph centres it only on a resize
 
     def set_log_y(self, key: str, on: bool) -> None:
         """Log or linear y on plot ``key`` (its right-click menu)."""
@@ -532,7 +606,7 @@ class TrajectoryPlots(QWidget):
         screen, in the colours of the ink at the time of the call: an export draws it at the
         figure's size and style (app/export.py). ``apply_zoom_of`` then takes this one's zoom."""
         other = TrajectoryPlots(columns=self.columns)
-        other.visible, other._log_y = list(self.visible), dict(self._log_y)
+        other.visible, other._log_y = self.shown, dict(self._log_y)
         other.x_mode, other.log_x = self.x_mode, self.log_x
         other.pen_width = self.pen_width if pen_width is None else pen_width
         other._build()
@@ -698,20 +772,32 @@ class TrajectoryPlots(QWidget):
             self._legend_band(plot)
         if plot.empty_note is not None:  # say why a plot stays blank through a whole run
             plot.empty_note.setVisible(bool(self.sources) and plot.bounds is None)
-        note = plot.round_off_note
-        fits = note.boundingRect().width() + 12 < plot.item.vb.width()
-        note.setVisible(plot.dropped_round_off and plot.log_y and fits)  # the title's tooltip says it too
-        if note.isVisible():  # the bottom corner that fewer curves cross, inside the axes
-            vb, box = plot.item.vb, note.boundingRect()
-            under = cells_under(occupied_cells(plot.curve_data(), vb.viewRange()),
-                                (box.width() / vb.width(), box.height() / vb.height()))
-            right = under[PLACES.index((1, 1))] <= under[PLACES.index((0, 1))]
-            corners = [vb.width() - box.width() - 6, 6] if right else [6, vb.width() - box.width() - 6]
-            legend = plot.legend.mapRectToParent(plot.legend.boundingRect()) if plot.legend.isVisible() else None
-            free = [x for x in corners if legend is None or not legend.intersects(
-                QRectF(x, vb.height() - box.height() - 2, box.width(), box.height()))]
-            note.setPos(free[0] if free else corners[0], vb.height() - box.height() - 2)
-            note.setVisible(bool(free))  # not under the legend (the title's tooltip says it too)
+        self._place_round_off_note(plot)
+
+    @staticmethod
+    def _place_round_off_note(plot: _Plot) -> None:
+        """The round-off note where it covers no curve and not the legend: the first place of
+        NOTE_PLACES whose cells no drawn line crosses; none free, hidden (the title's tooltip says
+        it too). In the KKT plot it sat on the |δ| curve."""
+        note, vb = plot.round_off_note, plot.item.vb
+        box, width, height = note.boundingRect(), vb.width(), vb.height()
+        note.setVisible(False)
+        if not (plot.dropped_round_off and plot.log_y) or box.width() + 12 > width or box.height() + 4 > height:
+            return
+        grid = occupied_cells(plot.curve_data(), vb.viewRange())
+        rows, columns = grid.shape
+        # whole cells: the note's rectangle lies inside the cells counted free
+        wide, high = math.ceil(box.width() / width * columns), math.ceil(box.height() / height * rows)
+        under = cells_under(grid, (wide / columns, high / rows))
+        legend = plot.legend.mapRectToParent(plot.legend.boundingRect()) if plot.legend.isVisible() else None
+        for place in NOTE_PLACES:
+            left = round(place[0] * (columns - wide)) * width / columns
+            top = round(place[1] * (rows - high)) * height / rows
+            spot = QRectF(left, top, box.width(), box.height())
+            if under[PLACES.index(place)] == 0 and (legend is None or not legend.intersects(spot)):
+                note.setPos(left, top)
+                note.setVisible(True)
+                return
 
     def _legend_band(self, plot: _Plot) -> None:
         """Where the legend covers a curve wherever it goes, raise the top of the y range until a
@@ -772,7 +858,7 @@ class TrajectoryPlots(QWidget):
         # the first fit ignores the view: pyqtgraph's empty default [0, 1] held data inside it
         # (ensemble shares), with no headroom, and a share near 1 ran along the clipped top edge
         view = (y0, y1) if plot.y_fitted else (math.inf, -math.inf)
-        new_y = sticky_range(view, ymin, ymax, headroom=0.3)
+        new_y = sticky_range(view, ymin, ymax, headroom=0.3, most=LOG_HEADROOM_DECADES if plot.log_y else math.inf)
         if new_y is not None:
             vb.setYRange(*new_y, padding=0)
             plot.y_fitted = True
