@@ -1,7 +1,7 @@
 """The training worker: a child process that owns a core Trainer and talks through two queues.
 
-On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
-child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
+On 2 cores a QThread beside the GUI lost throughput to GIL contention (DESIGN.md,
+docs/performance.md); a child process lost none. Commands in: ("start", config_json), ("pause",), ("resume",),
 ("step", k), ("stop",), ("pace", steps_per_second or 0 for full speed), ("facts", token, X, y), ("devices",), ("quit",). Messages out: ("started", info),
 ("chunk", payload), ("boundary", grid), ("status", status, reason), ("facts", token, result),
 ("devices", names), ("error", message). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
@@ -78,7 +78,7 @@ def _geometry(X, y) -> dict:
 
 def accelerators() -> list[str]:
     """The devices PyTorch sees besides the cpu (cuda, cuda:1, ..., mps). Asked here, in the
-    training process, which imports torch to train anyway: in the window it cost ~220 MB."""
+    training process, which imports torch to train anyway: the window's process stays without it."""
     devices = []
     try:
         import torch

@@ -54,9 +54,8 @@ class Plot:
         # decimation is ours (widgets/decimate.py): pyqtgraph gets ~2 points per pixel already
         item.setClipToView(False)
         item.setDownsampling(auto=False)
-        # no grid: pyqtgraph draws it as alpha-blended lines across the plot, which made one
-        # repaint of the grid of plots 144 ms instead of 15 ms in Qt's raster engine (measured);
-        # the crosshair readout gives exact values instead
+        # no grid: pyqtgraph draws it as alpha-blended lines across the plot, which made a repaint
+        # of the plots far slower in Qt's raster engine; the crosshair readout gives exact values
         self.log_y = spec.log_y  # the user may switch it per plot (the view box's right-click menu)
         item.setLogMode(False, self.log_y)
         for side in ("left", "bottom"):
