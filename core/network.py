@@ -58,7 +58,8 @@ class Product:
     """coef_1 A_1 W_1^T + ... + D: dense layers' outputs, not multiplied out yet. A scalar output
     layer needs only (A W^T) w^T = A (W^T w^T), a vector product, so below it the residual
     branch's last layer costs no n x k x k product (docs/performance.md). An activation or a
-    wide layer takes ``full()``, the same product as before, computed once however many take it. The forward's mirror of RankOne."""
+    wide layer takes ``full()``, the same product as before, computed once however many take it.
+    The forward's mirror of RankOne."""
 
     __slots__ = ("dense", "terms", "value")
     __array_ufunc__ = None  # ndarray + Product must come here
