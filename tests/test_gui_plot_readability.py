@@ -339,8 +339,8 @@ def test_on_a_log_axis_the_legend_band_adds_no_empty_decades(qtbot, sign_descent
     highest = max(np.nanmax(y) for y in drawn if y is not None and np.isfinite(y).any())
     top = angles.item.vb.viewRange()[1][1]
     assert highest > -1 and top > highest  # curves ending near 1 rad, all of them in view
-    # at most the range's own headroom (a fifth of the ~8 decades drawn: ~1.7) and a band of at
-    # most 35% of the plot's height; before, 7 to 10 decades of empty axis above the curves
+    # at most the range's own headroom (LOG_HEADROOM_DECADES; a fifth of the span before, ~1.7
+    # decades) or a band of at most 35% of the plot's height; before that, 7 to 10 empty decades
     bottom = angles.item.vb.viewRange()[1][0]
     assert top - highest <= 2.1, (top, highest)
     assert not angles.banded or (top - highest) / (top - bottom) <= 0.35 + 1e-6
