@@ -63,7 +63,7 @@ class TrainingController(QObject):
             self._commands.put(SetPace(self.pace))  # a new process starts at full speed
 
     def warm_up(self) -> None:
-        """Start the worker process ahead of the first run (it takes ~1 s to import)."""
+        """Start the worker process ahead of the first run (its imports take a while)."""
         self._ensure_process()
 
     @property
@@ -121,8 +121,8 @@ class TrainingController(QObject):
 
     def request_facts(self, token: int, X, y) -> None:
         """Ask the worker whether (X, y) is linearly separable and for its SVM margin; the answer
-        comes as factsReceived(token, ...). The linear programs need scipy, which would add ~50 MB
-        to the window's process; the worker has it loaded anyway."""
+        comes as factsReceived(token, ...). The linear programs need scipy, which the window's
+        process does without; the worker has it loaded anyway."""
         if not self._shut_down:  # a late request from a closing window must not start a new worker
             self._send(AskGeometry(int(token), X, y))
 

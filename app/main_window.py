@@ -13,6 +13,7 @@ from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QCheckBox, QInputDialog, QMainWindow, QMessageBox
 
 from margin_explorer.core.run_status import RunStatus
+from margin_explorer.widgets.dock_room import GiveWayWhenBlank
 
 from .claims_view import ClaimsView
 from .controller import TrainingController
@@ -57,6 +58,8 @@ class MainWindow(ConfigEditing, RunControl, LiveRun, RunFiles, ClaimsView, MenuA
         self.runs = RunManager(self)
         self.files = FileActions(self)
         self.dataset_editor.settings = self.settings
+        self.plots.settings = self.settings  # presentation mode's choice of plots
+        self.boundary_room = GiveWayWhenBlank(self.docks["boundary"], self.boundary)  # d > 2: no room in a talk
         self._build_menus()
         self.setAcceptDrops(True)
         self._base_font = QApplication.font()

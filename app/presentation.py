@@ -19,6 +19,9 @@ class Presentation:
         """For talks: large type and lines, the editors hidden, full screen."""
         on = self.presentation_action.isChecked() if on is None else on
         self.presentation_action.setChecked(on)
+        shown = self.plots.set_presentation(on)  # fewer, larger plots and thick lines
+        for key, action in self.plot_actions.items():
+            action.setChecked(key in shown)
         editors = ("dataset", "architecture", "runs", "run")
         if on:
             if not self.isFullScreen():  # the layout to come back to, before the editors are hidden
@@ -26,14 +29,13 @@ class Presentation:
             self._editor_visibility = {k: self.docks[k].isVisible() for k in editors}
             for k in editors:
                 self.docks[k].hide()
-            self.plots.set_pen_width(3)
             self._enter_full_screen(keep_layout=False)
         else:
             for k in editors:
                 self.docks[k].setVisible(self._editor_visibility.get(k, True))
-            self.plots.set_pen_width(1)
             apply_theme(self, self.theme, self._base_font, 1.0)  # the type first: the
             self._leave_full_screen()  # layout restored on the way back is measured in it
+        self.boundary_room.set_active(on)
         if on:
             apply_theme(self, self.theme, self._base_font, 1.6)
         self.settings.setValue("presentation", on)

@@ -1,6 +1,7 @@
 """The training worker: a child process that owns a core Trainer and talks through two queues.
 
-On 2 cores a QThread beside the GUI lost 2-6x throughput to GIL contention (DESIGN.md); a
+On 2 cores a QThread beside the GUI lost throughput to GIL contention (DESIGN.md,
+docs/performance.md); a
 child process lost none. Commands in and events out are the dataclasses of app/messages.py
 (StartRun, Pause, ..., Quit; Started, ChunkArrived, ..., WorkerFailed). Qt-free. A worker whose window died (killed, crashed) ends itself: nobody
 would read what it trains, and its unread results would pile up in memory.
@@ -85,7 +86,7 @@ def _geometry(X, y) -> dict:
 
 def accelerators() -> list[str]:
     """The devices PyTorch sees besides the cpu (cuda, cuda:1, ..., mps). Asked here, in the
-    training process, which imports torch to train anyway: in the window it cost ~220 MB."""
+    training process, which imports torch to train anyway: the window's process stays without it."""
     devices = []
     try:
         import torch

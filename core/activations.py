@@ -33,14 +33,14 @@ _INV_SQRT_2PI = 1.0 / np.sqrt(2 * np.pi)
 
 
 def _special():
-    """scipy.special, imported on first use: it takes ~0.3 s, which the window's start-up need not wait for."""
+    """scipy.special, imported on first use: the window's start-up need not wait for it."""
     from scipy import special
 
     return special
 
 
 def scipy_erf(z: np.ndarray) -> np.ndarray:
-    """erf(z) in place: scipy's Cephes erf, one element at a time (~60 us for 100 x 64)."""
+    """erf(z) in place: scipy's Cephes erf, one element at a time."""
     return _special().erf(z, out=z)
 
 
@@ -48,7 +48,7 @@ _torch = None
 
 
 def torch_module():
-    """torch, imported on first use (~1 s, ~150 MB), or None where it is not installed."""
+    """torch, imported on first use (it is slow to import and large), or None where it is not installed."""
     global _torch
     if _torch is None:
         try:
@@ -61,8 +61,8 @@ def torch_module():
 
 
 def vectorized_erf(z: np.ndarray) -> np.ndarray:
-    """erf(z) in place with torch's vectorized kernel: ~21 us for 100 x 64 where scipy's takes
-    ~60 (42 against 118 at 100 x 128), the largest cost of a GELU network's step. It agrees with
+    """erf(z) in place with torch's vectorized kernel, quicker than scipy's one element at a time
+    (docs/performance.md): erf is the largest cost of a GELU network's step. It agrees with
     scipy's to 2 ulp. A training process steps with one torch thread around it
     (NumpyNetwork.step_threads). The window's process has torch already (its device probe) and
     so needs no scipy for a GELU network's decision boundary. Without torch, scipy's."""

@@ -2,10 +2,9 @@
 
 glibc's malloc maps large arrays afresh and gives freed memory at the top of the heap back to the
 system; its adaptive thresholds follow the sizes it sees, which copes at width 128, but at width
-256 (133,000 parameters) a step with every metric recorded faulted ~1,300 pages back in, every
-step. On these virtual machines a page fault costs ~1-2 us. With the thresholds below: 0 faults
-a step, and 111 -> 150 steps/s (benchmarks/process_settings.py: 75 -> 97). Peak memory is
-unchanged; only what the process keeps between steps.
+256 (133,000 parameters) a step with every metric recorded faulted its temporaries' pages back
+in, every step. With the thresholds below none are (figures: docs/performance.md). Peak memory
+is unchanged; only what the process keeps between steps.
 """
 
 from __future__ import annotations

@@ -3,14 +3,13 @@
 numpy's and scipy's wheels each bundle their own OpenBLAS, each with its own thread pool. After
 a call an OpenBLAS helper thread spins for a while waiting for the next one, so once both pools
 have worked, their helpers and the main thread contend for the cores, and every product waits
-on a descheduled helper. Measured on 2 cores: a residual GELU network of width 128 trained at 24
-steps/s with both pools at 2 threads, 389 with scipy's at 1 (width 256: 17 against 123). The
-training loop's products go to numpy's BLAS, which keeps its threads (a 100 x 512 by 512 x 512
-product takes 655 us on 2 threads, 1,255 on 1); every other BLAS pool, scipy's LAPACK for the
+on a descheduled helper: on 2 cores a residual GELU network trained many times slower
+(docs/performance.md). The training loop's products go to numpy's BLAS, which keeps its threads
+(a large product is quicker on 2 threads); every other BLAS pool, scipy's LAPACK for the
 spectral certificate and the KKT snapshots included, gets one thread.
 
 Programs apply this through core/process.py ``tune_process``; library calls leave the pools
-alone. ``one_threaded_pool`` rescans the loaded libraries (threadpoolctl, ~1 ms) only when modules were
+alone. ``one_threaded_pool`` rescans the loaded libraries (threadpoolctl) only when modules were
 imported since its last call: a new BLAS comes with an extension module's import.
 """
 
@@ -44,8 +43,8 @@ def one_threaded_pool() -> None:
 
 
 def scipy_wrappers(name: str):
-    """scipy.linalg's ``blas`` or ``lapack`` wrappers (~1.5-3 us a call, where numpy's checks and
-    wrapping take ~10), imported on first use (the window's process never needs them). Their
+    """scipy.linalg's ``blas`` or ``lapack`` wrappers (cheaper a call than numpy's checks and
+    wrapping), imported on first use (the window's process never needs them). Their
     pool's threads are the program's to set (core/process.py), not a library call's."""
     return importlib.import_module(f"scipy.linalg.{name}")
 
@@ -65,10 +64,9 @@ def numpy_pool(pools):
 @contextmanager
 def one_torch_thread(torch):
     """torch's intra-op pool at one thread for the block, restored after. Its OpenMP threads spin
-    between ops like OpenBLAS's and fought numpy's BLAS for the two cores: residual GELU, records
-    log-spaced, 306 -> 1,057-1,144 steps/s at width 64 on the autograd path; with the numpy
-    engine's torch erf on 1,000 samples at width 128 (a layer above torch's 32,768-element grain,
-    so erf ran on both threads), 50 -> 225. Restored after: a family's batched steps gain from them."""
+    between ops like OpenBLAS's and fought numpy's BLAS for the two cores, on the autograd path
+    and around the numpy engine's torch erf on layers above torch's 32,768-element grain
+    (docs/performance.md). Restored after: a family's batched steps gain from them."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

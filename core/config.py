@@ -328,7 +328,7 @@ class RunConfig(Serializable):
         """The config of family member k: the varied setting replaced, no family. The parts a
         member does not change are shared with the family's config, not copied (an inline
         dataset can be large, and copying the whole config, family included, made building S
-        members O(S^2): 7 s at 1,024); nothing changes a config once its training has begun."""
+        members O(S^2)); nothing changes a config once its training has begun."""
         family = self.family
         value = family.values[k]
         changes = {"family": None, "name": f"{self.name or 'run'} [{family.label(k)}]"}

@@ -58,7 +58,7 @@ def log_loss_and_weights(kind: str, q: np.ndarray, mean: bool = False) -> tuple[
         if 1e-250 < total < 1e300:
             log_l = math.log(total)
             # d l / d q = -sigmoid(-q), and sigmoid(-q) = 1 - exp(-l(q)) = -expm1(-l(q)): exact from the
-            # terms already made, and no scipy (0.3 s of imports) on the window's start-up
+            # terms already made, and no scipy imports on the window's start-up
             weights = np.expm1(-terms) * (1.0 / total)
         else:
             log_terms = log_sample_losses(kind, q)

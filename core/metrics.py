@@ -58,7 +58,7 @@ def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
     """Angle between unit vectors, 2 atan2(||u - v||, ||u + v||): accurate for tiny angles,
     where arccos(<u, v>) loses everything below ~1e-8 rad. Up to pi/2, ||u + v||^2 is
     4 - ||u - v||^2, at least 2, so the rounding of |u| and |v| to 1 costs ~1e-16 of it and u + v
-    need not be formed (a record's direction change at 33,000 parameters: 60 -> 35 us); beyond,
+    need not be formed (a record's direction change is parameter-sized); beyond,
     that difference cancels and u + v is formed."""
     d = u - v
     d2 = float(np.dot(d, d))
@@ -73,10 +73,10 @@ def unit_angle(u: np.ndarray, v: np.ndarray) -> float:
 def stable_rank(W: np.ndarray, top_eigenvalue=None, step: int | None = None,
                 squared_norm: float | None = None) -> float:
     """||W||_F^2 / ||W||_2^2 (Kou, Chen and Gu 2023): ||W||_2^2 is the top eigenvalue of the
-    smaller Gram matrix, in closed form when that is 2 x 2 (an SVD per record cost a fifth of a
-    step), else by eigvalsh (~110-150 us at 64 x 64) or by ``top_eigenvalue``, a
-    spectral.TopEigenvalue that a run keeps per layer and calls with the record's ``step``
-    (certified to ~1e-13, ~5-20x quicker); ``squared_norm``: ||W||_F^2 where the caller has it."""
+    smaller Gram matrix, in closed form when that is 2 x 2 (an SVD per record was costly), else
+    by eigvalsh or by ``top_eigenvalue``, a spectral.TopEigenvalue that a run keeps per layer and
+    calls with the record's ``step`` (certified to ~1e-13, and quicker: docs/performance.md);
+    ``squared_norm``: ||W||_F^2 where the caller has it."""
     rows, cols = W.shape
     if min(rows, cols) == 1:
         return 1.0
@@ -107,7 +107,7 @@ def kkt_residual(network, theta: np.ndarray, X: np.ndarray, y: np.ndarray, order
     the stationarity rows alone leaves lambda free wherever they fit exactly (few parameters), and delta
     then means nothing. eps = ||theta~ - sum_i lambda_i grad q_i(theta~)|| / ||theta~||,
     delta = sum_i lambda_i (q_i(theta~) - 1) for that lambda. Undefined (nan) while q_min <= 0."""
-    from scipy.optimize import nnls  # here, not at the top: ~0.3 s off the window's start-up
+    from scipy.optimize import nnls  # here, not at the top: off the window's start-up
 
     q = y * network.outputs(theta, X)
     q_min = float(np.min(q))

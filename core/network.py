@@ -57,9 +57,9 @@ class RankOne:
 class Product:
     """coef_1 A_1 W_1^T + ... + D: dense layers' outputs, not multiplied out yet. A scalar output
     layer needs only (A W^T) w^T = A (W^T w^T), a vector product, so below it the residual
-    branch's last layer costs no n x k x k product (residual GELU width 64: ~20 us of a ~260 us
-    step). An activation or a wide layer takes ``full()``, the same product as before, computed
-    once however many take it. The forward's mirror of RankOne."""
+    branch's last layer costs no n x k x k product (docs/performance.md). An activation or a
+    wide layer takes ``full()``, the same product as before, computed once however many take it.
+    The forward's mirror of RankOne."""
 
     __slots__ = ("dense", "terms", "value")
     __array_ufunc__ = None  # ndarray + Product must come here
@@ -129,8 +129,8 @@ def full(h):
     return h.full() if type(h) is Product else h
 
 
-# multiplications below which a branch end's product is cheaper than the Product bookkeeping's
-# ~5 us a step (residual GELU on 100 samples: width 16, 25,600, was ~5% slower deferred; 64 gains)
+# multiplications below which a branch end's product is cheaper than the Product bookkeeping
+# (residual GELU on 100 samples: width 16 was slower deferred, 64 gains; docs/performance.md)
 DEFER_PRODUCTS_FROM = 1 << 16
 
 
@@ -308,8 +308,8 @@ class NumpyNetwork:
     caches of the last forward for the following backward."""
 
     def __init__(self, spec: ArchitectureSpec, erf=activations.vectorized_erf):
-        """``erf``: GELU's erf in place (core/activations.py): torch's vectorized one, ~3x
-        scipy's, or ``scipy_erf``."""
+        """``erf``: GELU's erf in place (core/activations.py): torch's vectorized one, quicker
+        than scipy's, or ``scipy_erf``."""
         self.spec = spec
         self.layout = parameter_layout(spec)
         self.size = sum(s for _n, s, _sh in self.layout)
@@ -383,7 +383,7 @@ def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
 def _defer_branch_ends(sequence: _SequenceNode) -> None:
     """A residual branch's or an ensemble member's last dense layer feeds a sum only, which a
     scalar output layer takes as vector products: there its output stays a Product. Elsewhere
-    a Product would only add ~1 us of bookkeeping a layer (width 16: ~5% of a step)."""
+    a Product would only add bookkeeping."""
     for node in sequence.nodes:
         branches = [node.inner] if isinstance(node, _ResidualNode) else getattr(node, "members", [])
         for branch in branches:

@@ -3,9 +3,9 @@ the benchmarks call ``tune_process()`` when training starts. Library calls (Trai
 notebook API in core/api.py) never change anything process-wide: in a notebook that would
 silently retune the user's whole kernel.
 
-What it sets, and why (the figures are in each module's docstring):
+What it sets, and why (the figures are in docs/performance.md):
 - every BLAS thread pool but numpy's at one thread (core/blas.py): two threaded OpenBLAS pools
-  (numpy's and scipy's) fight for the cores and a product then waits ~20x longer;
+  (numpy's and scipy's) fight for the cores and a product then waits many times longer;
 - glibc malloc keeps freed memory (core/allocator.py): otherwise large temporaries' pages are
   faulted back in every step.
 """
@@ -17,7 +17,7 @@ from .blas import one_threaded_pool
 
 
 def tune_process() -> None:
-    """Tune this process for training. Cheap to call again (a few microseconds when nothing was
+    """Tune this process for training. Cheap to call again (nothing to do when nothing was
     imported since): a program calls it when training starts and may call it between chunks,
     so that a BLAS library imported later (torch, a metric's scipy routine) gets one thread too."""
     import scipy.linalg.blas  # noqa: F401  load scipy's OpenBLAS now, so its pool is tuned with the rest

@@ -3,9 +3,8 @@
 
 l2: the hard-margin SVM without bias, min ||w|| s.t. y_i <w, x_i> >= 1, is a least distance
 program, solved exactly by one nonnegative least squares problem in n variables with a
-(d + 1) x n matrix (Lawson and Hanson 1974, ch. 23): memory grows with n d, never n^2 (the
-dual QP on the n x n Gram matrix it replaces took 13 s and 200 MB at n = 5,000, 3.2 GB at
-20,000; this takes 1.3 s at 10^6 points in 2-D). l1 and l_inf: linear programs (HiGHS), on a
+(d + 1) x n matrix (Lawson and Hanson 1974, ch. 23): memory grows with n d, never n^2 as the
+dual QP on the n x n Gram matrix it replaces did (figures: docs/performance.md). l1 and l_inf: linear programs (HiGHS), on a
 working set of rows grown by cutting planes when n is large. A first-layer bias is handled by
 the caller appending a constant-1 coordinate.
 """
@@ -16,13 +15,13 @@ import numpy as np
 
 # Past this many rows, the LPs (and the dataset panel's with-bias margin) are solved on a working set
 # of rows: solve, add the rows the answer violates (at most this many at a time), solve again. The
-# answer is the full problem's (every row is checked), at a fraction of the time (HiGHS: 16 s at 10^6).
+# answer is the full problem's (every row is checked), at a fraction of the time (docs/performance.md).
 WORKING_SET = 2000
 FEASIBLE = 1e-9  # a row whose constraint is violated by less (relative) counts as met
 
 
 def linprog(*args, **kwargs):
-    """scipy.optimize.linprog, imported on first use (~0.3 s the window's start-up need not wait for)."""
+    """scipy.optimize.linprog, imported on first use: the window's start-up need not wait for it."""
     from scipy.optimize import linprog as solve
 
     return solve(*args, **kwargs)

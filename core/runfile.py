@@ -30,10 +30,10 @@ from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
 from .output_path import FORMAT, check_output, hold_writer_lock
 
 # Chunk sizes: a chunk is allocated whole on disk and held whole in HDF5's cache while it fills, so
-# they stay small (4 KB a scalar series, at most 64 KB a row block of an array metric): 4,096-number
-# scalar chunks and 1 MB array chunks cost a 200-step family member 1.4 MB of disk and ~2.7 MB of memory.
+# they stay small (4 KB a scalar series, at most 64 KB a row block of an array metric): larger ones
+# cost a short family member megabytes of disk and memory (docs/performance.md).
 # HDF5's chunk cache per dataset holds the chunk being filled: two array chunks' worth in a few hash
-# slots (the default 521 slots took a writer from 1.1 MB to 2.7 MB of memory before anything was written).
+# slots (the default 521 slots more than doubled a writer's memory before anything was written).
 SCALAR_CHUNK = 512
 ARRAY_CHUNK_BYTES = 64 << 10
 CHUNK_CACHE_BYTES = 2 * ARRAY_CHUNK_BYTES
@@ -46,7 +46,7 @@ _ABANDONED: list = []
 from .run_reader import COLUMN_AXES, FORMAT_VERSION, INT_METRICS, RunReader  # noqa: E402,F401
 
 
-@functools.cache  # importlib.metadata reads the installed packages: 8 ms a call, once per family member
+@functools.cache  # importlib.metadata reads the installed packages: slow, and once per family member
 def _versions() -> dict:
     out = {"app_version": __version__, "numpy_version": np.__version__, "h5py_version": h5py.__version__,
            "python_version": platform.python_version()}

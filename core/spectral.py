@@ -1,8 +1,7 @@
 """The top eigenvalue of a weight matrix's Gram matrix, ||W||_2^2, as training changes W step by
 step: the stable rank's denominator (metrics.stable_rank), recorded at every step of a run.
 
-A full symmetric eigensolver costs ~115 us at 64 x 64 and ~510 at 128, more than a step of the
-network. Between two records the weights barely move, so a run keeps the top eigenvector v of
+A full symmetric eigensolver costs more than a step of the network (docs/performance.md). Between two records the weights barely move, so a run keeps the top eigenvector v of
 G = W'W and certifies each new value with Temple's inequality: for a unit vector v with Rayleigh
 quotient theta = v'Gv = |Wv|^2 and residual r = Gv - theta v = W'(Wv) - theta v, if every
 eigenvalue but the top one lies at or below alpha < theta, then
@@ -12,7 +11,7 @@ eigenvalue but the top one lies at or below alpha < theta, then
 The guess. The top eigenvector moves smoothly with the weights, so the first guess for v is the
 cubic through the last four well-certified vectors (Lagrange, in the step). While a run records
 every step it is ~1e-10 off where the last vector alone is ~1e-4 off, and most records take a few
-matrix-vector products with W and never form G: ~25 us a layer at 64 and ~40 at 128.
+matrix-vector products with W and never form G.
 
 The bound alpha on lambda_2 comes from an anchor W_a, without G: by interlacing, lambda_2(G) is
 at most the top of G compressed to v's orthogonal complement, which a triangle inequality bounds
@@ -108,8 +107,8 @@ class TopEigenvalue:
         """(lambda_1 certified to SLACK, or None where it cannot be; G where it was formed)."""
         # Guess while it pays: where the weights move in jumps (a ReLU network's activation
         # patterns flip step by step) the cubic misses by orders of magnitude record after record,
-        # and its bound and the second inverse iteration it asks for cost ~30% more than the last
-        # vector alone; then it is tried again every RETRY-th record only.
+        # and its bound and the second inverse iteration it asks for cost more than the last vector
+        # alone; then it is tried again every RETRY-th record only.
         guessing = not self.misses or self.misses % RETRY == 0
         v = self._guess(step) if guessing else self.vectors[-1]
         theta, rr, u = _rayleigh(W, v)

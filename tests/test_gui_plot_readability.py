@@ -339,9 +339,88 @@ def test_on_a_log_axis_the_legend_band_adds_no_empty_decades(qtbot, sign_descent
     highest = max(np.nanmax(y) for y in drawn if y is not None and np.isfinite(y).any())
     top = angles.item.vb.viewRange()[1][1]
     assert highest > -1 and top > highest  # curves ending near 1 rad, all of them in view
-    # at most the range's own headroom (a fifth of the ~8 decades drawn: ~1.7) and a band of at
-    # most 35% of the plot's height; before, 7 to 10 decades of empty axis above the curves
+    # at most the range's own headroom (LOG_HEADROOM_DECADES; a fifth of the span before, ~1.7
+    # decades) or a band of at most 35% of the plot's height; before that, 7 to 10 empty decades
     bottom = angles.item.vb.viewRange()[1][0]
     assert top - highest <= 2.1, (top, highest)
     assert not angles.banded or (top - highest) / (top - bottom) <= 0.35 + 1e-6
     assert not angles.legend.isVisible() or _points_under_legend(angles) == 0
+
+
+def _points_under(plot, rect) -> int:
+    """Drawn points (and 20 points along each segment) of ``plot`` inside ``rect`` (scene)."""
+    vb = plot.item.vb
+    covered = 0
+    for curve in plot.curves.values():
+        x, y = curve.getData()
+        if x is None or len(x) < 2 or not curve.isVisible():
+            continue
+        t = np.linspace(0, 1, 20)[:, None]
+        xs, ys = (x[:-1] + t * np.diff(x)).ravel(), (y[:-1] + t * np.diff(y)).ravel()
+        keep = np.isfinite(xs) & np.isfinite(ys)
+        covered += sum(rect.contains(vb.mapViewToScene(QPointF(a, b))) for a, b in zip(xs[keep], ys[keep]))
+    return covered
+
+
+@pytest.mark.parametrize("size", [(1260, 640), (1260, 1000)])
+def test_the_round_off_note_covers_no_curve(qtbot, sign_descent_session, size):
+    # the KKT plot of sign descent: the note sat on the |δ| curve (presentation mode, 1280 x 720)
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
+
+    plots = shown(qtbot, TrajectoryPlots(), *size)
+    plots.set_log_x(True)
+    plots.restyle(1.6)
+    plots.set_sources([(sign_descent_session, "run")])
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    shown_notes = 0
+    for key in ("kkt", "angles"):
+        plot = plots.plots[key]
+        assert plot.dropped_round_off  # this run has round-off values in both
+        note = plot.round_off_note
+        if note.isVisible():
+            shown_notes += 1
+            assert _points_under(plot, note.sceneBoundingRect()) == 0, key
+            assert plot.item.vb.sceneBoundingRect().contains(note.sceneBoundingRect())
+            if plot.legend.isVisible():
+                assert not plot.legend.sceneBoundingRect().intersects(note.sceneBoundingRect())
+    assert shown_notes >= 1  # shown where a free place exists, not hidden to pass
+
+
+@pytest.mark.parametrize("presenting", [False, True])
+def test_follow_mode_leaves_a_fraction_of_a_decade_on_log_axes(qtbot, sign_descent_session, presenting):
+    # 30% of the span, as on a linear axis, left ~1.7 empty decades above curves spanning six
+    from margin_explorer.widgets.trajectory_plots import LOG_HEADROOM_DECADES, TrajectoryPlots
+
+    plots = shown(qtbot, TrajectoryPlots(), 1260, 640)
+    plots.set_presentation(presenting)
+    plots.set_log_x(True)
+    plots.set_sources([(sign_descent_session, "run")])
+    qtbot.wait(20)
+    plots.refresh(force=True)
+    checked = 0
+    for plot in plots.plots.values():
+        if not plot.log_y or plot.banded or plot.spec.kind == "samples":
+            continue  # a band for the legend is bounded by the test above (LOG_BAND_MOST)
+        drawn = [c.getData()[1] for c in plot.curves.values() if c.getData()[1] is not None]
+        highest = max(np.nanmax(y) for y in drawn if np.isfinite(y).any())
+        lowest = min(np.nanmin(y) for y in drawn if np.isfinite(y).any())
+        bottom, top = plot.item.vb.viewRange()[1]
+        assert 0 < top - highest <= LOG_HEADROOM_DECADES + 1e-9 < 0.5, (plot.spec.key, top, highest)
+        assert 0 < lowest - bottom <= LOG_HEADROOM_DECADES + 1e-9, (plot.spec.key, bottom, lowest)
+        checked += 1
+    assert checked >= 2  # the norm at least, and the angles or the KKT plot
+
+
+def test_a_y_label_takes_its_full_form_where_the_plot_is_tall_enough(qtbot):
+    from margin_explorer.widgets.trajectory_plots import TrajectoryPlots
+
+    plots = shown(qtbot, TrajectoryPlots(), 900, 1600)
+    qtbot.wait(20)
+    assert plots.plots["angles"].y_label_text == "angle (rad), 1 − cos (log)"
+    plots.resize(900, 500)  # ~40 px a plot: the short form, or cut to fit
+    qtbot.wait(50)
+    angles = plots.plots["angles"]
+    assert angles.y_label_text != "angle (rad), 1 − cos (log)"
+    label = angles.item.getAxis("left").label
+    assert label.boundingRect().width() <= angles.item.vb.height() + 1

@@ -304,11 +304,13 @@ def test_the_dark_theme_and_presentation_mode_reach_legends_readouts_and_text(wi
     assert (palette.color(QPalette.Disabled, QPalette.ButtonText).lightness()
             < palette.color(QPalette.Active, QPalette.ButtonText).lightness() - 60)
     window.toggle_presentation(True)
-    assert margin.legend.opts["labelTextSize"] == "13pt"
-    # the labels were drawn again, larger (in a plot this short, in their compact form)
+    margin = window.plots.plots["margin"]  # presentation mode's own grid of plots
+    assert margin.legend.opts["labelTextSize"] == "13pt" and margin.readout.color.name() == dark["text"]
+    # the labels were drawn again, larger
     assert margin.legend.items[0][1].boundingRect().height() > 1.3 * light_height
     window.toggle_presentation(False)
     window.set_theme("light")
+    margin = window.plots.plots["margin"]
     assert margin.legend.opts["labelTextSize"] == "8pt" and margin.readout.color.name() == INK["light"]["text"]
 
 

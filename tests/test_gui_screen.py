@@ -96,3 +96,92 @@ def test_dont_ask_again_this_session_on_the_discard_prompt(window, qtbot):
     qtbot.waitUntil(lambda: window.status == "finished", timeout=30000)
     window.load_preset("relu2-blobs")  # no second question: it would block here
     assert len(seen) == 1 and "blobs" in window.current_config().dataset.name
+
+
+# --------------------------------------------------------------- presentation mode at 1280 x 720
+def _y_label_boxes(window):
+    return {key: plot.item.getAxis("left").label.sceneBoundingRect() for key, plot in window.plots.plots.items()}
+
+
+@pytest.fixture
+def projector(window, qtbot, monkeypatch):
+    """The window as on a 1280 x 720 projector: the offscreen screen is 800 x 800, and full
+    screen would take that; the window keeps 1280 x 720 instead."""
+    monkeypatch.setattr(window, "showFullScreen", lambda: None)
+    window.resize(1280, 720)
+    qtbot.wait(50)
+    return window
+
+
+def test_presentation_mode_at_1280x720_shows_four_plots_tall_enough_to_read(projector, qtbot):
+    from margin_explorer.widgets.trajectory_plots import PLOT_KEYS, PRESENTATION_PLOTS
+
+    window = projector
+    assert list(window.plots.plots) == PLOT_KEYS  # the desk: all eight
+    window.toggle_presentation(True)
+    qtbot.wait(100)
+    assert list(window.plots.plots) == PRESENTATION_PLOTS
+    heights = {key: plot.item.vb.height() for key, plot in window.plots.plots.items()}
+    # eight plots gave each 61 px at 1280 x 720: a 2 x 2 grid gives each about three times that
+    assert min(heights.values()) >= 180, heights
+    assert window.plots.pen_width == 3
+    assert [k for k, a in window.plot_actions.items() if a.isChecked()] == PRESENTATION_PLOTS
+    boxes = _y_label_boxes(window)
+    for key, box in boxes.items():  # each y label within its own plot's height, clear of the others
+        vb = window.plots.plots[key].item.vb.sceneBoundingRect()
+        assert box.top() >= vb.top() - 1 and box.bottom() <= vb.bottom() + 1, (key, box, vb)
+        assert not [k for k, other in boxes.items() if k != key and other.intersects(box)], key
+    window.toggle_presentation(False)
+    qtbot.wait(100)
+    assert list(window.plots.plots) == PLOT_KEYS and window.plots.pen_width == 1
+    assert all(a.isChecked() for a in window.plot_actions.values())
+
+
+def test_y_labels_of_the_desks_eight_plots_do_not_run_into_each_other_at_1280x720(projector, qtbot):
+    # the desk at presentation mode's type (1.6x): "normalized marg" ran into "angle (rad)"
+    from margin_explorer.app.theme import apply_theme
+
+    window = projector
+    apply_theme(window, "light", window._base_font, 1.6)
+    qtbot.wait(100)
+    boxes = _y_label_boxes(window)
+    for key, box in boxes.items():
+        assert not [k for k, other in boxes.items() if k != key and other.intersects(box)], (key, boxes)
+    apply_theme(window, "light", window._base_font, 1.0)
+
+
+def test_presentation_mode_remembers_its_own_choice_of_plots(projector, qtbot, settings):
+    window = projector
+    window.toggle_presentation(True)
+    window.plot_actions["angles"].trigger()  # View > Angles: off, in presentation mode only
+    assert list(window.plots.plots) == ["loss", "margin", "norm"]
+    window.toggle_presentation(False)
+    assert "angles" in window.plots.plots and len(window.plots.plots) == 8  # the desk keeps its own
+    window.toggle_presentation(True)
+    assert list(window.plots.plots) == ["loss", "margin", "norm"]
+    assert [k for k, a in window.plot_actions.items() if a.isChecked()] == ["loss", "margin", "norm"]
+    window.plots.presentation_visible = ["samples"]  # forgotten here: read back from the settings
+    window.toggle_presentation(False)
+    window.toggle_presentation(True)
+    assert list(window.plots.plots) == ["loss", "margin", "norm"]
+    window.toggle_presentation(False)
+
+
+def test_in_presentation_mode_an_empty_boundary_gives_its_room_to_the_plots(projector, qtbot):
+    window = projector
+    dock = window._docks["boundary"]
+    window.toggle_presentation(True)
+    qtbot.wait(50)
+    assert dock.isVisible()  # 2-D data: the boundary is worth its room
+    width_2d = window._docks["plots"].width()
+    window.load_preset("sign-descent-linf")  # d = 6: "no boundary view"
+    qtbot.wait(50)
+    assert not dock.isVisible()
+    assert window._docks["plots"].width() >= 1280 - 20 > width_2d
+    window.load_preset("relu2-blobs")  # 2-D again, still presenting: back
+    qtbot.wait(50)
+    assert dock.isVisible()
+    window.load_preset("sign-descent-linf")
+    window.toggle_presentation(False)  # leaving presentation gives the dock back, d > 2 or not
+    qtbot.wait(150)
+    assert dock.isVisible()

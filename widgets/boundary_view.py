@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt
+from PySide6.QtCore import QRectF, Qt, Signal
 
 from .contours import level_segments
 from .palette import NEGATIVE, POSITIVE, ink
@@ -17,8 +17,11 @@ def _diverging_map() -> pg.ColorMap:
 
 
 class BoundaryView(pg.PlotWidget):
+    blankChanged = Signal(bool)  # whether the view has nothing to show (data beyond 2-D)
+
     def __init__(self, parent=None):
         super().__init__(parent)
+        self.blank = False
         self.setObjectName("boundary-view")
         self.setAspectLocked(True)
         self.setMenuEnabled(False)
@@ -87,6 +90,9 @@ class BoundaryView(pg.PlotWidget):
     def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
         self._shown["set_points"] = (X, y)
         self._X = X
+        if (X.shape[1] != 2) != self.blank:
+            self.blank = X.shape[1] != 2
+            self.blankChanged.emit(self.blank)
         if X.shape[1] != 2:
             self.points.setData(pos=np.zeros((0, 2)))
             self.clear_run()  # the note alone, not over an earlier run's contours

@@ -1,7 +1,7 @@
 """Level sets of a gridded function by vectorized marching squares, as line segments.
 
-pyqtgraph's IsocurveItem traces in Python and took ~150 ms per level on a 96 x 96 grid;
-this takes about a millisecond, which keeps the GUI responsive while the boundary updates.
+pyqtgraph's IsocurveItem traces in Python, far slower (docs/performance.md):
+this keeps the GUI responsive while the boundary updates.
 """
 
 from __future__ import annotations
