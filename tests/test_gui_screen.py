@@ -169,15 +169,15 @@ def test_presentation_mode_remembers_its_own_choice_of_plots(projector, qtbot, s
 
 def test_in_presentation_mode_an_empty_boundary_gives_its_room_to_the_plots(projector, qtbot):
     window = projector
-    dock = window._docks["boundary"]
+    dock = window.docks["boundary"]
     window.toggle_presentation(True)
     qtbot.wait(50)
     assert dock.isVisible()  # 2-D data: the boundary is worth its room
-    width_2d = window._docks["plots"].width()
+    width_2d = window.docks["plots"].width()
     window.load_preset("sign-descent-linf")  # d = 6: "no boundary view"
     qtbot.wait(50)
     assert not dock.isVisible()
-    assert window._docks["plots"].width() >= 1280 - 20 > width_2d
+    assert window.docks["plots"].width() >= 1280 - 20 > width_2d
     window.load_preset("relu2-blobs")  # 2-D again, still presenting: back
     qtbot.wait(50)
     assert dock.isVisible()
