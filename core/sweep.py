@@ -35,7 +35,7 @@ try:
 except ImportError:  # Windows: no flock
     fcntl = None
 
-CONNECT_SECONDS = 10  # how long a scheduler's address is tried before it is called unreachable
+CONNECT_SECONDS = 5  # how long a scheduler's address is tried before it is called unreachable
 INDEX_SECONDS = 0.5  # the index is rewritten at most this often while results arrive
 LOCK_NAME = ".sweep.lock"
 
@@ -214,9 +214,9 @@ def connect(client=None, scheduler: str | None = None, workers: int | None = Non
             raise ConfigError(f"--scheduler {scheduler}: no Dask scheduler answers there ({exc})"[:500]) from None
     from distributed import LocalCluster
 
-    dashboard = ":0" if _has_bokeh() else None
+    # a free port: two sweeps on one machine would otherwise both want 8787
     cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=dashboard, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     try:
         return Client(cluster, set_as_default=False), cluster, True
     except BaseException:
@@ -232,10 +232,11 @@ def _has_bokeh() -> bool:
     return True
 
 
-def dashboard_address(client) -> str:
-    """The dashboard's address, "" when the scheduler serves none (bokeh not installed)."""
+def dashboard_address(client, local: bool) -> str:
+    """The dashboard's address, "" when the scheduler serves none: a local scheduler serves its
+    pages only where bokeh is installed (a remote one's we cannot tell, so its address is shown)."""
     try:
-        if "dashboard" not in client.scheduler_info().get("services", {}):
+        if "dashboard" not in client.scheduler_info().get("services", {}) or (local and not _has_bokeh()):
             return ""
         return client.dashboard_link
     except Exception:  # noqa: BLE001  a scheduler that does not tell: no address to show
@@ -290,7 +291,7 @@ def run_sweep(plan: SweepPlan | None, out, *, client=None, scheduler: str | None
     try:
         folder.mkdir(exist_ok=True)
         with _client_lock(folder):
-            return _run(plan, folder, index, client, on_progress, should_stop)
+            return _run(plan, folder, index, client, cluster is not None, on_progress, should_stop)
     finally:
         if owned:
             client.close()
@@ -298,7 +299,7 @@ def run_sweep(plan: SweepPlan | None, out, *, client=None, scheduler: str | None
             cluster.close()
 
 
-def _run(plan, folder, index, client, on_progress, should_stop) -> Sweep:
+def _run(plan, folder, index, client, local, on_progress, should_stop) -> Sweep:
     if index is None:
         index = SweepIndex(folder, plan)
     index.sessions += 1
@@ -320,7 +321,7 @@ def _run(plan, folder, index, client, on_progress, should_stop) -> Sweep:
                 "wanted": [p for p in task.points if p in wanted_set]}
         future = client.submit(train_task, spec, str(folder), key=f"{task.key}-{token}", pure=False)
         futures[future.key] = (future, spec)
-    dashboard = dashboard_address(client)
+    dashboard = dashboard_address(client, local)
     started = time.perf_counter()
     trained = failed = 0
     last_write = time.perf_counter()
