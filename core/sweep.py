@@ -208,6 +208,7 @@ def connect(client=None, scheduler: str | None = None, workers: int | None = Non
         if workers is not None:
             raise ConfigError("--workers: the workers of a scheduler are started with it (docs/sweeps.md); "
                               "--workers is for the local cluster")
+        _probe(scheduler)
         try:
             return Client(scheduler, timeout=CONNECT_SECONDS, set_as_default=False), None, True
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
@@ -222,6 +223,26 @@ def connect(client=None, scheduler: str | None = None, workers: int | None = Non
     except BaseException:
         cluster.close()
         raise
+
+
+def _probe(address: str) -> None:
+    """Refuse at once an address where nothing listens (Dask's client retries until its timeout)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(f"--scheduler: a Dask scheduler's address such as tcp://HOST:8786, got {address!r}")
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    if parts.scheme != "tcp":
+        return  # tls://, ucx://, inproc://: Dask's client tells
+    try:
+        host, port = parts.hostname, parts.port or 8786
+    except ValueError:
+        raise ConfigError(f"--scheduler {address}: not an address (tcp://HOST:PORT)") from None
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise ConfigError(f"--scheduler {address}: no Dask scheduler answers there ({exc.strerror or exc})") from None
 
 
 def _has_bokeh() -> bool:

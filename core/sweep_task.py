@@ -20,7 +20,7 @@ from pathlib import Path
 from .config import RunConfig
 from .output_path import check_output
 from .run_reader import RunReader
-from .runner import member_paths, run_family_to_files
+from .runner import member_paths, run_family_to_files, run_to_file
 
 PARTIAL = ".partial"
 
@@ -35,8 +35,14 @@ def train_task(task: dict, folder: str) -> list[dict]:
     base = partial / f"{task['key']}-{uuid.uuid4().hex[:12]}.h5"
     started = time.perf_counter()
     try:
-        _family, paths = run_family_to_files(config, base)
+        if config.family_size == 1:  # a run alone: the single-run trainer, not a family of one
+            run_to_file(config.member(0), base)
+            paths = [base]
+        else:
+            _family, paths = run_family_to_files(config, base)
     except BaseException:
+        if base.is_file():
+            base.unlink()
         for path in member_paths(base, config.family_size):  # this attempt's own partial files
             if path.is_file():
                 path.unlink()
