@@ -300,10 +300,10 @@ class SweepPlan:
                 raise ConfigError(f"--grid: an axis is named by a string, got {name!r}")
             axis = make_axis(name, spec, config)
             if axis.path in seen:
-                raise ConfigError(f"--grid {axis.label}: the same field as --grid {seen[axis.path]}")
+                raise ConfigError(f"--grid {name}: the same field as --grid {seen[axis.path]}")
             if axis.path == "run.seed" and seeds is not None:
                 raise ConfigError("--grid seed: give the seeds with --seeds (seeds=...) only")
-            seen[axis.path] = axis.label
+            seen[axis.path] = name
             axes.append(axis)
         if "run.seed" not in seen:
             values = parse_seeds(seeds) if seeds is not None else [config.run.seed]
