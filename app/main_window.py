@@ -37,6 +37,7 @@ from .run_manager import RunManager
 from .scratch_settings import scratch_settings
 from .session import RunSession
 from .status_bar import RunStatus
+from .sweep_actions import SweepActions
 from .theme import THEMES, apply_theme
 
 DEMO_PRESET = "relu2-blobs"
@@ -173,6 +174,7 @@ class MainWindow(QMainWindow):
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self.files.build(file_menu)
+        self.sweeps = SweepActions(self, file_menu)  # File > Open sweep, the Sweep dock (app/sweep_actions.py)
 
         edit_menu = bar.addMenu("&Edit")
         # each editor keeps its own history; Undo acts on the one whose tab is in front
@@ -872,7 +874,7 @@ def launch(open_paths: list[str] | None = None) -> int:
     window.controller.warm_up()
     window.detect_devices()
     if open_paths:
-        QTimer.singleShot(0, lambda: window.open_runs(open_paths))
+        QTimer.singleShot(0, lambda: window.sweeps.open_paths(open_paths))  # sweep folders and run files
     return app.exec()
 
 

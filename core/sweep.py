@@ -104,6 +104,17 @@ class Sweep:
             return np.rec.fromarrays(list(columns.values()), names=list(columns))
         return pandas.DataFrame(columns)
 
+    def to_csv(self, path) -> None:
+        """The table as a CSV file (one row per run)."""
+        import csv
+
+        columns = self.columns()
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(list(columns))
+            for row in zip(*columns.values()):
+                writer.writerow([v.item() if isinstance(v, np.generic) else v for v in row])
+
     def select(self, where=None) -> np.ndarray:
         """The numbers of the runs that ``where`` picks: None (all), {axis label or column: a
         value, a list of values or a predicate}, a callable of the row (a dict), or a boolean mask."""
