@@ -26,13 +26,13 @@ class SweepView(QWidget):
         self.setObjectName("sweep-view")
         self.index = None
         self.grid: PhaseGrid | None = None
-        self.metric = QComboBox()
+        self.metric_choice = QComboBox()
         self.x_axis = QComboBox()
         self.y_axis = QComboBox()
-        for combo in (self.metric, self.x_axis, self.y_axis):
+        for combo in (self.metric_choice, self.x_axis, self.y_axis):
             combo.currentIndexChanged.connect(self._choice_changed)
         choices = QHBoxLayout()
-        for text, combo in (("Metric", self.metric), ("x", self.x_axis), ("y", self.y_axis)):
+        for text, combo in (("Metric", self.metric_choice), ("x", self.x_axis), ("y", self.y_axis)):
             choices.addWidget(QLabel(text))
             choices.addWidget(combo, stretch=1)
         self.fixed_form = QFormLayout()
@@ -46,6 +46,7 @@ class SweepView(QWidget):
         self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), interactive=False,
                                           width=12)
         self.colour_bar.setImageItem(self.image, insert_in=self.plot.getPlotItem())
+        self.colour_bar.getAxis("right").enableAutoSIPrefix(False)  # "(x0.001)" beside a margin misleads
         self.summary = QLabel()
         self.summary.setObjectName("sweep-summary")
         layout = QVBoxLayout(self)
@@ -65,11 +66,11 @@ class SweepView(QWidget):
         self.index = index
         self._filling = True
         try:
-            chosen = self.metric.currentText()
-            self.metric.clear()
-            self.metric.addItems(metrics(index))
-            if chosen and self.metric.findText(chosen) >= 0:
-                self.metric.setCurrentText(chosen)
+            chosen = self.metric_choice.currentText()
+            self.metric_choice.clear()
+            self.metric_choice.addItems(metrics(index))
+            if chosen and self.metric_choice.findText(chosen) >= 0:
+                self.metric_choice.setCurrentText(chosen)
             if not same:
                 self._fill_axes()
         finally:
@@ -130,13 +131,13 @@ class SweepView(QWidget):
     def redraw(self) -> None:
         index = self.index
         x, y = self.x_axis.currentIndex(), self.y_axis.currentIndex()
-        if index is None or x < 0 or y < 0 or not self.metric.currentText():
+        if index is None or x < 0 or y < 0 or not self.metric_choice.currentText():
             return
         if x == y:
             self.summary.setText("Choose two different axes.")
             self.image.clear()
             return
-        self.grid = grid = phase_grid(index, self.metric.currentText(), x, y, self.fixed())
+        self.grid = grid = phase_grid(index, self.metric_choice.currentText(), x, y, self.fixed())
         values = np.ascontiguousarray(grid.values, dtype=np.float32)
         finite = values[np.isfinite(values)]
         low, high = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
@@ -145,7 +146,11 @@ class SweepView(QWidget):
         self.image.setImage(values, levels=(low, high), autoLevels=False)
         self.image.setRect(QRectF(0, 0, len(grid.x), len(grid.y)))
         self.colour_bar.setLevels((low, high))
-        self.colour_bar.setLabel("right", grid.metric)
+        # the metric as the title: as the bar's label it overlapped the bar's numbers in an export
+        what = "share" if grid.metric.endswith("(share)") else "median"
+        held = ", ".join(f"{index.plan.axes[a].label} = {_shown(index.plan.axes[a].values[k])}"
+                         for a, k in sorted(self.fixed().items()))
+        self.plot.setTitle(f"{grid.metric} ({what} of each cell's runs{'; ' + held if held else ''})")
         axes = index.plan.axes
         for side, axis, values_ in (("bottom", axes[x], grid.x), ("left", axes[y], grid.y)):
             item = self.plot.getAxis(side)
