@@ -1,0 +1,139 @@
+"""The same 64 runs three ways: one after another in one process, as families in one process, and
+as a sweep on a LocalCluster of 2 worker processes (issue #22). Each writes one run file per run.
+
+Runs: relu2-blobs on 40 points, lr in 4 log-spaced values x width 4, 8 x seeds 0..7, --steps
+steps each. The sweep's families are its grid points' seeds (8 tasks of 8 runs), the same
+families as the second row. Printed: runs per second of each, and for the sweep the client's own
+time (writing the index, collecting results) per run against the runs' own training time per run.
+Torch runs one intra-op thread in this process (--torch-threads), as in the Dask workers (whose
+nanny sets OMP_NUM_THREADS=1): with torch's default (one per core) on a busy 2-core machine the
+families' tiny tensor operations waited on each other's threads and the families row took 8x longer.
+
+    python benchmarks/sweeps.py [--steps 300] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import margin_explorer as mx  # noqa: E402
+from margin_explorer.core import sweep as sweep_module  # noqa: E402
+from margin_explorer.core.process import tune_process  # noqa: E402
+from margin_explorer.core.sweep_grid import SweepPlan  # noqa: E402
+from margin_explorer.core.sweep_index import SweepIndex  # noqa: E402
+
+GRID = {"lr": "0.05..0.4/4", "width": [4, 8]}
+
+
+def base_config():
+    config = mx.preset("relu2-blobs")
+    config.dataset.params["n"] = 40
+    return config
+
+
+def sequential(plan: SweepPlan, folder: Path) -> float:
+    start = time.perf_counter()
+    for point in range(plan.size):
+        mx.train(plan.run_config(point), out=folder / f"run-{point:04d}.h5")
+    return time.perf_counter() - start
+
+
+def families(plan: SweepPlan, folder: Path) -> float:
+    from margin_explorer.core.config import RunConfig
+
+    start = time.perf_counter()
+    for k, task in enumerate(plan.tasks()):
+        mx.train(RunConfig.from_dict(task.config), out=folder / f"family-{k:02d}.h5")
+    return time.perf_counter() - start
+
+
+def _warm_up() -> None:
+    from margin_explorer.core.config import RunConfig
+
+    task = SweepPlan.build(base_config(), {}, seeds="0:2", steps=5).tasks()[0]
+    mx.train(RunConfig.from_dict(task.config))
+
+
+def on_cluster(plan: SweepPlan, folder: Path, workers: int) -> dict:
+    """The sweep's wall time with the cluster already up, and the client's own time in it."""
+    from distributed import Client, LocalCluster
+
+    spent = {"index": 0.0, "collect": 0.0}
+    write, collect = SweepIndex.write, sweep_module._collect
+
+    def timed_write(self):
+        t = time.perf_counter()
+        write(self)
+        spent["index"] += time.perf_counter() - t
+
+    def timed_collect(*args):
+        t = time.perf_counter()
+        out = collect(*args)
+        spent["collect"] += time.perf_counter() - t
+        return out
+
+    started = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        up = time.perf_counter() - started
+        client.run(tune_process)  # the workers are this program's: tuned as the others are
+        client.run(_warm_up)  # torch's import and first calls, out of the timing as in the other rows
+        SweepIndex.write, sweep_module._collect = timed_write, timed_collect
+        try:
+            start = time.perf_counter()
+            result = sweep_module.run_sweep(plan, folder, client=client)
+            seconds = time.perf_counter() - start
+        finally:
+            SweepIndex.write, sweep_module._collect = write, collect
+    assert result.index.done == plan.size, result.index.counts()
+    return {"seconds": seconds, "startup": up, "client": spent["index"] + spent["collect"],
+            "index": spent["index"], "run_seconds": float(result.index.seconds.sum())}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--torch-threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    tune_process()
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    plan = SweepPlan.build(base_config(), GRID, seeds="0:8", steps=args.steps)
+    n = plan.size
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for name in ("sequential", "families", "sweep"):
+            (tmp / name).mkdir()
+        mx.train(plan.run_config(0), steps=10)  # imports and first-call costs out of the first rows
+        _warm_up()
+        seq = sequential(plan, tmp / "sequential")
+        fam = families(plan, tmp / "families")
+        swp = on_cluster(plan, tmp / "sweep" / "phase", args.workers)
+    print(f"{n} runs of {args.steps} steps (relu2-blobs, n = 40, widths 4 and 8), one run file each; "
+          f"os.cpu_count() = {os.cpu_count()}, machine shared with other work: compare within this run; "
+          f"torch threads here: {args.torch_threads}")
+    print(f"{'how':46s} {'seconds':>8s} {'runs/s':>8s}")
+    print(f"{'sequential, one process (single-run trainer)':46s} {seq:8.2f} {n / seq:8.2f}")
+    print(f"{'families of 8 seeds, one process (batched)':46s} {fam:8.2f} {n / fam:8.2f}")
+    label = f"sweep, LocalCluster of {args.workers} workers"
+    print(f"{label:46s} {swp['seconds']:8.2f} {n / swp['seconds']:8.2f}   (+{swp['startup']:.1f} s to start "
+          "the cluster)")
+    per_run_client = swp["client"] / n
+    per_run_training = swp["run_seconds"] / n
+    print(f"sweep client's own time: {1e3 * per_run_client:.2f} ms a run (index rewrites {1e3 * swp['index']:.0f} ms "
+          f"in all), against {1e3 * per_run_training:.1f} ms of training a run on a worker: "
+          f"{100 * per_run_client / per_run_training:.1f}%")
+
+
+if __name__ == "__main__":
+    main()
