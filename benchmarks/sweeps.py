@@ -10,6 +10,12 @@ nanny sets OMP_NUM_THREADS=1): with torch's default (one per core) on a busy 2-c
 families' tiny tensor operations waited on each other's threads and the families row took 8x longer.
 
     python benchmarks/sweeps.py [--steps 300] [--workers 2]
+    QT_QPA_PLATFORM=offscreen python benchmarks/sweeps.py --many 10000
+
+--many N: a sweep of N tiny runs (20 points, width 4, 20 steps; N / 8 step sizes x 8 seeds) on the
+LocalCluster (the families vary lr, the axis with the most values): runs/s, the client's time per
+run and per index rewrite against the runs' own time,
+then how long mx.load_sweep and the Sweep view take to open its index.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -98,16 +106,68 @@ def on_cluster(plan: SweepPlan, folder: Path, workers: int) -> dict:
             "index": spent["index"], "run_seconds": float(result.index.seconds.sum())}
 
 
+def many(n: int, workers: int) -> None:
+    config = base_config()
+    config.dataset.params["n"] = 20
+    config.architecture.blocks[0].width = 4
+    seeds = 8
+    points = max(n // seeds, 1)
+    plan = SweepPlan.build(config, {"lr": f"0.01..1/{points}"} if points > 1 else {}, seeds=f"0:{seeds}", steps=20)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "phase"
+        writes = []
+        write = SweepIndex.write
+
+        def timed_write(self):
+            t = time.perf_counter()
+            write(self)
+            writes.append(time.perf_counter() - t)
+
+        SweepIndex.write = timed_write
+        try:
+            swp = on_cluster(plan, folder, workers)
+        finally:
+            SweepIndex.write = write
+        start = time.perf_counter()
+        sweep = mx.load_sweep(folder)
+        load = time.perf_counter() - start
+        from PySide6.QtWidgets import QApplication
+
+        from margin_explorer.widgets.sweep_view import SweepView
+
+        app = QApplication.instance() or QApplication([])
+        start = time.perf_counter()
+        view = SweepView()
+        view.set_index(sweep.index)
+        view.resize(800, 600)
+        view.show()
+        app.processEvents()
+        shown = time.perf_counter() - start
+        view.close()
+    family = plan.axes[plan.family_axis]
+    print(f"{plan.size} runs of 20 steps (width 4, 20 points; {len(plan.tasks())} families of "
+          f"{len(family.values)} {family.label} values) on "
+          f"{workers} workers, machine shared: {swp['seconds']:.1f} s, {plan.size / swp['seconds']:.0f} runs/s "
+          f"(+{swp['startup']:.1f} s to start the cluster)")
+    print(f"client: {1e3 * swp['client'] / plan.size:.2f} ms a run, {len(writes)} index rewrites of "
+          f"{1e3 * np.median(writes):.0f} ms (median; largest {1e3 * max(writes):.0f} ms); "
+          f"a run's own training on a worker: {1e3 * swp['run_seconds'] / plan.size:.1f} ms")
+    print(f"mx.load_sweep: {1e3 * load:.0f} ms; the Sweep view open and drawn: {1e3 * shown:.0f} ms")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument("--many", type=int, help="a sweep of this many tiny runs instead (see above)")
     args = parser.parse_args(argv)
     tune_process()
     import torch
 
     torch.set_num_threads(args.torch_threads)
+    if args.many:
+        return many(args.many, args.workers)
     plan = SweepPlan.build(base_config(), GRID, seeds="0:8", steps=args.steps)
     n = plan.size
     with tempfile.TemporaryDirectory() as tmp:
