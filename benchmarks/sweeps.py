@@ -11,6 +11,7 @@ families' tiny tensor operations waited on each other's threads and the families
 
     python benchmarks/sweeps.py [--steps 300] [--workers 2]
     QT_QPA_PLATFORM=offscreen python benchmarks/sweeps.py --many 10000
+    QT_QPA_PLATFORM=offscreen python benchmarks/sweeps.py --index-only 10000
 
 --many N: a sweep of N tiny runs (20 points, width 4, 20 steps; N / 8 step sizes x 8 seeds) on the
 LocalCluster (the families vary lr, the axis with the most values): runs/s, the client's time per
@@ -155,12 +156,49 @@ def many(n: int, workers: int) -> None:
     print(f"mx.load_sweep: {1e3 * load:.0f} ms; the Sweep view open and drawn: {1e3 * shown:.0f} ms")
 
 
+def index_scale(n: int) -> None:
+    """The index of an n-run sweep, every run finished with 22 final metrics, without training:
+    one rewrite, one read, the Sweep view opened on it."""
+    config = base_config()
+    plan = SweepPlan.build(config, {"lr": f"0.01..1/{max(n // 8, 2)}"}, seeds="0:8", steps=20)
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        index = SweepIndex(Path(tmp), plan)
+        names = [f"metric_{k}" for k in range(21)] + ["normalized_margin"]
+        for point in range(plan.size):
+            index.record(point, "finished", "", 20, 0.01, dict(zip(names, rng.random(len(names)))))
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            index.write()
+            times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        sweep = mx.load_sweep(tmp)
+        load = time.perf_counter() - start
+        from PySide6.QtWidgets import QApplication
+
+        from margin_explorer.widgets.sweep_view import SweepView
+
+        app = QApplication.instance() or QApplication([])
+        start = time.perf_counter()
+        view = SweepView()
+        view.set_index(sweep.index)
+        view.resize(800, 600)
+        view.show()
+        app.processEvents()
+        shown = time.perf_counter() - start
+        view.close()
+    print(f"an index of {plan.size} runs: a rewrite {1e3 * np.median(times):.0f} ms (median of 5), "
+          f"mx.load_sweep {1e3 * load:.0f} ms, the Sweep view open and drawn {1e3 * shown:.0f} ms")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--many", type=int, help="a sweep of this many tiny runs instead (see above)")
+    parser.add_argument("--index-only", type=int, help="only the index of this many runs: write, read, view")
     args = parser.parse_args(argv)
     tune_process()
     import torch
@@ -168,6 +206,8 @@ def main(argv=None):
     torch.set_num_threads(args.torch_threads)
     if args.many:
         return many(args.many, args.workers)
+    if args.index_only:
+        return index_scale(args.index_only)
     plan = SweepPlan.build(base_config(), GRID, seeds="0:8", steps=args.steps)
     n = plan.size
     with tempfile.TemporaryDirectory() as tmp:

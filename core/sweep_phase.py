@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 
 from .errors import ConfigError
@@ -19,7 +21,7 @@ DIVERGED = "diverged (share)"  # a metric of the status: the share of a cell's r
 class PhaseGrid:
     """``values`` (len(y), len(x)): the median of each cell's runs (NaN where none has a value);
     ``low``/``high``: the quartiles, ``least``/``most``: the range; ``counts``: runs with a value;
-    ``runs``: each cell's run numbers (list of lists, [y][x]); the axes' values in ``x``, ``y``."""
+    ``runs``: each cell's run numbers ([y, x, k]); the axes' values in ``x``, ``y``."""
 
     metric: str
     x: list
@@ -30,7 +32,7 @@ class PhaseGrid:
     least: np.ndarray
     most: np.ndarray
     counts: np.ndarray
-    runs: list
+    runs: np.ndarray
 
 
 def metrics(index: SweepIndex) -> list[str]:
@@ -47,7 +49,7 @@ def phase_grid(index: SweepIndex, metric: str, x: int, y: int, fixed: dict | Non
     n_axes = len(plan.axes)
     if not (0 <= x < n_axes and 0 <= y < n_axes) or x == y:
         raise ConfigError(f"phase diagram: two different axes among 0..{n_axes - 1}, got {x} and {y}")
-    fixed = dict(fixed or {})
+    fixed = {a: v for a, v in (fixed or {}).items() if a not in (x, y)}
     if metric == DIVERGED:
         column = np.where(index.status == "diverged", 1.0,
                           np.where(np.isin(index.status, ("finished",)), 0.0, np.nan))
@@ -57,29 +59,39 @@ def phase_grid(index: SweepIndex, metric: str, x: int, y: int, fixed: dict | Non
         column = index.metrics[metric]
     else:
         raise ConfigError(f"phase diagram: no metric {metric!r} in the sweep (there: {', '.join(metrics(index))})")
-    where = np.stack(np.unravel_index(np.arange(plan.size), plan.shape), axis=1)  # (runs, axes)
-    keep = np.ones(plan.size, dtype=bool)
-    for axis, value in fixed.items():
-        if axis in (x, y):
-            continue
-        keep &= where[:, axis] == value
-    nx, ny = plan.shape[x], plan.shape[y]
-    shape = (ny, nx)
-    out = {name: np.full(shape, np.nan) for name in ("values", "low", "high", "least", "most")}
-    counts = np.zeros(shape, dtype=np.int64)
-    runs = [[[] for _ in range(nx)] for _ in range(ny)]
-    for point in np.flatnonzero(keep):
-        runs[where[point, y]][where[point, x]].append(int(point))
-    for j in range(ny):
-        for i in range(nx):
-            cell = column[runs[j][i]] if runs[j][i] else np.zeros(0)
-            cell = cell[np.isfinite(cell)]
-            counts[j, i] = len(cell)
-            if len(cell):
-                if metric == DIVERGED:  # a share, not a median
-                    out["values"][j, i] = cell.mean()
-                else:
-                    out["values"][j, i] = np.median(cell)
-                out["low"][j, i], out["high"][j, i] = np.percentile(cell, [25, 75])
-                out["least"][j, i], out["most"][j, i] = cell.min(), cell.max()
+    # every cell holds the same runs of the other axes: arrange them as (y, x, runs of the cell)
+    cells = _cells(np.asarray(column, dtype=np.float64), plan.shape, x, y, fixed)
+    runs = _cells(np.arange(plan.size), plan.shape, x, y, fixed)
+    counts = np.isfinite(cells).sum(axis=2)
+    ordered = np.sort(cells, axis=2)  # NaN (no value yet) sorts last: each cell's values come first
+    out = {name: _quantile(ordered, counts, q) for name, q in
+           (("values", 0.5), ("low", 0.25), ("high", 0.75), ("least", 0.0), ("most", 1.0))}
+    if metric == DIVERGED:  # a share, not a median
+        with warnings.catch_warnings():  # a cell without a value yet is NaN, not a warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+            out["values"] = np.nanmean(cells, axis=2)
     return PhaseGrid(metric, list(plan.axes[x].values), list(plan.axes[y].values), counts=counts, runs=runs, **out)
+
+
+def _quantile(ordered: np.ndarray, counts: np.ndarray, q: float) -> np.ndarray:
+    """The q-quantile of each cell's values (numpy's default, linear interpolation; the median at
+    0.5), from values sorted along the last axis with ``counts`` finite ones first; NaN where a
+    cell has none. Vectorized: numpy's nanpercentile goes cell by cell (1.7 s for 10^4 cells)."""
+    last = np.maximum(counts - 1, 0)
+    position = q * last
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, last)
+    low = np.take_along_axis(ordered, below[..., None], axis=2)[..., 0]
+    high = np.take_along_axis(ordered, above[..., None], axis=2)[..., 0]
+    value = low + (high - low) * (position - below)
+    return np.where(counts > 0, value, np.nan)
+
+
+def _cells(column: np.ndarray, shape: tuple, x: int, y: int, fixed: dict) -> np.ndarray:
+    """``column`` (one value per run) as (len(y), len(x), runs of a cell), the ``fixed`` axes held."""
+    grid = column.reshape(shape)
+    index = tuple(fixed.get(a, slice(None)) for a in range(len(shape)))
+    kept = [a for a in range(len(shape)) if a not in fixed]
+    grid = grid[index]
+    grid = np.moveaxis(grid, [kept.index(y), kept.index(x)], [0, 1])
+    return grid.reshape(shape[y], shape[x], -1)

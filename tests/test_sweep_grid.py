@@ -146,3 +146,42 @@ def test_a_damaged_or_foreign_index_is_one_line(tmp_path):
         f["runs/status"] = h5py.ExternalLink("/etc/passwd", "/")
     with pytest.raises(RunFileError, match="is not stored in the index itself"):
         mx.load_sweep(tmp_path / "x")
+
+
+def test_a_phase_grid_takes_each_cells_median_over_the_other_axes_or_holds_one(tmp_path):
+    from margin_explorer.core.sweep_phase import DIVERGED, phase_grid
+
+    plan = SweepPlan.build(mx.preset("relu2-blobs"), {"lr": [0.1, 0.2, 0.4], "width": [4, 8], "init_scale": [1, 2]},
+                           seeds=range(3))
+    index = SweepIndex(tmp_path, plan)
+    value = {}
+    for point in range(plan.size):
+        lr, width, scale, seed = plan.coordinates(point)
+        value[lr, width, scale, seed] = lr * 100 + width + scale * seed ** 2  # a different spread per cell
+        index.record(point, "diverged" if (lr, seed) == (0.4, 2) else "finished", metrics={"m": value[lr, width, scale, seed]})
+    grid = phase_grid(index, "m", x=1, y=0)  # x: width, y: lr; init_scale and seeds aggregated
+    assert grid.values.shape == (3, 2) and grid.x == [4, 8] and grid.y == [0.1, 0.2, 0.4]
+    for j, lr in enumerate([0.1, 0.2, 0.4]):
+        for i, width in enumerate([4, 8]):
+            cell = [value[lr, width, s, seed] for s in (1.0, 2.0) for seed in range(3)]
+            assert grid.values[j, i] == np.median(cell)
+            assert (grid.low[j, i], grid.high[j, i]) == tuple(np.percentile(cell, [25, 75]))
+            assert (grid.least[j, i], grid.most[j, i], grid.counts[j, i]) == (min(cell), max(cell), 6)
+            runs = sorted(int(r) for r in grid.runs[j, i])
+            assert sorted(p for p in range(plan.size) if plan.coordinates(p)[:2] == (lr, width)) == runs
+    held = phase_grid(index, "m", x=1, y=0, fixed={2: 1, 3: 0})  # init_scale 2, seed 0
+    assert held.values[2, 1] == value[0.4, 8, 2.0, 0] and held.counts[2, 1] == 1
+    share = phase_grid(index, DIVERGED, x=1, y=0)
+    np.testing.assert_allclose(share.values[:, 0], [0, 0, 2 / 6])
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "runs/../../secret.h5", "C:\\\\x.h5"])
+def test_an_index_naming_a_file_outside_its_folder_is_refused(tmp_path, name):
+    _index(tmp_path)
+    with h5py.File(tmp_path / "sweep.h5", "a") as f:
+        files = f["runs/file"].asstr()[:]
+        files[1] = name
+        del f["runs/file"]
+        f.create_dataset("runs/file", data=list(files), dtype=h5py.string_dtype())
+    with pytest.raises(RunFileError, match="names a run file outside its folder"):
+        mx.load_sweep(tmp_path)

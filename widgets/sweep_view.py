@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QComboBox, QFormLayout, QHBoxLayout, QLabel, QSlid
 from margin_explorer.core.sweep_phase import PhaseGrid, metrics, phase_grid
 
 ALL = "all (median)"
+MAX_TICKS = 12
 
 
 def _shown(value) -> str:
@@ -154,7 +155,8 @@ class SweepView(QWidget):
         axes = index.plan.axes
         for side, axis, values_ in (("bottom", axes[x], grid.x), ("left", axes[y], grid.y)):
             item = self.plot.getAxis(side)
-            item.setTicks([[(k + 0.5, _shown(v)) for k, v in enumerate(values_)]])
+            every = max(1, int(np.ceil(len(values_) / MAX_TICKS)))  # labels that fit, not one per value
+            item.setTicks([[(k + 0.5, _shown(v)) for k, v in enumerate(values_) if k % every == 0]])
             item.setLabel(axis.label + (" (log scale)" if axis.log else ""))
         self.plot.setRange(xRange=(0, len(grid.x)), yRange=(0, len(grid.y)), padding=0)
         counts = index.counts()
@@ -179,7 +181,7 @@ class SweepView(QWidget):
         grid = self.grid
         x, y = self.index.plan.axes[self.x_axis.currentIndex()], self.index.plan.axes[self.y_axis.currentIndex()]
         head = f"{x.label} = {_shown(grid.x[i])}, {y.label} = {_shown(grid.y[j])}"
-        runs = len(grid.runs[j][i])
+        runs = len(grid.runs[j, i])
         if not grid.counts[j, i]:
             return f"{head}\nno value yet ({runs} runs)"
         what = "share" if grid.metric.endswith("(share)") else "median"
@@ -197,4 +199,4 @@ class SweepView(QWidget):
         cell = self.cell_at(event.scenePos())
         if cell is not None:
             i, j = cell
-            self.cell_clicked.emit(list(self.grid.runs[j][i]))
+            self.cell_clicked.emit([int(r) for r in self.grid.runs[j, i]])
