@@ -78,7 +78,8 @@ class SweepActions(QObject):
         layout.addWidget(self.view, stretch=1)
         buttons = QHBoxLayout()
         for text, slot in (("Export PNG…", lambda: self.export_dialog("png")),
-                           ("Export SVG…", lambda: self.export_dialog("svg")), ("Export CSV…", self.export_csv_dialog)):
+                           ("Export SVG…", lambda: self.export_dialog("svg")),
+                           ("Export CSV…", self.export_csv_dialog)):
             button = QPushButton(text)
             button.clicked.connect(slot)
             buttons.addWidget(button)

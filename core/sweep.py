@@ -27,7 +27,7 @@ import numpy as np
 from .errors import ConfigError, RunFileError
 from .run_reader import RunReader
 from .sweep_grid import SweepPlan
-from .sweep_index import KEPT, PENDING, SweepIndex, index_path, is_sweep_folder
+from .sweep_index import KEPT, PENDING, SweepIndex, is_sweep_folder
 from .sweep_task import PARTIAL, train_task
 
 try:

@@ -176,7 +176,8 @@ class SweepIndex:
             if isinstance(exc, RunFileError):
                 raise
             raise RunFileError(f"{path}: cannot be read as a sweep index ({exc})") from None
-        bad = [f for f in index.file if f.startswith(("/", "\\")) or ":" in f or ".." in f.replace("\\", "/").split("/")]
+        bad = [f for f in index.file
+               if f.startswith(("/", "\\")) or ":" in f or ".." in f.replace("\\", "/").split("/")]
         if bad:
             raise RunFileError(f"{path}: names a run file outside its folder ({bad[0]!r}): refused")
         return index

@@ -158,7 +158,8 @@ def test_a_phase_grid_takes_each_cells_median_over_the_other_axes_or_holds_one(t
     for point in range(plan.size):
         lr, width, scale, seed = plan.coordinates(point)
         value[lr, width, scale, seed] = lr * 100 + width + scale * seed ** 2  # a different spread per cell
-        index.record(point, "diverged" if (lr, seed) == (0.4, 2) else "finished", metrics={"m": value[lr, width, scale, seed]})
+        status = "diverged" if (lr, seed) == (0.4, 2) else "finished"
+        index.record(point, status, metrics={"m": value[lr, width, scale, seed]})
     grid = phase_grid(index, "m", x=1, y=0)  # x: width, y: lr; init_scale and seeds aggregated
     assert grid.values.shape == (3, 2) and grid.x == [4, 8] and grid.y == [0.1, 0.2, 0.4]
     for j, lr in enumerate([0.1, 0.2, 0.4]):
