@@ -319,16 +319,35 @@ def run_sweep(plan: SweepPlan | None, out, *, client=None, scheduler: str | None
         plan = index.plan
     if plan is None:
         raise ConfigError("sweep: a config and a grid, or resume=True on a sweep's folder")
-    client, cluster, owned = connect(client, scheduler, workers)
+    with _environment_kept():
+        client, cluster, owned = connect(client, scheduler, workers)
+        try:
+            folder.mkdir(exist_ok=True)
+            with _client_lock(folder):
+                return _run(plan, folder, index, client, cluster is not None, on_progress, should_stop)
+        finally:
+            if owned:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+@contextlib.contextmanager
+def _environment_kept():
+    """Dask's nannies live in this process and set OMP_NUM_THREADS=1, MKL_NUM_THREADS=1,
+    OPENBLAS_NUM_THREADS=1, MALLOC_TRIM_THRESHOLD_ and PYTHONHASHSEED in its environment, so that
+    the worker processes they spawn inherit them; they stay after the cluster closes, and every
+    program the caller starts later would run one-threaded. A library call changes nothing global
+    (DESIGN.md): the environment is put back as it was."""
+    saved = dict(os.environ)
     try:
-        folder.mkdir(exist_ok=True)
-        with _client_lock(folder):
-            return _run(plan, folder, index, client, cluster is not None, on_progress, should_stop)
+        yield
     finally:
-        if owned:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        for name, value in saved.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 def _run(plan, folder, index, client, local, on_progress, should_stop) -> Sweep:

@@ -47,6 +47,7 @@ def alone(lr, width, seed, steps):
 def client():
     from distributed import Client, LocalCluster
 
+    environment = dict(os.environ)  # Dask's nannies set OMP_NUM_THREADS=1 ... here: later tests' subprocesses would inherit it
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.CRITICAL)
     try:
@@ -58,6 +59,29 @@ def client():
             client.close()
     finally:
         cluster.close()
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+def test_a_sweep_on_its_own_local_cluster_leaves_no_process_thread_or_environment_change(tmp_path):
+    import threading as threads
+
+    environment = dict(os.environ)
+    before = {t.ident for t in threads.enumerate()}
+    sweep = mx.sweep(tiny(), grid={"lr": [0.05, 0.2]}, steps=20, out=tmp_path / "phase", workers=1)
+    assert list(sweep.table["status"]) == ["finished", "finished"]
+    assert dict(os.environ) == environment  # no OMP_NUM_THREADS=1 left for the caller's later programs
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and [p for p in psutil.Process().children(recursive=True)
+                                           if "resource_tracker" not in " ".join(p.cmdline())]:
+        time.sleep(0.1)
+    left = [p.cmdline() for p in psutil.Process().children(recursive=True)
+            if "resource_tracker" not in " ".join(p.cmdline())]
+    assert not left, left
+    # the only thread left is distributed's own daemon pool (Dask-Offload), shared by every client
+    extra = [t.name for t in threads.enumerate() if t.ident not in before and t.is_alive()
+             and not (t.daemon and t.name.startswith("Dask-Offload"))]
+    assert not extra, extra
 
 
 def _same(got, expected, what):

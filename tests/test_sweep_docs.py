@@ -1,6 +1,7 @@
 """docs/sweeps.md's Python example runs as written, against a LocalCluster of 2 worker processes
 (the SLURM example, fenced ```py, needs a cluster and is not run)."""
 
+import os
 import re
 from pathlib import Path
 
@@ -13,8 +14,13 @@ def test_the_python_example_runs_against_a_local_cluster(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
     assert len(blocks) == 1
     monkeypatch.chdir(tmp_path)
+    environment = dict(os.environ)  # the example's own LocalCluster sets OMP_NUM_THREADS=1 ... here
     namespace = {"__name__": "__main__"}
-    exec(compile(blocks[0], str(DOCS), "exec"), namespace)
+    try:
+        exec(compile(blocks[0], str(DOCS), "exec"), namespace)
+    finally:  # later tests' subprocesses would inherit it
+        os.environ.clear()
+        os.environ.update(environment)
     sweep, again, wide = namespace["sweep"], namespace["again"], namespace["wide"]
     assert len(sweep) == 8 and list(sweep.table["status"]) == ["finished"] * 8
     assert sorted({r.config.architecture.blocks[0].width for r in wide}) == [8] and len(wide) == 4
