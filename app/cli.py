@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     open_ = sub.add_parser("open", help="open saved runs in the window")
     open_.add_argument("runs", nargs="+")
     open_.set_defaults(func=cmd_open)
+    from .sweep_cli import add_parser as add_sweep_parser  # `sweep`: a grid of runs on Dask
+
+    add_sweep_parser(sub)
     return parser
 
 

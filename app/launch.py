@@ -37,7 +37,7 @@ def launch(open_paths: list[str] | None = None) -> int:
     window.controller.warm_up()
     window.detect_devices()
     if open_paths:
-        QTimer.singleShot(0, lambda: window.open_runs(open_paths))
+        QTimer.singleShot(0, lambda: window.sweeps.open_paths(open_paths))  # sweep folders and run files
     return app.exec()
 
 

@@ -12,6 +12,7 @@ from margin_explorer.widgets.trajectory_plots import PLOTS, X_AXES
 
 from . import help_menu
 from .dock_focus import DockFocus
+from .sweep_actions import SweepActions
 from .theme import THEMES
 
 
@@ -34,6 +35,7 @@ class MenuActions:
         bar = self.menuBar()
         file_menu = bar.addMenu("&File")
         self.files.build(file_menu)
+        self.sweeps = SweepActions(self, file_menu)  # File > Open sweep, the Sweep dock (app/sweep_actions.py)
 
         edit_menu = bar.addMenu("&Edit")
         # each editor keeps its own history; Undo acts on the one whose tab is in front

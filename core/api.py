@@ -25,7 +25,8 @@ from .datasets import Dataset
 from .errors import ConfigError
 from .presets import load_preset, preset_names
 
-__all__ = ["RunConfig", "Run", "Snapshots", "preset", "presets", "train", "iter_train", "load", "check"]
+__all__ = ["RunConfig", "Run", "Snapshots", "preset", "presets", "train", "iter_train", "load", "check", "sweep",
+           "load_sweep"]
 
 CHUNK_SECONDS = 0.5  # training time between two yields of iter_train
 
@@ -277,3 +278,27 @@ def check(run, claims=None) -> list:
                    finished=run.status != "running", final_params=run.final_params, events=list(run.events),
                    dataset=run.dataset)
     return judge(data, specs)
+
+
+def sweep(config: RunConfig | None, grid: dict | None = None, *, seeds=None, out: str | os.PathLike,
+          steps: int | None = None, client=None, scheduler: str | None = None, workers: int | None = None,
+          resume: bool = False):
+    """Train the grid ``grid`` ({field: values}: a dotted path such as ``"optimizer.lr"`` or
+    ``"architecture.blocks.0.width"``, or a short name: lr, init_scale, width, depth, ...; values
+    a list or the command line's ``"0.01..1/8"``) times ``seeds`` (a range, a list or ``"0:8"``)
+    on ``config`` into the folder ``out`` (one run file per run and the index sweep.h5), on Dask:
+    ``client`` (a distributed.Client), ``scheduler`` (an address) or, with neither, a LocalCluster
+    of ``workers`` processes here. Returns a Sweep: ``.table`` (pandas DataFrame, or a numpy
+    structured array without pandas) and ``.runs(where)``. ``resume=True`` trains only what the
+    folder lacks (``config`` None: its own grid). docs/sweeps.md."""
+    from .sweep import sweep as run
+
+    return run(config, grid, seeds=seeds, out=out, steps=steps, client=client, scheduler=scheduler,
+               workers=workers, resume=resume)
+
+
+def load_sweep(folder: str | os.PathLike):
+    """The Sweep in ``folder`` (its index, sweep.h5), also one still running."""
+    from .sweep import load_sweep as read
+
+    return read(folder)
