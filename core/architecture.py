@@ -322,6 +322,9 @@ def output_shape(blocks: list, shape: tuple, path: str) -> tuple:
         sub = f"{path}[{i}]"
         if isinstance(block, Residual):
             inner = output_shape(block.blocks, shape, f"{sub}.blocks")
+            if len(shape) == len(inner) == 1:
+                require(inner == shape, sub, f"the residual branch maps width {shape[0]} to {inner[0]}; "
+                        f"it must give back {shape[0]}")
             require(inner == shape, sub, f"the residual branch maps shape {_image(shape)} to {_image(inner)}; "
                     f"it must give back {_image(shape)}")
         elif isinstance(block, Ensemble):
@@ -382,6 +385,17 @@ def weight_slices(spec: ArchitectureSpec) -> list[tuple[str, slice, tuple]]:
             out.append((name, slice(offset, offset + size), shape))
         offset += size
     return out
+
+
+def check_image_input(spec: ArchitectureSpec, image_shape) -> None:
+    """Refuse a network whose input_shape reads the dataset's rows as images of another size:
+    ``image_shape`` is the dataset's (height, width) or None (core/datasets.py Dataset.image_shape)."""
+    if spec.input_shape is None or image_shape is None:
+        return
+    channels, height, width = (int(v) for v in spec.input_shape)
+    h, w = (int(v) for v in image_shape)
+    require((height, width) == (h, w), "architecture.input_shape",
+            f"the network reads {height} x {width} images, but the dataset's images are {h} x {w}")
 
 
 def _find(blocks, kinds, path):

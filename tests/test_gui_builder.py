@@ -81,7 +81,8 @@ def test_reorder_and_ensemble_members(builder, qtbot):
 
 def test_every_preset_is_a_valid_spec(builder):
     for name, make in PRESETS.items():
-        builder.set_spec({"input_dim": 2, "blocks": make()})
+        image = "CNN" in name  # reads 8 x 8 images, as digits'
+        builder.set_spec({"input_dim": 64 if image else 2, "blocks": make(), **({"input_shape": [1, 8, 8]} if image else {})})
         assert builder.problem() is None, name
 
 
