@@ -369,6 +369,16 @@ class NumpyNetwork:
         return [o[:, 0] if o.shape[1] == 1 else o for o in outputs]
 
 
+def evaluation_network(spec: ArchitectureSpec):
+    """A network that evaluates ``spec`` outside the training loop (decision boundaries, a saved
+    run's analyses): the numpy one, or torch autograd's where it has image blocks (needs_autograd)."""
+    if needs_autograd(spec) is None:
+        return NumpyNetwork(spec)
+    from .torch_network import AutogradNetwork  # torch only where it is needed
+
+    return AutogradNetwork(spec)
+
+
 def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     """The (n, P) matrix of per-sample gradients grad_theta f(theta; x_i): one backward pass per
     sample, for any network with ``outputs``, ``backward(theta, w, out=)`` and ``size``."""

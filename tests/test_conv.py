@@ -215,3 +215,14 @@ def test_leaky_softplus_is_near_homogeneous_and_its_parameter_is_checked():
     with pytest.raises(ConfigError, match=r"blocks\[1\].param: c must be in \[0, 1\), got 1.5"):
         ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [
             dense(4), {"type": "activation", "kind": "leaky_softplus", "param": 1.5}, dense(1)]})
+
+
+def test_outside_training_a_cnn_is_evaluated_by_autograd_and_an_mlp_by_numpy():
+    from margin_explorer.core.network import evaluation_network
+
+    spec = image_spec(NET)
+    net = evaluation_network(spec)
+    assert isinstance(net, AutogradNetwork) and net.size == parameter_count(spec)
+    assert net.weight_slices == weight_slices(spec)
+    mlp = ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(4), RELU, dense(1)]})
+    assert isinstance(evaluation_network(mlp), NumpyNetwork)
