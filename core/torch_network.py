@@ -107,29 +107,49 @@ class TorchNetwork(nn.Module):
 
 
 class AutogradNetwork:
-    """A TorchNetwork behind the numpy interface the analyses use (``outputs``, ``backward``,
-    ``jacobian``, ``size``, ``weight_slices``), on the CPU in float64: the network of the specs
-    the numpy network does not build (core/architecture.py, needs_autograd)."""
+    """A TorchNetwork behind the numpy network's interface (numpy in, numpy out: ``outputs``,
+    ``backward``, ``jacobian``, ``size``, ``weight_slices``, ``step_threads``), on any torch
+    device and in float32 or float64: the network of the specs the numpy network does not build
+    (image blocks: core/architecture.py needs_autograd), and a Trainer's ``net`` for them."""
 
-    def __init__(self, spec: ArchitectureSpec):
-        self.module = TorchNetwork(spec)
+    ensembles = ()  # no ensemble shares recorded through this path
+
+    def __init__(self, spec: ArchitectureSpec, dtype=np.float64, device="cpu"):
+        self.device = torch.device(device)
+        self.tdtype = torch.float32 if np.dtype(dtype) == np.float32 else torch.float64
+        self.module = TorchNetwork(spec, self.tdtype, self.device)
         self.params = list(self.module.parameters())
         self.size = sum(p.numel() for p in self.params)
         self.weight_slices = self.module.weight_slices
-        self._out = None
+        self._X = self._Xt = self._out = None
+
+    def step_threads(self):
+        """One torch thread while it steps on the CPU (core/blas.py): each step's ops are small
+        and read back at once."""
+        from contextlib import nullcontext
+
+        from .blas import one_torch_thread
+
+        return nullcontext() if self.device.type != "cpu" else one_torch_thread(torch)
+
+    def _inputs(self, X):
+        if self._X is not X:  # the data go to the device once
+            self._X, self._Xt = X, torch.as_tensor(X, dtype=self.tdtype, device=self.device)
+        return self._Xt
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        self.module.load_flat(torch.as_tensor(theta, dtype=torch.float64))
-        self._out = self.module(torch.as_tensor(X, dtype=torch.float64))
-        return self._out.detach().numpy().copy()
+        """f(theta; x_i) for every row of X; keeps the graph for ``backward``."""
+        self.module.load_flat(torch.as_tensor(theta, device=self.device))
+        self._out = self.module(self._inputs(X))
+        return self._out.detach().cpu().numpy().astype(theta.dtype)
 
     def backward(self, theta: np.ndarray, grad_outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """sum_i grad_outputs[i] grad_theta f(theta; x_i) for the X of the last ``outputs`` call."""
-        g = torch.as_tensor(grad_outputs, dtype=torch.float64)
+        g = torch.as_tensor(grad_outputs, dtype=self.tdtype, device=self.device)
         grads = torch.autograd.grad(self._out, self.params, grad_outputs=g, retain_graph=True)
-        flat = torch.cat([gr.reshape(-1) for gr in grads]).numpy()
+        flat = torch.cat([gr.reshape(-1) for gr in grads]).cpu().numpy()
         if out is None:
-            return flat.copy()
+            return flat.astype(theta.dtype)
         out[...] = flat
         return out
 
@@ -137,3 +157,6 @@ class AutogradNetwork:
         from .network import per_sample_jacobian
 
         return per_sample_jacobian(self, theta, X)
+
+    def member_outputs(self):
+        return None

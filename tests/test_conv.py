@@ -226,3 +226,28 @@ def test_outside_training_a_cnn_is_evaluated_by_autograd_and_an_mlp_by_numpy():
     assert net.weight_slices == weight_slices(spec)
     mlp = ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(4), RELU, dense(1)]})
     assert isinstance(evaluation_network(mlp), NumpyNetwork)
+
+
+def test_a_small_cnn_trains_on_digits_through_the_autograd_network():
+    """End to end: the trainer with the autograd network (its ``net``) on digits 0 against 1."""
+    from margin_explorer.core.config import RunConfig
+    from margin_explorer.core.trainer import Trainer
+
+    config = RunConfig.from_dict({
+        "dataset": {"kind": "builtin", "builtin": "digits",
+                    "params": {"classes": [0, 1], "subsample": 60, "test_fraction": 0, "standardize": "global"}},
+        "architecture": {"input_dim": 64, "input_shape": [1, 8, 8], "blocks": [
+            conv(2, 3, padding=1), RELU, {"type": "max_pool", "kernel": 2}, FLAT, dense(1)]},
+        "optimizer": {"lr": 0.05, "step_rule": "loss_normalized"},
+        "run": {"steps": 150, "seed": 0}})
+    dataset = config.dataset.build()
+    check_image_input(config.architecture, dataset.image_shape)
+    net = AutogradNetwork(config.architecture)
+    trainer = Trainer(config, dataset, net=net)
+    chunk = trainer.run(150)
+    records = chunk.records
+    assert trainer.order == 2.0
+    assert records["log_loss"][-1] < records["log_loss"][0] - 1
+    assert records["accuracy"][-1] == 1.0
+    margins = records["normalized_margin"]
+    assert margins[-1] > 0
