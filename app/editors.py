@@ -77,7 +77,7 @@ class ConfigEditing:
     def _inputs_changed(self) -> None:
         model = self.dataset_editor.model
         if model.n:
-            self.builder.set_input_dim(model.dim)
+            self.builder.set_input_dim(model.dim, model.image_shape)  # a CNN reads the dataset's images
         if self.status == RunStatus.IDLE or self.status.ended:
             self.boundary.set_points(model.X if model.n else model.X.reshape(0, 2), model.y)
         if self.controller.state == RunStatus.PAUSED and self.session is not None and self.session.n_records <= 1:

@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.homogeneity import analyze
-from margin_explorer.core.network import NumpyNetwork
+from margin_explorer.core.network import evaluation_network
 from margin_explorer.core.run_status import RunStatus
 from margin_explorer.core.runfile import RunReader
 
@@ -203,10 +203,10 @@ class RunManager(QObject):
         if not entry.live:
             self.show_final(entry)
 
-    def _network(self, entry: RunEntry) -> NumpyNetwork:
+    def _network(self, entry: RunEntry):
         key = id(entry.session)
         if key not in self._networks:
-            self._networks[key] = NumpyNetwork(entry.session.config.architecture)
+            self._networks[key] = evaluation_network(entry.session.config.architecture)  # torch's for image blocks
         return self._networks[key]
 
     def show_params(self, entry: RunEntry, params: np.ndarray, step: int | None) -> None:

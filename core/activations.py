@@ -1,8 +1,8 @@
 """Pointwise activations: value, derivative, and their homogeneity class (THEORY.md, Homogeneity).
 
 ``HOMOGENEITY`` sorts them: exactly 1-homogeneous (identity, ReLU, leaky ReLU, |x|);
-ReLU^k, exactly k-homogeneous; near-1-homogeneous (GELU, SiLU, softplus, ELU: s(x) - x s'(x)
-is bounded); bounded (tanh, sigmoid: no positive homogeneity order at all).
+ReLU^k, exactly k-homogeneous; near-1-homogeneous (GELU, SiLU, softplus, leaky softplus, ELU:
+s(x) - x s'(x) is bounded); bounded (tanh, sigmoid: no positive homogeneity order at all).
 """
 
 from __future__ import annotations
@@ -14,17 +14,19 @@ EXACT, POWER, NEAR, BOUNDED = "exact", "power", "near", "bounded"
 HOMOGENEITY = {
     "identity": EXACT, "relu": EXACT, "leaky_relu": EXACT, "abs": EXACT,
     "relu_k": POWER,
-    "gelu": NEAR, "silu": NEAR, "softplus": NEAR, "elu": NEAR,
+    "gelu": NEAR, "silu": NEAR, "softplus": NEAR, "leaky_softplus": NEAR, "elu": NEAR,
     "tanh": BOUNDED, "sigmoid": BOUNDED,
 }
 
 # The parameter each activation takes, with its default (none for the others).
-PARAMETERS = {"leaky_relu": ("slope", 0.1), "relu_k": ("k", 2.0), "softplus": ("beta", 1.0), "elu": ("alpha", 1.0)}
+PARAMETERS = {"leaky_relu": ("slope", 0.1), "relu_k": ("k", 2.0), "softplus": ("beta", 1.0), "elu": ("alpha", 1.0),
+              "leaky_softplus": ("c", 0.5)}  # Cai et al. 2024's c
 
 DESCRIPTIONS = {
     "identity": "x", "relu": "max(x, 0)", "leaky_relu": "x if x > 0 else slope * x", "abs": "|x|",
     "relu_k": "max(x, 0)^k", "gelu": "x * Phi(x) (exact, erf)", "silu": "x * sigmoid(x)",
-    "softplus": "log(1 + exp(beta x)) / beta", "elu": "x if x > 0 else alpha (exp(x) - 1)",
+    "softplus": "log(1 + exp(beta x)) / beta",
+    "leaky_softplus": "c x + (1 - c) log(1 + exp(x))", "elu": "x if x > 0 else alpha (exp(x) - 1)",
     "tanh": "tanh(x)", "sigmoid": "1 / (1 + exp(-x))",
 }
 
@@ -110,6 +112,8 @@ def forward(kind: str, param: float, x: np.ndarray, erf=vectorized_erf) -> tuple
     if kind == "softplus":
         bx = param * x
         return np.logaddexp(0, bx) / param, _special().expit(bx)
+    if kind == "leaky_softplus":
+        return param * x + (1 - param) * np.logaddexp(0, x), param + (1 - param) * _special().expit(x)
     if kind == "elu":
         neg = x <= 0
         em1 = np.expm1(np.minimum(x, 0))
@@ -144,6 +148,8 @@ def torch_forward(kind: str, param: float, x):
         return F.silu(x)
     if kind == "softplus":
         return F.softplus(x, beta=param, threshold=1e6)
+    if kind == "leaky_softplus":
+        return param * x + (1 - param) * F.softplus(x, threshold=1e6)
     if kind == "elu":
         return F.elu(x, alpha=param)
     if kind == "tanh":
@@ -182,6 +188,9 @@ def torch_value_and_derivative(kind: str, param: float, x):
     if kind == "softplus":
         bx = param * x
         return torch.logaddexp(torch.zeros_like(bx), bx) / param, torch.sigmoid(bx)
+    if kind == "leaky_softplus":
+        return (param * x + (1 - param) * torch.logaddexp(torch.zeros_like(x), x),
+                param + (1 - param) * torch.sigmoid(x))
     if kind == "elu":
         neg = x <= 0
         em1 = torch.expm1(torch.clamp(x, max=0))

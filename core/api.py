@@ -119,14 +119,14 @@ class Run:
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> None:
         """Write the run file ``path`` (docs/run-format.md). ``path`` must be new, or with
         ``overwrite`` a run file (never anything else: core/output_path.py)."""
+        from .architecture import parameter_count, weight_slices
         from .homogeneity import analyze
-        from .network import NumpyNetwork
         from .runfile import RunWriter
 
-        net = NumpyNetwork(self.config.architecture)
-        ensembles = [len(b.members) for b in self.config.architecture.blocks if hasattr(b, "members")]
-        writer = RunWriter(path, self.config, self.dataset, n_params=net.size,
-                           layer_names=[name for name, _sl, _shape in net.weight_slices],
+        spec = self.config.architecture
+        ensembles = [len(b.members) for b in spec.blocks if hasattr(b, "members")]
+        writer = RunWriter(path, self.config, self.dataset, n_params=parameter_count(spec),
+                           layer_names=[name for name, _sl, _shape in weight_slices(spec)],
                            ensemble_size=ensembles[0] if ensembles else 0,
                            homogeneity=analyze(self.config.architecture).to_dict(), device=self.config.run.device,
                            parent=self.parent, start_step=self.start_step, family=self.family, overwrite=overwrite,

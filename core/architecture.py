@@ -3,16 +3,23 @@
 A spec is an input dimension, a sequence of blocks and an initialization. Blocks:
 ``dense`` (width, bias), ``activation`` (kind and its parameter), ``residual`` (inner blocks
 and a fixed scale on the branch: x -> x + scale * inner(x)) and ``ensemble`` (the sum of
-sub-networks of different depths, Nacson et al. 2019). The last block must produce width 1.
+sub-networks of different depths, Nacson et al. 2019); for image inputs (``input_shape`` =
+[channels, height, width], each row of X holding one image channel by channel, row-major)
+``conv2d`` (channels, kernel, stride, padding, bias), ``max_pool`` and ``avg_pool`` (kernel,
+stride) and ``flatten``. The last block must produce width 1 (a vector, not an image).
 
 Parameters are flattened in spec order: each dense layer's weight (out x in, row-major) then
-its bias; residual inner blocks and ensemble members in order. Snapshots use this order.
+its bias; a conv layer's kernel (out x in x k x k, row-major: the matrix out x (in k k) that
+stable ranks read) then its bias; residual inner blocks and ensemble members in order.
+Snapshots use this order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal, Optional
+
+import numpy as np
 
 from . import activations
 from .errors import ConfigError
@@ -23,7 +30,7 @@ from .schema import from_dict as schema_from_dict
 MAX_PARAMETERS = 10**7
 
 ActivationKind = Literal["identity", "relu", "leaky_relu", "abs", "relu_k", "gelu", "silu",
-                         "softplus", "elu", "tanh", "sigmoid"]
+                         "softplus", "leaky_softplus", "elu", "tanh", "sigmoid"]
 
 
 @dataclass
@@ -58,6 +65,8 @@ class Activation(Serializable):
                 require(self.param >= 1, f"{path}.param", f"k must be >= 1, got {self.param}")
             elif self.kind == "leaky_relu":
                 require(self.param >= 0, f"{path}.param", f"the slope must be >= 0, got {self.param}")
+            elif self.kind == "leaky_softplus":
+                require(0 <= self.param < 1, f"{path}.param", f"c must be in [0, 1), got {self.param}")
             else:
                 require(self.param > 0, f"{path}.param", f"{name} must be > 0, got {self.param}")
         else:
@@ -120,7 +129,65 @@ class Ensemble(Serializable):
         return {"type": "ensemble", "members": [[b.to_dict() for b in m] for m in self.members]}
 
 
-BLOCK_TYPES = {"dense": Dense, "activation": Activation, "residual": Residual, "ensemble": Ensemble}
+@dataclass
+class Conv2d(Serializable):
+    """A 2-D convolution of an image (channels x height x width): ``channels`` output channels,
+    a square ``kernel`` x ``kernel`` window moved by ``stride``, ``padding`` zeros on each side."""
+
+    channels: int
+    kernel: int = 3
+    stride: int = 1
+    padding: int = 0
+    bias: bool = False
+    type: Literal["conv2d"] = "conv2d"
+
+    def validate(self, path):
+        require(1 <= self.channels <= 10_000, f"{path}.channels", f"must be between 1 and 10000, got {self.channels}")
+        require(self.kernel >= 1, f"{path}.kernel", f"must be >= 1, got {self.kernel}")
+        require(self.stride >= 1, f"{path}.stride", f"must be >= 1, got {self.stride}")
+        require(self.padding >= 0, f"{path}.padding", f"must be >= 0, got {self.padding}")
+
+    def to_dict(self) -> dict:
+        return {"type": "conv2d", "channels": self.channels, "kernel": self.kernel, "stride": self.stride,
+                "padding": self.padding, "bias": self.bias}
+
+
+@dataclass
+class Pool(Serializable):
+    """Max- or average-pooling over ``kernel`` x ``kernel`` windows moved by ``stride`` (default:
+    the kernel, windows side by side), channel by channel."""
+
+    type: Literal["max_pool", "avg_pool"] = "max_pool"
+    kernel: int = 2
+    stride: Optional[int] = None
+
+    def validate(self, path):
+        require(self.kernel >= 1, f"{path}.kernel", f"must be >= 1, got {self.kernel}")
+        require(self.stride is None or self.stride >= 1, f"{path}.stride", f"must be >= 1, got {self.stride}")
+
+    @property
+    def step(self) -> int:
+        return self.kernel if self.stride is None else self.stride
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, "kernel": self.kernel, "stride": self.step}
+
+
+@dataclass
+class Flatten(Serializable):
+    """An image (channels x height x width) as a vector, channel by channel, row-major."""
+
+    type: Literal["flatten"] = "flatten"
+
+    def to_dict(self) -> dict:
+        return {"type": "flatten"}
+
+
+IMAGE_BLOCKS = (Conv2d, Pool, Flatten)
+WEIGHT_BLOCKS = (Dense, Conv2d)
+
+BLOCK_TYPES = {"dense": Dense, "activation": Activation, "residual": Residual, "ensemble": Ensemble,
+               "conv2d": Conv2d, "max_pool": Pool, "avg_pool": Pool, "flatten": Flatten}
 
 
 def parse_blocks(data, path: str) -> list:
@@ -159,12 +226,13 @@ class ArchitectureSpec(Serializable):
     input_dim: int
     blocks: list
     init: Init = field(default_factory=Init)
+    input_shape: Optional[list] = None  # [channels, height, width] when the input is an image
 
     @classmethod
     def from_dict(cls, data, path="architecture"):
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected an object")
-        allowed = {"input_dim", "blocks", "init"}
+        allowed = {"input_dim", "blocks", "init", "input_shape"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ConfigError(f"{path}.{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})")
@@ -172,43 +240,108 @@ class ArchitectureSpec(Serializable):
             raise ConfigError(f"{path}.input_dim: missing required field")
         if "blocks" not in data:
             raise ConfigError(f"{path}.blocks: missing required field")
+        shape = data.get("input_shape")
         spec = cls(
             input_dim=convert(int, data["input_dim"], f"{path}.input_dim"),
             blocks=parse_blocks(data["blocks"], f"{path}.blocks"),
             init=Init.from_dict(data.get("init", {}), f"{path}.init"),
+            input_shape=None if shape is None else convert(list[int], shape, f"{path}.input_shape"),
         )
         spec.validate(path)
         return spec
 
     def validate(self, path="architecture"):
         require(self.input_dim >= 1, f"{path}.input_dim", f"must be >= 1, got {self.input_dim}")
+        if self.input_shape is not None:
+            shape = list(self.input_shape)
+            require(len(shape) == 3 and all(v >= 1 for v in shape), f"{path}.input_shape",
+                    f"must be [channels, height, width] of whole numbers >= 1, got {shape}")
+            require(shape[0] * shape[1] * shape[2] == self.input_dim, f"{path}.input_shape",
+                    f"{shape[0]} x {shape[1]} x {shape[2]} = {shape[0] * shape[1] * shape[2]} does not equal "
+                    f"input_dim {self.input_dim}")
         require(len(self.blocks) > 0, f"{path}.blocks", "the network has no blocks; a linear model is [dense width 1]")
-        width = output_width(self.blocks, self.input_dim, f"{path}.blocks")
+        end = output_shape(self.blocks, self.in_shape, f"{path}.blocks")
         size = parameter_count(self)
         require(size > 0, f"{path}.blocks", "the network has no trainable parameters: add a dense layer")
         require(size <= MAX_PARAMETERS, f"{path}.blocks",
                 f"the network has {size:.2g} parameters; the limit is {MAX_PARAMETERS:.0e} (README, Limits)")
-        require(width == 1, f"{path}.blocks",
-                f"the network must end with a scalar output, but its last block has width {width}: add a dense layer of width 1")
+        require(len(end) == 1, f"{path}.blocks",
+                f"the network ends with an image of shape {_image(end)}: add a flatten block and a dense layer of width 1")
+        require(end[0] == 1, f"{path}.blocks",
+                f"the network must end with a scalar output, but its last block has width {end[0]}: add a dense layer of width 1")
+
+    @property
+    def in_shape(self) -> tuple:
+        """The input's shape: (input_dim,) for a vector, (channels, height, width) for an image."""
+        return (self.input_dim,) if self.input_shape is None else tuple(int(v) for v in self.input_shape)
 
     def to_dict(self) -> dict:
-        return {"input_dim": self.input_dim, "blocks": [b.to_dict() for b in self.blocks], "init": self.init.to_dict()}
+        out = {"input_dim": self.input_dim, "blocks": [b.to_dict() for b in self.blocks], "init": self.init.to_dict()}
+        if self.input_shape is not None:
+            out["input_shape"] = [int(v) for v in self.input_shape]
+        return out
 
 
-def output_width(blocks: list, width: int, path: str) -> int:
-    """Propagate widths through ``blocks``; raise ConfigError where they do not fit."""
+def _image(shape: tuple) -> str:
+    return " x ".join(str(v) for v in shape)
+
+
+def _window(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Positions of a window along one side: floor((size + 2 padding - kernel) / stride) + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def block_shape(block, shape: tuple, path: str) -> tuple:
+    """The shape a (non-nesting) block makes of ``shape``; ConfigError naming the field where it does not fit."""
+    if isinstance(block, Dense):
+        require(len(shape) == 1, path, f"a dense layer needs a vector, but its input is an image of shape "
+                f"{_image(shape)}: add a flatten block before it")
+        return (block.width,)
+    if isinstance(block, (Conv2d, Pool)):
+        name = "a conv2d layer" if isinstance(block, Conv2d) else f"a {block.type} block"
+        require(len(shape) == 3, path, f"{name} needs an image, but its input is a vector of width {shape[0]} "
+                "(set architecture.input_shape = [channels, height, width] and put image blocks before any flatten)")
+        channels, height, width = shape
+        padding = block.padding if isinstance(block, Conv2d) else 0
+        stride = block.stride if isinstance(block, Conv2d) else block.step
+        padded = f"{height + 2 * padding} x {width + 2 * padding}"
+        require(block.kernel <= min(height, width) + 2 * padding, f"{path}.kernel",
+                f"the kernel {block.kernel} is larger than the "
+                + (f"padded input {padded} (image {height} x {width}, padding {padding})" if padding else f"input {padded}"))
+        out = (_window(height, block.kernel, stride, padding), _window(width, block.kernel, stride, padding))
+        return ((block.channels if isinstance(block, Conv2d) else channels),) + out
+    if isinstance(block, Flatten):
+        return (shape[0] * shape[1] * shape[2],) if len(shape) == 3 else shape
+    return shape  # an activation keeps the shape
+
+
+def output_shape(blocks: list, shape: tuple, path: str) -> tuple:
+    """Propagate shapes ((width,) or (channels, height, width)) through ``blocks``; raise
+    ConfigError where they do not fit."""
     for i, block in enumerate(blocks):
         sub = f"{path}[{i}]"
-        if isinstance(block, Dense):
-            width = block.width
-        elif isinstance(block, Residual):
-            inner = output_width(block.blocks, width, f"{sub}.blocks")
-            require(inner == width, sub, f"the residual branch maps width {width} to {inner}; it must give back {width}")
+        if isinstance(block, Residual):
+            inner = output_shape(block.blocks, shape, f"{sub}.blocks")
+            if len(shape) == len(inner) == 1:
+                require(inner == shape, sub, f"the residual branch maps width {shape[0]} to {inner[0]}; "
+                        f"it must give back {shape[0]}")
+            require(inner == shape, sub, f"the residual branch maps shape {_image(shape)} to {_image(inner)}; "
+                    f"it must give back {_image(shape)}")
         elif isinstance(block, Ensemble):
-            widths = [output_width(m, width, f"{sub}.members[{k}]") for k, m in enumerate(block.members)]
-            require(len(set(widths)) == 1, sub, f"the ensemble members end at different widths {widths}")
-            width = widths[0]
-    return width
+            ends = [output_shape(m, shape, f"{sub}.members[{k}]") for k, m in enumerate(block.members)]
+            require(len(set(ends)) == 1, sub, "the ensemble members end at different "
+                    + ("widths " + str([e[0] for e in ends]) if all(len(e) == 1 for e in ends)
+                       else "shapes " + ", ".join(_image(e) for e in ends)))
+            shape = ends[0]
+        else:
+            shape = block_shape(block, shape, sub)
+    return shape
+
+
+def output_width(blocks: list, width, path: str) -> int:
+    """The number of values ``blocks`` make of an input of ``width`` (a number or a shape tuple)."""
+    shape = output_shape(blocks, (width,) if isinstance(width, int) else tuple(width), path)
+    return int(np.prod(shape))
 
 
 def parameter_count(spec: ArchitectureSpec) -> int:
@@ -216,26 +349,77 @@ def parameter_count(spec: ArchitectureSpec) -> int:
 
 
 def parameter_layout(spec: ArchitectureSpec) -> list[tuple[str, int, tuple]]:
-    """(name, size, shape) of every parameter tensor in flattening order."""
+    """(name, size, shape) of every parameter tensor in flattening order; a conv kernel's shape is
+    the matrix (out, in k k) whose rows are its flattened filters."""
     layout: list = []
 
-    def walk(blocks, width, prefix):
+    def walk(blocks, shape, prefix):
         for i, block in enumerate(blocks):
             name = f"{prefix}{i}"
-            if isinstance(block, Dense):
-                layout.append((f"{name}.weight", block.width * width, (block.width, width)))
+            if isinstance(block, Residual):
+                walk(block.blocks, shape, f"{name}.res.")
+                continue
+            if isinstance(block, Ensemble):
+                ends = [walk(m, shape, f"{name}.m{k}.") for k, m in enumerate(block.members)]
+                shape = ends[0]
+                continue
+            end = block_shape(block, shape, name)
+            if isinstance(block, WEIGHT_BLOCKS):
+                fan_in = shape[0] if isinstance(block, Dense) else shape[0] * block.kernel ** 2
+                layout.append((f"{name}.weight", end[0] * fan_in, (end[0], fan_in)))
                 if block.bias:
-                    layout.append((f"{name}.bias", block.width, (block.width,)))
-                width = block.width
-            elif isinstance(block, Residual):
-                walk(block.blocks, width, f"{name}.res.")
-            elif isinstance(block, Ensemble):
-                ends = [walk(m, width, f"{name}.m{k}.") for k, m in enumerate(block.members)]
-                width = ends[0]
-        return width
+                    layout.append((f"{name}.bias", end[0], (end[0],)))
+            shape = end
+        return shape
 
-    walk(spec.blocks, spec.input_dim, "")
+    walk(spec.blocks, spec.in_shape, "")
     return layout
+
+
+def weight_slices(spec: ArchitectureSpec) -> list[tuple[str, slice, tuple]]:
+    """(name, slice of theta, matrix shape) of every weight matrix (a conv kernel as out x (in k k)),
+    for stable ranks and layer norms."""
+    out, offset = [], 0
+    for name, size, shape in parameter_layout(spec):
+        if name.endswith(".weight"):
+            out.append((name, slice(offset, offset + size), shape))
+        offset += size
+    return out
+
+
+def check_image_input(spec: ArchitectureSpec, image_shape) -> None:
+    """Refuse a network whose input_shape reads the dataset's rows as images of another size:
+    ``image_shape`` is the dataset's (height, width) or None (core/datasets.py Dataset.image_shape)."""
+    if spec.input_shape is None or image_shape is None:
+        return
+    channels, height, width = (int(v) for v in spec.input_shape)
+    h, w = (int(v) for v in image_shape)
+    require((height, width) == (h, w), "architecture.input_shape",
+            f"the network reads {height} x {width} images, but the dataset's images are {h} x {w}")
+
+
+def _find(blocks, kinds, path):
+    """The path of the first block of ``kinds`` in ``blocks`` (nested ones too), or None."""
+    for i, block in enumerate(blocks):
+        sub = f"{path}[{i}]"
+        if isinstance(block, kinds):
+            return sub
+        inner = ([block.blocks] if isinstance(block, Residual) else block.members if isinstance(block, Ensemble) else [])
+        for k, b in enumerate(inner):
+            found = _find(b, kinds, f"{sub}.blocks" if isinstance(block, Residual) else f"{sub}.members[{k}]")
+            if found:
+                return found
+    return None
+
+
+def needs_autograd(spec: ArchitectureSpec) -> str | None:
+    """Why ``spec`` trains only on the autograd engine (core/torch_network.py), or None: the
+    hand-written numpy network and the batched engine have no image blocks."""
+    where = _find(spec.blocks, IMAGE_BLOCKS, "architecture.blocks")
+    if where is None:
+        return None
+    return (f"{where}: conv2d, pooling and flatten blocks train on the autograd (torch) engine only, "
+            "not on the numpy or batched engines")
 
 
 def is_linear_model(spec: ArchitectureSpec) -> bool:

@@ -20,7 +20,9 @@ member_bytes, at most MAX_FAMILY_BYTES in all (4 GB: about 1,300 members of a sm
 
 from __future__ import annotations
 
-from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, parameter_count, parameter_layout
+from math import prod
+
+from .architecture import ArchitectureSpec, Ensemble, Residual, block_shape, parameter_count, parameter_layout
 from .errors import ConfigError
 from .metrics import SCALAR_METRICS, SUPPORT_DECADES
 
@@ -35,27 +37,25 @@ RECORD_SCALARS = len(SCALAR_METRICS) + SUPPORT_DECADES
 
 
 def activation_count(spec: ArchitectureSpec) -> int:
-    """Numbers one forward pass keeps per sample: every block's output width, summed (a residual
-    adds its branch's, an ensemble its members')."""
+    """Numbers one forward pass keeps per sample: every block's output size, summed (a residual
+    adds its branch's, an ensemble its members'; a conv or pooling block its whole image)."""
 
-    def walk(blocks, width):
+    def walk(blocks, shape):
         total = 0
         for block in blocks:
-            if isinstance(block, Dense):
-                width = block.width
-                total += width
-            elif isinstance(block, Activation):
-                total += width
-            elif isinstance(block, Residual):
-                inner, _end = walk(block.blocks, width)
-                total += inner + width
+            if isinstance(block, Residual):
+                inner, _end = walk(block.blocks, shape)
+                total += inner + prod(shape)
             elif isinstance(block, Ensemble):
-                ends = [walk(m, width) for m in block.members]
-                width = ends[0][1]
-                total += sum(t for t, _w in ends) + width
-        return total, width
+                ends = [walk(m, shape) for m in block.members]
+                shape = ends[0][1]
+                total += sum(t for t, _s in ends) + prod(shape)
+            else:
+                shape = block_shape(block, shape, "architecture.blocks")
+                total += prod(shape)
+        return total, shape
 
-    return walk(spec.blocks, spec.input_dim)[0]
+    return walk(spec.blocks, spec.in_shape)[0]
 
 
 def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:

@@ -1,8 +1,9 @@
 """Homogeneity analysis of an architecture spec (THEORY.md, Homogeneity).
 
 ``analyze(spec)`` walks the blocks tracking the order d of the hidden representation in
-theta (the input has order 0): a dense layer adds 1, ReLU^k multiplies by k, 1-homogeneous
-activations keep it. It returns one of three verdicts with the order M and a sentence:
+theta (the input has order 0): a dense or conv layer adds 1 (both are linear in their weights),
+ReLU^k multiplies by k, 1-homogeneous activations keep it, and so do max- and average-pooling
+(1-homogeneous in their input for c > 0) and flatten. It returns one of three verdicts with the order M and a sentence:
 
 - exact: f(c theta) = c^M f(theta) for all c > 0;
 - near: near-M-homogeneous in the sense of Cai et al. 2025 (residual blocks, GELU/SiLU/
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import activations
-from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual
+from .architecture import WEIGHT_BLOCKS, Activation, ArchitectureSpec, Ensemble, Residual
 
 EXACT, NEAR, NONE = "exact", "near", "none"
 
@@ -72,7 +73,7 @@ class _State:
 
 def _walk(blocks, degree: float, state: _State) -> float:
     for block in blocks:
-        if isinstance(block, Dense):
+        if isinstance(block, WEIGHT_BLOCKS):  # dense or conv2d; pooling and flatten change no order
             if block.bias and degree > 0:
                 state.note(state.near, "a bias past the first layer adds lower-order terms")
             degree += 1

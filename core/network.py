@@ -14,7 +14,9 @@ import numpy as np
 
 from . import activations
 from .blas import one_torch_thread
-from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residual, output_width, parameter_layout
+from .architecture import (IMAGE_BLOCKS, Activation, ArchitectureSpec, Dense, Ensemble, Residual, needs_autograd,
+                           output_width, parameter_layout, weight_slices)
+from .errors import TrainingError
 
 
 class RankOne:
@@ -299,6 +301,8 @@ class NodeBuilder:
                 node = _EnsembleNode(members)
                 self.ensembles.append(node)
                 width = output_width(block.members[0], width, "")
+            elif isinstance(block, IMAGE_BLOCKS):  # NumpyNetwork says where; core/batched.py builds here too
+                raise TrainingError(f"{block.type} blocks train on the autograd (torch) engine only")
             nodes.append(node)
         return _SequenceNode(nodes)
 
@@ -309,7 +313,11 @@ class NumpyNetwork:
 
     def __init__(self, spec: ArchitectureSpec, erf=activations.vectorized_erf):
         """``erf``: GELU's erf in place (core/activations.py): torch's vectorized one, quicker
-        than scipy's, or ``scipy_erf``."""
+        than scipy's, or ``scipy_erf``. A spec with image blocks raises TrainingError (core/torch_network.py
+        builds it)."""
+        reason = needs_autograd(spec)
+        if reason is not None:
+            raise TrainingError(reason)
         self.spec = spec
         self.layout = parameter_layout(spec)
         self.size = sum(s for _n, s, _sh in self.layout)
@@ -325,12 +333,7 @@ class NumpyNetwork:
         _defer_branch_ends(self.root)
         self.ensembles: list[_EnsembleNode] = builder.ensembles
         self._cache = None
-        self.weight_slices = []  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
-        offset = 0
-        for name, size, shape in self.layout:
-            if name.endswith(".weight"):
-                self.weight_slices.append((name, slice(offset, offset + size), shape))
-            offset += size
+        self.weight_slices = weight_slices(spec)  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
 
     def step_threads(self):
         """One torch thread while it steps, where its GELUs call torch's erf (core/blas.py);
@@ -364,6 +367,16 @@ class NumpyNetwork:
             return None
         outputs = [full(o) for o in self.ensembles[0].outputs]
         return [o[:, 0] if o.shape[1] == 1 else o for o in outputs]
+
+
+def evaluation_network(spec: ArchitectureSpec):
+    """A network that evaluates ``spec`` outside the training loop (decision boundaries, a saved
+    run's analyses): the numpy one, or torch autograd's where it has image blocks (needs_autograd)."""
+    if needs_autograd(spec) is None:
+        return NumpyNetwork(spec)
+    from .torch_network import AutogradNetwork  # torch only where it is needed
+
+    return AutogradNetwork(spec)
 
 
 def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:

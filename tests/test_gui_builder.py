@@ -81,7 +81,8 @@ def test_reorder_and_ensemble_members(builder, qtbot):
 
 def test_every_preset_is_a_valid_spec(builder):
     for name, make in PRESETS.items():
-        builder.set_spec({"input_dim": 2, "blocks": make()})
+        image = "CNN" in name  # reads 8 x 8 images, as digits'
+        builder.set_spec({"input_dim": 64 if image else 2, "blocks": make(), **({"input_shape": [1, 8, 8]} if image else {})})
         assert builder.problem() is None, name
 
 
@@ -162,3 +163,54 @@ def test_a_new_network_while_a_deep_block_is_selected_raises_nothing(builder):
     assert builder.editor.currentIndex() == 1 and builder.width_spin.value() == 1  # the output layer's editor
     builder.set_spec(json.loads((presets / "linear-separable.json").read_text())["architecture"])
     assert builder.spec().to_dict()["blocks"] == [{"type": "dense", "width": 1, "bias": False}]
+
+
+def test_a_conv_block_added_with_the_mouse_and_keyboard_makes_an_exact_cnn(builder, qtbot):
+    builder.set_input_dim(64, image_shape=(8, 8))  # digits' 8 x 8 images
+    _select(builder, (0,))
+    builder.tree.setFocus()
+    qtbot.keyClick(builder.tree, Qt.Key_Up)  # nothing above the first block: it stays selected
+    assert builder.selected_path() == (0,)
+    qtbot.mouseClick(_button(builder, "Remove"), Qt.LeftButton)  # the network is now [relu, dense 1]
+    _select(builder, (0,))
+    qtbot.mouseClick(_button(builder, "+ Conv"), Qt.LeftButton)
+    assert builder.image_edit.text() == "1 x 8 x 8"  # the dataset's images, one channel
+    assert builder.badge.property("verdict") == "invalid"  # a dense layer cannot read an image yet
+    assert "add a flatten block before it" in builder.explanation.text()
+    spin = builder.conv_spins["channels"]
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin, "4")
+    qtbot.keyClick(spin, Qt.Key_Enter)
+    qtbot.keyClick(builder.conv_spins["stride"], Qt.Key_Up)  # stride 2, padding 1: 8 x 8 becomes 4 x 4
+    qtbot.mouseClick(_button(builder, "+ Pool"), Qt.LeftButton)
+    qtbot.mouseClick(_button(builder, "+ Flatten"), Qt.LeftButton)
+    spec = builder.spec()
+    assert [b.type for b in spec.blocks] == ["activation", "conv2d", "max_pool", "flatten", "dense"]
+    assert (spec.blocks[1].channels, spec.blocks[1].kernel, spec.blocks[1].stride, spec.blocks[1].padding) == (4, 3, 2, 1)
+    assert spec.input_shape == [1, 8, 8]
+    # conv 4 x 1 x 3 x 3 = 36; 4 x 4 x 4 after it, 4 x 2 x 2 = 16 after the pool, into the output layer
+    assert builder.badge.property("verdict") == "exact" and "M = 2" in builder.badge.text()
+    assert "52 parameters" in builder.badge.text()
+    assert builder.conv_spins["kernel"].toolTip().startswith("Side of the square window")
+    _select(builder, (2,))
+    builder.pool_kind.setCurrentText("avg_pool")
+    assert builder.spec().blocks[2].type == "avg_pool" and builder.badge.property("verdict") == "exact"
+    _select(builder, (1,))
+    builder.conv_spins["kernel"].setValue(12)
+    assert builder.badge.property("verdict") == "invalid"
+    assert "kernel 12 is larger than the padded input 10 x 10" in builder.explanation.text()
+    builder.undo_stack.undo()
+    assert builder.spec().blocks[1].kernel == 3
+
+
+def test_a_bias_on_the_second_conv_layer_makes_the_badge_near(builder, qtbot):
+    builder.set_spec({"input_dim": 64, "input_shape": [1, 8, 8], "blocks": PRESETS["Small CNN (image input)"]()})
+    assert builder.badge.property("verdict") == "exact" and "M = 4" in builder.badge.text()
+    _select(builder, (3,))
+    builder.conv_bias.setFocus()
+    qtbot.keyClick(builder.conv_bias, Qt.Key_Space)
+    assert builder.spec().blocks[3].bias is True
+    assert builder.badge.property("verdict") == "near" and "bias past the first layer" in builder.explanation.text()
+    _select(builder, (0,))
+    assert builder.tree.currentItem().text(1) == "0.weight"  # a conv layer's name in the stable-rank plot

@@ -299,3 +299,13 @@ def test_the_window_process_never_imports_torch():
     assert "DEVICES [[" in line  # the list arrived (empty on a machine without cuda or mps)
     assert not torch_loaded, line
     assert rss_mb < 250, line
+
+
+def test_a_conv_block_reads_the_loaded_digits_as_8_by_8_images(window):
+    from margin_explorer.core import builtin_data
+
+    window.dataset_editor.load(builtin_data.load_builtin("digits", classes=[0, 1]))
+    builder = window.builder
+    assert builder.input_dim == 64 and builder.image_shape == (8, 8)  # the dataset says so, not a guess
+    builder.add_block("conv2d")
+    assert builder.image_edit.text() == "1 x 8 x 8" and builder.spec_dict()["input_shape"] == [1, 8, 8]

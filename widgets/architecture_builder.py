@@ -9,15 +9,18 @@ Every edit is undoable (``undo_stack``, widgets/architecture_history.py).
 from __future__ import annotations
 
 import copy
+import math
+import re
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QUndoStack
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHeaderView, QLabel, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
+                               QHeaderView, QLabel, QLineEdit, QPushButton, QSpinBox, QStackedWidget, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from margin_explorer.core import activations
-from margin_explorer.core.architecture import ArchitectureSpec, output_width, parameter_count, parameter_layout, parse_blocks
+from margin_explorer.core.architecture import (IMAGE_BLOCKS, ArchitectureSpec, output_width, parameter_count,
+                                               parameter_layout, parse_blocks)
 from margin_explorer.core.errors import ConfigError
 from margin_explorer.core.homogeneity import analyze
 
@@ -35,6 +38,16 @@ def _act(kind, param=None):
     return out
 
 
+def _conv(channels, kernel=3, padding=1):
+    return {"type": "conv2d", "channels": channels, "kernel": kernel, "stride": 1, "padding": padding, "bias": False}
+
+
+def _pool(kind="max_pool", kernel=2):
+    return {"type": kind, "kernel": kernel, "stride": kernel}
+
+
+IMAGE_TYPES = {cls.__dataclass_fields__["type"].default for cls in IMAGE_BLOCKS} | {"avg_pool"}
+
 PRESETS = {
     "Linear model": lambda: [_dense(1)],
     "Deep linear (3 layers)": lambda: [_dense(16), _dense(16), _dense(1)],
@@ -48,6 +61,22 @@ PRESETS = {
     "Ensemble: linear + two-layer": lambda: [{"type": "ensemble", "members": [[_dense(1)],
                                                                               [_dense(16), _act("relu"), _dense(1)]]}],
     "Two-layer tanh (not homogeneous)": lambda: [_dense(32), _act("tanh"), _dense(1)],
+    "Small CNN (image input)": lambda: [_conv(8), _act("relu"), _pool(), _conv(16), _act("relu"), _pool(),
+                                        {"type": "flatten"}, _dense(32), _act("relu"), _dense(1)],
+}
+
+# what each image block's field means, shown as the field's tooltip
+CONV_TIPS = {
+    "channels": "Output channels: the number of filters, each a kernel x kernel window over all input channels",
+    "kernel": "Side of the square window each filter sees (pixels); at most the padded input's side",
+    "stride": "Pixels the window moves between two outputs (1: every position)",
+    "padding": "Zeros added on each side of the image before the window moves (1 with kernel 3 keeps the size)",
+    "bias": "One bias per output channel; past the first weight layer it makes the network only near-homogeneous",
+}
+POOL_TIPS = {
+    "type": "max_pool: the largest value in each window; avg_pool: their mean (both 1-homogeneous: they add no order)",
+    "kernel": "Side of the square window pooled into one value (pixels)",
+    "stride": "Pixels the window moves between two outputs (equal to the kernel: windows side by side)",
 }
 
 BADGE_COLORS = {"exact": "#1b7f3b", "near": "#b07300", "none": "#6b6b6b", "invalid": "#b00020"}
@@ -65,6 +94,16 @@ def _describe(block: dict) -> str:
         return name
     if kind == "residual":
         return f"Residual  x + {block.get('scale', 1.0):g}·branch(x)"
+    if kind == "conv2d":
+        k, stride, padding = block.get("kernel", 3), block.get("stride", 1), block.get("padding", 0)
+        return (f"Conv {block['channels']} × {k}×{k}" + (f", stride {stride}" if stride != 1 else "")
+                + (f", padding {padding}" if padding else "") + (" + bias" if block.get("bias") else ""))
+    if kind in ("max_pool", "avg_pool"):
+        k = block.get("kernel", 2)
+        stride = block.get("stride") or k
+        return f"{'Max' if kind == 'max_pool' else 'Average'} pool {k}×{k}" + (f", stride {stride}" if stride != k else "")
+    if kind == "flatten":
+        return "Flatten (image to vector)"
     return f"Ensemble of {len(block['members'])} sub-networks (summed)"
 
 
@@ -74,6 +113,8 @@ class ArchitectureBuilder(QWidget):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.input_dim = 2
+        self.input_shape = None  # [channels, height, width] when the network reads its input as an image
+        self.image_shape = None  # the dataset's (height, width), when its rows are images
         self.blocks: list = PRESETS["Two-layer ReLU"]()
         self.init = {"scheme": "he", "scale": 1.0, "std": 1.0}
         self._updating = False
@@ -106,11 +147,13 @@ class ArchitectureBuilder(QWidget):
         buttons = QGridLayout()
         self.add_buttons = {}
         for i, (label, kind) in enumerate([("+ Dense", "dense"), ("+ Activation", "activation"),
-                                           ("+ Residual", "residual"), ("+ Ensemble", "ensemble")]):
+                                           ("+ Residual", "residual"), ("+ Ensemble", "ensemble"),
+                                           ("+ Conv", "conv2d"), ("+ Pool", "max_pool"), ("+ Flatten", "flatten")]):
             b = QPushButton(label)
-            b.setToolTip(f"Insert a {kind} block after the selected one (into a selected ensemble member)")
+            b.setToolTip(f"Insert a {kind} block after the selected one (into a selected ensemble member)"
+                         + ("; image blocks read the input as the image of 'Input image'" if kind in IMAGE_TYPES else ""))
             b.clicked.connect(lambda _=False, k=kind: self.add_block(k))
-            buttons.addWidget(b, 0, i)
+            buttons.addWidget(b, 2 * (i // 4), i % 4)
             self.add_buttons[kind] = b
         for i, (label, slot, tip) in enumerate([("Remove", self.remove_selected, "Remove the selected block"),
                                                 ("Up", lambda: self.move_selected(-1), "Move the block up"),
@@ -120,12 +163,16 @@ class ArchitectureBuilder(QWidget):
             b.setToolTip(tip)
             b.clicked.connect(slot)
             buttons.addWidget(b, 1, i)
+        self.add_buttons["conv2d"].setToolTip(self.add_buttons["conv2d"].toolTip()
+                                              + ". A 2-D convolution: linear in its weights like a dense layer")
 
         self.editor = QStackedWidget()
         self.editor.addWidget(QLabel("Select a block to edit it."))
         self.editor.addWidget(self._dense_editor())
         self.editor.addWidget(self._activation_editor())
         self.editor.addWidget(self._residual_editor())
+        self.editor.addWidget(self._conv_editor())
+        self.editor.addWidget(self._pool_editor())
 
         self.scheme = QComboBox()
         self.scheme.addItems(["he", "lecun", "normal", "zeros"])
@@ -140,7 +187,16 @@ class ArchitectureBuilder(QWidget):
                               "changes the regime (rich versus lazy)")
         self.scheme.currentTextChanged.connect(self._init_changed)
         self.scale.valueChanged.connect(self._init_changed)
+        self.image_edit = QLineEdit()
+        self.image_edit.setObjectName("input-image")
+        self.image_edit.setPlaceholderText("vector input")
+        self.image_edit.setToolTip("The input as an image: channels x height x width (e.g. 1 x 8 x 8 for digits), "
+                                   "each row of the data holding one image channel by channel, row-major; their "
+                                   "product must be the input dimension. Empty: a vector input. Conv and pooling "
+                                   "blocks need an image.")
+        self.image_edit.editingFinished.connect(self._image_edited)
         init_form = QFormLayout()
+        init_form.addRow("Input image", self.image_edit)
         init_form.addRow("Initialization", self.scheme)
         init_form.addRow("Init scale", self.scale)
 
@@ -203,6 +259,44 @@ class ArchitectureBuilder(QWidget):
         form.addRow("Branch scale", self.res_scale)
         return w
 
+    def _conv_editor(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.conv_spins = {}
+        for key, label, low, high in [("channels", "Channels", 1, 10000), ("kernel", "Kernel", 1, 1000),
+                                      ("stride", "Stride", 1, 1000), ("padding", "Padding", 0, 1000)]:
+            spin = QSpinBox()
+            spin.setRange(low, high)
+            spin.setToolTip(CONV_TIPS[key])
+            spin.setObjectName(f"conv-{key}")
+            spin.valueChanged.connect(lambda v, k=key: self._edit(k, v))
+            form.addRow(label, spin)
+            self.conv_spins[key] = spin
+        self.conv_bias = QCheckBox("bias")
+        self.conv_bias.setToolTip(CONV_TIPS["bias"])
+        self.conv_bias.toggled.connect(lambda v: self._edit("bias", v))
+        form.addRow("", self.conv_bias)
+        return w
+
+    def _pool_editor(self) -> QWidget:
+        w = QWidget()
+        form = QFormLayout(w)
+        self.pool_kind = QComboBox()
+        self.pool_kind.addItems(["max_pool", "avg_pool"])
+        self.pool_kind.setToolTip(POOL_TIPS["type"])
+        self.pool_kind.currentTextChanged.connect(lambda v: self._edit("type", v))
+        self.pool_spins = {}
+        form.addRow("Pooling", self.pool_kind)
+        for key, label in [("kernel", "Kernel"), ("stride", "Stride")]:
+            spin = QSpinBox()
+            spin.setRange(1, 1000)
+            spin.setToolTip(POOL_TIPS[key])
+            spin.setObjectName(f"pool-{key}")
+            spin.valueChanged.connect(lambda v, k=key: self._edit(k, v))
+            form.addRow(label, spin)
+            self.pool_spins[key] = spin
+        return w
+
     # --------------------------------------------------------------- paths
     def _get(self, path):
         obj = self.blocks
@@ -222,10 +316,13 @@ class ArchitectureBuilder(QWidget):
         return path is not None and len(path) >= 2 and path[-2] == "members"
 
     # --------------------------------------------------------------- edits
+    def _in_shape(self) -> tuple:
+        return (self.input_dim,) if self.input_shape is None else tuple(self.input_shape)
+
     def _width_before(self, index: int) -> int:
         """The width entering top-level block ``index`` (16 if the blocks before it are invalid)."""
         try:
-            return output_width(parse_blocks(self.blocks[:index], ""), self.input_dim, "")
+            return output_width(parse_blocks(self.blocks[:index], ""), self._in_shape(), "")
         except ConfigError:
             return 16
 
@@ -249,8 +346,13 @@ class ArchitectureBuilder(QWidget):
                  "residual": lambda: {"type": "residual", "scale": 1.0,
                                       "blocks": [_dense(width), _act("relu"), _dense(width)]},
                  "ensemble": lambda: {"type": "ensemble", "members": [[_dense(1)], [_dense(16), _act("relu"), _dense(1)]]},
+                 "conv2d": lambda: _conv(8),
+                 "max_pool": _pool,
+                 "flatten": lambda: {"type": "flatten"},
                  }[kind]()
         container.insert(index, block)
+        if kind in IMAGE_TYPES:
+            self._ensure_image_input()
         self._rebuild(select=new_path_prefix + (index,))
         self._commit(f"add a {kind} block", before)
 
@@ -337,18 +439,69 @@ class ArchitectureBuilder(QWidget):
         name = self.preset.itemText(index)
         self.blocks = PRESETS[name]()
         self.preset.setCurrentIndex(0)
+        self._ensure_image_input()
         self._rebuild()
         self._commit(f"use the {name} network", before)
 
+    def _uses_images(self) -> bool:
+        def walk(blocks):
+            for b in blocks:
+                if b.get("type") in IMAGE_TYPES:
+                    return True
+                inner = [b.get("blocks", [])] + list(b.get("members", []))
+                if any(walk(m) for m in inner):
+                    return True
+            return False
+
+        return walk(self.blocks)
+
+    def _ensure_image_input(self) -> None:
+        """Image blocks need the input's image shape: the dataset's (one channel), or a square of
+        the input dimension, unless one is set already."""
+        if self.input_shape is not None:
+            return
+        if self.image_shape is not None and math.prod(self.image_shape) == self.input_dim:
+            self.input_shape = [1, *self.image_shape]
+        else:
+            side = math.isqrt(self.input_dim)
+            if side * side == self.input_dim and side > 1:
+                self.input_shape = [1, side, side]
+        self._show_image()
+
+    def _image_edited(self) -> None:
+        text = self.image_edit.text().strip()
+        shape = [int(v) for v in re.findall(r"\d+", text)] or None
+        if shape != self.input_shape:
+            before = self.state()
+            self.input_shape = shape
+            self._show_image()
+            self._update_badge()
+            self.specChanged.emit()
+            self._commit("change the input image", before)
+
+    def _show_image(self) -> None:
+        self.image_edit.setText("" if self.input_shape is None else " x ".join(str(v) for v in self.input_shape))
+
     # --------------------------------------------------------------- spec in and out
-    def set_input_dim(self, dim: int) -> None:
-        if dim != self.input_dim:
-            self.input_dim = dim
+    def set_input_dim(self, dim: int, image_shape=None) -> None:
+        """The dataset's input dimension and, when its rows are images, their (height, width):
+        a network reading images then reads the new ones (one channel)."""
+        self.image_shape = None if image_shape is None else tuple(int(v) for v in image_shape)
+        changed = dim != self.input_dim
+        self.input_dim = dim
+        if self.input_shape is not None and math.prod(self.input_shape) != dim and self.image_shape is not None \
+                and math.prod(self.image_shape) == dim:
+            self.input_shape = [1, *self.image_shape]
+            self._show_image()
+            changed = True
+        if changed:
             self._update_badge()
             self.specChanged.emit()
 
     def set_spec(self, spec: dict) -> None:
         self.input_dim = int(spec["input_dim"])
+        self.input_shape = None if spec.get("input_shape") is None else list(spec["input_shape"])
+        self._show_image()
         self.blocks = copy.deepcopy(spec["blocks"])
         self.init = {"scheme": "he", "scale": 1.0, "std": 1.0, **spec.get("init", {})}
         self._show_init()
@@ -357,11 +510,13 @@ class ArchitectureBuilder(QWidget):
 
     # --------------------------------------------------------------- undo
     def state(self) -> ArchitectureState:
-        return ArchitectureState(self.blocks, self.init, self.selected_path())
+        return ArchitectureState(self.blocks, self.init, self.selected_path(), self.input_shape)
 
     def restore(self, state: ArchitectureState) -> None:
         """Put the builder back in ``state`` (an undo or a redo step)."""
         self.blocks, self.init = copy.deepcopy(state.blocks), dict(state.init)
+        self.input_shape = None if state.input_shape is None else list(state.input_shape)
+        self._show_image()
         self._show_init()
         self._rebuild(select=state.selected)
 
@@ -376,7 +531,10 @@ class ArchitectureBuilder(QWidget):
         self._updating = False
 
     def spec_dict(self) -> dict:
-        return {"input_dim": self.input_dim, "blocks": copy.deepcopy(self.blocks), "init": dict(self.init)}
+        out = {"input_dim": self.input_dim, "blocks": copy.deepcopy(self.blocks), "init": dict(self.init)}
+        if self.input_shape is not None:
+            out["input_shape"] = list(self.input_shape)
+        return out
 
     def spec(self) -> ArchitectureSpec:
         """The validated spec; raises ConfigError naming what is wrong."""
@@ -399,7 +557,7 @@ class ArchitectureBuilder(QWidget):
         def add_items(parent, blocks, prefix):
             for i, block in enumerate(blocks):
                 path = prefix + (i,)
-                name = next(weights, "") if block["type"] == "dense" else ""
+                name = next(weights, "") if block["type"] in ("dense", "conv2d") else ""
                 item = QTreeWidgetItem([_describe(block), name])
                 item.setData(0, Qt.UserRole, path)
                 item.setToolTip(0, _describe(block))
@@ -474,6 +632,16 @@ class ArchitectureBuilder(QWidget):
         elif block["type"] == "residual":
             self.res_scale.setValue(block.get("scale", 1.0))
             self.editor.setCurrentIndex(3)
+        elif block["type"] == "conv2d":
+            for key, spin in self.conv_spins.items():
+                spin.setValue(block.get(key, {"kernel": 3, "stride": 1, "padding": 0}.get(key, 1)))
+            self.conv_bias.setChecked(bool(block.get("bias")))
+            self.editor.setCurrentIndex(4)
+        elif block["type"] in ("max_pool", "avg_pool"):
+            self.pool_kind.setCurrentText(block["type"])
+            self.pool_spins["kernel"].setValue(block.get("kernel", 2))
+            self.pool_spins["stride"].setValue(block.get("stride") or block.get("kernel", 2))
+            self.editor.setCurrentIndex(5)
         else:
             self.editor.setCurrentIndex(0)
         self._updating = was

@@ -1,5 +1,6 @@
 """Undo and redo for the architecture builder: each edit is one QUndoCommand holding the
-builder's state before and after it (the blocks, the initialization and the selected block).
+builder's state before and after it (the blocks, the initialization, the input's image shape
+and the selected block).
 
 The builder makes an edit first and pushes its command after, so the command's first redo has
 nothing to do. Consecutive edits of one field of one block (a width spin box's arrow presses,
@@ -18,13 +19,15 @@ MERGING = 2  # this command type's id for QUndoStack's merging (the dataset's mo
 class ArchitectureState:
     """What an undo step restores."""
 
-    __slots__ = ("blocks", "init", "selected")
+    __slots__ = ("blocks", "init", "selected", "input_shape")
 
-    def __init__(self, blocks, init, selected):
+    def __init__(self, blocks, init, selected, input_shape=None):
         self.blocks, self.init, self.selected = copy.deepcopy(blocks), dict(init), selected
+        self.input_shape = None if input_shape is None else list(input_shape)
 
     def __eq__(self, other):
-        return isinstance(other, ArchitectureState) and (self.blocks, self.init) == (other.blocks, other.init)
+        return (isinstance(other, ArchitectureState)
+                and (self.blocks, self.init, self.input_shape) == (other.blocks, other.init, other.input_shape))
 
 
 class ArchitectureEdit(QUndoCommand):
