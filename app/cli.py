@@ -190,8 +190,8 @@ def _train_family(config, out, dataset, **run_options) -> int:
                                             should_stop=lambda: interrupt.reason, **run_options)
     progress.done()
     print(f"{paths[0]} .. {paths[-1].name}: a family of {family.size} ({config.family.vary}), "
-          f"{family.status} at step {family.step}" + (f" ({family.reason()})" if family.reason() else ""))
-    if family.engine is None:
+          f"{family.status} at step {family.step}" + (f" ({family.reason})" if family.reason else ""))
+    if family.engine_note:
         print(f"note: {family.engine_note}")
     return 0
 

@@ -40,27 +40,26 @@ def boundary_grid(net, theta, X, resolution=GRID):
     return {"values": np.ascontiguousarray(values, dtype=np.float32), "rect": (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])}
 
 
-def _lead(trainer):
-    """The run whose boundary the window shows: the trainer, or a family's member 0."""
-    return trainer.members[0] if hasattr(trainer, "members") else trainer
-
-
 def _start_info(trainer) -> dict:
-    lead = _lead(trainer)
-    info = {"layer_names": lead.layer_names(), "n_params": int(lead.net.size),
-            "homogeneity": lead.homogeneity.to_dict(), "reference_margin": lead.reference_margin(),
-            "reference_margin_steepest": lead.steepest_reference_margin(),
-            "params": lead.theta.copy(), "device": lead.device_name()}
-    if lead is not trainer:
+    info = {"layer_names": trainer.layer_names(), "n_params": int(trainer.net.size),
+            "homogeneity": trainer.homogeneity.to_dict(), "reference_margin": trainer.reference_margin(),
+            "reference_margin_steepest": trainer.steepest_reference_margin(),
+            "params": trainer.members[0].theta.copy(), "device": trainer.device_name()}
+    if trainer.config.family is not None:
         info["family_size"] = trainer.size
         info["engine_note"] = trainer.engine_note
     return info
 
 
-def _payload(chunk) -> dict:
-    if hasattr(chunk, "members"):  # a family: one payload per member
-        return {"members": [_payload(c) for c in chunk.members], "step": chunk.step, "status": chunk.status,
+def _payload(trainer, chunk) -> dict:
+    """A family's chunk with one payload per member; a single run's, its one member's."""
+    if trainer.config.family is not None:
+        return {"members": [_member_payload(c) for c in chunk.members], "step": chunk.step, "status": chunk.status,
                 "reason": chunk.reason}
+    return _member_payload(chunk.members[0])
+
+
+def _member_payload(chunk) -> dict:
     return {"records": chunk.records, "snapshot_steps": chunk.snapshot_steps, "snapshot_params": chunk.snapshot_params,
             "snapshot_metrics": chunk.snapshot_metrics, "step": chunk.step, "params": chunk.params,
             "status": chunk.status, "reason": chunk.reason, "events": chunk.events,
@@ -101,9 +100,8 @@ def worker_main(commands, results, ready=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from margin_explorer.core.config import RunConfig
     from margin_explorer.core.errors import MarginExplorerError
-    from margin_explorer.core.family import FamilyTrainer, make_trainer
     from margin_explorer.core.process import tune_process
-    from margin_explorer.core.trainer import RUNNING
+    from margin_explorer.core.trainer import RUNNING, Trainer
 
     if ready is not None:
         ready.set()
@@ -140,16 +138,12 @@ def worker_main(commands, results, ready=None) -> None:
                     tune_process()  # this process trains: its BLAS pools and malloc (core/process.py)
                     config = RunConfig.from_json(command[1])
                     params = command[3] if len(command) > 3 else None
-                    if config.family is not None:
-                        trainer = FamilyTrainer(config)
-                    else:
-                        trainer = make_trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0,
-                                               optimizer_state=command[5] if len(command) > 5 else None)
+                    trainer = Trainer(config, params=params, start_step=command[4] if len(command) > 4 else 0,
+                                      optimizer_state=command[5] if len(command) > 5 else None)
                     results.put(("started", _start_info(trainer)))
-                    results.put(("chunk", _payload(trainer.run(0))))
-                    if trainer.dataset.dim == 2:
-                        lead = _lead(trainer)
-                        results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
+                    results.put(("chunk", _payload(trainer, trainer.run(0))))
+                    if trainer.dataset.dim == 2:  # a family's member 0
+                        results.put(("boundary", boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X)))
                     running, steps_left, paced_from = bool(command[2]), None, None
                 elif kind == "facts":  # ("facts", token, X, y): the dataset panel's geometry, off the window
                     results.put(("facts", command[1], _geometry(command[2], command[3])))
@@ -170,7 +164,7 @@ def worker_main(commands, results, ready=None) -> None:
                 elif kind == "stop":
                     running = False
                     chunk = trainer.stop()
-                    results.put(("chunk", _payload(chunk)))
+                    results.put(("chunk", _payload(trainer, chunk)))
                     results.put(("status", chunk.status, chunk.reason))
                 continue  # drain every pending command before training on
             if not running or trainer is None:
@@ -191,12 +185,11 @@ def worker_main(commands, results, ready=None) -> None:
             chunk = trainer.run(budget, max_seconds=CHUNK_SECONDS)
             if steps_left is not None:
                 steps_left -= trainer.step - before
-            results.put(("chunk", _payload(chunk)))
+            results.put(("chunk", _payload(trainer, chunk)))
             now = time.perf_counter()
             if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS or chunk.status != RUNNING
                                              or steps_left == 0):
-                lead = _lead(trainer)
-                results.put(("boundary", boundary_grid(lead.net, lead.theta, trainer.dataset.X)))
+                results.put(("boundary", boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X)))
                 last_boundary = now
             if chunk.status != RUNNING:
                 running = False
