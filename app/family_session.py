@@ -206,6 +206,6 @@ class FamilySession:
 
 
 def _status(statuses: list[str]) -> str:
-    from margin_explorer.core.family import family_status
+    from margin_explorer.core.trainer import family_status
 
     return family_status(statuses)
