@@ -15,7 +15,7 @@ import torch
 
 from . import activations
 from .architecture import ArchitectureSpec, parameter_layout
-from .network import NodeBuilder, _ActivationNode
+from .network import NodeBuilder, ActivationNode
 
 
 class _Dense:
@@ -56,7 +56,7 @@ class _Dense:
         return self.weight(theta).transpose(1, 2) @ g
 
 
-class _Activation(_ActivationNode):
+class _Activation(ActivationNode):
     """The numpy node's backward (g times the derivative), with the torch forward."""
 
     __slots__ = ()
