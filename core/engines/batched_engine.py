@@ -37,7 +37,7 @@ class BatchedEngine:
         self.dtype = torch.float64 if thetas.dtype == np.float64 else torch.float32
         as_tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=self.dtype, device=self.device)  # noqa: E731
         self.net = BatchedNetwork(config.architecture)
-        self.theta = as_tensor(thetas)
+        self.theta = as_tensor(thetas).clone()  # its own: the driver keeps its copy of the parameters
         self.XT, self.y = as_tensor(X.T.copy()), as_tensor(y)
         opt = config.optimizer
         self.rule = BatchedRule(opt.kind, as_tensor(lrs), self.theta, opt.momentum, opt.beta1, opt.beta2, opt.eps)

@@ -22,14 +22,12 @@ from ..optimizers import UpdateRule, rng_state, set_rng_state
 from ..step_block import StepBlock
 
 # Kept steps in one block: at most MAX_RECORD_BLOCK, their copies of theta, q and grad within
-# RECORD_BLOCK_BYTES (the block's arrays stay in cache, and the records are made from them as
-# array operations: one at a time, a record's ~30 small numpy calls cost more than a small
-# network's step), and one at a time when fewer than MIN_RECORD_BLOCK fit: for a large network
-# each record's numpy calls are already large, and the copies cost more than they save
-# (residual GELU width 64: 1,570 steps/s one by one, 1,220 in blocks)
+# RECORD_BLOCK_BYTES, so that the block's arrays stay in cache while the recorder makes their
+# records as array operations (one at a time, a record's ~40 small numpy calls cost more than a
+# small network's step; residual GELU width 64, every step recorded, under load: blocks of 7
+# ran as fast as the old one-by-one scalar records, blocks of 1 half as fast)
 MAX_RECORD_BLOCK = 256
 RECORD_BLOCK_BYTES = 1 << 20
-MIN_RECORD_BLOCK = 32
 
 
 class NumpyEngine:
@@ -54,8 +52,7 @@ class NumpyEngine:
         self.overflowed = np.zeros(S, dtype=bool)
         self.grad = np.empty(P, dtype=self.theta.dtype)
         per_kept = (2 * P + len(y)) * self.theta.itemsize * S
-        block = min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_kept)
-        self.max_kept = block if block >= MIN_RECORD_BLOCK else 1
+        self.max_kept = max(1, min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_kept))
         self.note = (f"{opt.kind} draws minibatches per run: the members train one by one" if S > 1 else "")
 
     def step_threads(self):
