@@ -296,6 +296,28 @@ def test_recording_stays_bounded_over_ten_million_steps():
     assert 190 <= len(decade) <= 210
 
 
+def test_due_steps_listed_ahead_are_the_steps_due_one_by_one():
+    """The driver lists a range's due steps ahead (due_in, at most ``limit``), the engine may stop
+    early, and only the steps taken are consumed (commit): the same steps as asking step by step,
+    from step 0 or from a continued run's first step."""
+    rng = np.random.default_rng(7)
+    for dense, per_decade, start in [(0, 3, 0), (1, 10, 0), (50, 20, 0), (5, 1, 1234), (1000, 200, 0)]:
+        probe = LogSchedule(dense, per_decade)
+        expected = [s for s in range(start, 20_000) if probe.due(s)]
+        schedule, got, step = LogSchedule(dense, per_decade), [], start
+        while step < 20_000:
+            limit, end = int(rng.choice([1, 3, 256])), min(20_000, step + int(rng.choice([1, 50, 5000])))
+            due = schedule.due_in(step, end, limit)
+            if len(due) == limit:
+                end = int(due[-1]) + 1
+            if end - step > 1 and rng.random() < 0.3:  # a deadline stops the block early
+                end = int(rng.integers(step + 1, end))
+            got += [int(s) for s in due if s < end]
+            schedule.commit(step, end)
+            step = end
+        assert got == expected, (dense, per_decade, start)
+
+
 def test_chunks_can_be_paused_and_resumed_without_changing_the_trajectory():
     data = gaussian_blobs(30, 2, seed=9)
     whole = Trainer(config_for(mlp(2, [8]), data, steps=500, lr=0.3))
