@@ -84,9 +84,9 @@ def _train_family(config, out, dataset, **run_options) -> int:
         family, paths = run_family_to_files(config, out, dataset=dataset, on_chunk=on_chunk,
                                             should_stop=lambda: interrupt.reason, **run_options)
     progress.done()
-    print(result_line(f"{paths[0]} .. {paths[-1].name}", family.status, family.step, family.reason(),
+    print(result_line(f"{paths[0]} .. {paths[-1].name}", family.status, family.step, family.reason,
                       about=f"a family of {family.size} ({config.family.vary})"))
-    if family.engine is None:
+    if family.engine_note:
         print(f"note: {family.engine_note}")
     return 0
 

@@ -64,7 +64,7 @@ class RunSession:
     def grouped(cls, sessions: list["RunSession"]) -> "RunSession":
         """A family reopened from its members' files, each a session of one with the file's family
         attribute; the family's config is rebuilt from the members present (core/runner.family_config)."""
-        from margin_explorer.core.family import family_status
+        from margin_explorer.core.trainer import family_status
         from margin_explorer.core.runner import family_config
 
         order = sorted(sessions, key=lambda s: s.family["index"])

@@ -45,18 +45,12 @@ def boundary_grid(net, theta, X, resolution=GRID) -> BoundaryGrid:
     return BoundaryGrid(np.ascontiguousarray(values, dtype=np.float32), (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]))
 
 
-def _lead(trainer):
-    """The run whose boundary the window shows: the trainer, or a family's member 0."""
-    return trainer.members[0] if hasattr(trainer, "members") else trainer
-
-
 def _start_info(trainer) -> RunInfo:
-    lead = _lead(trainer)
-    info = RunInfo(layer_names=lead.layer_names(), n_params=int(lead.net.size),
-                   homogeneity=lead.homogeneity.to_dict(), reference_margin=lead.reference_margin(),
-                   reference_margin_steepest=lead.steepest_reference_margin(),
-                   params=lead.theta.copy(), device=lead.device_name())
-    if lead is not trainer:
+    info = RunInfo(layer_names=trainer.layer_names(), n_params=int(trainer.net.size),
+                   homogeneity=trainer.homogeneity.to_dict(), reference_margin=trainer.reference_margin(),
+                   reference_margin_steepest=trainer.steepest_reference_margin(),
+                   params=trainer.members[0].theta.copy(), device=trainer.device_name())
+    if trainer.config.family is not None:
         info.family_size = trainer.size
         info.engine_note = trainer.engine_note
     return info
@@ -70,9 +64,8 @@ def _member(chunk) -> MemberChunk:
 
 
 def _chunk(chunk) -> ChunkArrived:
-    """A core chunk as the window's message: a family's one part per member, a run's one part."""
-    members = [_member(c) for c in chunk.members] if hasattr(chunk, "members") else [_member(chunk)]
-    return ChunkArrived(members, chunk.step, RunStatus(chunk.status), chunk.reason)
+    """A core chunk as the window's message: one part per member (one for a single run)."""
+    return ChunkArrived([_member(c) for c in chunk.members], chunk.step, RunStatus(chunk.status), chunk.reason)
 
 
 def _geometry(X, y) -> dict:
@@ -109,8 +102,8 @@ def worker_main(commands, results, ready=None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from margin_explorer.core.config import RunConfig
     from margin_explorer.core.errors import MarginExplorerError
-    from margin_explorer.core.family import FamilyTrainer, make_trainer
     from margin_explorer.core.process import tune_process
+    from margin_explorer.core.trainer import Trainer
 
     if ready is not None:
         ready.set()
@@ -147,17 +140,12 @@ def worker_main(commands, results, ready=None) -> None:
                 if isinstance(command, StartRun):  # with params, start_step, optimizer_state: continue a run
                     tune_process()  # this process trains: its BLAS pools and malloc (core/process.py)
                     config = RunConfig.from_json(command.config_json)
-                    params = command.params
-                    if config.family is not None:
-                        trainer = FamilyTrainer(config)
-                    else:
-                        trainer = make_trainer(config, params=params, start_step=command.start_step,
-                                               optimizer_state=command.optimizer_state)
+                    trainer = Trainer(config, params=command.params, start_step=command.start_step,
+                                      optimizer_state=command.optimizer_state)
                     results.put(Started(_start_info(trainer)))
                     results.put(_chunk(trainer.run(0)))
-                    if trainer.dataset.dim == 2:
-                        lead = _lead(trainer)
-                        results.put(boundary_grid(lead.net, lead.theta, trainer.dataset.X))
+                    if trainer.dataset.dim == 2:  # a family's member 0
+                        results.put(boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X))
                     running, steps_left, paced_from = bool(command.run), None, None
                 elif isinstance(command, AskGeometry):  # the dataset panel's geometry, off the window
                     results.put(GeometryFound(command.token, _geometry(command.X, command.y)))
@@ -203,8 +191,7 @@ def worker_main(commands, results, ready=None) -> None:
             now = time.perf_counter()
             if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS
                                              or chunk.status != RunStatus.RUNNING or steps_left == 0):
-                lead = _lead(trainer)
-                results.put(boundary_grid(lead.net, lead.theta, trainer.dataset.X))
+                results.put(boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X))
                 last_boundary = now
             if chunk.status != RunStatus.RUNNING:
                 running = False

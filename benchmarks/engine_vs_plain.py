@@ -19,6 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from margin_explorer.core.process import tune_process  # noqa: E402
@@ -121,7 +122,7 @@ def residual_gelu_floor(width: int, steps: int) -> float:
 def engine(config: RunConfig, steps: int) -> float:
     trainer = Trainer(config)
     start = time.perf_counter()
-    chunk = trainer.run(steps)
+    chunk = trainer.run(steps).members[0]
     rate = steps / (time.perf_counter() - start)
     assert chunk.n_records >= steps, "the engine must record every step here"
     assert chunk.status == "finished", chunk.reason
@@ -134,10 +135,10 @@ def engine_sparse(config: RunConfig, steps: int) -> float:
     config = RunConfig.from_dict(config.to_dict())
     config.recording.every_step_until, config.recording.per_decade = 0, 10
     trainer = Trainer(config)
-    trainer.snapshots.due = lambda step: False
+    trainer.snapshots.due_in = lambda start, end, limit: np.zeros(0, dtype=np.int64)
     trainer.run(100)  # the first steps' records
     start = time.perf_counter()
-    chunk = trainer.run(steps)
+    chunk = trainer.run(steps).members[0]
     assert chunk.status in ("running", "finished"), chunk.reason
     return steps / (time.perf_counter() - start)
 

@@ -1,6 +1,6 @@
 """Families against one plain PyTorch loop, same config, same process (issue #6, bars 2 and 3).
 
-A family of S runs (seeds 0..S-1) trains together in the batched engine (core/family.py); its
+A family of S runs (seeds 0..S-1) trains together in the batched engine (core/engines/batched_engine.py); its
 figure is the aggregate: S x steps / seconds, records and snapshots included. The plain loop is
 engine_vs_plain.py's (an nn.Module, loss.backward(), optimizer.step(), metrics read with .item()
 every step), on one run of the same config. Both use torch's default threads here.
@@ -27,7 +27,7 @@ from margin_explorer.core.process import tune_process  # noqa: E402
 
 from benchmarks.engine_vs_plain import make_config, plain_loop  # noqa: E402
 from margin_explorer.core.config import FamilyConfig  # noqa: E402
-from margin_explorer.core.family import FamilyTrainer  # noqa: E402
+from margin_explorer.core.trainer import Trainer  # noqa: E402
 
 
 def family_rate(width: int, runs: int, steps: int, every_step: bool, device: str = "cpu") -> float:
@@ -37,12 +37,12 @@ def family_rate(width: int, runs: int, steps: int, every_step: bool, device: str
     config.recording.snapshots_per_decade = 10
     config.run.device = device
     config.family = FamilyConfig("seed", list(range(runs)))
-    family = FamilyTrainer(config)
+    family = Trainer(config)
     start = time.perf_counter()
     while family.status == "running":
         family.run(1 << 30, max_seconds=0.5)
     seconds = time.perf_counter() - start
-    assert family.status == "finished", family.reason()
+    assert family.status == "finished", family.reason
     return runs * steps / seconds
 
 

@@ -7,7 +7,7 @@ as the engine runs it and once with one setting switched off:
   threads on the same cores; every metric recorded every step (the records use scipy's LAPACK);
 - freed memory kept (core/allocator.py): glibc's default thresholds otherwise fault a large
   temporary's pages back in every step; every step recorded;
-- one torch thread on the autograd path (Trainer._TorchEvaluator.step_threads): torch's OpenMP
+- one torch thread on the autograd path (core/engines/autograd_engine.py, TorchEvaluator.step_threads): torch's OpenMP
   threads otherwise fight numpy's BLAS; `run.backend` "torch" on the CPU, records log-spaced.
 
     python benchmarks/process_settings.py [--widths 64,128] [--steps 600] [--repeats 2] [--settings blas,allocator]
@@ -31,9 +31,11 @@ SETTINGS = {
 
 CHILD = """
 import json, sys, time
+import numpy as np
 from contextlib import nullcontext
 import scipy.linalg  # scipy's own BLAS, loaded as in the worker
 from margin_explorer.core import process, trainer as core_trainer
+from margin_explorer.core.engines import autograd_engine
 from benchmarks.engine_vs_plain import make_config
 setting, backend, every_step, width, steps, off = sys.argv[1:7]
 if off == "1":
@@ -42,14 +44,14 @@ if off == "1":
     elif setting == "allocator":
         process.keep_freed_memory = lambda: False
     else:
-        core_trainer._TorchEvaluator.step_threads = lambda self: nullcontext()
+        autograd_engine.TorchEvaluator.step_threads = lambda self: nullcontext()
 process.tune_process()  # as the programs do (core/process.py), less the setting switched off
 config = make_config(int(width), int(steps) + 200, "residual_gelu")
 config.run.backend = backend
 if every_step != "1":
     config.recording.every_step_until, config.recording.per_decade = 0, 10
 trainer = core_trainer.Trainer(config)
-trainer.snapshots.due = lambda step: False  # no KKT solves: the steps and records alone
+trainer.snapshots.due_in = lambda start, end, limit: np.zeros(0, dtype=np.int64)  # no KKT solves: the steps and records alone
 trainer.run(200)  # imports, the thread pools' first use, and the first steps' large moves (cold eigenvectors)
 start = time.perf_counter()
 trainer.run(int(steps))

@@ -177,26 +177,21 @@ def iter_train(config: RunConfig, steps: int | None = None, *, dataset=None,
     """Train ``config`` and yield as it goes, about every ``chunk_seconds``: the Run (a list of
     Runs for a config with a family), updated in place, for live plotting. Leaving the loop early
     stops the training there (the Run says "stopped")."""
-    from .family import FamilyTrainer, make_trainer
     from .runner import family_attribute
-    from .trainer import RUNNING
+    from .trainer import RUNNING, Trainer
 
     config, data = _prepared(config, steps, dataset)
+    trainer = Trainer(config, data)
+    runs = [Run(m.config, trainer.dataset, **_references(trainer)) for m in trainer.members]
     if config.family is not None:
-        trainer = FamilyTrainer(config, data)
-        runs = [Run(m.config, trainer.dataset, **_references(m)) for m in trainer.members]
         family_id = os.urandom(16).hex()
         for k, run in enumerate(runs):
             run.family = family_attribute(config, family_id, k)
 
-        def extend(chunk):
-            for run, member_chunk in zip(runs, chunk.members):
-                run._extend(member_chunk)
-        result = runs
-    else:
-        trainer = make_trainer(config, data)
-        run = Run(config, trainer.dataset, **_references(trainer))
-        extend, result = run._extend, run
+    def extend(chunk):
+        for run, member_chunk in zip(runs, chunk.members):
+            run._extend(member_chunk)
+    result = runs if config.family is not None else runs[0]
     try:
         while trainer.status == RUNNING:
             extend(trainer.run(1 << 30, max_seconds=chunk_seconds))

@@ -1,11 +1,12 @@
-"""The batched engine: S networks of one architecture stepped together in torch, on the CPU
+"""The batched network: S networks of one architecture stepped together in torch, on the CPU
 or a GPU, with a hand-written backward on a (S, P) parameter matrix (one row per run).
 
 Every block type is covered: dense (with or without bias), the 11 activations, residual and
 ensemble blocks. Each step is a handful of batched matrix products whatever S is, and nothing
-here reads a value back to the host: divergence is tracked per run on the device (core/family.py
-reads it once per chunk). Torch autograd (core/torch_network.py) stays the reference for the
-mathematics; tests/test_family.py checks this file against it block by block.
+here reads a value back to the host (the batched engine, core/engines/batched_engine.py, reads
+once per advance). The loss and the update rules' torch forms live beside their numpy forms
+(core/losses.py, core/optimizers.py). Torch autograd (core/torch_network.py) stays the reference
+for the mathematics; tests/test_family.py checks this file against it block by block.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from . import activations
 from .architecture import ArchitectureSpec, parameter_layout
-from .network import NodeBuilder, _ActivationNode
+from .network import NodeBuilder, ActivationNode
 
 
 class _Dense:
@@ -55,7 +56,7 @@ class _Dense:
         return self.weight(theta).transpose(1, 2) @ g
 
 
-class _Activation(_ActivationNode):
+class _Activation(ActivationNode):
     """The numpy node's backward (g times the derivative), with the torch forward."""
 
     __slots__ = ()
@@ -96,65 +97,3 @@ class BatchedNetwork:
         """Fill ``grad`` (S, P) with sum_i grad_outputs[s, i] grad f(theta_s; x_i)."""
         self.root.backward(theta, grad_outputs.unsqueeze(1), self._cache, grad)
         return grad
-
-
-def log_loss_and_weights(kind: str, q):
-    """(log L, d log L / d q) per row of margins q (S, n), in log space (core/losses.py)."""
-    if kind == "exponential":
-        return torch.logsumexp(-q, dim=1), -torch.softmax(-q, dim=1)
-    zero = torch.zeros_like(q)
-    softplus = torch.logaddexp(zero, -q)
-    # log softplus(-q); past q = 30, -q - exp(-q)/2 (softplus itself underflows past q ~ 745)
-    log_terms = torch.where(q > 30.0, -q - 0.5 * torch.exp(-q), torch.log(softplus))
-    log_l = torch.logsumexp(log_terms, dim=1)
-    return log_l, -torch.exp(-torch.logaddexp(zero, q) - log_l.unsqueeze(1))
-
-
-class BatchedRule:
-    """core/optimizers.py's update rules, one row per run and a step size per run. sgd is not
-    here: its minibatches are drawn per run (core/family.py runs those one by one).
-
-    The state of momentum and Adam lives in tensors made up front and updated in place (the step
-    count too, on the device), so that a step can be captured as a CUDA graph and replayed."""
-
-    def __init__(self, kind: str, lrs, like, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
-        self.kind, self.lr = kind, lrs.unsqueeze(1)
-        self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
-        self.velocity = torch.zeros_like(like) if kind == "momentum" else None  # 0.9 * 0 + d is d: the first step's
-        self.m = torch.zeros_like(like) if kind == "adam" else None
-        self.v = torch.zeros_like(like) if kind == "adam" else None
-        self.t = torch.zeros((), dtype=like.dtype, device=like.device) if kind == "adam" else None
-
-    def state(self) -> list:
-        """The tensors the rule changes in place (saved and restored around a graph's warm-up)."""
-        return [t for t in (self.velocity, self.m, self.v, self.t) if t is not None]
-
-    def apply(self, theta, d, factor):
-        """The updated parameters (a new tensor) from direction source ``factor * d`` per row."""
-        kind, lr = self.kind, self.lr
-        factor = factor.unsqueeze(1)
-        if kind == "gd":
-            return theta - (lr * factor) * d
-        d = factor * d
-        if kind == "normalized_gd":
-            norm = torch.sqrt((d * d).sum(dim=1, keepdim=True))
-            return theta - torch.where(norm > 0, lr / norm, torch.zeros_like(norm)) * d
-        if kind == "sign":
-            return theta - (lr * d.abs().sum(dim=1, keepdim=True)) * torch.sign(d)
-        if kind == "coordinate":
-            j = d.abs().argmax(dim=1, keepdim=True)
-            dj = d.gather(1, j)
-            return theta.scatter_add(1, j, -lr * dj.abs() * torch.sign(dj))
-        if kind == "momentum":
-            self.velocity.mul_(self.momentum).add_(d)
-            return theta - lr * self.velocity
-        if kind == "adam":
-            self.t.add_(1)
-            self.m.mul_(self.beta1).add_((1 - self.beta1) * d)
-            self.v.mul_(self.beta2).add_((1 - self.beta2) * d * d)
-            m_hat = self.m / (1 - self.beta1 ** self.t)
-            v_hat = self.v / (1 - self.beta2 ** self.t)
-            return theta - lr * m_hat / (torch.sqrt(v_hat) + self.eps)
-        raise KeyError(kind)
-
-

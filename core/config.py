@@ -177,7 +177,7 @@ class RecordingConfig(Serializable):
 @dataclass
 class RunSettings(Serializable):
     """``steps`` 0 means unlimited (until stopped). ``backend``: auto picks the hand-written numpy
-    network on the CPU and the batched engine (core/family.py) on a GPU; numpy, torch (autograd)
+    network on the CPU and the batched engine (core/engines/) on a GPU; numpy, torch (autograd)
     or batched ask for one."""
 
     steps: int = 10000
@@ -201,7 +201,7 @@ MAX_FAMILY = 4096
 
 @dataclass
 class FamilyConfig(Serializable):
-    """S runs that differ only in one setting, trained together (core/family.py): ``vary`` is
+    """S runs that differ only in one setting, trained together (core/trainer.py): ``vary`` is
     seed, lr (the step size) or init_scale, and member k takes ``values[k]`` for it. Each
     member is saved as its own run file (docs/run-format.md, Families)."""
 

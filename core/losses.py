@@ -8,6 +8,8 @@ w_i = d log L / d q_i, so that grad log L = sum_i w_i grad q_i. With L the sum:
   -q - exp(-q)/2 once exp(-q) < 1e-13), w_i = -exp(log sigmoid(-q_i) - log L).
 
 With the mean, log L drops by log n and w is unchanged (grad log L does not depend on it).
+``log_loss_and_weights`` is the numpy form (one run), ``torch_log_loss_and_weights`` the torch
+form (a row of margins per run, the batched engine's), side by side.
 """
 
 from __future__ import annotations
@@ -68,6 +70,21 @@ def log_loss_and_weights(kind: str, q: np.ndarray, mean: bool = False) -> tuple[
     if mean:
         log_l -= math.log(q.shape[0])
     return log_l, weights
+
+
+def torch_log_loss_and_weights(kind: str, q):
+    """torch: (log L, d log L / d q) per row of margins q (S, n), summed, in log space as above
+    (no branch on values: nothing is read back to the host)."""
+    import torch
+
+    if kind == EXPONENTIAL:
+        return torch.logsumexp(-q, dim=1), -torch.softmax(-q, dim=1)
+    zero = torch.zeros_like(q)
+    softplus = torch.logaddexp(zero, -q)
+    # log softplus(-q); past q = 30, -q - exp(-q)/2 (softplus itself underflows past q ~ 745)
+    log_terms = torch.where(q > 30.0, -q - 0.5 * torch.exp(-q), torch.log(softplus))
+    log_l = torch.logsumexp(log_terms, dim=1)
+    return log_l, -torch.exp(-torch.logaddexp(zero, q) - log_l.unsqueeze(1))
 
 
 def inverse_loss(kind: str, log_l_sum: float) -> float:

@@ -196,7 +196,7 @@ class _DenseNode:
         return RankOne(g.a, g.b @ theta[self.w_slice].reshape(self.shape))
 
 
-class _ActivationNode:
+class ActivationNode:
     __slots__ = ("kind", "param", "erf")
 
     def __init__(self, kind: str, param: float, erf=activations.vectorized_erf):
@@ -326,7 +326,7 @@ class NumpyNetwork:
 
         def activation(kind, param):
             self.kinds.add(kind)
-            return _ActivationNode(kind, param, erf)
+            return ActivationNode(kind, param, erf)
 
         builder = NodeBuilder(_DenseNode, activation)
         self.root = builder.build(spec.blocks, spec.input_dim)

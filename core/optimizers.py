@@ -13,6 +13,10 @@ log L, computed without ever forming L), with the lyu_li rule d = grad log L / l
 - coordinate:    theta -= eta ||d||_inf sign(d_j) e_j, j = argmax |d_j|   (w.r.t. l1)
 - momentum:      v = beta v + d; theta -= eta v        (heavy ball)
 - adam:          Kingma and Ba with bias correction
+
+``UpdateRule`` is the numpy form (one run, updated in place), ``BatchedRule`` the torch form (a
+row per run, a step size per run: the batched engine's), side by side. sgd is numpy's alone: its
+minibatches are drawn per run.
 """
 
 from __future__ import annotations
@@ -86,6 +90,72 @@ class UpdateRule:
         elif self.kind == "adam":
             self.m, self.v = np.array(state["m"], dtype=dtype), np.array(state["v"], dtype=dtype)
             self.t = int(state["t"])
+
+
+class BatchedRule:
+    """The rules above on S rows at once, in torch. The state of momentum and Adam lives in
+    tensors made up front and updated in place (the step count too, on the device), so that a
+    step can be captured as a CUDA graph and replayed."""
+
+    def __init__(self, kind: str, lrs, like, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8):
+        import torch
+
+        self.torch = torch
+        self.kind, self.lr = kind, lrs.unsqueeze(1)
+        self.momentum, self.beta1, self.beta2, self.eps = momentum, beta1, beta2, eps
+        self.velocity = torch.zeros_like(like) if kind == "momentum" else None  # 0.9 * 0 + d is d: the first step's
+        self.m = torch.zeros_like(like) if kind == "adam" else None
+        self.v = torch.zeros_like(like) if kind == "adam" else None
+        self.t = torch.zeros((), dtype=like.dtype, device=like.device) if kind == "adam" else None
+
+    def tensors(self) -> list:
+        """The tensors the rule changes in place (saved and restored around a graph's warm-up)."""
+        return [t for t in (self.velocity, self.m, self.v, self.t) if t is not None]
+
+    def state(self) -> list[dict]:
+        """UpdateRule.state of each row (one read-back, for momentum and Adam only)."""
+        rows = {name: getattr(self, name).cpu().numpy().astype(np.float64) for name in ("velocity", "m", "v")
+                if getattr(self, name) is not None}
+        S = self.lr.shape[0]
+        extra = {"t": np.array(int(self.t.item()), dtype=np.int64)} if self.t is not None else {}
+        return [{**{name: rows[name][s].copy() for name in rows}, **extra} for s in range(S)]
+
+    def load_state(self, states: list[dict]) -> None:
+        """Continue from ``state()``'s rows (shapes checked by the caller); the step count is shared."""
+        for name in ("velocity", "m", "v"):
+            tensor = getattr(self, name)
+            if tensor is not None:
+                tensor.copy_(self.torch.as_tensor(np.stack([s[name] for s in states]), dtype=tensor.dtype))
+        if self.t is not None:
+            self.t.fill_(int(states[0]["t"]))
+
+    def apply(self, theta, d, factor):
+        """The updated parameters (a new tensor) from direction source ``factor * d`` per row."""
+        torch, kind, lr = self.torch, self.kind, self.lr
+        factor = factor.unsqueeze(1)
+        if kind == "gd":
+            return theta - (lr * factor) * d
+        d = factor * d
+        if kind == "normalized_gd":
+            norm = torch.sqrt((d * d).sum(dim=1, keepdim=True))
+            return theta - torch.where(norm > 0, lr / norm, torch.zeros_like(norm)) * d
+        if kind == "sign":
+            return theta - (lr * d.abs().sum(dim=1, keepdim=True)) * torch.sign(d)
+        if kind == "coordinate":
+            j = d.abs().argmax(dim=1, keepdim=True)
+            dj = d.gather(1, j)
+            return theta.scatter_add(1, j, -lr * dj.abs() * torch.sign(dj))
+        if kind == "momentum":
+            self.velocity.mul_(self.momentum).add_(d)
+            return theta - lr * self.velocity
+        if kind == "adam":
+            self.t.add_(1)
+            self.m.mul_(self.beta1).add_((1 - self.beta1) * d)
+            self.v.mul_(self.beta2).add_((1 - self.beta2) * d * d)
+            m_hat = self.m / (1 - self.beta1 ** self.t)
+            v_hat = self.v / (1 - self.beta2 ** self.t)
+            return theta - lr * m_hat / (torch.sqrt(v_hat) + self.eps)
+        raise KeyError(kind)
 
 
 def _or_zeros(array, size: int) -> np.ndarray:

@@ -4,12 +4,18 @@ Records: every step up to ``every_step_until``, then ``per_decade`` log-spaced s
 decade (so each decade of steps has the same number of points on a log axis), optionally
 capped at ``max_per_second`` records a second in that phase. Snapshots: step 0, then
 ``snapshots_per_decade`` log-spaced steps per decade. The run's last step is always both.
+
+The driver (core/trainer.py) asks for the due steps of a range ahead of time (``due_in``), so
+that an engine can run the whole range with no Python in its loop, and ``commit``s the steps
+it reached; ``due`` answers one step at a time.
 """
 
 from __future__ import annotations
 
 import math
 import time
+
+import numpy as np
 
 
 class LogSchedule:
@@ -20,13 +26,38 @@ class LogSchedule:
         self.factor = 10.0 ** (1.0 / per_decade)
         self.next = 0
 
+    def _after(self, step: int) -> int:
+        return max(step + 1, math.ceil(max(step, 1) * self.factor))
+
     def due(self, step: int) -> bool:
         if step < self.dense_until:
             return True
         if step >= self.next:
-            self.next = max(step + 1, math.ceil(max(step, 1) * self.factor))
+            self.next = self._after(step)
             return True
         return False
+
+    def due_in(self, start: int, end: int, limit: int) -> np.ndarray:
+        """The due steps in [start, end), at most ``limit`` of them, as ``due`` would find them
+        step by step from ``start`` (int64, ascending); nothing is consumed until ``commit``."""
+        dense = np.arange(start, min(end, self.dense_until, start + limit), dtype=np.int64)
+        steps = [int(s) for s in dense] if len(dense) < limit else None
+        if steps is None:
+            return dense
+        s = max(start, self.dense_until, self.next)
+        while s < end and len(steps) < limit:
+            steps.append(s)
+            s = self._after(s)
+        return np.array(steps, dtype=np.int64)
+
+    def commit(self, start: int, end: int) -> None:
+        """The steps [start, end) were taken: their due steps are consumed."""
+        s = max(start, self.dense_until, self.next)
+        if s >= end:
+            return
+        while s < end:
+            s = self._after(s)
+        self.next = s
 
     def count_until(self, steps: int) -> int:
         """How many steps in [0, steps) are due (for preallocating)."""
@@ -53,8 +84,23 @@ class RecordSchedule(LogSchedule):
             return False
         if self.max_per_second <= 0 or step < self.dense_until:
             return True
+        return self._allowed(1) == 1
+
+    def due_in(self, start: int, end: int, limit: int) -> np.ndarray:
+        """LogSchedule.due_in, with the cap on records a second applied to the whole range at once
+        (the log phase's steps past the second's allowance are left out)."""
+        steps = super().due_in(start, end, limit)
+        if self.max_per_second <= 0 or not len(steps) or steps[-1] < self.dense_until:
+            return steps
+        sparse = steps >= self.dense_until
+        allowed = self._allowed(int(np.count_nonzero(sparse)))
+        return np.concatenate([steps[~sparse], steps[sparse][:allowed]])
+
+    def _allowed(self, wanted: int) -> int:
+        """How many of ``wanted`` log-phase records this second's window still takes (counted)."""
         now = time.perf_counter()
         if now - self._window_start >= 1.0:
             self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        return self._window_count <= self.max_per_second
+        allowed = max(0, min(wanted, int(self.max_per_second - self._window_count)))
+        self._window_count += wanted
+        return allowed

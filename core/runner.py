@@ -1,4 +1,4 @@
-"""Drive a Trainer into a RunWriter chunk by chunk: the one loop behind `main.py run`, the
+"""Drive a Trainer (core/trainer.py) into RunWriters chunk by chunk: the one loop behind `main.py run`, the
 window's worker process and the tests. Chunks are sized by time (about ``chunk_seconds``
 each) so that progress, pausing and stopping stay responsive whatever a step costs."""
 
@@ -11,15 +11,15 @@ from typing import Callable
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import RunFileError, RunFileWriteError
-from .family import FamilyTrainer, make_trainer
 from .output_path import check_output
 from .runfile import RunWriter, check_space
 from .trainer import FAILED, RUNNING, STOPPED, Chunk, Trainer
 
 
-def open_writer(trainer: Trainer, path, parent: str = "", family: dict | None = None, *,
+def open_writer(trainer: Trainer, path, parent: str = "", family: dict | None = None, *, member: int = 0,
                 overwrite: bool = False, inputs: dict | None = None) -> RunWriter:
-    return RunWriter(path, trainer.config, trainer.dataset, n_params=trainer.net.size,
+    """The run file of the trainer's member ``member`` (its own config and name)."""
+    return RunWriter(path, trainer.members[member].config, trainer.dataset, n_params=trainer.net.size,
                      layer_names=trainer.layer_names(), ensemble_size=trainer.ensemble_size(),
                      homogeneity=trainer.homogeneity.to_dict(), device=trainer.device_name(),
                      parent=parent, start_step=trainer.step, family=family, overwrite=overwrite, inputs=inputs,
@@ -65,19 +65,19 @@ def run_to_file(config: RunConfig, path, *, dataset: Dataset | None = None,
     ``path`` must be new, or with ``overwrite`` a run file that is not one of ``inputs``
     (core/output_path.py); it is checked before any set-up work."""
     check_output(path, overwrite=overwrite, inputs=inputs)
-    trainer = trainer or make_trainer(config, dataset)
+    trainer = trainer or Trainer(config, dataset)
     writer = open_writer(trainer, path, parent, overwrite=overwrite, inputs=inputs)
     try:
         while trainer.status == RUNNING:
             reason = _stop_reason(should_stop, stop_reason)
-            chunk = trainer.stop(reason) if reason else trainer.run(1 << 30, max_seconds=chunk_seconds)
+            chunk = (trainer.stop(reason) if reason else trainer.run(1 << 30, max_seconds=chunk_seconds)).members[0]
             writer.append(chunk)
             if on_chunk is not None:
                 on_chunk(trainer, chunk)
     except RunFileWriteError as exc:
         raise _writing_failed([writer], exc, trainer.step, path) from None
     except KeyboardInterrupt:
-        writer.append(trainer.stop("interrupted (Ctrl+C)"))
+        writer.append(trainer.stop("interrupted (Ctrl+C)").members[0])
     except BaseException as exc:
         writer.close(FAILED, f"{type(exc).__name__}: {exc}")
         raise
@@ -127,12 +127,12 @@ def run_family_to_files(config: RunConfig, path, *, dataset: Dataset | None = No
     paths = member_paths(path, config.family_size)
     for member_path in paths:
         check_output(member_path, overwrite=overwrite, inputs=inputs)
-    family = FamilyTrainer(config, dataset)
+    family = Trainer(config, dataset)
     family_id = uuid.uuid4().hex
     writers = []
     try:
-        for k, (member, p) in enumerate(zip(family.members, paths)):
-            writers.append(open_writer(member, p, family=family_attribute(config, family_id, k),
+        for k, p in enumerate(paths):
+            writers.append(open_writer(family, p, family=family_attribute(config, family_id, k), member=k,
                                        overwrite=overwrite, inputs=inputs))
     except BaseException as exc:
         for writer in writers:

@@ -8,7 +8,7 @@ numbers (``0:8``). Seeds are the last axis. Every value is applied to the config
 here, so a bad axis is refused, with the field named, before anything starts.
 
 Runs that differ only in the seed, the step size or the initialization scale train together as a
-family (core/family.py); a family varies one setting, so of those three the axis with the most
+family (core/trainer.py); a family varies one setting, so of those three the axis with the most
 values is the family's, and the other axes (the rest of the three included) make separate tasks.
 """
 

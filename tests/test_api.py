@@ -86,7 +86,7 @@ def test_load_reads_a_file_still_being_written(tmp_path):
     trainer = Trainer(mx.preset("relu2-blobs"))
     writer = open_writer(trainer, tmp_path / "live.h5")
     try:
-        writer.append(trainer.run(30))
+        writer.append(trainer.run(30).members[0])
         live = mx.load(tmp_path / "live.h5")
         assert live.status == "running"
         assert list(live.metrics["step"]) == list(range(30))

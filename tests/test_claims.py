@@ -66,7 +66,7 @@ def _judge(name: str, slope: float | None = None):
     trainer = Trainer(config)
     chunks = []
     while trainer.status == "running":
-        chunks.append(trainer.run(1 << 30))
+        chunks.append(trainer.run(1 << 30).members[0])
     assert trainer.status == "finished", trainer.reason
     return judge(RunData.from_chunks(config, chunks), config.claim_specs())
 
@@ -175,7 +175,7 @@ def _steepest(kind, data, steps=20000, lr=None, bias=False):
     config = config_for(ArchitectureSpec(data.dim, [Dense(1, bias)]), data, steps=steps, lr=lr, kind=kind)
     config.architecture.init.scheme = "zeros"
     trainer = Trainer(config)
-    chunks = [trainer.run(steps)]
+    chunks = [trainer.run(steps).members[0]]
     return RunData.from_chunks(config, chunks)
 
 
@@ -321,7 +321,7 @@ def test_a_claim_about_margins_does_not_apply_to_a_tanh_network():
     config = config_for(mlp(2, [8], activation="tanh"), steps=300, lr=0.5)
     config.claims = [{"check": "smoothed_margin_monotone"}, {"check": "margins_converge"}]
     trainer = Trainer(config)
-    data = RunData.from_chunks(config, [trainer.run(300)])
+    data = RunData.from_chunks(config, [trainer.run(300).members[0]])
     for verdict in judge(data, config.claim_specs()):
         assert verdict.mark == "n/a" and "does not apply: the network is not homogeneous" in verdict.detail, verdict.line()
         assert "not yet fallen" not in verdict.detail

@@ -392,7 +392,7 @@ def test_a_family_too_large_for_memory_is_refused_up_front(tmp_path):
     import time
 
     from margin_explorer.core.budget import MAX_FAMILY_BYTES, member_bytes
-    from margin_explorer.core.family import FamilyTrainer
+    from margin_explorer.core.trainer import Trainer
     from margin_explorer.core.presets import load_preset
 
     config = load_preset("linear-separable")
@@ -402,7 +402,7 @@ def test_a_family_too_large_for_memory_is_refused_up_front(tmp_path):
     started = time.perf_counter()
     with pytest.raises(ConfigError, match=r"family: 1500 members would need about 4\.\d GB \([23]\.\d MB each\); "
                                           r"the limit is 4 GB \(README, Limits\): use at most 1\d\d\d members"):
-        FamilyTrainer(config)
+        Trainer(config)
     assert time.perf_counter() - started < 2.0
     result = _main("run", "linear-separable", "--family", "seed=0:1500", "--steps", "10", "--out", str(tmp_path / "f.h5"))
     assert result.returncode == 2 and "1500 members would need" in result.stderr and "Traceback" not in result.stderr

@@ -10,10 +10,10 @@ from margin_explorer.core.batched import BatchedNetwork
 from margin_explorer.core.config import FamilyConfig, RunConfig
 from margin_explorer.core.datasets import generate
 from margin_explorer.core.errors import ConfigError
-from margin_explorer.core.family import FamilyTrainer, family_status
+from margin_explorer.core.engines.batched_engine import BatchedEngine
 from margin_explorer.core.network import initial_parameters
 from margin_explorer.core.torch_network import TorchNetwork
-from margin_explorer.core.trainer import Trainer
+from margin_explorer.core.trainer import Trainer, family_status
 from tests.helpers import config_for
 from tests.test_gradients import SPECS
 
@@ -57,11 +57,11 @@ def _member_records(chunks, k):
 
 
 def _assert_members_match_single_runs(config, members=None, rtol=1e-12):
-    family = FamilyTrainer(config)
+    family = Trainer(config)
     chunks = _train(family)
     for k in members or range(config.family_size):
         single = Trainer(config.member(k))
-        alone = single.run(1 << 30)
+        alone = single.run(1 << 30).members[0]
         got = _member_records(chunks, k)
         np.testing.assert_array_equal(got["step"], alone.records["step"])
         for name in COMPARED:
@@ -71,7 +71,8 @@ def _assert_members_match_single_runs(config, members=None, rtol=1e-12):
             np.testing.assert_allclose(got[name], expected, rtol=rtol, atol=rtol * scale, equal_nan=True,
                                        err_msg=f"member {k}: {name}")
         assert family.members[k].status == single.status, (family.members[k].reason, single.reason)
-        np.testing.assert_allclose(family.members[k].theta, single.theta, rtol=rtol)
+        assert family.members[k].reason == single.reason
+        np.testing.assert_allclose(family.members[k].theta, single.members[0].theta, rtol=rtol)
         snapshots = [c.members[k] for c in chunks]
         assert [s for c in snapshots for s in c.snapshot_steps] == alone.snapshot_steps
         assert [e for c in snapshots for e in c.events] == alone.events  # health events (core/health.py)
@@ -114,7 +115,7 @@ def test_every_block_type_trains_as_alone(spec):
 def test_every_optimizer_trains_as_alone(kind, rule, loss):
     config = _family(mlp(2, [8], "relu"), "seed", [0, 1], steps=200, lr=0.01, kind=kind, rule=rule, loss=loss)
     family, _ = _assert_members_match_single_runs(config)
-    assert (family.engine is None) == (kind == "sgd")  # sgd's per-run minibatches: one by one, said so
+    assert isinstance(family.engine, BatchedEngine) == (kind != "sgd")  # sgd's per-run minibatches: one by one, said so
     assert ("one by one" in family.engine_note) == (kind == "sgd")
 
 
@@ -130,13 +131,13 @@ def test_a_diverging_member_stops_alone_with_its_reason():
     family, chunks = _assert_members_match_single_runs(config)
     assert [m.status for m in family.members] == ["finished", "diverged"]
     assert "diverged at step" in family.members[1].reason
-    assert family.status == "finished" and "1 of 2 members diverged" in family.reason()
+    assert family.status == "finished" and "1 of 2 members diverged" in family.reason
     assert all(np.isfinite(_member_records(chunks, 1)["log_loss"]))
 
 
 def test_stop_ends_every_member_with_its_last_state():
     config = _family(mlp(2, [8], "relu"), steps=0)
-    family = FamilyTrainer(config)
+    family = Trainer(config)
     family.run(50)
     chunk = family.stop("enough")
     assert chunk.status == "stopped" and all(c.status == "stopped" for c in chunk.members)
@@ -188,8 +189,9 @@ def test_the_steps_never_read_a_value_back(monkeypatch, kind, rule, loss, act):
     """On a GPU every read of a tensor's value on the host waits for the device: the steps of a
     chunk must make none (the chunk reads once, after). Here any such read raises."""
     spec = ArchitectureSpec(2, [Dense(8), Activation(act), Residual([Dense(8), Activation(act), Dense(8)]), Dense(1)])
-    family = FamilyTrainer(_family(spec, steps=0, kind=kind, rule=rule, loss=loss, lr=0.01))
+    family = Trainer(_family(spec, steps=0, kind=kind, rule=rule, loss=loss, lr=0.01))
     engine = family.engine
+    due = np.arange(300)  # every step is due a record here
 
     def forbidden(*_args, **_kwargs):
         raise AssertionError("a tensor was read back to the host inside the step loop")
@@ -197,27 +199,28 @@ def test_the_steps_never_read_a_value_back(monkeypatch, kind, rule, loss, act):
     with monkeypatch.context() as patch:
         for name in ("item", "cpu", "numpy", "tolist", "__bool__", "__float__", "__int__", "__index__"):
             patch.setattr(torch.Tensor, name, forbidden)
-        kept = engine._steps(300, None, 0.0)
-    assert family.step == 300 and len(kept) == 300  # every step is due a record here
-    engine._deliver(kept, 0.0)
-    assert all(m.status == "running" and m.step == 300 for m in family.members)
+        queued = engine.queue_steps(0, 300, due, due[:1], None, 0.0)
+    block = engine.read_back(queued, 0.0)
+    assert block.end_step == 300 and np.array_equal(block.steps, due) and block.theta.shape == (300, 3, engine.net.size)
+    assert np.all(block.diverged_at == -1) and np.all(np.isfinite(block.log_l))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
 @pytest.mark.parametrize("kind", ["gd", "momentum", "adam"])
 def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk(kind):
     config = _family(mlp(2, [16], "relu"), steps=500, lr=0.05, rule="lyu_li", kind=kind)
-    cpu_family = FamilyTrainer(config)
+    cpu_family = Trainer(config)
     cpu_chunks = _train(cpu_family)
     config.run.device = "cuda"
-    gpu_family = FamilyTrainer(config)
+    engine = Trainer(config).engine
+    due = np.arange(50)
     torch.cuda.set_sync_debug_mode("error")  # any synchronizing call in the step loop raises
     try:
-        kept = gpu_family.engine._steps(50, None, 0.0)
+        queued = engine.queue_steps(0, 50, due, due[:1], None, 0.0)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    gpu_family.engine._deliver(kept, 0.0)
-    gpu_chunks = [gpu_family._drain()] + _train(gpu_family)
+    assert engine.read_back(queued, 0.0).end_step == 50
+    gpu_chunks = _train(Trainer(config))
     for k in range(config.family_size):
         expected = _member_records(cpu_chunks, k)["normalized_margin"]
         # relative to the series' scale: the margin crosses 0 on the way
@@ -228,15 +231,14 @@ def test_a_family_on_cuda_matches_the_cpu_and_never_syncs_inside_a_chunk(kind):
 def test_a_single_run_on_the_batched_engine_writes_the_same_file(tmp_path):
     """backend 'batched' (what 'auto' picks on a GPU): one run on the family engine, through the
     same runner and writer, equal to the numpy path's file."""
-    from margin_explorer.core.family import SoloTrainer, make_trainer
     from margin_explorer.core.runfile import RunReader
     from margin_explorer.core.runner import run_to_file
 
     config = config_for(mlp(2, [8], "relu"), DATA, steps=400, lr=0.05, rule="lyu_li")
     run_to_file(config, tmp_path / "numpy.h5")
     config.run.backend = "batched"
-    assert isinstance(make_trainer(config), SoloTrainer)
-    assert isinstance(make_trainer(config, params=np.zeros(24), start_step=5), Trainer)  # continuing: not batched
+    assert isinstance(Trainer(config).engine, BatchedEngine)
+    assert isinstance(Trainer(config, params=np.zeros(24), start_step=5).engine, BatchedEngine)  # continuing too
     run_to_file(config, tmp_path / "batched.h5")
     with RunReader(tmp_path / "numpy.h5") as a, RunReader(tmp_path / "batched.h5") as b:
         assert b.status == "finished" and b.config.name == a.config.name and b.final_step == 400
@@ -250,10 +252,10 @@ def test_a_single_run_on_the_batched_engine_writes_the_same_file(tmp_path):
 @pytest.mark.parametrize("kind", ["gd", "momentum", "adam"])  # every rule replayed as a CUDA graph, state included
 def test_a_diverging_family_on_cuda_ends_as_on_the_cpu(kind):
     config = _family(mlp(2, [8], "relu"), "lr", [0.01, 1e4], steps=200, rule="constant", kind=kind)
-    cpu = FamilyTrainer(config)
+    cpu = Trainer(config)
     cpu_chunks = _train(cpu)
     config.run.device = "cuda"
-    gpu = FamilyTrainer(config)
+    gpu = Trainer(config)
     assert gpu.engine.graph is not None
     chunks = _train(gpu)
     assert [m.status for m in gpu.members] == [m.status for m in cpu.members] == ["finished", "diverged"]
@@ -263,7 +265,7 @@ def test_a_diverging_family_on_cuda_ends_as_on_the_cpu(kind):
 
 
 def test_a_family_member_records_the_same_health_events_as_its_single_run():
-    """Events are made by the Trainer both paths drain: a collapsing configuration (momentum,
+    """Events are made by the driver whatever the engine: a collapsing configuration (momentum,
     loss-normalized step, residual block and GELU) and one whose samples get stuck."""
     from tests.test_health import collapse_config, stuck_config
 
@@ -276,9 +278,9 @@ def test_a_family_member_records_the_same_health_events_as_its_single_run():
     # not compared; the run's outcome and its events are the same
     config = stuck_config(steps=1000)
     config.family = FamilyConfig("seed", [0])
-    family = FamilyTrainer(config)
+    family = Trainer(config)
     chunks = _train(family)
-    alone = Trainer(config.member(0)).run(1 << 30)
+    alone = Trainer(config.member(0)).run(1 << 30).members[0]
     events = [e for c in chunks for e in c.members[0].events]
     assert events == alone.events and any(e["kind"] == "stuck" for e in events), (events, alone.events)
 
@@ -291,4 +293,4 @@ def test_lyu_li_family_with_a_mean_loss_uses_the_sum_as_single_runs_do():
     summed.loss.reduction = "sum"
     single = Trainer(summed)
     single.run(400)
-    np.testing.assert_allclose(family.members[0].theta, single.theta, rtol=1e-9)
+    np.testing.assert_allclose(family.members[0].theta, single.members[0].theta, rtol=1e-9)

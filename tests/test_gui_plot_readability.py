@@ -291,7 +291,7 @@ def test_the_steepest_max_margin_line_bounds_the_margin_sign_descent_climbs_to()
     config = load_preset("sign-descent-linf")
     trainer = Trainer(config)
     line = trainer.steepest_reference_margin()
-    chunk = trainer.run(20000)
+    chunk = trainer.run(20000).members[0]
     reached = np.asarray(chunk.records["normalized_margin_linf"])
     assert np.nanmax(reached) <= line + 1e-9  # a maximum: nothing above it
     assert line - reached[-1] < 0.01 and reached[-1] > reached[len(reached) // 10]  # and approached

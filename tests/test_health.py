@@ -48,7 +48,7 @@ def _train(config):
     trainer = Trainer(config)
     chunks = []
     while trainer.status == "running":
-        chunks.append(trainer.run(1 << 30))
+        chunks.append(trainer.run(1 << 30).members[0])
     return trainer, chunks
 
 
@@ -89,7 +89,7 @@ def test_a_sample_with_every_unit_inactive_is_named_as_stuck():
     stuck = [e for e in _events(chunks) if e["kind"] == "stuck"]
     assert stuck, _events(chunks)
     # the oracle: samples on which every hidden ReLU unit is inactive at the end (W1 x_i <= 0)
-    W1 = trainer.theta[: 32 * 2].reshape(32, 2)
+    W1 = trainer.members[0].theta[: 32 * 2].reshape(32, 2)
     dead = np.flatnonzero(np.all(data.X @ W1.T <= 0, axis=1))
     assert len(dead) >= 1
     named = stuck[0]["message"]

@@ -54,7 +54,7 @@ def test_relu_network_matches_an_independent_joint_fit_on_an_autograd_jacobian()
     net = NumpyNetwork(spec)
     trainer = Trainer(config_for(spec, data, steps=300, lr=1.0, rule="lyu_li"))
     trainer.run(300)  # a point part-way: every sample classified, not yet a KKT point
-    theta = trainer.theta
+    theta = trainer.members[0].theta
     model = TorchNetwork(spec).load_flat(theta)
     X = torch.as_tensor(data.X)
     rows = []
@@ -103,7 +103,7 @@ def test_both_parts_shrink_on_a_two_layer_relu_run():
     config = config_for(mlp(2, [16], init=None), data, steps=4000, lr=1.0, rule="lyu_li",
                         per_decade=20, snapshots_per_decade=4)
     config.architecture.init.scale = 0.5
-    chunk = Trainer(config).run(4000)
+    chunk = Trainer(config).run(4000).members[0]
     pairs = [(m["kkt_eps"], m["kkt_delta"]) for m in chunk.snapshot_metrics if np.isfinite(m["kkt_eps"])]
     assert len(pairs) >= 8
     (eps_first, delta_first), (eps_last, delta_last) = pairs[0], pairs[-1]

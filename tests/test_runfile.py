@@ -41,8 +41,8 @@ def test_round_trip_holds_every_record_snapshot_and_the_config(tmp_path):
         assert set(SCALAR_METRICS) <= set(run.metrics)
         assert run.metrics["sample_margins"].shape == (run.n_records, 40)
         assert run.snapshot_steps[0] == 0 and run.snapshot_steps[-1] == 600
-        np.testing.assert_array_equal(run.final_params, trainer.theta)
-        np.testing.assert_array_equal(run.snapshot_params(-1), trainer.theta)
+        np.testing.assert_array_equal(run.final_params, trainer.members[0].theta)
+        np.testing.assert_array_equal(run.snapshot_params(-1), trainer.members[0].theta)
         assert run.attrs["margin_order"] == 2.0 and run.attrs["loss_reduction"] == "sum"
     # the documented names, readable with plain h5py in a notebook
     with h5py.File(tmp_path / "run.h5", "r") as f:

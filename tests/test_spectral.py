@@ -21,13 +21,13 @@ def _weights(Q, values):
 def test_along_a_training_run_it_is_warm_and_agrees_with_the_full_solver():
     config = make_config(64, 400, "residual_gelu")  # two 64 x 64 hidden layers, every step recorded
     warm = Trainer(config)
-    ranks = warm.run(400).records["stable_rank"]
+    ranks = warm.run(400).members[0].records["stable_rank"]
     exact = Trainer(config)
-    exact._top_eigenvalues = [None] * len(exact._top_eigenvalues)  # metrics.stable_rank's eigvalsh
-    expected = exact.run(400).records["stable_rank"]
+    exact.recorder.use_exact_ranks()  # the full symmetric eigensolver at every record
+    expected = exact.run(400).members[0].records["stable_rank"]
     assert ranks.shape == expected.shape == (401, 4)
     np.testing.assert_allclose(ranks, expected, rtol=1e-12, atol=0)
-    for (_name, _sl, shape), top in zip(warm.net.weight_slices, warm._top_eigenvalues):
+    for (_name, _sl, shape), top in zip(warm.net.weight_slices, warm.recorder.top_eigenvalues(0)):
         if min(shape) >= 24:  # the two hidden layers: the warm path nearly always, most often from the guess alone
             assert top.warm_hits >= 0.95 * 401 and top.cold <= 0.05 * 401, (top.warm_hits, top.cold)
             assert top.guessed >= 0.4 * 401, top.guessed

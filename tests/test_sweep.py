@@ -53,7 +53,7 @@ def client():
     try:
         client = Client(cluster, set_as_default=False)
         try:
-            client.run(functools.partial(importlib.import_module, "margin_explorer.core.family"))  # torch, once
+            client.run(functools.partial(importlib.import_module, "margin_explorer.core.engines.batched_engine"))  # torch, once
             yield client
         finally:
             client.close()

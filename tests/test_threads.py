@@ -100,8 +100,9 @@ def _torch_threads_while_stepping(spec, backend: str) -> tuple[list, int]:
     config.run.backend = backend
     trainer = Trainer(config)
     seen = []
-    outputs = trainer.net.outputs
-    trainer.net.outputs = lambda theta, X: seen.append(torch.get_num_threads()) or outputs(theta, X)
+    net = trainer.engine.net  # the network the engine steps with
+    outputs = net.outputs
+    net.outputs = lambda theta, X: seen.append(torch.get_num_threads()) or outputs(theta, X)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:

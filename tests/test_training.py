@@ -34,9 +34,9 @@ def separable():
 
 def test_linear_model_reaches_the_svm_direction_with_the_loss_normalized_step(separable):
     trainer = Trainer(config_for(linear_spec(3), separable, steps=20000, lr=0.2))
-    chunk = trainer.run(20000)
+    chunk = trainer.run(20000).members[0]
     assert chunk.status == "finished"
-    angle = math.degrees(unit_angle(_direction(trainer.theta), _svc_direction(separable)))
+    angle = math.degrees(unit_angle(_direction(trainer.members[0].theta), _svc_direction(separable)))
     assert angle < 1.0, angle
     # the engine's own reference (its dual solver) agrees with the oracle, so the plotted angle is right
     assert math.degrees(chunk.records["angle_to_reference"][-1]) == pytest.approx(angle, abs=0.01)
@@ -49,7 +49,7 @@ def test_linear_model_with_constant_step_keeps_approaching_the_svm_direction(sep
     angles = []
     for checkpoint in (100, 1000, 10000, 30000):
         trainer.run(checkpoint - trainer.step)
-        angles.append(unit_angle(_direction(trainer.theta), oracle))
+        angles.append(unit_angle(_direction(trainer.members[0].theta), oracle))
     assert all(b < a for a, b in zip(angles, angles[1:])), angles
     assert angles[-1] > math.radians(0.1)  # slow (~1/log t): still visibly short of the limit
 
@@ -61,7 +61,7 @@ def relu_run():
                         every_step_until=500, per_decade=300, snapshots_per_decade=4)
     config.architecture.init.scale = 0.5
     trainer = Trainer(config)
-    chunk = trainer.run(4000)
+    chunk = trainer.run(4000).members[0]
     assert chunk.status == "finished", chunk.reason
     return trainer, chunk
 
@@ -105,7 +105,7 @@ def test_kkt_residual_shrinks_and_euler_defect_vanishes(relu_run):
 def test_hundred_thousand_loss_normalized_steps_without_nan():
     data = linearly_separable(50, 2, 0.2, seed=2)
     trainer = Trainer(config_for(linear_spec(), data, steps=100_000, lr=1.0, per_decade=50))
-    chunk = trainer.run(100_000)
+    chunk = trainer.run(100_000).members[0]
     assert chunk.status == "finished"
     r = chunk.records
     assert r["log_loss"][-1] < -1000  # L = exp(log L) underflowed long ago; log L did not
@@ -118,7 +118,7 @@ def test_hundred_thousand_loss_normalized_steps_without_nan():
 def test_huge_learning_rate_ends_diverged_with_a_reason():
     data = xor(40, seed=0)
     trainer = Trainer(config_for(mlp(2, [8]), data, steps=1000, lr=1e6, rule="constant"))
-    chunk = trainer.run(1000)
+    chunk = trainer.run(1000).members[0]
     assert chunk.status == "diverged"
     assert "diverged at step" in chunk.reason and "step size" in chunk.reason
     for name, values in chunk.records.items():
@@ -131,15 +131,15 @@ def test_same_seed_gives_a_bit_identical_trajectory():
     runs = []
     for _ in range(2):
         trainer = Trainer(config_for(mlp(2, [8]), data, steps=300, lr=0.5, rule="lyu_li", seed=11))
-        chunk = trainer.run(300)
-        runs.append((trainer.theta.copy(), chunk.records))
+        chunk = trainer.run(300).members[0]
+        runs.append((trainer.members[0].theta.copy(), chunk.records))
     assert np.array_equal(runs[0][0], runs[1][0])
     for name in runs[0][1]:
         if name != "wall_time":
             assert np.array_equal(runs[0][1][name], runs[1][1][name], equal_nan=True), name
     other = Trainer(config_for(mlp(2, [8]), data, steps=300, lr=0.5, rule="lyu_li", seed=12))
     other.run(300)
-    assert not np.array_equal(other.theta, runs[0][0])
+    assert not np.array_equal(other.members[0].theta, runs[0][0])
 
 
 RESIDUAL_GELU = ArchitectureSpec(2, [Dense(8), Activation("gelu"), Residual([Dense(8), Activation("gelu"), Dense(8)]),
@@ -164,12 +164,11 @@ def test_torch_autograd_backend_follows_the_same_1000_step_trajectory(spec, defe
         config.run.backend = backend
         config.recording.every_step_until = 1001  # every metric at every step, as in the benchmark
         trainer = Trainer(config)
-        chunk = trainer.run(1000)
+        chunk = trainer.run(1000).members[0]
         assert chunk.status == "finished"
-        thetas.append(trainer.theta)
+        thetas.append(trainer.members[0].theta)
         records.append(chunk.records)
     assert np.max(np.abs(thetas[0] - thetas[1])) <= 1e-12 * np.max(np.abs(thetas[0]))
-    # the numpy path makes its records in blocks (family_records), the autograd path one by one
     assert len(records[0]["step"]) == 1001
     for name, fast in records[0].items():
         if name != "wall_time":
@@ -180,8 +179,9 @@ def test_torch_autograd_backend_follows_the_same_1000_step_trajectory(spec, defe
 
 @pytest.mark.parametrize("case", ["relu", "residual-gelu", "diverging", "float32", "ensemble"])
 def test_records_made_in_blocks_equal_records_made_one_by_one(case):
-    """Trainer defers its records and makes them as array operations (family_records); with the
-    block size 0 it makes each at its step (Trainer._record). Chunk ends cut blocks anywhere."""
+    """The driver asks the engine for blocks of steps and the recorder makes their records as
+    array operations; with blocks of one kept step each record is made alone. Chunk ends cut
+    blocks anywhere."""
     data = gaussian_blobs(30, 2, separation=4.0, noise=0.5, seed=4)
     spec = {"relu": mlp(2, [16]), "diverging": mlp(2, [16]), "float32": mlp(2, [16]),
             "residual-gelu": ArchitectureSpec(2, [Dense(24), Activation("gelu"),
@@ -189,24 +189,21 @@ def test_records_made_in_blocks_equal_records_made_one_by_one(case):
             "ensemble": ArchitectureSpec(2, [Ensemble([mlp(2, [4]).blocks, mlp(2, [6]).blocks])])}[case]
     options = {"lr": 1e4, "rule": "constant"} if case == "diverging" else {"lr": 0.1, "rule": "lyu_li"}
     results = []
-    for block in (None, 0):
+    for block in (None, 1):
         config = config_for(spec, data, steps=700, **options)
         config.recording.every_step_until = 300  # every step, then log-spaced
         if case == "float32":
             config.run.dtype = "float32"
         trainer = Trainer(config)
         if block is not None:
-            trainer._block_size = block
+            trainer.record_block = block
         chunks = []
         while trainer.status == "running":
-            chunks.append(trainer.run(97))
+            chunks.append(trainer.run(97).members[0])
         results.append((trainer, chunks))
     (blocks, a), (single, b) = results
     assert blocks.status == single.status and blocks.step == single.step
-    if case == "ensemble":
-        assert blocks._block_size == 0  # shares need a forward per record: one by one
-    elif case != "diverging":
-        assert blocks._block_size > 0
+    assert blocks.record_block > 1
     for name in a[0].records:
         if name == "wall_time":
             continue
@@ -223,7 +220,7 @@ def test_every_optimizer_separates_blobs(kind):
     data = gaussian_blobs(40, 2, separation=4.0, noise=0.5, seed=0)
     lr = {"sign": 0.01, "coordinate": 0.1, "adam": 0.01, "momentum": 0.05}.get(kind, 0.2)
     trainer = Trainer(config_for(mlp(2, [8]), data, steps=600, lr=lr, kind=kind))
-    chunk = trainer.run(600)
+    chunk = trainer.run(600).members[0]
     r = chunk.records
     assert chunk.status == "finished", chunk.reason
     assert r["accuracy"][-1] == 1.0 and r["log_loss"][-1] < r["log_loss"][0]
@@ -272,19 +269,19 @@ def test_l1_and_linf_norms_without_a_temporary_equal_numpys():
 def test_steepest_descent_flavors_approach_their_max_margin_direction(kind, solver, margin):
     data = linearly_separable(40, 3, 0.2, seed=8)
     trainer = Trainer(config_for(linear_spec(3), data, steps=6000, lr=0.01, kind=kind))
-    chunk = trainer.run(6000)
+    chunk = trainer.run(6000).members[0]
     target = solver(data.X, data.y)
     r = chunk.records
     assert r["angle_to_reference"][-1] < r["angle_to_reference"][200]
-    assert unit_angle(_direction(trainer.theta), target) < math.radians(3)
+    assert unit_angle(_direction(trainer.members[0].theta), target) < math.radians(3)
     assert r[margin][-1] > r[margin][200]
 
 
 def test_float32_runs_in_log_space_without_nan():
     data = linearly_separable(50, 2, 0.2, seed=2)
     trainer = Trainer(config_for(linear_spec(), data, steps=3000, lr=1.0, dtype="float32"))
-    chunk = trainer.run(3000)
-    assert trainer.theta.dtype == np.float32 and chunk.status == "finished"
+    chunk = trainer.run(3000).members[0]
+    assert trainer.members[0].theta.dtype == np.float32 and chunk.status == "finished"
     assert chunk.records["log_loss"][-1] < -88  # exp(-q) would have underflowed float32 here
     assert np.all(np.isfinite(chunk.records["smoothed_margin"]))
 
@@ -299,6 +296,28 @@ def test_recording_stays_bounded_over_ten_million_steps():
     assert 190 <= len(decade) <= 210
 
 
+def test_due_steps_listed_ahead_are_the_steps_due_one_by_one():
+    """The driver lists a range's due steps ahead (due_in, at most ``limit``), the engine may stop
+    early, and only the steps taken are consumed (commit): the same steps as asking step by step,
+    from step 0 or from a continued run's first step."""
+    rng = np.random.default_rng(7)
+    for dense, per_decade, start in [(0, 3, 0), (1, 10, 0), (50, 20, 0), (5, 1, 1234), (1000, 200, 0)]:
+        probe = LogSchedule(dense, per_decade)
+        expected = [s for s in range(start, 20_000) if probe.due(s)]
+        schedule, got, step = LogSchedule(dense, per_decade), [], start
+        while step < 20_000:
+            limit, end = int(rng.choice([1, 3, 256])), min(20_000, step + int(rng.choice([1, 50, 5000])))
+            due = schedule.due_in(step, end, limit)
+            if len(due) == limit:
+                end = int(due[-1]) + 1
+            if end - step > 1 and rng.random() < 0.3:  # a deadline stops the block early
+                end = int(rng.integers(step + 1, end))
+            got += [int(s) for s in due if s < end]
+            schedule.commit(step, end)
+            step = end
+        assert got == expected, (dense, per_decade, start)
+
+
 def test_chunks_can_be_paused_and_resumed_without_changing_the_trajectory():
     data = gaussian_blobs(30, 2, seed=9)
     whole = Trainer(config_for(mlp(2, [8]), data, steps=500, lr=0.3))
@@ -306,8 +325,8 @@ def test_chunks_can_be_paused_and_resumed_without_changing_the_trajectory():
     pieces = Trainer(config_for(mlp(2, [8]), data, steps=500, lr=0.3))
     collected = []
     while pieces.status == "running":
-        collected.append(pieces.run(37).records["step"])
-    assert np.array_equal(whole.theta, pieces.theta)
+        collected.append(pieces.run(37).members[0].records["step"])
+    assert np.array_equal(whole.members[0].theta, pieces.members[0].theta)
     steps = np.concatenate([c for c in collected if len(c)])
     assert np.array_equal(steps, np.unique(steps))
 
@@ -323,7 +342,7 @@ def test_stable_rank_matches_the_svd():
 
 
 def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
-    from margin_explorer.core.family_records import _angle
+    from margin_explorer.core.recorder import angles
     from margin_explorer.core.metrics import unit_angle
 
     rng = np.random.default_rng(2)
@@ -331,7 +350,7 @@ def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
     for angle in (1e-12, 1e-6, 0.3, 1.5, np.pi / 2 - 1e-9, np.pi / 2 + 1e-9, 3.0, np.pi - 1e-6):
         v = np.cos(angle) * a + np.sin(angle) * b
         assert unit_angle(a, v) == pytest.approx(angle, rel=1e-9, abs=1e-15), angle
-        assert _angle(a[None], v[None])[0] == pytest.approx(unit_angle(a, v), rel=1e-14), angle
+        assert angles(a[None], v[None])[0] == pytest.approx(unit_angle(a, v), rel=1e-14), angle
     # a record's vectors: 33,000 coordinates, each normalized in floating point (|u| = 1 to a few
     # ulp), against both norms formed in long double where the platform has one
     theta = rng.normal(size=33_000)
@@ -354,8 +373,8 @@ def test_lyu_li_rule_uses_the_summed_loss_with_a_mean_reduction():
         config = config_for(mlp(2, [8], init=None), data, steps=600, lr=0.5, rule="lyu_li")
         config.loss.reduction = reduction
         trainer = Trainer(config)
-        chunk = trainer.run(600)
-        thetas.append(trainer.theta.copy())
+        chunk = trainer.run(600).members[0]
+        thetas.append(trainer.members[0].theta.copy())
         losses.append(chunk.records["log_loss"])
     assert losses[0][-1] < -2  # past L_sum = 1/e, where the log factor acts
     np.testing.assert_allclose(losses[1], losses[0] - math.log(40), rtol=0, atol=1e-10)

@@ -1,0 +1,223 @@
+"""The recorder: every record of every run, made from a StepBlock (core/step_block.py) for a
+block of K steps of S members at once (K = 1 and S = 1 included), as array operations.
+
+A record is defined by THEORY.md (Quantities) and core/metrics.py: the scalars, each sample's
+normalized margin, the layers' norms and stable ranks (with a warm TopEigenvalue per member and
+layer), Lyu and Li's support counts, the ensemble shares, and the direction change against the
+member's previous record. Made one by one a record costs ~30 small numpy calls (~150 us): 32
+members recorded every step would spend more time recording than training. The recorder holds
+each member's rows until the driver drains them into a chunk; nothing else reaches into it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import losses
+from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, stable_rank
+from .spectral import SMALLEST, TopEigenvalue
+from .step_block import StepBlock
+
+SCALARS = ("step", "wall_time", "log_loss", "accuracy", "q_min", "param_norm", "param_norm_l1",
+           "param_norm_linf", "normalized_margin", "smoothed_margin", "normalized_margin_l1",
+           "normalized_margin_linf", "alignment", "alignment_gap", "direction_change", "angle_to_reference",
+           "support_vectors", "normalized_margin_layers")
+
+
+def angles(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """metrics.unit_angle along the last axis."""
+    d, s = u - v, u + v
+    return 2.0 * np.arctan2(np.sqrt(np.einsum("...i,...i->...", d, d)), np.sqrt(np.einsum("...i,...i->...", s, s)))
+
+
+def stable_ranks(W: np.ndarray, tops=None, steps=None, squared_norms=None) -> np.ndarray:
+    """metrics.stable_rank of each matrix in a stack (K steps, S members, rows, cols); ``tops``:
+    each member's spectral.TopEigenvalue for this layer, which take the matrices in step order
+    (warm, ~5-20x quicker than a batched eigvalsh where the full solver is slow), at ``steps``
+    (K), with ``squared_norms`` (K, S) the matrices' ||W||_F^2 where the caller has them."""
+    rows, cols = W.shape[-2:]
+    if min(rows, cols) == 1:
+        return np.ones(W.shape[:-2])
+    if tops is not None and min(rows, cols) >= SMALLEST:
+        K, S = W.shape[:2]
+        ranks = np.empty((K, S))
+        for s, top in enumerate(tops):
+            for k in range(K):
+                ranks[k, s] = stable_rank(W[k, s], top, None if steps is None else int(steps[k]),
+                                          None if squared_norms is None else float(squared_norms[k, s]))
+        return ranks
+    G = np.swapaxes(W, -1, -2) @ W if cols <= rows else W @ np.swapaxes(W, -1, -2)
+    frobenius = np.trace(G, axis1=-2, axis2=-1)
+    if G.shape[-1] == 2:
+        a, b, d = G[..., 0, 0], G[..., 0, 1], G[..., 1, 1]
+        top = 0.5 * frobenius + np.sqrt(0.25 * (a - d) ** 2 + b * b)
+    else:
+        top = np.linalg.eigvalsh(G)[..., -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(top > 0, frobenius / top, np.nan)
+
+
+class _Rows:
+    """One member's records since the last drain, and what its next record compares against."""
+
+    def __init__(self, layers: int):
+        self.scalars: list = []  # one tuple of SCALARS per record
+        self.samples: list = []
+        self.layers: list = []
+        self.support: list = []
+        self.shares: list = []
+        self.previous_direction = None
+        self.last_step = -1
+        self.tops = [TopEigenvalue() for _ in range(layers)]
+
+
+class Recorder:
+    """Records of S members trained on data X, y with the host network ``net`` (weight slices,
+    and the ensembles' member outputs for their shares)."""
+
+    def __init__(self, net, X, y, loss_kind: str, mean: bool, order: float | None, reference, support_tol: float,
+                 members: int):
+        self.net, self.X, self.y = net, X, y
+        self.loss_kind, self.mean, self.order = loss_kind, mean, order
+        self.n = len(y)
+        self.log_n = math.log(self.n)
+        self.reference, self.support_tol = reference, support_tol
+        self.members = [_Rows(len(net.weight_slices)) for _ in range(members)]
+
+    def use_exact_ranks(self) -> None:
+        """Every stable rank from here by the full symmetric eigensolver instead of the warm
+        TopEigenvalue (the spectral tests' reference)."""
+        for member in self.members:
+            member.tops = [None] * len(member.tops)
+
+    def top_eigenvalues(self, s: int) -> list:
+        """Member s's warm solver of each layer (spectral.TopEigenvalue; None where exact)."""
+        return list(self.members[s].tops)
+
+    def last_step(self, s: int) -> int:
+        """The step of member s's last record (-1: none yet)."""
+        return self.members[s].last_step
+
+    def record(self, block: StepBlock, valid: np.ndarray, wall_offset: float = 0.0) -> None:
+        """The records of ``block``'s steps, member s at row k where ``valid[k, s]`` (a prefix of
+        the rows per member: its records end where it failed); wall_time = wall_offset + walls."""
+        if not valid.any():
+            return
+        rows_of = [np.flatnonzero(valid[:, s]) for s in range(valid.shape[1])]
+        used = np.flatnonzero(valid.any(axis=1))
+        if len(used) < valid.shape[0]:  # rows no member records (snapshots alone): left out of the arithmetic
+            block_rows = used
+            valid = valid[used]
+            rows_of = [np.flatnonzero(valid[:, s]) for s in range(valid.shape[1])]
+        else:
+            block_rows = slice(None)
+        steps = block.steps[block_rows]
+        walls = wall_offset + block.walls[block_rows]
+        theta, q, log_l, grad = (block.theta[block_rows], block.q[block_rows], block.log_l[block_rows],
+                                 block.grad[block_rows])
+        self._record(steps, walls, theta, q, log_l, grad, rows_of)
+
+    def _record(self, steps, walls, theta, q, log_l, grad, rows_of) -> None:
+        order, n, nan = self.order, self.n, np.nan
+        K, S = log_l.shape
+        members = self.members
+        with np.errstate(all="ignore"):
+            sq = np.einsum("ksp,ksp->ks", theta, theta)
+            norm = np.sqrt(sq)
+            abs_theta = np.abs(theta)
+            norm_l1, norm_linf = abs_theta.sum(axis=2), abs_theta.max(axis=2)
+            q_min = q.min(axis=2)
+            log_loss = log_l - self.log_n if self.mean else log_l
+            accuracy = np.count_nonzero(q > 0, axis=2) / n
+            if order is not None:
+                scale = np.where(norm > 0, norm ** order, nan)
+                smoothed = np.array([losses.inverse_loss(self.loss_kind, v) if math.isfinite(v) else nan
+                                     for v in log_l.ravel().tolist()]).reshape(K, S)
+                margins = [q_min / scale, smoothed / scale, np.where(norm > 0, q_min / norm_l1 ** order, nan),
+                           np.where(norm > 0, q_min / norm_linf ** order, nan)]
+                sample_margins = q / scale[..., None]
+            else:
+                margins = [np.full((K, S), nan)] * 4
+                sample_margins = np.full(q.shape, nan)
+            gnorm = np.sqrt(np.einsum("ksp,ksp->ks", grad, grad))
+            has_u = (norm > 0) & (gnorm > 0)  # the direction is defined (else the record's angles are NaN)
+            u = theta / np.where(has_u, norm, nan)[..., None]
+            diff = u + grad / gnorm[..., None]
+            gap = 0.5 * np.einsum("ksp,ksp->ks", diff, diff)  # 1 - cos without cancellation
+            ref = self.reference
+            to_reference = angles(u, ref) if ref is not None else np.full((K, S), nan)
+            support = np.count_nonzero(q <= (q_min + self.support_tol * np.abs(q_min))[..., None], axis=2)
+            layer_norms, ranks = [], []
+            for layer, (_name, sl, shape) in enumerate(self.net.weight_slices):
+                w = theta[:, :, sl]
+                squared = np.einsum("ksp,ksp->ks", w, w)
+                layer_norms.append(np.sqrt(squared))
+                tops = [m.tops[layer] for m in members]
+                ranks.append(self._ranks(w.reshape(K, S, *shape), tops, steps, squared, rows_of))
+            layer_norms, ranks = np.stack(layer_norms, axis=2), np.stack(ranks, axis=2)
+            product = np.prod(layer_norms, axis=2)  # Lyu and Li's normalization
+            by_layers = np.where(product > 0, q_min / product, nan) if order is not None else np.full((K, S), nan)
+            # one threshold at a time: a (K, S, 7, n) mask would be 7 times the block's margins
+            counts = np.stack([np.count_nonzero(q < (q_min + t)[..., None], axis=2) for t in SUPPORT_STEPS], axis=2)
+            # the direction change: each record against the one before it (a member's first record here
+            # against its last direction); an undefined direction (NaN) makes the angle NaN either side
+            previous = np.stack([np.full(theta.shape[2], nan) if m.previous_direction is None else m.previous_direction
+                                 for m in members])
+            before = np.concatenate([previous[None], u[:-1]], axis=0)
+            change = angles(u, before)
+        for s, member in enumerate(members):
+            rows = rows_of[s]
+            if not len(rows):
+                continue
+            last = rows[-1]
+            member.previous_direction = u[last, s].copy() if has_u[last, s] else None
+            table = np.column_stack([steps[rows], walls[rows], log_loss[rows, s], accuracy[rows, s], q_min[rows, s],
+                                     norm[rows, s], norm_l1[rows, s], norm_linf[rows, s],
+                                     *[m[rows, s] for m in margins], 1.0 - gap[rows, s], gap[rows, s],
+                                     change[rows, s], to_reference[rows, s], support[rows, s], by_layers[rows, s]])
+            member.scalars.extend(map(tuple, table.tolist()))
+            member.samples.extend(sample_margins[rows, s])
+            member.layers.extend(zip(layer_norms[rows, s].tolist(), ranks[rows, s].tolist()))
+            member.support.extend(counts[rows, s])
+            member.last_step = int(steps[last])
+            if self.net.ensembles:  # the shares need each record's forward
+                for k in rows:
+                    member.shares.append(self._shares(theta[k, s]))
+
+    @staticmethod
+    def _ranks(W, tops, steps, squared, rows_of):
+        """stable_ranks; the warm solvers see only the rows their member records (in step order)."""
+        if any(t is None for t in tops):
+            return stable_ranks(W)
+        if all(len(rows) == W.shape[0] for rows in rows_of):
+            return stable_ranks(W, tops, steps, squared)
+        ranks = np.full(W.shape[:2], np.nan)
+        for s, rows in enumerate(rows_of):
+            if len(rows):
+                ranks[rows, s] = stable_ranks(W[rows, s:s + 1], [tops[s]], steps[rows], squared[rows, s:s + 1])[:, 0]
+        return ranks
+
+    def _shares(self, theta) -> np.ndarray:
+        self.net.outputs(theta, self.X)
+        sizes = np.array([float(np.linalg.norm(m)) for m in self.net.member_outputs()])
+        total = sizes.sum()
+        return sizes / total if total > 0 else np.full(len(sizes), np.nan)
+
+    def drain(self, s: int) -> dict:
+        """Member s's records since the last drain: name -> array, one row per record."""
+        member = self.members[s]
+        records = {}
+        if member.scalars:
+            table = np.array(member.scalars, dtype=np.float64)
+            for i, name in enumerate(SCALARS):
+                records[name] = table[:, i].astype(np.int64) if name in ("step", "support_vectors") else table[:, i].copy()
+            records["sample_margins"] = np.array(member.samples, dtype=np.float64)
+            records["layer_norms"] = np.array([r[0] for r in member.layers], dtype=np.float64)
+            records["stable_rank"] = np.array([r[1] for r in member.layers], dtype=np.float64)
+            if member.shares:
+                records["ensemble_share"] = np.array(member.shares, dtype=np.float64)
+            records["support_counts"] = np.array(member.support, dtype=np.float64).reshape(-1, SUPPORT_DECADES)
+        member.scalars, member.samples, member.layers, member.support, member.shares = [], [], [], [], []
+        return records

@@ -1,0 +1,30 @@
+"""What an engine hands back from one ``advance`` call: the quantities of the steps due a record
+or a snapshot, for S members at once (core/engines/). The driver (core/trainer.py) makes the
+records from it with the recorder (core/recorder.py) and the snapshots itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class StepBlock:
+    steps: np.ndarray        # int64 (K,): the kept steps (a record or a snapshot is due), ascending
+    walls: np.ndarray        # float64 (K,): seconds since the advance call started, at each kept step
+    record: np.ndarray       # bool (K,)
+    snapshot: np.ndarray     # bool (K,)
+    theta: np.ndarray        # (K, S, P): parameters at the step, before its update
+    q: np.ndarray            # (K, S, n): y * f there
+    log_l: np.ndarray        # (K, S): the SUMMED log loss there
+    grad: np.ndarray         # (K, S, P): grad log L there (rows where record is False may be anything)
+    end_step: int            # the step reached (the next step to take)
+    final_theta: np.ndarray  # (S, P) at end_step (diverged members: frozen where they failed)
+    diverged_at: np.ndarray  # int64 (S,): -1 while alive, else the step at which the member failed
+    overflowed: np.ndarray   # bool (S,): the constant rule's loss overflowed exp (recorded, then diverged)
+
+    def last_valid(self) -> np.ndarray:
+        """int64 (S,): the last step each member's records and snapshots reach: the one before it
+        failed, or the one whose loss overflowed (recorded, then diverged); no limit while alive."""
+        return np.where(self.diverged_at < 0, np.iinfo(np.int64).max, self.diverged_at - 1 + self.overflowed)
