@@ -1,0 +1,462 @@
+"""The compiled engine's kernels (numba): K steps of a program (core/compiled_program.py) with no
+Python in the loop. Imported by the training process only (core/compiled_engine.py imports this
+module when an engine is made): the window's process never loads numba.
+
+Every function repeats core/ arithmetic in the same order of operations: the network's forward
+and backward (core/network.py, with the activations of core/activations.py), the loss in log
+space (core/losses.py), the update rules (core/optimizers.py), the step rules and the finiteness
+test (core/trainer.py Trainer._steps and _finite). Arrays are in the run's dtype; scalars, as in
+the numpy engine, in float64. Only the products and dot products may reassociate their sums
+(``_SUMS``), as BLAS does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from .compiled_program import (ACCUMULATE, ACT, ADD, ASSIGN, B_OFF, CODE, DENSE, EXTRA, EXTRA_MODE, IN, IN_MODE,
+                               KIND, OUT, PARAM, SCALE, W_OFF)
+
+# products and dot products: their sums may be reassociated (vectorized) and multiply-adds fused, as
+# BLAS does; never 'nnan' or 'ninf', which would let LLVM drop the finiteness tests
+_SUMS = {"reassoc", "contract", "nsz"}
+
+
+def _jit(fastmath=False):
+    """numba.njit with its on-disk cache (NUMBA_CACHE_DIR, else __pycache__ beside this file, else
+    the user's cache folder). Where none of them can be written, numba refuses cache=True when the
+    function is defined: then the kernels compile in memory in each process instead."""
+    def wrap(fn):
+        try:
+            return numba.njit(cache=True, fastmath=fastmath, error_model="numpy", nogil=True)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(cache=False, fastmath=fastmath, error_model="numpy", nogil=True)(fn)
+    return wrap
+
+
+@intrinsic
+def _clock_ns(typingctx, clock):
+    """clock_gettime(clock) in nanoseconds, called from compiled code (a declared C symbol, so the
+    functions that use it stay cacheable, where a ctypes pointer would not)."""
+    sig = types.int64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        spec = cgutils.alloca_once(builder, ir.ArrayType(i64, 2))
+        fnty = ir.FunctionType(i32, [i32, spec.type])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "clock_gettime")
+        builder.call(fn, [builder.trunc(args[0], i32), spec])
+        zero = ir.Constant(i32, 0)
+        seconds = builder.load(builder.gep(spec, [zero, zero]))
+        nanoseconds = builder.load(builder.gep(spec, [zero, ir.Constant(i32, 1)]))
+        return builder.add(builder.mul(seconds, ir.Constant(i64, 1_000_000_000)), nanoseconds)
+
+    return sig, codegen
+
+
+@_jit()
+def clock_ns(clock):
+    """The compiled clock, for the engine to relate its times to time.perf_counter()."""
+    return _clock_ns(clock)
+
+
+# ---------------------------------------------------------------------------------- network
+@_jit(fastmath=_SUMS)
+def _dense_forward(theta, work, n, w_off, b_off, out_row, out_width, in_row, in_width):
+    """out = W in (+ b), feature-major: each output row is a sum of the input's rows."""
+    for o in range(out_width):
+        ob = (out_row + o) * n
+        for i in range(n):
+            work[ob + i] = 0.0
+        for k in range(in_width):
+            w = theta[w_off + o * in_width + k]
+            hb = (in_row + k) * n
+            for i in range(n):
+                work[ob + i] += w * work[hb + i]
+        if b_off >= 0:  # after the sum, as numpy's h @ W.T + b
+            b = theta[b_off + o]
+            for i in range(n):
+                work[ob + i] += b
+
+
+@_jit(fastmath=_SUMS)
+def _dense_backward(theta, work, gwork, grad, n, w_off, b_off, out_row, out_width, in_row, in_width, in_mode):
+    """grad W = g in^T, grad b = sum of g, and (where the input needs one) g_in (+)= W^T g."""
+    for o in range(out_width):
+        gb = (out_row + o) * n
+        for k in range(in_width):
+            hb = (in_row + k) * n
+            s = 0.0
+            for i in range(n):
+                s += gwork[gb + i] * work[hb + i]
+            grad[w_off + o * in_width + k] = s
+        if b_off >= 0:
+            s = 0.0
+            for i in range(n):
+                s += gwork[gb + i]
+            grad[b_off + o] = s
+    if in_mode == 0:
+        return
+    for k in range(in_width):
+        ib = (in_row + k) * n
+        if in_mode == ASSIGN:
+            for i in range(n):
+                gwork[ib + i] = 0.0
+        for o in range(out_width):
+            w = theta[w_off + o * in_width + k]
+            gb = (out_row + o) * n
+            for i in range(n):
+                gwork[ib + i] += w * gwork[gb + i]
+
+
+@_jit()
+def _expit(x):
+    """scipy.special.expit."""
+    if x >= 0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+@_jit()
+def _logaddexp0(x):
+    """numpy.logaddexp(0, x)."""
+    if x == 0.0:
+        return math.log(2.0)
+    if x < 0.0:
+        return math.log1p(math.exp(x))
+    if x > 0.0:
+        return x + math.log1p(math.exp(-x))
+    return x  # NaN
+
+
+_SQRT1_2 = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2 * math.pi)
+
+
+@_jit()
+def _activation(kind, param, work, a, b, d, count):
+    """work[b:] = s(work[a:]) and work[d:] = s'(work[a:]) over ``count`` numbers
+    (core/activations.py forward, kind codes of core/compiled_program.py)."""
+    if kind == 0:  # identity
+        for i in range(count):
+            work[b + i] = work[a + i]
+            work[d + i] = 1.0
+    elif kind == 1:  # relu: x * (x > 0)
+        for i in range(count):
+            x = work[a + i]
+            m = 1.0 if x > 0 else 0.0
+            work[b + i] = x * m
+            work[d + i] = m
+    elif kind == 2:  # leaky relu
+        for i in range(count):
+            x = work[a + i]
+            slope = 1.0 if x > 0 else param
+            work[b + i] = x * slope
+            work[d + i] = slope
+    elif kind == 3:  # abs, sign(0) = 0
+        for i in range(count):
+            x = work[a + i]
+            work[b + i] = abs(x)
+            work[d + i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
+    elif kind == 4:  # relu^k
+        for i in range(count):
+            x = work[a + i]
+            pos = 0.0 if x < 0 else x  # NaN stays NaN, as np.maximum
+            powk1 = pos ** (param - 1.0)
+            work[b + i] = powk1 * pos
+            work[d + i] = param * powk1
+    elif kind == 5:  # gelu, exact: cdf = (erf(x / sqrt 2) + 1) / 2
+        for i in range(count):
+            x = work[a + i]
+            cdf = (math.erf(x * _SQRT1_2) + 1.0) * 0.5
+            slope = math.exp(x * x * -0.5) * _INV_SQRT_2PI * x + cdf
+            work[b + i] = x * cdf
+            work[d + i] = slope
+    elif kind == 6:  # silu
+        for i in range(count):
+            x = work[a + i]
+            sig = _expit(x)
+            work[b + i] = x * sig
+            work[d + i] = sig * (1.0 + x * (1.0 - sig))
+    elif kind == 7:  # softplus with beta
+        for i in range(count):
+            bx = param * work[a + i]
+            work[b + i] = _logaddexp0(bx) / param
+            work[d + i] = _expit(bx)
+    elif kind == 8:  # elu
+        for i in range(count):
+            x = work[a + i]
+            if x <= 0:
+                em1 = math.expm1(x)
+                work[b + i] = param * em1
+                work[d + i] = param * (em1 + 1.0)
+            else:
+                work[b + i] = x
+                work[d + i] = 1.0
+    elif kind == 9:  # tanh
+        for i in range(count):
+            t = math.tanh(work[a + i])
+            work[b + i] = t
+            work[d + i] = 1.0 - t * t
+    else:  # sigmoid
+        for i in range(count):
+            s = _expit(work[a + i])
+            work[b + i] = s
+            work[d + i] = s * (1.0 - s)
+
+
+@_jit()
+def forward(ops, values, buffers, n, theta, work):
+    """Run the program forward; the output is the last op's buffer."""
+    for r in range(ops.shape[0]):
+        code, inp, out = ops[r, CODE], ops[r, IN], ops[r, OUT]
+        in_row, in_width = buffers[inp, 0], buffers[inp, 1]
+        out_row, out_width = buffers[out, 0], buffers[out, 1]
+        if code == DENSE:
+            _dense_forward(theta, work, n, ops[r, W_OFF], ops[r, B_OFF], out_row, out_width, in_row, in_width)
+        elif code == ACT:
+            _activation(ops[r, KIND], values[r, PARAM], work, in_row * n, out_row * n, buffers[ops[r, EXTRA], 0] * n,
+                        in_width * n)
+        else:  # ADD: out = in + scale * extra
+            scale = values[r, SCALE]
+            eb = buffers[ops[r, EXTRA], 0] * n
+            ib, ob = in_row * n, out_row * n
+            for i in range(in_width * n):
+                work[ob + i] = work[ib + i] + scale * work[eb + i]
+
+
+@_jit()
+def _add_gradient(gwork, target, source, count, mode, scale):
+    if mode == ASSIGN:
+        for i in range(count):
+            gwork[target + i] = scale * gwork[source + i] if scale != 1.0 else gwork[source + i]
+    elif mode == ACCUMULATE:
+        for i in range(count):
+            gwork[target + i] += scale * gwork[source + i] if scale != 1.0 else gwork[source + i]
+
+
+@_jit()
+def backward(ops, values, buffers, n, theta, work, gwork, grad):
+    """Fill ``grad`` from the output's gradient in ``gwork`` (the program reversed)."""
+    for r in range(ops.shape[0] - 1, -1, -1):
+        code, inp, out = ops[r, CODE], ops[r, IN], ops[r, OUT]
+        in_row, in_width = buffers[inp, 0], buffers[inp, 1]
+        out_row, out_width = buffers[out, 0], buffers[out, 1]
+        in_mode = ops[r, IN_MODE]
+        if code == DENSE:
+            _dense_backward(theta, work, gwork, grad, n, ops[r, W_OFF], ops[r, B_OFF], out_row, out_width, in_row,
+                            in_width, in_mode)
+        elif code == ACT:
+            if in_mode == 0:
+                continue
+            db, ib, ob = buffers[ops[r, EXTRA], 0] * n, in_row * n, out_row * n
+            if in_mode == ASSIGN:
+                for i in range(in_width * n):
+                    gwork[ib + i] = gwork[ob + i] * work[db + i]
+            else:
+                for i in range(in_width * n):
+                    gwork[ib + i] += gwork[ob + i] * work[db + i]
+        else:  # ADD
+            count = in_width * n
+            _add_gradient(gwork, in_row * n, out_row * n, count, in_mode, 1.0)
+            _add_gradient(gwork, buffers[ops[r, EXTRA], 0] * n, out_row * n, count, ops[r, EXTRA_MODE],
+                          values[r, SCALE])
+
+
+# ---------------------------------------------------------------------------------- loss
+EXPONENTIAL, LOGISTIC = 0, 1
+
+
+@_jit()
+def log_loss_and_weights(kind, q, weights):
+    """log L (the sum) and, in ``weights``, d log L / d q (core/losses.py log_loss_and_weights)."""
+    n = q.shape[0]
+    if kind == EXPONENTIAL:
+        m = -q[0]
+        for i in range(1, n):
+            v = -q[i]
+            if v > m or v != v:  # a NaN wins, as np.max
+                m = v
+        s = 0.0
+        for i in range(n):
+            e = math.exp(-q[i] - m)
+            weights[i] = e
+            s += e
+        log_l = m + math.log(s)
+        inv = -1.0 / s
+        for i in range(n):
+            weights[i] = weights[i] * inv
+        return log_l
+    total = 0.0
+    for i in range(n):
+        t = _logaddexp0(-q[i])
+        weights[i] = t
+        total += t
+    if 1e-250 < total < 1e300:
+        inv = 1.0 / total
+        for i in range(n):
+            weights[i] = math.expm1(-weights[i]) * inv
+        return math.log(total)
+    # log space: log l(q_i), then their log-sum-exp (losses.log_sample_losses, losses.logsumexp)
+    m = -np.inf
+    for i in range(n):
+        x = q[i]
+        lt = -x - 0.5 * math.exp(-x) if x > 30.0 else math.log(_logaddexp0(-x))
+        weights[i] = lt
+        if lt > m or lt != lt:
+            m = lt
+    if not math.isfinite(m):
+        log_l = m
+    else:
+        s = 0.0
+        for i in range(n):
+            s += math.exp(weights[i] - m)
+        log_l = m + math.log(s)
+    for i in range(n):
+        weights[i] = -math.exp(-_logaddexp0(q[i]) - log_l)
+    return log_l
+
+
+# ---------------------------------------------------------------------------------- updates
+GD, NORMALIZED_GD, SIGN, COORDINATE, MOMENTUM, ADAM = range(6)
+CONSTANT, LOSS_NORMALIZED, LYU_LI = range(3)
+
+
+@_jit(fastmath=_SUMS)
+def _squared_norm(a, zero):
+    """sum a_i^2 in the array's dtype (``zero``), as np.dot(a, a)."""
+    s = zero
+    for i in range(a.shape[0]):
+        s += a[i] * a[i]
+    return s
+
+
+@_jit()
+def update(kind, theta, d, factor, lr, momentum, beta1, beta2, eps, velocity, m, v, t, scratch, zero):
+    """core/optimizers.py UpdateRule.apply: theta in place from direction source factor * d."""
+    P = theta.shape[0]
+    if kind == GD:
+        scale = lr * factor
+        for j in range(P):
+            theta[j] -= scale * d[j]
+        return
+    if factor != 1.0:
+        for j in range(P):
+            scratch[j] = factor * d[j]
+        d = scratch
+    if kind == NORMALIZED_GD:
+        norm = math.sqrt(_squared_norm(d, zero))
+        if norm > 0:
+            scale = lr / norm
+            for j in range(P):
+                theta[j] -= scale * d[j]
+    elif kind == SIGN:
+        s = zero
+        for j in range(P):
+            s += abs(d[j])
+        scale = lr * s
+        for j in range(P):
+            x = d[j]
+            theta[j] -= scale * (1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x)))
+    elif kind == COORDINATE:
+        best, j = -1.0, 0
+        for i in range(P):
+            a = abs(d[i])
+            if a > best or a != a:  # the first largest (np.argmax), a NaN first of all
+                best, j = a, i
+                if a != a:
+                    break
+        x = d[j]
+        theta[j] -= lr * abs(x) * (1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x)))
+    elif kind == MOMENTUM:
+        for j in range(P):
+            velocity[j] = velocity[j] * momentum + d[j]
+            theta[j] -= lr * velocity[j]
+    else:  # adam
+        t[0] += 1
+        c1 = 1.0 - beta1 ** t[0]
+        c2 = 1.0 - beta2 ** t[0]
+        for j in range(P):
+            m[j] = beta1 * m[j] + (1.0 - beta1) * d[j]
+            v[j] = beta2 * v[j] + (1.0 - beta2) * d[j] * d[j]
+            theta[j] -= lr * (m[j] / c1) / (math.sqrt(v[j] / c2) + eps)
+
+
+# ---------------------------------------------------------------------------------- the block
+@_jit()
+def run_block(ops, values, buffers, n, output_row, y, theta, work, gwork, grad, q, weights, scratch, zero,
+              opt_kind, lr, momentum, beta1, beta2, eps, velocity, m, v, t,
+              step_rule, loss_kind, mean, log_n, lyu_li_power, norm_limit, log_max,
+              start, end, record_steps, snapshot_steps, clock, deadline_ns, check_every,
+              kept_steps, kept_ns, kept_record, kept_snapshot, kept_theta, kept_q, kept_log_l, kept_grad):
+    """Steps start..end-1 (fewer: a divergence, a full kept buffer, or the deadline): Trainer._steps
+    with the records and snapshots replaced by keeping theta, q, log L and grad at the due steps.
+    Returns (the step reached, the number kept, the step it diverged at or -1, whether the constant
+    rule's loss overflowed)."""
+    P = theta.shape[0]
+    ob = output_row * n
+    n_rec, n_snap, capacity = record_steps.shape[0], snapshot_steps.shape[0], kept_steps.shape[0]
+    ri = np.searchsorted(record_steps, start)
+    si = np.searchsorted(snapshot_steps, start)
+    kept = 0
+    diverged_at = -1
+    overflowed = False
+    step = start
+    while step < end:
+        forward(ops, values, buffers, n, theta, work)
+        for i in range(n):
+            q[i] = y[i] * work[ob + i]
+        log_l = log_loss_and_weights(loss_kind, q, weights)
+        for i in range(n):
+            gwork[ob + i] = weights[i] * y[i]
+        backward(ops, values, buffers, n, theta, work, gwork, grad)
+        # Trainer._finite: a NaN or inf anywhere in the gradient makes its squared norm NaN or inf
+        norm = math.sqrt(_squared_norm(theta, zero))
+        grad_sq = _squared_norm(grad, zero)
+        if not (math.isfinite(log_l) and math.isfinite(norm) and norm < norm_limit and math.isfinite(grad_sq)):
+            diverged_at = step
+            break
+        while ri < n_rec and record_steps[ri] < step:
+            ri += 1
+        while si < n_snap and snapshot_steps[si] < step:
+            si += 1
+        is_record = ri < n_rec and record_steps[ri] == step
+        is_snapshot = si < n_snap and snapshot_steps[si] == step
+        if is_record or is_snapshot:
+            if kept == capacity:  # full: the caller takes this step again in its next block
+                break
+            kept_steps[kept] = step
+            kept_ns[kept] = _clock_ns(clock)
+            kept_record[kept] = is_record
+            kept_snapshot[kept] = is_snapshot
+            kept_log_l[kept] = log_l
+            for j in range(P):
+                kept_theta[kept, j] = theta[j]
+                kept_grad[kept, j] = grad[j]
+            for i in range(n):
+                kept_q[kept, i] = q[i]
+            kept += 1
+        log_step = log_l - log_n if mean else log_l
+        if step_rule == LOSS_NORMALIZED:
+            factor = 1.0
+        elif step_rule == LYU_LI:  # log(1/L) of the SUM, whatever the reduction
+            factor = (-log_l) ** -lyu_li_power if log_l < -1.0 else 1.0
+        else:
+            if log_step > log_max:  # recorded, then diverged (Trainer._steps)
+                diverged_at = step
+                overflowed = True
+                break
+            factor = math.exp(log_step)
+        update(opt_kind, theta, grad, factor, lr, momentum, beta1, beta2, eps, velocity, m, v, t, scratch, zero)
+        step += 1
+        if deadline_ns >= 0 and (step - start) % check_every == 0 and _clock_ns(clock) > deadline_ns:
+            break
+    return step, kept, diverged_at, overflowed
