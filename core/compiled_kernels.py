@@ -21,8 +21,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .compiled_program import (ACCUMULATE, ACT, ADD, ASSIGN, B_OFF, CODE, DENSE, EXTRA, EXTRA_MODE, IN, IN_MODE,
-                               KIND, OUT, PARAM, SCALE, W_OFF)
+from .compiled_program import (ACCUMULATE, ACT, ASSIGN, B_OFF, CODE, DENSE, EXTRA, EXTRA_MODE, IN, IN_MODE, KIND,
+                               OUT, PARAM, SCALE, W_OFF)
 
 # products and dot products: their sums may be reassociated (vectorized) and multiply-adds fused, as
 # BLAS does; never 'nnan' or 'ninf', which would let LLVM drop the finiteness tests
@@ -68,52 +68,97 @@ def clock_ns(clock):
 
 
 # ---------------------------------------------------------------------------------- network
-@_jit(fastmath=_SUMS)
-def _dense_forward(theta, work, n, w_off, b_off, out_row, out_width, in_row, in_width):
-    """out = W in (+ b), feature-major: each output row is a sum of the input's rows."""
-    for o in range(out_width):
-        ob = (out_row + o) * n
-        for i in range(n):
-            work[ob + i] = 0.0
-        for k in range(in_width):
-            w = theta[w_off + o * in_width + k]
-            hb = (in_row + k) * n
-            for i in range(n):
-                work[ob + i] += w * work[hb + i]
-        if b_off >= 0:  # after the sum, as numpy's h @ W.T + b
-            b = theta[b_off + o]
-            for i in range(n):
-                work[ob + i] += b
+# multiplications from which a product goes to BLAS (numba's np.dot: scipy's BLAS, one thread in a
+# training process, core/blas.py); below, loops over the samples, which LLVM vectorizes
+BLAS_FROM = 1 << 15
+
+
+@_jit()
+def _rows(work, buffers, buf, n):
+    """Buffer ``buf`` as a (width, n) view of the workspace."""
+    row, width = buffers[buf, 0], buffers[buf, 1]
+    return work[row * n:(row + width) * n].reshape((width, n))
 
 
 @_jit(fastmath=_SUMS)
-def _dense_backward(theta, work, gwork, grad, n, w_off, b_off, out_row, out_width, in_row, in_width, in_mode):
-    """grad W = g in^T, grad b = sum of g, and (where the input needs one) g_in (+)= W^T g."""
-    for o in range(out_width):
-        gb = (out_row + o) * n
-        for k in range(in_width):
-            hb = (in_row + k) * n
+def _dense_forward(W, b, H, O):
+    """O = W H (+ b), feature-major: each output row is a sum of the input's rows."""
+    out_width, in_width = W.shape
+    n = H.shape[1]
+    if out_width * in_width * n >= BLAS_FROM and out_width > 1 and in_width > 1:
+        np.dot(W, H, O)
+    else:
+        for o in range(out_width):
+            row = O[o]
+            w = W[o, 0]
+            h = H[0]
+            for i in range(n):
+                row[i] = w * h[i]
+            for k in range(1, in_width):
+                w = W[o, k]
+                h = H[k]
+                for i in range(n):
+                    row[i] += w * h[i]
+    if b.shape[0]:  # after the sum, as numpy's h @ W.T + b
+        for o in range(out_width):
+            row = O[o]
+            bo = b[o]
+            for i in range(n):
+                row[i] += bo
+
+
+@_jit(fastmath=_SUMS)
+def _dense_backward(W, gW, gb, H, G, GI, tmp, in_mode):
+    """gW = G H^T, gb = the sums of G's rows, and (where the input needs one) GI (+)= W^T G."""
+    out_width, in_width = W.shape
+    n = H.shape[1]
+    blas = out_width * in_width * n >= BLAS_FROM and out_width > 1 and in_width > 1
+    if blas:
+        np.dot(G, H.T, gW)
+    else:
+        for o in range(out_width):
+            g = G[o]
+            for k in range(in_width):
+                h = H[k]
+                s = 0.0
+                for i in range(n):
+                    s += g[i] * h[i]
+                gW[o, k] = s
+    if gb.shape[0]:
+        for o in range(out_width):
+            g = G[o]
             s = 0.0
             for i in range(n):
-                s += gwork[gb + i] * work[hb + i]
-            grad[w_off + o * in_width + k] = s
-        if b_off >= 0:
-            s = 0.0
-            for i in range(n):
-                s += gwork[gb + i]
-            grad[b_off + o] = s
+                s += g[i]
+            gb[o] = s
     if in_mode == 0:
         return
-    for k in range(in_width):
-        ib = (in_row + k) * n
+    if blas:
         if in_mode == ASSIGN:
+            np.dot(W.T, G, GI)
+        else:
+            T = tmp[:in_width * n].reshape((in_width, n))
+            np.dot(W.T, G, T)
+            for k in range(in_width):
+                gi, t = GI[k], T[k]
+                for i in range(n):
+                    gi[i] += t[i]
+        return
+    for k in range(in_width):
+        gi = GI[k]
+        if in_mode == ASSIGN:
+            w = W[0, k]
+            g = G[0]
             for i in range(n):
-                gwork[ib + i] = 0.0
-        for o in range(out_width):
-            w = theta[w_off + o * in_width + k]
-            gb = (out_row + o) * n
+                gi[i] = w * g[i]
+            first = 1
+        else:
+            first = 0
+        for o in range(first, out_width):
+            w = W[o, k]
+            g = G[o]
             for i in range(n):
-                gwork[ib + i] += w * gwork[gb + i]
+                gi[i] += w * g[i]
 
 
 @_jit()
@@ -142,75 +187,91 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2 * math.pi)
 
 
 @_jit()
-def _activation(kind, param, work, a, b, d, count):
-    """work[b:] = s(work[a:]) and work[d:] = s'(work[a:]) over ``count`` numbers
-    (core/activations.py forward, kind codes of core/compiled_program.py)."""
+def _activation(kind, param, x_in, out, slope):
+    """out = s(x_in), slope = s'(x_in), elementwise (core/activations.py forward; the kind codes of
+    core/compiled_program.py)."""
+    count = x_in.shape[0]
     if kind == 0:  # identity
         for i in range(count):
-            work[b + i] = work[a + i]
-            work[d + i] = 1.0
+            out[i] = x_in[i]
+            slope[i] = 1.0
     elif kind == 1:  # relu: x * (x > 0)
         for i in range(count):
-            x = work[a + i]
+            x = x_in[i]
             m = 1.0 if x > 0 else 0.0
-            work[b + i] = x * m
-            work[d + i] = m
+            out[i] = x * m
+            slope[i] = m
     elif kind == 2:  # leaky relu
         for i in range(count):
-            x = work[a + i]
-            slope = 1.0 if x > 0 else param
-            work[b + i] = x * slope
-            work[d + i] = slope
+            x = x_in[i]
+            s = 1.0 if x > 0 else param
+            out[i] = x * s
+            slope[i] = s
     elif kind == 3:  # abs, sign(0) = 0
         for i in range(count):
-            x = work[a + i]
-            work[b + i] = abs(x)
-            work[d + i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
+            x = x_in[i]
+            out[i] = abs(x)
+            slope[i] = 1.0 if x > 0 else (-1.0 if x < 0 else (0.0 if x == 0 else x))
     elif kind == 4:  # relu^k
         for i in range(count):
-            x = work[a + i]
+            x = x_in[i]
             pos = 0.0 if x < 0 else x  # NaN stays NaN, as np.maximum
             powk1 = pos ** (param - 1.0)
-            work[b + i] = powk1 * pos
-            work[d + i] = param * powk1
+            out[i] = powk1 * pos
+            slope[i] = param * powk1
     elif kind == 5:  # gelu, exact: cdf = (erf(x / sqrt 2) + 1) / 2
         for i in range(count):
-            x = work[a + i]
+            x = x_in[i]
             cdf = (math.erf(x * _SQRT1_2) + 1.0) * 0.5
-            slope = math.exp(x * x * -0.5) * _INV_SQRT_2PI * x + cdf
-            work[b + i] = x * cdf
-            work[d + i] = slope
+            out[i] = x * cdf
+            slope[i] = math.exp(x * x * -0.5) * _INV_SQRT_2PI * x + cdf
     elif kind == 6:  # silu
         for i in range(count):
-            x = work[a + i]
+            x = x_in[i]
             sig = _expit(x)
-            work[b + i] = x * sig
-            work[d + i] = sig * (1.0 + x * (1.0 - sig))
+            out[i] = x * sig
+            slope[i] = sig * (1.0 + x * (1.0 - sig))
     elif kind == 7:  # softplus with beta
         for i in range(count):
-            bx = param * work[a + i]
-            work[b + i] = _logaddexp0(bx) / param
-            work[d + i] = _expit(bx)
+            bx = param * x_in[i]
+            out[i] = _logaddexp0(bx) / param
+            slope[i] = _expit(bx)
     elif kind == 8:  # elu
         for i in range(count):
-            x = work[a + i]
+            x = x_in[i]
             if x <= 0:
                 em1 = math.expm1(x)
-                work[b + i] = param * em1
-                work[d + i] = param * (em1 + 1.0)
+                out[i] = param * em1
+                slope[i] = param * (em1 + 1.0)
             else:
-                work[b + i] = x
-                work[d + i] = 1.0
+                out[i] = x
+                slope[i] = 1.0
     elif kind == 9:  # tanh
         for i in range(count):
-            t = math.tanh(work[a + i])
-            work[b + i] = t
-            work[d + i] = 1.0 - t * t
+            t = math.tanh(x_in[i])
+            out[i] = t
+            slope[i] = 1.0 - t * t
     else:  # sigmoid
         for i in range(count):
-            s = _expit(work[a + i])
-            work[b + i] = s
-            work[d + i] = s * (1.0 - s)
+            s = _expit(x_in[i])
+            out[i] = s
+            slope[i] = s * (1.0 - s)
+
+
+@_jit()
+def _flat(work, buffers, buf, n):
+    """Buffer ``buf`` as a flat view of the workspace."""
+    row, width = buffers[buf, 0], buffers[buf, 1]
+    return work[row * n:(row + width) * n]
+
+
+@_jit()
+def _weights(theta, ops, r, out_width, in_width):
+    """(W, b) of dense op ``r`` as views of theta (b empty without a bias)."""
+    w_off, b_off = ops[r, W_OFF], ops[r, B_OFF]
+    W = theta[w_off:w_off + out_width * in_width].reshape((out_width, in_width))
+    b = theta[b_off:b_off + out_width] if b_off >= 0 else theta[:0]
+    return W, b
 
 
 @_jit()
@@ -218,57 +279,62 @@ def forward(ops, values, buffers, n, theta, work):
     """Run the program forward; the output is the last op's buffer."""
     for r in range(ops.shape[0]):
         code, inp, out = ops[r, CODE], ops[r, IN], ops[r, OUT]
-        in_row, in_width = buffers[inp, 0], buffers[inp, 1]
-        out_row, out_width = buffers[out, 0], buffers[out, 1]
         if code == DENSE:
-            _dense_forward(theta, work, n, ops[r, W_OFF], ops[r, B_OFF], out_row, out_width, in_row, in_width)
+            W, b = _weights(theta, ops, r, buffers[out, 1], buffers[inp, 1])
+            _dense_forward(W, b, _rows(work, buffers, inp, n), _rows(work, buffers, out, n))
         elif code == ACT:
-            _activation(ops[r, KIND], values[r, PARAM], work, in_row * n, out_row * n, buffers[ops[r, EXTRA], 0] * n,
-                        in_width * n)
+            _activation(ops[r, KIND], values[r, PARAM], _flat(work, buffers, inp, n), _flat(work, buffers, out, n),
+                        _flat(work, buffers, ops[r, EXTRA], n))
         else:  # ADD: out = in + scale * extra
             scale = values[r, SCALE]
-            eb = buffers[ops[r, EXTRA], 0] * n
-            ib, ob = in_row * n, out_row * n
-            for i in range(in_width * n):
-                work[ob + i] = work[ib + i] + scale * work[eb + i]
+            a, e, o = _flat(work, buffers, inp, n), _flat(work, buffers, ops[r, EXTRA], n), _flat(work, buffers, out, n)
+            for i in range(o.shape[0]):
+                o[i] = a[i] + scale * e[i]
 
 
 @_jit()
-def _add_gradient(gwork, target, source, count, mode, scale):
+def _add_gradient(target, source, mode, scale):
     if mode == ASSIGN:
-        for i in range(count):
-            gwork[target + i] = scale * gwork[source + i] if scale != 1.0 else gwork[source + i]
+        if scale == 1.0:
+            for i in range(target.shape[0]):
+                target[i] = source[i]
+        else:
+            for i in range(target.shape[0]):
+                target[i] = scale * source[i]
     elif mode == ACCUMULATE:
-        for i in range(count):
-            gwork[target + i] += scale * gwork[source + i] if scale != 1.0 else gwork[source + i]
+        if scale == 1.0:
+            for i in range(target.shape[0]):
+                target[i] += source[i]
+        else:
+            for i in range(target.shape[0]):
+                target[i] += scale * source[i]
 
 
 @_jit()
-def backward(ops, values, buffers, n, theta, work, gwork, grad):
+def backward(ops, values, buffers, n, theta, work, gwork, grad, tmp):
     """Fill ``grad`` from the output's gradient in ``gwork`` (the program reversed)."""
     for r in range(ops.shape[0] - 1, -1, -1):
         code, inp, out = ops[r, CODE], ops[r, IN], ops[r, OUT]
-        in_row, in_width = buffers[inp, 0], buffers[inp, 1]
-        out_row, out_width = buffers[out, 0], buffers[out, 1]
         in_mode = ops[r, IN_MODE]
         if code == DENSE:
-            _dense_backward(theta, work, gwork, grad, n, ops[r, W_OFF], ops[r, B_OFF], out_row, out_width, in_row,
-                            in_width, in_mode)
+            W, b = _weights(theta, ops, r, buffers[out, 1], buffers[inp, 1])
+            gW, gb = _weights(grad, ops, r, buffers[out, 1], buffers[inp, 1])
+            _dense_backward(W, gW, gb, _rows(work, buffers, inp, n), _rows(gwork, buffers, out, n),
+                            _rows(gwork, buffers, inp, n), tmp, in_mode)
         elif code == ACT:
             if in_mode == 0:
                 continue
-            db, ib, ob = buffers[ops[r, EXTRA], 0] * n, in_row * n, out_row * n
+            d, g, gi = _flat(work, buffers, ops[r, EXTRA], n), _flat(gwork, buffers, out, n), _flat(gwork, buffers, inp, n)
             if in_mode == ASSIGN:
-                for i in range(in_width * n):
-                    gwork[ib + i] = gwork[ob + i] * work[db + i]
+                for i in range(gi.shape[0]):
+                    gi[i] = g[i] * d[i]
             else:
-                for i in range(in_width * n):
-                    gwork[ib + i] += gwork[ob + i] * work[db + i]
+                for i in range(gi.shape[0]):
+                    gi[i] += g[i] * d[i]
         else:  # ADD
-            count = in_width * n
-            _add_gradient(gwork, in_row * n, out_row * n, count, in_mode, 1.0)
-            _add_gradient(gwork, buffers[ops[r, EXTRA], 0] * n, out_row * n, count, ops[r, EXTRA_MODE],
-                          values[r, SCALE])
+            g = _flat(gwork, buffers, out, n)
+            _add_gradient(_flat(gwork, buffers, inp, n), g, in_mode, 1.0)
+            _add_gradient(_flat(gwork, buffers, ops[r, EXTRA], n), g, ops[r, EXTRA_MODE], values[r, SCALE])
 
 
 # ---------------------------------------------------------------------------------- loss
@@ -392,7 +458,7 @@ def update(kind, theta, d, factor, lr, momentum, beta1, beta2, eps, velocity, m,
 
 # ---------------------------------------------------------------------------------- the block
 @_jit()
-def run_block(ops, values, buffers, n, output_row, y, theta, work, gwork, grad, q, weights, scratch, zero,
+def run_block(ops, values, buffers, n, output_row, y, theta, work, gwork, tmp, grad, q, weights, scratch, zero,
               opt_kind, lr, momentum, beta1, beta2, eps, velocity, m, v, t,
               step_rule, loss_kind, mean, log_n, lyu_li_power, norm_limit, log_max,
               start, end, record_steps, snapshot_steps, clock, deadline_ns, check_every,
@@ -412,12 +478,14 @@ def run_block(ops, values, buffers, n, output_row, y, theta, work, gwork, grad, 
     step = start
     while step < end:
         forward(ops, values, buffers, n, theta, work)
+        f = work[ob:ob + n]
         for i in range(n):
-            q[i] = y[i] * work[ob + i]
+            q[i] = y[i] * f[i]
         log_l = log_loss_and_weights(loss_kind, q, weights)
+        g = gwork[ob:ob + n]
         for i in range(n):
-            gwork[ob + i] = weights[i] * y[i]
-        backward(ops, values, buffers, n, theta, work, gwork, grad)
+            g[i] = weights[i] * y[i]
+        backward(ops, values, buffers, n, theta, work, gwork, grad, tmp)
         # Trainer._finite: a NaN or inf anywhere in the gradient makes its squared norm NaN or inf
         norm = math.sqrt(_squared_norm(theta, zero))
         grad_sq = _squared_norm(grad, zero)
