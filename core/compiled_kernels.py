@@ -121,6 +121,7 @@ def _vector_function(name: str):
 
 
 _erf_at, _exp_at = _vector_function("erf"), _vector_function("exp")
+_log1p_at, _expm1_at = _vector_function("log1p"), _vector_function("expm1")
 
 
 @_jit()
@@ -139,6 +140,24 @@ def _exp_in_place(a):
         _exp_at(a, i)
     for i in range(full, a.shape[0]):
         a[i] = math.exp(a[i])
+
+
+@_jit()
+def _log1p_in_place(a):
+    full = a.shape[0] - a.shape[0] % VECTOR_WIDTH
+    for i in range(0, full, VECTOR_WIDTH):
+        _log1p_at(a, i)
+    for i in range(full, a.shape[0]):
+        a[i] = math.log1p(a[i])
+
+
+@_jit()
+def _expm1_in_place(a):
+    full = a.shape[0] - a.shape[0] % VECTOR_WIDTH
+    for i in range(0, full, VECTOR_WIDTH):
+        _expm1_at(a, i)
+    for i in range(full, a.shape[0]):
+        a[i] = math.expm1(a[i])
 
 
 @_jit()
@@ -437,25 +456,35 @@ def log_loss_and_weights(kind, q, weights):
             v = -q[i]
             if v > m or v != v:  # a NaN wins, as np.max
                 m = v
+        for i in range(n):
+            weights[i] = -q[i] - m
+        _exp_in_place(weights)
         s = 0.0
         for i in range(n):
-            e = math.exp(-q[i] - m)
-            weights[i] = e
-            s += e
+            s += weights[i]
         log_l = m + math.log(s)
         inv = -1.0 / s
         for i in range(n):
             weights[i] = weights[i] * inv
         return log_l
+    # log(1 + e^-q) = max(-q, 0) + log1p(e^-|q|) (numpy's logaddexp(0, -q)), a vector at a time
+    for i in range(n):
+        weights[i] = -abs(q[i])
+    _exp_in_place(weights)
+    _log1p_in_place(weights)
     total = 0.0
     for i in range(n):
-        t = _logaddexp0(-q[i])
+        x = q[i]
+        t = weights[i] - x if x < 0 else (weights[i] if x == x else x)
         weights[i] = t
         total += t
     if 1e-250 < total < 1e300:
         inv = 1.0 / total
         for i in range(n):
-            weights[i] = math.expm1(-weights[i]) * inv
+            weights[i] = -weights[i]
+        _expm1_in_place(weights)
+        for i in range(n):
+            weights[i] = weights[i] * inv
         return math.log(total)
     # log space: log l(q_i), then their log-sum-exp (losses.log_sample_losses, losses.logsumexp)
     m = -np.inf
