@@ -7,7 +7,13 @@ ratio; wall-clock figures are noisy on shared machines, ratios less so. Two more
 it: the engine with its records log-spaced (a long run's steps after the first 1,000), and for
 the residual GELU network the arithmetic alone of its step.
 
-    python benchmarks/engine_vs_plain.py [--steps 2000] [--widths 16,64,256] [--gelu-widths 16,64,128] [--repeats 5]
+A second table gives the compiled engine (core/compiled_engine.py, issue #23) in the same run:
+every metric every step and records log-spaced (the records made by today's record code from
+the blocks it hands out), its steps alone, and the physical limit: the step's multiply-add
+FLOPs against one core (numpy, one BLAS thread) on a plain matrix product of as many FLOPs of
+the layer's shape. With --where, where a compiled residual GELU step's time goes.
+
+    python benchmarks/engine_vs_plain.py [--steps 2000] [--widths 16,64,256] [--gelu-widths 16,64,128] [--repeats 5] [--where]
 """
 
 from __future__ import annotations
@@ -143,6 +149,149 @@ def engine_sparse(config: RunConfig, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def _due(schedule, first: int, last: int) -> np.ndarray:
+    return np.array([s for s in range(last) if schedule.due(s) and s >= first], dtype=np.int64)
+
+
+def compiled(config: RunConfig, steps: int, sparse: bool = False, records: bool = True) -> float:
+    """steps/s of the compiled engine with today's records: it keeps theta, q, log L and grad at
+    the due steps; Trainer's record code makes the records from them in blocks (core/family_records.py
+    append_records, as a single run's PendingRecords does) and Trainer._snapshot the snapshots.
+    ``sparse``: records log-spaced (10 a decade) after 100 steps, no snapshots, as engine_sparse;
+    ``records`` False: the steps alone (nothing due)."""
+    from margin_explorer.core.compiled_engine import CompiledEngine
+    from margin_explorer.core.family_records import append_records
+    from margin_explorer.core.recording import LogSchedule
+
+    config = RunConfig.from_dict(config.to_dict())
+    config.run.steps = 0
+    if sparse:
+        config.recording.every_step_until, config.recording.per_decade = 0, 10
+    trainer = Trainer(config)  # its record state and record code
+    engine = CompiledEngine(config, trainer.dataset, trainer.theta)
+    first = 100 if sparse else 0
+    last = first + steps
+    rec = config.recording
+    record_steps = _due(LogSchedule(rec.every_step_until, rec.per_decade), 0, last) if records else np.zeros(0, np.int64)
+    snapshot_steps = (np.zeros(0, np.int64) if sparse or not records
+                      else _due(LogSchedule(1, rec.snapshots_per_decade), 0, last))
+
+    def advance(start, end):
+        step = start
+        while step < end:
+            block = engine.advance(step, min(step + (256 if not sparse else end), end), record_steps, snapshot_steps)
+            kept = block.record
+            if kept.any():
+                append_records([trainer], np.ones((int(kept.sum()), 1), dtype=bool), block.steps[kept],
+                               block.walls[kept], block.theta[kept], block.q[kept], block.log_l[kept], block.grad[kept])
+            for k in np.flatnonzero(block.snapshot):
+                trainer._snapshot(int(block.steps[k]), block.theta[k, 0])
+            assert block.diverged_at[0] < 0
+            step = block.end_step
+
+    advance(0, first)
+    start = time.perf_counter()
+    advance(first, last)
+    rate = steps / (time.perf_counter() - start)
+    made = trainer._drain().n_records
+    assert made == int(np.count_nonzero(record_steps < last)), "the compiled engine must keep every due record"
+    return rate
+
+
+def flops_per_step(config: RunConfig, n: int) -> tuple[int, int]:
+    """(multiply-add FLOPs of one step, k): each dense layer's product forward, its weight gradient
+    and, where a gradient flows below it, its input gradient, 2 n in out each; activations, loss and
+    update are left out (a few n w). k: the columns of the plain (n x w) @ (w x k) product of as many
+    FLOPs, w the first hidden width."""
+    from margin_explorer.core.compiled_program import DENSE, IN, IN_MODE, OUT, compile_program
+
+    program = compile_program(config.architecture)
+    total = 0
+    for row in program.ops:
+        if row[0] != DENSE:
+            continue
+        product = 2 * n * int(program.buffers[row[IN], 1]) * int(program.buffers[row[OUT], 1])
+        total += product * (3 if row[IN_MODE] else 2)
+    width = config.architecture.blocks[0].width
+    return total, max(1, round(total / (2 * n * width)))
+
+
+def one_core_limit(config: RunConfig, n: int, repeats: int = 2000) -> float:
+    """steps/s if a step cost what one core (numpy's BLAS at one thread) takes for a plain matrix
+    product of as many FLOPs: (n x w) @ (w x k), best of ``repeats``."""
+    from threadpoolctl import threadpool_limits
+
+    _flops, k = flops_per_step(config, n)
+    width = config.architecture.blocks[0].width
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((n, width)), rng.standard_normal((width, k))
+    out = np.empty((n, k))
+    best = float("inf")
+    with threadpool_limits(limits=1, user_api="blas"):
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.matmul(A, B, out=out)
+            best = min(best, time.perf_counter() - start)
+    return 1.0 / best
+
+
+def where_time_goes(config: RunConfig, repeats: int = 200) -> dict:
+    """Microseconds a compiled step spends in its forward (of it, the activations), backward, and
+    loss, update and the rest, each part timed alone in compiled loops."""
+    import numba
+
+    from margin_explorer.core import compiled_kernels as K
+    from margin_explorer.core.compiled_engine import CompiledEngine
+    from margin_explorer.core.compiled_program import ACT, EXTRA, IN, KIND, OUT, PARAM
+
+    dataset = config.dataset.build()
+    trainer = Trainer(config, dataset)
+    engine = CompiledEngine(config, dataset, trainer.theta)
+    k, p = engine._kernels, engine._kernels.program
+    n = k.n
+
+    @numba.njit
+    def forwards(reps, ops, values, buffers, n, theta, work):
+        for _ in range(reps):
+            K.forward(ops, values, buffers, n, theta, work)
+
+    @numba.njit
+    def backwards(reps, ops, values, buffers, n, theta, work, gwork, grad, tmp):
+        for _ in range(reps):
+            K.backward(ops, values, buffers, n, theta, work, gwork, grad, tmp)
+
+    @numba.njit
+    def activations(reps, ops, values, buffers, n, work):
+        for _ in range(reps):
+            for r in range(ops.shape[0]):
+                if ops[r, 0] == ACT:
+                    K._activation(ops[r, KIND], values[r, PARAM], K._flat(work, buffers, ops[r, IN], n),
+                                  K._flat(work, buffers, ops[r, OUT], n), K._flat(work, buffers, ops[r, EXTRA], n))
+
+    def timed(fn, *args):  # best of five: the machine is shared
+        fn(1, *args)
+        best = float("inf")
+        for _ in range(5):
+            start = time.perf_counter()
+            fn(repeats, *args)
+            best = min(best, time.perf_counter() - start)
+        return best / repeats * 1e6
+
+    theta = engine.theta
+    forward = timed(forwards, p.ops, p.values, p.buffers, n, theta, k.work)
+    backward = timed(backwards, p.ops, p.values, p.buffers, n, theta, k.work, k.gwork, k.grad, k.tmp)
+    act = timed(activations, p.ops, p.values, p.buffers, n, k.work.copy())
+    empty = np.zeros(0, np.int64)
+    engine.advance(0, 10, empty, empty)
+    step = float("inf")
+    for i in range(5):
+        start = time.perf_counter()
+        engine.advance(10 + i * repeats, 10 + (i + 1) * repeats, empty, empty)
+        step = min(step, (time.perf_counter() - start) / repeats * 1e6)
+    return {"step": step, "forward": forward, "activations": act, "backward": backward,
+            "loss, update, rest": step - forward - backward}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=2000)
@@ -150,18 +299,33 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--networks", default="relu,residual_gelu", help="relu (two-layer), residual_gelu")
     parser.add_argument("--gelu-widths", default="16,64,128", help="widths of the residual GELU network")
+    parser.add_argument("--no-compiled", action="store_true", help="leave the compiled engine's table out")
+    parser.add_argument("--where", action="store_true", help="where a compiled residual GELU step's time goes")
     args = parser.parse_args(argv)
     tune_process()  # as the command line does when training starts (core/process.py)
     torch.set_num_threads(1)
-    rows = []
+    rows, compiled_rows = [], []
+    if not args.no_compiled:
+        from margin_explorer.core.compiled_engine import prepare
+
+        print(f"compiled kernels ready in {prepare():.2f} s (numba's cache, or a first compile)")
     for network in args.networks.split(","):
         widths = [int(w) for w in (args.widths if network == "relu" else args.gelu_widths).split(",")]
         for width in widths:
             config = make_config(width, args.steps, network)
+            # long enough to time: the compiled engine takes 10-50 us a step
+            more = args.steps * (10 if network == "relu" else 1)
             # interleaved, best of each: the machine's load drifts, and all should see the same drift
-            runs = [(plain_loop(config, args.steps), engine(config, args.steps), engine_sparse(config, args.steps))
+            runs = [(plain_loop(config, args.steps), engine(config, args.steps), engine_sparse(config, args.steps),
+                     *((0.0, 0.0, 0.0) if args.no_compiled else
+                       (compiled(config, args.steps), compiled(config, more, sparse=True),
+                        compiled(config, more, sparse=True, records=False))))
                     for _ in range(args.repeats)]
-            plain, fast, sparse = (max(run[i] for run in runs) for i in range(3))
+            plain, fast, sparse, c_every, c_sparse, c_alone = (max(run[i] for run in runs) for i in range(6))
+            if not args.no_compiled:
+                n = config.dataset.build().n
+                compiled_rows.append((network, width, plain, sparse, c_every, c_sparse, c_alone,
+                                      flops_per_step(config, n)[0], one_core_limit(config, n)))
             floor = (max(residual_gelu_floor(width, args.steps) for _ in range(args.repeats))
                      if network == "residual_gelu" else None)
             rows.append((network, width, plain, fast, fast / plain, sparse / plain, floor))
@@ -170,7 +334,21 @@ def main(argv=None):
     for network, width, plain, fast, ratio, sparse_ratio, floor in rows:
         tail = f" {floor / plain:>16.2f}x" if floor else ""
         print(f"{network:>14} {width:>6} {plain:>20.0f} {fast:>15.0f} {ratio:>7.2f}x {sparse_ratio:>18.2f}x{tail}")
-    return rows
+    if compiled_rows:
+        print("\ncompiled engine (same run): steps/s and ratio to the plain loop; log-spaced against today's"
+              " engine log-spaced; steps alone against one core's plain product of the step's FLOPs")
+        print(f"{'network':>14} {'width':>6} {'every step':>11} {'ratio':>7} {'log-spaced':>11} {'ratio':>7}"
+              f" {'vs today':>9} {'steps alone':>12} {'kFLOP/step':>11} {'limit steps/s':>14} {'of limit':>9}")
+        for network, width, plain, sparse, c_every, c_sparse, c_alone, flops, limit in compiled_rows:
+            print(f"{network:>14} {width:>6} {c_every:>11.0f} {c_every / plain:>6.1f}x {c_sparse:>11.0f}"
+                  f" {c_sparse / plain:>6.1f}x {c_sparse / sparse:>8.2f}x {c_alone:>12.0f} {flops / 1e3:>11.0f}"
+                  f" {limit:>14.0f} {c_alone / limit:>8.0%}")
+    if args.where:
+        print("\nwhere a compiled residual GELU step's time goes (us, each part timed alone)")
+        for width in [int(w) for w in args.gelu_widths.split(",")]:
+            parts = where_time_goes(make_config(width, args.steps, "residual_gelu"))
+            print(f"width {width:>4}: " + ", ".join(f"{name} {value:.1f}" for name, value in parts.items()))
+    return rows, compiled_rows
 
 
 if __name__ == "__main__":
