@@ -109,6 +109,9 @@ class Trainer:
         self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
         self.dataset = dataset if dataset is not None else config.dataset.build()
         spec = config.architecture
+        if self.dataset.classes > 2:  # labels 0..C-1 in q = y f would give numbers, all of them wrong
+            raise TrainingError(f"dataset: {self.dataset.classes} classes: training trains two classes only for now "
+                                "(labels -1/+1); choose two classes or a binary split such as odd vs even")
         if self.dataset.dim != spec.input_dim:
             raise TrainingError(f"architecture.input_dim is {spec.input_dim} but the dataset has "
                                 f"{self.dataset.dim} coordinates per point")

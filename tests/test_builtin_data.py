@@ -133,3 +133,17 @@ def test_the_config_records_every_builtin_parameter():
                                  "seed": 0}}
     again = RunConfig.from_dict(config.to_dict()).dataset.build()
     assert again.name == "digits 0 vs 1" and again.X.shape == (288, 64) and again.n_test == 72
+
+
+def test_training_refuses_more_than_two_classes_rather_than_train_them_as_signs():
+    """Labels 0..C-1 in q = y f would train and record wrong numbers silently."""
+    from margin_explorer.core.config import DatasetConfig
+    from margin_explorer.core.errors import TrainingError
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.core.trainer import Trainer
+
+    config = load_preset("relu2-blobs")
+    config.dataset = DatasetConfig.from_dict({"kind": "builtin", "builtin": "iris", "params": {"classes": "all"}})
+    config.architecture.input_dim = 4
+    with pytest.raises(TrainingError, match="3 classes"):
+        Trainer(config.copy())
