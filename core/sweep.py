@@ -82,11 +82,11 @@ class Sweep:
     def columns(self) -> dict:
         """The table as {column: numpy array}: run, one per axis, status, reason, file,
         final_step, seconds, session, then the final metrics."""
-        from .sweep_index import _coordinate_columns
+        from .sweep_index import coordinate_columns
 
         index = self.index
         out = {"run": np.arange(index.size)}
-        for axis, column in zip(self.axes, _coordinate_columns(self.plan)):
+        for axis, column in zip(self.axes, coordinate_columns(self.plan)):
             out[axis.label] = column.astype(str) if column.dtype.kind == "O" else column
         out.update({"status": index.status.astype(str), "reason": index.reason.astype(str),
                     "file": index.file.astype(str), "final_step": index.final_step, "seconds": index.seconds,

@@ -110,7 +110,7 @@ class SweepIndex:
                                 "runs": self.size, "done": self.done})
                 axes = f.create_group("axes")
                 coords = f.create_group("runs/coords")
-                columns = _coordinate_columns(self.plan)
+                columns = coordinate_columns(self.plan)
                 for axis, column in zip(self.plan.axes, columns):
                     ds = axes.create_dataset(axis.label, data=_array(axis.values))
                     ds.attrs.update({"path": axis.path, "log": axis.log})
@@ -183,7 +183,7 @@ class SweepIndex:
         return index
 
 
-def _coordinate_columns(plan: SweepPlan) -> list[np.ndarray]:
+def coordinate_columns(plan: SweepPlan) -> list[np.ndarray]:
     """Each axis's value for every run (row-major over the axes, as the runs are numbered)."""
     grids = np.meshgrid(*[np.arange(n) for n in plan.shape], indexing="ij")
     return [_array(axis.values)[g.ravel()] for axis, g in zip(plan.axes, grids)]
