@@ -185,3 +185,13 @@ def test_in_presentation_mode_an_empty_boundary_gives_its_room_to_the_plots(proj
     window.toggle_presentation(False)  # leaving presentation gives the dock back, d > 2 or not
     qtbot.wait(150)
     assert dock.isVisible()
+
+
+def test_the_dataset_canvas_keeps_its_height_at_1280x720(projector, qtbot):
+    """The Generate and Real data controls share one tabbed place: stacked, they left the canvas
+    about 60 px of a 720-pixel screen and the blobs a smudge."""
+    editor = projector.dataset_editor
+    projector.docks["dataset"].raise_()
+    qtbot.wait(50)
+    assert editor.canvas.height() >= 200, editor.canvas.height()
+    assert [editor.sources.tabText(i) for i in range(editor.sources.count())] == ["Generate", "Real data (offline)"]

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout,
-                               QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton,
+                               QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from margin_explorer.core import builtin_data, datasets
 from margin_explorer.core.errors import DatasetError
@@ -322,7 +322,7 @@ class DatasetEditor(QWidget):
         self.extra.setToolTip("The generator's other parameters, as the preset or config sets them")
         form.addRow("Also", self.extra)
         self._form = form
-        box = QGroupBox("Generate")
+        box = QWidget()  # a tab of its own (self.sources)
         inner = QVBoxLayout(box)
         inner.addLayout(form)
         inner.addWidget(generate)
@@ -348,8 +348,11 @@ class DatasetEditor(QWidget):
         layout.addWidget(self.images, stretch=1)
         layout.addWidget(self.facts)
         layout.addLayout(files)
-        layout.addWidget(box)
-        layout.addWidget(self._real_data_box())
+        # generated or real data: one at a time, so the canvas keeps its height on a 720-pixel screen
+        self.sources = QTabWidget()
+        self.sources.addTab(box, "Generate")
+        self.sources.addTab(self._real_data_box(), "Real data (offline)")
+        layout.addWidget(self.sources)
         # separability is a linear program: computed once the edits pause (a drag edits at every
         # mouse move), and after the window is first shown rather than before
         self._facts_timer = QTimer(self)
@@ -363,13 +366,14 @@ class DatasetEditor(QWidget):
         self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
 
-    def _real_data_box(self) -> QGroupBox:
+    def _real_data_box(self) -> QWidget:
         """scikit-learn's bundled real datasets (core/builtin_data.py), offline, with a test set."""
         self.builtin = NamedCombo([(name, f"{name.replace('_', ' ')} ({entry[2][0]} x {entry[2][1]}, "
                                           f"{entry[3]} classes)") for name, entry in builtin_data.BUILTIN.items()])
         self.builtin.setToolTip("Real data shipped inside scikit-learn: nothing is downloaded")
-        self.builtin_classes = NamedCombo([("all", "all classes"), ("odd_even", "odd vs even (two classes)"),
-                                           ("first_two", "the first two classes (0 vs 1)")])
+        # two classes first: training takes two for now (core/trainer.py refuses more)
+        self.builtin_classes = NamedCombo([("odd_even", "odd vs even (two classes)"),
+                                           ("first_two", "the first two classes (0 vs 1)"), ("all", "all classes")])
         self.builtin_subsample = QSpinBox()
         self.builtin_subsample.setRange(0, 100000)
         self.builtin_subsample.setSpecialValueText("all")
@@ -381,7 +385,7 @@ class DatasetEditor(QWidget):
         form.addRow("Dataset", self.builtin)
         form.addRow("Classes", self.builtin_classes)
         form.addRow("Training samples", self.builtin_subsample)
-        box = QGroupBox("Real data (offline)")
+        box = QWidget()  # a tab of its own (self.sources)
         inner = QVBoxLayout(box)
         inner.addLayout(form)
         inner.addWidget(load)
