@@ -227,26 +227,9 @@ class FamilyConfig(Serializable):
         vary = vary.strip()
         if not sep or vary not in FAMILY_SETTINGS:
             raise ConfigError(f"--family: expected seed=..., lr=... or init_scale=..., got {text!r}")
-        spec = spec.strip()
+        values, _log = parse_values(spec, f"--family {vary}")
         try:
-            if ".." in spec:
-                ends, _slash, count = spec.partition("/")
-                low, high = (float(v) for v in ends.split(".."))
-                k = int(count) if count else 8
-                require(low > 0 and high > 0, "--family",
-                        f"{text}: log-spaced values need both ends > 0 ({min(low, high):g} cannot be log-spaced; "
-                        "list the values instead, e.g. lr=0.1,0.2,0.5)")
-                require(2 <= k <= MAX_FAMILY, "--family", f"{text}: /N must be from 2 to {MAX_FAMILY}, got {k}")
-                values = [low * (high / low) ** (i / (k - 1)) for i in range(k)]
-            elif ":" in spec:
-                start, stop = (int(v) for v in spec.split(":"))
-                require(0 < stop - start <= MAX_FAMILY, "--family",
-                        f"{text}: a family has 1 to {MAX_FAMILY} members, got {max(stop - start, 0)}")
-                values = list(range(start, stop))
-            else:
-                values = [float(v) for v in spec.split(",") if v.strip()]
-        except ConfigError:
-            raise
+            values = [float(v) for v in values]
         except ValueError:
             raise ConfigError(f"--family: cannot read the values {spec!r} (try seed=0:32, lr=0.001..0.1/8 "
                               "or init_scale=0.5,1,2)") from None
@@ -255,6 +238,45 @@ class FamilyConfig(Serializable):
     def label(self, k: int) -> str:
         value = self.values[k]
         return f"{self.vary}={int(value)}" if self.vary == "seed" else f"{self.vary}={value:g}"
+
+
+def parse_values(spec, where: str) -> tuple[list, bool]:
+    """The values of ``spec`` (``a..b/N`` log-spaced, ``a:b`` whole numbers a..b-1, ``a,b,c``, or
+    a Python sequence) and whether they are log-spaced; still untyped."""
+    if not isinstance(spec, str):
+        try:
+            values = list(spec)
+        except TypeError:
+            values = [spec]
+        if not values:
+            raise ConfigError(f"{where}: no values")
+        return values, False
+    spec = spec.strip()
+    try:
+        if ".." in spec:
+            ends, _slash, count = spec.partition("/")
+            low, high = (float(v) for v in ends.split(".."))
+            k = int(count) if count else 8
+            if not (low > 0 and high > 0):
+                raise ConfigError(f"{where}: log-spaced values need both ends > 0, got {spec!r} ({min(low, high):g} "
+                                  "cannot be log-spaced; list the values instead, e.g. 0,0.5,1)")
+            if not 2 <= k <= MAX_FAMILY:
+                raise ConfigError(f"{where}: /N must be from 2 to {MAX_FAMILY}, got {k}")
+            return [low * (high / low) ** (i / (k - 1)) for i in range(k)], True
+        if ":" in spec:
+            start, stop = (int(v) for v in spec.split(":"))
+            if not 0 < stop - start <= MAX_FAMILY:
+                raise ConfigError(f"{where}: {spec} holds {max(stop - start, 0)} values; 1 to {MAX_FAMILY} are allowed "
+                                  "(start:stop with stop > start: 0:8 is 0 to 7)")
+            return list(range(start, stop)), False
+    except ConfigError:
+        raise
+    except ValueError:
+        raise ConfigError(f"{where}: cannot read the values {spec!r} (try 0.01..1/8, 0:8 or 16,64,256)") from None
+    values = [v for v in spec.split(",") if v.strip()]
+    if not values:
+        raise ConfigError(f"{where}: no values (try 0.01..1/8, 0:8 or 16,64,256)")
+    return values, False
 
 
 @dataclass

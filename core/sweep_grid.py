@@ -18,7 +18,7 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
-from .config import FAMILY_SETTINGS, MAX_FAMILY, RunConfig
+from .config import FAMILY_SETTINGS, RunConfig, parse_values
 from .errors import ConfigError
 
 SHORT_NAMES = {
@@ -129,45 +129,6 @@ def _convert(text, like, where: str):
     except (TypeError, ValueError):
         kind = {bool: "true or false", int: "a whole number"}.get(type(like), "a number")
         raise ConfigError(f"{where}: {text!r} is not {kind}") from None
-
-
-def parse_values(spec, where: str) -> tuple[list, bool]:
-    """The values of ``spec`` (``a..b/N`` log-spaced, ``a:b`` whole numbers a..b-1, ``a,b,c``, or
-    a Python sequence) and whether they are log-spaced; still untyped."""
-    if not isinstance(spec, str):
-        try:
-            values = list(spec)
-        except TypeError:
-            values = [spec]
-        if not values:
-            raise ConfigError(f"{where}: no values")
-        return values, False
-    spec = spec.strip()
-    try:
-        if ".." in spec:
-            ends, _slash, count = spec.partition("/")
-            low, high = (float(v) for v in ends.split(".."))
-            k = int(count) if count else 8
-            if not (low > 0 and high > 0):
-                raise ConfigError(f"{where}: log-spaced values need both ends > 0, got {spec!r} (list the values "
-                                  "instead, e.g. 0,0.5,1)")
-            if not 2 <= k <= MAX_FAMILY:
-                raise ConfigError(f"{where}: /N must be from 2 to {MAX_FAMILY}, got {k}")
-            return [low * (high / low) ** (i / (k - 1)) for i in range(k)], True
-        if ":" in spec:
-            start, stop = (int(v) for v in spec.split(":"))
-            if not 0 < stop - start <= MAX_FAMILY:
-                raise ConfigError(f"{where}: {spec} holds {max(stop - start, 0)} values; give start:stop with "
-                                  f"stop > start (0:8 is 0 to 7)")
-            return list(range(start, stop)), False
-    except ConfigError:
-        raise
-    except ValueError:
-        raise ConfigError(f"{where}: cannot read the values {spec!r} (try 0.01..1/8, 0:8 or 16,64,256)") from None
-    values = [v for v in spec.split(",") if v.strip()]
-    if not values:
-        raise ConfigError(f"{where}: no values (try 0.01..1/8, 0:8 or 16,64,256)")
-    return values, False
 
 
 def parse_seeds(spec) -> list[int]:
