@@ -41,6 +41,7 @@ OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")
 STEP_RULES = ("constant", "loss_normalized", "lyu_li")
 LOSSES = ("exponential", "logistic")
 KEPT_BYTES = 64 << 20  # the kept steps' theta, grad and q in one block, at most
+LONG_RUN = 10**5  # steps: a first compile pays for itself (worth_compiling)
 CHECK_EVERY = 64  # steps between two looks at the clock for the deadline (~25 ns each)
 
 
@@ -148,6 +149,22 @@ def warm_cache(dtypes=("float64",)):
             f"prepare(tuple(np.dtype(d) for d in {list(map(str, dtypes))!r}))")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+
+
+def warm_if_cold(dtype="float64"):
+    """``warm_cache`` for ``dtype`` unless its kernels are cached already or cannot be compiled here
+    (the Popen, else None): the window's worker calls it when it starts."""
+    if covers_platform() is not True or kernels_ready(dtype):
+        return None
+    return warm_cache((dtype,))
+
+
+def worth_compiling(config: RunConfig, size: int = 1) -> bool:
+    """A run long enough (10^5 steps or more, or unlimited) that 'auto' on the CPU should pay a
+    first compile (5-20 s, once per install) to take the compiled engine, which it covers."""
+    steps = config.run.steps
+    return (config.run.backend == "auto" and size == 1 and (steps == 0 or steps >= LONG_RUN)
+            and not kernels_ready(config.run.dtype) and covers(config) is True)
 
 
 class _Kernels:
