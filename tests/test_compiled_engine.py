@@ -200,13 +200,16 @@ def test_auto_takes_it_once_the_cache_holds_the_kernels(tmp_path):
     """A cold cache: 'auto' trains on numpy with no numba imported; after prepare() (the worker's
     warm_cache, the CLI's long runs) it takes the compiled engine, loading the kernels from disk."""
     code = ("import sys, time; import margin_explorer as mx; from margin_explorer.core.trainer import Trainer; "
-            "from margin_explorer.core.engines.compiled_engine import kernels_ready, prepare; "
+            "from margin_explorer.core.engines.compiled_engine import kernels_ready, warm_if_cold; "
             "c = mx.preset('relu2-blobs'); "
             "print(kernels_ready('float64'), type(Trainer(c).engine).__name__, 'numba' in sys.modules); "
-            "prepare(); print(kernels_ready('float64'), kernels_ready('float32'), type(Trainer(c).engine).__name__)")
+            "child = warm_if_cold(); print(child.wait(), 'numba' in sys.modules); "  # the worker's start
+            "print(kernels_ready('float64'), kernels_ready('float32'), type(Trainer(c).engine).__name__, "
+            "warm_if_cold())")
     out = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False", "NumpyEngine", "False", "True", "False", "CompiledEngine"]
+    assert out.stdout.split() == ["False", "NumpyEngine", "False", "0", "False", "True", "False", "CompiledEngine",
+                                  "None"]
     # a new process loads them from the cache without compiling
     code = ("import time; t = time.perf_counter(); from margin_explorer.core.engines.compiled_engine import prepare; "
             "prepare(); print(time.perf_counter() - t)")
@@ -227,3 +230,18 @@ def test_an_unwritable_numba_cache_still_trains():
                   NUMBA_CACHE_LOCATOR_CLASSES="UserProvidedCacheLocator")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["NumpyEngine", "False", "CompiledEngine", "finished", "50"]
+
+
+def test_a_long_cli_run_on_auto_is_worth_a_compile_a_short_one_or_a_family_not(tmp_path, monkeypatch):
+    from margin_explorer.core.engines.compiled_engine import worth_compiling
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # a cold cache
+    config = make_config(mlp(2, [8]), backend="auto", steps=10**5)
+    assert worth_compiling(config)
+    config.run.steps = 0  # unlimited
+    assert worth_compiling(config)
+    assert not worth_compiling(config, size=2)
+    config.run.steps = 10**5 - 1
+    assert not worth_compiling(config)
+    config.run.steps, config.run.backend = 10**5, "numpy"
+    assert not worth_compiling(config)
