@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--steps", type=int, help="number of steps (0: until Ctrl+C)")
     run.add_argument("--seed", type=int)
     run.add_argument("--device", help="cpu, cuda or mps")
-    run.add_argument("--backend", choices=["auto", "numpy", "torch", "batched"],
-                     help="auto: numpy on the cpu, the batched engine on a GPU; torch: autograd")
+    run.add_argument("--backend", choices=["auto", "numpy", "torch", "batched", "compiled"],
+                     help="auto: numpy on the cpu (compiled once its kernels are cached), the batched engine on a GPU; "
+                     "torch: autograd; compiled: numba (the first run compiles, 5-20 s)")
     run.add_argument("--dataset", help="a CSV (x1..xd,label) or NPZ file that replaces the config's dataset")
     run.add_argument("--family", help="train a family together, one file per member (OUT-00.h5, ...): "
                      "seed=0:32, lr=0.001..0.1/8 (log-spaced) or init_scale=0.5,1,2")

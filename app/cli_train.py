@@ -35,9 +35,20 @@ def cmd_run(args) -> int:
         config.dataset = DatasetConfig.inline(dataset)
     if config.family is not None:
         return _train_family(config, args.out, dataset, overwrite=args.overwrite, inputs=inputs)
+    _compile_for_a_long_run(config)
     trainer = _train_to_file(config, args.out, dataset=dataset, overwrite=args.overwrite, inputs=inputs)
     print(result_line(args.out, trainer.status, trainer.step, trainer.reason))
     return 0
+
+
+def _compile_for_a_long_run(config) -> None:
+    """A long run on 'auto' compiles the compiled engine's kernels first (once per install; later
+    runs find them in numba's cache and take that engine anyway)."""
+    from margin_explorer.core.engines.compiled_engine import prepare, worth_compiling
+
+    if worth_compiling(config):
+        print("compiling the compiled engine's kernels (once per install, 5-20 s) ...", flush=True)
+        prepare((config.run.dtype,))
 
 
 def _train_to_file(config, out, **run_options):

@@ -103,10 +103,14 @@ def worker_main(commands, results, ready=None) -> None:
     from margin_explorer.core.config import RunConfig
     from margin_explorer.core.errors import MarginExplorerError
     from margin_explorer.core.process import tune_process
+    from margin_explorer.core.engines.compiled_engine import warm_if_cold
     from margin_explorer.core.trainer import Trainer
 
     if ready is not None:
         ready.set()
+    # the compiled engine's kernels into numba's cache, in a child (5-20 s, once per install): the
+    # Runs before it is done train on the numpy engine ('auto'), those after on the compiled one
+    warming = warm_if_cold()  # noqa: F841 (kept: the child is reaped with this process)
 
     parent = multiprocessing.parent_process()
     trainer = None

@@ -7,9 +7,10 @@ ratio; wall-clock figures are noisy on shared machines, ratios less so. Two more
 it: the engine with its records log-spaced (a long run's steps after the first 1,000), and for
 the residual GELU network the arithmetic alone of its step.
 
-A second table gives the compiled engine (core/compiled_engine.py, issue #23) in the same run:
-every metric every step and records log-spaced (the records made by today's record code from
-the blocks it hands out), its steps alone, and the physical limit: the step's multiply-add
+A second table gives the compiled engine (core/engines/compiled_engine.py, issue #23) in the same
+run, driven by the driver as every engine (core/trainer.py, backend "compiled"): every metric every
+step and records log-spaced, against the plain loop and the numpy engine measured beside it, its
+steps alone (its advance with nothing due), and the physical limit: the step's multiply-add
 FLOPs against one core (numpy, one BLAS thread) on a plain matrix product of as many FLOPs of
 the layer's shape. With --where, where a compiled residual GELU step's time goes.
 
@@ -125,8 +126,15 @@ def residual_gelu_floor(width: int, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def engine(config: RunConfig, steps: int) -> float:
-    trainer = Trainer(config)
+def with_backend(config: RunConfig, backend: str) -> RunConfig:
+    config = RunConfig.from_dict(config.to_dict())
+    config.run.backend = backend
+    return config
+
+
+def engine(config: RunConfig, steps: int, backend: str = "numpy") -> float:
+    """steps/s of the driver on ``backend``'s engine, every metric recorded every step."""
+    trainer = Trainer(with_backend(config, backend))
     start = time.perf_counter()
     chunk = trainer.run(steps).members[0]
     rate = steps / (time.perf_counter() - start)
@@ -135,10 +143,11 @@ def engine(config: RunConfig, steps: int) -> float:
     return rate
 
 
-def engine_sparse(config: RunConfig, steps: int) -> float:
+def engine_sparse(config: RunConfig, steps: int, backend: str = "numpy") -> float:
     """steps/s with the records log-spaced (10 a decade) and no snapshots, as in a long run
     after its first 1,000 steps: the steps themselves."""
-    config = RunConfig.from_dict(config.to_dict())
+    config = with_backend(config, backend)
+    config.run.steps = 0
     config.recording.every_step_until, config.recording.per_decade = 0, 10
     trainer = Trainer(config)
     trainer.snapshots.due_in = lambda start, end, limit: np.zeros(0, dtype=np.int64)
@@ -149,53 +158,15 @@ def engine_sparse(config: RunConfig, steps: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
-def _due(schedule, first: int, last: int) -> np.ndarray:
-    return np.array([s for s in range(last) if schedule.due(s) and s >= first], dtype=np.int64)
-
-
-def compiled(config: RunConfig, steps: int, sparse: bool = False, records: bool = True) -> float:
-    """steps/s of the compiled engine with today's records: it keeps theta, q, log L and grad at
-    the due steps; Trainer's record code makes the records from them in blocks (core/family_records.py
-    append_records, as a single run's PendingRecords does) and Trainer._snapshot the snapshots.
-    ``sparse``: records log-spaced (10 a decade) after 100 steps, no snapshots, as engine_sparse;
-    ``records`` False: the steps alone (nothing due)."""
-    from margin_explorer.core.compiled_engine import CompiledEngine
-    from margin_explorer.core.family_records import append_records
-    from margin_explorer.core.recording import LogSchedule
-
-    config = RunConfig.from_dict(config.to_dict())
-    config.run.steps = 0
-    if sparse:
-        config.recording.every_step_until, config.recording.per_decade = 0, 10
-    trainer = Trainer(config)  # its record state and record code
-    engine = CompiledEngine(config, trainer.dataset, trainer.theta)
-    first = 100 if sparse else 0
-    last = first + steps
-    rec = config.recording
-    record_steps = _due(LogSchedule(rec.every_step_until, rec.per_decade), 0, last) if records else np.zeros(0, np.int64)
-    snapshot_steps = (np.zeros(0, np.int64) if sparse or not records
-                      else _due(LogSchedule(1, rec.snapshots_per_decade), 0, last))
-
-    def advance(start, end):
-        step = start
-        while step < end:
-            block = engine.advance(step, min(step + (256 if not sparse else end), end), record_steps, snapshot_steps)
-            kept = block.record
-            if kept.any():
-                append_records([trainer], np.ones((int(kept.sum()), 1), dtype=bool), block.steps[kept],
-                               block.walls[kept], block.theta[kept], block.q[kept], block.log_l[kept], block.grad[kept])
-            for k in np.flatnonzero(block.snapshot):
-                trainer._snapshot(int(block.steps[k]), block.theta[k, 0])
-            assert block.diverged_at[0] < 0
-            step = block.end_step
-
-    advance(0, first)
+def steps_alone(config: RunConfig, steps: int) -> float:
+    """steps/s of the compiled engine's steps with nothing due (its advance, called directly)."""
+    trainer = Trainer(with_backend(config, "compiled"))
+    empty = np.zeros(0, np.int64)
+    trainer.engine.advance(0, 100, empty, empty, None)
     start = time.perf_counter()
-    advance(first, last)
-    rate = steps / (time.perf_counter() - start)
-    made = trainer._drain().n_records
-    assert made == int(np.count_nonzero(record_steps < last)), "the compiled engine must keep every due record"
-    return rate
+    block = trainer.engine.advance(100, 100 + steps, empty, empty, None)
+    assert block.end_step == 100 + steps
+    return steps / (time.perf_counter() - start)
 
 
 def flops_per_step(config: RunConfig, n: int) -> tuple[int, int]:
@@ -241,12 +212,9 @@ def where_time_goes(config: RunConfig, repeats: int = 200) -> dict:
     import numba
 
     from margin_explorer.core import compiled_kernels as K
-    from margin_explorer.core.compiled_engine import CompiledEngine
     from margin_explorer.core.compiled_program import ACT, EXTRA, IN, KIND, OUT, PARAM
 
-    dataset = config.dataset.build()
-    trainer = Trainer(config, dataset)
-    engine = CompiledEngine(config, dataset, trainer.theta)
+    engine = Trainer(with_backend(config, "compiled")).engine
     k, p = engine._kernels, engine._kernels.program
     n = k.n
 
@@ -277,16 +245,16 @@ def where_time_goes(config: RunConfig, repeats: int = 200) -> dict:
             best = min(best, time.perf_counter() - start)
         return best / repeats * 1e6
 
-    theta = engine.theta
+    theta = engine.theta[0]
     forward = timed(forwards, p.ops, p.values, p.buffers, n, theta, k.work)
     backward = timed(backwards, p.ops, p.values, p.buffers, n, theta, k.work, k.gwork, k.grad, k.tmp)
     act = timed(activations, p.ops, p.values, p.buffers, n, k.work.copy())
     empty = np.zeros(0, np.int64)
-    engine.advance(0, 10, empty, empty)
+    engine.advance(0, 10, empty, empty, None)
     step = float("inf")
     for i in range(5):
         start = time.perf_counter()
-        engine.advance(10 + i * repeats, 10 + (i + 1) * repeats, empty, empty)
+        engine.advance(10 + i * repeats, 10 + (i + 1) * repeats, empty, empty, None)
         step = min(step, (time.perf_counter() - start) / repeats * 1e6)
     return {"step": step, "forward": forward, "activations": act, "backward": backward,
             "loss, update, rest": step - forward - backward}
@@ -306,7 +274,7 @@ def main(argv=None):
     torch.set_num_threads(1)
     rows, compiled_rows = [], []
     if not args.no_compiled:
-        from margin_explorer.core.compiled_engine import prepare
+        from margin_explorer.core.engines.compiled_engine import prepare
 
         print(f"compiled kernels ready in {prepare():.2f} s (numba's cache, or a first compile)")
     for network in args.networks.split(","):
@@ -318,8 +286,8 @@ def main(argv=None):
             # interleaved, best of each: the machine's load drifts, and all should see the same drift
             runs = [(plain_loop(config, args.steps), engine(config, args.steps), engine_sparse(config, args.steps),
                      *((0.0, 0.0, 0.0) if args.no_compiled else
-                       (compiled(config, args.steps), compiled(config, more, sparse=True),
-                        compiled(config, more, sparse=True, records=False))))
+                       (engine(config, args.steps, "compiled"), engine_sparse(config, more, "compiled"),
+                        steps_alone(config, more))))
                     for _ in range(args.repeats)]
             plain, fast, sparse, c_every, c_sparse, c_alone = (max(run[i] for run in runs) for i in range(6))
             if not args.no_compiled:

@@ -1,5 +1,5 @@
 """The compiled engine's kernels (numba): K steps of a program (core/compiled_program.py) with no
-Python in the loop. Imported by the training process only (core/compiled_engine.py imports this
+Python in the loop. Imported by the training process only (core/engines/compiled_engine.py imports this
 module when an engine is made): the window's process never loads numba.
 
 Every function repeats core/ arithmetic in the same order of operations: the network's forward

@@ -177,22 +177,22 @@ class RecordingConfig(Serializable):
 @dataclass
 class RunSettings(Serializable):
     """``steps`` 0 means unlimited (until stopped). ``backend``: auto picks the hand-written numpy
-    network on the CPU and the batched engine (core/engines/) on a GPU; numpy, torch (autograd)
-    or batched ask for one."""
+    network on the CPU (the compiled one once its kernels are cached) and the batched engine
+    (core/engines/) on a GPU; numpy, torch (autograd), batched or compiled ask for one."""
 
     steps: int = 10000
     seed: int = 0
     dtype: Literal["float64", "float32"] = "float64"
     device: str = "cpu"
-    backend: Literal["auto", "numpy", "torch", "batched"] = "auto"
+    backend: Literal["auto", "numpy", "torch", "batched", "compiled"] = "auto"
 
     def validate(self, path):
         require(self.steps >= 0, f"{path}.steps", f"must be >= 0 (0 = unlimited), got {self.steps}")
         require(self.seed >= 0, f"{path}.seed", "must be >= 0")
         require(re.fullmatch(r"(cpu|cuda|mps)(:[0-9]+)?", self.device) is not None, f"{path}.device",
                 f"must be cpu, cuda or mps, optionally with a device number (cuda:1), got {self.device!r}")
-        if self.backend == "numpy":
-            require(self.device == "cpu", f"{path}.backend", "the numpy backend runs on the cpu only")
+        if self.backend in ("numpy", "compiled"):
+            require(self.device == "cpu", f"{path}.backend", f"the {self.backend} backend runs on the cpu only")
 
 
 FAMILY_SETTINGS = {"seed": "run.seed", "lr": "optimizer.lr", "init_scale": "architecture.init.scale"}

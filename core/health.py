@@ -58,8 +58,12 @@ class HealthMonitor:
         self.dead: set = set()  # samples reported
         self._dead_now: set = set()  # dead at the last check
         self._dead_since = 0
-        self._steps: list = []
-        self._logs: list = []
+        # every record's step and log L, in arrays grown by doubling: the check below reads a
+        # decade of them at every record, and a list turned into an array each time cost O(records)
+        # in Python per record (every step recorded: 110 ms for 2,000 steps, the whole chunk's time)
+        self._steps = np.empty(256, dtype=np.int64)
+        self._logs = np.empty(256)
+        self._count = 0
 
     def observe(self, records: dict) -> list:
         """Events in the records of one chunk (``step``, ``log_loss``, ``accuracy``), in order."""
@@ -104,15 +108,18 @@ class HealthMonitor:
                                      f"{self.best[1]:,}) to {_num(log_l)}, past l(0); {fell}{more}")
 
     def _flat(self, step, log_l):
-        self._steps.append(step)
-        self._logs.append(log_l)
+        k = self._count
+        if k == len(self._steps):
+            self._steps, self._logs = np.resize(self._steps, 2 * k), np.resize(self._logs, 2 * k)
+        self._steps[k], self._logs[k] = step, log_l
+        self._count = k + 1
         if self.flat_reported or step < 100 or log_l + self.offset < self.threshold:
             return None
-        steps = np.asarray(self._steps)
+        steps = self._steps[:k + 1]
         start = int(np.searchsorted(steps, step // 10, side="right")) - 1  # the last record at or before t/10
         if start < 0 or steps[start] < 10:
             return None
-        window = np.asarray(self._logs[start:])
+        window = self._logs[start:k + 1]
         if window[0] - window[1:].min() >= FLAT:
             return None
         self.flat_reported = True

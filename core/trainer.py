@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses, reference, step_rule
-from .architecture import is_linear_model
+from .architecture import check_image_input, is_linear_model
 from .budget import check_family_size, check_run_size
 from .config import RunConfig
 from .datasets import Dataset
@@ -32,7 +32,7 @@ from .errors import TrainingError
 from .health import HealthMonitor
 from .homogeneity import NONE, analyze
 from .metrics import kkt_residual
-from .network import NumpyNetwork, initial_parameters
+from .network import evaluation_network, initial_parameters
 from .optimizers import state_layout
 from .recorder import Recorder
 from .recording import LogSchedule, RecordSchedule
@@ -115,6 +115,7 @@ class Trainer:
         if self.dataset.dim != spec.input_dim:
             raise TrainingError(f"architecture.input_dim is {spec.input_dim} but the dataset has "
                                 f"{self.dataset.dim} coordinates per point")
+        check_image_input(spec, self.dataset.image_shape)
         self.X = np.ascontiguousarray(self.dataset.X, dtype=self.dtype)
         self.y = self.dataset.y.astype(self.dtype)
         self.n = self.dataset.n
@@ -132,7 +133,8 @@ class Trainer:
         check_run_size(spec, self.n, jacobian=True)
         configs = [config.member(k) for k in range(config.family_size)] if family else [config]
         # the host network: records, snapshots and the decision boundary, whatever the engine
-        self.net = NumpyNetwork(spec)
+        # (torch autograd's for image blocks, which the numpy network has not)
+        self.net = evaluation_network(spec)
         self.params = np.empty((len(configs), self.net.size), dtype=self.dtype)  # row s: member s's theta
         with np.errstate(over="ignore"):  # an init scale of 1e308: the first step reports it as a divergence
             for s, member in enumerate(configs):

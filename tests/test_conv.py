@@ -242,12 +242,58 @@ def test_a_small_cnn_trains_on_digits_through_the_autograd_network():
         "run": {"steps": 150, "seed": 0}})
     dataset = config.dataset.build()
     check_image_input(config.architecture, dataset.image_shape)
-    net = AutogradNetwork(config.architecture)
-    trainer = Trainer(config, dataset, net=net)
-    chunk = trainer.run(150)
-    records = chunk.records
+    trainer = Trainer(config, dataset)  # the driver picks the autograd network and engine itself
+    assert isinstance(trainer.net, AutogradNetwork)
+    records = trainer.run(150).members[0].records
     assert trainer.order == 2.0
     assert records["log_loss"][-1] < records["log_loss"][0] - 1
     assert records["accuracy"][-1] == 1.0
     margins = records["normalized_margin"]
     assert margins[-1] > 0
+
+
+# a small CNN on the 8 x 8 digits 0 vs 1: the driver trains it on autograd, whatever the backend asked
+CNN_RUN = {"architecture": {"input_dim": 64, "input_shape": [1, 8, 8],
+                            "blocks": [conv(2, 3), RELU, {"type": "max_pool", "kernel": 2}, FLAT, dense(1)]},
+           "dataset": {"kind": "builtin", "builtin": "digits", "params": {"classes": [0, 1], "subsample": 60}},
+           "run": {"steps": 12, "backend": "numpy"}}
+
+
+def test_the_driver_trains_a_cnn_on_autograd_whatever_the_backend_and_the_cli_writes_it(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from margin_explorer.core.config import RunConfig
+    from margin_explorer.core.engines.autograd_engine import AutogradEngine
+    from margin_explorer.core.run_reader import RunReader
+    from margin_explorer.core.trainer import Trainer
+
+    trainer = Trainer(RunConfig.from_dict(CNN_RUN))
+    assert isinstance(trainer.engine, AutogradEngine) and isinstance(trainer.net, AutogradNetwork)
+    assert "run.backend numpy" in trainer.engine_note and "autograd" in trainer.engine_note
+    # the engine's steps against a hand-made gradient step of the host network (gd, loss-normalized)
+    theta0 = trainer.members[0].theta.copy()
+    _f, _q, log_l0, grad = trainer.evaluate(theta0)
+    trainer.run(1)
+    lr = trainer.config.optimizer.lr
+    np.testing.assert_allclose(trainer.members[0].theta, theta0 - lr * grad, rtol=1e-12, atol=1e-15)
+    config_file, out = tmp_path / "cnn.json", tmp_path / "cnn.h5"
+    config_file.write_text(json.dumps(CNN_RUN))
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "main.py"), "run",
+                           str(config_file), "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "finished at step 12" in done.stdout
+    with RunReader(out) as run:
+        log_loss = run.metrics["log_loss"]
+    assert len(log_loss) >= 12 and log_loss[-1] < log_loss[0]  # it trained
+
+
+def test_a_cnn_whose_images_are_not_the_datasets_is_refused_with_the_reason():
+    from margin_explorer.core.config import RunConfig
+    from margin_explorer.core.trainer import Trainer
+
+    spec = dict(CNN_RUN, architecture=dict(CNN_RUN["architecture"], input_shape=[4, 4, 4]))
+    with pytest.raises((ConfigError, TrainingError), match="8 x 8"):
+        Trainer(RunConfig.from_dict(spec))

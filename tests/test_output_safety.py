@@ -343,7 +343,10 @@ def _full_disk_run(folder, force_hdf5_error=False):
             + ("import margin_explorer.core.runfile as runfile\nrunfile.DISK_RESERVE_BYTES = -10**12  # skip the check: HDF5 hits ENOSPC\n"
                if force_hdf5_error else "")
             + "from margin_explorer.app.cli import main\n"
-            f"sys.exit(main(['run', 'relu2-blobs', '--steps', '0', '--dataset', {str(data)!r}, '--out', {str(path)!r}]))\n")
+            # the numpy engine: its first chunks are small enough to be written before the disk fills (the
+            # compiled engine's first chunk, ~600 steps of 16 kB records, is already larger than this disk)
+            f"sys.exit(main(['run', 'relu2-blobs', '--steps', '0', '--backend', 'numpy', '--dataset', {str(data)!r}, "
+            f"'--out', {str(path)!r}]))\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=_env(), capture_output=True, text=True,
                           timeout=300)
     return proc, path

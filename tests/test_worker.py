@@ -170,3 +170,21 @@ def test_a_command_that_is_not_a_message_is_reported_not_waited_on():
         commands.put(("start", "{}", True))
         answer = results.get(timeout=60)
         assert isinstance(answer, WorkerFailed) and "not a command of app/messages.py: ('start'" in answer.message
+
+
+def test_the_worker_trains_a_cnn_run():
+    """The window's Run with a CNN config: the worker's driver trains it on autograd to the end."""
+    from margin_explorer.core.config import RunConfig
+    from tests.test_conv import CNN_RUN
+
+    config = RunConfig.from_dict(dict(CNN_RUN, run={"steps": 8}))
+    with running_worker() as (commands, results):
+        commands.put(StartRun(config.to_json(), True))
+        statuses, steps = [], 0
+        while "finished" not in statuses:
+            message = results.get(timeout=120)
+            if isinstance(message, StatusChanged):
+                statuses.append(message.status)
+            elif isinstance(message, ChunkArrived):
+                steps = max(steps, message.step)
+        assert statuses == ["finished"] and steps == 8

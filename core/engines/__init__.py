@@ -15,8 +15,11 @@ The interface (every engine has it):
   and shaped as core/optimizers.py's state_layout (the driver checks the shapes);
 - ``step_threads()``: a context the steps run in (the torch thread settings they want).
 
-``make_engine`` picks one by what the config needs: numpy on the CPU ('auto' or 'numpy') for a
-single run; the batched torch engine for a family, for 'batched', or on a device other than the
+``make_engine`` picks one by what the config needs: torch autograd for image blocks (conv2d,
+pooling, flatten: no other engine has them, whatever the backend; the note says so); the compiled
+engine (numba, core/engines/compiled_engine.py) for 'compiled', and for 'auto' on the CPU for a
+single run once its kernels are in numba's on-disk cache, else numpy on the CPU ('auto' or
+'numpy') for a single run; the batched torch engine for a family, for 'batched', or on a device other than the
 CPU; torch autograd for 'torch' (the reference); and for sgd, whose minibatches are drawn per
 run, the numpy (autograd off the CPU) engine with the members one by one.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..architecture import needs_autograd
 from ..config import RunConfig
 from ..errors import TrainingError
 
@@ -49,6 +53,37 @@ def make_engine(config: RunConfig, X: np.ndarray, y: np.ndarray, thetas: np.ndar
     """The engine for ``config``'s S = len(thetas) members (see the module docstring): data X (n,
     d) and labels y in the run's dtype, theta_0 of each member (S, P), their step sizes and seeds,
     and the homogeneity order M (None: none)."""
+    settings = config.run
+    image = needs_autograd(config.architecture)
+    if image is not None:  # image blocks: only torch autograd has them, whatever the backend asked
+        from .autograd_engine import AutogradEngine
+
+        engine = AutogradEngine(config, X, y, thetas, lrs, seeds, order)
+        if settings.backend not in ("auto", "torch"):
+            engine.note = f"run.backend {settings.backend}: {image}; this run trains on autograd"
+        return engine
+    if settings.backend == "compiled" or (settings.backend == "auto" and compiled_by_default(config, len(thetas))):
+        from .compiled_engine import CompiledEngine, covers
+
+        reason = covers(config)
+        if reason is not True:
+            raise TrainingError(f"run.backend compiled: {reason}")
+        return CompiledEngine(config, X, y, thetas, lrs, seeds, order)
+    return _torch_or_numpy(config, X, y, thetas, lrs, seeds, order)
+
+
+def compiled_by_default(config: RunConfig, size: int) -> bool:
+    """'auto' on the CPU takes the compiled engine for a single run it covers once its kernels for
+    the run's dtype are in numba's on-disk cache (a file look-up): a process never waits for a
+    first compile (5-20 s) unless asked (backend 'compiled'); the numpy engine meanwhile."""
+    if size != 1 or config.run.device != "cpu":
+        return False
+    from .compiled_engine import covers, kernels_ready
+
+    return kernels_ready(config.run.dtype) and covers(config) is True
+
+
+def _torch_or_numpy(config, X, y, thetas, lrs, seeds, order):
     settings, kind = config.run, config.optimizer.kind
     S = len(thetas)
     host = settings.backend == "numpy" or (settings.backend == "auto" and settings.device == "cpu")

@@ -9,7 +9,8 @@ from contextlib import nullcontext
 import numpy as np
 
 from ..blas import one_torch_thread
-from ..network import NumpyNetwork, per_sample_jacobian
+from ..architecture import weight_slices
+from ..network import per_sample_jacobian
 from . import check_device
 from .numpy_engine import NumpyEngine
 
@@ -28,7 +29,7 @@ class TorchEvaluator:
         self.module = TorchNetwork(spec, self.tdtype, self.device)
         self.params = list(self.module.parameters())
         self.size = sum(p.numel() for p in self.params)
-        self.weight_slices = NumpyNetwork(spec).weight_slices
+        self.weight_slices = weight_slices(spec)
         self.ensembles = []
         self._X = None
         self._Xt = None

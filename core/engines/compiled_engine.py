@@ -1,55 +1,62 @@
-"""The compiled CPU engine (issue #23): a run's steps in blocks, each block one call into compiled
-code (core/compiled_kernels.py, numba) with no Python per step.
+"""The compiled CPU engine (issue #23): one run's steps in blocks, each block one call into compiled
+code (core/compiled_kernels.py, numba) with no Python per step; the engines' interface
+(core/engines/__init__.py) for S = 1.
 
-``CompiledEngine(config, dataset, theta0).advance(start, end, record_steps, snapshot_steps,
-deadline)`` takes steps start..end-1 and returns a StepBlock (core/step_block.py): theta, q, log L
-and grad log L at the steps due a record or a snapshot (given as arrays, so that the schedule needs
-no Python in the loop), the step reached, and where the run diverged. Its arithmetic is the numpy
-engine's (core/network.py, core/losses.py, core/optimizers.py, Trainer._steps), in the same
-order of operations; tests/test_compiled_engine.py holds the two together.
+``advance(start, end, record_steps, snapshot_steps, deadline)`` hands the kept steps' theta, q,
+log L and grad log L to the driver as a StepBlock, made inside the compiled loop (the schedule is
+given as arrays, so that it needs no Python in the loop). Its arithmetic is the numpy engine's
+(core/network.py, core/losses.py, core/optimizers.py, core/step_rule.py), in the same order of
+operations; tests/test_compiled_engine.py holds the two together through the driver.
 
 numba is imported when the first engine is made (or by ``prepare``), never by importing this
-module: ``covers`` answers without it, so the window's process can ask.
+module: ``covers`` and ``kernels_ready`` answer without it, so the window's process can ask.
+
+Compiling costs 5-20 s per dtype on a loaded 2-core machine, loading numba's on-disk cache
+~1.5 s: ``prepare`` leaves a marker beside numba's cache once the kernels of a dtype are in it,
+and ``kernels_ready`` (a file look-up) tells make_engine whether backend 'auto' may take this
+engine without a compile.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
+import os
 import sys
 import time
+from contextlib import nullcontext
+from pathlib import Path
 
 import numpy as np
 
-from .architecture import Activation, Dense, Ensemble, Residual
-from .config import RunConfig
-from .datasets import Dataset
-from .errors import TrainingError
-from .homogeneity import NONE, analyze
-from .optimizers import state_layout
-from .step_block import StepBlock
+from .. import step_rule as rules
+from ..architecture import Activation, Dense, Ensemble, Residual
+from ..compiled_program import ACTIVATION_CODES
+from ..config import RunConfig
+from ..errors import TrainingError
+from ..step_block import StepBlock
 
 OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")
 STEP_RULES = ("constant", "loss_normalized", "lyu_li")
 LOSSES = ("exponential", "logistic")
-LOG_MAX = 700.0  # as core/trainer.py: exp() of more overflows float64
 KEPT_BYTES = 64 << 20  # the kept steps' theta, grad and q in one block, at most
+LONG_RUN = 10**5  # steps: a first compile pays for itself (worth_compiling)
 CHECK_EVERY = 64  # steps between two looks at the clock for the deadline (~25 ns each)
 
 
 def covers(config: RunConfig) -> bool | str:
     """True when the compiled engine can train ``config``, else the reason it cannot (one line)."""
-    if importlib.util.find_spec("numba") is None:
-        return "the compiled engine needs numba, which is not installed"
-    if sys.platform == "win32":
-        return "the compiled engine's clock (clock_gettime) is POSIX only"
+    platform = covers_platform()
+    if platform is not True:
+        return platform
     if config.run.device != "cpu":
         return f"the compiled engine runs on the cpu, not {config.run.device}"
     if config.optimizer.kind not in OPTIMIZERS:
         return f"the compiled engine has no {config.optimizer.kind} (it draws minibatches per run)"
     unknown = _unknown_blocks(config.architecture.blocks)
     if unknown:
-        return f"the compiled engine has no {unknown} block"
+        return f"the compiled engine has no {unknown}"
     return True
 
 
@@ -59,32 +66,74 @@ def _unknown_blocks(blocks) -> str:
             inner = _unknown_blocks(block.blocks)
         elif isinstance(block, Ensemble):
             inner = next((u for u in map(_unknown_blocks, block.members) if u), "")
-        elif isinstance(block, (Dense, Activation)):
+        elif isinstance(block, Activation):
+            inner = "" if block.kind in ACTIVATION_CODES else f"{block.kind} activation"
+        elif isinstance(block, Dense):
             inner = ""
         else:
-            inner = getattr(block, "type", type(block).__name__)
+            inner = f"{getattr(block, 'type', type(block).__name__)} block"
         if inner:
             return inner
     return ""
 
 
-def norm_limit(order: float | None, dtype) -> float:
-    """The parameter norm past which a run counts as diverged: ||theta||^M would overflow
-    (Trainer._finite's limit)."""
-    largest = float(np.finfo(dtype).max)
-    return largest ** (1.0 / order) / 1e3 if order is not None else largest ** 0.5
+def _marker(dtype) -> Path:
+    """The file that says the kernels of ``dtype`` are in numba's on-disk cache: in the folder
+    numba caches core/compiled_kernels.py in (NUMBA_CACHE_DIR's, else __pycache__ beside it), named
+    by the kernels' source stamp (numba drops its cache when the source changes) and numba's
+    version, so that a stale marker is never found."""
+    source = Path(__file__).resolve().parent.parent / "compiled_kernels.py"
+    cache = os.environ.get("NUMBA_CACHE_DIR")
+    if cache:  # numba's UserProvidedCacheLocator: the source folder's name and its path's SHA1
+        folder = str(source.parent)
+        where = Path(cache) / f"{source.parent.name}_{hashlib.sha1(folder.encode()).hexdigest()}"
+    else:
+        where = source.parent / "__pycache__"
+    try:
+        stat = source.stat()
+        from importlib.metadata import version
+
+        numba_version = version("numba")
+    except Exception:  # no source (a frozen install) or no numba: never ready
+        return Path("/nonexistent/margin-explorer")
+    stamp = f"{stat.st_mtime_ns}-{stat.st_size}-{numba_version}-{sys.version_info[0]}{sys.version_info[1]}"
+    return where / f"margin_explorer_ready.{np.dtype(dtype).name}.{stamp}"
+
+
+def kernels_ready(dtype) -> bool:
+    """True when ``prepare`` left the kernels of ``dtype`` in numba's cache (a file look-up, no
+    numba): a first engine then loads them (~1.5 s) instead of compiling them (5-20 s)."""
+    return covers_platform() is True and _marker(dtype).is_file()
+
+
+def covers_platform() -> bool | str:
+    if importlib.util.find_spec("numba") is None:
+        return "the compiled engine needs numba, which is not installed"
+    if sys.platform == "win32":
+        return "the compiled engine's clock (clock_gettime) is POSIX only"
+    return True
 
 
 def prepare(dtypes=(np.float64,)) -> float:
     """Compile (or load from numba's on-disk cache) the kernels for ``dtypes``; the seconds it took.
-    The first engine of a process does this anyway; a program may call it ahead, in the training
-    process, while it does something else."""
+    Leaves ``kernels_ready``'s marker where numba saved them to its cache (nothing where it could
+    not). The first engine of a process compiles anyway; a program may call this ahead, in the
+    training process (or a child: ``warm_cache``)."""
     started = time.perf_counter()
-    from .architecture import ArchitectureSpec
+    from ..architecture import ArchitectureSpec
     for dtype in dtypes:
         spec = ArchitectureSpec(1, [Dense(1)])
         engine = _Kernels(spec, np.zeros((1, 1)), np.ones(1), dtype)
         engine.call(np.zeros(1, dtype=dtype), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), None, 0)
+        marker = _marker(dtype)
+        cache = getattr(engine.kernels.run_block, "_cache", None)
+        saved = getattr(cache, "_cache_path", None)
+        try:
+            if saved is not None and Path(saved).resolve() == marker.parent.resolve() and any(
+                    Path(saved).glob("compiled_kernels.run_block-*.nbc")):
+                marker.touch()
+        except OSError:  # a cache folder that cannot be written: the kernels compile in each process
+            pass
     return time.perf_counter() - started
 
 
@@ -96,10 +145,26 @@ def warm_cache(dtypes=("float64",)):
     and harmless, where the cache cannot be written."""
     import subprocess
 
-    code = ("import numpy as np; from margin_explorer.core.compiled_engine import prepare; "
+    code = ("import numpy as np; from margin_explorer.core.engines.compiled_engine import prepare; "
             f"prepare(tuple(np.dtype(d) for d in {list(map(str, dtypes))!r}))")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+
+
+def warm_if_cold(dtype="float64"):
+    """``warm_cache`` for ``dtype`` unless its kernels are cached already or cannot be compiled here
+    (the Popen, else None): the window's worker calls it when it starts."""
+    if covers_platform() is not True or kernels_ready(dtype):
+        return None
+    return warm_cache((dtype,))
+
+
+def worth_compiling(config: RunConfig, size: int = 1) -> bool:
+    """A run long enough (10^5 steps or more, or unlimited) that 'auto' on the CPU should pay a
+    first compile (5-20 s, once per install) to take the compiled engine, which it covers."""
+    steps = config.run.steps
+    return (config.run.backend == "auto" and size == 1 and (steps == 0 or steps >= LONG_RUN)
+            and not kernels_ready(config.run.dtype) and covers(config) is True)
 
 
 class _Kernels:
@@ -107,8 +172,8 @@ class _Kernels:
     (every argument's type is set here, so that no call compiles a second variant)."""
 
     def __init__(self, spec, X, y, dtype):
-        from . import compiled_kernels as kernels
-        from .compiled_program import compile_program
+        from .. import compiled_kernels as kernels
+        from ..compiled_program import compile_program
 
         self.kernels = kernels
         self.dtype = np.dtype(dtype)
@@ -144,7 +209,7 @@ class _Kernels:
         step, count, diverged_at, overflowed = self.kernels.run_block(
             program.ops, program.values, program.buffers, n, self.output_row, self.y, theta, self.work, self.gwork, self.tmp,
             self.grad, self.q, self.weights, self.scratch, dtype.type(0), opt_kind, lr, momentum, beta1, beta2, eps,
-            self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, LOG_MAX,
+            self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, rules.LOG_MAX,
             int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
             np.ascontiguousarray(snapshot_steps, np.int64), self.clock, int(-1 if deadline_ns is None else deadline_ns),
             CHECK_EVERY, *kept)
@@ -152,64 +217,56 @@ class _Kernels:
 
 
 class CompiledEngine:
-    """One run (S = 1) of ``config`` from ``theta0`` on ``dataset`` (see the module docstring)."""
+    """One run of ``config`` (S = 1; make_engine's constructor convention), see the module docstring
+    and core/engines/__init__.py for the interface."""
 
-    S = 1
-
-    def __init__(self, config: RunConfig, dataset: Dataset, theta0: np.ndarray, optimizer_state: dict | None = None):
+    def __init__(self, config: RunConfig, X, y, thetas, lrs, seeds, order):
         reason = covers(config)
         if reason is not True:
             raise TrainingError(reason)
-        self.config = config
-        self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
-        spec = config.architecture
-        if dataset.dim != spec.input_dim:
-            raise TrainingError(f"architecture.input_dim is {spec.input_dim} but the dataset has "
-                                f"{dataset.dim} coordinates per point")
-        self._kernels = kernels = _Kernels(spec, np.asarray(dataset.X), np.asarray(dataset.y), self.dtype)
-        self.size, self.n = kernels.size, kernels.n
-        self.theta = np.array(theta0, dtype=self.dtype)
-        if self.theta.shape != (self.size,):
-            raise TrainingError(f"the parameters have {self.theta.size} entries; the architecture needs {self.size}")
-        homogeneity = analyze(spec)
-        order = None if homogeneity.verdict == NONE else float(homogeneity.order)
+        if len(thetas) != 1:
+            raise TrainingError("the compiled engine trains one run; a family trains on the batched engine "
+                                "(run.backend auto or batched)")
+        self.theta = np.array(thetas)  # (1, P): row 0 updated in place by the kernels
+        self.dtype = self.theta.dtype
+        self._kernels = kernels = _Kernels(config.architecture, np.asarray(X), np.asarray(y), self.dtype)
+        self.n = kernels.n
+        if self.theta.shape[1] != kernels.size:
+            raise TrainingError(f"the parameters have {self.theta.shape[1]} entries; the architecture needs "
+                                f"{kernels.size}")
         opt = config.optimizer
-        from . import compiled_kernels as k
+        from .. import compiled_kernels as k
 
-        kernels.configure(OPTIMIZERS.index(opt.kind), opt.lr, opt.momentum, opt.beta1, opt.beta2, opt.eps,
+        kernels.configure(OPTIMIZERS.index(opt.kind), lrs[0], opt.momentum, opt.beta1, opt.beta2, opt.eps,
                           {"constant": k.CONSTANT, "loss_normalized": k.LOSS_NORMALIZED, "lyu_li": k.LYU_LI}[opt.step_rule],
                           k.EXPONENTIAL if config.loss.kind == "exponential" else k.LOGISTIC,
-                          config.loss.reduction == "mean", math.log(self.n), 2.0 - 2.0 / (order or 1.0),
-                          norm_limit(order, self.dtype))
+                          config.loss.reduction == "mean", math.log(self.n), rules.lyu_li_power(order),
+                          rules.norm_limit(order, self.dtype))
         self.kind = opt.kind
+        self.size = 1
+        self.note = ""
         self.diverged_at = -1
         self.overflowed = False
-        self.max_kept = max(1, KEPT_BYTES // ((2 * self.size + self.n) * np.dtype(self.dtype).itemsize))
-        if optimizer_state is not None:
-            self.load_state(optimizer_state)
+        P = kernels.size
+        self.max_kept = max(1, KEPT_BYTES // ((2 * P + self.n) * np.dtype(self.dtype).itemsize))
+
+    def step_threads(self):
+        return nullcontext()  # the kernels call no torch; BLAS threads: the process's settings
 
     # ------------------------------------------------------------------ optimizer state
-    def state(self) -> dict:
+    def state(self) -> list[dict]:
         """The optimizer state in core/optimizers.py's layout (state_layout), as float64 copies."""
         kernels = self._kernels
         if self.kind == "momentum":
-            return {"velocity": kernels.velocity.astype(np.float64)}
+            return [{"velocity": kernels.velocity.astype(np.float64)}]
         if self.kind == "adam":
-            return {"m": kernels.m.astype(np.float64), "v": kernels.v.astype(np.float64),
-                    "t": np.array(kernels.t[0], dtype=np.int64)}
-        return {}
+            return [{"m": kernels.m.astype(np.float64), "v": kernels.v.astype(np.float64),
+                     "t": np.array(kernels.t[0], dtype=np.int64)}]
+        return [{}]
 
-    def load_state(self, state: dict) -> None:
-        """Continue from ``state`` (``state()``'s layout); a TrainingError if it is not this run's."""
-        layout = state_layout(self.kind, self.size)
-        if set(state) != set(layout):
-            raise TrainingError(f"the saved optimizer state holds {sorted(state) or 'nothing'}; a "
-                                f"{self.kind} run needs {sorted(layout) or 'nothing'}")
-        for name, (shape, _dtype) in layout.items():
-            if np.shape(state[name]) != shape:
-                raise TrainingError(f"the saved optimizer state's {name} has shape {np.shape(state[name])}; "
-                                    f"this run needs {shape}")
-        kernels = self._kernels
+    def load_state(self, states: list[dict]) -> None:
+        """Continue from ``states[0]`` (the driver checked its names and shapes)."""
+        state, kernels = states[0], self._kernels
         if self.kind == "momentum":
             kernels.velocity[:] = state["velocity"]
         elif self.kind == "adam":
@@ -217,13 +274,10 @@ class CompiledEngine:
             kernels.t[0] = int(state["t"])
 
     # ------------------------------------------------------------------ the steps
-    def advance(self, start: int, end: int, record_steps: np.ndarray, snapshot_steps: np.ndarray,
-                deadline: float | None = None) -> StepBlock:
-        """Steps ``start``..``end - 1`` (see the module docstring). ``record_steps`` and
-        ``snapshot_steps``: ascending steps (any range; those in [start, end) count). ``deadline``: a
-        time.perf_counter() time, looked at every CHECK_EVERY steps. The block ends early at a
-        divergence (end_step is then the step that failed), at the deadline, or when the kept steps
-        would pass KEPT_BYTES (end_step is then the first step not kept, not yet taken)."""
+    def advance(self, start: int, end: int, record_steps, snapshot_steps, deadline: float | None) -> StepBlock:
+        """Steps [start, end) (the interface's). ``deadline`` is looked at every CHECK_EVERY steps.
+        The block ends early at a divergence (end_step is then the step that failed), at the
+        deadline, or when the kept steps would pass max_kept (end_step: the first step not kept)."""
         started = time.perf_counter()
         record_steps = np.asarray(record_steps, dtype=np.int64)
         snapshot_steps = np.asarray(snapshot_steps, dtype=np.int64)
@@ -235,7 +289,7 @@ class CompiledEngine:
         clock0 = int(kernels.kernels.clock_ns(kernels.clock))
         offset = time.perf_counter() - started  # walls count from ``started``, the kernel's clock from clock0
         deadline_ns = None if deadline is None else clock0 + int((deadline - started) * 1e9)
-        step, kept, diverged_at, overflowed = kernels.call(self.theta, start, end, record_steps, snapshot_steps,
+        step, kept, diverged_at, overflowed = kernels.call(self.theta[0], start, end, record_steps, snapshot_steps,
                                                            deadline_ns, min(len(due), self.max_kept))
         if diverged_at >= 0:
             self.diverged_at, self.overflowed = diverged_at, overflowed
@@ -243,6 +297,6 @@ class CompiledEngine:
         return StepBlock(steps=steps, walls=(ns - clock0) * 1e-9 + offset, record=record, snapshot=snapshot,
                          theta=theta[:, None, :], q=q[:, None, :], log_l=log_l[:, None], grad=grad[:, None, :],
                          end_step=self.diverged_at if self.diverged_at >= 0 else step,
-                         final_theta=self.theta[None, :].copy(),
+                         final_theta=self.theta.copy(),
                          diverged_at=np.array([self.diverged_at], dtype=np.int64),
                          overflowed=np.array([self.overflowed]))
