@@ -245,3 +245,42 @@ def test_a_long_cli_run_on_auto_is_worth_a_compile_a_short_one_or_a_family_not(t
     assert not worth_compiling(config)
     config.run.steps, config.run.backend = 10**5, "numpy"
     assert not worth_compiling(config)
+
+
+def test_training_processes_started_together_compile_once_and_never_outlive_their_parent(tmp_path, monkeypatch):
+    """Each window's training process warms a cold cache: a second compiler waits on no one and
+    exits at once, and a compiler whose process ended (a window closed, a test done) is killed."""
+    import fcntl
+    import signal
+    import time
+
+    from margin_explorer.core.engines import compiled_engine
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # a cold cache
+    folder = compiled_engine._marker("float64").parent
+    folder.mkdir(parents=True)
+    with open(folder / "margin_explorer_warming.lock", "a") as held:  # another child compiling
+        fcntl.flock(held, fcntl.LOCK_EX)
+        started = time.perf_counter()
+        assert compiled_engine.warm_cache().wait(timeout=60) == 0
+        assert time.perf_counter() - started < 30  # no compile: an import of the package, then out
+        assert not compiled_engine.kernels_ready("float64")
+    code = ("import os, sys; from margin_explorer.core.engines.compiled_engine import warm_cache; "
+            "print(warm_cache().pid, flush=True); os._exit(0)")  # the parent ends mid-compile
+    out = _python(code, NUMBA_CACHE_DIR=str(tmp_path))
+    pid = int(out.stdout)
+    deadline = time.perf_counter() + 3  # a cold compile takes 5-20 s: gone before, it was killed
+    while time.perf_counter() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        try:  # reaped by init once killed; a zombie of ours would not be
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                break
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        raise AssertionError("the compiler outlived the process that started it")

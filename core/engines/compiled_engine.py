@@ -145,10 +145,37 @@ def warm_cache(dtypes=("float64",)):
     and harmless, where the cache cannot be written."""
     import subprocess
 
-    code = ("import numpy as np; from margin_explorer.core.engines.compiled_engine import prepare; "
-            f"prepare(tuple(np.dtype(d) for d in {list(map(str, dtypes))!r}))")
+    code = ("import numpy as np; from margin_explorer.core.engines.compiled_engine import warm_alone; "
+            f"warm_alone(tuple(np.dtype(d) for d in {list(map(str, dtypes))!r}))")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+
+
+def _die_with_parent() -> None:
+    """In the warming child, before it runs: Linux sends it SIGKILL when the process that started
+    it ends (a window closed mid-compile leaves no compiler behind); elsewhere nothing."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def warm_alone(dtypes) -> None:
+    """``prepare`` in the warming child, unless another child is compiling already: training
+    processes started together (a test suite, several windows) compile once, not once each."""
+    import fcntl
+
+    folder = _marker("float64").parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = open(folder / "margin_explorer_warming.lock", "a")  # noqa: SIM115 (held until exit)
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # another child holds it, or the cache cannot be written: nothing to do here
+        return
+    prepare(dtypes)
 
 
 def warm_if_cold(dtype="float64"):
