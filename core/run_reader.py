@@ -665,6 +665,12 @@ class RunReader:
         return self._read("dataset", read)
 
     @property
+    def test_size(self) -> int | None:
+        """The number of test points (dataset/X_test), None without a test set."""
+        group = self.file["dataset"]
+        return int(group["X_test"].shape[0]) if "X_test" in group else None
+
+    @property
     def dataset_shape(self) -> tuple[int, int]:
         """(n, d) without reading the points."""
         return tuple(self.file["dataset/X"].shape)
