@@ -47,7 +47,7 @@ def test_a_run_with_a_test_set_shows_its_test_curves_with_the_recorded_values(wi
 
     assert "fraction of TEST samples with q_i = y_i f(x_i) > 0" in tooltip(accuracy.spec)
     assert "quantiles of the test samples' normalized margins" in tooltip(margins.spec)
-    assert "test min q_i / ‖θ‖^M: min_i q_i / ||theta||_2^M over the test samples" in tooltip(margins.spec)
+    assert "min_i q_i / ||theta||_2^M over the test samples" in tooltip(margins.spec)
 
 
 def test_a_run_without_a_test_set_draws_no_test_curve(window, test_set_runs):
