@@ -230,9 +230,15 @@ class Recorder:
             log_mean = np.where(np.isfinite(top), log_mean, top)
             scale = (np.asarray(norm, dtype=np.float64) ** self.order if self.order is not None
                      else np.full(R, np.nan))
-            normalized = q / scale[:, None]
-            quantiles = np.quantile(normalized, TEST_QUANTILES, axis=1).T  # (R, 5)
-            return np.column_stack([np.count_nonzero(q > 0, axis=1) / m, log_mean, normalized.min(axis=1),
+            ordered = np.sort(q / scale[:, None], axis=1)  # NaN (no order) sorts last: the row stays NaN below
+            # the quantiles by numpy's linear interpolation, from one sort (np.quantile's per-call cost was 3x)
+            at = np.asarray(TEST_QUANTILES) * (m - 1)
+            lo = np.floor(at).astype(np.intp)
+            hi = np.minimum(lo + 1, m - 1)
+            quantiles = ordered[:, lo] + (at - lo) * (ordered[:, hi] - ordered[:, lo])  # (R, 5)
+            if self.order is None:
+                quantiles[:] = np.nan
+            return np.column_stack([np.count_nonzero(q > 0, axis=1) / m, log_mean, ordered[:, 0],
                                     np.count_nonzero(q < 0, axis=1) / m, quantiles])
 
     def drain(self, s: int) -> dict:

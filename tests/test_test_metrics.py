@@ -97,3 +97,54 @@ def test_each_family_member_records_its_own_test_metrics():
             np.testing.assert_allclose(records[name][-1], expected[name], rtol=1e-12, atol=1e-12, err_msg=name)
     a, b = (m.records["test_margin_min"][-1] for m in chunk.members)
     assert a != b
+
+
+def _run_data(accuracy, gamma, test_accuracy=None, steps=None):
+    from margin_explorer.core.claims import RunData
+
+    steps = np.arange(len(gamma)) * 10 if steps is None else steps
+    metrics = {"step": np.asarray(steps), "accuracy": np.asarray(accuracy, float), "normalized_margin": np.asarray(gamma, float)}
+    if test_accuracy is not None:
+        metrics["test_accuracy"] = np.asarray(test_accuracy, float)
+    return RunData(metrics, np.zeros(0), {}, finished=True)
+
+
+def test_the_figure_7_claim_holds_fails_and_does_not_apply_on_the_numbers():
+    from margin_explorer.core.claims import margin_grows_test_flat
+
+    steps = np.array([1, 10, 100, 1000, 2000, 5000])
+    acc = [0.9, 1, 1, 1, 1, 1]
+    # margin x4 from step 10 (accuracy 1) and still rising over the last decade; test accuracy within 0.01
+    held = margin_grows_test_flat(_run_data(acc, [-0.1, 0.05, 0.1, 0.15, 0.18, 0.2], [0.9, 0.95, 0.955, 0.96, 0.96, 0.955],
+                                            steps), "s")
+    assert held.supported is True and held.value == pytest.approx(4.0)
+    assert "training accuracy 1 from step 10" in held.detail and "range 0.01" in held.detail
+    # test accuracy moves by 0.05: fails, with its range
+    moved = margin_grows_test_flat(_run_data(acc, [-0.1, 0.05, 0.1, 0.15, 0.18, 0.2], [0.9, 0.9, 0.92, 0.94, 0.95, 0.95],
+                                             steps), "s")
+    assert moved.supported is False and "range 0.05" in moved.detail
+    # the margin stopped growing in the last decade: fails
+    flat = margin_grows_test_flat(_run_data(acc, [-0.1, 0.05, 0.1, 0.2, 0.2, 0.2], [0.9] * 6, steps), "s")
+    assert flat.supported is False and "+0.00% over the last decade" in flat.detail
+    none = margin_grows_test_flat(_run_data(acc, [0.1] * 6, None, steps), "s")
+    assert none.supported is None and none.settled and "no test set" in none.detail
+
+
+def test_info_shows_the_final_test_accuracy_and_test_margin(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = mx.train(blobs_config(steps=100), out=tmp_path / "run.h5")
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "main.py"), "info",
+                          str(tmp_path / "run.h5")], capture_output=True, text=True, timeout=120).stdout
+    m = run.metrics
+    line = next(l for l in out.splitlines() if l.startswith("test set:"))
+    assert line.startswith(f"test set:   200 points: accuracy {m['test_accuracy'][-1]:.6g}")
+    assert f"normalized margin min {m['test_margin_min'][-1]:.6g}" in line
+    assert f"50% {m['test_margin_quantiles'][-1, 2]:.6g}" in line
+    assert line.endswith(f"{m['test_margin_below_zero'][-1]:.1%} below zero")
+    mx.train(blobs_config(n_test=0, steps=20), out=tmp_path / "plain.h5")
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "main.py"), "info",
+                          str(tmp_path / "plain.h5")], capture_output=True, text=True, timeout=120).stdout
+    assert "test set:   none" in out
