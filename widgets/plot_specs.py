@@ -65,6 +65,7 @@ PLOTS = [
                                                   "floor": {"kkt_eps": ZERO_FLOOR}, "round_off": ("euler_defect",)}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
+TEST_PLOTS = ("accuracy", "test_samples")  # in the grid only while a shown run has a test set
 # presentation mode shows these, large (2 x 2 at 1280 x 720), unless the presenter chose others:
 # eight plots gave each about 61 px of height, too little to read from a room
 PRESENTATION_PLOTS = ["loss", "margin", "norm", "angles"]
