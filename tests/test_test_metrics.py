@@ -148,3 +148,13 @@ def test_info_shows_the_final_test_accuracy_and_test_margin(tmp_path):
     out = subprocess.run([sys.executable, str(Path(__file__).resolve().parent.parent / "main.py"), "info",
                           str(tmp_path / "plain.h5")], capture_output=True, text=True, timeout=120).stdout
     assert "test set:   none" in out
+
+
+def test_netcdf_readers_see_the_test_quantiles_labeled(tmp_path):
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    run = mx.train(blobs_config(steps=30), out=tmp_path / "run.h5")
+    with xr.open_dataset(tmp_path / "run.h5", group="metrics", engine="h5netcdf") as ds:
+        assert ds["test_margin_quantiles"].dims == ("step", "quantile")
+        assert ds["quantile"].values.tolist() == list(TEST_QUANTILES)
+        assert ds["test_margin_quantiles"].sel(quantile=0.5).values[-1] == run.metrics["test_margin_quantiles"][-1, 2]
