@@ -182,7 +182,8 @@ class TrajectoryPlots(CurveDrawing, FollowRanges, PlotMarks, DerivedSeries, Hove
         if changed:
             self._build()
         self.set_sources(list(self.sources))
-        return self.shown
+        # the choice, test plots included (shown only with a test set), so the View menu keeps them
+        return list(self.presentation_visible if self.presenting else self.visible)
 
     def _label_axes(self, plot: Plot) -> None:
         """Axis labels with their units, and "(log)" on a log axis."""
