@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+from margin_explorer.core.metrics import TEST_QUANTILES
 from margin_explorer.core.run_status import RunStatus
 
 from .cli_progress import format_number
@@ -59,6 +60,7 @@ def cmd_info(args) -> int:
         print(f"training:   {config.loss.kind} loss ({config.loss.reduction}), {opt.kind}, lr {opt.lr:g}, "
               f"{opt.step_rule} step, {config.run.dtype} on {shown(run.attrs.get('device', '?'))}, seed {config.run.seed}")
         print(f"records:    {run.n_records}, snapshots: {run.n_snapshots}")
+        _print_test_set(run)
         _print_events(run.events)
         print("final metrics:")
         for name, value in run.final_metrics().items():
@@ -66,6 +68,25 @@ def cmd_info(args) -> int:
         print("config:")
         print(json.dumps(config.to_dict(), indent=2)[:4000])
     return 0
+
+
+def _print_test_set(run) -> None:
+    """The final record's test metrics (core/metrics.py TEST_METRICS), for a run with a test set."""
+    if run.test_size is None:
+        print("test set:   none")
+        return
+    final = run.final_metrics()
+    if "test_accuracy" not in final:
+        print(f"test set:   {run.test_size} points, no test metrics recorded")
+        return
+    quantiles = run.metrics_named(["test_margin_quantiles"]).get("test_margin_quantiles")
+    spread = ""
+    if quantiles is not None and len(quantiles):
+        levels = ", ".join(f"{q:.0%} {format_number(v)}" for q, v in zip(TEST_QUANTILES, quantiles[-1]))
+        spread = f"; quantiles {levels}"
+    print(f"test set:   {run.test_size} points: accuracy {format_number(final['test_accuracy'])}, "
+          f"log loss {format_number(final['test_log_loss'])}, normalized margin min "
+          f"{format_number(final['test_margin_min'])}{spread}; {final['test_margin_below_zero']:.1%} below zero")
 
 
 def _print_events(events) -> None:

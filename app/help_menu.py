@@ -11,7 +11,7 @@ from importlib import metadata
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout
 
-from margin_explorer.core.metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS
+from margin_explorer.core.metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, TEST_METRICS
 
 GESTURES = [
     ("Dataset", "left click", "add a +1 point"), ("Dataset", "right click or Shift+click", "add a -1 point"),
@@ -74,7 +74,9 @@ def quantities_html() -> str:
     parts = ["<p>Every plotted or saved number follows these definitions (THEORY.md). M is the network's "
              "(near-)homogeneity order; L the summed loss unless the run says mean.</p>"]
     for title, table in (("Recorded every step (then log-spaced)", SCALAR_METRICS),
-                         ("Arrays, recorded with them", ARRAY_METRICS), ("At snapshots", SNAPSHOT_METRICS)):
+                         ("Arrays, recorded with them", ARRAY_METRICS),
+                         ("With them, for a run whose dataset has a test set", TEST_METRICS),
+                         ("At snapshots", SNAPSHOT_METRICS)):
         parts.append(f"<h3>{title}</h3>" + _table(("Name", "Definition"), sorted(table.items())))
     return "".join(parts)
 

@@ -502,11 +502,43 @@ def _max_margin(config, norm, data=None):
     return _MAX_MARGINS[key]
 
 
+def margin_grows_test_flat(run, statement, growth=1.5, test_band=0.02, decades=1.0):
+    """Lyu and Li's Figure 7: after training accuracy reaches 1 (and stays there), the normalized
+    margin keeps growing, by at least ``growth`` times, over at least ``decades`` decades of steps,
+    and is still rising over the last decade (higher at the end than at a tenth of the last step),
+    while test accuracy barely moves: its range over those records is at most ``test_band``."""
+    name = "margin_grows_test_flat"
+    if "test_accuracy" not in run.metrics:
+        return _cannot_tell(name, statement, "does not apply: the run's dataset has no test set")
+    accuracy, steps = run.get("accuracy"), run.steps
+    below = np.flatnonzero(accuracy < 1.0)
+    start = 0 if not len(below) else int(below[-1]) + 1  # training accuracy 1 from here to the end
+    if start >= len(steps):
+        return _too_short(name, statement, f"training accuracy is {accuracy[-1]:.4g} at step {_step(run, -1)}, not 1")
+    first = max(int(steps[start]), 1)
+    if steps[-1] < first * 10 ** decades:
+        return _too_short(name, statement, f"training accuracy is 1 from step {first:,}: needs steps up to "
+                                           f"{first * 10 ** decades:,.0f} ({decades:g} decade(s) beyond)")
+    gamma, test = run.get("normalized_margin")[start:], run.get("test_accuracy")[start:]
+    ratio = gamma[-1] / gamma[0] if gamma[0] > 0 else float("nan")
+    band = float(test.max() - test.min())
+    tenth = min(int(np.searchsorted(steps, steps[-1] / 10)), len(steps) - 1)  # the last decade starts here
+    late = run.get("normalized_margin")[tenth]
+    late_growth = gamma[-1] / late - 1 if late > 0 else float("nan")
+    holds = bool(math.isfinite(ratio) and ratio >= growth and late_growth > 0 and band <= test_band)
+    return Verdict(name, statement, holds,
+                   f"training accuracy 1 from step {_step(run, start)}: normalized margin {gamma[0]:.4g} -> "
+                   f"{gamma[-1]:.4g} at step {_step(run, -1)} (x{ratio:.3g}, bar x{growth:g}; "
+                   f"{late_growth:+.2%} over the last decade, from step {_step(run, tenth)}); test accuracy "
+                   f"{test[0]:.4g} -> {test[-1]:.4g}, range {band:.3g} over those records (bar {test_band:g})", ratio)
+
+
 CHECKS = {f.__name__: f for f in (loss_rate, norm_rate, angle_to_reference_below, angle_decreasing, norm_log_growth,
                                   smoothed_margin_monotone, margins_converge, kkt_decreasing, norm_increasing,
                                   alignment_to_one, margin_nearly_monotone, euler_defect_vanishing, ensemble_share,
                                   margin_increasing_in, stable_rank, sample_margins_equalize,
-                                  loss_oscillates_then_falls, margin_rises_after_loss_settles, max_margin_reached)}
+                                  loss_oscillates_then_falls, margin_rises_after_loss_settles, max_margin_reached,
+                                  margin_grows_test_flat)}
 
 
 def parse_claims(raw, path: str = "claims") -> list[ClaimSpec]:

@@ -43,6 +43,21 @@ ARRAY_METRICS = {
     "support_counts": ("Lyu and Li's support-vector counts n_k = #{i : q_i < q_min + log 10^k} for k = 1..7 "
                        "(records x 7; unnormalized margins, as in their code)"),
 }
+# Generalization (issue 20): recorded only for runs whose dataset has a test set (X_test, y_test,
+# never trained on); a run without one has none of these columns. q_i here is y_i f(x_i) of
+# test sample i (m of them).
+TEST_SCALARS = {
+    "test_accuracy": "fraction of TEST samples with q_i = y_i f(x_i) > 0 (a tie counts as an error)",
+    "test_log_loss": "log of the MEAN test loss (1/m) sum_i l(q_i) over the m test samples, l the run's loss",
+    "test_margin_min": "min_i q_i / ||theta||_2^M over the test samples (negative: a test sample is misclassified)",
+    "test_margin_below_zero": "fraction of TEST samples with q_i < 0 (misclassified, ties not counted)",
+}
+TEST_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)  # core/multiclass.py's, the test_margin_quantiles' columns
+TEST_ARRAYS = {
+    "test_margin_quantiles": ("the 10%, 25%, 50%, 75% and 90% quantiles of the test samples' normalized margins "
+                              "q_i / ||theta||_2^M (records x 5; numpy's linear interpolation)"),
+}
+TEST_METRICS = {**TEST_SCALARS, **TEST_ARRAYS}
 SUPPORT_DECADES = 7  # support_counts' k = 1..7
 SUPPORT_STEPS = math.log(10.0) * np.arange(1, SUPPORT_DECADES + 1)  # their thresholds above q_min: log 10^k
 SNAPSHOT_METRICS = {
@@ -51,7 +66,7 @@ SNAPSHOT_METRICS = {
     "kkt_delta": "complementary slackness: sum_i lambda_i (q_i(theta~) - 1), for the same jointly fitted lambda",
     "euler_defect": "max_i |<grad f(x_i), theta> - M f(x_i)| / ||theta||^M",
 }
-DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **SNAPSHOT_METRICS}
+DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **TEST_METRICS, **SNAPSHOT_METRICS}
 
 
 def unit_angle(u: np.ndarray, v: np.ndarray) -> float:

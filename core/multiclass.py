@@ -26,9 +26,9 @@ import math
 import numpy as np
 
 from . import losses
+from .metrics import TEST_QUANTILES  # the test margins' quantiles test_metrics reports (the records' too)
 
 EXPONENTIAL, LOGISTIC = losses.EXPONENTIAL, losses.LOGISTIC  # LOGISTIC is the cross-entropy for C >= 3
-TEST_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)  # the test margins' quantiles test_metrics reports
 
 
 # --------------------------------------------------------------------------- numpy

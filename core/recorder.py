@@ -4,7 +4,9 @@ block of K steps of S members at once (K = 1 and S = 1 included), as array opera
 A record is defined by THEORY.md (Quantities) and core/metrics.py: the scalars, each sample's
 normalized margin, the layers' norms and stable ranks (with a warm TopEigenvalue per member and
 layer), Lyu and Li's support counts, the ensemble shares, and the direction change against the
-member's previous record. Made one by one a record costs ~30 small numpy calls (~150 us): 32
+member's previous record, and, where the dataset has a test set, the test metrics
+(core/metrics.py TEST_METRICS: one forward of the host network over X_test per record, the
+metrics then made for the block's records at once). Made one by one a record costs ~30 small numpy calls (~150 us): 32
 members recorded every step would spend more time recording than training. The recorder holds
 each member's rows until the driver drains them into a chunk; nothing else reaches into it.
 """
@@ -16,7 +18,7 @@ import math
 import numpy as np
 
 from . import losses
-from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, stable_rank
+from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, TEST_QUANTILES, TEST_SCALARS, stable_rank
 from .spectral import SMALLEST, TopEigenvalue
 from .step_block import StepBlock
 
@@ -68,6 +70,7 @@ class _Rows:
         self.layers: list = []
         self.support: list = []
         self.shares: list = []
+        self.tests: list = []  # one row of TEST_SCALARS and the quantiles per record (test set only)
         self.previous_direction = None
         self.last_step = -1
         self.tops = [TopEigenvalue() for _ in range(layers)]
@@ -75,11 +78,14 @@ class _Rows:
 
 class Recorder:
     """Records of S members trained on data X, y with the host network ``net`` (weight slices,
-    and the ensembles' member outputs for their shares)."""
+    and the ensembles' member outputs for their shares), and the test set X_test, y_test (labels
+    +-1; None: the records have no test metrics)."""
 
     def __init__(self, net, X, y, loss_kind: str, mean: bool, order: float | None, reference, support_tol: float,
-                 members: int):
+                 members: int, X_test=None, y_test=None):
         self.net, self.X, self.y = net, X, y
+        self.X_test = None if X_test is None else np.ascontiguousarray(X_test, dtype=X.dtype)
+        self.y_test = None if y_test is None else np.asarray(y_test, dtype=np.float64)
         self.loss_kind, self.mean, self.order = loss_kind, mean, order
         self.n = len(y)
         self.log_n = math.log(self.n)
@@ -185,6 +191,8 @@ class Recorder:
             if self.net.ensembles:  # the shares need each record's forward
                 for k in rows:
                     member.shares.append(self._shares(theta[k, s]))
+            if self.X_test is not None:
+                member.tests.extend(self._tests(theta[rows, s], norm[rows, s]))
 
     @staticmethod
     def _ranks(W, tops, steps, squared, rows_of):
@@ -205,6 +213,34 @@ class Recorder:
         total = sizes.sum()
         return sizes / total if total > 0 else np.full(len(sizes), np.nan)
 
+    def _tests(self, theta, norm) -> np.ndarray:
+        """The test metrics (core/metrics.py TEST_METRICS) of R records of one member, (R, 4 +
+        quantiles): one forward over X_test per record, then the metrics of all R at once (the
+        arithmetic of core/multiclass.test_metrics, binary, row by row)."""
+        R, m = theta.shape[0], self.y_test.shape[0]
+        outputs = np.empty((R, m))
+        for r in range(R):
+            outputs[r] = self.net.outputs(theta[r], self.X_test)
+        with np.errstate(all="ignore"):
+            q = self.y_test * outputs
+            log_l = losses.log_sample_losses(self.loss_kind, q)  # log l(q_i), the mean's log by log-sum-exp
+            top = log_l.max(axis=1)
+            safe = np.where(np.isfinite(top), top, 0.0)
+            log_mean = safe + np.log(np.exp(log_l - safe[:, None]).sum(axis=1)) - math.log(m)
+            log_mean = np.where(np.isfinite(top), log_mean, top)
+            scale = (np.asarray(norm, dtype=np.float64) ** self.order if self.order is not None
+                     else np.full(R, np.nan))
+            ordered = np.sort(q / scale[:, None], axis=1)  # NaN (no order) sorts last: the row stays NaN below
+            # the quantiles by numpy's linear interpolation, from one sort (np.quantile's per-call cost was 3x)
+            at = np.asarray(TEST_QUANTILES) * (m - 1)
+            lo = np.floor(at).astype(np.intp)
+            hi = np.minimum(lo + 1, m - 1)
+            quantiles = ordered[:, lo] + (at - lo) * (ordered[:, hi] - ordered[:, lo])  # (R, 5)
+            if self.order is None:
+                quantiles[:] = np.nan
+            return np.column_stack([np.count_nonzero(q > 0, axis=1) / m, log_mean, ordered[:, 0],
+                                    np.count_nonzero(q < 0, axis=1) / m, quantiles])
+
     def drain(self, s: int) -> dict:
         """Member s's records since the last drain: name -> array, one row per record."""
         member = self.members[s]
@@ -219,5 +255,11 @@ class Recorder:
             if member.shares:
                 records["ensemble_share"] = np.array(member.shares, dtype=np.float64)
             records["support_counts"] = np.array(member.support, dtype=np.float64).reshape(-1, SUPPORT_DECADES)
+            if member.tests:
+                tests = np.array(member.tests, dtype=np.float64)
+                for i, name in enumerate(TEST_SCALARS):
+                    records[name] = tests[:, i].copy()
+                records["test_margin_quantiles"] = tests[:, len(TEST_SCALARS):].copy()
         member.scalars, member.samples, member.layers, member.support, member.shares = [], [], [], [], []
+        member.tests = []
         return records

@@ -31,7 +31,8 @@ from .architecture import parameter_count
 from .config import FAMILY_SETTINGS, MAX_FAMILY, FamilyConfig, RunConfig
 from .datasets import MAX_CLASSES, Dataset
 from .errors import ConfigError, DatasetError, RunFileError
-from .metrics import ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
+from .metrics import (ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES, TEST_ARRAYS, TEST_QUANTILES,
+                      TEST_SCALARS)
 from .output_path import FORMAT
 
 FORMAT_VERSION = 1
@@ -39,7 +40,7 @@ INT_METRICS = ("step", "support_vectors")
 GROUPS = ("dataset", "metrics", "snapshots")
 # the array metrics' column axes (dimension scales in metrics/, docs/run-format.md): metric -> axis
 COLUMN_AXES = {"sample_margins": "sample", "layer_norms": "layer", "stable_rank": "layer",
-               "ensemble_share": "member", "support_counts": "decade"}
+               "ensemble_share": "member", "support_counts": "decade", "test_margin_quantiles": "quantile"}
 OPTIONAL_GROUPS = ("events",)  # files written before runs recorded events lack it
 
 # SWMR read re-reads metadata whose checksum fails (a writer may be mid-flush), sleeping longer
@@ -452,7 +453,7 @@ class RunReader:
 
         metrics = f["metrics"]
         self.layer_names = self._layer_names(metrics)
-        widths = {"sample_margins": n, "support_counts": SUPPORT_DECADES}
+        widths = {"sample_margins": n, "support_counts": SUPPORT_DECADES, "test_margin_quantiles": len(TEST_QUANTILES)}
         if self.layer_names is not None:
             widths["layer_norms"] = widths["stable_rank"] = len(self.layer_names)
         datasets = {}
@@ -461,7 +462,8 @@ class RunReader:
             if name in axes:
                 continue
             where = f"metrics/{name}"
-            ndim = 1 if name in SCALAR_METRICS else 2 if name in ARRAY_METRICS else (1, 2)
+            ndim = (1 if name in SCALAR_METRICS or name in TEST_SCALARS else 2 if name in ARRAY_METRICS or name in TEST_ARRAYS
+                    else (1, 2))
             ds = _dataset(path, metrics, name, where, ndim)
             if name in widths and ds.shape[1] != widths[name]:
                 raise _where(path, f"{where} has {ds.shape[1]:,} columns; expected {widths[name]:,}: the file is damaged")
@@ -549,7 +551,7 @@ class RunReader:
         have them: ``sample`` (n whole numbers), ``layer`` (the layer names, text), ``member``
         and ``decade`` (support_counts' k = 1..7; whole numbers). Returns name -> length of those present."""
         path, found = self.path, {}
-        for name, kinds in (("sample", "iu"), ("layer", "OS"), ("member", "iu"), ("decade", "iu")):
+        for name, kinds in (("sample", "iu"), ("layer", "OS"), ("member", "iu"), ("decade", "iu"), ("quantile", "f")):
             if name not in metrics.keys():
                 continue
             ds = _dataset(path, metrics, name, f"metrics/{name}", 1, kinds)
@@ -561,6 +563,9 @@ class RunReader:
         if "decade" in found and found["decade"] != SUPPORT_DECADES:
             raise _where(path, f"metrics/decade labels {found['decade']:,} decades; support_counts has "
                                f"{SUPPORT_DECADES}: the file is damaged")
+        if "quantile" in found and found["quantile"] != len(TEST_QUANTILES):
+            raise _where(path, f"metrics/quantile labels {found['quantile']:,} quantiles; test_margin_quantiles has "
+                               f"{len(TEST_QUANTILES)}: the file is damaged")
         if "layer" in found and self.layer_names is not None and found["layer"] != len(self.layer_names):
             raise _where(path, f"metrics/layer labels {found['layer']:,} layers; stable_rank's columns name "
                                f"{len(self.layer_names):,}: the file is damaged")
@@ -658,6 +663,12 @@ class RunReader:
             except DatasetError as exc:
                 raise _where(self.path, f"the stored dataset is not valid ({exc})") from None
         return self._read("dataset", read)
+
+    @property
+    def test_size(self) -> int | None:
+        """The number of test points (dataset/X_test), None without a test set."""
+        group = self.file["dataset"]
+        return int(group["X_test"].shape[0]) if "X_test" in group else None
 
     @property
     def dataset_shape(self) -> tuple[int, int]:

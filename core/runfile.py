@@ -26,7 +26,7 @@ from . import __version__
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import RunFileError, RunFileWriteError
-from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES
+from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES, TEST_QUANTILES, TEST_SCALARS
 from .output_path import FORMAT, check_output, hold_writer_lock
 
 # Chunk sizes: a chunk is allocated whole on disk and held whole in HDF5's cache while it fills, so
@@ -164,22 +164,30 @@ class RunWriter:
             ds = metrics.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(SCALAR_CHUNK,), dtype=dtype)
             ds.attrs["definition"] = definition
             self.metrics[name] = ds
+        tested = dataset.X_test is not None  # the test metrics: only for a run with a test set
+        for name, definition in (TEST_SCALARS.items() if tested else ()):
+            ds = metrics.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(SCALAR_CHUNK,), dtype=np.float64)
+            ds.attrs["definition"] = definition
+            self.metrics[name] = ds
         widths = {"sample_margins": dataset.n, "layer_norms": len(layer_names), "stable_rank": len(layer_names),
                   "support_counts": SUPPORT_DECADES}
         if ensemble_size:
             widths["ensemble_share"] = ensemble_size
-        from .metrics import ARRAY_METRICS
+        if tested:
+            widths["test_margin_quantiles"] = len(TEST_QUANTILES)
+        from .metrics import ARRAY_METRICS, TEST_ARRAYS
 
         for name, width in widths.items():
             rows = max(1, min(1024, ARRAY_CHUNK_BYTES // max(8 * width, 1)))
             ds = metrics.create_dataset(name, shape=(0, width), maxshape=(None, width), chunks=(rows, max(width, 1)),
                                         dtype=np.float64)
-            ds.attrs["definition"] = ARRAY_METRICS[name]
+            ds.attrs["definition"] = {**ARRAY_METRICS, **TEST_ARRAYS}[name]
             if name in ("layer_norms", "stable_rank"):
                 ds.attrs["columns"] = json.dumps(layer_names)
             self.metrics[name] = ds
         self._label_axes(metrics, {"sample": np.arange(dataset.n), "layer": layer_names,
-                                   "member": np.arange(ensemble_size), "decade": np.arange(1, SUPPORT_DECADES + 1)})
+                                   "member": np.arange(ensemble_size), "decade": np.arange(1, SUPPORT_DECADES + 1),
+                                   "quantile": np.asarray(TEST_QUANTILES)})
         snaps = f.create_group("snapshots")
         self.snap_step = snaps.create_dataset("step", shape=(0,), maxshape=(None,), chunks=(256,), dtype=np.int64)
         prow = max(1, min(64, (1 << 20) // (8 * n_params)))
@@ -214,6 +222,7 @@ class RunWriter:
                 if axis not in scales:
                     values = columns[axis]
                     data = (np.array(values, dtype=h5py.string_dtype()) if axis == "layer"
+                            else np.asarray(values, np.float64) if axis == "quantile"
                             else np.asarray(values, np.int64))
                     scales[axis] = metrics.create_dataset(axis, data=data)
                     scales[axis].make_scale(axis)

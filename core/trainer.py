@@ -166,7 +166,7 @@ class Trainer:
         # the members share one solve (same data, same optimizer kind)
         self.reference = self._reference_direction()
         self.recorder = Recorder(self.net, self.X, self.y, self.loss_kind, self.mean, self.order, self.reference,
-                                 rec.support_tolerance, len(configs))
+                                 rec.support_tolerance, len(configs), self.dataset.X_test, self.dataset.y_test)
         self.wall = 0.0  # seconds of training so far (the records' wall_time)
 
     @property

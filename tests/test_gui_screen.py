@@ -114,7 +114,10 @@ def projector(window, qtbot, monkeypatch):
 
 
 def test_presentation_mode_at_1280x720_shows_four_plots_tall_enough_to_read(projector, qtbot):
+    from margin_explorer.widgets.plot_specs import TEST_PLOTS
     from margin_explorer.widgets.trajectory_plots import PLOT_KEYS, PRESENTATION_PLOTS
+
+    PLOT_KEYS = [k for k in PLOT_KEYS if k not in TEST_PLOTS]  # no run with a test set: the desk's eight
 
     window = projector
     assert list(window.plots.plots) == PLOT_KEYS  # the desk: all eight

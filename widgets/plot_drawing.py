@@ -99,8 +99,9 @@ class CurveDrawing:
                 if values is None or values.ndim != 2:
                     continue
                 label_prefix = spec.extra.get("column_label")
-                names = ([f"{label_prefix} {k + 1}" for k in range(values.shape[1])] if label_prefix
-                         else source.info.get("layer_names", []))
+                names = (spec.extra.get("column_names")
+                         or ([f"{label_prefix} {k + 1}" for k in range(values.shape[1])] if label_prefix
+                             else source.info.get("layer_names", [])))
                 for col in range(values.shape[1]):
                     # several runs: a colour per run (the run key) and a line style per layer
                     # (member), named in the legend, as the records plots do with their curves
@@ -110,6 +111,16 @@ class CurveDrawing:
                     legend = None if multi else name  # several runs: the run key names them
                     styled.setdefault(col, (col, name))
                     self._set(plot, plot.curve((s_index, col), pen, legend, self._short_of(None, legend)), x, y)
+                for c_index, (name, curve_label) in enumerate(spec.curves[1:], start=values.shape[1]):
+                    # a columns plot's further curves are records (the test margins' minimum)
+                    extra = source.get(name)
+                    if extra is None or not self._drawable(source, name, extra):
+                        continue
+                    pen = self._pen(color(colour_index if multi else c_index), c_index if multi else 0)
+                    x, y = self._clean(plot, *self._peaks(steps, extra, window, (id(source), name)))
+                    legend = None if multi else curve_label
+                    styled.setdefault(c_index, (name, curve_label))
+                    self._set(plot, plot.curve((s_index, name), pen, legend, self._short_of(name, legend)), x, y)
             elif spec.kind == "samples":
                 self._draw_samples(plot, s_index, source, steps, window, multi, colour_index)
         if multi and len(styled) > 1:

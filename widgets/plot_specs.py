@@ -43,6 +43,15 @@ PLOTS = [
                     "round_off": ("direction_change",)}),
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
              extra={"y_label": "q_i / ‖θ‖^M"}),
+    # the test set's (issue 20): drawn only for a run whose dataset has one (the series are absent otherwise)
+    PlotSpec("accuracy", "Accuracy", [("accuracy", "train accuracy"), ("test_accuracy", "test accuracy")],
+             extra={"y_label": "accuracy"}),
+    PlotSpec("test_samples", "Test sample normalized margins",
+             [("test_margin_quantiles", "quantiles of q_i / ‖θ‖^M over the test set"),
+              ("test_margin_min", "test min q_i / ‖θ‖^M")], kind="columns",
+             extra={"column_names": ["test 10%", "test 25%", "test median", "test 75%", "test 90%"],
+                    "empty": "the run's dataset has no test set", "y_label": "test q_i / ‖θ‖^M",
+                    "y_short": "test margin"}),
     PlotSpec("stable_rank", "Stable rank", [("stable_rank", "‖W‖_F² / ‖W‖₂²")], kind="columns",
              extra={"y_label": "stable rank"}),
     PlotSpec("ensemble", "Ensemble members' output share", [("ensemble_share", "share")], kind="columns",
@@ -56,6 +65,7 @@ PLOTS = [
                                                   "floor": {"kkt_eps": ZERO_FLOOR}, "round_off": ("euler_defect",)}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
+TEST_PLOTS = ("accuracy", "test_samples")  # in the grid only while a shown run has a test set
 # presentation mode shows these, large (2 x 2 at 1280 x 720), unless the presenter chose others:
 # eight plots gave each about 61 px of height, too little to read from a room
 PRESENTATION_PLOTS = ["loss", "margin", "norm", "angles"]
@@ -81,7 +91,7 @@ def series_needed(keys) -> tuple[set[str], bool]:
 # network), and on a log axis they stretched the range to 1e-20, flattening the curves that matter
 ROUND_OFF = 1e-13
 ROUND_OFF_NOTE = f"< {ROUND_OFF:.0e}: round-off, not drawn"
-SHORT_LABELS = {"alignment_gap": "1 − cos", "direction_change": "turn / step", "angle_to_reference": "∠ w*",
+SHORT_LABELS = {"test_accuracy": "test", "accuracy": "train", "test_margin_min": "test min", "alignment_gap": "1 − cos", "direction_change": "turn / step", "angle_to_reference": "∠ w*",
                 "kkt_eps": "ε", "kkt_delta": "|δ|", "euler_defect": "Euler"}
 
 
@@ -96,7 +106,10 @@ def tooltip(spec: PlotSpec) -> str:
     for i, (name, label) in enumerate(spec.curves):
         style = f" ({styles[i % 4]} when several runs are shown)" if len(spec.curves) > 1 else ""
         lines.append(f"{label}{style}: {DEFINITIONS.get(name, '')}")
-    if spec.kind == "columns":
+    if spec.extra.get("column_names"):
+        lines.append("A line per quantile of the test samples' normalized margins (the training samples': the "
+                     "Sample normalized margins plot), and their minimum; shown for a run with a test set only")
+    elif spec.kind == "columns":
         lines.append("A line per layer (ensemble member), named in the legend; several runs: a colour per run, "
                      "and solid, dashed, dotted, dash-dot for its layers in order")
     if spec.reference:

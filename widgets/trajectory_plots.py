@@ -29,7 +29,7 @@ from .plot_item import LEGEND_POINTS, Plot, make_pen, note_style
 from .plot_marks import PlotMarks
 from .plot_readout import HoverReadout
 from .plot_series import DerivedSeries
-from .plot_specs import (PLOT_KEYS, PLOTS, PRESENTATION_PLOTS, PRESENTATION_SETTING, X_AXES, X_SERIES, ZERO_FLOOR,
+from .plot_specs import (TEST_PLOTS, PLOT_KEYS, PLOTS, PRESENTATION_PLOTS, PRESENTATION_SETTING, X_AXES, X_SERIES, ZERO_FLOOR,
                          PlotSpec, series_needed)
 
 # the names its callers import from here (app/, tests/, benchmarks/)
@@ -61,6 +61,7 @@ class TrajectoryPlots(CurveDrawing, FollowRanges, PlotMarks, DerivedSeries, Hove
         self.visible = list(PLOT_KEYS)  # the plots chosen for the desk (the window saves them)
         self.presentation_visible = list(PRESENTATION_PLOTS)  # those chosen for presentation mode
         self.presenting = False
+        self.test_set = False  # a shown run has a test set: the test plots (TEST_PLOTS) join the grid
         self.settings = None  # a QSettings where the presentation choice is remembered, if given
         self.log_x = False
         self._next_plot = 0
@@ -148,7 +149,8 @@ class TrajectoryPlots(CurveDrawing, FollowRanges, PlotMarks, DerivedSeries, Hove
     @property
     def shown(self) -> list[str]:
         """The keys of the plots in the grid: the presentation choice while presenting."""
-        return list(self.presentation_visible if self.presenting else self.visible)
+        keys = self.presentation_visible if self.presenting else self.visible
+        return [k for k in keys if self.test_set or k not in TEST_PLOTS]
 
     def set_visible_plots(self, keys: list[str]) -> None:
         """The plots to show (View menu), for the mode the grid is in: presentation mode keeps a
@@ -180,7 +182,8 @@ class TrajectoryPlots(CurveDrawing, FollowRanges, PlotMarks, DerivedSeries, Hove
         if changed:
             self._build()
         self.set_sources(list(self.sources))
-        return self.shown
+        # the choice, test plots included (shown only with a test set), so the View menu keeps them
+        return list(self.presentation_visible if self.presenting else self.visible)
 
     def _label_axes(self, plot: Plot) -> None:
         """Axis labels with their units, and "(log)" on a log axis."""
@@ -251,6 +254,10 @@ class TrajectoryPlots(CurveDrawing, FollowRanges, PlotMarks, DerivedSeries, Hove
         """``sources``: (source, label) or (source, label, colour index), each source a PlotSource
         (widgets/plot_source.py); a run keeps its colour when others are hidden. Curves of dropped sources are removed."""
         self.sources = [(s[0], s[1], s[2] if len(s) > 2 else i) for i, s in enumerate(sources)]
+        test_set = any(getattr(s[0].dataset, "X_test", None) is not None for s in self.sources)
+        if test_set != self.test_set:  # the test plots are shown only for runs that have a test set
+            self.test_set = test_set
+            self._build()
         self._show_run_key()
         self._blocks.clear()
         self._thresholds.clear()
