@@ -57,3 +57,19 @@ def test_import_margin_explorer_loads_no_qt():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('PySide6', 'pyqtgraph', 'shiboken6')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path("/"), capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_package_folder_goes_into_the_wheel():
+    """pyproject.toml lists the packages one by one (the folders map onto margin_explorer.*): a
+    new subpackage left out of the list is missing from the wheel, though an editable install finds it."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    for top, name in (("core", "margin_explorer.core"), ("app", "margin_explorer.app"),
+                      ("widgets", "margin_explorer.widgets")):
+        for init in (ROOT / top).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT / top).parts
+            if parts and parts[0] == "_namespace":
+                continue
+            assert ".".join((name, *parts)) in listed, f"{init.parent} is not in pyproject.toml's packages"
