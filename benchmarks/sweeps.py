@@ -129,22 +129,7 @@ def many(n: int, workers: int) -> None:
             swp = on_cluster(plan, folder, workers)
         finally:
             SweepIndex.write = write
-        start = time.perf_counter()
-        sweep = mx.load_sweep(folder)
-        load = time.perf_counter() - start
-        from PySide6.QtWidgets import QApplication
-
-        from margin_explorer.widgets.sweep_view import SweepView
-
-        app = QApplication.instance() or QApplication([])
-        start = time.perf_counter()
-        view = SweepView()
-        view.set_index(sweep.index)
-        view.resize(800, 600)
-        view.show()
-        app.processEvents()
-        shown = time.perf_counter() - start
-        view.close()
+        load, shown = open_and_show(folder)
     family = plan.axes[plan.family_axis]
     print(f"{plan.size} runs of 20 steps (width 4, 20 points; {len(plan.tasks())} families of "
           f"{len(family.values)} {family.label} values) on "
@@ -154,6 +139,27 @@ def many(n: int, workers: int) -> None:
           f"{1e3 * np.median(writes):.0f} ms (median; largest {1e3 * max(writes):.0f} ms); "
           f"a run's own training on a worker: {1e3 * swp['run_seconds'] / plan.size:.1f} ms")
     print(f"mx.load_sweep: {1e3 * load:.0f} ms; the Sweep view open and drawn: {1e3 * shown:.0f} ms")
+
+
+def open_and_show(folder) -> tuple[float, float]:
+    """Seconds to read a sweep's index (mx.load_sweep), and to open and draw the Sweep view on it."""
+    start = time.perf_counter()
+    sweep = mx.load_sweep(folder)
+    load = time.perf_counter() - start
+    from PySide6.QtWidgets import QApplication
+
+    from margin_explorer.widgets.sweep_view import SweepView
+
+    app = QApplication.instance() or QApplication([])
+    start = time.perf_counter()
+    view = SweepView()
+    view.set_index(sweep.index)
+    view.resize(800, 600)
+    view.show()
+    app.processEvents()
+    shown = time.perf_counter() - start
+    view.close()
+    return load, shown
 
 
 def index_scale(n: int) -> None:
@@ -172,22 +178,7 @@ def index_scale(n: int) -> None:
             start = time.perf_counter()
             index.write()
             times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        sweep = mx.load_sweep(tmp)
-        load = time.perf_counter() - start
-        from PySide6.QtWidgets import QApplication
-
-        from margin_explorer.widgets.sweep_view import SweepView
-
-        app = QApplication.instance() or QApplication([])
-        start = time.perf_counter()
-        view = SweepView()
-        view.set_index(sweep.index)
-        view.resize(800, 600)
-        view.show()
-        app.processEvents()
-        shown = time.perf_counter() - start
-        view.close()
+        load, shown = open_and_show(tmp)
     print(f"an index of {plan.size} runs: a rewrite {1e3 * np.median(times):.0f} ms (median of 5), "
           f"mx.load_sweep {1e3 * load:.0f} ms, the Sweep view open and drawn {1e3 * shown:.0f} ms")
 
