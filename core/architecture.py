@@ -1,4 +1,5 @@
-"""Architecture specs: a JSON-serializable description of a scalar-output network.
+"""Architecture specs: a JSON-serializable description of a network with a scalar output (two
+classes, labels -1/+1) or C >= 3 outputs (C classes, labels 0..C-1: THEORY.md, Multi-class).
 
 A spec is an input dimension, a sequence of blocks and an initialization. Blocks:
 ``dense`` (width, bias), ``activation`` (kind and its parameter), ``residual`` (inner blocks
@@ -6,7 +7,8 @@ and a fixed scale on the branch: x -> x + scale * inner(x)) and ``ensemble`` (th
 sub-networks of different depths, Nacson et al. 2019); for image inputs (``input_shape`` =
 [channels, height, width], each row of X holding one image channel by channel, row-major)
 ``conv2d`` (channels, kernel, stride, padding, bias), ``max_pool`` and ``avg_pool`` (kernel,
-stride) and ``flatten``. The last block must produce width 1 (a vector, not an image).
+stride) and ``flatten``. The last block must produce width 1 or C >= 3 (a vector, not an
+image); which of them a dataset needs is check_output_width's (core/trainer.py calls it).
 
 Parameters are flattened in spec order: each dense layer's weight (out x in, row-major) then
 its bias; a conv layer's kernel (out x in x k x k, row-major: the matrix out x (in k k) that
@@ -267,8 +269,10 @@ class ArchitectureSpec(Serializable):
                 f"the network has {size:.2g} parameters; the limit is {MAX_PARAMETERS:.0e} (README, Limits)")
         require(len(end) == 1, f"{path}.blocks",
                 f"the network ends with an image of shape {_image(end)}: add a flatten block and a dense layer of width 1")
-        require(end[0] == 1, f"{path}.blocks",
-                f"the network must end with a scalar output, but its last block has width {end[0]}: add a dense layer of width 1")
+        # width 2 is neither: a two-class network has ONE output (a binary run is never C = 2)
+        require(end[0] != 2, f"{path}.blocks",
+                "the network ends with width 2: two classes need a scalar output (a dense layer of width 1), "
+                "C >= 3 classes a dense layer of width C")
 
     @property
     def in_shape(self) -> tuple:
@@ -342,6 +346,21 @@ def output_width(blocks: list, width, path: str) -> int:
     """The number of values ``blocks`` make of an input of ``width`` (a number or a shape tuple)."""
     shape = output_shape(blocks, (width,) if isinstance(width, int) else tuple(width), path)
     return int(np.prod(shape))
+
+
+def output_classes(spec: ArchitectureSpec) -> int:
+    """The network's number of outputs: 1 (a scalar: two classes) or C >= 3 (C classes)."""
+    return output_width(spec.blocks, spec.in_shape, "architecture.blocks")
+
+
+def check_output_width(spec: ArchitectureSpec, classes: int) -> None:
+    """ConfigError unless the network's outputs fit a dataset of ``classes`` classes: width 1 for
+    two classes (labels -1/+1), width C for C >= 3."""
+    width, needed = output_classes(spec), 1 if classes == 2 else classes
+    if width != needed:
+        what = "is binary (two classes)" if classes == 2 else f"has {classes} classes"
+        raise ConfigError(f"architecture: the network ends with width {width} but the dataset {what}: "
+                          f"the last dense layer needs width {needed}")
 
 
 def parameter_count(spec: ArchitectureSpec) -> int:
@@ -424,7 +443,7 @@ def needs_autograd(spec: ArchitectureSpec) -> str | None:
 
 def is_linear_model(spec: ArchitectureSpec) -> bool:
     """A single dense layer of width 1: f(x) = w.x (+ b), where the SVM direction is the reference."""
-    return len(spec.blocks) == 1 and isinstance(spec.blocks[0], Dense)
+    return len(spec.blocks) == 1 and isinstance(spec.blocks[0], Dense) and spec.blocks[0].width == 1
 
 
 def mlp(input_dim: int, widths: list[int], activation: str = "relu", param: float | None = None,

@@ -7,7 +7,11 @@ it once more). Each limit is a count of float64 numbers, so that the message can
 
   parameters               P              <= architecture.MAX_PARAMETERS (80 MB a copy)
   activations              n x (widths)   <= MAX_ACTIVATIONS (800 MB)
-  per-sample Jacobian      n x P          <= MAX_JACOBIAN    (800 MB a copy; homogeneous networks)
+  per-sample Jacobian      n x C x P      <= MAX_JACOBIAN    (800 MB a copy; C = 1 for a scalar output)
+
+A network with C >= 3 outputs has C rows of the Jacobian per sample, and its KKT residual one row
+per pair (i, j != y_i), n (C - 1) x P: the bound on n x C x P bounds both (refused with the number,
+before training; THEORY.md, Multi-class).
 
 Every preset needs under 1% of each. A two-layer ReLU network of width 256 on 1,000 points fits
 (P = 66,304: a Jacobian of 6.6e7 numbers); a width-1,000 three-layer network on 10,000 points
@@ -22,7 +26,8 @@ from __future__ import annotations
 
 from math import prod
 
-from .architecture import ArchitectureSpec, Ensemble, Residual, block_shape, parameter_count, parameter_layout
+from .architecture import (ArchitectureSpec, Ensemble, Residual, block_shape, output_classes, parameter_count,
+                           parameter_layout)
 from .errors import ConfigError
 from .metrics import SCALAR_METRICS, SUPPORT_DECADES
 
@@ -68,9 +73,11 @@ def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
     if activations > MAX_ACTIVATIONS:
         raise ConfigError(f"architecture.blocks: the activations on {n} points are {activations:.3g} numbers; "
                           f"the limit is {MAX_ACTIVATIONS:.0e} (README, Limits): use fewer points or narrower layers")
-    if jacobian and n * size > MAX_JACOBIAN:
+    outputs = output_classes(spec)
+    if jacobian and n * outputs * size > MAX_JACOBIAN:
+        shape = f"n x P = {n} x {size}" if outputs == 1 else f"n x C x P = {n} x {outputs} x {size}"
         raise ConfigError(f"architecture.blocks: the per-sample Jacobian (KKT residual, stuck-sample check) "
-                          f"(n x P = {n} x {size}) is {n * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
+                          f"({shape}) is {n * outputs * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
                           "(README, Limits): use fewer points or a smaller network")
 
 

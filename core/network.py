@@ -342,23 +342,37 @@ class NumpyNetwork:
         return nullcontext() if torch is None else one_torch_thread(torch)
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """f(theta; x_i) for every row of X, shape (n,). Keeps the caches for ``backward``."""
+        """f(theta; x_i) for every row of X: shape (n,) for a scalar output, (n, C) for C outputs.
+        Keeps the caches for ``backward``."""
         out, self._cache = self.root.forward(theta, X)
-        return full(out)[:, 0]
+        out = full(out)
+        return out[:, 0] if out.shape[1] == 1 else out
 
     def backward(self, theta: np.ndarray, grad_outputs: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """sum_i grad_outputs[i] * grad_theta f(theta; x_i), for the X of the last ``outputs`` call."""
+        """sum_i grad_outputs[i] * grad_theta f(theta; x_i), for the X of the last ``outputs`` call
+        (grad_outputs (n,) for a scalar output, (n, C): sum_ic grad_outputs[i, c] grad f_c(x_i))."""
         grad = np.empty(self.size, dtype=theta.dtype) if out is None else out
-        self.root.backward(theta, grad_outputs[:, None], self._cache, grad)  # may return a RankOne: unused
+        seed = grad_outputs[:, None] if grad_outputs.ndim == 1 else grad_outputs
+        self.root.backward(theta, seed, self._cache, grad)  # may return a RankOne: unused
         return grad
 
     def jacobian(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-        """The (n, P) per-sample gradients in one backward pass: samples never mix before the
-        weight gradients, so each dense block keeps sample i's outer product in row i instead of
-        summing them (n times cheaper than ``per_sample_jacobian``'s n passes)."""
-        self.outputs(theta, X)
-        jac = np.zeros((X.shape[0], self.size), dtype=theta.dtype)  # parameters a sample never reaches stay 0
-        self.root.backward(theta, np.ones((X.shape[0], 1), dtype=theta.dtype), self._cache, jac)
+        """The per-sample gradients, (n, P) for a scalar output and (n, C, P) for C outputs, in one
+        backward pass per output: samples never mix before the weight gradients, so each dense
+        block keeps sample i's outer product in row i instead of summing them (n times cheaper
+        than ``per_sample_jacobian``'s n passes)."""
+        f = self.outputs(theta, X)
+        n = X.shape[0]
+        if f.ndim == 1:
+            jac = np.zeros((n, self.size), dtype=theta.dtype)  # parameters a sample never reaches stay 0
+            self.root.backward(theta, np.ones((n, 1), dtype=theta.dtype), self._cache, jac)
+            return jac
+        classes = f.shape[1]
+        jac = np.zeros((n, classes, self.size), dtype=theta.dtype)
+        for c in range(classes):  # output c's rows: a one-hot seed, written into jac[:, c] (a view)
+            seed = np.zeros((n, classes), dtype=theta.dtype)
+            seed[:, c] = 1.0
+            self.root.backward(theta, seed, self._cache, jac[:, c])
         return jac
 
     def member_outputs(self) -> list[np.ndarray] | None:
@@ -380,16 +394,17 @@ def evaluation_network(spec: ArchitectureSpec):
 
 
 def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """The (n, P) matrix of per-sample gradients grad_theta f(theta; x_i): one backward pass per
-    sample, for any network with ``outputs``, ``backward(theta, w, out=)`` and ``size``."""
+    """The per-sample gradients grad_theta f(theta; x_i), (n, P) for a scalar output and (n, C, P)
+    for C outputs: one backward pass per sample and output, for any network with ``outputs``,
+    ``backward(theta, w, out=)`` and ``size``."""
     n = X.shape[0]
-    net.outputs(theta, X)
-    jac = np.empty((n, net.size), dtype=theta.dtype)
-    seed = np.zeros(n, dtype=theta.dtype)
-    for i in range(n):
-        seed[i] = 1.0
-        net.backward(theta, seed, out=jac[i])
-        seed[i] = 0.0
+    f = net.outputs(theta, X)
+    jac = np.empty(f.shape + (net.size,), dtype=theta.dtype)
+    seed = np.zeros(f.shape, dtype=theta.dtype)
+    for index in np.ndindex(*f.shape):
+        seed[index] = 1.0
+        net.backward(theta, seed, out=jac[index])
+        seed[index] = 0.0
     return jac
 
 

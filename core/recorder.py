@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from . import losses
+from . import losses, multiclass
 from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, TEST_QUANTILES, TEST_SCALARS, stable_rank
 from .spectral import SMALLEST, TopEigenvalue
 from .step_block import StepBlock
@@ -59,6 +59,16 @@ def stable_ranks(W: np.ndarray, tops=None, steps=None, squared_norms=None) -> np
         top = np.linalg.eigvalsh(G)[..., -1]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(top > 0, frobenius / top, np.nan)
+
+
+def multiclass_test_margins(kind: str, outputs: np.ndarray, labels) -> tuple[np.ndarray, np.ndarray]:
+    """(q, log l) of R records' C outputs (R, m, C) on m test samples: the margins q_i (R, m) and
+    each sample's log loss log l(z_i) (core/multiclass.py: l_i of C classes is the binary loss
+    of the soft margin z_i)."""
+    labels = np.asarray(labels).astype(np.intp)
+    q = np.stack([multiclass.sample_margins(f, labels) for f in outputs])
+    z = np.stack([multiclass.soft_margins(f, labels)[0] for f in outputs])
+    return q, losses.log_sample_losses(kind, z)
 
 
 class _Rows:
@@ -218,12 +228,18 @@ class Recorder:
         quantiles): one forward over X_test per record, then the metrics of all R at once (the
         arithmetic of core/multiclass.test_metrics, binary, row by row)."""
         R, m = theta.shape[0], self.y_test.shape[0]
-        outputs = np.empty((R, m))
+        outputs = None
         for r in range(R):
-            outputs[r] = self.net.outputs(theta[r], self.X_test)
+            f = self.net.outputs(theta[r], self.X_test)
+            if outputs is None:
+                outputs = np.empty((R,) + f.shape)  # (R, m), or (R, m, C) for C outputs
+            outputs[r] = f
         with np.errstate(all="ignore"):
-            q = self.y_test * outputs
-            log_l = losses.log_sample_losses(self.loss_kind, q)  # log l(q_i), the mean's log by log-sum-exp
+            if outputs.ndim == 2:
+                q = self.y_test * outputs
+                log_l = losses.log_sample_losses(self.loss_kind, q)  # log l(q_i), the mean's log by log-sum-exp
+            else:  # C outputs: q_i = f_{y_i} - max_{j != y_i} f_j, l_i = l(z_i) of the soft margin z_i
+                q, log_l = multiclass_test_margins(self.loss_kind, outputs, self.y_test)
             top = log_l.max(axis=1)
             safe = np.where(np.isfinite(top), top, 0.0)
             log_mean = safe + np.log(np.exp(log_l - safe[:, None]).sum(axis=1)) - math.log(m)

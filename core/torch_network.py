@@ -79,7 +79,7 @@ def _build(blocks, shape):
 
 
 class TorchNetwork(nn.Module):
-    """nn.Module for a spec: forward(X) -> f of shape (n,)."""
+    """nn.Module for a spec: forward(X) -> f of shape (n,), or (n, C) for C outputs."""
 
     def __init__(self, spec: ArchitectureSpec, dtype=torch.float64, device="cpu"):
         super().__init__()
@@ -91,7 +91,8 @@ class TorchNetwork(nn.Module):
     def forward(self, X):
         if len(self.in_shape) == 3:  # each row an image, channel by channel, row-major
             X = X.reshape((X.shape[0],) + self.in_shape)
-        return self.body(X)[:, 0]
+        out = self.body(X)
+        return out[:, 0] if out.shape[1] == 1 else out  # (n,) for a scalar output, (n, C) for C
 
     def load_flat(self, theta) -> "TorchNetwork":
         theta = torch.as_tensor(np.asarray(theta) if not torch.is_tensor(theta) else theta)

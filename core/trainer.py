@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses, reference, step_rule
-from .architecture import check_image_input, is_linear_model
+from . import multiclass
+from .architecture import check_image_input, check_output_width, is_linear_model
 from .budget import check_family_size, check_run_size
 from .config import RunConfig
 from .datasets import Dataset
@@ -109,15 +110,16 @@ class Trainer:
         self.dtype = np.float64 if config.run.dtype == "float64" else np.float32
         self.dataset = dataset if dataset is not None else config.dataset.build()
         spec = config.architecture
-        if self.dataset.classes > 2:  # labels 0..C-1 in q = y f would give numbers, all of them wrong
-            raise TrainingError(f"dataset: {self.dataset.classes} classes: training trains two classes only for now "
-                                "(labels -1/+1); choose two classes or a binary split such as odd vs even")
+        # width 1 for two classes (labels -1/+1), C for C >= 3 (labels 0..C-1): never one as the other
+        check_output_width(spec, self.dataset.classes)
         if self.dataset.dim != spec.input_dim:
             raise TrainingError(f"architecture.input_dim is {spec.input_dim} but the dataset has "
                                 f"{self.dataset.dim} coordinates per point")
         check_image_input(spec, self.dataset.image_shape)
         self.X = np.ascontiguousarray(self.dataset.X, dtype=self.dtype)
         self.y = self.dataset.y.astype(self.dtype)
+        # C >= 3 classes: the labels as indices for core/multiclass.py (None: binary, q = y f)
+        self.labels = self.dataset.y.astype(np.intp) if self.dataset.multiclass else None
         self.n = self.dataset.n
         self.homogeneity = analyze(spec)
         # M: the order that normalizes margins; None for networks with no positive order
@@ -288,6 +290,9 @@ class Trainer:
         """(f, q, log L, grad log L) at ``theta`` with the host network: what a step computes
         before it updates."""
         f = self.net.outputs(theta, self.X)
+        if self.labels is not None:  # C outputs (core/multiclass.py), as the engines compute them
+            log_l, weights = multiclass.log_loss_and_weights(self.loss_kind, f, self.labels)
+            return f, multiclass.sample_margins(f, self.labels), log_l, self.net.backward(theta, weights.astype(f.dtype))
         q = self.y * f
         log_l, weights = losses.log_loss_and_weights(self.loss_kind, q)
         return f, q, log_l, self.net.backward(theta, weights * self.y)
@@ -382,8 +387,11 @@ class Trainer:
                 jac = self.net.jacobian(theta, self.X)
                 metrics["euler_defect"] = float(np.max(np.abs(jac @ theta - self.order * f)) / norm ** self.order)
             if self.compute_kkt and norm > 0:
-                metrics["kkt_eps"], metrics["kkt_delta"] = kkt_residual(self.net, theta, self.X, self.y, self.order)
-        q = self.y * f  # samples with a dead gradient (core/health.py)
+                metrics["kkt_eps"], metrics["kkt_delta"] = (
+                    kkt_residual(self.net, theta, self.X, self.y, self.order) if self.labels is None
+                    else multiclass.kkt_residual(self.net, theta, self.X, self.labels, self.order))
+        # samples with a dead gradient (core/health.py)
+        q = self.y * f if self.labels is None else multiclass.sample_margins(f, self.labels)
         member.events += member.health.check_samples(step, self.X, q,
                                                      lambda rows: self.net.jacobian(theta, self.X[rows]))
         member.snapshots.append((step, np.array(theta, copy=True), metrics))

@@ -77,7 +77,7 @@ def test_spec_json_round_trip_and_parameter_count():
 
 
 @pytest.mark.parametrize("blocks, message", [
-    ([{"type": "dense", "width": 4}], "must end with a scalar output"),
+    ([{"type": "dense", "width": 2}], "ends with width 2: two classes need a scalar output"),
     ([{"type": "dense", "width": 1, "biass": True}], "blocks[0].biass: unknown key"),
     ([{"type": "conv", "width": 1}], "blocks[0].type: must be one of"),
     ([{"type": "activation", "kind": "swish"}, {"type": "dense", "width": 1}], "blocks[0].kind"),

@@ -126,7 +126,7 @@ def test_bad_inputs_disable_run_with_the_reason(window, qtbot):
     assert not window.controls.run_button.isEnabled()
     assert "only one class" in window.controls.problem_label.text()
     model.undo_stack.undo()
-    window.builder.blocks[-1]["width"] = 4
+    window.builder.blocks[-1]["width"] = 2  # 4 would be a four-class network's output
     window.builder._rebuild()
     assert "scalar output" in window.controls.problem_label.text()
 

@@ -21,14 +21,16 @@ engine (numba, core/engines/compiled_engine.py) for 'compiled', and for 'auto' o
 single run once its kernels are in numba's on-disk cache, else numpy on the CPU ('auto' or
 'numpy') for a single run; the batched torch engine for a family, for 'batched', or on a device other than the
 CPU; torch autograd for 'torch' (the reference); and for sgd, whose minibatches are drawn per
-run, the numpy (autograd off the CPU) engine with the members one by one.
+run, the numpy (autograd off the CPU) engine with the members one by one. A network with C >= 3
+outputs (multi-class) trains on the numpy or autograd engine ('auto' never picks another; the
+compiled and batched engines, asked for by name, refuse it with one line).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..architecture import needs_autograd
+from ..architecture import needs_autograd, output_classes
 from ..config import RunConfig
 from ..errors import TrainingError
 
@@ -87,6 +89,21 @@ def _torch_or_numpy(config, X, y, thetas, lrs, seeds, order):
     settings, kind = config.run, config.optimizer.kind
     S = len(thetas)
     host = settings.backend == "numpy" or (settings.backend == "auto" and settings.device == "cpu")
+    classes = output_classes(config.architecture)
+    if classes > 1:  # C outputs: the numpy or autograd engine (the batched one has a scalar output only)
+        if settings.backend == "batched":
+            raise TrainingError(f"run.backend batched: the batched engine trains a scalar output (two classes), "
+                                f"not {classes} outputs: use run.backend numpy or torch")
+        if host or S > 1:
+            from .numpy_engine import NumpyEngine
+
+            engine = NumpyEngine(config, X, y, thetas, lrs, seeds, order)
+            if S > 1:
+                engine.note = f"{classes} outputs: the batched engine has a scalar output only; the members train one by one"
+            return engine
+        from .autograd_engine import AutogradEngine
+
+        return AutogradEngine(config, X, y, thetas, lrs, seeds, order)
     if kind not in BATCHED_OPTIMIZERS:
         if host or S > 1:
             from .numpy_engine import NumpyEngine

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import step_rule as rules
-from ..architecture import Activation, Dense, Ensemble, Residual
+from ..architecture import Activation, Dense, Ensemble, Residual, output_classes
 from ..compiled_program import ACTIVATION_CODES
 from ..config import RunConfig
 from ..errors import TrainingError
@@ -57,6 +57,10 @@ def covers(config: RunConfig) -> bool | str:
     unknown = _unknown_blocks(config.architecture.blocks)
     if unknown:
         return f"the compiled engine has no {unknown}"
+    classes = output_classes(config.architecture)
+    if classes > 1:
+        return (f"the compiled engine trains a scalar output (two classes), not {classes} outputs: "
+                "use run.backend numpy or torch")
     return True
 
 

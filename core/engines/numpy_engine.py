@@ -2,7 +2,8 @@
 numpy network (core/network.py) or any network with its interface (the autograd engine's).
 
 Each step at theta_t: f = net(theta_t), q = y f, (log L, w) from core/losses.py, grad log L by
-one backward pass; a kept step copies these into the block; then the update from the direction
+one backward pass (a network with C >= 3 outputs: q_i = f_{y_i} - max_{j != y_i} f_j, log L and
+its (n, C) weights from core/multiclass.py, labels 0..C-1); a kept step copies these into the block; then the update from the direction
 source (core/step_rule.py, core/optimizers.py). L itself is never formed (THEORY.md, Numerics).
 Several members (a family of sgd runs, whose minibatches are drawn per run) train one by one:
 the first within its share of the time, the rest as many steps.
@@ -15,7 +16,8 @@ import time
 
 import numpy as np
 
-from .. import losses, step_rule
+from .. import losses, multiclass, step_rule
+from ..architecture import output_classes
 from ..config import RunConfig
 from ..network import NumpyNetwork
 from ..optimizers import UpdateRule, rng_state, set_rng_state
@@ -36,6 +38,8 @@ class NumpyEngine:
     def __init__(self, config: RunConfig, X, y, thetas, lrs, seeds, order, net=None):
         self.net = net if net is not None else NumpyNetwork(config.architecture)
         self.X, self.y = X, y
+        # C >= 3 outputs: the labels 0..C-1 as indices (None: binary, y of +-1, the path below unchanged)
+        self.labels = np.asarray(y).astype(np.intp) if output_classes(config.architecture) > 1 else None
         self.theta = np.array(thetas)  # (S, P): each row updated in place by its rule
         S, P = self.theta.shape
         self.size = S
@@ -111,11 +115,15 @@ class NumpyEngine:
         k = int(np.searchsorted(kept, start))
         next_kept = kept_steps[k] if k < len(kept_steps) else -1
         step = start
+        labels = self.labels
         while step < end:
             f = net.outputs(theta, X)
-            q = y * f
-            log_l, weights = losses.log_loss_and_weights(loss_kind, q)
-            grad = net.backward(theta, weights * y, out=grad_buffer)
+            if labels is None:
+                q = y * f
+                log_l, weights = losses.log_loss_and_weights(loss_kind, q)
+                grad = net.backward(theta, weights * y, out=grad_buffer)
+            else:
+                q, log_l, grad = self._multiclass_gradient(theta, f, labels, grad_buffer)
             # a NaN or inf anywhere in the gradient makes its squared norm NaN or inf: one dot, not a scan
             norm = math.sqrt(float(np.dot(theta, theta)))
             if not (math.isfinite(log_l) and math.isfinite(norm) and norm < limit
@@ -143,9 +151,18 @@ class NumpyEngine:
                 break
         return step
 
+    def _multiclass_gradient(self, theta, f, labels, out):
+        """(q, log L, grad log L) of C outputs f (n, C) from the last forward (core/multiclass.py)."""
+        q = multiclass.sample_margins(f, labels)
+        log_l, weights = multiclass.log_loss_and_weights(self.loss_kind, f, labels)
+        return q, log_l, self.net.backward(theta, weights.astype(theta.dtype, copy=False), out=out)
+
     def _minibatch_gradient(self, s, theta):
         n = len(self.y)
         idx = self.rngs[s].choice(n, size=min(self.batch_size, n), replace=False)
+        if self.labels is not None:
+            _q, log_l, grad = self._multiclass_gradient(theta, self.net.outputs(theta, self.X[idx]), self.labels[idx], None)
+            return grad, log_l
         yb = self.y[idx]
         qb = yb * self.net.outputs(theta, self.X[idx])
         log_l, weights = losses.log_loss_and_weights(self.loss_kind, qb)
