@@ -135,15 +135,21 @@ def test_the_config_records_every_builtin_parameter():
     assert again.name == "digits 0 vs 1" and again.X.shape == (288, 64) and again.n_test == 72
 
 
-def test_training_refuses_more_than_two_classes_rather_than_train_them_as_signs():
-    """Labels 0..C-1 in q = y f would train and record wrong numbers silently."""
+def test_a_scalar_output_is_refused_for_more_than_two_classes_rather_than_trained_as_signs():
+    """Labels 0..C-1 in q = y f would train and record wrong numbers silently: a width-1 network
+    on three classes is refused with the width it needs (and a width-3 one on two classes)."""
     from margin_explorer.core.config import DatasetConfig
-    from margin_explorer.core.errors import TrainingError
+    from margin_explorer.core.errors import ConfigError
     from margin_explorer.core.presets import load_preset
     from margin_explorer.core.trainer import Trainer
 
     config = load_preset("relu2-blobs")
     config.dataset = DatasetConfig.from_dict({"kind": "builtin", "builtin": "iris", "params": {"classes": "all"}})
     config.architecture.input_dim = 4
-    with pytest.raises(TrainingError, match="3 classes"):
+    with pytest.raises(ConfigError, match="^architecture: the network ends with width 1 but the dataset has 3 classes: "
+                                          "the last dense layer needs width 3$"):
         Trainer(config.copy())
+    binary = load_preset("relu2-blobs")
+    binary.architecture.blocks[-1].width = 3
+    with pytest.raises(ConfigError, match="width 3 but the dataset is binary .*needs width 1$"):
+        Trainer(binary.copy())
