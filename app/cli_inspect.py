@@ -55,7 +55,8 @@ def cmd_info(args) -> int:
         print(f"status:     {shown(run.status)}"
               + (f" ({shown(run.status_reason)})" if run.status_reason and run.status != RunStatus.FINISHED else ""))
         print(f"network:    {shown(run.homogeneity.get('explanation', '?'))}")
-        print(f"dataset:    {shown(run.dataset_name)}, n = {n}, d = {d}")
+        classes = f", {run.classes} classes (labels 0..{run.classes - 1})" if run.classes > 2 else ""
+        print(f"dataset:    {shown(run.dataset_name)}, n = {n}, d = {d}{classes}")
         opt = config.optimizer
         print(f"training:   {config.loss.kind} loss ({config.loss.reduction}), {opt.kind}, lr {opt.lr:g}, "
               f"{opt.step_rule} step, {config.run.dtype} on {shown(run.attrs.get('device', '?'))}, seed {config.run.seed}")
