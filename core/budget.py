@@ -7,11 +7,12 @@ it once more). Each limit is a count of float64 numbers, so that the message can
 
   parameters               P              <= architecture.MAX_PARAMETERS (80 MB a copy)
   activations              n x (widths)   <= MAX_ACTIVATIONS (800 MB)
-  per-sample Jacobian      n x C x P      <= MAX_JACOBIAN    (800 MB a copy; C = 1 for a scalar output)
+  per-sample Jacobian      n x P          <= MAX_JACOBIAN    (800 MB a copy; homogeneous networks)
+  multi-class KKT pairs    n (C - 1) x P  <= MAX_JACOBIAN    (C >= 3 outputs, recording.kkt on)
 
-A network with C >= 3 outputs has C rows of the Jacobian per sample, and its KKT residual one row
-per pair (i, j != y_i), n (C - 1) x P: the bound on n x C x P bounds both (refused with the number,
-before training; THEORY.md, Multi-class).
+A network with C >= 3 outputs forms its Jacobian (n x C x P) for the Euler defect and the
+stuck-sample check in blocks of samples (core/trainer.py), within the n x P above; its KKT
+residual needs one row per pair (i, j != y_i) at once, hence the pairs' own limit.
 
 Every preset needs under 1% of each. A two-layer ReLU network of width 256 on 1,000 points fits
 (P = 66,304: a Jacobian of 6.6e7 numbers); a width-1,000 three-layer network on 10,000 points
@@ -26,8 +27,7 @@ from __future__ import annotations
 
 from math import prod
 
-from .architecture import (ArchitectureSpec, Ensemble, Residual, block_shape, output_classes, parameter_count,
-                           parameter_layout)
+from .architecture import ArchitectureSpec, Ensemble, Residual, block_shape, parameter_count, parameter_layout
 from .errors import ConfigError
 from .metrics import SCALAR_METRICS, SUPPORT_DECADES
 
@@ -73,11 +73,9 @@ def check_run_size(spec: ArchitectureSpec, n: int, jacobian: bool) -> None:
     if activations > MAX_ACTIVATIONS:
         raise ConfigError(f"architecture.blocks: the activations on {n} points are {activations:.3g} numbers; "
                           f"the limit is {MAX_ACTIVATIONS:.0e} (README, Limits): use fewer points or narrower layers")
-    outputs = output_classes(spec)
-    if jacobian and n * outputs * size > MAX_JACOBIAN:
-        shape = f"n x P = {n} x {size}" if outputs == 1 else f"n x C x P = {n} x {outputs} x {size}"
+    if jacobian and n * size > MAX_JACOBIAN:
         raise ConfigError(f"architecture.blocks: the per-sample Jacobian (KKT residual, stuck-sample check) "
-                          f"({shape}) is {n * outputs * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
+                          f"(n x P = {n} x {size}) is {n * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
                           "(README, Limits): use fewer points or a smaller network")
 
 
@@ -98,3 +96,13 @@ def check_family_size(spec: ArchitectureSpec, n: int, members: int) -> None:
         raise ConfigError(f"family: {members} members would need about {members * each / 2**30:.1f} GB "
                           f"({each / 2**20:.1f} MB each); the limit is {MAX_FAMILY_BYTES >> 30} GB (README, Limits): "
                           f"use at most {MAX_FAMILY_BYTES // each} members")
+
+
+def check_kkt_pairs(spec: ArchitectureSpec, n: int, classes: int) -> None:
+    """Refuse, before training, a C-class run whose KKT residual (one Jacobian row per pair
+    (i, j != y_i): core/multiclass.kkt_residual) would exceed MAX_JACOBIAN."""
+    size, pairs = parameter_count(spec), n * (classes - 1)
+    if pairs * size > MAX_JACOBIAN:
+        raise ConfigError(f"recording.kkt: the multi-class KKT residual's pair Jacobian (n (C - 1) x P = {n} x "
+                          f"{classes - 1} x {size}) is {pairs * size:.3g} numbers; the limit is {MAX_JACOBIAN:.0e} "
+                          "(README, Limits): turn recording.kkt off, or use fewer points or a smaller network")

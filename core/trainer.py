@@ -25,7 +25,7 @@ import numpy as np
 from . import losses, reference, step_rule
 from . import multiclass
 from .architecture import check_image_input, check_output_width, is_linear_model
-from .budget import check_family_size, check_run_size
+from .budget import check_family_size, check_kkt_pairs, check_run_size
 from .config import RunConfig
 from .datasets import Dataset
 from .engines import make_engine
@@ -166,6 +166,8 @@ class Trainer:
         self.records = RecordSchedule(rec.every_step_until, rec.per_decade, rec.max_per_second)
         self.snapshots = LogSchedule(1, rec.snapshots_per_decade)
         self.compute_kkt = rec.kkt and self.order is not None
+        if self.compute_kkt and self.labels is not None:  # one Jacobian row per pair (i, j != y_i)
+            check_kkt_pairs(spec, self.n, self.dataset.classes)
         # the members share one solve (same data, same optimizer kind)
         self.reference = self._reference_direction()
         self.recorder = Recorder(self.net, self.X, self.y, self.loss_kind, self.mean, self.order, self.reference,
@@ -395,9 +397,21 @@ class Trainer:
                     else multiclass.kkt_residual(self.net, theta, self.X, self.labels, self.order))
         # samples with a dead gradient (core/health.py)
         q = self.y * f if self.labels is None else multiclass.sample_margins(f, self.labels)
-        member.events += member.health.check_samples(step, self.X, q,
-                                                     lambda rows: self.net.jacobian(theta, self.X[rows]))
+        member.events += member.health.check_samples(step, self.X, q, lambda rows: self._jacobian_rows(theta, rows))
         member.snapshots.append((step, np.array(theta, copy=True), metrics))
+
+    def _jacobian_rows(self, theta, rows) -> np.ndarray:
+        """The rows d f(x_i) / d theta of samples ``rows`` (the stuck-sample check); for C outputs
+        max_c |d f_c(x_i) / d theta| elementwise, (rows, P), zero exactly where every output's
+        gradient is, made a block of samples at a time (the n x P bound, not n x C x P)."""
+        if self.labels is None:
+            return self.net.jacobian(theta, self.X[rows])
+        out = np.empty((len(rows), self.net.size), dtype=self.dtype)
+        block = max(1, EULER_BLOCK // (self.dataset.classes * self.net.size))
+        for start in range(0, len(rows), block):
+            jac = self.net.jacobian(theta, self.X[rows[start:start + block]])
+            out[start:start + block] = np.abs(jac).max(axis=1)
+        return out
 
     def _multiclass_euler_defect(self, theta, norm: float) -> float:
         """max_ic |<grad f_c(x_i), theta> - M f_c(x_i)| / ||theta||^M of C outputs, the Jacobian

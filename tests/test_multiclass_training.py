@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from margin_explorer.core.architecture import ArchitectureSpec, Activation, Dense, check_output_width
-from margin_explorer.core.budget import check_run_size
+from margin_explorer.core.budget import check_kkt_pairs
 from margin_explorer.core.datasets import class_blobs
 from margin_explorer.core.errors import ConfigError, TrainingError
 from margin_explorer.core.network import NumpyNetwork, evaluation_network, initial_parameters
@@ -110,12 +110,24 @@ def test_engines_that_have_a_scalar_output_only_say_so_and_auto_avoids_them():
     assert trainer.status == "finished"
 
 
-def test_the_jacobian_bound_counts_every_output():
-    """n x C x P numbers: ten outputs on 1,437 digits of width 128 are refused, with the number."""
+def test_the_kkt_pairs_are_bounded_with_the_number():
+    """One KKT row per pair (i, j != y_i): n (C - 1) x P numbers. Ten outputs on 1,797 digits at
+    width 128 train, but not with the KKT residual on; the refusal names the number."""
+    from margin_explorer.core.config import DatasetConfig
+
     spec = ArchitectureSpec(64, [Dense(128), Activation("relu"), Dense(10)])
-    with pytest.raises(ConfigError, match=r"n x C x P = 1437 x 10 x 9472\) is 1.36e\+08 numbers; the limit is 1e\+08"):
-        check_run_size(spec, 1437, jacobian=True)
-    check_run_size(ArchitectureSpec(64, [Dense(128), Activation("relu"), Dense(1)]), 1437, jacobian=True)
+    with pytest.raises(ConfigError, match=r"^recording.kkt: .*\(n \(C - 1\) x P = 1797 x 9 x 9472\) is 1.53e\+08 numbers; "
+                                          r"the limit is 1e\+08"):
+        check_kkt_pairs(spec, 1797, 10)
+    config = config_for(spec, steps=2)
+    config.dataset = DatasetConfig.from_dict({"kind": "builtin", "builtin": "digits",
+                                              "params": {"classes": "all", "test_fraction": 0}})
+    with pytest.raises(ConfigError, match="^recording.kkt: "):
+        Trainer(config.copy())
+    config.recording.kkt = False
+    trainer = Trainer(config)
+    trainer.run(2)
+    assert trainer.status == "finished" and trainer.n == 1797
 
 
 # ------------------------------------------------------------------ the engines
