@@ -16,7 +16,7 @@ class StepBlock:
     record: np.ndarray       # bool (K,)
     snapshot: np.ndarray     # bool (K,)
     theta: np.ndarray        # (K, S, P): parameters at the step, before its update
-    q: np.ndarray            # (K, S, n): y * f there
+    q: np.ndarray            # (K, S, n): y * f there (C outputs: f_{y_i} - max_{j != y_i} f_j)
     log_l: np.ndarray        # (K, S): the SUMMED log loss there
     grad: np.ndarray         # (K, S, P): grad log L there (rows where record is False may be anything)
     end_step: int            # the step reached (the next step to take)
