@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import losses, reference, step_rule
-from . import multiclass
+from . import losses, multiclass, reference, step_rule
 from .architecture import check_image_input, check_output_width, is_linear_model
 from .budget import check_family_size, check_kkt_pairs, check_run_size
 from .config import RunConfig
@@ -40,7 +39,7 @@ from .recording import LogSchedule, RecordSchedule
 from .step_block import StepBlock
 
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
-EULER_BLOCK = 1 << 22  # numbers of a multi-class stuck-sample check's Jacobian block (32 MB)
+JACOBIAN_BLOCK = 1 << 22  # numbers of a multi-class stuck-sample check's Jacobian block (32 MB)
 
 
 @dataclass
@@ -408,7 +407,7 @@ class Trainer:
         if self.labels is None:
             return self.net.jacobian(theta, self.X[rows])
         out = np.empty((len(rows), self.net.size), dtype=self.dtype)
-        block = max(1, EULER_BLOCK // (self.dataset.classes * self.net.size))
+        block = max(1, JACOBIAN_BLOCK // (self.dataset.classes * self.net.size))
         for start in range(0, len(rows), block):
             jac = self.net.jacobian(theta, self.X[rows[start:start + block]])
             out[start:start + block] = np.abs(jac).max(axis=1)
