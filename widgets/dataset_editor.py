@@ -20,7 +20,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from margin_explorer.core import builtin_data, datasets
+from margin_explorer.core import builtin_data, datasets, support_samples
 from margin_explorer.core.errors import DatasetError
 from margin_explorer.core.reference import dataset_geometry
 
@@ -36,6 +36,7 @@ DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
 CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
+SUPPORT_SAMPLES = 16  # after a run: the samples of the smallest normalized margins, two rows of eight
 # Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
 # the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
 MULTICLASS_TRAINING = False
@@ -133,6 +134,11 @@ class EditViewBox(pg.ViewBox):
             inside = ((X[:, 0] >= rect.left()) & (X[:, 0] <= rect.right()) &
                       (X[:, 1] >= rect.top()) & (X[:, 1] <= rect.bottom()))
             editor.set_selection(np.flatnonzero(inside))
+
+
+def _class_text(label, multiclass: bool) -> str:
+    """A label as the panel writes it: the class number, or -1 / +1."""
+    return f"{int(label)}" if multiclass else f"{int(label):+d}"
 
 
 def import_message(path: str, reason: str) -> str:
@@ -273,6 +279,18 @@ class DatasetEditor(QWidget):
         self.images = ImageGrid()
         self.images.setMinimumHeight(120)
         self.images.hide()
+        # image data: the first samples, or (after a run) those of the smallest normalized margins
+        self.image_choice = QComboBox()
+        self.image_choice.setObjectName("image-choice")
+        self.image_choice.addItems([f"Images: the first {GRID_SAMPLES} samples", "Images: smallest margins (run)"])
+        self.image_choice.setToolTip("After a run: the training samples of the smallest normalized margins "
+                                     "q_i / ||theta||^M at the shown snapshot (the support vectors), smallest first, "
+                                     "each captioned with its class and normalized margin")
+        self.image_choice.model().item(1).setEnabled(False)
+        self.image_choice.hide()
+        self.image_choice.activated.connect(lambda _i: self._show_images())
+        self._margins: tuple | None = None  # (X, y, multiclass, margins, heading) of the run shown
+        self.shown_indices = np.zeros(0, dtype=int)  # the samples the grid shows, tile by tile
         self.facts = QLabel()
         self.facts.setObjectName("dataset-facts")
         self.facts.setWordWrap(True)
@@ -345,6 +363,7 @@ class DatasetEditor(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(picker)
         layout.addWidget(self.canvas, stretch=1)
+        layout.addWidget(self.image_choice)
         layout.addWidget(self.images, stretch=1)
         layout.addWidget(self.facts)
         layout.addLayout(files)
@@ -362,7 +381,7 @@ class DatasetEditor(QWidget):
         self._geometry_service = None
         self._geometry_token = 0
         self.model.changed.connect(self._counts_now_geometry_soon)
-        self.model.changed.connect(self._show_images)
+        self.model.changed.connect(self.clear_margins)  # new points: a run's margins describe others
         self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
 
@@ -410,14 +429,45 @@ class DatasetEditor(QWidget):
             self.class_picker.setCurrentIndex(self.canvas.current_class + 1)
             self.error.emit("the points hold classes past 1: they cannot be drawn as -1/+1 (remove those first)")
 
+    def show_margins(self, dataset: datasets.Dataset, margins, heading: str) -> None:
+        """A run's ``dataset`` and its samples' normalized margins at the shown parameters: the grid
+        shows the SUPPORT_SAMPLES smallest, each captioned with its class and margin (image data
+        only); ``heading`` says which run and step."""
+        if dataset.image_shape is None or margins is None or not np.isfinite(margins).any():
+            self.clear_margins()
+            return
+        self._margins = (dataset.X, dataset.y, dataset.multiclass, np.asarray(margins, dtype=np.float64), heading,
+                         dataset.image_shape)
+        self.image_choice.model().item(1).setEnabled(True)
+        self.image_choice.setItemText(1, f"Images: smallest margins, {heading}")
+        self.image_choice.setCurrentIndex(1)
+        self._show_images()
+
+    def clear_margins(self) -> None:
+        """Back to the first samples (the points changed, or a new run starts)."""
+        self._margins = None
+        self.image_choice.setItemText(1, "Images: smallest margins (run)")
+        self.image_choice.model().item(1).setEnabled(False)
+        self.image_choice.setCurrentIndex(0)
+        self._show_images()
+
     def _show_images(self) -> None:
-        """Image data: the first GRID_SAMPLES samples as images, captioned with their classes."""
+        """Image data: the first GRID_SAMPLES samples as images, captioned with their classes; or a
+        run's samples of the smallest normalized margins, with their classes and margins."""
         shape, m = self.model.image_shape, self.model
-        self.images.setVisible(shape is not None)
-        if shape is not None:
-            labels = m.y[:GRID_SAMPLES]
-            captions = [f"{int(v)}" if m.multiclass else f"{int(v):+d}" for v in labels]
+        runs = self._margins is not None and self.image_choice.currentIndex() == 1
+        if runs:
+            X, y, multiclass, margins, _heading, shape = self._margins
+            indices = support_samples.smallest(margins, SUPPORT_SAMPLES)
+            captions = [f"{_class_text(y[i], multiclass)}\n{margins[i]:.2g}" for i in indices]
+            self.shown_indices = indices
+            self.images.set_images(X[indices], shape, captions, caption_lines=2)
+        elif shape is not None:
+            self.shown_indices = np.arange(min(GRID_SAMPLES, m.n))
+            captions = [_class_text(v, m.multiclass) for v in m.y[:GRID_SAMPLES]]
             self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
+        self.images.setVisible(shape is not None)
+        self.image_choice.setVisible(shape is not None)
 
     def _fields(self) -> dict:
         return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed,

@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from .palette import ink
 
 GAP = 1  # pixels of background between tiles (in image pixels)
+CAPTION_ROOM = 3  # image pixels under a tile for each line of its caption
 MAX_TILES = 64  # more would be too small to read in a dock; the caller picks which
 
 
@@ -34,12 +35,14 @@ class ImageGrid(pg.PlotWidget):
         self.addItem(self.image)
         self.captions: list[pg.TextItem] = []
         self.mosaic = np.zeros((0, 0), dtype=np.float32)
+        self.rows = np.zeros((0, 0))  # the rows shown, tile by tile (a test reads them)
         self.tiles = 0
 
-    def set_images(self, rows, shape: tuple[int, int], captions=None) -> None:
+    def set_images(self, rows, shape: tuple[int, int], captions=None, caption_lines: int = 1) -> None:
         """Show up to MAX_TILES rows of ``rows`` (k, height * width) as images of ``shape``,
-        ``captions[i]`` (text, or None) under tile i."""
+        ``captions[i]`` (text, or None; ``caption_lines`` lines each) under tile i."""
         rows = np.asarray(rows, dtype=np.float64)[:MAX_TILES]
+        self.rows = rows
         height, width = shape
         self.tiles = count = rows.shape[0]
         for item in self.captions:
@@ -51,7 +54,8 @@ class ImageGrid(pg.PlotWidget):
             return
         columns = min(self.columns, count)
         grid_rows = math.ceil(count / columns)
-        caption_room = 3 if captions is not None else 0  # image pixels under each tile for its caption
+        # image pixels under each tile for its caption
+        caption_room = CAPTION_ROOM * caption_lines if captions is not None else 0
         cell_h, cell_w = height + GAP + caption_room, width + GAP
         # ink on paper, each tile over its own range: its largest value black, its smallest white
         # (digits are dark strokes; any shift and scale of the data shows the same picture); the
