@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayo
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from margin_explorer.core import builtin_data, datasets, support_samples
+from margin_explorer.core.config import DatasetConfig
 from margin_explorer.core.errors import DatasetError
 from margin_explorer.core.reference import dataset_geometry
 
@@ -36,6 +37,7 @@ DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
 CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
+REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
 SUPPORT_SAMPLES = 16  # after a run: the samples of the smallest normalized margins, two rows of eight
 # Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
 # the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
@@ -134,6 +136,15 @@ class EditViewBox(pg.ViewBox):
             inside = ((X[:, 0] >= rect.left()) & (X[:, 0] <= rect.right()) &
                       (X[:, 1] >= rect.top()) & (X[:, 1] <= rect.bottom()))
             editor.set_selection(np.flatnonzero(inside))
+
+
+def _same_points(a: datasets.Dataset, b: datasets.Dataset) -> bool:
+    """The same points, labels, test set and image shape (the name aside)."""
+    def same(u, v):
+        return (u is None) == (v is None) and (u is None or (u.shape == v.shape and np.array_equal(u, v)))
+
+    return (a.classes == b.classes and a.image_shape == b.image_shape and same(a.X, b.X) and same(a.y, b.y)
+            and same(a.X_test, b.X_test) and same(a.y_test, b.y_test))
 
 
 def _class_text(label, multiclass: bool) -> str:
@@ -289,7 +300,8 @@ class DatasetEditor(QWidget):
         self.image_choice.model().item(1).setEnabled(False)
         self.image_choice.hide()
         self.image_choice.activated.connect(lambda _i: self._show_images())
-        self._margins: tuple | None = None  # (X, y, multiclass, margins, heading) of the run shown
+        self._margins: tuple | None = None  # (X, y, multiclass, margins, heading, shape) of the run shown
+        self._builtins: list = []  # (name, params, Dataset) of the builtin datasets loaded lately (undo returns to them)
         self.shown_indices = np.zeros(0, dtype=int)  # the samples the grid shows, tile by tile
         self.facts = QLabel()
         self.facts.setObjectName("dataset-facts")
@@ -416,13 +428,41 @@ class DatasetEditor(QWidget):
         return {"classes": [0, 1] if classes == "first_two" else classes, "subsample": self.builtin_subsample.value()}
 
     def load_builtin(self) -> None:
+        name, params = self.builtin.name(), self.builtin_params()
         try:
-            ds = builtin_data.load_builtin(self.builtin.name(), **self.builtin_params())
+            ds = builtin_data.load_builtin(name, **params)
         except DatasetError as exc:
             self.error.emit(str(exc))
             return
+        self._remember_builtin(name, params, ds)
         self.model.replace(ds, f"load {ds.name}")
         self.canvas.fit()
+
+    def show_builtin(self, name: str, params: dict, dataset: datasets.Dataset) -> None:
+        """A config's builtin dataset (``dataset`` the points it made): its settings in the Real data
+        tab where the tab can say them, and the config kept for runs of these points."""
+        self._remember_builtin(name, dict(params), dataset)
+        if name in builtin_data.BUILTIN:
+            self.builtin.set_name(name)
+        classes = params.get("classes", "all")
+        choice = classes if isinstance(classes, str) else "first_two" if list(classes) == [0, 1] else None
+        if choice in ("odd_even", "first_two", "all"):
+            self.builtin_classes.set_name(choice)
+        if isinstance(params.get("subsample"), int):
+            self.builtin_subsample.setValue(params["subsample"])
+        self.sources.setCurrentIndex(1)
+
+    def dataset_config(self, dataset: datasets.Dataset) -> DatasetConfig:
+        """How a run's config records ``dataset`` (the panel's points): as the builtin dataset they
+        were loaded as (its name and parameters: the file says where its data came from), or, once
+        edited or made otherwise, inline (the points themselves)."""
+        for name, params, loaded in reversed(self._builtins):
+            if _same_points(dataset, loaded):
+                return DatasetConfig(kind="builtin", builtin=name, params=dict(params))
+        return DatasetConfig.inline(dataset)
+
+    def _remember_builtin(self, name: str, params: dict, dataset: datasets.Dataset) -> None:
+        self._builtins = self._builtins[-(REMEMBERED_BUILTINS - 1):] + [(name, params, dataset)]
 
     def _pick_class(self, index: int) -> None:
         if not self.canvas.set_current_class(None if index == 0 else index - 1):
