@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.homogeneity import analyze
+from margin_explorer.core.multiclass import sample_margins
 from margin_explorer.core.network import evaluation_network
 from margin_explorer.core.run_status import RunStatus
 from margin_explorer.core.runfile import RunReader
@@ -221,8 +222,7 @@ class RunManager(QObject):
             window.plots.set_marker(step)
             return
         net = self._network(entry)
-        f = net.outputs(params, dataset.X)
-        q = dataset.y * f
+        q = sample_margins(net.outputs(params, dataset.X), dataset.y)  # y f, or f_y - max_(j != y) f_j for C classes
         grid = boundary_grid(net, params, dataset.X)
         window.boundary.set_grid(grid.values, grid.rect, float(q.min()))
         window.boundary.set_support(dataset.X, q, entry.session.config.recording.support_tolerance)

@@ -29,12 +29,11 @@ from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder
 from .image_grid import ImageGrid
 from .named_combo import NamedCombo
-from .palette import NEGATIVE, POSITIVE, color, ink
+from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, color, ink
 
 PICK_PIXELS = 8
 _drag_ids = itertools.count(1)
 DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
-CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
 REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
