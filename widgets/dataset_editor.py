@@ -40,6 +40,10 @@ REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by nam
 SUPPORT_SAMPLES = 16  # after a run: the samples of the smallest normalized margins, two rows of eight
 # Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
 # the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
+# The one switch: True once core trains C outputs; then Run is on for C >= 3 (the builder already
+# gives the network C outputs, the boundary view colours C regions, the support-vector images and
+# the run file's builtin config work for C classes), and tests/test_gui_classes_run.py's xfail
+# test must pass.
 MULTICLASS_TRAINING = False
 
 
