@@ -241,7 +241,7 @@ class RunManager(QObject):
         if margins is None:  # a snapshot between records, or a run without records yet
             margins = computed_margins(self._network(entry), params, dataset.X, dataset.y,
                                        (session.homogeneity or {}).get("order"))
-        editor.show_margins(dataset, margins, f"{entry.name}, step {shown:,}")
+        editor.show_margins(dataset, margins, f"step {shown:,}", entry.name)
 
     def show_final(self, entry: RunEntry) -> None:
         self.show_params(entry, entry.session.params, None)

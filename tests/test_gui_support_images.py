@@ -40,7 +40,7 @@ def check_grid(window, X, y, margins):
     indices, rows, captions = shown_tiles(window)
     assert list(indices) == list(order)
     assert np.array_equal(rows, X[order])
-    assert captions == [f"{int(y[i]):+d}\n{margins[i]:.2g}" for i in order]
+    assert captions == [f"{int(y[i]):+d}\n{margins[i]:.3g}" for i in order]
     assert window.dataset_editor.images.isVisibleTo(window.dataset_editor)
 
 

@@ -37,7 +37,8 @@ DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
 REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
-SUPPORT_SAMPLES = 16  # after a run: the samples of the smallest normalized margins, two rows of eight
+SUPPORT_SAMPLES = 12  # after a run: the samples of the smallest normalized margins, two rows of
+SUPPORT_COLUMNS = 6  # six: wide enough tiles for a caption of class and margin
 # Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
 # the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
 # The one switch: True once core trains C outputs; then Run is on for C >= 3 (the builder already
@@ -296,7 +297,7 @@ class DatasetEditor(QWidget):
         # image data: the first samples, or (after a run) those of the smallest normalized margins
         self.image_choice = QComboBox()
         self.image_choice.setObjectName("image-choice")
-        self.image_choice.addItems([f"Images: the first {GRID_SAMPLES} samples", "Images: smallest margins (run)"])
+        self.image_choice.addItems([f"Images: first {GRID_SAMPLES} samples", "Images: smallest margins (run)"])
         self.image_choice.setToolTip("After a run: the training samples of the smallest normalized margins "
                                      "q_i / ||theta||^M at the shown snapshot (the support vectors), smallest first, "
                                      "each captioned with its class and normalized margin")
@@ -372,14 +373,16 @@ class DatasetEditor(QWidget):
         for b in (import_button, export_button, clear_button):
             files.addWidget(b)
 
+        # one row: what clicks draw (2-D data), or which images the grid shows (image data, read-only)
         picker = QHBoxLayout()
-        picker.addWidget(QLabel("Draw"))
+        self.draw_label = QLabel("Draw")
+        picker.addWidget(self.draw_label)
         picker.addWidget(self.class_picker, stretch=1)
+        picker.addWidget(self.image_choice, stretch=1)
         layout = QVBoxLayout(self)
         layout.addLayout(picker)
         layout.addWidget(self.canvas, stretch=1)
-        layout.addWidget(self.image_choice)
-        layout.addWidget(self.images, stretch=1)
+        layout.addWidget(self.images, stretch=2)  # image data: the images say more than their PCA projection
         layout.addWidget(self.facts)
         layout.addLayout(files)
         # generated or real data: one at a time, so the canvas keeps its height on a 720-pixel screen
@@ -472,10 +475,10 @@ class DatasetEditor(QWidget):
             self.class_picker.setCurrentIndex(self.canvas.current_class + 1)
             self.error.emit("the points hold classes past 1: they cannot be drawn as -1/+1 (remove those first)")
 
-    def show_margins(self, dataset: datasets.Dataset, margins, heading: str) -> None:
-        """A run's ``dataset`` and its samples' normalized margins at the shown parameters: the grid
-        shows the SUPPORT_SAMPLES smallest, each captioned with its class and margin (image data
-        only); ``heading`` says which run and step."""
+    def show_margins(self, dataset: datasets.Dataset, margins, heading: str, run: str = "the run") -> None:
+        """Run ``run``'s ``dataset`` and its samples' normalized margins at the shown parameters: the
+        grid shows the SUPPORT_SAMPLES smallest, each captioned with its class and margin (image
+        data only); ``heading`` says where (e.g. "step 2,000")."""
         if dataset.image_shape is None or margins is None or not np.isfinite(margins).any():
             self.clear_margins()
             return
@@ -483,6 +486,8 @@ class DatasetEditor(QWidget):
                          dataset.image_shape)
         self.image_choice.model().item(1).setEnabled(True)
         self.image_choice.setItemText(1, f"Images: smallest margins, {heading}")
+        self.image_choice.setItemData(1, f"{run}: the {SUPPORT_SAMPLES} training samples of the smallest normalized "
+                                      f"margins, {heading}", Qt.ToolTipRole)
         self.image_choice.setCurrentIndex(1)
         self._show_images()
 
@@ -502,15 +507,18 @@ class DatasetEditor(QWidget):
         if runs:
             X, y, multiclass, margins, _heading, shape = self._margins
             indices = support_samples.smallest(margins, SUPPORT_SAMPLES)
-            captions = [f"{_class_text(y[i], multiclass)}\n{margins[i]:.2g}" for i in indices]
+            # three digits: the support vectors' margins are all close to the smallest
+            captions = [f"{_class_text(y[i], multiclass)}\n{margins[i]:.3g}" for i in indices]
             self.shown_indices = indices
-            self.images.set_images(X[indices], shape, captions, caption_lines=2)
+            self.images.set_images(X[indices], shape, captions, caption_lines=2, columns=SUPPORT_COLUMNS)
         elif shape is not None:
             self.shown_indices = np.arange(min(GRID_SAMPLES, m.n))
             captions = [_class_text(v, m.multiclass) for v in m.y[:GRID_SAMPLES]]
             self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
         self.images.setVisible(shape is not None)
         self.image_choice.setVisible(shape is not None)
+        for widget in (self.draw_label, self.class_picker):  # image data are not drawn on
+            widget.setVisible(shape is None)
 
     def _fields(self) -> dict:
         return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed,

@@ -12,11 +12,13 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtGui import QFont
 
 from .palette import ink
 
 GAP = 1  # pixels of background between tiles (in image pixels)
-CAPTION_ROOM = 3  # image pixels under a tile for each line of its caption
+CAPTION_ROOM = 3  # image pixels under a tile for a caption of one line, 4 more for each further line
+MIN_CAPTION_PIXELS, MAX_CAPTION_PIXELS = 8, 14  # a caption's font size on screen, fitted to its cell
 MAX_TILES = 64  # more would be too small to read in a dock; the caller picks which
 
 
@@ -37,10 +39,14 @@ class ImageGrid(pg.PlotWidget):
         self.mosaic = np.zeros((0, 0), dtype=np.float32)
         self.rows = np.zeros((0, 0))  # the rows shown, tile by tile (a test reads them)
         self.tiles = 0
+        self._cell = (1, 1, 0, 1)  # cell width, caption room (image pixels), longest caption line, lines
+        self.getViewBox().sigResized.connect(self._fit_captions)
 
-    def set_images(self, rows, shape: tuple[int, int], captions=None, caption_lines: int = 1) -> None:
+    def set_images(self, rows, shape: tuple[int, int], captions=None, caption_lines: int = 1,
+                   columns: int | None = None) -> None:
         """Show up to MAX_TILES rows of ``rows`` (k, height * width) as images of ``shape``,
-        ``captions[i]`` (text, or None; ``caption_lines`` lines each) under tile i."""
+        ``captions[i]`` (text, or None; ``caption_lines`` lines each) under tile i, ``columns``
+        tiles a row (None: the grid's own)."""
         rows = np.asarray(rows, dtype=np.float64)[:MAX_TILES]
         self.rows = rows
         height, width = shape
@@ -52,10 +58,10 @@ class ImageGrid(pg.PlotWidget):
             self.mosaic = np.zeros((0, 0), dtype=np.float32)
             self.image.clear()
             return
-        columns = min(self.columns, count)
+        columns = min(columns or self.columns, count)
         grid_rows = math.ceil(count / columns)
         # image pixels under each tile for its caption
-        caption_room = CAPTION_ROOM * caption_lines if captions is not None else 0
+        caption_room = CAPTION_ROOM + 4 * (caption_lines - 1) if captions is not None else 0
         cell_h, cell_w = height + GAP + caption_room, width + GAP
         # ink on paper, each tile over its own range: its largest value black, its smallest white
         # (digits are dark strokes; any shift and scale of the data shows the same picture); the
@@ -71,10 +77,30 @@ class ImageGrid(pg.PlotWidget):
                 text.setPos(c * cell_w + width / 2, r * cell_h + height)
                 self.addItem(text)
                 self.captions.append(text)
+        longest = max((len(line) for c in captions or () if c is not None for line in str(c).splitlines()), default=0)
+        self._cell = (cell_w, caption_room, longest, caption_lines)
         self.mosaic = np.ascontiguousarray(mosaic)
         self.image.setImage(self.mosaic, levels=(0.0, 1.0), autoLevels=False)
         self.image.setRect(0, 0, self.mosaic.shape[1], self.mosaic.shape[0])
         self.setRange(xRange=(0, self.mosaic.shape[1]), yRange=(0, self.mosaic.shape[0]), padding=0.02)
+        self._fit_captions()
+
+    def _fit_captions(self) -> None:
+        """Captions in a font that fits their cell at the grid's size on screen (a tile is a few
+        dozen screen pixels in a dock: a caption in the window's font ran into its neighbours)."""
+        if not self.captions or not self.mosaic.size:
+            return
+        cell_w, room, longest, lines = self._cell
+        box = self.getViewBox()
+        scale = min(box.width() / (1.04 * self.mosaic.shape[1]), box.height() / (1.04 * self.mosaic.shape[0]))
+        if not scale > 0:
+            return
+        # a character is about 0.6 of the font's pixel size wide; a line about 1.25 of it tall
+        size = min(MAX_CAPTION_PIXELS, cell_w * scale / (0.62 * max(longest, 1)), room * scale / (1.3 * lines))
+        font = QFont(self.font())
+        font.setPixelSize(max(MIN_CAPTION_PIXELS, int(size)))
+        for item in self.captions:
+            item.setFont(font)
 
     def restyle(self, font_scale: float = 1.0) -> None:
         for item in self.captions:
