@@ -83,3 +83,17 @@ def test_a_live_digits_run_shows_its_support_vectors_when_it_ends(window, qtbot,
     X, y = session.dataset.X, session.dataset.y
     check_grid(window, X, y, numpy_margins(session.params, X, y))
     assert "step 200" in editor.image_choice.currentText()
+
+
+def test_the_captions_read_on_their_background_in_both_themes(window, digits_run):
+    """The grey under the captions follows the theme: a light grey under the dark theme's light
+    text made the captions invisible."""
+    assert window.open_runs([str(digits_run)])
+    grid = window.dataset_editor.images
+    for theme in ("dark", "light", "dark"):
+        window.set_theme(theme)
+        text = grid.captions[0].color
+        text_grey = (0.299 * text.redF() + 0.587 * text.greenF() + 0.114 * text.blueF())
+        below = grid.mosaic[8 + 1 + 2, 4]  # under the first tile, where its caption is
+        assert abs(text_grey - below) > 0.5, (theme, text_grey, below)
+        assert grid.image.image[8 + 1 + 2, 4] == below  # the image shown is the mosaic

@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFont
 
-from .palette import ink
+from .palette import ink, ink_theme
 
 GAP = 1  # pixels of background between tiles (in image pixels)
 CAPTION_ROOM = 3  # image pixels under a tile for a caption of one line, 4 more for each further line
@@ -39,6 +39,7 @@ class ImageGrid(pg.PlotWidget):
         self.mosaic = np.zeros((0, 0), dtype=np.float32)
         self.rows = np.zeros((0, 0))  # the rows shown, tile by tile (a test reads them)
         self.tiles = 0
+        self._tiles_mask = np.zeros((0, 0), dtype=bool)  # where the mosaic shows a tile (not the background)
         self._cell = (1, 1, 0, 1)  # cell width, caption room (image pixels), longest caption line, lines
         self.getViewBox().sigResized.connect(self._fit_captions)
 
@@ -65,13 +66,15 @@ class ImageGrid(pg.PlotWidget):
         cell_h, cell_w = height + GAP + caption_room, width + GAP
         # ink on paper, each tile over its own range: its largest value black, its smallest white
         # (digits are dark strokes; any shift and scale of the data shows the same picture); the
-        # gaps between tiles a light grey
-        mosaic = np.full((grid_rows * cell_h, columns * cell_w), 0.9, dtype=np.float32)
+        # gaps between tiles a grey the captions read on (_background)
+        mosaic = np.full((grid_rows * cell_h, columns * cell_w), _background(), dtype=np.float32)
+        self._tiles_mask = np.zeros(mosaic.shape, dtype=bool)
         for k, row in enumerate(rows):
             r, c = divmod(k, columns)
             low, high = float(row.min()), float(row.max())
             tile = (high - row.reshape(height, width)) / (high - low if high > low else 1.0)
             mosaic[r * cell_h:r * cell_h + height, c * cell_w:c * cell_w + width] = tile
+            self._tiles_mask[r * cell_h:r * cell_h + height, c * cell_w:c * cell_w + width] = True
             if captions is not None and captions[k] is not None:
                 text = pg.TextItem(str(captions[k]), color=ink("text"), anchor=(0.5, 0))
                 text.setPos(c * cell_w + width / 2, r * cell_h + height)
@@ -103,5 +106,15 @@ class ImageGrid(pg.PlotWidget):
             item.setFont(font)
 
     def restyle(self, font_scale: float = 1.0) -> None:
+        """The theme's caption ink, over a background it reads on."""
         for item in self.captions:
             item.setColor(ink("text"))
+        if self.mosaic.size:
+            self.mosaic[~self._tiles_mask] = _background()
+            self.image.setImage(self.mosaic, levels=(0.0, 1.0), autoLevels=False)
+
+
+def _background() -> float:
+    """The grey between and under the tiles: light under the light theme's dark captions, dark
+    under the dark theme's light ones (a light grey made them unreadable there)."""
+    return 0.9 if ink_theme() == "light" else 0.2
