@@ -18,7 +18,7 @@ from .palette import ink, ink_theme
 
 GAP = 1  # pixels of background between tiles (in image pixels)
 CAPTION_ROOM = 3  # image pixels under a tile for a caption of one line, 4 more for each further line
-MIN_CAPTION_PIXELS, MAX_CAPTION_PIXELS = 8, 14  # a caption's font size on screen, fitted to its cell
+MIN_CAPTION_PIXELS, MAX_CAPTION_PIXELS = 8, 18  # a caption's font size on screen, fitted to its cell
 MAX_TILES = 64  # more would be too small to read in a dock; the caller picks which
 
 
