@@ -6,7 +6,9 @@ point moves it; dragging on empty space selects a rectangle; Ctrl+click removes 
 Keys: Delete removes the selection, F flips its labels. Keys 1-9 (or the Draw picker) draw
 classes 0-8 instead: any click adds a point of the picked class, F gives the selection that
 class; -1/+1 points become classes 0 and 1. Data with d > 2 are shown as a read-only PCA
-projection; image data (digits) also as a grid of samples.
+projection; image data (digits) also as a grid of samples, and after a run as the samples of the
+smallest normalized margins (the support vectors) at the shown snapshot. A run of points loaded
+from the Real data tab records them as that builtin dataset (dataset_config).
 """
 
 from __future__ import annotations
@@ -517,8 +519,8 @@ class DatasetEditor(QWidget):
             self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
         self.images.setVisible(shape is not None)
         self.image_choice.setVisible(shape is not None)
-        for widget in (self.draw_label, self.class_picker):  # image data are not drawn on
-            widget.setVisible(shape is None)
+        for widget in (self.draw_label, self.class_picker):  # the panel's image data are not drawn on
+            widget.setVisible(m.image_shape is None)
 
     def _fields(self) -> dict:
         return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed,
