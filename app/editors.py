@@ -80,7 +80,7 @@ class ConfigEditing:
             self.builder.set_input_dim(model.dim, model.image_shape)  # a CNN reads the dataset's images
             self.builder.set_classes(model.classes)  # C classes: C outputs (a last dense layer follows)
         if self.status == RunStatus.IDLE or self.status.ended:
-            self.boundary.set_points(model.X if model.n else model.X.reshape(0, 2), model.y)
+            self.boundary.set_points(model.X if model.n else model.X.reshape(0, 2), model.y, model.multiclass)
         if self.controller.state == RunStatus.PAUSED and self.session is not None and self.session.n_records <= 1:
             self._config_changed_during_run = True
         self._update_controls()

@@ -216,7 +216,7 @@ class RunManager(QObject):
         """The boundary, support vectors and plot markers at ``params`` of ``entry``."""
         window = self.window
         dataset = entry.session.dataset
-        window.boundary.set_points(dataset.X, dataset.y)
+        window.boundary.set_points(dataset.X, dataset.y, dataset.multiclass)
         self.show_support_samples(entry, params, step)
         if dataset.dim != 2 or params is None:
             window.plots.set_marker(step)

@@ -104,3 +104,23 @@ def test_a_binary_grid_draws_as_before_after_a_class_grid(qtbot):
     assert not any(curve.isVisible() for curve in view.class_margins)
     px, py = view.plus.getData()
     assert len(px) and np.allclose(px + py, 0.5, atol=1e-6)
+
+
+def test_points_are_coloured_as_classes_or_as_minus_and_plus_one(qtbot):
+    from margin_explorer.widgets.palette import NEGATIVE, POSITIVE
+
+    view = BoundaryView()
+    qtbot.addWidget(view)
+    X = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]])
+
+    def brushes():
+        return [b.color().name().lower() for b in view.points.data["brush"]]
+
+    view.set_points(X, np.array([1.0, 1.0, 1.0]))  # the first clicks: +1, not class 1
+    assert brushes() == [POSITIVE.lower()] * 3
+    view.set_points(X, np.array([1.0, -1.0, 1.0]))
+    assert brushes() == [POSITIVE.lower(), NEGATIVE.lower(), POSITIVE.lower()]
+    view.set_points(X, np.array([0.0, 1.0, 2.0]))
+    assert brushes() == [color(k).lower() for k in range(3)]
+    view.set_points(X, np.array([1.0, 1.0, 1.0]), classes=True)  # the panel says they are class 1
+    assert brushes() == [color(1).lower()] * 3

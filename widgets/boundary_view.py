@@ -43,8 +43,10 @@ def class_image(regions: np.ndarray, gap: np.ndarray) -> np.ndarray:
 
 
 def is_classes(y: np.ndarray) -> bool:
-    """Labels 0..C-1 (classes drawn with the keys, or a C-class dataset) rather than -1/+1."""
-    return len(y) > 0 and float(np.min(y)) >= 0
+    """Labels 0..C-1 (classes drawn with the keys, or a C-class dataset) rather than -1/+1: a
+    class 0 or a class past 1 (points all of label 1 stay +1, the first clicks' label)."""
+    y = np.asarray(y)
+    return bool(len(y)) and bool(np.any(y == 0) or np.any(y >= 2))
 
 
 def _diverging_map() -> pg.ColorMap:
@@ -129,8 +131,10 @@ class BoundaryView(pg.PlotWidget):
         self._shown.pop("set_support", None)
         self.support.setData(pos=np.zeros((0, 2)))
 
-    def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._shown["set_points"] = (X, y)
+    def set_points(self, X: np.ndarray, y: np.ndarray, classes: bool | None = None) -> None:
+        """The points, coloured by label: -1/+1, or classes 0..C-1 (``classes``; None: told by
+        the labels, is_classes)."""
+        self._shown["set_points"] = (X, y, classes)
         self._X = X
         if (X.shape[1] != 2) != self.blank:
             self.blank = X.shape[1] != 2
@@ -145,7 +149,7 @@ class BoundaryView(pg.PlotWidget):
         if self.note.textItem.toPlainText():  # back from d > 2: fit the data again, not the note's [-1, 1]
             self.enableAutoRange()
         self.note.setText("")
-        if is_classes(y):
+        if is_classes(y) if classes is None else classes:
             brushes = [pg.mkBrush(color(int(v))) for v in y]
             symbols = [CLASS_SYMBOLS[int(v) % len(CLASS_SYMBOLS)] for v in y]
         else:
