@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from margin_explorer.core.config import MODIFIABLE, DatasetConfig, RunConfig
+from margin_explorer.core.config import MODIFIABLE, RunConfig
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.presets import load_preset
 from margin_explorer.core.run_status import RunStatus
@@ -21,7 +21,7 @@ class ConfigEditing:
         config loaded into the panels and then edited is named "... (modified)" and lists the
         sections that changed in ``modified``."""
         dataset = self.dataset_editor.model.dataset()
-        data = {"architecture": self.builder.spec_dict(), "dataset": DatasetConfig.inline(dataset).to_dict(),
+        data = {"architecture": self.builder.spec_dict(), "dataset": self.dataset_editor.dataset_config(dataset).to_dict(),
                 **self.controls.sections(), "name": self._config_name(),
                 "description": self._preset_description, "claims": self._preset_claims}
         config = RunConfig.from_dict(data)
@@ -78,8 +78,9 @@ class ConfigEditing:
         model = self.dataset_editor.model
         if model.n:
             self.builder.set_input_dim(model.dim, model.image_shape)  # a CNN reads the dataset's images
+            self.builder.set_classes(model.classes)  # C classes: C outputs (a last dense layer follows)
         if self.status == RunStatus.IDLE or self.status.ended:
-            self.boundary.set_points(model.X if model.n else model.X.reshape(0, 2), model.y)
+            self.boundary.set_points(model.X if model.n else model.X.reshape(0, 2), model.y, model.multiclass)
         if self.controller.state == RunStatus.PAUSED and self.session is not None and self.session.n_records <= 1:
             self._config_changed_during_run = True
         self._update_controls()
@@ -101,6 +102,8 @@ class ConfigEditing:
         self.dataset_editor.load(dataset)
         if config.dataset.kind == "generator":
             self.dataset_editor.show_generator(config.dataset.generator, config.dataset.params)
+        elif config.dataset.kind == "builtin":  # a run of these points records them as this builtin dataset
+            self.dataset_editor.show_builtin(config.dataset.builtin, config.dataset.params, dataset)
         self.builder.set_spec(config.architecture.to_dict())
         self.controls.set_sections(config)
         self._preset_title = config.name.removesuffix(" (modified)")

@@ -49,6 +49,9 @@ class LiveRun:
             else:
                 self.plots.refresh(force=True)
             self._follow_live_snapshots()
+            live = self.runs.live_entry()
+            if live is not None and self.runs.replaying is None and self.runs.current() in (live, None):
+                self.runs.show_support_samples(live, live.session.params, None)  # image data: the support vectors
             self.runs.refresh_list()
             self.update_claims()
         self._update_controls()

@@ -10,9 +10,11 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.homogeneity import analyze
+from margin_explorer.core.multiclass import sample_margins
 from margin_explorer.core.network import evaluation_network
 from margin_explorer.core.run_status import RunStatus
 from margin_explorer.core.runfile import RunReader
+from margin_explorer.core.support_samples import computed_margins, recorded_margins
 
 from .run_header import run_title
 from .runs import FileFollower, RunEntry
@@ -57,6 +59,7 @@ class RunManager(QObject):
     def set_live(self, session: RunSession | None) -> None:
         """Put the window's training session first in the list (replacing the previous one)."""
         self.entries = [e for e in self.entries if not e.live]
+        self.window.dataset_editor.clear_margins()  # the last run's support vectors are not the new run's
         if session is not None:
             self.entries.insert(0, RunEntry(session, run_title(session, live=True), self._colour(), live=True))
         self.changed()
@@ -213,17 +216,32 @@ class RunManager(QObject):
         """The boundary, support vectors and plot markers at ``params`` of ``entry``."""
         window = self.window
         dataset = entry.session.dataset
-        window.boundary.set_points(dataset.X, dataset.y)
+        window.boundary.set_points(dataset.X, dataset.y, dataset.multiclass)
+        self.show_support_samples(entry, params, step)
         if dataset.dim != 2 or params is None:
             window.plots.set_marker(step)
             return
         net = self._network(entry)
-        f = net.outputs(params, dataset.X)
-        q = dataset.y * f
+        q = sample_margins(net.outputs(params, dataset.X), dataset.y)  # y f, or f_y - max_(j != y) f_j for C classes
         grid = boundary_grid(net, params, dataset.X)
         window.boundary.set_grid(grid.values, grid.rect, float(q.min()))
         window.boundary.set_support(dataset.X, q, entry.session.config.recording.support_tolerance)
         window.plots.set_marker(step)
+
+    def show_support_samples(self, entry: RunEntry, params: np.ndarray | None, step: int | None) -> None:
+        """Image data: the Dataset panel's samples of the smallest normalized margins at ``params``
+        (``step`` None: the run's last), from the record at that step, else by a forward pass."""
+        session, editor = entry.session, self.window.dataset_editor
+        dataset, lead = session.dataset, session.lead
+        if dataset.image_shape is None or params is None:
+            editor.clear_margins()
+            return
+        shown = lead.step if step is None else int(step)
+        margins = recorded_margins(lead.get("step"), lead.get("sample_margins"), shown)
+        if margins is None:  # a snapshot between records, or a run without records yet
+            margins = computed_margins(self._network(entry), params, dataset.X, dataset.y,
+                                       (session.homogeneity or {}).get("order"))
+        editor.show_margins(dataset, margins, f"step {shown:,}", entry.name)
 
     def show_final(self, entry: RunEntry) -> None:
         self.show_params(entry, entry.session.params, None)

@@ -29,7 +29,8 @@ PARENT_CHECK_SECONDS = 1.0  # an idle worker looks this often whether its window
 
 
 def boundary_grid(net, theta, X, resolution=GRID) -> BoundaryGrid:
-    """f(theta; x) on a grid covering the 2-D data with a 15% border, as float32 (rows = y)."""
+    """f(theta; x) on a grid covering the 2-D data with a 15% border, as float32 (rows = y):
+    (resolution, resolution) for one output, (resolution, resolution, C) for C outputs."""
     lo, hi = X.min(axis=0), X.max(axis=0)
     pad = 0.15 * np.maximum(hi - lo, 1e-9)
     lo, hi = lo - pad, hi + pad
@@ -38,7 +39,8 @@ def boundary_grid(net, theta, X, resolution=GRID) -> BoundaryGrid:
     gx, gy = np.meshgrid(xs, ys)
     points = np.column_stack([gx.ravel(), gy.ravel()]).astype(theta.dtype)
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging run's outputs overflow: shown clipped
-        values = net.outputs(theta, points).reshape(resolution, resolution)
+        values = np.asarray(net.outputs(theta, points))
+        values = values.reshape((resolution, resolution) + values.shape[1:])
     big = 1e30  # float32 holds it, and the view's colour scaling (a subtraction) does not overflow
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=big, neginf=-big)
     values = np.clip(values, -big, big)

@@ -64,7 +64,8 @@ def test_editing_fields_changes_the_spec_and_the_badge(builder, qtbot):
     _select(builder, (2,))
     builder.width_spin.setValue(2)  # width 3 is a three-class network's output now
     assert builder.badge.property("verdict") == "invalid"
-    assert "scalar output" in builder.problem()
+    assert builder.problem() == ("Architecture: the network has 3 outputs but the dataset has two classes (-1/+1): "
+                                 "make the last dense layer 1 wide")
 
 
 def test_reorder_and_ensemble_members(builder, qtbot):

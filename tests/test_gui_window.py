@@ -128,7 +128,8 @@ def test_bad_inputs_disable_run_with_the_reason(window, qtbot):
     model.undo_stack.undo()
     window.builder.blocks[-1]["width"] = 2  # 4 would be a four-class network's output
     window.builder._rebuild()
-    assert "scalar output" in window.controls.problem_label.text()
+    assert window.controls.problem_label.text() == ("Architecture: the network has 4 outputs but the dataset has two "
+                                                    "classes (-1/+1): make the last dense layer 1 wide")
 
 
 def test_divergence_is_a_message_not_a_crash(window, qtbot):

@@ -19,12 +19,18 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from margin_explorer.core import activations
-from margin_explorer.core.architecture import (IMAGE_BLOCKS, ArchitectureSpec, output_width, parameter_count,
-                                               parameter_layout, parse_blocks)
+from margin_explorer.core.architecture import (IMAGE_BLOCKS, ArchitectureSpec, output_shape, output_width,
+                                               parameter_count, parameter_layout, parse_blocks)
 from margin_explorer.core.errors import ConfigError
 from margin_explorer.core.homogeneity import analyze
 
 from .architecture_history import ArchitectureEdit, ArchitectureState
+
+
+def outputs_for(classes: int) -> int:
+    """The network's outputs for a dataset of ``classes``: 1 for two (-1/+1; a binary run is never
+    a run of two outputs), C for C >= 3."""
+    return 1 if classes <= 2 else classes
 
 
 def _dense(width, bias=False):
@@ -115,6 +121,7 @@ class ArchitectureBuilder(QWidget):
         self.input_dim = 2
         self.input_shape = None  # [channels, height, width] when the network reads its input as an image
         self.image_shape = None  # the dataset's (height, width), when its rows are images
+        self.classes = 2  # the dataset's: one output for two classes (-1/+1), C outputs for C >= 3
         self.blocks: list = PRESETS["Two-layer ReLU"]()
         self.init = {"scheme": "he", "scale": 1.0, "std": 1.0}
         self._updating = False
@@ -498,6 +505,39 @@ class ArchitectureBuilder(QWidget):
             self._update_badge()
             self.specChanged.emit()
 
+    def set_classes(self, classes: int) -> None:
+        """The dataset's class count: the network needs one output for two classes (-1/+1) and
+        one per class for C >= 3. A last dense layer as wide as the old count needed follows the
+        new one (an undo step); any other end is left to the user, and ``problem`` says why."""
+        old, new = outputs_for(self.classes), outputs_for(classes)
+        self.classes = classes
+        if old == new:
+            return
+        last = self.blocks[-1] if self.blocks else None
+        if last is not None and last.get("type") == "dense" and last.get("width") == old:
+            before = self.state()
+            last["width"] = new
+            self._rebuild()
+            self._commit(f"one output per class ({classes} classes)" if new > 1 else "one output (two classes)", before)
+        self._update_badge()
+        self.specChanged.emit()
+
+    def output_problem(self) -> str | None:
+        """Why the network's outputs do not fit the dataset's classes, or None (also when the
+        blocks are invalid: ``spec`` names that)."""
+        try:
+            end = output_shape(parse_blocks(self.blocks, ""), self._in_shape(), "")
+        except ConfigError:
+            return None
+        want = outputs_for(self.classes)
+        if len(end) != 1 or end[0] == want:
+            return None
+        if want == 1:
+            return (f"Architecture: the network has {end[0]} outputs but the dataset has two classes (-1/+1): "
+                    "make the last dense layer 1 wide")
+        return (f"Architecture: the network has {end[0]} output{'s' if end[0] != 1 else ''} but the dataset has "
+                f"{self.classes} classes: make the last dense layer {want} wide (one output per class)")
+
     def set_spec(self, spec: dict) -> None:
         self.input_dim = int(spec["input_dim"])
         self.input_shape = None if spec.get("input_shape") is None else list(spec["input_shape"])
@@ -541,6 +581,9 @@ class ArchitectureBuilder(QWidget):
         return ArchitectureSpec.from_dict(self.spec_dict())
 
     def problem(self) -> str | None:
+        mismatch = self.output_problem()
+        if mismatch:
+            return mismatch
         try:
             self.spec()
         except ConfigError as exc:

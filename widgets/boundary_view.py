@@ -1,5 +1,11 @@
 """The decision-boundary view for 2-D data: a heatmap of f(x), the zero level set, the margin
-level sets f(x) = +-q_min, and the points with support vectors ringed."""
+level sets f(x) = +-q_min, and the points with support vectors ringed.
+
+C classes (outputs (ny, nx, C) on the grid): each class's region (argmax_k f_k) in the class's
+colour, stronger where the top output leads the runner-up by more; the boundaries between
+classes (where the top two outputs tie, h_k = f_k - max_{j != k} f_j = 0) in black; and the
+margin level sets h_k = q_min, dashed in each class's colour: the multi-class form of the binary
+picture, where h_{+1} = f and h_{-1} = -f."""
 
 from __future__ import annotations
 
@@ -7,8 +13,40 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 
-from .contours import level_segments
-from .palette import NEGATIVE, POSITIVE, ink
+from .contours import class_level_segments, class_regions, level_segments
+from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, color, ink
+
+BINARY_TIP = ("Heatmap: f(x). Black: f(x) = 0, the decision boundary. Dashed: f(x) = +-q_min, the margin "
+              "level sets. Ringed: support vectors, samples with q_i <= q_min (1 + tol).")
+CLASSES_TIP = ("Regions: the predicted class argmax_k f_k(x), in the class's colour, paler where the top two "
+               "outputs are close. Black: boundaries between classes (the top two outputs tie). Dashed: "
+               "f_k - max_(j != k) f_j = q_min, the margin level sets. Ringed: support vectors, samples with "
+               "q_i <= q_min (1 + tol).")
+PALEST = 0.25  # a region's colour strength where the top two outputs tie (1: the class colour itself)
+
+
+def _rgb(hex_colour: str) -> np.ndarray:
+    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float64)
+
+
+def class_image(regions: np.ndarray, gap: np.ndarray) -> np.ndarray:
+    """RGBA (ny, nx, 4) uint8: each node in its class's colour mixed with white, the class colour's
+    share from PALEST (a tie) to 1 (the largest gap on the grid)."""
+    scale = float(np.max(gap)) if gap.size and np.max(gap) > 0 else 1.0
+    share = PALEST + (1 - PALEST) * np.clip(gap / scale, 0.0, 1.0)
+    colours = np.array([_rgb(color(k)) for k in range(int(regions.max()) + 1)])
+    rgb = 255.0 + share[..., None] * (colours[regions] - 255.0)
+    rgba = np.empty(regions.shape + (4,), dtype=np.uint8)
+    rgba[..., :3] = np.round(rgb)
+    rgba[..., 3] = 255
+    return rgba
+
+
+def is_classes(y: np.ndarray) -> bool:
+    """Labels 0..C-1 (classes drawn with the keys, or a C-class dataset) rather than -1/+1: a
+    class 0 or a class past 1 (points all of label 1 stay +1, the first clicks' label)."""
+    y = np.asarray(y)
+    return bool(len(y)) and bool(np.any(y == 0) or np.any(y >= 2))
 
 
 def _diverging_map() -> pg.ColorMap:
@@ -28,6 +66,11 @@ class BoundaryView(pg.PlotWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.image.setOpacity(0.6)
         self.addItem(self.image)
+        self.regions_image = pg.ImageItem(axisOrder="row-major")  # C classes: the class of each region
+        self.regions_image.setOpacity(0.6)
+        self.addItem(self.regions_image)
+        self.regions = None  # C classes: the predicted class at each grid node, (ny, nx)
+        self.class_margins: list = []  # C classes: class k's dashed level set h_k = q_min, by k
         # f(x)'s scale beside the view: the heatmap's colours alone said nothing of its values
         self.colour_bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=_diverging_map(), interactive=False,
                                           width=12, label="f(x)")
@@ -44,8 +87,7 @@ class BoundaryView(pg.PlotWidget):
         self.addItem(self.support)
         self.note = pg.TextItem("", color=ink("muted"), anchor=(0.5, 0.5))
         self.addItem(self.note, ignoreBounds=True)
-        self.setToolTip("Heatmap: f(x). Black: f(x) = 0, the decision boundary. Dashed: f(x) = +-q_min, the margin "
-                        "level sets. Ringed: support vectors, samples with q_i <= q_min (1 + tol).")
+        self.setToolTip(BINARY_TIP)
         self._X = None
         self._support_mask = None
         self._pen_scale = 1  # an export's copy draws its lines this many times as wide
@@ -79,16 +121,20 @@ class BoundaryView(pg.PlotWidget):
     def clear_run(self) -> None:
         """Forget the run's picture (heatmap, level sets, support-vector rings); the points stay."""
         self.image.clear()
+        self.regions_image.clear()
+        self.regions = None
         self._shown.pop("set_grid", None)
         self.colour_bar.setVisible(False)
-        for curve in (self.zero, self.plus, self.minus):
+        for curve in (self.zero, self.plus, self.minus, *self.class_margins):
             curve.setData([], [])
         self._support_mask = None
         self._shown.pop("set_support", None)
         self.support.setData(pos=np.zeros((0, 2)))
 
-    def set_points(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._shown["set_points"] = (X, y)
+    def set_points(self, X: np.ndarray, y: np.ndarray, classes: bool | None = None) -> None:
+        """The points, coloured by label: -1/+1, or classes 0..C-1 (``classes``; None: told by
+        the labels, is_classes)."""
+        self._shown["set_points"] = (X, y, classes)
         self._X = X
         if (X.shape[1] != 2) != self.blank:
             self.blank = X.shape[1] != 2
@@ -103,13 +149,33 @@ class BoundaryView(pg.PlotWidget):
         if self.note.textItem.toPlainText():  # back from d > 2: fit the data again, not the note's [-1, 1]
             self.enableAutoRange()
         self.note.setText("")
-        brushes = [pg.mkBrush(POSITIVE if v > 0 else NEGATIVE) for v in y]
-        self.points.setData(pos=X, brush=brushes, symbol=["o" if v > 0 else "s" for v in y])
+        if is_classes(y) if classes is None else classes:
+            brushes = [pg.mkBrush(color(int(v))) for v in y]
+            symbols = [CLASS_SYMBOLS[int(v) % len(CLASS_SYMBOLS)] for v in y]
+        else:
+            brushes = [pg.mkBrush(POSITIVE if v > 0 else NEGATIVE) for v in y]
+            symbols = ["o" if v > 0 else "s" for v in y]
+        self.points.setData(pos=X, brush=brushes, symbol=symbols)
 
     def set_grid(self, values: np.ndarray, rect, q_min: float | None) -> None:
-        """``values``: f on a grid (rows = y), float32; ``rect``: (x, y, width, height)."""
+        """``values``: f on a grid (rows = y), float32, (ny, nx) for one output or (ny, nx, C) for
+        C classes; ``rect``: (x, y, width, height); ``q_min`` the run's smallest sample margin."""
         self._shown["set_grid"] = (values, rect, q_min)
         values = np.ascontiguousarray(values, dtype=np.float32)
+        classes = values.ndim == 3 and values.shape[2] >= 2
+        self.setToolTip(CLASSES_TIP if classes else BINARY_TIP)
+        self.image.setVisible(not classes)
+        self.regions_image.setVisible(classes)
+        self.plus.setVisible(False)
+        self.minus.setVisible(False)
+        for curve in self.class_margins:
+            curve.setVisible(False)
+        if classes:
+            self._set_class_grid(values, rect, q_min)
+            return
+        self.regions = None
+        if values.ndim == 3:  # one output as (ny, nx, 1)
+            values = values[..., 0]
         scale = float(np.nanmax(np.abs(values))) or 1.0
         self.image.setImage(values, levels=(-scale, scale), autoLevels=False)
         self.colour_bar.setLevels((-scale, scale))
@@ -121,6 +187,28 @@ class BoundaryView(pg.PlotWidget):
             curve.setVisible(show_margin)
             if show_margin:
                 self._draw_level(curve, values, level, rect)
+
+    def _set_class_grid(self, values: np.ndarray, rect, q_min: float | None) -> None:
+        """C outputs: regions in class colours, the boundaries between them, the margin level sets."""
+        self.colour_bar.setVisible(False)
+        self.regions, gap = class_regions(values)
+        self.regions_image.setImage(class_image(self.regions, gap), levels=(0, 255), autoLevels=False)
+        self.regions_image.setRect(QRectF(*rect))
+        present = np.unique(self.regions)
+        segments = [class_level_segments(values, int(k), 0.0, rect) for k in present]
+        boundary = np.concatenate(segments) if segments else np.zeros((0, 2))
+        self.zero.setData(boundary[:, 0], boundary[:, 1], connect="pairs")
+        if not (q_min is not None and q_min > 0):
+            return
+        while len(self.class_margins) < values.shape[2]:
+            k = len(self.class_margins)
+            curve = pg.PlotCurveItem(pen=pg.mkPen(color(k), width=self._pen_scale, style=Qt.DashLine), connect="pairs")
+            self.addItem(curve)
+            self.class_margins.append(curve)
+        for k in range(values.shape[2]):
+            segments = class_level_segments(values, k, q_min, rect)
+            self.class_margins[k].setData(segments[:, 0], segments[:, 1], connect="pairs")
+            self.class_margins[k].setVisible(True)
 
     @staticmethod
     def _draw_level(curve, values, level, rect) -> None:

@@ -56,3 +56,26 @@ def level_segments(values: np.ndarray, level: float, rect) -> np.ndarray:
     if not segments:
         return np.zeros((0, 2))
     return np.concatenate(segments).reshape(-1, 2)
+
+
+def class_regions(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """C outputs on a grid (rows = y, shape (ny, nx, C)): the predicted class argmax_k f_k at each
+    node, and the gap f_top - f_runner-up >= 0 (the margin q the node would have in that class)."""
+    v = np.asarray(values, dtype=np.float64)
+    regions = np.argmax(v, axis=2)
+    top_two = np.partition(v, v.shape[2] - 2, axis=2)[..., -2:]
+    return regions, top_two[..., 1] - top_two[..., 0]
+
+
+def class_lead(values: np.ndarray, k: int) -> np.ndarray:
+    """h_k = f_k - max_{j != k} f_j on a grid (ny, nx, C): positive in class k's region, zero on its
+    boundary, and h_k = q on the points that class k holds with margin q (THEORY.md, Multi-class)."""
+    v = np.asarray(values, dtype=np.float64)
+    others = np.delete(v, k, axis=2)
+    return v[..., k] - others.max(axis=2)
+
+
+def class_level_segments(values: np.ndarray, k: int, level: float, rect) -> np.ndarray:
+    """Segments of {h_k = level} (class_lead): ``level`` 0 is the boundary of class k's region,
+    ``level`` q_min the points class k holds with the smallest sample margin."""
+    return level_segments(class_lead(values, k), level, rect)

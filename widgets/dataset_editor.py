@@ -6,7 +6,9 @@ point moves it; dragging on empty space selects a rectangle; Ctrl+click removes 
 Keys: Delete removes the selection, F flips its labels. Keys 1-9 (or the Draw picker) draw
 classes 0-8 instead: any click adds a point of the picked class, F gives the selection that
 class; -1/+1 points become classes 0 and 1. Data with d > 2 are shown as a read-only PCA
-projection; image data (digits) also as a grid of samples.
+projection; image data (digits) also as a grid of samples, and after a run as the samples of the
+smallest normalized margins (the support vectors) at the shown snapshot. A run of points loaded
+from the Real data tab records them as that builtin dataset (dataset_config).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton,
                                QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
-from margin_explorer.core import builtin_data, datasets
+from margin_explorer.core import builtin_data, datasets, support_samples
+from margin_explorer.core.config import DatasetConfig
 from margin_explorer.core.errors import DatasetError
 from margin_explorer.core.reference import dataset_geometry
 
@@ -28,16 +31,22 @@ from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder
 from .image_grid import ImageGrid
 from .named_combo import NamedCombo
-from .palette import NEGATIVE, POSITIVE, color, ink
+from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, color, ink
 
 PICK_PIXELS = 8
 _drag_ids = itertools.count(1)
 DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
-CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
+REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
+SUPPORT_SAMPLES = 12  # after a run: the samples of the smallest normalized margins, two rows of
+SUPPORT_COLUMNS = 6  # six: wide enough tiles for a caption of class and margin
 # Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
 # the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
+# The one switch: True once core trains C outputs; then Run is on for C >= 3 (the builder already
+# gives the network C outputs, the boundary view colours C regions, the support-vector images and
+# the run file's builtin config work for C classes), and tests/test_gui_classes_run.py's xfail
+# test must pass.
 MULTICLASS_TRAINING = False
 
 
@@ -133,6 +142,20 @@ class EditViewBox(pg.ViewBox):
             inside = ((X[:, 0] >= rect.left()) & (X[:, 0] <= rect.right()) &
                       (X[:, 1] >= rect.top()) & (X[:, 1] <= rect.bottom()))
             editor.set_selection(np.flatnonzero(inside))
+
+
+def _same_points(a: datasets.Dataset, b: datasets.Dataset) -> bool:
+    """The same points, labels, test set and image shape (the name aside)."""
+    def same(u, v):
+        return (u is None) == (v is None) and (u is None or (u.shape == v.shape and np.array_equal(u, v)))
+
+    return (a.classes == b.classes and a.image_shape == b.image_shape and same(a.X, b.X) and same(a.y, b.y)
+            and same(a.X_test, b.X_test) and same(a.y_test, b.y_test))
+
+
+def _class_text(label, multiclass: bool) -> str:
+    """A label as the panel writes it: the class number, or -1 / +1."""
+    return f"{int(label)}" if multiclass else f"{int(label):+d}"
 
 
 def import_message(path: str, reason: str) -> str:
@@ -273,6 +296,19 @@ class DatasetEditor(QWidget):
         self.images = ImageGrid()
         self.images.setMinimumHeight(120)
         self.images.hide()
+        # image data: the first samples, or (after a run) those of the smallest normalized margins
+        self.image_choice = QComboBox()
+        self.image_choice.setObjectName("image-choice")
+        self.image_choice.addItems([f"Images: first {GRID_SAMPLES} samples", "Images: smallest margins (run)"])
+        self.image_choice.setToolTip("After a run: the training samples of the smallest normalized margins "
+                                     "q_i / ||theta||^M at the shown snapshot (the support vectors), smallest first, "
+                                     "each captioned with its class and normalized margin")
+        self.image_choice.model().item(1).setEnabled(False)
+        self.image_choice.hide()
+        self.image_choice.activated.connect(lambda _i: self._show_images())
+        self._margins: tuple | None = None  # (X, y, multiclass, margins, heading, shape) of the run shown
+        self._builtins: list = []  # (name, params, Dataset) of the builtin datasets loaded lately (undo returns to them)
+        self.shown_indices = np.zeros(0, dtype=int)  # the samples the grid shows, tile by tile
         self.facts = QLabel()
         self.facts.setObjectName("dataset-facts")
         self.facts.setWordWrap(True)
@@ -339,13 +375,16 @@ class DatasetEditor(QWidget):
         for b in (import_button, export_button, clear_button):
             files.addWidget(b)
 
+        # one row: what clicks draw (2-D data), or which images the grid shows (image data, read-only)
         picker = QHBoxLayout()
-        picker.addWidget(QLabel("Draw"))
+        self.draw_label = QLabel("Draw")
+        picker.addWidget(self.draw_label)
         picker.addWidget(self.class_picker, stretch=1)
+        picker.addWidget(self.image_choice, stretch=1)
         layout = QVBoxLayout(self)
         layout.addLayout(picker)
         layout.addWidget(self.canvas, stretch=1)
-        layout.addWidget(self.images, stretch=1)
+        layout.addWidget(self.images, stretch=2)  # image data: the images say more than their PCA projection
         layout.addWidget(self.facts)
         layout.addLayout(files)
         # generated or real data: one at a time, so the canvas keeps its height on a 720-pixel screen
@@ -362,7 +401,7 @@ class DatasetEditor(QWidget):
         self._geometry_service = None
         self._geometry_token = 0
         self.model.changed.connect(self._counts_now_geometry_soon)
-        self.model.changed.connect(self._show_images)
+        self.model.changed.connect(self.clear_margins)  # new points: a run's margins describe others
         self._update_generator_fields(self.kind.name())
         self._counts_now_geometry_soon()
 
@@ -397,27 +436,91 @@ class DatasetEditor(QWidget):
         return {"classes": [0, 1] if classes == "first_two" else classes, "subsample": self.builtin_subsample.value()}
 
     def load_builtin(self) -> None:
+        name, params = self.builtin.name(), self.builtin_params()
         try:
-            ds = builtin_data.load_builtin(self.builtin.name(), **self.builtin_params())
+            ds = builtin_data.load_builtin(name, **params)
         except DatasetError as exc:
             self.error.emit(str(exc))
             return
+        self._remember_builtin(name, params, ds)
         self.model.replace(ds, f"load {ds.name}")
         self.canvas.fit()
+
+    def show_builtin(self, name: str, params: dict, dataset: datasets.Dataset) -> None:
+        """A config's builtin dataset (``dataset`` the points it made): its settings in the Real data
+        tab where the tab can say them, and the config kept for runs of these points."""
+        self._remember_builtin(name, dict(params), dataset)
+        if name in builtin_data.BUILTIN:
+            self.builtin.set_name(name)
+        classes = params.get("classes", "all")
+        choice = classes if isinstance(classes, str) else "first_two" if list(classes) == [0, 1] else None
+        if choice in ("odd_even", "first_two", "all"):
+            self.builtin_classes.set_name(choice)
+        if isinstance(params.get("subsample"), int):
+            self.builtin_subsample.setValue(params["subsample"])
+        self.sources.setCurrentIndex(1)
+
+    def dataset_config(self, dataset: datasets.Dataset) -> DatasetConfig:
+        """How a run's config records ``dataset`` (the panel's points): as the builtin dataset they
+        were loaded as (its name and parameters: the file says where its data came from), or, once
+        edited or made otherwise, inline (the points themselves)."""
+        for name, params, loaded in reversed(self._builtins):
+            if _same_points(dataset, loaded):
+                return DatasetConfig(kind="builtin", builtin=name, params=dict(params))
+        return DatasetConfig.inline(dataset)
+
+    def _remember_builtin(self, name: str, params: dict, dataset: datasets.Dataset) -> None:
+        self._builtins = self._builtins[-(REMEMBERED_BUILTINS - 1):] + [(name, params, dataset)]
 
     def _pick_class(self, index: int) -> None:
         if not self.canvas.set_current_class(None if index == 0 else index - 1):
             self.class_picker.setCurrentIndex(self.canvas.current_class + 1)
             self.error.emit("the points hold classes past 1: they cannot be drawn as -1/+1 (remove those first)")
 
+    def show_margins(self, dataset: datasets.Dataset, margins, heading: str, run: str = "the run") -> None:
+        """Run ``run``'s ``dataset`` and its samples' normalized margins at the shown parameters: the
+        grid shows the SUPPORT_SAMPLES smallest, each captioned with its class and margin (image
+        data only); ``heading`` says where (e.g. "step 2,000")."""
+        if dataset.image_shape is None or margins is None or not np.isfinite(margins).any():
+            self.clear_margins()
+            return
+        self._margins = (dataset.X, dataset.y, dataset.multiclass, np.asarray(margins, dtype=np.float64), heading,
+                         dataset.image_shape)
+        self.image_choice.model().item(1).setEnabled(True)
+        self.image_choice.setItemText(1, f"Images: smallest margins, {heading}")
+        self.image_choice.setItemData(1, f"{run}: the {SUPPORT_SAMPLES} training samples of the smallest normalized "
+                                      f"margins, {heading}", Qt.ToolTipRole)
+        self.image_choice.setCurrentIndex(1)
+        self._show_images()
+
+    def clear_margins(self) -> None:
+        """Back to the first samples (the points changed, or a new run starts)."""
+        self._margins = None
+        self.image_choice.setItemText(1, "Images: smallest margins (run)")
+        self.image_choice.model().item(1).setEnabled(False)
+        self.image_choice.setCurrentIndex(0)
+        self._show_images()
+
     def _show_images(self) -> None:
-        """Image data: the first GRID_SAMPLES samples as images, captioned with their classes."""
+        """Image data: the first GRID_SAMPLES samples as images, captioned with their classes; or a
+        run's samples of the smallest normalized margins, with their classes and margins."""
         shape, m = self.model.image_shape, self.model
-        self.images.setVisible(shape is not None)
-        if shape is not None:
-            labels = m.y[:GRID_SAMPLES]
-            captions = [f"{int(v)}" if m.multiclass else f"{int(v):+d}" for v in labels]
+        runs = self._margins is not None and self.image_choice.currentIndex() == 1
+        if runs:
+            X, y, multiclass, margins, _heading, shape = self._margins
+            indices = support_samples.smallest(margins, SUPPORT_SAMPLES)
+            # three digits: the support vectors' margins are all close to the smallest
+            captions = [f"{_class_text(y[i], multiclass)}\n{margins[i]:.3g}" for i in indices]
+            self.shown_indices = indices
+            self.images.set_images(X[indices], shape, captions, caption_lines=2, columns=SUPPORT_COLUMNS)
+        elif shape is not None:
+            self.shown_indices = np.arange(min(GRID_SAMPLES, m.n))
+            captions = [_class_text(v, m.multiclass) for v in m.y[:GRID_SAMPLES]]
             self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
+        self.images.setVisible(shape is not None)
+        self.image_choice.setVisible(shape is not None)
+        for widget in (self.draw_label, self.class_picker):  # the panel's image data are not drawn on
+            widget.setVisible(m.image_shape is None)
 
     def _fields(self) -> dict:
         return {"n": self.n, "noise": self.noise, "margin": self.margin, "dim": self.dim, "seed": self.seed,

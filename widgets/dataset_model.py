@@ -41,6 +41,14 @@ class DatasetModel(QObject):
         return self.dim == 2
 
     @property
+    def classes(self) -> int:
+        """How many classes the labels hold: 2 for -1/+1 (or classes 0 and 1), else the largest
+        class number + 1 (the C of a C-class dataset, whose checks say when a class is empty)."""
+        if not self.multiclass or self.n == 0:
+            return 2
+        return max(2, int(np.max(self.y)) + 1)
+
+    @property
     def image_shape(self) -> tuple | None:
         return self.carried.get("image_shape")
 

@@ -5,6 +5,9 @@ POSITIVE = "#0072B2"  # class +1
 NEGATIVE = "#D55E00"  # class -1
 
 
+CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]  # class k's marker, beside its colour(k)
+
+
 def color(i: int) -> str:
     return OKABE_ITO[i % len(OKABE_ITO)]
 
