@@ -1,19 +1,13 @@
 """Running C classes from the window (issue 20): the architecture builder gives the network one
 output per class when a C-class dataset is loaded or drawn (and says so when the widths do not
-fit), and Run stays off with its reason until the driver trains C classes
-(widgets/dataset_editor.py MULTICLASS_TRAINING, flipped when multi-class training lands)."""
+fit), and a C-class run trains and colours its classes' regions."""
 
 import numpy as np
-import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from margin_explorer.core.network import evaluation_network
-from margin_explorer.widgets.dataset_editor import MULTICLASS_TRAINING
 from tests.test_gui_dataset import click
-
-TEN_CLASSES = ("Dataset: 10 classes: this build trains two classes only (draw with -1/+1 or two classes, or load "
-               "two classes)")
 
 
 def _load_digits(window, classes):
@@ -34,12 +28,7 @@ def test_digits_with_ten_classes_get_ten_outputs_and_two_classes_one(window):
     _load_digits(window, "all")
     assert window.dataset_editor.model.dataset().classes == 10
     assert _last_width(window) == 10 and window.builder.output_problem() is None
-    if MULTICLASS_TRAINING:
-        assert window.problem() is None and window.controls.run_button.isEnabled()
-    else:  # the reason Run is off, where the user looks
-        assert window.problem() == TEN_CLASSES
-        assert not window.controls.run_button.isEnabled()
-        assert window.controls.problem_label.text() == TEN_CLASSES
+    assert window.problem() is None and window.controls.run_button.isEnabled()
     # back to two classes: one output again; undo in the builder brings the ten back
     _load_digits(window, "odd_even")
     assert _last_width(window) == 1 and window.problem() is None
@@ -59,7 +48,6 @@ def test_a_network_that_does_not_end_in_a_dense_layer_is_not_changed_but_explain
                                         "make the last dense layer 10 wide (one output per class)")
 
 
-@pytest.mark.xfail(not MULTICLASS_TRAINING, strict=True, reason="needs mc-core")
 def test_draw_three_classes_with_keys_one_to_three_and_run_the_boundary_view_colours_three_regions(window, qtbot):
     editor = window.dataset_editor
     canvas = editor.canvas
@@ -77,6 +65,9 @@ def test_draw_three_classes_with_keys_one_to_three_and_run_the_boundary_view_col
     assert model.n == 18 and sorted(set(model.y.tolist())) == [0.0, 1.0, 2.0]
     assert _last_width(window) == 3  # one output per class, without the user asking
     window.controls.steps.setValue(500)
+    # the demo's step size 1 overshoots on these three clusters (log L 4.2 -> 1.1 -> 4.0 -> 9.2 -> ...,
+    # the numpy and autograd engines alike); 0.5 separates them
+    window.controls.lr.set_value(0.5)
     assert window.start_run()
     qtbot.waitUntil(lambda: window.status.ended, timeout=120000)
     qtbot.waitUntil(lambda: window.boundary.regions is not None, timeout=20000)

@@ -41,13 +41,6 @@ GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as im
 REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
 SUPPORT_SAMPLES = 12  # after a run: the samples of the smallest normalized margins, two rows of
 SUPPORT_COLUMNS = 6  # six: wide enough tiles for a caption of class and margin
-# Until the driver trains C classes (issue 20), a C-class dataset is shown and edited but not run:
-# the binary trainer would read labels 0..C-1 as margins y f and train on nonsense, silently.
-# The one switch: True once core trains C outputs; then Run is on for C >= 3 (the builder already
-# gives the network C outputs, the boundary view colours C regions, the support-vector images and
-# the run file's builtin config work for C classes), and tests/test_gui_classes_run.py's xfail
-# test must pass.
-MULTICLASS_TRAINING = False
 
 
 FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
@@ -608,12 +601,9 @@ class DatasetEditor(QWidget):
     def problem(self) -> str | None:
         """Why the dataset cannot be trained on, or None."""
         try:
-            data = self.model.dataset()
+            self.model.dataset()
         except DatasetError as exc:
             return f"Dataset: {exc}"
-        if data.classes > 2 and not MULTICLASS_TRAINING:
-            return (f"Dataset: {data.classes} classes: this build trains two classes only "
-                    "(draw with -1/+1 or two classes, or load two classes)")
         return None
 
     def _counts(self) -> list[str]:
