@@ -14,8 +14,9 @@ import numpy as np
 
 from . import activations
 from .blas import one_torch_thread
-from .architecture import (IMAGE_BLOCKS, Activation, ArchitectureSpec, Dense, Ensemble, Residual, needs_autograd,
-                           output_width, parameter_layout, weight_slices)
+from . import conv_nodes
+from .architecture import (IMAGE_BLOCKS, WEIGHT_BLOCKS, Activation, ArchitectureSpec, Conv2d, Dense, Ensemble, Residual,
+                           needs_autograd, output_shape, parameter_layout, weight_slices)
 from .errors import TrainingError
 
 
@@ -268,11 +269,13 @@ class _EnsembleNode:
 
 class NodeBuilder:
     """The node tree of a spec's blocks. ``dense(offset, out, in, bias, first)`` and
-    ``activation(kind, value)`` make the leaves (numpy here, torch in core/batched.py); the
-    sequence, residual and ensemble nodes only add and chain, so both share them."""
+    ``activation(kind, value)`` make the leaves (numpy here, torch in core/batched.py), and
+    ``image(block, shape, offset, first) -> (node, shape, size)`` the conv2d, pooling and flatten
+    ones (core/conv_nodes.py; None: refused); the sequence, residual and ensemble nodes only add
+    and chain, so all share them. ``width``: a vector's width, or an image's (channels, height, width)."""
 
-    def __init__(self, dense, activation):
-        self.dense, self.activation = dense, activation
+    def __init__(self, dense, activation, image=None):
+        self.dense, self.activation, self.image = dense, activation, image
         self.offset, self.first = 0, True  # first: no parameter before this point needs an input gradient
         self.ensembles: list[_EnsembleNode] = []
 
@@ -300,9 +303,15 @@ class NodeBuilder:
                 self.first = first and not any(_has_dense(m) for m in block.members)
                 node = _EnsembleNode(members)
                 self.ensembles.append(node)
-                width = output_width(block.members[0], width, "")
-            elif isinstance(block, IMAGE_BLOCKS):  # NumpyNetwork says where; core/batched.py builds here too
-                raise TrainingError(f"{block.type} blocks train on the autograd (torch) engine only")
+                end = output_shape(block.members[0], width if isinstance(width, tuple) else (width,), "")
+                width = end[0] if len(end) == 1 else end
+            elif isinstance(block, IMAGE_BLOCKS):
+                if self.image is None:  # core/batched.py
+                    raise TrainingError(f"{block.type} blocks do not train on the batched engine: "
+                                        "use run.backend 'numpy' (on the cpu) or 'torch'")
+                node, width, size = self.image(block, width, self.offset, self.first)
+                self.offset += size
+                self.first = self.first and not isinstance(block, Conv2d)
             nodes.append(node)
         return _SequenceNode(nodes)
 
@@ -328,8 +337,10 @@ class NumpyNetwork:
             self.kinds.add(kind)
             return ActivationNode(kind, param, erf)
 
-        builder = NodeBuilder(_DenseNode, activation)
-        self.root = builder.build(spec.blocks, spec.input_dim)
+        builder = NodeBuilder(_DenseNode, activation, conv_nodes.image_node)
+        self.root = builder.build(spec.blocks, spec.input_dim if spec.input_shape is None else spec.in_shape)
+        if spec.input_shape is not None:  # rows of X as images
+            self.root.nodes.insert(0, conv_nodes.ImageInput(spec.in_shape))
         _defer_branch_ends(self.root)
         self.ensembles: list[_EnsembleNode] = builder.ensembles
         self._cache = None
@@ -406,8 +417,9 @@ def _defer_branch_ends(sequence: _SequenceNode) -> None:
 
 
 def _has_dense(blocks) -> bool:
+    """Whether ``blocks`` hold a weight layer (dense or conv2d)."""
     for b in blocks:
-        if isinstance(b, Dense):
+        if isinstance(b, WEIGHT_BLOCKS):
             return True
         if isinstance(b, Residual) and _has_dense(b.blocks):
             return True
