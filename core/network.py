@@ -8,12 +8,12 @@ block. Parameters are views into the flat vector, so an update never copies a la
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
 from . import activations
-from .blas import one_torch_thread
+from .blas import one_blas_thread, one_torch_thread
 from . import conv_nodes
 from .architecture import (IMAGE_BLOCKS, WEIGHT_BLOCKS, Activation, ArchitectureSpec, Conv2d, Dense, Ensemble, Residual,
                            needs_autograd, output_shape, parameter_layout, weight_slices)
@@ -347,9 +347,11 @@ class NumpyNetwork:
         self.weight_slices = weight_slices(spec)  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
 
     def step_threads(self):
-        """One torch thread while it steps, where its GELUs call torch's erf (core/blas.py);
-        nothing to set otherwise."""
+        """One torch thread while it steps, where its GELUs call torch's erf, and one BLAS thread
+        where it has conv layers (core/blas.py); nothing to set otherwise."""
         torch = activations.torch_module() if "gelu" in self.kinds and self.erf is activations.vectorized_erf else None
+        if self.spec.input_shape is not None:
+            return _both(one_blas_thread(), nullcontext() if torch is None else one_torch_thread(torch))
         return nullcontext() if torch is None else one_torch_thread(torch)
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -378,6 +380,12 @@ class NumpyNetwork:
             return None
         outputs = [full(o) for o in self.ensembles[0].outputs]
         return [o[:, 0] if o.shape[1] == 1 else o for o in outputs]
+
+
+@contextmanager
+def _both(first, second):
+    with first, second:
+        yield
 
 
 def evaluation_network(spec: ArchitectureSpec):
