@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from engine_vs_plain import engine, engine_sparse, with_backend  # noqa: E402
+from engine_vs_plain import with_backend  # noqa: E402
 from margin_explorer.core.config import RunConfig  # noqa: E402
 from margin_explorer.core.homogeneity import euler_defect  # noqa: E402
 from margin_explorer.core.metrics import kkt_residual  # noqa: E402
@@ -58,7 +58,42 @@ def make_config(steps: int, lr: float = 0.01) -> RunConfig:
     return config
 
 
-def plain_loop(config: RunConfig, steps: int) -> float:
+class Clocks:
+    """Steps per second by the wall clock and CPU milliseconds a step (this process's CPU time:
+    steadier than the wall on a machine shared with other work, for these one-thread loops)."""
+
+    def __init__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def rates(self, steps: int) -> tuple[float, float]:
+        return steps / (time.perf_counter() - self.wall), (time.process_time() - self.cpu) / steps * 1e3
+
+
+def engine(config: RunConfig, steps: int, backend: str) -> tuple[float, float]:
+    """(steps/s, CPU ms a step) of the driver on ``backend``'s engine, every metric every step."""
+    trainer = Trainer(with_backend(config, backend))
+    clocks = Clocks()
+    chunk = trainer.run(steps).members[0]
+    rates = clocks.rates(steps)
+    assert chunk.n_records >= steps and chunk.status == "finished", chunk.reason
+    return rates
+
+
+def engine_sparse(config: RunConfig, steps: int, backend: str) -> tuple[float, float]:
+    """The same with the records log-spaced (10 a decade) and no snapshots, after 20 steps: the steps themselves."""
+    config = with_backend(config, backend)
+    config.run.steps = 0
+    config.recording.every_step_until, config.recording.per_decade = 0, 10
+    trainer = Trainer(config)
+    trainer.snapshots.due_in = lambda start, end, limit: np.zeros(0, dtype=np.int64)
+    trainer.run(20)
+    clocks = Clocks()
+    chunk = trainer.run(steps).members[0]
+    assert chunk.status == "running", chunk.reason
+    return clocks.rates(steps)
+
+
+def plain_loop(config: RunConfig, steps: int) -> tuple[float, float]:
     """steps/s of the loop a user would write on the same network, metrics read with .item() every step."""
     torch.manual_seed(0)
     data = config.dataset.build()
@@ -70,7 +105,7 @@ def plain_loop(config: RunConfig, steps: int) -> float:
                           nn.Linear(64, 32, bias=False), nn.ReLU(), nn.Linear(32, 1, bias=False)).double()
     opt = torch.optim.SGD(model.parameters(), lr=config.optimizer.lr)
     history = []
-    start = time.perf_counter()
+    clocks = Clocks()
     for _ in range(steps):
         opt.zero_grad()
         q = y * model(X)[:, 0]
@@ -81,7 +116,7 @@ def plain_loop(config: RunConfig, steps: int) -> float:
             norm = torch.sqrt(sum((p * p).sum() for p in model.parameters()))
             history.append((loss.item(), q.min().item(), norm.item(), (q.min() / norm ** 4).item(),
                             (q > 0).double().mean().item()))
-    return steps / (time.perf_counter() - start)
+    return clocks.rates(steps)
 
 
 def snapshot_seconds(net, theta, X, y, order: float) -> tuple[float, float]:
@@ -143,11 +178,18 @@ def main(argv=None):
     runs = [(plain_loop(config, args.steps), engine(config, args.steps, "numpy"), engine_sparse(config, args.steps, "numpy"),
              engine(config, args.steps, "torch"), engine_sparse(config, args.steps, "torch"))
             for _ in range(args.repeats)]
-    plain, numpy_every, numpy_sparse, torch_every, torch_sparse = (max(run[i] for run in runs) for i in range(5))
-    print(f"{'engine':>9} {'plain torch steps/s':>20} {'every step steps/s':>19} {'ratio':>7}"
-          f" {'log-spaced steps/s':>19} {'ratio':>7}")
+    plain, numpy_every, numpy_sparse, torch_every, torch_sparse = (
+        (max(run[i][0] for run in runs), min(run[i][1] for run in runs)) for i in range(5))
+    print(f"steps/s (best of {args.repeats}, wall clock) and CPU ms a step (best); ratio: the plain loop's CPU time "
+          "over the engine's")
+    print(f"{'engine':>9} {'plain torch':>18} {'every step':>18} {'ratio':>7} {'log-spaced':>18} {'ratio':>7}")
+
+    def cell(rates):
+        return f"{rates[0]:>6.1f}/s {rates[1]:>6.0f} ms"
+
     for name, every, sparse in (("numpy", numpy_every, numpy_sparse), ("autograd", torch_every, torch_sparse)):
-        print(f"{name:>9} {plain:>20.1f} {every:>19.1f} {every / plain:>6.2f}x {sparse:>19.1f} {sparse / plain:>6.2f}x")
+        print(f"{name:>9} {cell(plain):>18} {cell(every):>18} {plain[1] / every[1]:>6.2f}x {cell(sparse):>18}"
+              f" {plain[1] / sparse[1]:>6.2f}x")
     data = config.dataset.build()
     spec = config.architecture
     theta = np.load(args.theta) if args.theta else Trainer(config).members[0].theta

@@ -322,8 +322,7 @@ class NumpyNetwork:
 
     def __init__(self, spec: ArchitectureSpec, erf=activations.vectorized_erf):
         """``erf``: GELU's erf in place (core/activations.py): torch's vectorized one, quicker
-        than scipy's, or ``scipy_erf``. A spec with image blocks raises TrainingError (core/torch_network.py
-        builds it)."""
+        than scipy's, or ``scipy_erf``. Image blocks are core/conv_nodes.py's."""
         reason = needs_autograd(spec)
         if reason is not None:
             raise TrainingError(reason)
@@ -390,7 +389,8 @@ def _both(first, second):
 
 def evaluation_network(spec: ArchitectureSpec):
     """A network that evaluates ``spec`` outside the training loop (decision boundaries, a saved
-    run's analyses): the numpy one, or torch autograd's where it has image blocks (needs_autograd)."""
+    run's analyses): the numpy one, or torch autograd's where the numpy one has not its blocks
+    (needs_autograd: none today)."""
     if needs_autograd(spec) is None:
         return NumpyNetwork(spec)
     from .torch_network import AutogradNetwork  # torch only where it is needed

@@ -289,3 +289,39 @@ def test_image_block_says_where_the_first_image_block_is():
     nested = image_spec([{"type": "residual", "blocks": [conv(2, padding=1)]}, FLAT, dense(1)])
     assert image_block(nested) == "architecture.blocks[0].blocks[0]"
     assert image_block(ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(2), RELU, dense(1)]})) is None
+
+
+def test_a_cnn_steps_with_one_blas_thread_and_gives_the_threads_back():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def numpy_blas_threads():
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas"]
+
+    with threadpoolctl.threadpool_limits(limits=2, user_api="blas"):
+        before = numpy_blas_threads()
+        assert max(before) == 2  # else the check below could not fail
+        with NumpyNetwork(image_spec(NET)).step_threads():
+            assert numpy_blas_threads() == [1] * len(before)
+        assert numpy_blas_threads() == before
+        mlp = ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(4), RELU, dense(1)]})
+        with NumpyNetwork(mlp).step_threads():  # an MLP's wide products keep their threads
+            assert numpy_blas_threads() == before
+
+
+def test_a_cnn_trains_in_float32_on_the_numpy_engine_as_on_autograd():
+    from margin_explorer.core.trainer import Trainer
+
+    fast, reference = Trainer(_config("numpy", steps=30, dtype="float32")), Trainer(_config("torch", steps=30, dtype="float32"))
+    fast.run(30), reference.run(30)
+    theta_a, theta_b = fast.members[0].theta, reference.members[0].theta
+    assert theta_a.dtype == theta_b.dtype == np.float32
+    assert np.linalg.norm(theta_a - theta_b) <= 1e-5 * np.linalg.norm(theta_b)
+
+
+def test_the_batched_network_refuses_image_blocks_with_what_to_do():
+    from margin_explorer.core.batched import BatchedNetwork
+    from margin_explorer.core.errors import TrainingError
+
+    with pytest.raises(TrainingError, match=r"^conv2d blocks do not train on the batched engine: use run.backend "
+                                            r"'numpy' \(on the cpu\) or 'torch'$"):
+        BatchedNetwork(image_spec(NET))
