@@ -50,19 +50,15 @@ def _slices(shape: tuple, kernel: int, stride: int, out_h: int, out_w: int):
 
 
 class ImageInput:
-    """Rows of X (channel by channel, row-major) as channel-last images. No gradient below it.
-    The same X gives back the same view (the first conv layer keeps its windows of it)."""
+    """Rows of X (channel by channel, row-major) as channel-last images (a view). No gradient below it."""
 
-    __slots__ = ("shape", "data", "image")
+    __slots__ = ("shape",)
 
     def __init__(self, shape: tuple):
         self.shape = shape  # (channels, height, width)
-        self.data = self.image = None
 
     def forward(self, theta, X):
-        if X is not self.data:
-            self.data, self.image = X, X.reshape((X.shape[0],) + self.shape).transpose(0, 2, 3, 1)
-        return self.image, None
+        return X.reshape((X.shape[0],) + self.shape).transpose(0, 2, 3, 1), None
 
     def backward(self, theta, g, cache, grad):
         return None
@@ -71,8 +67,7 @@ class ImageInput:
 class ConvNode:
     """h -> conv2d(h, W) (+ b) on channel-last images; W is theta's (out, in, k, k) slice."""
 
-    __slots__ = ("w_slice", "b_slice", "out_channels", "kernel", "stride", "padding", "first", "in_shape",
-                 "out_hw", "data", "data_cols")
+    __slots__ = ("w_slice", "b_slice", "out_channels", "kernel", "stride", "padding", "first", "in_shape", "out_hw")
 
     def __init__(self, offset: int, block: Conv2d, in_shape: tuple, first: bool):
         channels, height, width = in_shape
@@ -85,7 +80,6 @@ class ConvNode:
         self.in_shape = in_shape
         self.out_hw = (_side(height + 2 * block.padding, k, block.stride),
                        _side(width + 2 * block.padding, k, block.stride))
-        self.data = self.data_cols = None  # the first layer's input and its windows: the same each step
 
     def _columns(self, h: np.ndarray) -> np.ndarray:
         """(n Ho Wo, C k k): each output position's window, row-major in (C, k, k) as W's rows."""
@@ -96,13 +90,7 @@ class ConvNode:
         return _windows(h, self.kernel, self.stride, out_h, out_w).reshape(h.shape[0] * out_h * out_w, -1)
 
     def forward(self, theta, h):
-        if not self.first:
-            cols = self._columns(h)
-        elif h is self.data:
-            cols = self.data_cols
-        else:
-            cols = self.data_cols = self._columns(h)
-            self.data = h
+        cols = self._columns(h)  # not kept between calls: a caller may refill the same X
         W = theta[self.w_slice].reshape(self.out_channels, -1)
         out = cols @ W.T
         if self.b_slice is not None:
