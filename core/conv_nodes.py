@@ -190,7 +190,7 @@ class FlattenNode:
     __slots__ = ()
 
     def forward(self, theta, h):
-        if h.ndim == 2:  # a vector stays as it is
+        if not isinstance(h, np.ndarray) or h.ndim == 2:  # a vector (or core/network.py's Product) stays as it is
             return h, None
         return h.transpose(0, 3, 1, 2).reshape(h.shape[0], -1), h.shape
 

@@ -325,3 +325,15 @@ def test_the_batched_network_refuses_image_blocks_with_what_to_do():
     with pytest.raises(TrainingError, match=r"^conv2d blocks do not train on the batched engine: use run.backend "
                                             r"'numpy' \(on the cpu\) or 'torch'$"):
         BatchedNetwork(image_spec(NET))
+
+
+def test_flatten_of_a_vector_passes_it_on_even_an_ensembles_deferred_sum():
+    """A flatten after an ensemble of dense members gets their sum unmultiplied (core/network.py's
+    Product, below a scalar output): it passes it on unchanged."""
+    spec = ArchitectureSpec.from_dict({"input_dim": 5, "blocks": [
+        dense(64), RELU, {"type": "ensemble", "members": [[dense(64)], [dense(64), RELU, dense(64)]]}, FLAT, dense(1)]})
+    rng = np.random.default_rng(9)
+    theta, X, weights = rng.normal(size=parameter_count(spec)), rng.normal(size=(40, 5)), rng.normal(size=40)
+    net, reference = NumpyNetwork(spec), AutogradNetwork(spec)
+    np.testing.assert_allclose(net.outputs(theta, X), reference.outputs(theta, X), rtol=1e-11, atol=1e-10)
+    np.testing.assert_allclose(net.backward(theta, weights), reference.backward(theta, weights), rtol=1e-10, atol=1e-9)
