@@ -142,9 +142,10 @@ def trajectory(steps: int, lr: float) -> None:
     steps_seen, log_loss, accuracy = [], [], []
     while trainer.step < steps:
         chunk = trainer.run(min(500, steps - trainer.step)).members[0]
-        steps_seen += list(chunk.records["step"])
-        log_loss += list(chunk.records["log_loss"])
-        accuracy += list(chunk.records["accuracy"])
+        records = chunk.records  # empty where the chunk held no record (log-spaced)
+        steps_seen += list(records.get("step", []))
+        log_loss += list(records.get("log_loss", []))
+        accuracy += list(records.get("accuracy", []))
         if trainer.members[0].status not in ("running", "finished"):
             break
     wall = time.perf_counter() - started
