@@ -159,8 +159,8 @@ def trajectory(steps: int, lr: float) -> None:
     print(f"last decade: log L ~ {slope:.3f} log t + {intercept:.3g}")
     if slope < 0:
         log10_steps = (target - intercept) / slope / math.log(10)
-        years = 10 ** (log10_steps - math.log10(rate * 3600 * 24 * 365))
-        print(f"L < 1e-300 at t ~ 10^{log10_steps:.3g} steps: ~10^{math.log10(years):.3g} years at {rate:.1f} steps/s")
+        log10_years = log10_steps - math.log10(rate * 3600 * 24 * 365)  # as logarithms: 10^288 overflows nothing
+        print(f"L < 1e-300 at t ~ 10^{log10_steps:.3g} steps: ~10^{log10_years:.3g} years at {rate:.1f} steps/s")
     np.save(os.path.join(os.environ.get("TMPDIR", "/tmp"), "cnn_digits_theta.npy"), trainer.members[0].theta)
 
 
