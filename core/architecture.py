@@ -432,13 +432,16 @@ def _find(blocks, kinds, path):
 
 
 def needs_autograd(spec: ArchitectureSpec) -> str | None:
-    """Why ``spec`` trains only on the autograd engine (core/torch_network.py), or None: the
-    hand-written numpy network and the batched engine have no image blocks."""
-    where = _find(spec.blocks, IMAGE_BLOCKS, "architecture.blocks")
-    if where is None:
-        return None
-    return (f"{where}: conv2d, pooling and flatten blocks train on the autograd (torch) engine only, "
-            "not on the numpy or batched engines")
+    """Why ``spec`` trains only on the autograd engine (core/torch_network.py), or None: every
+    block has a hand-written numpy node today (conv2d, pooling and flatten in core/conv_nodes.py),
+    so None."""
+    return None
+
+
+def image_block(spec: ArchitectureSpec) -> str | None:
+    """The path of ``spec``'s first conv2d, pooling or flatten block, or None: the engines that
+    have them are the numpy and autograd ones (core/engines/__init__.py)."""
+    return _find(spec.blocks, IMAGE_BLOCKS, "architecture.blocks")
 
 
 def is_linear_model(spec: ArchitectureSpec) -> bool:

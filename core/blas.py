@@ -73,3 +73,18 @@ def one_torch_thread(torch):
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def one_blas_thread():
+    """numpy's BLAS pools at one thread for the block, restored after (threadpoolctl; without it
+    nothing changes). A CNN step's products are tall and thin ((n Ho Wo) x (C k k) x out): on the
+    2 shared cores a second OpenBLAS thread made the numpy engine's digits CNN step 4-10x slower
+    in CPU time, not faster (docs/performance.md, convolutional networks)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

@@ -8,14 +8,15 @@ block. Parameters are views into the flat vector, so an update never copies a la
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 
 from . import activations
-from .blas import one_torch_thread
-from .architecture import (IMAGE_BLOCKS, Activation, ArchitectureSpec, Dense, Ensemble, Residual, needs_autograd,
-                           output_width, parameter_layout, weight_slices)
+from .blas import one_blas_thread, one_torch_thread
+from . import conv_nodes
+from .architecture import (IMAGE_BLOCKS, WEIGHT_BLOCKS, Activation, ArchitectureSpec, Conv2d, Dense, Ensemble, Residual,
+                           needs_autograd, output_shape, parameter_layout, weight_slices)
 from .errors import TrainingError
 
 
@@ -268,11 +269,13 @@ class _EnsembleNode:
 
 class NodeBuilder:
     """The node tree of a spec's blocks. ``dense(offset, out, in, bias, first)`` and
-    ``activation(kind, value)`` make the leaves (numpy here, torch in core/batched.py); the
-    sequence, residual and ensemble nodes only add and chain, so both share them."""
+    ``activation(kind, value)`` make the leaves (numpy here, torch in core/batched.py), and
+    ``image(block, shape, offset, first) -> (node, shape, size)`` the conv2d, pooling and flatten
+    ones (core/conv_nodes.py; None: refused); the sequence, residual and ensemble nodes only add
+    and chain, so all share them. ``width``: a vector's width, or an image's (channels, height, width)."""
 
-    def __init__(self, dense, activation):
-        self.dense, self.activation = dense, activation
+    def __init__(self, dense, activation, image=None):
+        self.dense, self.activation, self.image = dense, activation, image
         self.offset, self.first = 0, True  # first: no parameter before this point needs an input gradient
         self.ensembles: list[_EnsembleNode] = []
 
@@ -300,9 +303,15 @@ class NodeBuilder:
                 self.first = first and not any(_has_dense(m) for m in block.members)
                 node = _EnsembleNode(members)
                 self.ensembles.append(node)
-                width = output_width(block.members[0], width, "")
-            elif isinstance(block, IMAGE_BLOCKS):  # NumpyNetwork says where; core/batched.py builds here too
-                raise TrainingError(f"{block.type} blocks train on the autograd (torch) engine only")
+                end = output_shape(block.members[0], width if isinstance(width, tuple) else (width,), "")
+                width = end[0] if len(end) == 1 else end
+            elif isinstance(block, IMAGE_BLOCKS):
+                if self.image is None:  # core/batched.py
+                    raise TrainingError(f"{block.type} blocks do not train on the batched engine: "
+                                        "use run.backend 'numpy' (on the cpu) or 'torch'")
+                node, width, size = self.image(block, width, self.offset, self.first)
+                self.offset += size
+                self.first = self.first and not isinstance(block, Conv2d)
             nodes.append(node)
         return _SequenceNode(nodes)
 
@@ -313,8 +322,7 @@ class NumpyNetwork:
 
     def __init__(self, spec: ArchitectureSpec, erf=activations.vectorized_erf):
         """``erf``: GELU's erf in place (core/activations.py): torch's vectorized one, quicker
-        than scipy's, or ``scipy_erf``. A spec with image blocks raises TrainingError (core/torch_network.py
-        builds it)."""
+        than scipy's, or ``scipy_erf``. Image blocks are core/conv_nodes.py's."""
         reason = needs_autograd(spec)
         if reason is not None:
             raise TrainingError(reason)
@@ -328,17 +336,21 @@ class NumpyNetwork:
             self.kinds.add(kind)
             return ActivationNode(kind, param, erf)
 
-        builder = NodeBuilder(_DenseNode, activation)
-        self.root = builder.build(spec.blocks, spec.input_dim)
+        builder = NodeBuilder(_DenseNode, activation, conv_nodes.image_node)
+        self.root = builder.build(spec.blocks, spec.input_dim if spec.input_shape is None else spec.in_shape)
+        if spec.input_shape is not None:  # rows of X as images
+            self.root.nodes.insert(0, conv_nodes.ImageInput(spec.in_shape))
         _defer_branch_ends(self.root)
         self.ensembles: list[_EnsembleNode] = builder.ensembles
         self._cache = None
         self.weight_slices = weight_slices(spec)  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
 
     def step_threads(self):
-        """One torch thread while it steps, where its GELUs call torch's erf (core/blas.py);
-        nothing to set otherwise."""
+        """One torch thread while it steps, where its GELUs call torch's erf, and one BLAS thread
+        where it has conv layers (core/blas.py); nothing to set otherwise."""
         torch = activations.torch_module() if "gelu" in self.kinds and self.erf is activations.vectorized_erf else None
+        if self.spec.input_shape is not None:
+            return _both(one_blas_thread(), nullcontext() if torch is None else one_torch_thread(torch))
         return nullcontext() if torch is None else one_torch_thread(torch)
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
@@ -383,9 +395,16 @@ class NumpyNetwork:
         return [o[:, 0] if o.shape[1] == 1 else o for o in outputs]
 
 
+@contextmanager
+def _both(first, second):
+    with first, second:
+        yield
+
+
 def evaluation_network(spec: ArchitectureSpec):
     """A network that evaluates ``spec`` outside the training loop (decision boundaries, a saved
-    run's analyses): the numpy one, or torch autograd's where it has image blocks (needs_autograd)."""
+    run's analyses): the numpy one, or torch autograd's where the numpy one has not its blocks
+    (needs_autograd: none today)."""
     if needs_autograd(spec) is None:
         return NumpyNetwork(spec)
     from .torch_network import AutogradNetwork  # torch only where it is needed
@@ -421,8 +440,9 @@ def _defer_branch_ends(sequence: _SequenceNode) -> None:
 
 
 def _has_dense(blocks) -> bool:
+    """Whether ``blocks`` hold a weight layer (dense or conv2d)."""
     for b in blocks:
-        if isinstance(b, Dense):
+        if isinstance(b, WEIGHT_BLOCKS):
             return True
         if isinstance(b, Residual) and _has_dense(b.blocks):
             return True

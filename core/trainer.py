@@ -135,7 +135,7 @@ class Trainer:
         check_run_size(spec, self.n, jacobian=True)
         configs = [config.member(k) for k in range(config.family_size)] if family else [config]
         # the host network: records, snapshots and the decision boundary, whatever the engine
-        # (torch autograd's for image blocks, which the numpy network has not)
+        # (the numpy network: image blocks included, core/conv_nodes.py)
         self.net = evaluation_network(spec)
         self.params = np.empty((len(configs), self.net.size), dtype=self.dtype)  # row s: member s's theta
         with np.errstate(over="ignore"):  # an init scale of 1e308: the first step reports it as a divergence

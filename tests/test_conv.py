@@ -169,19 +169,13 @@ def test_the_input_shape_must_hold_input_dim_and_match_the_datasets_images():
         check_image_input(spec, (4, 16))
 
 
-def test_conv_specs_round_trip_and_go_to_the_autograd_engine():
+def test_conv_specs_round_trip_and_the_numpy_network_builds_them():
     spec = image_spec(NET)
     again = ArchitectureSpec.from_dict(spec.to_dict())
     assert again.to_dict() == spec.to_dict() and again.input_shape == [2, 7, 6]
     assert spec.to_dict()["blocks"][2] == {"type": "max_pool", "kernel": 2, "stride": 2}
-    reason = needs_autograd(spec)
-    assert reason.startswith("architecture.blocks[0]: conv2d") and "autograd" in reason
-    nested = ArchitectureSpec.from_dict({"input_dim": 84, "input_shape": [2, 7, 6], "blocks": [
-        {"type": "residual", "blocks": [conv(2, padding=1)]}, FLAT, dense(1)]})
-    assert needs_autograd(nested).startswith("architecture.blocks[0].blocks[0]")
-    assert needs_autograd(ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(4), RELU, dense(1)]})) is None
-    with pytest.raises(TrainingError, match=r"^architecture.blocks\[0\]: conv2d, pooling and flatten blocks train"):
-        NumpyNetwork(spec)
+    assert needs_autograd(spec) is None  # core/conv_nodes.py (tests/test_conv_numpy.py)
+    assert NumpyNetwork(spec).size == parameter_count(spec)
 
 
 def test_the_activation_budget_counts_whole_images():
@@ -217,19 +211,19 @@ def test_leaky_softplus_is_near_homogeneous_and_its_parameter_is_checked():
             dense(4), {"type": "activation", "kind": "leaky_softplus", "param": 1.5}, dense(1)]})
 
 
-def test_outside_training_a_cnn_is_evaluated_by_autograd_and_an_mlp_by_numpy():
+def test_outside_training_a_cnn_and_an_mlp_are_evaluated_by_numpy():
     from margin_explorer.core.network import evaluation_network
 
     spec = image_spec(NET)
     net = evaluation_network(spec)
-    assert isinstance(net, AutogradNetwork) and net.size == parameter_count(spec)
+    assert isinstance(net, NumpyNetwork) and net.size == parameter_count(spec)
     assert net.weight_slices == weight_slices(spec)
     mlp = ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(4), RELU, dense(1)]})
     assert isinstance(evaluation_network(mlp), NumpyNetwork)
 
 
-def test_a_small_cnn_trains_on_digits_through_the_autograd_network():
-    """End to end: the trainer with the autograd network (its ``net``) on digits 0 against 1."""
+def test_a_small_cnn_trains_on_digits_through_the_numpy_network():
+    """End to end: the trainer with the numpy network (its ``net``) on digits 0 against 1."""
     from margin_explorer.core.config import RunConfig
     from margin_explorer.core.trainer import Trainer
 
@@ -242,8 +236,8 @@ def test_a_small_cnn_trains_on_digits_through_the_autograd_network():
         "run": {"steps": 150, "seed": 0}})
     dataset = config.dataset.build()
     check_image_input(config.architecture, dataset.image_shape)
-    trainer = Trainer(config, dataset)  # the driver picks the autograd network and engine itself
-    assert isinstance(trainer.net, AutogradNetwork)
+    trainer = Trainer(config, dataset)  # the driver picks the numpy network and engine itself
+    assert isinstance(trainer.net, NumpyNetwork)
     records = trainer.run(150).members[0].records
     assert trainer.order == 2.0
     assert records["log_loss"][-1] < records["log_loss"][0] - 1
@@ -252,14 +246,14 @@ def test_a_small_cnn_trains_on_digits_through_the_autograd_network():
     assert margins[-1] > 0
 
 
-# a small CNN on the 8 x 8 digits 0 vs 1: the driver trains it on autograd, whatever the backend asked
+# a small CNN on the 8 x 8 digits 0 vs 1: the compiled engine has no image blocks, so autograd trains it
 CNN_RUN = {"architecture": {"input_dim": 64, "input_shape": [1, 8, 8],
                             "blocks": [conv(2, 3), RELU, {"type": "max_pool", "kernel": 2}, FLAT, dense(1)]},
            "dataset": {"kind": "builtin", "builtin": "digits", "params": {"classes": [0, 1], "subsample": 60}},
-           "run": {"steps": 12, "backend": "numpy"}}
+           "run": {"steps": 12, "backend": "compiled"}}
 
 
-def test_the_driver_trains_a_cnn_on_autograd_whatever_the_backend_and_the_cli_writes_it(tmp_path):
+def test_the_driver_trains_a_cnn_on_autograd_for_the_compiled_backend_and_the_cli_writes_it(tmp_path):
     import json
     import subprocess
     import sys
@@ -271,8 +265,8 @@ def test_the_driver_trains_a_cnn_on_autograd_whatever_the_backend_and_the_cli_wr
     from margin_explorer.core.trainer import Trainer
 
     trainer = Trainer(RunConfig.from_dict(CNN_RUN))
-    assert isinstance(trainer.engine, AutogradEngine) and isinstance(trainer.net, AutogradNetwork)
-    assert "run.backend numpy" in trainer.engine_note and "autograd" in trainer.engine_note
+    assert isinstance(trainer.engine, AutogradEngine) and isinstance(trainer.net, NumpyNetwork)
+    assert "run.backend compiled" in trainer.engine_note and "autograd" in trainer.engine_note
     # the engine's steps against a hand-made gradient step of the host network (gd, loss-normalized)
     theta0 = trainer.members[0].theta.copy()
     _f, _q, log_l0, grad = trainer.evaluate(theta0)

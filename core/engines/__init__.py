@@ -15,8 +15,9 @@ The interface (every engine has it):
   and shaped as core/optimizers.py's state_layout (the driver checks the shapes);
 - ``step_threads()``: a context the steps run in (the torch thread settings they want).
 
-``make_engine`` picks one by what the config needs: torch autograd for image blocks (conv2d,
-pooling, flatten: no other engine has them, whatever the backend; the note says so); the compiled
+``make_engine`` picks one by what the config needs: for image blocks (conv2d, pooling, flatten)
+the numpy engine on the CPU, else torch autograd (the compiled and batched engines have none;
+the note says so); the compiled
 engine (numba, core/engines/compiled_engine.py) for 'compiled', and for 'auto' on the CPU for a
 single run once its kernels are in numba's on-disk cache, else numpy on the CPU ('auto' or
 'numpy') for a single run; the batched torch engine for a family, for 'batched', or on a device other than the
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..architecture import needs_autograd, output_classes
+from ..architecture import image_block, output_classes
 from ..config import RunConfig
 from ..errors import TrainingError
 
@@ -56,14 +57,9 @@ def make_engine(config: RunConfig, X: np.ndarray, y: np.ndarray, thetas: np.ndar
     d) and labels y in the run's dtype, theta_0 of each member (S, P), their step sizes and seeds,
     and the homogeneity order M (None: none)."""
     settings = config.run
-    image = needs_autograd(config.architecture)
-    if image is not None:  # image blocks: only torch autograd has them, whatever the backend asked
-        from .autograd_engine import AutogradEngine
-
-        engine = AutogradEngine(config, X, y, thetas, lrs, seeds, order)
-        if settings.backend not in ("auto", "torch"):
-            engine.note = f"run.backend {settings.backend}: {image}; this run trains on autograd"
-        return engine
+    image = image_block(config.architecture)
+    if image is not None:  # conv2d, pooling, flatten: the numpy and autograd engines have them
+        return _image_engine(config, X, y, thetas, lrs, seeds, order, image)
     if settings.backend == "compiled" or (settings.backend == "auto" and compiled_by_default(config, len(thetas))):
         from .compiled_engine import CompiledEngine, covers
 
@@ -83,6 +79,28 @@ def compiled_by_default(config: RunConfig, size: int) -> bool:
     from .compiled_engine import covers, kernels_ready
 
     return kernels_ready(config.run.dtype) and covers(config) is True
+
+
+def _image_engine(config, X, y, thetas, lrs, seeds, order, where):
+    """A network with image blocks: the numpy engine (core/conv_nodes.py) on the CPU for 'auto'
+    and 'numpy', torch autograd for 'torch' and off the CPU; the compiled and batched engines have
+    no image blocks, so those backends train on autograd and the note says so. A family's members
+    train one by one (docs/performance.md, convolutional networks)."""
+    settings = config.run
+    if settings.backend == "numpy" or (settings.backend == "auto" and settings.device == "cpu"):
+        from .numpy_engine import NumpyEngine
+
+        engine = NumpyEngine(config, X, y, thetas, lrs, seeds, order)
+    else:
+        from .autograd_engine import AutogradEngine
+
+        engine = AutogradEngine(config, X, y, thetas, lrs, seeds, order)
+        if settings.backend not in ("auto", "torch"):
+            engine.note = (f"run.backend {settings.backend}: {where}: the {settings.backend} engine has no conv2d, "
+                           "pooling or flatten blocks; this run trains on autograd")
+    if len(thetas) > 1 and not engine.note:
+        engine.note = f"{where}: a network with image blocks trains a family's members one by one"
+    return engine
 
 
 def _torch_or_numpy(config, X, y, thetas, lrs, seeds, order):
