@@ -356,11 +356,16 @@ def _activation(kind, param, x_in, out, slope):
             t = math.tanh(x_in[i])
             out[i] = t
             slope[i] = 1.0 - t * t
-    else:  # sigmoid
+    elif kind == 10:  # sigmoid
         for i in range(count):
             s = _expit(x_in[i])
             out[i] = s
             slope[i] = s * (1.0 - s)
+    else:  # leaky softplus, c x + (1 - c) log(1 + e^x) (Cai et al. 2024)
+        for i in range(count):
+            x = x_in[i]
+            out[i] = param * x + (1.0 - param) * _logaddexp0(x)
+            slope[i] = param + (1.0 - param) * _expit(x)
 
 
 @_jit()

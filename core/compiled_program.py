@@ -26,7 +26,7 @@ from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residua
 DENSE, ACT, ADD = 0, 1, 2
 # activation codes, shared with the kernels
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "abs": 3, "relu_k": 4, "gelu": 5, "silu": 6,
-                    "softplus": 7, "elu": 8, "tanh": 9, "sigmoid": 10}
+                    "softplus": 7, "elu": 8, "tanh": 9, "sigmoid": 10, "leaky_softplus": 11}
 # columns of Program.ops; IN_MODE, EXTRA_MODE: how the backward writes that input's gradient
 CODE, IN, OUT, EXTRA, W_OFF, B_OFF, KIND, IN_MODE, EXTRA_MODE = range(9)
 NO_GRAD, ASSIGN, ACCUMULATE = 0, 1, 2  # the first writer in the backward assigns: no zeroing a step
