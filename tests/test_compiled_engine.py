@@ -368,3 +368,23 @@ def test_a_long_cli_run_compiles_in_a_child_and_loads_the_kernels(tmp_path):
 
     with RunReader(tmp_path / "run.h5") as run:
         assert int(run.metrics["step"][-1]) == 100000
+
+
+def test_gradients_below_the_scalar_output_are_kept_rank_one_until_an_activation():
+    """core/compiled_program.py: a buffer read only by dense layers and sums whose gradient is rank
+    one has a rank-one gradient u (x) g (its u kept, no (width, n) product); one an activation
+    reads is full. The equivalence tests above hold the arithmetic (residual, ensemble, both paths)."""
+    from margin_explorer.core.compiled_program import ACT, ADD, CODE, DENSE, EXTRA, IN, OUT, compile_program
+
+    spec = ArchitectureSpec(2, [Dense(6), Activation("gelu"), Residual([Dense(6), Activation("gelu"), Dense(6)]),
+                                Dense(1)])
+    program = compile_program(spec)
+    ops = program.ops
+    first_gelu, branch_gelu = (int(r[OUT]) for r in ops if r[CODE] == ACT)
+    skip_sum = int(next(r[OUT] for r in ops if r[CODE] == ADD))
+    branch_end = int(next(r[EXTRA] for r in ops if r[CODE] == ADD))  # the branch's last layer
+    rank_one = {b for b in range(len(program.buffers)) if program.rank_one[b] >= 0}
+    assert rank_one == {program.output, skip_sum, branch_end, branch_gelu}
+    assert first_gelu not in rank_one and int(ops[0, IN]) not in rank_one  # read by a dense layer feeding a GELU; the data
+    assert program.vector_rows == 1 + 6 + 6 + 6
+    assert [int(r[CODE]) for r in ops].count(DENSE) == 4

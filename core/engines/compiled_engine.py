@@ -234,6 +234,7 @@ class _Kernels:
         rows, width = program.buffers[0]
         self.work[rows * n:(rows + width) * n] = np.ascontiguousarray(X.T, dtype=dtype).ravel()
         self.gwork, self.tmp = np.zeros_like(self.work), np.zeros_like(self.work)
+        self.uvec = np.zeros(max(program.vector_rows, 1), dtype=dtype)  # the rank-one gradients' u
         self.y = np.ascontiguousarray(y, dtype=dtype)
         P = program.size
         self.grad, self.scratch = np.zeros(P, dtype=dtype), np.zeros(P, dtype=dtype)
@@ -257,7 +258,8 @@ class _Kernels:
         opt_kind, lr, momentum, beta1, beta2, eps, step_rule, loss_kind, mean, log_n, power, limit = self.settings
         program = self.program
         step, count, diverged_at, overflowed = self.kernels.run_block(
-            program.ops, program.values, program.buffers, n, self.output_row, self.y, theta, self.work, self.gwork, self.tmp,
+            program.ops, program.values, program.buffers, n, self.output_row, int(program.output), program.rank_one,
+            self.uvec, self.y, theta, self.work, self.gwork, self.tmp,
             self.grad, self.q, self.weights, self.scratch, dtype.type(0), opt_kind, lr, momentum, beta1, beta2, eps,
             self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, rules.LOG_MAX,
             int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
