@@ -10,6 +10,7 @@ would read what it trains, and its unread results would pile up in memory.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue
 import time
 import traceback
@@ -93,6 +94,19 @@ def accelerators() -> list[str]:
     return devices
 
 
+def own_session() -> None:
+    """Make the training process a session of its own. Linux's scheduler (autogroup, on by default
+    on desktops) shares the CPU fairly between sessions, not processes: in the window's session
+    the training process got the window's leftovers, 25% of a core against a headless run's ~55%
+    on a loaded machine (benchmarks/gui_speed.py); in its own it gets a headless run's share. It
+    leaves its parent's session only: the window still ends it (Quit, and it looks every second
+    whether the window is alive)."""
+    try:
+        os.setsid()
+    except (AttributeError, OSError):  # not POSIX, or already a session leader
+        pass
+
+
 def worker_main(commands, results, ready=None) -> None:
     """The child process's loop (the target of multiprocessing.Process). ``ready``, an Event, is
     set once the imports are done: until then a closing window need not wait for a clean quit."""
@@ -100,6 +114,7 @@ def worker_main(commands, results, ready=None) -> None:
 
     # Ctrl+C in the terminal reaches the whole process group: the window decides when the worker stops
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    own_session()
     from margin_explorer.core.config import RunConfig
     from margin_explorer.core.errors import MarginExplorerError
     from margin_explorer.core.process import tune_process

@@ -44,13 +44,25 @@ def headless_rate(config, steps: int) -> tuple[float, float, str]:
     loop without a window, its chunking included. Making the trainer counts, as in the window
     (the worker makes its trainer when Run is pressed); the compiled engine's first in a process
     loads numba and the kernels."""
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(os.getpid())
     trainer = Trainer(config)
     samples = [(time.perf_counter(), 0)]
     while trainer.status == "running":
         trainer.run(1 << 30, max_seconds=0.05)  # the same chunking as the worker
         samples.append((time.perf_counter(), trainer.step))
-    return steps / (time.perf_counter() - start), steady_rate(samples), type(trainer.engine).__name__
+    elapsed = time.perf_counter() - start
+    headless_rate.cpu = (cpu_seconds(os.getpid()) - cpu) / elapsed
+    return steps / elapsed, steady_rate(samples), type(trainer.engine).__name__
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU seconds of process ``pid`` so far (Linux /proc; 0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def window_run(app, config, steps: int):
@@ -80,6 +92,8 @@ def window_run(app, config, steps: int):
 
     probe.timeout.connect(tick)
     probe.start()
+    worker = window.controller.process_id
+    cpu = (cpu_seconds(os.getpid()), cpu_seconds(worker))
     start = time.perf_counter()
     window.start_run()
     samples, sampled = [(start, 0)], start
@@ -90,6 +104,7 @@ def window_run(app, config, steps: int):
             sampled = time.perf_counter()
             samples.append((sampled, window.session.step))
     elapsed = time.perf_counter() - start
+    window_run.cpu = ((cpu_seconds(os.getpid()) - cpu[0]) / elapsed, (cpu_seconds(worker) - cpu[1]) / elapsed)
     samples.append((time.perf_counter(), window.session.step))
     window_run.steady = steady_rate(samples)
     probe.stop()
@@ -159,6 +174,9 @@ def main(argv=None):
     print(f"{'throughput ratio window / headless':<48} {live / headless:>11.0%} {'>= 80%':>10}")
     print(f"{'the same, steady (after the first tenth)':<48} {window_run.steady / headless_steady:>11.0%} "
           f"{'>= 80%':>10}  ({window_run.steady:,.0f} / {headless_steady:,.0f} steps/s)")
+    print(f"{'CPU of a core: headless; window / training process':<48} {headless_rate.cpu:>6.0%}; "
+          f"{window_run.cpu[0]:.0%} / {window_run.cpu[1]:.0%} (load average {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} cores)")
     print(f"{'GUI timer lateness p99 during the run (ms)':<48} {p99:>12.1f} {'< 50':>10}")
     print(f"{'GUI timer lateness max (ms)':<48} {lateness.max() * 1e3:>12.1f}", flush=True)
     redraw = redraw_time(app)

@@ -31,6 +31,7 @@ def running_worker():
     commands, results = ctx.Queue(), ctx.Queue()
     worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
     worker.start()
+    running_worker.pid = worker.pid
     try:
         yield commands, results
     finally:
@@ -93,6 +94,16 @@ def test_a_training_worker_ends_when_its_window_is_killed(tmp_path):
 
 def test_an_idle_worker_ends_when_its_window_is_killed(tmp_path):
     assert _worker_outlives_its_window(tmp_path, "paused") < 5
+
+
+def test_the_worker_is_a_session_of_its_own():
+    """Linux's autogroup scheduler shares the CPU between sessions: in the window's session the
+    training process got the window's leftovers on a loaded machine (app/worker.py own_session)."""
+    with running_worker() as (commands, results):
+        blobs = datasets.linearly_separable(20, 2, 0.3, seed=0)
+        commands.put(AskGeometry(1, blobs.X, blobs.y))
+        assert isinstance(results.get(timeout=60), GeometryFound)  # its loop runs: own_session is behind it
+        assert os.getsid(running_worker.pid) == running_worker.pid != os.getsid(0)
 
 
 def test_the_worker_answers_geometry_requests():
