@@ -199,3 +199,26 @@ def test_the_worker_trains_a_cnn_run():
             elif isinstance(message, ChunkArrived):
                 steps = max(steps, message.step)
         assert statuses == ["finished"] and steps == 8
+
+
+def test_the_live_boundary_grid_is_computed_on_one_blas_thread(monkeypatch):
+    """Its product is large enough for OpenBLAS to thread; on a loaded machine that waited on a
+    descheduled helper thread, a quarter of the training process's time (app/worker.py _live_grid)."""
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from margin_explorer.app import worker
+    from margin_explorer.core.trainer import Trainer
+
+    config = load_preset("relu2-blobs")
+    config.run.backend = "numpy"
+    trainer = Trainer(config)
+    seen = []
+    real = worker.boundary_grid
+    monkeypatch.setattr(worker, "boundary_grid", lambda *args: (
+        seen.append(max(p.num_threads for p in ThreadpoolController().select(user_api="blas").lib_controllers)),
+        real(*args))[1])
+    with threadpool_limits(2, user_api="blas"):
+        grid = worker._live_grid(trainer)
+        after = max(p.num_threads for p in ThreadpoolController().select(user_api="blas").lib_controllers)
+    assert seen == [1] and after == 2  # one thread inside, the pools as they were after
+    np.testing.assert_array_equal(grid.values, real(trainer.net, trainer.members[0].theta, trainer.dataset.X).values)
