@@ -35,7 +35,8 @@ NUMPY_PEAK_MB = 200  # the 10^7-step run's bar (issue #6); it measures 101-102 M
 COMPILED_SLACK_MB = 5  # the compiled engine's run: the numpy engine's peak, numba's fixed cost, and this
 
 
-def memory(steps: int, folder: Path, backend: str = "numpy", preset: str = "linear-separable") -> tuple[float, float, list]:
+def memory(steps: int, folder: Path, backend: str = "numpy",
+           preset: str = "linear-separable") -> tuple[float, float, list]:
     """The run reports its own peak (RUSAGE_CHILDREN would report the largest of every child so far,
     e.g. a Qt window from the start-up measurement)."""
     out = folder / f"long-{backend}.h5"

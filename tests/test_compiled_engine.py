@@ -385,6 +385,7 @@ def test_gradients_below_the_scalar_output_are_kept_rank_one_until_an_activation
     branch_end = int(next(r[EXTRA] for r in ops if r[CODE] == ADD))  # the branch's last layer
     rank_one = {b for b in range(len(program.buffers)) if program.rank_one[b] >= 0}
     assert rank_one == {program.output, skip_sum, branch_end, branch_gelu}
-    assert first_gelu not in rank_one and int(ops[0, IN]) not in rank_one  # read by a dense layer feeding a GELU; the data
+    # the first GELU's output is read by a dense layer that feeds a GELU; the data needs no gradient
+    assert first_gelu not in rank_one and int(ops[0, IN]) not in rank_one
     assert program.vector_rows == 1 + 6 + 6 + 6
     assert [int(r[CODE]) for r in ops].count(DENSE) == 4

@@ -300,7 +300,8 @@ class CompiledEngine:
         self.diverged_at = -1
         self.overflowed = False
         P = kernels.size
-        self.max_kept = max(1, min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // ((2 * P + self.n) * np.dtype(self.dtype).itemsize)))
+        per_kept = (2 * P + self.n) * np.dtype(self.dtype).itemsize
+        self.max_kept = max(1, min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_kept))
 
     def step_threads(self):
         return nullcontext()  # the kernels call no torch; BLAS threads: the process's settings
