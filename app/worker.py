@@ -9,7 +9,9 @@ would read what it trains, and its unread results would pile up in memory.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
+import os
 import queue
 import time
 import traceback
@@ -45,6 +47,26 @@ def boundary_grid(net, theta, X, resolution=GRID) -> BoundaryGrid:
     values = np.nan_to_num(np.asarray(values, dtype=np.float64), nan=0.0, posinf=big, neginf=-big)
     values = np.clip(values, -big, big)
     return BoundaryGrid(np.ascontiguousarray(values, dtype=np.float32), (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]))
+
+
+_blas = []  # threadpoolctl's controller, made once (it scans the loaded libraries)
+
+
+def _live_grid(trainer) -> BoundaryGrid:
+    """boundary_grid of member 0 with one BLAS thread: its 9,216 x 2 by 2 x w product is large
+    enough for numpy's OpenBLAS to thread it, and on a loaded machine it then waited on a
+    descheduled helper: 52-59 ms against 7 on one thread, four times a second, a quarter of the
+    training process's time (benchmarks/gui_speed.py, relu2-blobs on the compiled engine)."""
+    try:
+        if not _blas:
+            from threadpoolctl import ThreadpoolController
+
+            _blas.append(ThreadpoolController())
+        limit = _blas[0].limit(limits=1, user_api="blas")
+    except ImportError:  # without threadpoolctl: the pools as they are
+        limit = contextlib.nullcontext()
+    with limit:
+        return boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X)
 
 
 def _start_info(trainer) -> RunInfo:
@@ -95,6 +117,19 @@ def accelerators() -> list[str]:
     return devices
 
 
+def own_session() -> None:
+    """Make the training process a session of its own. Linux's scheduler (autogroup, on by default
+    on desktops) shares the CPU fairly between sessions, not processes: in the window's session
+    the training process got the window's leftovers, 25% of a core against a headless run's ~55%
+    on a loaded machine (benchmarks/gui_speed.py); in its own it gets a headless run's share. It
+    leaves its parent's session only: the window still ends it (Quit, and it looks every second
+    whether the window is alive)."""
+    try:
+        os.setsid()
+    except (AttributeError, OSError):  # not POSIX, or already a session leader
+        pass
+
+
 def worker_main(commands, results, ready=None) -> None:
     """The child process's loop (the target of multiprocessing.Process). ``ready``, an Event, is
     set once the imports are done: until then a closing window need not wait for a clean quit."""
@@ -102,6 +137,7 @@ def worker_main(commands, results, ready=None) -> None:
 
     # Ctrl+C in the terminal reaches the whole process group: the window decides when the worker stops
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    own_session()
     from margin_explorer.core.config import RunConfig
     from margin_explorer.core.errors import MarginExplorerError
     from margin_explorer.core.process import tune_process
@@ -151,7 +187,7 @@ def worker_main(commands, results, ready=None) -> None:
                     results.put(Started(_start_info(trainer)))
                     results.put(_chunk(trainer.run(0)))
                     if trainer.dataset.dim == 2:  # a family's member 0
-                        results.put(boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X))
+                        results.put(_live_grid(trainer))
                     running, steps_left, paced_from = bool(command.run), None, None
                 elif isinstance(command, AskGeometry):  # the dataset panel's geometry, off the window
                     results.put(GeometryFound(command.token, _geometry(command.X, command.y)))
@@ -197,7 +233,7 @@ def worker_main(commands, results, ready=None) -> None:
             now = time.perf_counter()
             if trainer.dataset.dim == 2 and (now - last_boundary > BOUNDARY_SECONDS
                                              or chunk.status != RunStatus.RUNNING or steps_left == 0):
-                results.put(boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X))
+                results.put(_live_grid(trainer))
                 last_boundary = now
             if chunk.status != RunStatus.RUNNING:
                 running = False

@@ -224,9 +224,9 @@ def where_time_goes(config: RunConfig, repeats: int = 200) -> dict:
             K.forward(ops, values, buffers, n, theta, work)
 
     @numba.njit
-    def backwards(reps, ops, values, buffers, n, theta, work, gwork, grad, tmp):
+    def backwards(reps, ops, values, buffers, n, theta, work, gwork, grad, tmp, rank_one, uvec, output):
         for _ in range(reps):
-            K.backward(ops, values, buffers, n, theta, work, gwork, grad, tmp)
+            K.backward(ops, values, buffers, n, theta, work, gwork, grad, tmp, rank_one, uvec, output)
 
     @numba.njit
     def activations(reps, ops, values, buffers, n, work):
@@ -247,7 +247,8 @@ def where_time_goes(config: RunConfig, repeats: int = 200) -> dict:
 
     theta = engine.theta[0]
     forward = timed(forwards, p.ops, p.values, p.buffers, n, theta, k.work)
-    backward = timed(backwards, p.ops, p.values, p.buffers, n, theta, k.work, k.gwork, k.grad, k.tmp)
+    backward = timed(backwards, p.ops, p.values, p.buffers, n, theta, k.work, k.gwork, k.grad, k.tmp, p.rank_one,
+                     k.uvec, int(p.output))
     act = timed(activations, p.ops, p.values, p.buffers, n, k.work.copy())
     empty = np.zeros(0, np.int64)
     engine.advance(0, 10, empty, empty, None)

@@ -2,7 +2,10 @@
 
 - A 10^7-step headless run (`main.py run linear-separable --steps 10000000`): peak resident memory
   of the process and the size of the run file it writes (bars: 200 MB, 100 MB), and how many
-  records each decade of steps kept.
+  records each decade of steps kept; on the numpy engine, then (where numba is installed) on the
+  compiled engine, whose bound is the numpy engine's peak measured here plus numba's fixed cost
+  (its import, its compiler's set-up and the cached kernels, measured here in a fresh process)
+  plus 5 MB: nothing of the engine's own may grow with the steps.
 - The same run in the window (offscreen, plotting live, `--window`): the peak resident memory of
   the window's process and of its training process (bar: 200 MB for the app).
 - The window's resident memory right after start-up, once the training process has listed the
@@ -26,13 +29,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from margin_explorer.core.engines.compiled_engine import covers_platform  # noqa: E402 (no numba import)
 
-def memory(steps: int, folder: Path) -> tuple[float, float, list]:
+NUMPY_PEAK_MB = 200  # the 10^7-step run's bar (issue #6); it measures 101-102 MB
+COMPILED_SLACK_MB = 5  # the compiled engine's run: the numpy engine's peak, numba's fixed cost, and this
+
+
+def memory(steps: int, folder: Path, backend: str = "numpy",
+           preset: str = "linear-separable") -> tuple[float, float, list]:
     """The run reports its own peak (RUSAGE_CHILDREN would report the largest of every child so far,
     e.g. a Qt window from the start-up measurement)."""
-    out = folder / "long.h5"
+    out = folder / f"long-{backend}.h5"
     code = ("import resource, sys; from margin_explorer.app.cli import main; "
-            f"main(['run', 'linear-separable', '--steps', '{steps}', '--out', {str(out)!r}]); "
+            f"main(['run', {preset!r}, '--steps', '{steps}', '--backend', {backend!r}, '--out', {str(out)!r}]); "
             "print('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
     result = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True)
     peak_kb = int(result.stdout.split("PEAK")[-1])
@@ -43,6 +52,40 @@ def memory(steps: int, folder: Path) -> tuple[float, float, list]:
     per_decade = [int(((steps_recorded >= 10 ** k) & (steps_recorded < 10 ** (k + 1))).sum())
                   for k in range(0, len(str(steps)))]
     return peak_kb / 1024, out.stat().st_size / 1e6, per_decade
+
+
+# numba's fixed cost in a training process: its import, then its compiler's set-up (the typing and
+# target contexts, LLVM) on the first call of a kernel loaded from the cache, then the kernels
+NUMBA_COST = """
+import resource, sys
+import numpy, scipy.special, h5py
+import margin_explorer
+from margin_explorer.core.trainer import Trainer
+def rss():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+before = rss()
+import numba
+imported = rss()
+from margin_explorer.core import compiled_kernels
+compiled_kernels.clock_ns(1)
+set_up = rss()
+from margin_explorer.core.engines.compiled_engine import prepare
+prepare()
+print("KB", before, imported, set_up, rss(), sum(compiled_kernels.run_block.stats.cache_misses.values()))
+"""
+
+
+def numba_cost() -> tuple[float, float, float, float]:
+    """(MB of numba's import, of its compiler's set-up on the first cached kernel, of the kernels
+    themselves, their sum) in a fresh process (the kernels compiled into the cache first)."""
+    subprocess.run([sys.executable, "-c", "from margin_explorer.core import compiled_kernels as k; k.clock_ns(1); "
+                    "from margin_explorer.core.engines.compiled_engine import prepare; prepare()"],
+                   check=True, cwd=ROOT, capture_output=True)
+    result = subprocess.run([sys.executable, "-c", NUMBA_COST], check=True, cwd=ROOT, capture_output=True, text=True)
+    before, imported, set_up, loaded, misses = map(int, result.stdout.split("KB")[-1].split())
+    assert misses == 0, "the kernels were compiled, not loaded from the cache"
+    parts = [(imported - before) / 1024, (set_up - imported) / 1024, (loaded - set_up) / 1024]
+    return (*parts, sum(parts))
 
 
 def _peak_kb(pid: int) -> int:
@@ -151,9 +194,20 @@ def main(argv=None):
         print(f"start-up to a saved screenshot: {', '.join(f'{t:.2f}' for t in times)} s (bar: on screen within 2.5 s)")
         if not args.skip_memory:
             start = time.perf_counter()
-            rss, size, per_decade = memory(args.steps, folder)
-            print(f"{args.steps:,}-step run: peak memory {rss:.0f} MB (bar 200), file {size:.1f} MB (bar 100), "
-                  f"{time.perf_counter() - start:.0f} s; records per decade {per_decade}")
+            rss, size, per_decade = memory(args.steps, folder, "numpy")
+            print(f"{args.steps:,}-step run, numpy engine: peak memory {rss:.0f} MB (bar {NUMPY_PEAK_MB}), file "
+                  f"{size:.1f} MB (bar 100), {time.perf_counter() - start:.0f} s; records per decade {per_decade}")
+            if covers_platform() is True:
+                numba_import, numba_set_up, kernels, fixed = numba_cost()
+                start = time.perf_counter()
+                compiled_rss, size, per_decade = memory(args.steps, folder, "compiled")
+                bound = rss + fixed + COMPILED_SLACK_MB
+                print(f"numba's fixed cost in a training process: {fixed:.0f} MB (import {numba_import:.0f}, its "
+                      f"compiler's set-up {numba_set_up:.0f}, the cached kernels {kernels:.0f})")
+                print(f"{args.steps:,}-step run, compiled engine: peak memory {compiled_rss:.0f} MB (bound: the numpy "
+                      f"engine's {rss:.0f} + numba's {fixed:.0f} + {COMPILED_SLACK_MB} = {bound:.0f}: "
+                      f"{'within' if compiled_rss <= bound else 'OVER'}), file {size:.1f} MB (bar 100), "
+                      f"{time.perf_counter() - start:.0f} s; records per decade {per_decade}")
         if args.window:
             gui, worker, seconds = window_memory(args.steps, folder)
             print(f"{args.steps:,} steps in the window: peak memory {gui:.0f} MB (window) + {worker:.0f} MB "

@@ -356,11 +356,16 @@ def _activation(kind, param, x_in, out, slope):
             t = math.tanh(x_in[i])
             out[i] = t
             slope[i] = 1.0 - t * t
-    else:  # sigmoid
+    elif kind == 10:  # sigmoid
         for i in range(count):
             s = _expit(x_in[i])
             out[i] = s
             slope[i] = s * (1.0 - s)
+    else:  # leaky softplus, c x + (1 - c) log(1 + e^x) (Cai et al. 2024)
+        for i in range(count):
+            x = x_in[i]
+            out[i] = param * x + (1.0 - param) * _logaddexp0(x)
+            slope[i] = param + (1.0 - param) * _expit(x)
 
 
 @_jit()
@@ -415,31 +420,125 @@ def _add_gradient(target, source, mode, scale):
                 target[i] += scale * source[i]
 
 
+@_jit(fastmath=_SUMS)
+def _dense_backward_rank_one(W, gW, gb, H, u, g, hg, u_in, GI, in_mode):
+    """_dense_backward where the output's gradient is u (x) g: gW = u (H g)^T, gb = u sum(g), and the
+    input's gradient (W^T u) (x) g kept as its u (``u_in``, in place of GI: ``u_in`` non-empty) or
+    written out into GI."""
+    out_width, in_width = W.shape
+    n = H.shape[1]
+    for k in range(in_width):
+        h = H[k]
+        s = 0.0
+        for i in range(n):
+            s += h[i] * g[i]
+        hg[k] = s
+    for o in range(out_width):
+        uo = u[o]
+        for k in range(in_width):
+            gW[o, k] = uo * hg[k]
+    if gb.shape[0]:
+        s = 0.0
+        for i in range(n):
+            s += g[i]
+        for o in range(out_width):
+            gb[o] = u[o] * s
+    if in_mode == 0:
+        return
+    for k in range(in_width):  # W^T u, into hg (no longer needed)
+        s = 0.0
+        for o in range(out_width):
+            s += W[o, k] * u[o]
+        hg[k] = s
+    if u_in.shape[0]:
+        for k in range(in_width):
+            u_in[k] = hg[k] if in_mode == ASSIGN else u_in[k] + hg[k]
+    else:
+        _outer_into(GI, hg, 1.0, g, in_mode)
+
+
 @_jit()
-def backward(ops, values, buffers, n, theta, work, gwork, grad, tmp):
-    """Fill ``grad`` from the output's gradient in ``gwork`` (the program reversed)."""
+def _outer_into(target, u, scale, g, mode):
+    """target (width, n) =/+= (scale u) (x) g."""
+    for k in range(target.shape[0]):
+        uk = scale * u[k]
+        row = target[k]
+        if mode == ASSIGN:
+            for i in range(g.shape[0]):
+                row[i] = uk * g[i]
+        elif mode == ACCUMULATE:
+            for i in range(g.shape[0]):
+                row[i] += uk * g[i]
+
+
+@_jit()
+def _vector(uvec, rank_one, buffers, buf):
+    """Buffer ``buf``'s u (empty where its gradient is not rank one)."""
+    offset = rank_one[buf]
+    if offset < 0:
+        return uvec[:0]
+    return uvec[offset:offset + buffers[buf, 1]]
+
+
+@_jit()
+def backward(ops, values, buffers, n, theta, work, gwork, grad, tmp, rank_one, uvec, output):
+    """Fill ``grad`` from the output's gradient g in ``gwork`` (the program reversed); buffers whose
+    gradient is rank one (core/compiled_program.py) carry only their u, the output's being 1."""
+    g = _flat(gwork, buffers, output, n)
+    if rank_one[output] >= 0:
+        uvec[rank_one[output]] = 1.0
     for r in range(ops.shape[0] - 1, -1, -1):
         code, inp, out = ops[r, CODE], ops[r, IN], ops[r, OUT]
         in_mode = ops[r, IN_MODE]
+        u = _vector(uvec, rank_one, buffers, out)
         if code == DENSE:
             W, b = _weights(theta, ops, r, buffers[out, 1], buffers[inp, 1])
             gW, gb = _weights(grad, ops, r, buffers[out, 1], buffers[inp, 1])
-            _dense_backward(W, gW, gb, _rows(work, buffers, inp, n), _rows(gwork, buffers, out, n),
-                            _rows(gwork, buffers, inp, n), tmp, in_mode)
+            if u.shape[0]:
+                _dense_backward_rank_one(W, gW, gb, _rows(work, buffers, inp, n), u, g, tmp[:buffers[inp, 1]],
+                                         _vector(uvec, rank_one, buffers, inp), _rows(gwork, buffers, inp, n), in_mode)
+            else:
+                _dense_backward(W, gW, gb, _rows(work, buffers, inp, n), _rows(gwork, buffers, out, n),
+                                _rows(gwork, buffers, inp, n), tmp, in_mode)
         elif code == ACT:
             if in_mode == 0:
                 continue
-            d, g, gi = _flat(work, buffers, ops[r, EXTRA], n), _flat(gwork, buffers, out, n), _flat(gwork, buffers, inp, n)
+            d, gi = _flat(work, buffers, ops[r, EXTRA], n), _flat(gwork, buffers, inp, n)
+            if u.shape[0]:  # (u (x) g) * s'(x): full rank from here down
+                for k in range(u.shape[0]):
+                    uk = u[k]
+                    for i in range(n):
+                        j = k * n + i
+                        if in_mode == ASSIGN:
+                            gi[j] = uk * g[i] * d[j]
+                        else:
+                            gi[j] += uk * g[i] * d[j]
+                continue
+            go = _flat(gwork, buffers, out, n)
             if in_mode == ASSIGN:
                 for i in range(gi.shape[0]):
-                    gi[i] = g[i] * d[i]
+                    gi[i] = go[i] * d[i]
             else:
                 for i in range(gi.shape[0]):
-                    gi[i] += g[i] * d[i]
+                    gi[i] += go[i] * d[i]
         else:  # ADD
-            g = _flat(gwork, buffers, out, n)
-            _add_gradient(_flat(gwork, buffers, inp, n), g, in_mode, 1.0)
-            _add_gradient(_flat(gwork, buffers, ops[r, EXTRA], n), g, ops[r, EXTRA_MODE], values[r, SCALE])
+            extra = ops[r, EXTRA]
+            if u.shape[0]:
+                for target, mode, scale in ((inp, in_mode, 1.0), (extra, ops[r, EXTRA_MODE], values[r, SCALE])):
+                    v = _vector(uvec, rank_one, buffers, target)
+                    if v.shape[0]:
+                        if mode == ASSIGN:
+                            for k in range(v.shape[0]):
+                                v[k] = scale * u[k]
+                        elif mode == ACCUMULATE:
+                            for k in range(v.shape[0]):
+                                v[k] += scale * u[k]
+                    else:
+                        _outer_into(_rows(gwork, buffers, target, n), u, scale, g, mode)
+                continue
+            go = _flat(gwork, buffers, out, n)
+            _add_gradient(_flat(gwork, buffers, inp, n), go, in_mode, 1.0)
+            _add_gradient(_flat(gwork, buffers, extra, n), go, ops[r, EXTRA_MODE], values[r, SCALE])
 
 
 # ---------------------------------------------------------------------------------- loss
@@ -573,7 +672,8 @@ def update(kind, theta, d, factor, lr, momentum, beta1, beta2, eps, velocity, m,
 
 # ---------------------------------------------------------------------------------- the block
 @_jit()
-def run_block(ops, values, buffers, n, output_row, y, theta, work, gwork, tmp, grad, q, weights, scratch, zero,
+def run_block(ops, values, buffers, n, output_row, output, rank_one, uvec, y, theta, work, gwork, tmp, grad, q,
+              weights, scratch, zero,
               opt_kind, lr, momentum, beta1, beta2, eps, velocity, m, v, t,
               step_rule, loss_kind, mean, log_n, lyu_li_power, norm_limit, log_max,
               start, end, record_steps, snapshot_steps, clock, deadline_ns, check_every,
@@ -600,7 +700,7 @@ def run_block(ops, values, buffers, n, output_row, y, theta, work, gwork, tmp, g
         g = gwork[ob:ob + n]
         for i in range(n):
             g[i] = weights[i] * y[i]
-        backward(ops, values, buffers, n, theta, work, gwork, grad, tmp)
+        backward(ops, values, buffers, n, theta, work, gwork, grad, tmp, rank_one, uvec, output)
         # Trainer._finite: a NaN or inf anywhere in the gradient makes its squared norm NaN or inf
         norm = math.sqrt(_squared_norm(theta, zero))
         grad_sq = _squared_norm(grad, zero)

@@ -10,7 +10,10 @@ activation runs over the n samples, contiguous. Buffer 0 is the data X^T. Operat
 
 The backward walks the list in reverse, adding each operation's input gradients into gradient
 buffers laid out like the value buffers; buffers that no parameter reaches (the data, an
-activation of it) get none. Parameters follow core/architecture.py's flattening order, so the
+activation of it) get none. Below the scalar output a buffer's gradient is rank one, u (x) g with g
+the output's gradient row, until an activation scales it sample by sample (core/network.py
+RankOne): such a buffer keeps only u (``rank_one``, its offset in a vector workspace), so that a
+dense layer above it costs matrix-vector products in the backward, not matrix products. Parameters follow core/architecture.py's flattening order, so the
 program reads the same flat theta as core/network.py's NumpyNetwork, whose arithmetic (and, in
 order of operations, rounding) it repeats.
 """
@@ -26,7 +29,7 @@ from .architecture import Activation, ArchitectureSpec, Dense, Ensemble, Residua
 DENSE, ACT, ADD = 0, 1, 2
 # activation codes, shared with the kernels
 ACTIVATION_CODES = {"identity": 0, "relu": 1, "leaky_relu": 2, "abs": 3, "relu_k": 4, "gelu": 5, "silu": 6,
-                    "softplus": 7, "elu": 8, "tanh": 9, "sigmoid": 10}
+                    "softplus": 7, "elu": 8, "tanh": 9, "sigmoid": 10, "leaky_softplus": 11}
 # columns of Program.ops; IN_MODE, EXTRA_MODE: how the backward writes that input's gradient
 CODE, IN, OUT, EXTRA, W_OFF, B_OFF, KIND, IN_MODE, EXTRA_MODE = range(9)
 NO_GRAD, ASSIGN, ACCUMULATE = 0, 1, 2  # the first writer in the backward assigns: no zeroing a step
@@ -43,6 +46,8 @@ class Program:
     rows: int  # sum of the buffers' widths: the workspace holds rows x n numbers
     output: int  # the buffer of f (width 1)
     size: int  # the number of parameters
+    rank_one: np.ndarray  # int64 (n_buffers,): where the buffer's gradient is u (x) g, u's offset; else -1
+    vector_rows: int  # the u's widths summed
 
 
 def compile_program(spec: ArchitectureSpec) -> Program:
@@ -53,8 +58,35 @@ def compile_program(spec: ArchitectureSpec) -> Program:
     ops = np.array(builder.ops, dtype=np.int64).reshape(-1, 9)
     _gradient_modes(ops, builder.needs_grad)
     values = np.array(builder.values, dtype=np.float64).reshape(-1, 2)
-    return Program(ops, values, np.array(builder.buffers, dtype=np.int64).reshape(-1, 2),
-                   np.array(builder.needs_grad, dtype=bool), builder.rows, output, builder.offset)
+    buffers = np.array(builder.buffers, dtype=np.int64).reshape(-1, 2)
+    rank_one = _rank_one(ops, buffers, builder.needs_grad, output)
+    widths = np.where(rank_one >= 0, buffers[:, 1], 0)
+    return Program(ops, values, buffers, np.array(builder.needs_grad, dtype=bool), builder.rows, output,
+                   builder.offset, rank_one, int(widths.sum()))
+
+
+def _rank_one(ops: np.ndarray, buffers: np.ndarray, needs_grad: list, output: int) -> np.ndarray:
+    """Each buffer's offset in the vector workspace where its gradient is rank one, else -1: the
+    scalar output's, and a buffer whose every reader is a dense layer or a sum whose output's
+    gradient is rank one (W^T (u (x) g) = (W^T u) (x) g); an activation's reader makes it full.
+    Readers come after a buffer in the list, so one walk from the last buffer decides."""
+    readers = [[] for _ in range(len(buffers))]
+    for row in ops:
+        readers[int(row[IN])].append(row)
+        if row[CODE] == ADD:
+            readers[int(row[EXTRA])].append(row)
+    rank_one = np.full(len(buffers), -1, dtype=np.int64)
+    offset = 0
+    for buf in range(len(buffers) - 1, -1, -1):
+        if buf == output:
+            one = buffers[buf, 1] == 1
+        else:
+            one = needs_grad[buf] and bool(readers[buf]) and all(
+                row[CODE] in (DENSE, ADD) and rank_one[int(row[OUT])] >= 0 for row in readers[buf])
+        if one:
+            rank_one[buf] = offset
+            offset += int(buffers[buf, 1])
+    return rank_one
 
 
 class _Builder:

@@ -1,10 +1,10 @@
 """The compiled engine (core/engines/compiled_engine.py, issue #23) through the driver: a Trainer
-with backend "compiled" against a Trainer with backend "numpy" (the reference the numpy engine is
-held to autograd by elsewhere): every record and the parameters after 1,000 steps within 1e-12
-relative in float64, for every block type, activation, update rule, step rule, loss and
-reduction; divergence at the same step with the same reason; the optimizer state continued
-exactly; make_engine's 'auto' choice (a file look-up, no compile); an install whose numba cache
-cannot be written. float64 only: each dtype costs a compile where the cache is cold."""
+with backend "compiled" against Trainers with backend "numpy" and "torch" (the autograd
+reference): every record and the parameters after 1,000 steps within 1e-12 relative in float64,
+for every block type, activation, update rule, step rule, loss and reduction; float32 against
+autograd within float32's tolerance; divergence at the same step with the same reason; the
+optimizer state continued exactly; make_engine's 'auto' choice (a file look-up, no compile); an
+install whose numba cache cannot be written; the warming child's life tied to its parent's."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from margin_explorer.core.architecture import (Activation, ArchitectureSpec, Den
                                                Residual, mlp)
 from margin_explorer.core.config import (DatasetConfig, FamilyConfig, LossConfig, OptimizerConfig,  # noqa: E402
                                          RunConfig, RunSettings)
+from margin_explorer.core.engines.autograd_engine import AutogradEngine  # noqa: E402
 from margin_explorer.core.engines.compiled_engine import CompiledEngine, covers  # noqa: E402
 from margin_explorer.core.engines.numpy_engine import NumpyEngine  # noqa: E402
 from margin_explorer.core.errors import TrainingError  # noqa: E402
@@ -63,15 +64,25 @@ def train(config, backend, steps=None):
 
 
 def run_both(config, steps=None):
+    """((numpy trainer, chunk), (compiled ...), (autograd ...)): the compiled engine and the two it is
+    held to, the numpy engine and the reference, torch autograd."""
     numpy_trainer, numpy_chunk = train(config, "numpy", steps)
     compiled_trainer, compiled_chunk = train(config, "compiled", steps)
+    autograd_trainer, autograd_chunk = train(config, "torch", steps)
     assert isinstance(numpy_trainer.engine, NumpyEngine) and isinstance(compiled_trainer.engine, CompiledEngine)
-    return (numpy_trainer, numpy_chunk), (compiled_trainer, compiled_chunk)
+    assert isinstance(autograd_trainer.engine, AutogradEngine)
+    return (numpy_trainer, numpy_chunk), (compiled_trainer, compiled_chunk), (autograd_trainer, autograd_chunk)
 
 
-def assert_same(pair, tol=TOL, min_records=20):
+def assert_same(runs, tol=TOL, min_records=20):
+    """The compiled run (runs[1]) against the numpy engine's (runs[0]) and autograd's (runs[2])."""
+    for reference in (runs[0], runs[2]):
+        _assert_same_run(reference, runs[1], tol, min_records)
+
+
+def _assert_same_run(reference, compiled, tol, min_records):
     """Status, reason, steps, every record (but wall time), snapshots and the parameters."""
-    (a, ca), (b, cb) = pair
+    (a, ca), (b, cb) = reference, compiled
     assert (cb.status, cb.reason, cb.step) == (ca.status, ca.reason, ca.step)
     assert relative(cb.params, ca.params) <= tol
     assert set(ca.records) == set(cb.records)
@@ -89,10 +100,6 @@ def assert_same(pair, tol=TOL, min_records=20):
 
 def test_every_activation_with_and_without_bias():
     for kind in sorted(activations.HOMOGENEITY):
-        spec = ArchitectureSpec(2, [Dense(6, True), Activation(kind), Dense(1)])
-        if kind == "leaky_softplus":  # the conv branch's newest: not compiled yet, and said so
-            assert covers(make_config(spec)) == "the compiled engine has no leaky_softplus activation"
-            continue
         param = activations.PARAMETERS.get(kind, (None, None))[1]
         spec = ArchitectureSpec(2, [Dense(6, True), Activation(kind, param), Dense(5), Activation(kind, param),
                                     Dense(1)])
@@ -136,7 +143,7 @@ def test_the_constant_rule_overflow_diverges_at_the_same_step_with_its_record():
     config = make_config(mlp(2, [8]), "gd", "constant", "exponential", lr=0.05)
     config.recording.every_step_until = STEPS
     pair = run_both(config)
-    (_a, ca), (b, cb) = pair
+    (_a, ca), (b, cb), _autograd = pair
     assert ca.status == DIVERGED and "overflowed" in ca.reason and 0 < ca.step < STEPS
     assert cb.records["step"][-1] == ca.step  # the failing step's record is kept
     assert_same(pair, min_records=ca.step + 1)
@@ -147,11 +154,12 @@ def test_a_norm_overflow_diverges_at_the_same_step_without_its_record():
     spec = mlp(2, [8], init=Init(scale=5e148))  # ||theta|| passes the limit (1.3e151 for M = 2) at step 3
     config = make_config(spec, "gd", "loss_normalized", "exponential", lr=5.0)
     config.recording.every_step_until = STEPS
-    (a, ca), (b, cb) = run_both(config)
+    (a, ca), (b, cb), (c, cc) = run_both(config)
     assert ca.status == DIVERGED and "norm" in ca.reason and 0 < ca.step < STEPS, ca.reason
-    assert (cb.status, cb.reason, cb.step) == (ca.status, ca.reason, ca.step)
-    assert cb.records["step"][-1] == ca.step - 1
-    assert relative(cb.params, ca.params) <= TOL
+    for reference in (ca, cc):
+        assert (cb.status, cb.reason, cb.step) == (reference.status, reference.reason, reference.step)
+        assert cb.records["step"][-1] == reference.step - 1
+        assert relative(cb.params, reference.params) <= TOL
 
 
 @pytest.mark.parametrize("kind", ["momentum", "adam"])
@@ -177,11 +185,36 @@ def test_the_optimizer_state_continues_exactly(kind):
         Trainer(config, params=half.params, start_step=300, optimizer_state={})
 
 
+@pytest.mark.parametrize("spec, kind, step_rule, loss, lr", [
+    (mlp(2, [8]), "gd", "constant", "logistic", 0.02),
+    (mlp(2, [8]), "gd", "loss_normalized", "exponential", 0.01),  # at 0.02 its kinks make it chaotic
+    (ArchitectureSpec(2, [Dense(6, True), Activation("gelu"), Residual([Dense(6), Activation("gelu"), Dense(6)]),
+                          Dense(1)]), "gd", "constant", "logistic", 0.02),
+    (ArchitectureSpec(2, [Dense(6, True), Activation("leaky_softplus", 0.5), Dense(1)]), "adam", "constant",
+     "logistic", 0.002),
+], ids=["relu-constant", "relu-loss-normalized", "residual-gelu", "leaky-softplus-adam"])
+def test_float32_follows_autograd_within_float32_rounding(spec, kind, step_rule, loss, lr):
+    """float32 arrays (the scalars in float64, as the numpy engine): every record and the parameters
+    after 1,000 steps within 1e-5 of autograd's in float32 (its epsilon is 1.2e-7; measured ~1e-7,
+    the numpy engine's distance from autograd too). Configs away from chaos and from float32's
+    underflow: past log L ~ -87 e^-q underflows there, and where autograd and the numpy engine then
+    stop on a non-finite gradient the compiled engine, whose loss sums in float64, goes on."""
+    config = make_config(spec, kind, step_rule, loss, lr=lr)
+    config.run.dtype = "float32"
+    compiled, autograd = train(config, "compiled"), train(config, "torch")
+    assert isinstance(compiled[0].engine, CompiledEngine) and compiled[0].engine.theta.dtype == np.float32
+    assert compiled[1].params.dtype == np.float32 and compiled[1].status == FINISHED
+    _assert_same_run(autograd, compiled, 1e-5, 20)
+    assert relative(compiled[1].params, autograd[1].params) > 0  # float32 rounding is there: not float64 in disguise
+
+
 def test_what_it_does_not_cover_says_why():
     config = make_config(mlp(2, [8]), "gd")
     assert covers(config) is True
     config.optimizer.kind, config.optimizer.batch_size = "sgd", 4
     assert "sgd" in covers(config)
+    config.run.backend = "auto"  # auto falls back to the numpy engine, which has sgd
+    assert isinstance(Trainer(config).engine, NumpyEngine)
     config.run.backend = "compiled"
     with pytest.raises(TrainingError, match="run.backend compiled: .*sgd"):
         Trainer(config)
@@ -284,3 +317,75 @@ def test_training_processes_started_together_compile_once_and_never_outlive_thei
     else:
         os.kill(pid, signal.SIGKILL)
         raise AssertionError("the compiler outlived the process that started it")
+
+
+def test_its_blocks_of_kept_steps_are_the_numpy_engines():
+    """The recorder's temporaries grow with a block of kept steps: the compiled engine's blocks are
+    bounded as the numpy engine's (its 64 MB blocks added 10 MB to a 10^6-step run's peak)."""
+    for spec in (mlp(2, [8]), mlp(2, [256])):
+        config = make_config(spec, n=100)
+        limits = [train(config, backend, steps=1)[0].engine.max_kept for backend in ("numpy", "compiled")]
+        assert limits[0] == limits[1] and 1 <= limits[1] <= 256
+
+
+def test_the_warming_child_is_started_without_preexec_fn_and_leaves_when_its_parent_is_gone(monkeypatch):
+    """preexec_fn runs Python between fork and exec: unsafe where the parent has threads (a window's
+    worker has a queue's feeder thread). The child asks for its death signal itself, and a child
+    whose parent is already gone (here: told another parent pid) leaves at once, compiling nothing."""
+    import subprocess
+
+    from margin_explorer.core.engines import compiled_engine
+
+    seen = {}
+
+    class Recorded:
+        def __init__(self, args, **kwargs):
+            seen.update(kwargs, args=args)
+
+    monkeypatch.setattr(subprocess, "Popen", Recorded)
+    compiled_engine.warm_cache(wait=True)
+    assert "preexec_fn" not in seen and f"{os.getpid()}, True)" in seen["args"][-1]
+    monkeypatch.undo()
+    code = ("import os, sys; from margin_explorer.core.engines import compiled_engine as c; "
+            "c.prepare = lambda *a: sys.exit(3); c.warm_alone(('float64',), os.getppid() + 999983)")
+    out = _python(code)
+    assert out.returncode == 0 and out.stderr == ""  # left before prepare (which would exit 3)
+
+
+def test_a_long_cli_run_compiles_in_a_child_and_loads_the_kernels(tmp_path):
+    """`main.py run` on auto, 10^5 steps, a cold cache: the kernels are compiled in a child process
+    (the run's own process only loads them from the cache, ~70 MB less at its peak) and the run
+    trains on the compiled engine."""
+    code = ("import sys; from margin_explorer.app.cli import main; "
+            f"main(['run', 'relu2-blobs', '--steps', '100000', '--out', {str(tmp_path / 'run.h5')!r}]); "
+            "from margin_explorer.core import compiled_kernels as k; s = k.run_block.stats; "
+            "print('HITS', sum(s.cache_hits.values()), 'MISSES', sum(s.cache_misses.values()))")
+    out = _python(code, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    assert out.returncode == 0, out.stderr
+    assert "compiling the compiled engine's kernels" in out.stdout
+    assert out.stdout.split()[-4:] == ["HITS", "1", "MISSES", "0"], out.stdout
+    from margin_explorer.core.run_reader import RunReader
+
+    with RunReader(tmp_path / "run.h5") as run:
+        assert int(run.metrics["step"][-1]) == 100000
+
+
+def test_gradients_below_the_scalar_output_are_kept_rank_one_until_an_activation():
+    """core/compiled_program.py: a buffer read only by dense layers and sums whose gradient is rank
+    one has a rank-one gradient u (x) g (its u kept, no (width, n) product); one an activation
+    reads is full. The equivalence tests above hold the arithmetic (residual, ensemble, both paths)."""
+    from margin_explorer.core.compiled_program import ACT, ADD, CODE, DENSE, EXTRA, IN, OUT, compile_program
+
+    spec = ArchitectureSpec(2, [Dense(6), Activation("gelu"), Residual([Dense(6), Activation("gelu"), Dense(6)]),
+                                Dense(1)])
+    program = compile_program(spec)
+    ops = program.ops
+    first_gelu, branch_gelu = (int(r[OUT]) for r in ops if r[CODE] == ACT)
+    skip_sum = int(next(r[OUT] for r in ops if r[CODE] == ADD))
+    branch_end = int(next(r[EXTRA] for r in ops if r[CODE] == ADD))  # the branch's last layer
+    rank_one = {b for b in range(len(program.buffers)) if program.rank_one[b] >= 0}
+    assert rank_one == {program.output, skip_sum, branch_end, branch_gelu}
+    # the first GELU's output is read by a dense layer that feeds a GELU; the data needs no gradient
+    assert first_gelu not in rank_one and int(ops[0, IN]) not in rank_one
+    assert program.vector_rows == 1 + 6 + 6 + 6
+    assert [int(r[CODE]) for r in ops].count(DENSE) == 4

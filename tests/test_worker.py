@@ -31,6 +31,7 @@ def running_worker():
     commands, results = ctx.Queue(), ctx.Queue()
     worker = ctx.Process(target=worker_main, args=(commands, results), daemon=True)
     worker.start()
+    running_worker.pid = worker.pid
     try:
         yield commands, results
     finally:
@@ -93,6 +94,16 @@ def test_a_training_worker_ends_when_its_window_is_killed(tmp_path):
 
 def test_an_idle_worker_ends_when_its_window_is_killed(tmp_path):
     assert _worker_outlives_its_window(tmp_path, "paused") < 5
+
+
+def test_the_worker_is_a_session_of_its_own():
+    """Linux's autogroup scheduler shares the CPU between sessions: in the window's session the
+    training process got the window's leftovers on a loaded machine (app/worker.py own_session)."""
+    with running_worker() as (commands, results):
+        blobs = datasets.linearly_separable(20, 2, 0.3, seed=0)
+        commands.put(AskGeometry(1, blobs.X, blobs.y))
+        assert isinstance(results.get(timeout=60), GeometryFound)  # its loop runs: own_session is behind it
+        assert os.getsid(running_worker.pid) == running_worker.pid != os.getsid(0)
 
 
 def test_the_worker_answers_geometry_requests():
@@ -188,3 +199,26 @@ def test_the_worker_trains_a_cnn_run():
             elif isinstance(message, ChunkArrived):
                 steps = max(steps, message.step)
         assert statuses == ["finished"] and steps == 8
+
+
+def test_the_live_boundary_grid_is_computed_on_one_blas_thread(monkeypatch):
+    """Its product is large enough for OpenBLAS to thread; on a loaded machine that waited on a
+    descheduled helper thread, a quarter of the training process's time (app/worker.py _live_grid)."""
+    from threadpoolctl import ThreadpoolController, threadpool_limits
+
+    from margin_explorer.app import worker
+    from margin_explorer.core.trainer import Trainer
+
+    config = load_preset("relu2-blobs")
+    config.run.backend = "numpy"
+    trainer = Trainer(config)
+    seen = []
+    real = worker.boundary_grid
+    monkeypatch.setattr(worker, "boundary_grid", lambda *args: (
+        seen.append(max(p.num_threads for p in ThreadpoolController().select(user_api="blas").lib_controllers)),
+        real(*args))[1])
+    with threadpool_limits(2, user_api="blas"):
+        grid = worker._live_grid(trainer)
+        after = max(p.num_threads for p in ThreadpoolController().select(user_api="blas").lib_controllers)
+    assert seen == [1] and after == 2  # one thread inside, the pools as they were after
+    np.testing.assert_array_equal(grid.values, real(trainer.net, trainer.members[0].theta, trainer.dataset.X).values)

@@ -36,11 +36,15 @@ from ..compiled_program import ACTIVATION_CODES
 from ..config import RunConfig
 from ..errors import TrainingError
 from ..step_block import StepBlock
+from .numpy_engine import MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES
 
 OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")
 STEP_RULES = ("constant", "loss_normalized", "lyu_li")
 LOSSES = ("exponential", "logistic")
-KEPT_BYTES = 64 << 20  # the kept steps' theta, grad and q in one block, at most
+# the kept steps of one block, at most: the numpy engine's bounds (its theta, grad and q within
+# RECORD_BLOCK_BYTES, MAX_RECORD_BLOCK of them). The recorder's temporaries grow with a block: with
+# the 64 MB this engine had, the first 1,000 steps of relu2-blobs (each recorded) made one block that
+# added 10 MB to the run's peak; blocks of 4,096 record every step 17-19% faster at widths 16-64
 LONG_RUN = 10**5  # steps: a first compile pays for itself (worth_compiling)
 CHECK_EVERY = 64  # steps between two looks at the clock for the deadline (~25 ns each)
 
@@ -141,42 +145,61 @@ def prepare(dtypes=(np.float64,)) -> float:
     return time.perf_counter() - started
 
 
-def warm_cache(dtypes=("float64",)):
+def warm_cache(dtypes=("float64",), wait: bool = False):
     """Compile the kernels into numba's on-disk cache in a child process, and return it (a
     subprocess.Popen): a training process may start this when it starts, so that the first Run
     finds the cache warm (a first compile takes 5-22 s on a loaded 2-core machine; loading the
     cache ~1.5 s) without holding its GIL while it trains with another engine meanwhile. Useless,
-    and harmless, where the cache cannot be written."""
+    and harmless, where the cache cannot be written. ``wait``: where another child is compiling,
+    wait for it rather than leave at once. The child ends with the process that started it
+    (``_die_with_parent``, run first thing in the child: no preexec_fn, which is unsafe in a
+    process with threads)."""
     import subprocess
 
     code = ("import numpy as np; from margin_explorer.core.engines.compiled_engine import warm_alone; "
-            f"warm_alone(tuple(np.dtype(d) for d in {list(map(str, dtypes))!r}))")
+            f"warm_alone(tuple(np.dtype(d) for d in {list(map(str, dtypes))!r}), {os.getpid()}, {bool(wait)})")
     return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+                            stderr=subprocess.DEVNULL)
 
 
-def _die_with_parent() -> None:
-    """In the warming child, before it runs: Linux sends it SIGKILL when the process that started
-    it ends (a window closed mid-compile leaves no compiler behind); elsewhere nothing."""
+def _die_with_parent(parent: int) -> None:
+    """In the warming child: end it when ``parent``, the process that started it, ends (a window
+    closed mid-compile leaves no compiler behind). On Linux the kernel sends SIGKILL then
+    (PR_SET_PDEATHSIG), and a parent gone before the request took effect shows as a changed
+    parent pid (the child was adopted); elsewhere a daemon thread looks at the parent pid twice
+    a second."""
     try:
         import ctypes
         import signal
 
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+        if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL)) != 0:  # PR_SET_PDEATHSIG
+            raise OSError("prctl")
+    except (OSError, AttributeError):  # not Linux
+        import threading
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(0)
+
+        threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+    if os.getppid() != parent:  # it ended before the request was made
+        os._exit(0)
 
 
-def warm_alone(dtypes) -> None:
-    """``prepare`` in the warming child, unless another child is compiling already: training
-    processes started together (a test suite, several windows) compile once, not once each."""
+def warm_alone(dtypes, parent: int | None = None, wait: bool = False) -> None:
+    """``prepare`` in the warming child (see warm_cache), unless another child is compiling already:
+    training processes started together (a test suite, several windows) compile once, not once
+    each; with ``wait``, after the other child, loading what it left (no second compile)."""
     import fcntl
 
+    if parent is not None:
+        _die_with_parent(parent)
     folder = _marker("float64").parent
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = open(folder / "margin_explorer_warming.lock", "a")  # noqa: SIM115 (held until exit)
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:  # another child holds it, or the cache cannot be written: nothing to do here
         return
     prepare(dtypes)
@@ -215,6 +238,7 @@ class _Kernels:
         rows, width = program.buffers[0]
         self.work[rows * n:(rows + width) * n] = np.ascontiguousarray(X.T, dtype=dtype).ravel()
         self.gwork, self.tmp = np.zeros_like(self.work), np.zeros_like(self.work)
+        self.uvec = np.zeros(max(program.vector_rows, 1), dtype=dtype)  # the rank-one gradients' u
         self.y = np.ascontiguousarray(y, dtype=dtype)
         P = program.size
         self.grad, self.scratch = np.zeros(P, dtype=dtype), np.zeros(P, dtype=dtype)
@@ -238,7 +262,8 @@ class _Kernels:
         opt_kind, lr, momentum, beta1, beta2, eps, step_rule, loss_kind, mean, log_n, power, limit = self.settings
         program = self.program
         step, count, diverged_at, overflowed = self.kernels.run_block(
-            program.ops, program.values, program.buffers, n, self.output_row, self.y, theta, self.work, self.gwork, self.tmp,
+            program.ops, program.values, program.buffers, n, self.output_row, int(program.output), program.rank_one,
+            self.uvec, self.y, theta, self.work, self.gwork, self.tmp,
             self.grad, self.q, self.weights, self.scratch, dtype.type(0), opt_kind, lr, momentum, beta1, beta2, eps,
             self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, rules.LOG_MAX,
             int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
@@ -279,7 +304,8 @@ class CompiledEngine:
         self.diverged_at = -1
         self.overflowed = False
         P = kernels.size
-        self.max_kept = max(1, KEPT_BYTES // ((2 * P + self.n) * np.dtype(self.dtype).itemsize))
+        per_kept = (2 * P + self.n) * np.dtype(self.dtype).itemsize
+        self.max_kept = max(1, min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_kept))
 
     def step_threads(self):
         return nullcontext()  # the kernels call no torch; BLAS threads: the process's settings
