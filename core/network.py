@@ -416,7 +416,6 @@ def per_sample_jacobian(net, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
     """The per-sample gradients grad_theta f(theta; x_i), (n, P) for a scalar output and (n, C, P)
     for C outputs: one backward pass per sample and output, for any network with ``outputs``,
     ``backward(theta, w, out=)`` and ``size``."""
-    n = X.shape[0]
     f = net.outputs(theta, X)
     jac = np.empty(f.shape + (net.size,), dtype=theta.dtype)
     seed = np.zeros(f.shape, dtype=theta.dtype)

@@ -82,7 +82,7 @@ def assert_same(runs, tol=TOL, min_records=20):
 
 def _assert_same_run(reference, compiled, tol, min_records):
     """Status, reason, steps, every record (but wall time), snapshots and the parameters."""
-    (a, ca), (b, cb) = reference, compiled
+    (_, ca), (_, cb) = reference, compiled
     assert (cb.status, cb.reason, cb.step) == (ca.status, ca.reason, ca.step)
     assert relative(cb.params, ca.params) <= tol
     assert set(ca.records) == set(cb.records)

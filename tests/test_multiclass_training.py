@@ -4,7 +4,6 @@ Lyu and Li's multi-class theorem on a bias-free ReLU network, and binary runs le
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np

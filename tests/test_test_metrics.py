@@ -3,7 +3,6 @@ has a test set records test accuracy, test log loss and the test samples' normal
 (core/metrics.py TEST_METRICS), each equal to an independent computation from the saved
 parameters; a run without one records exactly the columns it did before."""
 
-import json
 
 import h5py
 import numpy as np
