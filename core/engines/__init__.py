@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..architecture import needs_autograd
+from ..architecture import has_frozen, needs_autograd
 from ..config import RunConfig
 from ..errors import TrainingError
 
@@ -96,6 +96,15 @@ def _torch_or_numpy(config, X, y, thetas, lrs, seeds, order):
 
         return AutogradEngine(config, X, y, thetas, lrs, seeds, order)
     if S > 1 or settings.backend == "batched" or (settings.backend == "auto" and settings.device != "cpu"):
+        if has_frozen(config.architecture.blocks):  # the batched network has no frozen layers
+            if host or S > 1:
+                from .numpy_engine import NumpyEngine as Engine
+            else:
+                from .autograd_engine import AutogradEngine as Engine
+            engine = Engine(config, X, y, thetas, lrs, seeds, order)
+            engine.note = ("frozen dense layers: the batched engine has none; "
+                           + ("the members train one by one on numpy" if S > 1 else "this run trains on autograd"))
+            return engine
         from .batched_engine import BatchedEngine
 
         return BatchedEngine(config, X, y, thetas, lrs, order)

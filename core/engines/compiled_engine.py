@@ -69,7 +69,7 @@ def _unknown_blocks(blocks) -> str:
         elif isinstance(block, Activation):
             inner = "" if block.kind in ACTIVATION_CODES else f"{block.kind} activation"
         elif isinstance(block, Dense):
-            inner = ""
+            inner = "frozen dense layer" if block.frozen is not None else ""
         else:
             inner = f"{getattr(block, 'type', type(block).__name__)} block"
         if inner:
