@@ -167,6 +167,7 @@ class Trainer:
         self.reference = self._reference_direction()
         self.recorder = Recorder(self.net, self.X, self.y, self.loss_kind, self.mean, self.order, self.reference,
                                  rec.support_tolerance, len(configs), self.dataset.X_test, self.dataset.y_test)
+        self.recorder.rates = self.step_rule == "loss_based"
         self.wall = 0.0  # seconds of training so far (the records' wall_time)
 
     @property
@@ -327,6 +328,10 @@ class Trainer:
                                   record=np.ones(1, dtype=bool), snapshot=np.zeros(1, dtype=bool), theta=theta, q=q,
                                   log_l=log_l, grad=grad, end_step=self.step, final_theta=self.params.copy(),
                                   diverged_at=np.full(S, -1, dtype=np.int64), overflowed=np.zeros(S, dtype=bool))
+                rates = getattr(self.engine, "rates", None)  # the loss_based rule's state now
+                if rates is not None:
+                    block.alpha = np.array([[r.alpha for r in rates]])
+                    block.taken = np.array([[float(r.taken) for r in rates]])
                 self.recorder.record(block, valid, self.wall)
 
     # ------------------------------------------------------------------ divergence

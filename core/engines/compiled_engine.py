@@ -54,6 +54,9 @@ def covers(config: RunConfig) -> bool | str:
         return f"the compiled engine runs on the cpu, not {config.run.device}"
     if config.optimizer.kind not in OPTIMIZERS:
         return f"the compiled engine has no {config.optimizer.kind} (it draws minibatches per run)"
+    if config.optimizer.step_rule not in STEP_RULES:
+        return (f"the compiled engine has no {config.optimizer.step_rule} step rule (it undoes steps); "
+                "the numpy and torch backends have it")
     unknown = _unknown_blocks(config.architecture.blocks)
     if unknown:
         return f"the compiled engine has no {unknown}"
