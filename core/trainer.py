@@ -218,9 +218,13 @@ class Trainer:
         return np.column_stack([X, np.ones(self.n)]) if self.config.architecture.blocks[0].bias else X
 
     def reference_margin(self) -> float | None:
-        """min_i y_i <w*, x_i> of the unit reference direction: the limit of the normalized margin."""
+        """min_i y_i <w*, x_i> of the unit reference direction: the limit of the normalized margin;
+        for a small two-layer network with frozen output weights, the largest normalized margin it
+        can have (core/network_margin.py)."""
         if self.reference is None:
-            return None
+            from .network_margin import max_normalized_margin
+
+            return max_normalized_margin(self.config.architecture, self.dataset.X, self.dataset.y)
         return float(np.min(self.dataset.y * (self._reference_inputs() @ self.reference)))
 
     def steepest_reference_margin(self) -> float | None:
