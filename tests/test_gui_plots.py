@@ -343,3 +343,6 @@ def test_a_loss_based_run_draws_alpha_on_the_loss_plots_right_axis(plots, qtbot)
     low, high = companion.view.viewRange()[1]
     assert low < -1.0 and high > np.log10(alpha[-1])
     assert "α" in loss_plot.item.getAxis("right").labelText
+    # the right axis's view box lies over the plot's own, and goes with the plot
+    assert companion.view.sceneBoundingRect() == loss_plot.item.vb.sceneBoundingRect()
+    assert companion.view.parentItem() is loss_plot.item

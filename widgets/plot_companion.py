@@ -23,14 +23,15 @@ class Companion:
         self.axis.setLogMode(False, True)  # the values drawn are log10(alpha): decades on the axis
         self.axis.linkToView(self.view)
         self.view.setXLink(item.vb)
-        item.scene().addItem(self.view)
+        # a child of the plot item, not of the scene: it goes when the plot goes (TrajectoryPlots._build)
+        self.view.setParentItem(item)
         self.curve = pg.PlotDataItem(pen=pg.mkPen(ink("muted"), width=1, style=Qt.DashLine), connect="finite")
         self.view.addItem(self.curve)
         item.vb.sigResized.connect(self._fit)
         self._fit()
 
     def _fit(self, *_args) -> None:
-        self.view.setGeometry(self.item.vb.sceneBoundingRect())
+        self.view.setGeometry(self.item.vb.geometry())  # both in the plot item's coordinates
 
     def set_data(self, x: np.ndarray, values: np.ndarray) -> None:
         """``values`` > 0 at ``x`` (view units of the plot's x axis); drawn as log10."""

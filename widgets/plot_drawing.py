@@ -139,8 +139,6 @@ class CurveDrawing:
                 plot.companion.hide()
             return
         if plot.companion is None:
-            if plot.item.scene() is None:
-                return
             from .plot_companion import Companion
 
             plot.companion = Companion(plot.item, label)
