@@ -12,6 +12,8 @@ from many seeded random starts, is the line the Normalized margin plot draws das
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .architecture import Activation, ArchitectureSpec, Dense, frozen_weight
@@ -21,7 +23,7 @@ NEGATIVE_SLOPE = {"identity": lambda p: 1.0, "relu": lambda p: 0.0, "leaky_relu"
                   "leaky_softplus": lambda p: p, "softplus": lambda p: 0.0, "gelu": lambda p: 0.0,
                   "silu": lambda p: 0.0}
 MAX_TRAINED = 64  # parameters: beyond this the restarts cost more than a run's start should wait
-RESTARTS = 200
+RESTARTS = 30  # the five-point network: each seed 0-9 finds its optimum; ~0.05-0.2 s a start on a loaded machine
 
 
 def frozen_two_layer(spec: ArchitectureSpec):
@@ -45,7 +47,25 @@ def homogenized_margins(theta: np.ndarray, X: np.ndarray, y: np.ndarray, a: np.n
 
 def max_normalized_margin(spec: ArchitectureSpec, X, y, restarts: int = RESTARTS, seed: int = 0) -> float | None:
     """max over ||theta||_2 = 1 of min_i y_i f_H(theta; x_i) for a frozen two-layer ``spec`` of at
-    most MAX_TRAINED trained weights (None for any other network)."""
+    most MAX_TRAINED trained weights (None for any other network). The last few answers are kept:
+    the trainer (the plot's line) and the claim ask for the same one."""
+    key = (json.dumps(spec.to_dict(), sort_keys=True), np.asarray(X, dtype=np.float64).tobytes(),
+           np.asarray(y, dtype=np.float64).tobytes(), np.shape(X), restarts, seed)
+    return _cached_max(key, spec, X, y, restarts, seed) if frozen_two_layer(spec) is not None else None
+
+
+_ANSWERS: dict = {}
+
+
+def _cached_max(key, spec, X, y, restarts, seed):
+    if key not in _ANSWERS:
+        if len(_ANSWERS) >= 8:
+            _ANSWERS.pop(next(iter(_ANSWERS)))
+        _ANSWERS[key] = _max_normalized_margin(spec, X, y, restarts, seed)
+    return _ANSWERS[key]
+
+
+def _max_normalized_margin(spec, X, y, restarts, seed):
     found = frozen_two_layer(spec)
     if found is None:
         return None
@@ -59,15 +79,25 @@ def max_normalized_margin(spec: ArchitectureSpec, X, y, restarts: int = RESTARTS
     def normalized(theta):
         return float(np.min(homogenized_margins(theta, X, y, a, slope)) / np.linalg.norm(theta))
 
-    constraints = [{"type": "ineq", "fun": lambda v: homogenized_margins(v[:-1], X, y, a, slope) - v[-1]},
-                   {"type": "ineq", "fun": lambda v: 1.0 - v[:-1] @ v[:-1]}]
+    m, d = len(a), X.shape[1]
+
+    def margins_jacobian(v):
+        """d/dv of y_i f_H(x_i) - t: row i is y_i a_j h'(w_j . x_i) x_i for each j, then -1."""
+        z = X @ v[:-1].reshape(m, d).T  # (n, m)
+        slopes = np.where(z > 0, 1.0, slope) * a * y[:, None]
+        return np.column_stack([(slopes[:, :, None] * X[:, None, :]).reshape(len(y), m * d), -np.ones(len(y))])
+
+    constraints = [{"type": "ineq", "fun": lambda v: homogenized_margins(v[:-1], X, y, a, slope) - v[-1],
+                    "jac": margins_jacobian},
+                   {"type": "ineq", "fun": lambda v: 1.0 - v[:-1] @ v[:-1], "jac": lambda v: np.append(-2.0 * v[:-1], 0.0)}]
+    objective_gradient = np.append(np.zeros(size), -1.0)
     rng = np.random.default_rng(seed)
     best = -np.inf
     for _ in range(restarts):
         start = rng.normal(size=size)
         start /= np.linalg.norm(start)
-        result = minimize(lambda v: -v[-1], np.append(start, normalized(start)), constraints=constraints,
-                          method="SLSQP", options={"maxiter": 300, "ftol": 1e-13})
+        result = minimize(lambda v: -v[-1], np.append(start, normalized(start)), jac=lambda v: objective_gradient,
+                          constraints=constraints, method="SLSQP", options={"maxiter": 300, "ftol": 1e-13})
         theta = result.x[:-1]
         if np.linalg.norm(theta) > 0:
             best = max(best, normalized(theta))
