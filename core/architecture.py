@@ -19,7 +19,7 @@ Snapshots use this order.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
 
@@ -35,19 +35,53 @@ ActivationKind = Literal["identity", "relu", "leaky_relu", "abs", "relu_k", "gel
                          "softplus", "leaky_softplus", "elu", "tanh", "sigmoid"]
 
 
+FROZEN_PATTERNS = ("+-1/m",)
+
+
 @dataclass
 class Dense(Serializable):
-    """A fully connected layer h -> W h (+ b)."""
+    """A fully connected layer h -> W h (+ b).
+
+    ``frozen`` fixes W instead of training it: "+-1/m" (each row: +1/m on the first half of its
+    m inputs, -1/m on the second half, Kou, Chen and Gu 2023; Cai et al. 2024's +-1/2 for m = 2)
+    or the values of W (out x in, row-major). Frozen weights are not parameters: theta, its norm,
+    the order M, margins and KKT are over the trained weights only (THEORY.md, More blocks)."""
 
     width: int
     bias: bool = False
+    frozen: Optional[Union[Literal["+-1/m"], list[float]]] = None
     type: Literal["dense"] = "dense"
 
     def validate(self, path):
         require(1 <= self.width <= 100_000, f"{path}.width", f"must be between 1 and 100000, got {self.width}")
+        if self.frozen is not None:
+            require(not self.bias, f"{path}.bias", "a frozen layer has no bias (its weights are fixed, not trained)")
+            if not isinstance(self.frozen, str):
+                require(all(np.isfinite(v) for v in self.frozen), f"{path}.frozen", "the frozen values must be finite")
 
     def to_dict(self) -> dict:
-        return {"type": "dense", "width": self.width, "bias": self.bias}
+        out = {"type": "dense", "width": self.width, "bias": self.bias}
+        if self.frozen is not None:
+            out["frozen"] = self.frozen if isinstance(self.frozen, str) else [float(v) for v in self.frozen]
+        return out
+
+
+def frozen_weight(block: Dense, fan_in: int) -> np.ndarray:
+    """The fixed matrix W (out x in) of a frozen dense layer (Dense.frozen)."""
+    if isinstance(block.frozen, str):  # "+-1/m"
+        row = np.full(fan_in, 1.0 / fan_in)
+        row[fan_in // 2:] *= -1.0
+        return np.tile(row, (block.width, 1))
+    return np.asarray(block.frozen, dtype=np.float64).reshape(block.width, fan_in)
+
+
+def is_frozen(block) -> bool:
+    return isinstance(block, Dense) and block.frozen is not None
+
+
+def has_frozen(blocks) -> bool:
+    """Whether any block (nested ones too) is a frozen dense layer."""
+    return _find(blocks, Dense, "", lambda b: b.frozen is not None) is not None
 
 
 @dataclass
@@ -300,6 +334,13 @@ def block_shape(block, shape: tuple, path: str) -> tuple:
     if isinstance(block, Dense):
         require(len(shape) == 1, path, f"a dense layer needs a vector, but its input is an image of shape "
                 f"{_image(shape)}: add a flatten block before it")
+        if block.frozen == "+-1/m":
+            require(shape[0] % 2 == 0, f"{path}.frozen",
+                    f"+-1/m splits the layer's m inputs in two halves, but it has m = {shape[0]} (odd)")
+        elif block.frozen is not None:
+            require(len(block.frozen) == block.width * shape[0], f"{path}.frozen",
+                    f"needs {block.width} x {shape[0]} = {block.width * shape[0]} values (out x in, row-major), "
+                    f"got {len(block.frozen)}")
         return (block.width,)
     if isinstance(block, (Conv2d, Pool)):
         name = "a conv2d layer" if isinstance(block, Conv2d) else f"a {block.type} block"
@@ -383,7 +424,7 @@ def parameter_layout(spec: ArchitectureSpec) -> list[tuple[str, int, tuple]]:
                 shape = ends[0]
                 continue
             end = block_shape(block, shape, name)
-            if isinstance(block, WEIGHT_BLOCKS):
+            if isinstance(block, WEIGHT_BLOCKS) and not is_frozen(block):  # frozen weights are not in theta
                 fan_in = shape[0] if isinstance(block, Dense) else shape[0] * block.kernel ** 2
                 layout.append((f"{name}.weight", end[0] * fan_in, (end[0], fan_in)))
                 if block.bias:
@@ -417,15 +458,16 @@ def check_image_input(spec: ArchitectureSpec, image_shape) -> None:
             f"the network reads {height} x {width} images, but the dataset's images are {h} x {w}")
 
 
-def _find(blocks, kinds, path):
-    """The path of the first block of ``kinds`` in ``blocks`` (nested ones too), or None."""
+def _find(blocks, kinds, path, where=None):
+    """The path of the first block of ``kinds`` in ``blocks`` (nested ones too) for which
+    ``where(block)`` holds (every one when None), or None."""
     for i, block in enumerate(blocks):
         sub = f"{path}[{i}]"
-        if isinstance(block, kinds):
+        if isinstance(block, kinds) and (where is None or where(block)):
             return sub
         inner = ([block.blocks] if isinstance(block, Residual) else block.members if isinstance(block, Ensemble) else [])
         for k, b in enumerate(inner):
-            found = _find(b, kinds, f"{sub}.blocks" if isinstance(block, Residual) else f"{sub}.members[{k}]")
+            found = _find(b, kinds, f"{sub}.blocks" if isinstance(block, Residual) else f"{sub}.members[{k}]", where)
             if found:
                 return found
     return None
@@ -446,7 +488,8 @@ def image_block(spec: ArchitectureSpec) -> str | None:
 
 def is_linear_model(spec: ArchitectureSpec) -> bool:
     """A single dense layer of width 1: f(x) = w.x (+ b), where the SVM direction is the reference."""
-    return len(spec.blocks) == 1 and isinstance(spec.blocks[0], Dense) and spec.blocks[0].width == 1
+    block = spec.blocks[0]
+    return len(spec.blocks) == 1 and isinstance(block, Dense) and block.width == 1 and block.frozen is None
 
 
 def mlp(input_dim: int, widths: list[int], activation: str = "relu", param: float | None = None,

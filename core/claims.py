@@ -533,12 +533,57 @@ def margin_grows_test_flat(run, statement, growth=1.5, test_band=0.02, decades=1
                    f"{test[0]:.4g} -> {test[-1]:.4g}, range {band:.3g} over those records (bar {test_band:g})", ratio)
 
 
+def _points(run):
+    """(X, y) the run trained on: its own dataset, or the config's rebuilt."""
+    data = run.dataset if run.dataset is not None else run.config.dataset.build()
+    return data.X, data.y
+
+
+def margin_reaches_network_max(run, statement, ratio=0.95):
+    """The normalized margin ends within ``ratio`` of the largest this network can have: for a small
+    two-layer network with frozen output weights, core/network_margin.py's max over ||theta|| = 1 of
+    the homogenized network's margin (the limit GD's margin tends to at a global optimum)."""
+    from .network_margin import max_normalized_margin
+
+    name = "margin_reaches_network_max"
+    X, y = _points(run)
+    best = max_normalized_margin(run.config.architecture, X, y)
+    if best is None:
+        return _cannot_tell(name, statement, "does not apply: not a small two-layer network with a frozen output layer")
+    gamma = run.get("normalized_margin")
+    final = float(gamma[-1])
+    first_positive = np.flatnonzero(gamma > 0)
+    turned = f"positive from step {_step(run, int(first_positive[0]))}, " if len(first_positive) else "never positive, "
+    return Verdict(name, statement, bool(final >= ratio * best),
+                   f"gamma {turned}{final:.5g} at step {_step(run, -1)} = {final / best:.1%} of the network's largest "
+                   f"normalized margin {best:.5g} (bar {ratio:.0%})", final / best)
+
+
+def neuron_margins_negative(run, statement):
+    """Each hidden neuron alone (its frozen output weight a_j, its activation) misclassifies a sample
+    at the end: min_i y_i a_j s(w_j . x_i) / ||w_j|| < 0 for every j, while the network's normalized
+    margin is positive (the neurons separate the data only together)."""
+    from .network_margin import neuron_margins
+
+    name = "neuron_margins_negative"
+    if run.final_params is None:
+        return _too_short(name, statement, "the run's final parameters are not known yet")
+    X, y = _points(run)
+    margins = neuron_margins(run.config.architecture, run.final_params, X, y)
+    if margins is None:
+        return _cannot_tell(name, statement, "does not apply: not a two-layer network with a frozen output layer")
+    gamma = float(run.get("normalized_margin")[-1])
+    return Verdict(name, statement, bool(np.all(margins < 0) and gamma > 0),
+                   "each neuron's own normalized margin at step " + _step(run, -1) + ": "
+                   + ", ".join(f"{v:.4g}" for v in margins) + f"; the network's {gamma:.4g}", float(np.max(margins)))
+
+
 CHECKS = {f.__name__: f for f in (loss_rate, norm_rate, angle_to_reference_below, angle_decreasing, norm_log_growth,
                                   smoothed_margin_monotone, margins_converge, kkt_decreasing, norm_increasing,
                                   alignment_to_one, margin_nearly_monotone, euler_defect_vanishing, ensemble_share,
                                   margin_increasing_in, stable_rank, sample_margins_equalize,
                                   loss_oscillates_then_falls, margin_rises_after_loss_settles, max_margin_reached,
-                                  margin_grows_test_flat)}
+                                  margin_grows_test_flat, margin_reaches_network_max, neuron_margins_negative)}
 
 
 def parse_claims(raw, path: str = "claims") -> list[ClaimSpec]:

@@ -130,11 +130,13 @@ class OptimizerConfig(Serializable):
     (eta / (L log(1/L)^(2 - 2/M)), Lyu and Li 2020's GD schedule: for M = 1 it is eta / L, for
     M > 1 it keeps the norm's growth polynomial where eta / L makes it exponential). In lyu_li's
     log factor L is the SUM of the losses even with ``loss.reduction`` mean (L_sum = n L_mean), as
-    in the paper, so a mean-loss run follows the same trajectory as the summed one."""
+    in the paper, so a mean-loss run follows the same trajectory as the summed one. loss_based:
+    Lyu and Li's experiments' adaptive rate alpha_t / L with undone steps (core/step_rule.py
+    LossBasedRate), alpha_0 = ``lr``; gradient descent only."""
 
     kind: Literal["gd", "normalized_gd", "sgd", "sign", "coordinate", "momentum", "adam"] = "gd"
     lr: float = 0.1
-    step_rule: Literal["constant", "loss_normalized", "lyu_li"] = "loss_normalized"
+    step_rule: Literal["constant", "loss_normalized", "lyu_li", "loss_based"] = "loss_normalized"
     batch_size: Optional[int] = None
     momentum: float = 0.9
     beta1: float = 0.9
@@ -144,6 +146,8 @@ class OptimizerConfig(Serializable):
     def validate(self, path):
         require(self.kind in OPTIMIZER_KINDS, f"{path}.kind", f"unknown optimizer {self.kind!r}")
         require(self.lr > 0, f"{path}.lr", f"the step size must be > 0, got {self.lr}")
+        require(self.step_rule != "loss_based" or self.kind == "gd", f"{path}.step_rule",
+                f"loss_based (Lyu and Li's adaptive rate, which undoes steps) runs with gd only, not {self.kind}")
         if self.kind == "sgd":
             require(self.batch_size is not None and self.batch_size >= 1, f"{path}.batch_size",
                     "sgd needs a batch_size >= 1")

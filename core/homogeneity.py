@@ -3,7 +3,8 @@
 ``analyze(spec)`` walks the blocks tracking the order d of the hidden representation in
 theta (the input has order 0): a dense or conv layer adds 1 (both are linear in their weights),
 ReLU^k multiplies by k, 1-homogeneous activations keep it, and so do max- and average-pooling
-(1-homogeneous in their input for c > 0) and flatten. It returns one of three verdicts with the order M and a sentence:
+(1-homogeneous in their input for c > 0), flatten, and a frozen dense layer (its fixed
+weights are not in theta: Kou et al.'s +-1/m output layer leaves a 1-homogeneous network). It returns one of three verdicts with the order M and a sentence:
 
 - exact: f(c theta) = c^M f(theta) for all c > 0;
 - near: near-M-homogeneous in the sense of Cai et al. 2025 (residual blocks, GELU/SiLU/
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import activations
-from .architecture import WEIGHT_BLOCKS, Activation, ArchitectureSpec, Ensemble, Residual
+from .architecture import WEIGHT_BLOCKS, Activation, ArchitectureSpec, Ensemble, Residual, is_frozen
 
 EXACT, NEAR, NONE = "exact", "near", "none"
 
@@ -73,6 +74,8 @@ class _State:
 
 def _walk(blocks, degree: float, state: _State) -> float:
     for block in blocks:
+        if is_frozen(block):
+            continue  # fixed weights, not in theta: linear in its input, it adds no order
         if isinstance(block, WEIGHT_BLOCKS):  # dense or conv2d; pooling and flatten change no order
             if block.bias and degree > 0:
                 state.note(state.near, "a bias past the first layer adds lower-order terms")

@@ -52,6 +52,13 @@ TEST_SCALARS = {
     "test_margin_min": "min_i q_i / ||theta||_2^M over the test samples (negative: a test sample is misclassified)",
     "test_margin_below_zero": "fraction of TEST samples with q_i < 0 (misclassified, ties not counted)",
 }
+# Lyu and Li's loss-based step rule (core/step_rule.py LossBasedRate): recorded only for runs with
+# optimizer.step_rule loss_based
+RATE_SCALARS = {
+    "step_alpha": "alpha_t of the loss_based step rule: the step from this record is alpha_t grad log L (eta_t = alpha_t / L)",
+    "step_taken": ("1 where the step into this record lowered the loss (or tied) and was kept, 0 where it raised it "
+                   "and was undone (theta here equals theta before it, exactly)"),
+}
 TEST_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)  # core/multiclass.py's, the test_margin_quantiles' columns
 TEST_ARRAYS = {
     "test_margin_quantiles": ("the 10%, 25%, 50%, 75% and 90% quantiles of the test samples' normalized margins "
@@ -66,7 +73,7 @@ SNAPSHOT_METRICS = {
     "kkt_delta": "complementary slackness: sum_i lambda_i (q_i(theta~) - 1), for the same jointly fitted lambda",
     "euler_defect": "max_i |<grad f(x_i), theta> - M f(x_i)| / ||theta||^M",
 }
-DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **TEST_METRICS, **SNAPSHOT_METRICS}
+DEFINITIONS = {**SCALAR_METRICS, **ARRAY_METRICS, **TEST_METRICS, **RATE_SCALARS, **SNAPSHOT_METRICS}
 
 
 def unit_angle(u: np.ndarray, v: np.ndarray) -> float:

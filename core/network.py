@@ -16,7 +16,7 @@ from . import activations
 from .blas import one_blas_thread, one_torch_thread
 from . import conv_nodes
 from .architecture import (IMAGE_BLOCKS, WEIGHT_BLOCKS, Activation, ArchitectureSpec, Conv2d, Dense, Ensemble, Residual,
-                           needs_autograd, output_shape, parameter_layout, weight_slices)
+                           frozen_weight, needs_autograd, output_shape, parameter_layout, weight_slices)
 from .errors import TrainingError
 
 
@@ -197,6 +197,30 @@ class _DenseNode:
         return RankOne(g.a, g.b @ theta[self.w_slice].reshape(self.shape))
 
 
+class _FrozenDenseNode:
+    """A frozen dense layer h -> W h with a fixed W (core/architecture.py Dense.frozen): no slice
+    of theta, nothing written to the gradient; only the gradient below passes through W."""
+
+    __slots__ = ("W", "first")
+
+    def __init__(self, W: np.ndarray, first: bool):
+        self.W, self.first = W, first
+
+    def forward(self, theta, h):
+        if type(h) is Product and self.W.shape[0] == 1:
+            return h.times(self.W.T), None
+        return full(h) @ self.W.T, None
+
+    def backward(self, theta, g, h, grad):
+        if self.first:
+            return None
+        if type(g) is RankOne:
+            return RankOne(g.a, g.b @ self.W)
+        if self.W.shape[0] == 1:  # an output layer: the gradient below is g w, rank one
+            return RankOne(g, self.W)
+        return g @ self.W
+
+
 class ActivationNode:
     __slots__ = ("kind", "param", "erf")
 
@@ -274,15 +298,21 @@ class NodeBuilder:
     ones (core/conv_nodes.py; None: refused); the sequence, residual and ensemble nodes only add
     and chain, so all share them. ``width``: a vector's width, or an image's (channels, height, width)."""
 
-    def __init__(self, dense, activation, image=None):
-        self.dense, self.activation, self.image = dense, activation, image
+    def __init__(self, dense, activation, image=None, frozen=None):
+        """``frozen(W, first)``: the node of a frozen dense layer; None where the engine has none."""
+        self.dense, self.activation, self.image, self.frozen = dense, activation, image, frozen
         self.offset, self.first = 0, True  # first: no parameter before this point needs an input gradient
         self.ensembles: list[_EnsembleNode] = []
 
     def build(self, blocks, width) -> _SequenceNode:
         nodes = []
         for block in blocks:
-            if isinstance(block, Dense):
+            if isinstance(block, Dense) and block.frozen is not None:
+                if self.frozen is None:
+                    raise TrainingError("frozen dense layers train on the numpy and autograd engines only")
+                node = self.frozen(frozen_weight(block, width), self.first)  # no parameter: ``first`` unchanged
+                width = block.width
+            elif isinstance(block, Dense):
                 node = self.dense(self.offset, block.width, width, block.bias, self.first)
                 self.offset += block.width * width + (block.width if block.bias else 0)
                 self.first = False
@@ -336,7 +366,7 @@ class NumpyNetwork:
             self.kinds.add(kind)
             return ActivationNode(kind, param, erf)
 
-        builder = NodeBuilder(_DenseNode, activation, conv_nodes.image_node)
+        builder = NodeBuilder(_DenseNode, activation, image=conv_nodes.image_node, frozen=_FrozenDenseNode)
         self.root = builder.build(spec.blocks, spec.input_dim if spec.input_shape is None else spec.in_shape)
         if spec.input_shape is not None:  # rows of X as images
             self.root.nodes.insert(0, conv_nodes.ImageInput(spec.in_shape))
@@ -441,7 +471,7 @@ def _defer_branch_ends(sequence: _SequenceNode) -> None:
 def _has_dense(blocks) -> bool:
     """Whether ``blocks`` hold a weight layer (dense or conv2d)."""
     for b in blocks:
-        if isinstance(b, WEIGHT_BLOCKS):
+        if isinstance(b, WEIGHT_BLOCKS) and not (isinstance(b, Dense) and b.frozen is not None):
             return True
         if isinstance(b, Residual) and _has_dense(b.blocks):
             return True

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from . import losses, multiclass
-from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, TEST_QUANTILES, TEST_SCALARS, stable_rank
+from .metrics import RATE_SCALARS, SUPPORT_DECADES, SUPPORT_STEPS, TEST_QUANTILES, TEST_SCALARS, stable_rank
 from .spectral import SMALLEST, TopEigenvalue
 from .step_block import StepBlock
 
@@ -81,6 +81,7 @@ class _Rows:
         self.support: list = []
         self.shares: list = []
         self.tests: list = []  # one row of TEST_SCALARS and the quantiles per record (test set only)
+        self.rates: list = []  # (alpha, taken) per record (the loss_based step rule only)
         self.previous_direction = None
         self.last_step = -1
         self.tops = [TopEigenvalue() for _ in range(layers)]
@@ -101,6 +102,9 @@ class Recorder:
         self.log_n = math.log(self.n)
         self.reference, self.support_tol = reference, support_tol
         self.members = [_Rows(len(net.weight_slices)) for _ in range(members)]
+        # the loss_based step rule's alpha and step_taken per record (core/step_rule.py LossBasedRate);
+        # a block without them (none was given) records NaN there
+        self.rates = False
 
     def use_exact_ranks(self) -> None:
         """Every stable rank from here by the full symmetric eigensolver instead of the warm
@@ -134,6 +138,12 @@ class Recorder:
         theta, q, log_l, grad = (block.theta[block_rows], block.q[block_rows], block.log_l[block_rows],
                                  block.grad[block_rows])
         self._record(steps, walls, theta, q, log_l, grad, rows_of)
+        if self.rates:
+            nan = np.full(log_l.shape, np.nan)
+            alpha = nan if block.alpha is None else block.alpha[block_rows]
+            taken = nan if block.taken is None else block.taken[block_rows]
+            for s, rows in enumerate(rows_of):
+                self.members[s].rates.extend(zip(alpha[rows, s].tolist(), taken[rows, s].tolist()))
 
     def _record(self, steps, walls, theta, q, log_l, grad, rows_of) -> None:
         order, n, nan = self.order, self.n, np.nan
@@ -276,6 +286,11 @@ class Recorder:
                 for i, name in enumerate(TEST_SCALARS):
                     records[name] = tests[:, i].copy()
                 records["test_margin_quantiles"] = tests[:, len(TEST_SCALARS):].copy()
+            if member.rates:
+                rates = np.array(member.rates, dtype=np.float64)
+                for i, name in enumerate(RATE_SCALARS):
+                    records[name] = rates[:, i].copy()
+        member.rates = []
         member.scalars, member.samples, member.layers, member.support, member.shares = [], [], [], [], []
         member.tests = []
         return records

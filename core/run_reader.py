@@ -31,7 +31,7 @@ from .architecture import parameter_count
 from .config import FAMILY_SETTINGS, MAX_FAMILY, FamilyConfig, RunConfig
 from .datasets import MAX_CLASSES, Dataset
 from .errors import ConfigError, DatasetError, RunFileError
-from .metrics import (ARRAY_METRICS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES, TEST_ARRAYS, TEST_QUANTILES,
+from .metrics import (ARRAY_METRICS, RATE_SCALARS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES, TEST_ARRAYS, TEST_QUANTILES,
                       TEST_SCALARS)
 from .output_path import FORMAT
 
@@ -462,7 +462,7 @@ class RunReader:
             if name in axes:
                 continue
             where = f"metrics/{name}"
-            ndim = (1 if name in SCALAR_METRICS or name in TEST_SCALARS else 2 if name in ARRAY_METRICS or name in TEST_ARRAYS
+            ndim = (1 if name in SCALAR_METRICS or name in TEST_SCALARS or name in RATE_SCALARS else 2 if name in ARRAY_METRICS or name in TEST_ARRAYS
                     else (1, 2))
             ds = _dataset(path, metrics, name, where, ndim)
             if name in widths and ds.shape[1] != widths[name]:

@@ -26,7 +26,7 @@ from . import __version__
 from .config import RunConfig
 from .datasets import Dataset
 from .errors import RunFileError, RunFileWriteError
-from .metrics import SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES, TEST_QUANTILES, TEST_SCALARS
+from .metrics import RATE_SCALARS, SCALAR_METRICS, SNAPSHOT_METRICS, SUPPORT_DECADES, TEST_QUANTILES, TEST_SCALARS
 from .output_path import FORMAT, check_output, hold_writer_lock
 
 # Chunk sizes: a chunk is allocated whole on disk and held whole in HDF5's cache while it fills, so
@@ -165,7 +165,8 @@ class RunWriter:
             ds.attrs["definition"] = definition
             self.metrics[name] = ds
         tested = dataset.X_test is not None  # the test metrics: only for a run with a test set
-        for name, definition in (TEST_SCALARS.items() if tested else ()):
+        adaptive = config.optimizer.step_rule == "loss_based"  # alpha and step_taken: that rule's only
+        for name, definition in [*(TEST_SCALARS.items() if tested else ()), *(RATE_SCALARS.items() if adaptive else ())]:
             ds = metrics.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(SCALAR_CHUNK,), dtype=np.float64)
             ds.attrs["definition"] = definition
             self.metrics[name] = ds

@@ -4,7 +4,7 @@ records from it with the recorder (core/recorder.py) and the snapshots itself.""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +23,9 @@ class StepBlock:
     final_theta: np.ndarray  # (S, P) at end_step (diverged members: frozen where they failed)
     diverged_at: np.ndarray  # int64 (S,): -1 while alive, else the step at which the member failed
     overflowed: np.ndarray   # bool (S,): the constant rule's loss overflowed exp (recorded, then diverged)
+    # the loss_based step rule's (core/step_rule.py LossBasedRate), else None: (K, S) each
+    alpha: np.ndarray | None = field(default=None)  # alpha_t, the rate of the step from the kept step
+    taken: np.ndarray | None = field(default=None)  # 1.0: the step into it was kept; 0.0: undone (theta restored)
 
     def last_valid(self) -> np.ndarray:
         """int64 (S,): the last step each member's records and snapshots reach: the one before it

@@ -10,7 +10,7 @@ from torch import nn
 
 from . import activations
 from .architecture import (Activation, ArchitectureSpec, Conv2d, Dense, Ensemble, Flatten, Pool, Residual,
-                           output_shape, weight_slices)
+                           frozen_weight, output_shape, weight_slices)
 
 
 class _Act(nn.Module):
@@ -54,11 +54,25 @@ class _Pool(nn.Module):
         return self.pool(x, self.kernel, self.stride)
 
 
+class _FrozenLinear(nn.Module):
+    """A frozen dense layer: its W is a buffer, not a parameter, so it is not in theta (load_flat,
+    flat and autograd's gradient skip it) but moves with .to(dtype, device)."""
+
+    def __init__(self, W):
+        super().__init__()
+        self.register_buffer("weight", torch.as_tensor(W))
+
+    def forward(self, x):
+        return x @ self.weight.T
+
+
 def _build(blocks, shape):
     """The modules of ``blocks`` on an input of ``shape`` ((width,) or (channels, height, width))."""
     layers = []
     for block in blocks:
-        if isinstance(block, Dense):
+        if isinstance(block, Dense) and block.frozen is not None:
+            layers.append(_FrozenLinear(frozen_weight(block, shape[0])))
+        elif isinstance(block, Dense):
             layers.append(nn.Linear(shape[0], block.width, bias=block.bias))
         elif isinstance(block, Conv2d):  # weight (out, in, k, k): row-major, the layout's out x (in k k)
             layers.append(nn.Conv2d(shape[0], block.channels, block.kernel, block.stride, block.padding, bias=block.bias))

@@ -171,6 +171,7 @@ class Trainer:
         self.reference = self._reference_direction()
         self.recorder = Recorder(self.net, self.X, self.y, self.loss_kind, self.mean, self.order, self.reference,
                                  rec.support_tolerance, len(configs), self.dataset.X_test, self.dataset.y_test)
+        self.recorder.rates = self.step_rule == "loss_based"
         self.wall = 0.0  # seconds of training so far (the records' wall_time)
         self._torch_twin = None  # (module, X) for a multi-class run's Euler defect, made at its first snapshot
 
@@ -222,9 +223,13 @@ class Trainer:
         return np.column_stack([X, np.ones(self.n)]) if self.config.architecture.blocks[0].bias else X
 
     def reference_margin(self) -> float | None:
-        """min_i y_i <w*, x_i> of the unit reference direction: the limit of the normalized margin."""
+        """min_i y_i <w*, x_i> of the unit reference direction: the limit of the normalized margin;
+        for a small two-layer network with frozen output weights, the largest normalized margin it
+        can have (core/network_margin.py)."""
         if self.reference is None:
-            return None
+            from .network_margin import max_normalized_margin
+
+            return max_normalized_margin(self.config.architecture, self.dataset.X, self.dataset.y)
         return float(np.min(self.dataset.y * (self._reference_inputs() @ self.reference)))
 
     def steepest_reference_margin(self) -> float | None:
@@ -335,6 +340,10 @@ class Trainer:
                                   record=np.ones(1, dtype=bool), snapshot=np.zeros(1, dtype=bool), theta=theta, q=q,
                                   log_l=log_l, grad=grad, end_step=self.step, final_theta=self.params.copy(),
                                   diverged_at=np.full(S, -1, dtype=np.int64), overflowed=np.zeros(S, dtype=bool))
+                rates = getattr(self.engine, "rates", None)  # the loss_based rule's state now
+                if rates is not None:
+                    block.alpha = np.array([[r.alpha for r in rates]])
+                    block.taken = np.array([[float(r.taken) for r in rates]])
                 self.recorder.record(block, valid, self.wall)
 
     # ------------------------------------------------------------------ divergence

@@ -215,3 +215,24 @@ def test_a_bias_on_the_second_conv_layer_makes_the_badge_near(builder, qtbot):
     assert builder.badge.property("verdict") == "near" and "bias past the first layer" in builder.explanation.text()
     _select(builder, (0,))
     assert builder.tree.currentItem().text(1) == "0.weight"  # a conv layer's name in the stable-rank plot
+
+
+def test_freezing_the_output_layer_leaves_a_one_homogeneous_network_of_the_first_layer(builder, qtbot):
+    """Kou et al.'s setting from the builder: the output layer frozen at +-1/m; its weights leave
+    theta (32 x 2 first-layer weights remain) and the order drops from 2 to 1; values typed in
+    replace the pattern; undo brings the trained layer back."""
+    _select(builder, (2,))
+    builder.frozen_check.setChecked(True)
+    assert builder.spec().blocks[2].frozen == "+-1/m"
+    assert "exact, M = 1" in builder.badge.text() and "64 parameters" in builder.badge.text()
+    assert "frozen +-1/m" in builder.tree.topLevelItem(2).text(0) and builder.tree.topLevelItem(2).text(1) == ""
+    builder.frozen_edit.setText("1, 2, 3")  # 3 values for a 1 x 32 layer: the badge says what is wrong
+    builder.frozen_edit.editingFinished.emit()
+    assert builder.badge.property("verdict") == "invalid" and "needs 1 x 32 = 32 values" in builder.problem()
+    builder.frozen_edit.setText(", ".join(["0.5"] * 16 + ["-0.5"] * 16))
+    builder.frozen_edit.editingFinished.emit()
+    assert builder.spec().blocks[2].frozen == [0.5] * 16 + [-0.5] * 16
+    builder.undo_stack.undo()
+    builder.undo_stack.undo()
+    builder.undo_stack.undo()
+    assert builder.spec().blocks[2].frozen is None and "M = 2" in builder.badge.text()

@@ -312,3 +312,37 @@ def test_a_health_event_is_marked_on_every_plot_at_its_step(plots):
     plots.set_sources([(_session(0.2 - 0.2 * np.exp(-steps / 300.0), -steps * 0.5), "healthy")])
     plots.refresh(force=True)
     assert plots.plots["loss"].event_lines == []
+
+
+def test_a_loss_based_run_draws_alpha_on_the_loss_plots_right_axis(plots, qtbot):
+    """Lyu and Li's adaptive rate: alpha grows x2^(1/5) and falls /2^(1/10) at undone steps; the
+    loss plot's right-hand axis shows it, in decades (log10 alpha), and a run without it has none."""
+    steps = np.arange(200)
+    alpha = 0.1 * 2.0 ** (steps / 5.0)
+    session = _session(np.linspace(-0.1, 0.1, 200), -steps * 0.5)
+    session.lead.append({"step": np.array([200]), "normalized_margin": np.array([0.1]),
+                         "smoothed_margin": np.array([0.09]), "log_loss": np.array([-100.0]),
+                         "param_norm": np.array([201.0])})
+    plots.set_sources([(session, "plain")])
+    qtbot.wait(50)
+    plots.refresh(force=True)
+    loss_plot = plots.plots["loss"]
+    assert loss_plot.companion is None and not loss_plot.item.getAxis("right").isVisible()
+    with_alpha = _session(np.linspace(-0.1, 0.1, 200), -steps * 0.5)
+    with_alpha.lead.series.clear()
+    with_alpha.lead.append({"step": steps, "normalized_margin": np.linspace(-0.1, 0.1, 200),
+                            "smoothed_margin": np.linspace(-0.11, 0.09, 200), "log_loss": -steps * 0.5,
+                            "param_norm": 1.0 + steps, "step_alpha": alpha})
+    plots.set_sources([(with_alpha, "adaptive")])
+    qtbot.wait(50)
+    plots.refresh(force=True)
+    companion = loss_plot.companion
+    assert companion is not None and loss_plot.item.getAxis("right").isVisible()
+    x, y = companion.curve.getData()
+    assert len(x) >= 100 and np.nanmax(y) == pytest.approx(np.log10(alpha[-1])) and np.nanmin(y) == pytest.approx(-1.0)
+    low, high = companion.view.viewRange()[1]
+    assert low < -1.0 and high > np.log10(alpha[-1])
+    assert "α" in loss_plot.item.getAxis("right").labelText
+    # the right axis's view box lies over the plot's own, and goes with the plot
+    assert companion.view.sceneBoundingRect() == loss_plot.item.vb.sceneBoundingRect()
+    assert companion.view.parentItem() is loss_plot.item

@@ -67,5 +67,5 @@ def test_drop_downs_show_words_and_the_config_keeps_the_names(qtbot):
     assert controls.sections()["optimizer"]["kind"] == "normalized_gd"
     assert controls.sections()["optimizer"]["step_rule"] == "lyu_li"
     shown = [controls.rule.itemText(i) for i in range(controls.rule.count())]
-    assert shown == ["loss-normalized", "Lyu and Li", "constant"]
+    assert shown == ["loss-normalized", "Lyu and Li", "constant", "loss-based α / L (adaptive)"]
     assert not any("_" in controls.optimizer.itemText(i) for i in range(controls.optimizer.count()))

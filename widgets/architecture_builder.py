@@ -85,12 +85,29 @@ POOL_TIPS = {
     "stride": "Pixels the window moves between two outputs (equal to the kernel: windows side by side)",
 }
 
+FROZEN_DEFAULT = "+-1/m"
+
+
+def parse_frozen(text: str):
+    """A frozen layer's field from the builder's text: the pattern, a list of numbers, or the text itself."""
+    text = text.strip() or FROZEN_DEFAULT
+    if text in ("+-1/m", "±1/m"):
+        return FROZEN_DEFAULT
+    try:
+        return [float(v) for v in re.split(r"[,\s]+", text) if v]
+    except ValueError:
+        return text
+
+
 BADGE_COLORS = {"exact": "#1b7f3b", "near": "#b07300", "none": "#6b6b6b", "invalid": "#b00020"}
 
 
 def _describe(block: dict) -> str:
     kind = block["type"]
     if kind == "dense":
+        frozen = block.get("frozen")
+        if frozen is not None:
+            return f"Dense {block['width']}, frozen " + (frozen if isinstance(frozen, str) else f"({len(frozen)} values)")
         return f"Dense {block['width']}" + (" + bias" if block.get("bias") else "")
     if kind == "activation":
         name = block["kind"]
@@ -230,9 +247,41 @@ class ArchitectureBuilder(QWidget):
         self.bias_check.setToolTip("A bias past the first layer makes the network only near-homogeneous")
         self.width_spin.valueChanged.connect(lambda v: self._edit("width", v))
         self.bias_check.toggled.connect(lambda v: self._edit("bias", v))
+        self.frozen_check = QCheckBox("frozen")
+        self.frozen_check.setObjectName("dense-frozen")
+        self.frozen_check.setToolTip("Fixed weights, not trained and not part of theta: the norm, the order M and "
+                                     "the margins count the trained weights only (a frozen output layer adds no order)")
+        self.frozen_edit = QLineEdit()
+        self.frozen_edit.setObjectName("dense-frozen-values")
+        self.frozen_edit.setPlaceholderText(FROZEN_DEFAULT)
+        self.frozen_edit.setToolTip("+-1/m: each row +1/m on the first half of its m inputs, -1/m on the second "
+                                    "(Kou et al. 2023); or the weights out x in, row-major, separated by commas")
+        self.frozen_check.toggled.connect(lambda _v: self._frozen_changed())
+        self.frozen_edit.editingFinished.connect(self._frozen_changed)
         form.addRow("Width", self.width_spin)
         form.addRow("", self.bias_check)
+        form.addRow(self.frozen_check, self.frozen_edit)
         return w
+
+    def _frozen_changed(self) -> None:
+        """The frozen checkbox or its pattern: "+-1/m", or numbers (core/architecture.py Dense.frozen);
+        text that is neither stays as typed, and the badge names the problem."""
+        if self._updating:
+            return
+        path = self.selected_path()
+        if path is None or self._is_member(path):
+            return
+        block = self._get(path)
+        value = parse_frozen(self.frozen_edit.text()) if self.frozen_check.isChecked() else None
+        if block.get("frozen") == value:
+            return
+        before = self.state()
+        if value is None:
+            block.pop("frozen", None)
+        else:
+            block["frozen"], block["bias"] = value, False
+        self._rebuild(select=tuple(path))
+        self._commit("freeze the layer" if value is not None else "train the layer", before)
 
     def _activation_editor(self) -> QWidget:
         w = QWidget()
@@ -600,7 +649,8 @@ class ArchitectureBuilder(QWidget):
         def add_items(parent, blocks, prefix):
             for i, block in enumerate(blocks):
                 path = prefix + (i,)
-                name = next(weights, "") if block["type"] in ("dense", "conv2d") else ""
+                trained = block["type"] in ("dense", "conv2d") and block.get("frozen") is None
+                name = next(weights, "") if trained else ""
                 item = QTreeWidgetItem([_describe(block), name])
                 item.setData(0, Qt.UserRole, path)
                 item.setToolTip(0, _describe(block))
@@ -663,6 +713,11 @@ class ArchitectureBuilder(QWidget):
         if block["type"] == "dense":
             self.width_spin.setValue(block["width"])
             self.bias_check.setChecked(bool(block.get("bias")))
+            frozen = block.get("frozen")
+            self.frozen_check.setChecked(frozen is not None)
+            self.bias_check.setEnabled(frozen is None)
+            self.frozen_edit.setText("" if frozen is None else frozen if isinstance(frozen, str)
+                                     else ", ".join(f"{v:g}" for v in frozen))
             self.editor.setCurrentIndex(1)
         elif block["type"] == "activation":
             self.kind_combo.setCurrentText(block["kind"])

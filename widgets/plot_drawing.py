@@ -94,6 +94,8 @@ class CurveDrawing:
                                    band[1][rows], colour, alpha=45, edge_alpha=90)
                 if spec.reference and s_index == 0:
                     self._reference(plot, source)
+                if spec.extra.get("companion") and s_index == 0:
+                    self._draw_companion(plot, source, steps, window)
             elif spec.kind == "columns":
                 values = source.get(spec.curves[0][0])
                 if values is None or values.ndim != 2:
@@ -126,6 +128,26 @@ class CurveDrawing:
         if multi and len(styled) > 1:
             self._style_key(plot, styled)
         plot.drawn = True
+
+    def _draw_companion(self, plot: Plot, source, steps, window) -> None:
+        """The first run's companion series (PlotSpec extra "companion") on the right axis, where
+        the run has it (widgets/plot_companion.py)."""
+        name, label = plot.spec.extra["companion"]
+        values = source.get(name)
+        if values is None or not len(values):
+            if plot.companion is not None:
+                plot.companion.hide()
+            return
+        if plot.companion is None:
+            from .plot_companion import Companion
+
+            plot.companion = Companion(plot.item, label)
+        plot.companion.show()
+        x, y = self._peaks(steps, values[:len(steps)], window, (id(source), name))
+        if self.log_x:
+            keep = x > 0
+            x, y = np.log10(x[keep]), y[keep]
+        plot.companion.set_data(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
 
     def _draw_samples(self, plot, s_index, source, steps, window, multi, colour_index):
         values = source.get("sample_margins")

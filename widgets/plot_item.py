@@ -47,6 +47,7 @@ class Plot:
         self.reference_line = None
         self.floor_line = None  # the labeled floor where a value at 0 to float precision is drawn
         self.steepest_line = None  # the l_inf or l1 max-margin line of a steepest-descent run
+        self.companion = None  # the right-hand axis of a series such as alpha (widgets/plot_companion.py), made at first use
         self.event_lines: list = []  # a run's health events (core/health.py), marked where they happened
         self.events_key = None
         self.seen_versions: tuple = ()

@@ -22,7 +22,9 @@ class PlotSpec:
 # SVM direction), and a log axis would drop it; it is drawn on this labeled floor instead
 ZERO_FLOOR = 1e-15
 PLOTS = [
-    PlotSpec("loss", "log L", [("log_loss", "log L")], extra={"y_label": "log L"}),
+    # a loss_based run (Lyu and Li's adaptive rate) draws its alpha on the right-hand axis
+    PlotSpec("loss", "log L", [("log_loss", "log L")],
+             extra={"y_label": "log L", "companion": ("step_alpha", "α (loss-based rate)")}),
     PlotSpec("margin", "Normalized margin", [("normalized_margin", "γ = q_min / ‖θ‖^M"),
                                              ("smoothed_margin", "γ̃ = ℓ⁻¹(L) / ‖θ‖^M")],
              reference="reference_margin",
@@ -83,6 +85,8 @@ def series_needed(keys) -> tuple[set[str], bool]:
     names = set(X_SERIES.values())
     for spec in specs:
         names.update(name for name, _label in spec.curves if spec.kind != "snapshots")
+        if spec.extra.get("companion"):
+            names.add(spec.extra["companion"][0])
         for curves in spec.extra.get("steepest", {}).values():
             names.update(name for name, _label in curves)
     return names, any(spec.kind == "snapshots" for spec in specs)
@@ -130,6 +134,9 @@ def tooltip(spec: PlotSpec) -> str:
     if spec.extra.get("round_off"):
         lines.append(f"Values below {ROUND_OFF:.0e} are float64 round-off and are not drawn (they would stretch "
                      "a log axis to 1e-20).")
+    if spec.extra.get("companion"):
+        lines.append("A run with the loss_based step rule (Lyu and Li's adaptive rate): its α, the step on "
+                     "log L, dashed on the right-hand log axis; it drops where a step was undone.")
     lines.append("Right-click: log or linear y axis. Ctrl+0: every plot's zoom back to the data.")
     for name, signed in spec.extra.get("absolute", {}).items():
         lines.append(f"{signed} is drawn as its absolute value: it is negative where the rescaled point is not "

@@ -23,7 +23,9 @@ TIPS = {
                   "sign: steepest descent in l_inf; coordinate: steepest descent in l1; momentum: heavy ball; adam"),
     "lr": "Step size eta (scientific notation accepted, e.g. 1e-3)",
     "rule": ("constant: eta; loss_normalized: eta / L (a fixed step on log L); lyu_li: eta / (L log(1/L)^(2-2/M)), "
-             "Lyu and Li's schedule, which keeps the norm's growth polynomial for M > 1"),
+             "Lyu and Li's schedule, which keeps the norm's growth polynomial for M > 1; loss-based: alpha / L "
+             "with alpha from the step size, grown x2^(1/5) after a step that lowers the loss, and a step that "
+             "raises it undone with alpha /2^(1/10) (Lyu and Li's experiments; gradient descent only)"),
     "steps": "Number of gradient steps; 0 runs until you stop it",
     "seed": "Seeds the initialization and the minibatches: the same seed gives the same trajectory",
     "batch": "Samples per minibatch (sgd only), drawn without replacement each step",
@@ -46,7 +48,8 @@ TIPS = {
 OPTIMIZERS = [("gd", "gradient descent"), ("normalized_gd", "normalized GD"), ("sgd", "SGD"),
               ("sign", "sign descent (l∞)"), ("coordinate", "coordinate descent (l1)"), ("momentum", "momentum"),
               ("adam", "Adam")]
-STEP_RULES = [("loss_normalized", "loss-normalized"), ("lyu_li", "Lyu and Li"), ("constant", "constant")]
+STEP_RULES = [("loss_normalized", "loss-normalized"), ("lyu_li", "Lyu and Li"), ("constant", "constant"),
+              ("loss_based", "loss-based α / L (adaptive)")]
 
 PACES = [("full speed", 0.0), ("3,000 steps/s", 3000.0), ("1,000 steps/s", 1000.0), ("300 steps/s", 300.0),
          ("100 steps/s", 100.0), ("30 steps/s", 30.0), ("10 steps/s", 10.0)]

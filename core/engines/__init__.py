@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..architecture import image_block, output_classes
+from ..architecture import has_frozen, image_block, output_classes
 from ..config import RunConfig
 from ..errors import TrainingError
 
@@ -122,15 +122,30 @@ def _torch_or_numpy(config, X, y, thetas, lrs, seeds, order):
         from .autograd_engine import AutogradEngine
 
         return AutogradEngine(config, X, y, thetas, lrs, seeds, order)
-    if kind not in BATCHED_OPTIMIZERS:
+    undoes = config.optimizer.step_rule == "loss_based"  # judged and undone step by step: the host loop's
+    if kind not in BATCHED_OPTIMIZERS or undoes:
         if host or S > 1:
             from .numpy_engine import NumpyEngine
 
-            return NumpyEngine(config, X, y, thetas, lrs, seeds, order)
-        from .autograd_engine import AutogradEngine
+            engine = NumpyEngine(config, X, y, thetas, lrs, seeds, order)
+        else:
+            from .autograd_engine import AutogradEngine
 
-        return AutogradEngine(config, X, y, thetas, lrs, seeds, order)
+            engine = AutogradEngine(config, X, y, thetas, lrs, seeds, order)
+        if undoes and settings.backend == "batched":
+            engine.note = ("run.backend batched: the loss_based step rule undoes steps one run at a time; "
+                           f"this run trains on {'numpy' if host or S > 1 else 'autograd'}")
+        return engine
     if S > 1 or settings.backend == "batched" or (settings.backend == "auto" and settings.device != "cpu"):
+        if has_frozen(config.architecture.blocks):  # the batched network has no frozen layers
+            if host or S > 1:
+                from .numpy_engine import NumpyEngine as Engine
+            else:
+                from .autograd_engine import AutogradEngine as Engine
+            engine = Engine(config, X, y, thetas, lrs, seeds, order)
+            engine.note = ("frozen dense layers: the batched engine has none; "
+                           + ("the members train one by one on numpy" if S > 1 else "this run trains on autograd"))
+            return engine
         from .batched_engine import BatchedEngine
 
         return BatchedEngine(config, X, y, thetas, lrs, order)

@@ -58,6 +58,9 @@ def covers(config: RunConfig) -> bool | str:
         return f"the compiled engine runs on the cpu, not {config.run.device}"
     if config.optimizer.kind not in OPTIMIZERS:
         return f"the compiled engine has no {config.optimizer.kind} (it draws minibatches per run)"
+    if config.optimizer.step_rule not in STEP_RULES:
+        return (f"the compiled engine has no {config.optimizer.step_rule} step rule (it undoes steps); "
+                "the numpy and torch backends have it")
     unknown = _unknown_blocks(config.architecture.blocks)
     if unknown:
         return f"the compiled engine has no {unknown}"
@@ -77,7 +80,7 @@ def _unknown_blocks(blocks) -> str:
         elif isinstance(block, Activation):
             inner = "" if block.kind in ACTIVATION_CODES else f"{block.kind} activation"
         elif isinstance(block, Dense):
-            inner = ""
+            inner = "frozen dense layer" if block.frozen is not None else ""
         else:
             inner = f"{getattr(block, 'type', type(block).__name__)} block"
         if inner:

@@ -51,6 +51,8 @@ class NumpyEngine:
         self.loss_kind, self.mean = config.loss.kind, config.loss.reduction == "mean"
         self.log_n = math.log(len(y))
         self.step_rule, self.power = opt.step_rule, step_rule.lyu_li_power(order)
+        # Lyu and Li's adaptive rate, one per member: each step judged after it is taken
+        self.rates = [step_rule.LossBasedRate(lr) for lr in lrs] if opt.step_rule == "loss_based" else None
         self.norm_limit = step_rule.norm_limit(order, self.theta.dtype)
         self.diverged_at = np.full(S, -1, dtype=np.int64)
         self.overflowed = np.zeros(S, dtype=bool)
@@ -85,7 +87,9 @@ class NumpyEngine:
         S, P = self.theta.shape
         K, n = len(kept), len(self.y)
         out = (np.empty((K, S, P), dtype=self.theta.dtype), np.empty((K, S, n), dtype=self.theta.dtype),
-               np.full((K, S), np.nan), np.empty((K, S, P), dtype=self.theta.dtype))
+               np.full((K, S), np.nan), np.empty((K, S, P), dtype=self.theta.dtype),
+               None if self.rates is None else np.full((K, S), np.nan),
+               None if self.rates is None else np.full((K, S), np.nan))
         walls = np.zeros(K)
         alive = np.flatnonzero(self.diverged_at < 0)
         reached = start
@@ -102,28 +106,28 @@ class NumpyEngine:
         return StepBlock(steps=kept[:rows], walls=walls[:rows], record=record[:rows], snapshot=snapshot[:rows],
                          theta=out[0][:rows], q=out[1][:rows], log_l=out[2][:rows], grad=out[3][:rows],
                          end_step=reached, final_theta=self.theta.copy(), diverged_at=self.diverged_at.copy(),
-                         overflowed=self.overflowed.copy())
+                         overflowed=self.overflowed.copy(), alpha=None if out[4] is None else out[4][:rows],
+                         taken=None if out[5] is None else out[5][:rows])
 
     def _member(self, s, start, end, kept, record, deadline, out, walls, started) -> int:
         """Member s from ``start`` to ``end`` (or the deadline, or its failure); the step reached."""
-        net, X, y = self.net, self.X, self.y
         theta, rule, grad_buffer = self.theta[s], self.rules[s], self.grad
-        out_theta, out_q, out_log_l, out_grad = out
-        loss_kind, mean, log_n, rule_kind, power, limit = (self.loss_kind, self.mean, self.log_n, self.step_rule,
-                                                           self.power, self.norm_limit)
+        out_theta, out_q, out_log_l, out_grad, out_alpha, out_taken = out
+        rate = None if self.rates is None else self.rates[s]
+        ahead = None  # loss_based: (q, log L, grad) at theta, computed when the step into it was judged
+        mean, log_n, rule_kind, power, limit = self.mean, self.log_n, self.step_rule, self.power, self.norm_limit
         kept_steps, records = kept.tolist(), record.tolist()
         k = int(np.searchsorted(kept, start))
         next_kept = kept_steps[k] if k < len(kept_steps) else -1
         step = start
         labels = self.labels
         while step < end:
-            f = net.outputs(theta, X)
-            if labels is None:
-                q = y * f
-                log_l, weights = losses.log_loss_and_weights(loss_kind, q)
-                grad = net.backward(theta, weights * y, out=grad_buffer)
+            if ahead is None:
+                q, log_l, grad = self._evaluate(theta, labels, grad_buffer)
+                if rate is not None and rate.kept is None:
+                    rate.start(theta, q, log_l, grad)
             else:
-                q, log_l, grad = self._multiclass_gradient(theta, f, labels, grad_buffer)
+                (q, log_l, grad), ahead = ahead, None
             # a NaN or inf anywhere in the gradient makes its squared norm NaN or inf: one dot, not a scan
             norm = math.sqrt(float(np.dot(theta, theta)))
             if not (math.isfinite(log_l) and math.isfinite(norm) and norm < limit
@@ -136,20 +140,38 @@ class NumpyEngine:
                 out_theta[k, s], out_q[k, s], out_log_l[k, s] = theta, q, log_l
                 if records[k]:
                     out_grad[k, s] = grad
+                if rate is not None:
+                    out_alpha[k, s], out_taken[k, s] = rate.alpha, float(rate.taken)
                 k += 1
                 next_kept = kept_steps[k] if k < len(kept_steps) else -1
             if self.batch_size is not None:
                 grad, log_l = self._minibatch_gradient(s, theta)
-            factor = step_rule.factor(rule_kind, log_l, log_l - log_n if mean else log_l, power)
+            if rate is not None:
+                factor = rate.factor()
+            else:
+                factor = step_rule.factor(rule_kind, log_l, log_l - log_n if mean else log_l, power)
             if factor is None:  # the constant rule's L overflowed: this step is recorded, then the run ends
                 self.overflowed[s] = True
                 self.diverged_at[s] = step
                 break
             rule.apply(theta, grad, factor)
             step += 1
+            if rate is not None:  # judged at once: the state between steps is always a kept one
+                q, log_l, grad = self._evaluate(theta, labels, grad_buffer)
+                ahead = (q, rate.judge(theta, q, log_l, grad), grad)
             if deadline is not None and time.perf_counter() > deadline:
                 break
         return step
+
+    def _evaluate(self, theta, labels, out):
+        """(q, log L, grad log L) at ``theta``: q = y f for two classes (labels None), else the
+        multi-class margins of the C outputs."""
+        f = self.net.outputs(theta, self.X)
+        if labels is not None:
+            return self._multiclass_gradient(theta, f, labels, out)
+        q = self.y * f
+        log_l, weights = losses.log_loss_and_weights(self.loss_kind, q)
+        return q, log_l, self.net.backward(theta, weights * self.y, out=out)
 
     def _multiclass_gradient(self, theta, f, labels, out):
         """(q, log L, grad log L) of C outputs f (n, C) from the last forward (core/multiclass.py)."""
