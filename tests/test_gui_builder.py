@@ -62,9 +62,9 @@ def test_editing_fields_changes_the_spec_and_the_badge(builder, qtbot):
     builder.kind_combo.setCurrentText("gelu")
     assert builder.badge.property("verdict") == "near"
     _select(builder, (2,))
-    builder.width_spin.setValue(2)  # width 3 is a three-class network's output now
+    builder.width_spin.setValue(2)  # two outputs fit no dataset (width 3 is a three-class output)
     assert builder.badge.property("verdict") == "invalid"
-    assert builder.problem() == ("Architecture: the network has 3 outputs but the dataset has two classes (-1/+1): "
+    assert builder.problem() == ("Architecture: the network has 2 outputs but the dataset has two classes (-1/+1): "
                                  "make the last dense layer 1 wide")
 
 
