@@ -123,16 +123,22 @@ class ConvNode:
         return dx[:, p:p + height, p:p + width, :] if p else dx
 
 
-class MaxPoolNode:
-    """The largest value of each window, channel by channel; its gradient goes to the first
-    maximum of the window in row-major order, as torch's max_pool2d (a later offset takes over
-    only where it is strictly larger)."""
+class _PoolNode:
+    """A pooling window's geometry: its kernel, stride and the output's height and width."""
 
     __slots__ = ("kernel", "stride", "out_hw")
 
     def __init__(self, block: Pool, in_shape: tuple):
         self.kernel, self.stride = block.kernel, block.step
         self.out_hw = (_side(in_shape[1], block.kernel, block.step), _side(in_shape[2], block.kernel, block.step))
+
+
+class MaxPoolNode(_PoolNode):
+    """The largest value of each window, channel by channel; its gradient goes to the first
+    maximum of the window in row-major order, as torch's max_pool2d (a later offset takes over
+    only where it is strictly larger)."""
+
+    __slots__ = ()
 
     def forward(self, theta, h):
         pieces = _slices(h.shape, self.kernel, self.stride, *self.out_hw)
@@ -158,14 +164,10 @@ class MaxPoolNode:
         return dx
 
 
-class AvgPoolNode:
+class AvgPoolNode(_PoolNode):
     """The mean of each window, channel by channel."""
 
-    __slots__ = ("kernel", "stride", "out_hw")
-
-    def __init__(self, block: Pool, in_shape: tuple):
-        self.kernel, self.stride = block.kernel, block.step
-        self.out_hw = (_side(in_shape[1], block.kernel, block.step), _side(in_shape[2], block.kernel, block.step))
+    __slots__ = ()
 
     def forward(self, theta, h):
         pieces = _slices(h.shape, self.kernel, self.stride, *self.out_hw)

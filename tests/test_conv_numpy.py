@@ -16,22 +16,7 @@ from margin_explorer.core.homogeneity import analyze, numeric_check
 from margin_explorer.core.metrics import kkt_residual
 from margin_explorer.core.network import NumpyNetwork, initial_parameters
 from margin_explorer.core.torch_network import AutogradNetwork, TorchNetwork
-
-
-def conv(channels, kernel=3, stride=1, padding=0, bias=False):
-    return {"type": "conv2d", "channels": channels, "kernel": kernel, "stride": stride, "padding": padding, "bias": bias}
-
-
-RELU = {"type": "activation", "kind": "relu"}
-FLAT = {"type": "flatten"}
-
-
-def dense(width, bias=False):
-    return {"type": "dense", "width": width, "bias": bias}
-
-
-def image_spec(blocks, shape=(2, 7, 6)):
-    return ArchitectureSpec.from_dict({"input_dim": int(np.prod(shape)), "input_shape": list(shape), "blocks": blocks})
+from tests.test_conv import FLAT, RELU, conv, dense, image_spec
 
 
 def channel_last(x):
