@@ -81,10 +81,7 @@ def test_a_generated_three_class_dataset_is_shown_in_three_colours(editor):
     assert len({b.color().name() for b in editor.canvas.scatter.data["brush"]}) == 3
     editor.update_facts()  # what the facts timer does after an edit
     assert "separable" not in editor.facts.text()  # the binary facts are not claimed for three classes
-    # not runnable until the driver trains C classes: said in the panel, and Run stays off
-    assert editor.problem() == ("Dataset: 3 classes: this build trains two classes only (draw with -1/+1 or two "
-                                "classes, or load two classes)")
-    assert "this build trains two classes only" in editor.facts.text()
+    assert editor.problem() is None  # three classes train (tests/test_gui_classes_run.py)
 
 
 def test_digits_show_as_a_grid_of_images(editor):

@@ -126,9 +126,9 @@ def test_bad_inputs_disable_run_with_the_reason(window, qtbot):
     assert not window.controls.run_button.isEnabled()
     assert "only one class" in window.controls.problem_label.text()
     model.undo_stack.undo()
-    window.builder.blocks[-1]["width"] = 2  # 4 would be a four-class network's output
+    window.builder.blocks[-1]["width"] = 2  # two outputs fit no dataset (4 would be a four-class network's)
     window.builder._rebuild()
-    assert window.controls.problem_label.text() == ("Architecture: the network has 4 outputs but the dataset has two "
+    assert window.controls.problem_label.text() == ("Architecture: the network has 2 outputs but the dataset has two "
                                                     "classes (-1/+1): make the last dense layer 1 wide")
 
 
