@@ -8,7 +8,7 @@ import pytest
 
 from margin_explorer.app.worker import boundary_grid
 from margin_explorer.widgets.boundary_view import BoundaryView
-from margin_explorer.widgets.palette import color
+from margin_explorer.widgets.palette import class_color
 
 ANGLES = np.deg2rad([90.0, 210.0, 330.0])
 LINEAR = {"W": np.column_stack([np.cos(ANGLES), np.sin(ANGLES)])}  # three sectors of 120 degrees
@@ -64,7 +64,7 @@ def test_three_class_regions_boundaries_and_margin_level_sets(qtbot, params):
     rgba = view.regions_image.image
     assert rgba.shape == (80, 80, 4) and view.regions_image.isVisible() and not view.image.isVisible()
     ink = 255.0 - rgba[..., :3].astype(float)
-    directions = np.array([255.0 - _rgb(color(k)) for k in range(3)])
+    directions = np.array([255.0 - _rgb(class_color(k)) for k in range(3)])
     cosine = (ink @ directions.T) / (np.linalg.norm(ink, axis=2)[..., None] * np.linalg.norm(directions, axis=1))
     assert np.array_equal(np.argmax(cosine, axis=2)[clear], want[clear])
     assert np.all(cosine.max(axis=2) > 0.999)
@@ -82,14 +82,14 @@ def test_three_class_regions_boundaries_and_margin_level_sets(qtbot, params):
         if mx_ is None or not len(mx_):
             continue
         drawn += 1
-        assert curve.isVisible() and curve.opts["pen"].color().name().lower() == color(k).lower()
+        assert curve.isVisible() and curve.opts["pen"].color().name().lower() == class_color(k).lower()
         fk = forward(params, np.column_stack([mx_, my_]))
         lead = fk[:, k] - np.delete(fk, k, axis=1).max(axis=1)
         assert np.all(np.abs(lead - q_min) <= 2 * slope * cell)
     assert drawn == 3
     # the points in their class colours
     brushes = [b.color().name().lower() for b in view.points.data["brush"]]
-    assert brushes == [color(int(k)).lower() for k in y]
+    assert brushes == [class_color(int(k)).lower() for k in y]
 
 
 def test_a_binary_grid_draws_as_before_after_a_class_grid(qtbot):
@@ -121,6 +121,6 @@ def test_points_are_coloured_as_classes_or_as_minus_and_plus_one(qtbot):
     view.set_points(X, np.array([1.0, -1.0, 1.0]))
     assert brushes() == [POSITIVE.lower(), NEGATIVE.lower(), POSITIVE.lower()]
     view.set_points(X, np.array([0.0, 1.0, 2.0]))
-    assert brushes() == [color(k).lower() for k in range(3)]
+    assert brushes() == [class_color(k).lower() for k in range(3)]
     view.set_points(X, np.array([1.0, 1.0, 1.0]), classes=True)  # the panel says they are class 1
-    assert brushes() == [color(1).lower()] * 3
+    assert brushes() == [class_color(1).lower()] * 3

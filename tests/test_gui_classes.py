@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QApplication
 
 from margin_explorer.core import builtin_data, datasets
 from margin_explorer.widgets.dataset_editor import CLASS_SYMBOLS, DatasetEditor
-from margin_explorer.widgets.palette import color
+from margin_explorer.widgets.palette import class_color
 from tests.helpers import shown
 from tests.test_gui_dataset import click
 
@@ -38,7 +38,7 @@ def test_keys_one_to_three_and_clicks_draw_three_classes(editor, qtbot):
     assert ds.classes == 3 and ds.y.tolist() == [1, 0, 0, 1, 2, 2]
     # each class its own colour and symbol
     brushes = [b.color().name() for b in canvas.scatter.data["brush"]]
-    assert brushes == [color(int(k)).lower() for k in model.y] and len(set(brushes)) == 3
+    assert brushes == [class_color(int(k)).lower() for k in model.y] and len(set(brushes)) == 3
     assert list(canvas.scatter.data["symbol"]) == [CLASS_SYMBOLS[int(k)] for k in model.y]
     assert "1 of class 2" not in editor.facts.text() and "2 of class 2" in editor.facts.text()
     # F gives the selection the picked class
@@ -134,3 +134,8 @@ def test_the_generator_box_draws_a_test_set(editor):
     want = datasets.moons(30, seed=0, n_test=12)
     assert np.array_equal(ds.X, want.X) and np.array_equal(ds.X_test, want.X_test) and ds.n_test == 12
     assert "n_test" not in editor.extra.text()
+
+
+def test_the_ten_digit_classes_have_ten_colours_and_none_is_the_boundaries_black():
+    colours = [class_color(k).lower() for k in range(10)]
+    assert len(set(colours)) == 10 and "#000000" not in colours

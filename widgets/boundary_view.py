@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 
 from .contours import class_level_segments, class_regions, level_segments
-from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, color, ink
+from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, class_color, ink
 
 BINARY_TIP = ("Heatmap: f(x). Black: f(x) = 0, the decision boundary. Dashed: f(x) = +-q_min, the margin "
               "level sets. Ringed: support vectors, samples with q_i <= q_min (1 + tol).")
@@ -34,7 +34,7 @@ def class_image(regions: np.ndarray, gap: np.ndarray) -> np.ndarray:
     share from PALEST (a tie) to 1 (the largest gap on the grid)."""
     scale = float(np.max(gap)) if gap.size and np.max(gap) > 0 else 1.0
     share = PALEST + (1 - PALEST) * np.clip(gap / scale, 0.0, 1.0)
-    colours = np.array([_rgb(color(k)) for k in range(int(regions.max()) + 1)])
+    colours = np.array([_rgb(class_color(k)) for k in range(int(regions.max()) + 1)])
     rgb = 255.0 + share[..., None] * (colours[regions] - 255.0)
     rgba = np.empty(regions.shape + (4,), dtype=np.uint8)
     rgba[..., :3] = np.round(rgb)
@@ -150,7 +150,7 @@ class BoundaryView(pg.PlotWidget):
             self.enableAutoRange()
         self.note.setText("")
         if is_classes(y) if classes is None else classes:
-            brushes = [pg.mkBrush(color(int(v))) for v in y]
+            brushes = [pg.mkBrush(class_color(int(v))) for v in y]
             symbols = [CLASS_SYMBOLS[int(v) % len(CLASS_SYMBOLS)] for v in y]
         else:
             brushes = [pg.mkBrush(POSITIVE if v > 0 else NEGATIVE) for v in y]
@@ -202,7 +202,7 @@ class BoundaryView(pg.PlotWidget):
             return
         while len(self.class_margins) < values.shape[2]:
             k = len(self.class_margins)
-            curve = pg.PlotCurveItem(pen=pg.mkPen(color(k), width=self._pen_scale, style=Qt.DashLine), connect="pairs")
+            curve = pg.PlotCurveItem(pen=pg.mkPen(class_color(k), width=self._pen_scale, style=Qt.DashLine), connect="pairs")
             self.addItem(curve)
             self.class_margins.append(curve)
         for k in range(values.shape[2]):

@@ -31,7 +31,7 @@ from .dataset_model import DatasetModel
 from .file_places import proposal, remember, start_folder
 from .image_grid import ImageGrid
 from .named_combo import NamedCombo
-from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, color, ink
+from .palette import CLASS_SYMBOLS, NEGATIVE, POSITIVE, class_color, ink
 
 PICK_PIXELS = 8
 _drag_ids = itertools.count(1)
@@ -232,7 +232,7 @@ class DatasetCanvas(pg.PlotWidget):
     def redraw(self) -> None:
         coords = self._coords()
         if self.model.multiclass:
-            brushes = [pg.mkBrush(color(int(label))) for label in self.model.y]
+            brushes = [pg.mkBrush(class_color(int(label))) for label in self.model.y]
             symbols = [CLASS_SYMBOLS[int(label) % len(CLASS_SYMBOLS)] for label in self.model.y]
         else:
             brushes = [pg.mkBrush(POSITIVE if label > 0 else NEGATIVE) for label in self.model.y]
@@ -610,7 +610,7 @@ class DatasetEditor(QWidget):
         m = self.model
         if m.multiclass:
             counts = np.bincount(m.y.astype(int), minlength=1) if m.n else np.zeros(0, dtype=int)
-            shown = ", ".join(f"<span style='color:{color(k)}'>{c} of class {k}</span>"
+            shown = ", ".join(f"<span style='color:{class_color(k)}'>{c} of class {k}</span>"
                               for k, c in enumerate(counts) if c)
             return [f"<b>{m.n}</b> points{': ' + shown if shown else ''}; d = {m.dim}"]
         pos = int(np.sum(m.y > 0))

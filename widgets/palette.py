@@ -5,11 +5,18 @@ POSITIVE = "#0072B2"  # class +1
 NEGATIVE = "#D55E00"  # class -1
 
 
-CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]  # class k's marker, beside its colour(k)
+CLASS_SYMBOLS = ["o", "s", "t", "d", "star", "p", "h", "t1", "x"]  # class k's marker, beside its class_color(k)
+# the classes 0..C-1: Okabe-Ito without its black (the boundaries between classes are drawn black),
+# then three of Paul Tol's muted colours, so the ten digit classes differ by colour
+CLASS_COLOURS = OKABE_ITO[:7] + ["#882255", "#44AA99", "#999933"]
 
 
 def color(i: int) -> str:
     return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def class_color(k: int) -> str:
+    return CLASS_COLOURS[k % len(CLASS_COLOURS)]
 
 
 # Text and guide colours that read on the theme's background: the window's theme (app/theme.py)
