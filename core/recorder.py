@@ -17,8 +17,8 @@ import math
 
 import numpy as np
 
-from . import losses
-from .metrics import SUPPORT_DECADES, SUPPORT_STEPS, TEST_QUANTILES, TEST_SCALARS, stable_rank
+from .batched_records import NUMPY, RecordSetting, block_quantities, exact_stable_ranks, test_quantities
+from .metrics import SUPPORT_DECADES, TEST_SCALARS, stable_rank
 from .spectral import SMALLEST, TopEigenvalue
 from .step_block import StepBlock
 
@@ -28,37 +28,24 @@ SCALARS = ("step", "wall_time", "log_loss", "accuracy", "q_min", "param_norm", "
            "support_vectors", "normalized_margin_layers")
 
 
-def angles(u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """metrics.unit_angle along the last axis."""
-    d, s = u - v, u + v
-    return 2.0 * np.arctan2(np.sqrt(np.einsum("...i,...i->...", d, d)), np.sqrt(np.einsum("...i,...i->...", s, s)))
-
-
-def stable_ranks(W: np.ndarray, tops=None, steps=None, squared_norms=None) -> np.ndarray:
+def stable_ranks(W, tops=None, steps=None, squared_norms=None, ops=NUMPY) -> np.ndarray:
     """metrics.stable_rank of each matrix in a stack (K steps, S members, rows, cols); ``tops``:
     each member's spectral.TopEigenvalue for this layer, which take the matrices in step order
     (warm, ~5-20x quicker than a batched eigvalsh where the full solver is slow), at ``steps``
-    (K), with ``squared_norms`` (K, S) the matrices' ||W||_F^2 where the caller has them."""
+    (K), with ``squared_norms`` (K, S) the matrices' ||W||_F^2 where the caller has them; W in
+    ``ops``'s library (core/batched_records.py; the warm solvers' weights are read back to the host)."""
     rows, cols = W.shape[-2:]
-    if min(rows, cols) == 1:
-        return np.ones(W.shape[:-2])
     if tops is not None and min(rows, cols) >= SMALLEST:
         K, S = W.shape[:2]
+        W, squared_norms = ops.to_host(W), None if squared_norms is None else ops.to_host(squared_norms)
         ranks = np.empty((K, S))
         for s, top in enumerate(tops):
             for k in range(K):
                 ranks[k, s] = stable_rank(W[k, s], top, None if steps is None else int(steps[k]),
                                           None if squared_norms is None else float(squared_norms[k, s]))
         return ranks
-    G = np.swapaxes(W, -1, -2) @ W if cols <= rows else W @ np.swapaxes(W, -1, -2)
-    frobenius = np.trace(G, axis1=-2, axis2=-1)
-    if G.shape[-1] == 2:
-        a, b, d = G[..., 0, 0], G[..., 0, 1], G[..., 1, 1]
-        top = 0.5 * frobenius + np.sqrt(0.25 * (a - d) ** 2 + b * b)
-    else:
-        top = np.linalg.eigvalsh(G)[..., -1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(top > 0, frobenius / top, np.nan)
+        return ops.to_host(exact_stable_ranks(W, ops))
 
 
 class _Rows:
@@ -91,6 +78,7 @@ class Recorder:
         self.log_n = math.log(self.n)
         self.reference, self.support_tol = reference, support_tol
         self.members = [_Rows(len(net.weight_slices)) for _ in range(members)]
+        self.setting = RecordSetting(loss_kind, mean, order, reference, support_tol, net.weight_slices, self.log_n)
 
     def use_exact_ranks(self) -> None:
         """Every stable rank from here by the full symmetric eigensolver instead of the warm
@@ -121,90 +109,68 @@ class Recorder:
             block_rows = slice(None)
         steps = block.steps[block_rows]
         walls = wall_offset + block.walls[block_rows]
-        theta, q, log_l, grad = (block.theta[block_rows], block.q[block_rows], block.log_l[block_rows],
-                                 block.grad[block_rows])
-        self._record(steps, walls, theta, q, log_l, grad, rows_of)
+        # the engine's tensors where it left them on its device (core/batched_records.py), else the block's arrays
+        source = block if block.device is None else block.device
+        theta, q, log_l, grad = (source.theta[block_rows], source.q[block_rows], source.log_l[block_rows],
+                                 source.grad[block_rows])
+        if block.device is None:
+            self._record(steps, walls, theta, q, log_l, grad, rows_of)
+        else:
+            self._record(steps, walls, theta, q, log_l, grad, rows_of, block.device.ops, block.device.outputs)
 
-    def _record(self, steps, walls, theta, q, log_l, grad, rows_of) -> None:
-        order, n, nan = self.order, self.n, np.nan
+    def _record(self, steps, walls, theta, q, log_l, grad, rows_of, ops=NUMPY, outputs=None) -> None:
+        """The block's records, made in ``ops``'s library (core/batched_records.py: numpy, or torch
+        on the engine's device with its forward ``outputs`` for the test set); the members' rows
+        then taken on the host."""
         K, S = log_l.shape
         members = self.members
+        previous = np.stack([np.full(theta.shape[2], np.nan) if m.previous_direction is None else m.previous_direction
+                             for m in members])
         with np.errstate(all="ignore"):
-            sq = np.einsum("ksp,ksp->ks", theta, theta)
-            norm = np.sqrt(sq)
-            abs_theta = np.abs(theta)
-            norm_l1, norm_linf = abs_theta.sum(axis=2), abs_theta.max(axis=2)
-            q_min = q.min(axis=2)
-            log_loss = log_l - self.log_n if self.mean else log_l
-            accuracy = np.count_nonzero(q > 0, axis=2) / n
-            if order is not None:
-                scale = np.where(norm > 0, norm ** order, nan)
-                smoothed = np.array([losses.inverse_loss(self.loss_kind, v) if math.isfinite(v) else nan
-                                     for v in log_l.ravel().tolist()]).reshape(K, S)
-                margins = [q_min / scale, smoothed / scale, np.where(norm > 0, q_min / norm_l1 ** order, nan),
-                           np.where(norm > 0, q_min / norm_linf ** order, nan)]
-                sample_margins = q / scale[..., None]
-            else:
-                margins = [np.full((K, S), nan)] * 4
-                sample_margins = np.full(q.shape, nan)
-            gnorm = np.sqrt(np.einsum("ksp,ksp->ks", grad, grad))
-            has_u = (norm > 0) & (gnorm > 0)  # the direction is defined (else the record's angles are NaN)
-            u = theta / np.where(has_u, norm, nan)[..., None]
-            diff = u + grad / gnorm[..., None]
-            gap = 0.5 * np.einsum("ksp,ksp->ks", diff, diff)  # 1 - cos without cancellation
-            ref = self.reference
-            to_reference = angles(u, ref) if ref is not None else np.full((K, S), nan)
-            support = np.count_nonzero(q <= (q_min + self.support_tol * np.abs(q_min))[..., None], axis=2)
-            layer_norms, ranks = [], []
-            for layer, (_name, sl, shape) in enumerate(self.net.weight_slices):
-                w = theta[:, :, sl]
-                squared = np.einsum("ksp,ksp->ks", w, w)
-                layer_norms.append(np.sqrt(squared))
-                tops = [m.tops[layer] for m in members]
-                ranks.append(self._ranks(w.reshape(K, S, *shape), tops, steps, squared, rows_of))
-            layer_norms, ranks = np.stack(layer_norms, axis=2), np.stack(ranks, axis=2)
-            product = np.prod(layer_norms, axis=2)  # Lyu and Li's normalization
-            by_layers = np.where(product > 0, q_min / product, nan) if order is not None else np.full((K, S), nan)
-            # one threshold at a time: a (K, S, 7, n) mask would be 7 times the block's margins
-            counts = np.stack([np.count_nonzero(q < (q_min + t)[..., None], axis=2) for t in SUPPORT_STEPS], axis=2)
-            # the direction change: each record against the one before it (a member's first record here
-            # against its last direction); an undefined direction (NaN) makes the angle NaN either side
-            previous = np.stack([np.full(theta.shape[2], nan) if m.previous_direction is None else m.previous_direction
-                                 for m in members])
-            before = np.concatenate([previous[None], u[:-1]], axis=0)
-            change = angles(u, before)
-        for s, member in enumerate(members):
-            rows = rows_of[s]
-            if not len(rows):
-                continue
-            last = rows[-1]
-            member.previous_direction = u[last, s].copy() if has_u[last, s] else None
-            table = np.column_stack([steps[rows], walls[rows], log_loss[rows, s], accuracy[rows, s], q_min[rows, s],
-                                     norm[rows, s], norm_l1[rows, s], norm_linf[rows, s],
-                                     *[m[rows, s] for m in margins], 1.0 - gap[rows, s], gap[rows, s],
-                                     change[rows, s], to_reference[rows, s], support[rows, s], by_layers[rows, s]])
+            r = block_quantities(ops, self.setting, theta, q, log_l, grad, ops.asarray(previous))
+            ranks = np.stack([self._ranks(w, [m.tops[layer] for m in members], steps, squared, rows_of, ops)
+                              for layer, (w, squared) in enumerate(r["weights"])], axis=2)
+            tests = None if self.X_test is None else self._tests(theta, r["norm"], rows_of, ops, outputs)
+        host = {name: ops.to_host(r[name]) for name in ("norm", "norm_l1", "norm_linf", "q_min", "log_loss", "accuracy",
+                                                        "gap", "has_u", "change", "to_reference", "support",
+                                                        "by_layers", "sample_margins", "layer_norms", "counts")}
+        margins = [ops.to_host(m) for m in r["margins"]]
+        recorded = np.array([s for s in range(S) if len(rows_of[s])], dtype=np.intp)
+        lasts = np.array([rows_of[s][-1] for s in recorded], dtype=np.intp)
+        last_directions = ops.to_host(r["u"][lasts, recorded])  # one read-back: each member's last direction
+        theta_host = None
+        for i, s in enumerate(recorded.tolist()):
+            rows, last = rows_of[s], lasts[i]
+            member = members[s]
+            member.previous_direction = last_directions[i].copy() if host["has_u"][last, s] else None
+            table = np.column_stack([steps[rows], walls[rows], *[host[name][rows, s] for name in (
+                "log_loss", "accuracy", "q_min", "norm", "norm_l1", "norm_linf")], *[m[rows, s] for m in margins],
+                1.0 - host["gap"][rows, s], *[host[name][rows, s] for name in (
+                    "gap", "change", "to_reference", "support", "by_layers")]])
             member.scalars.extend(map(tuple, table.tolist()))
-            member.samples.extend(sample_margins[rows, s])
-            member.layers.extend(zip(layer_norms[rows, s].tolist(), ranks[rows, s].tolist()))
-            member.support.extend(counts[rows, s])
+            member.samples.extend(host["sample_margins"][rows, s])
+            member.layers.extend(zip(host["layer_norms"][rows, s].tolist(), ranks[rows, s].tolist()))
+            member.support.extend(host["counts"][rows, s])
             member.last_step = int(steps[last])
-            if self.net.ensembles:  # the shares need each record's forward
+            if self.net.ensembles:  # the shares need each record's forward on the host
+                if theta_host is None:
+                    theta_host = ops.to_host(theta)
                 for k in rows:
-                    member.shares.append(self._shares(theta[k, s]))
-            if self.X_test is not None:
-                member.tests.extend(self._tests(theta[rows, s], norm[rows, s]))
+                    member.shares.append(self._shares(theta_host[k, s]))
+            if tests is not None:
+                member.tests.extend(tests[rows, s])
 
     @staticmethod
-    def _ranks(W, tops, steps, squared, rows_of):
+    def _ranks(W, tops, steps, squared, rows_of, ops=NUMPY):
         """stable_ranks; the warm solvers see only the rows their member records (in step order)."""
         if any(t is None for t in tops):
-            return stable_ranks(W)
+            return stable_ranks(W, ops=ops)
         if all(len(rows) == W.shape[0] for rows in rows_of):
-            return stable_ranks(W, tops, steps, squared)
+            return stable_ranks(W, tops, steps, squared, ops)
         ranks = np.full(W.shape[:2], np.nan)
         for s, rows in enumerate(rows_of):
             if len(rows):
-                ranks[rows, s] = stable_ranks(W[rows, s:s + 1], [tops[s]], steps[rows], squared[rows, s:s + 1])[:, 0]
+                ranks[rows, s] = stable_ranks(W[rows, s:s + 1], [tops[s]], steps[rows], squared[rows, s:s + 1], ops)[:, 0]
         return ranks
 
     def _shares(self, theta) -> np.ndarray:
@@ -213,33 +179,21 @@ class Recorder:
         total = sizes.sum()
         return sizes / total if total > 0 else np.full(len(sizes), np.nan)
 
-    def _tests(self, theta, norm) -> np.ndarray:
-        """The test metrics (core/metrics.py TEST_METRICS) of R records of one member, (R, 4 +
-        quantiles): one forward over X_test per record, then the metrics of all R at once (the
-        arithmetic of core/multiclass.test_metrics, binary, row by row)."""
-        R, m = theta.shape[0], self.y_test.shape[0]
-        outputs = np.empty((R, m))
-        for r in range(R):
-            outputs[r] = self.net.outputs(theta[r], self.X_test)
-        with np.errstate(all="ignore"):
-            q = self.y_test * outputs
-            log_l = losses.log_sample_losses(self.loss_kind, q)  # log l(q_i), the mean's log by log-sum-exp
-            top = log_l.max(axis=1)
-            safe = np.where(np.isfinite(top), top, 0.0)
-            log_mean = safe + np.log(np.exp(log_l - safe[:, None]).sum(axis=1)) - math.log(m)
-            log_mean = np.where(np.isfinite(top), log_mean, top)
-            scale = (np.asarray(norm, dtype=np.float64) ** self.order if self.order is not None
-                     else np.full(R, np.nan))
-            ordered = np.sort(q / scale[:, None], axis=1)  # NaN (no order) sorts last: the row stays NaN below
-            # the quantiles by numpy's linear interpolation, from one sort (np.quantile's per-call cost was 3x)
-            at = np.asarray(TEST_QUANTILES) * (m - 1)
-            lo = np.floor(at).astype(np.intp)
-            hi = np.minimum(lo + 1, m - 1)
-            quantiles = ordered[:, lo] + (at - lo) * (ordered[:, hi] - ordered[:, lo])  # (R, 5)
-            if self.order is None:
-                quantiles[:] = np.nan
-            return np.column_stack([np.count_nonzero(q > 0, axis=1) / m, log_mean, ordered[:, 0],
-                                    np.count_nonzero(q < 0, axis=1) / m, quantiles])
+    def _tests(self, theta, norm, rows_of, ops=NUMPY, outputs=None) -> np.ndarray:
+        """The test metrics (core/metrics.py TEST_METRICS) of the block, (K, S, 4 + quantiles) on
+        the host: the forward over X_test of every recorded (k, s), by the host network one record
+        at a time, or by ``outputs`` (the engine's, on its device) a step of all S at once; then the
+        metrics of the whole block at once (batched_records.test_quantities)."""
+        K, S, P = theta.shape
+        if outputs is None:
+            f = np.full((K, S, len(self.y_test)), np.nan)
+            for s, rows in enumerate(rows_of):
+                for k in rows:
+                    f[k, s] = self.net.outputs(theta[k, s], self.X_test)
+        else:
+            f = ops.xp.stack([outputs(theta[k], self.X_test) for k in range(K)])
+        q = ops.asarray(self.y_test) * f
+        return ops.to_host(test_quantities(ops, self.loss_kind, q, norm, self.order))
 
     def drain(self, s: int) -> dict:
         """Member s's records since the last drain: name -> array, one row per record."""
