@@ -5,10 +5,13 @@ A record is defined by THEORY.md (Quantities) and core/metrics.py: the scalars, 
 normalized margin, the layers' norms and stable ranks (with a warm TopEigenvalue per member and
 layer), Lyu and Li's support counts, the ensemble shares, and the direction change against the
 member's previous record, and, where the dataset has a test set, the test metrics
-(core/metrics.py TEST_METRICS: one forward of the host network over X_test per record, the
-metrics then made for the block's records at once). Made one by one a record costs ~30 small numpy calls (~150 us): 32
-members recorded every step would spend more time recording than training. The recorder holds
-each member's rows until the driver drains them into a chunk; nothing else reaches into it.
+(core/metrics.py TEST_METRICS: one forward over X_test per record, the metrics then made for
+the block's records at once). Made one by one a record costs ~30 small numpy calls (~150 us): 32
+members recorded every step would spend more time recording than training. The arithmetic is
+core/batched_records.py's, written once for numpy and torch: where the batched engine left a
+block on its device (StepBlock.device) the records are made there, for all S members at once,
+and only what they keep comes back. The recorder holds each member's rows until the driver
+drains them into a chunk; nothing else reaches into it.
 """
 
 from __future__ import annotations
@@ -52,12 +55,13 @@ class _Rows:
     """One member's records since the last drain, and what its next record compares against."""
 
     def __init__(self, layers: int):
-        self.scalars: list = []  # one tuple of SCALARS per record
+        # per block, the member's rows as arrays (a row per record), joined when drained
+        self.scalars: list = []  # (R, SCALARS)
         self.samples: list = []
-        self.layers: list = []
+        self.layers: list = []  # (norms, stable ranks), each (R, layers)
         self.support: list = []
-        self.shares: list = []
-        self.tests: list = []  # one row of TEST_SCALARS and the quantiles per record (test set only)
+        self.shares: list = []  # one row per record
+        self.tests: list = []  # (R, TEST_SCALARS and the quantiles) (test set only)
         self.previous_direction = None
         self.last_step = -1
         self.tops = [TopEigenvalue() for _ in range(layers)]
@@ -138,19 +142,21 @@ class Recorder:
         recorded = np.array([s for s in range(S) if len(rows_of[s])], dtype=np.intp)
         lasts = np.array([rows_of[s][-1] for s in recorded], dtype=np.intp)
         last_directions = ops.to_host(r["u"][lasts, recorded])  # one read-back: each member's last direction
+        columns = [np.broadcast_to(steps[:, None], (K, S)), np.broadcast_to(walls[:, None], (K, S)),
+                   *[host[name] for name in ("log_loss", "accuracy", "q_min", "norm", "norm_l1", "norm_linf")],
+                   *margins, 1.0 - host["gap"], *[host[name] for name in ("gap", "change", "to_reference", "support",
+                                                                          "by_layers")]]
+        table = np.stack(columns, axis=2).astype(np.float64, copy=False)  # (K, S, SCALARS): every member's rows
         theta_host = None
         for i, s in enumerate(recorded.tolist()):
             rows, last = rows_of[s], lasts[i]
             member = members[s]
             member.previous_direction = last_directions[i].copy() if host["has_u"][last, s] else None
-            table = np.column_stack([steps[rows], walls[rows], *[host[name][rows, s] for name in (
-                "log_loss", "accuracy", "q_min", "norm", "norm_l1", "norm_linf")], *[m[rows, s] for m in margins],
-                1.0 - host["gap"][rows, s], *[host[name][rows, s] for name in (
-                    "gap", "change", "to_reference", "support", "by_layers")]])
-            member.scalars.extend(map(tuple, table.tolist()))
-            member.samples.extend(host["sample_margins"][rows, s])
-            member.layers.extend(zip(host["layer_norms"][rows, s].tolist(), ranks[rows, s].tolist()))
-            member.support.extend(host["counts"][rows, s])
+            at = slice(None) if len(rows) == K else rows  # a member's rows: all of the block's, or a prefix
+            member.scalars.append(table[at, s])
+            member.samples.append(host["sample_margins"][at, s])
+            member.layers.append((host["layer_norms"][at, s], ranks[at, s]))
+            member.support.append(host["counts"][at, s])
             member.last_step = int(steps[last])
             if self.net.ensembles:  # the shares need each record's forward on the host
                 if theta_host is None:
@@ -158,7 +164,7 @@ class Recorder:
                 for k in rows:
                     member.shares.append(self._shares(theta_host[k, s]))
             if tests is not None:
-                member.tests.extend(tests[rows, s])
+                member.tests.append(tests[at, s])
 
     @staticmethod
     def _ranks(W, tops, steps, squared, rows_of, ops=NUMPY):
@@ -200,17 +206,17 @@ class Recorder:
         member = self.members[s]
         records = {}
         if member.scalars:
-            table = np.array(member.scalars, dtype=np.float64)
+            table = np.concatenate(member.scalars).astype(np.float64, copy=False)
             for i, name in enumerate(SCALARS):
                 records[name] = table[:, i].astype(np.int64) if name in ("step", "support_vectors") else table[:, i].copy()
-            records["sample_margins"] = np.array(member.samples, dtype=np.float64)
-            records["layer_norms"] = np.array([r[0] for r in member.layers], dtype=np.float64)
-            records["stable_rank"] = np.array([r[1] for r in member.layers], dtype=np.float64)
+            records["sample_margins"] = np.concatenate(member.samples).astype(np.float64)
+            records["layer_norms"] = np.concatenate([r[0] for r in member.layers]).astype(np.float64)
+            records["stable_rank"] = np.concatenate([r[1] for r in member.layers]).astype(np.float64)
             if member.shares:
                 records["ensemble_share"] = np.array(member.shares, dtype=np.float64)
-            records["support_counts"] = np.array(member.support, dtype=np.float64).reshape(-1, SUPPORT_DECADES)
+            records["support_counts"] = np.concatenate(member.support).astype(np.float64).reshape(-1, SUPPORT_DECADES)
             if member.tests:
-                tests = np.array(member.tests, dtype=np.float64)
+                tests = np.concatenate(member.tests).astype(np.float64)
                 for i, name in enumerate(TEST_SCALARS):
                     records[name] = tests[:, i].copy()
                 records["test_margin_quantiles"] = tests[:, len(TEST_SCALARS):].copy()

@@ -110,10 +110,12 @@ def test_a_family_file_written_this_way_reads_back_and_its_claims_hold(tmp_path)
     """relu2-blobs-test as a family of 2 through the library face (the runner and the writer): each
     file reads back with the records the trainer made, and its preset's claims hold."""
     config = mx.preset("relu2-blobs-test").with_family(seed=[0, 1])
+    config.run.steps = 1000  # both claims already hold here (20,000 in the preset)
+    config.recording.kkt = False  # the snapshots' KKT residual: the host's, and no claim of this preset needs it
     runs = mx.train(config, out=tmp_path / "fam.h5")
     for k, run in enumerate(runs):
         loaded = mx.load(tmp_path / f"fam-{k:02d}.h5")
-        assert loaded.status == "finished" and loaded.final_step == loaded.metrics["step"][-1] == 20000
+        assert loaded.status == "finished" and loaded.final_step == loaded.metrics["step"][-1] == 1000
         for name in ("normalized_margin", "test_accuracy", "test_margin_quantiles", "stable_rank"):
             np.testing.assert_array_equal(loaded.metrics[name], run.metrics[name])
         verdicts = mx.check(loaded)
