@@ -53,6 +53,11 @@ class NumpyOps:
         return np.count_nonzero(mask, axis=axis).astype(np.float64)
 
     @staticmethod
+    def dot(a, b):
+        """<a, b> along the last axis."""
+        return np.einsum("...i,...i->...", a, b)
+
+    @staticmethod
     def sort(a, axis):
         return np.sort(a, axis=axis)
 
@@ -83,7 +88,10 @@ class TorchOps:
         return self.xp.full(shape, value, dtype=self.xp.float64, device=self.device)
 
     def count(self, mask, axis):
-        return self.xp.count_nonzero(mask, dim=axis).to(self.xp.float64)
+        return mask.sum(dim=axis, dtype=self.xp.float64)  # count_nonzero: 1.5-3x slower on the CPU
+
+    def dot(self, a, b):
+        return self.xp.linalg.vecdot(a, b)  # einsum's batched products: 7x slower on the CPU
 
     def sort(self, a, axis):
         return self.xp.sort(a, dim=axis).values
@@ -108,10 +116,10 @@ class DeviceBlock:
     outputs: object
 
 
-def angles(u, v, xp=np):
+def angles(u, v, ops=NUMPY):
     """metrics.unit_angle along the last axis."""
     d, s = u - v, u + v
-    return 2.0 * xp.arctan2(xp.sqrt(xp.einsum("...i,...i->...", d, d)), xp.sqrt(xp.einsum("...i,...i->...", s, s)))
+    return 2.0 * ops.xp.arctan2(ops.xp.sqrt(ops.dot(d, d)), ops.xp.sqrt(ops.dot(s, s)))
 
 
 def exact_stable_ranks(W, ops=NUMPY):
@@ -153,7 +161,7 @@ def block_quantities(ops, setting: RecordSetting, theta, q, log_l, grad, previou
     xp, order, nan = ops.xp, setting.order, math.nan
     K, S = log_l.shape
     n = q.shape[2]
-    sq = xp.einsum("ksp,ksp->ks", theta, theta)
+    sq = ops.dot(theta, theta)
     norm = xp.sqrt(sq)
     abs_theta = xp.abs(theta)
     norm_l1, norm_linf = abs_theta.sum(axis=2), xp.amax(abs_theta, axis=2)
@@ -169,19 +177,19 @@ def block_quantities(ops, setting: RecordSetting, theta, q, log_l, grad, previou
     else:
         out["margins"] = [ops.full((K, S), nan)] * 4
         out["sample_margins"] = ops.full(tuple(q.shape), nan)
-    gnorm = xp.sqrt(xp.einsum("ksp,ksp->ks", grad, grad))
+    gnorm = xp.sqrt(ops.dot(grad, grad))
     has_u = (norm > 0) & (gnorm > 0)  # the direction is defined (else the record's angles are NaN)
     u = theta / xp.where(has_u, norm, nan)[..., None]
     diff = u + grad / gnorm[..., None]
-    out["gap"] = 0.5 * xp.einsum("ksp,ksp->ks", diff, diff)  # 1 - cos without cancellation
+    out["gap"] = 0.5 * ops.dot(diff, diff)  # 1 - cos without cancellation
     out["u"], out["has_u"] = u, has_u
     ref = setting.reference
-    out["to_reference"] = angles(u, ops.asarray(ref), xp) if ref is not None else ops.full((K, S), nan)
+    out["to_reference"] = angles(u, ops.asarray(ref), ops) if ref is not None else ops.full((K, S), nan)
     out["support"] = ops.count(q <= (q_min + setting.support_tol * xp.abs(q_min))[..., None], 2)
     weights, layer_norms = [], []
     for _name, sl, shape in setting.weight_slices:
         w = theta[:, :, sl]
-        squared = xp.einsum("ksp,ksp->ks", w, w)
+        squared = ops.dot(w, w)
         layer_norms.append(xp.sqrt(squared))
         weights.append((w.reshape(K, S, *shape), squared))
     out["weights"] = weights  # each layer's matrices and ||W||_F^2, for the stable ranks
@@ -193,7 +201,7 @@ def block_quantities(ops, setting: RecordSetting, theta, q, log_l, grad, previou
     # the direction change: each record against the one before it (a member's first record here
     # against its last direction); an undefined direction (NaN) makes the angle NaN either side
     before = xp.concatenate([previous[None], u[:-1]], axis=0)
-    out["change"] = angles(u, before, xp)
+    out["change"] = angles(u, before, ops)
     return out
 
 

@@ -6,10 +6,10 @@ divergence is tracked per member on the device, a member that fails is frozen th
 block's kept quantities, the final parameters and where members failed are read back once, at
 the end of ``advance``. On CUDA a step (~60 tiny kernels) is replayed as one CUDA graph.
 
-The records are made on the device too (``records_on_device``): the kept parameters, margins and
-gradients stay there in the StepBlock's ``device`` part, and the recorder makes a block of steps
-of all S members' records from them at once (core/batched_records.py); only the snapshot steps'
-parameters come back whole.
+The records are made on the device too (``records_on_device``; by default on any device but the
+CPU): the kept parameters, margins and gradients stay there in the StepBlock's ``device`` part,
+and the recorder makes a block of steps of all S members' records from them at once (core/
+batched_records.py); only the snapshot steps' parameters come back whole.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ KEPT_BYTES = 64 << 20  # parameters kept on the device for one block, at most
 class BatchedEngine:
     """See the module docstring and core/engines/__init__.py for the interface."""
 
-    records_on_device = True  # False: every kept quantity is read back and recorded on the host (benchmarks, tests)
+    # where the records are made: True on the device, False from the quantities read back to the host (the
+    # recorder's numpy path), None: on the device unless it is the CPU, where nothing needs reading back and
+    # torch's threads made the same arithmetic no quicker than numpy's (docs/performance.md, Families' records)
+    records_on_device: bool | None = None
 
     def __init__(self, config: RunConfig, X, y, thetas, lrs, order):
         # torch is a dependency of the app (pyproject.toml), imported here, off the window's start-up
@@ -118,7 +121,10 @@ class BatchedEngine:
             rows = [i for i, k in enumerate(kept) if k[2]]
             if rows:
                 grad[rows] = torch.stack([kept[i][7] for i in rows])
-            if self.records_on_device:
+            on_device = self.records_on_device
+            if on_device is None:
+                on_device = self.device.type != "cpu"
+            if on_device:
                 device = DeviceBlock(self.ops, theta, q, log_l.to(torch.float64), grad, self.outputs_on)
                 snapshots = [i for i, k in enumerate(kept) if k[3]]
                 theta_host = np.full(tuple(theta.shape), np.nan, dtype=self.np_dtype)  # the snapshots' rows only
