@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import margin_explorer as mx
-from margin_explorer.core.architecture import ArchitectureSpec, Dense, mlp
+from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dense, Ensemble, mlp
 from margin_explorer.core.config import FamilyConfig
 from margin_explorer.core.datasets import generate
 from margin_explorer.core.metrics import TEST_METRICS
@@ -88,12 +88,15 @@ def test_a_family_with_a_test_set_records_the_same_on_its_device(vary, values):
     # the warm solver (32 x 32, on the host)
     (mlp(2, [8, 32, 32], "relu"), {"loss": "logistic", "rule": "lyu_li"}),
     (ArchitectureSpec(2, [Dense(1)]), {"loss": "logistic", "rule": "loss_normalized"}),  # angle to the reference
-], ids=["relu-8-32-32-logistic", "linear"])
+    # the ensemble's shares: a host forward per record, from the parameters read back
+    (ArchitectureSpec(2, [Ensemble([[Dense(4), Activation("relu"), Dense(1)], [Dense(1)]])]), {}),
+], ids=["relu-8-32-32-logistic", "linear", "ensemble"])
 def test_every_column_of_deeper_and_linear_families_is_the_same(spec, options):
     config = config_for(spec, DATA, steps=120, lr=0.05, every_step_until=80, per_decade=40, **options)
     config.family = FamilyConfig("seed", [0, 1, 2, 3])
-    made, _trainer = _assert_equal_records(config)
+    made, trainer = _assert_equal_records(config)
     assert np.isfinite(made[0]["stable_rank"]).all() and np.isfinite(made[0]["smoothed_margin"]).all()
+    assert ("ensemble_share" in made[0]) == bool(trainer.ensemble_size())
 
 
 def test_a_diverging_member_records_the_same_prefix():
