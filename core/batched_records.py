@@ -221,9 +221,10 @@ def test_quantities(ops, loss_kind: str, q, norm, order: float | None):
     ordered = ops.sort(q / scale[..., None], -1)  # NaN (no order) sorts last: the row stays NaN below
     # the quantiles by numpy's linear interpolation, from one sort (np.quantile's per-call cost was 3x)
     at = np.asarray(TEST_QUANTILES) * (m - 1)
-    lo = np.floor(at).astype(np.intp)
-    hi = np.minimum(lo + 1, m - 1)
-    quantiles = ordered[..., lo] + ops.asarray(at - lo) * (ordered[..., hi] - ordered[..., lo])
+    lo = np.floor(at).astype(np.int64)
+    hi, weight = ops.asarray(np.minimum(lo + 1, m - 1)), ops.asarray(at - lo)
+    lo = ops.asarray(lo)  # indices in the block's library (on its device)
+    quantiles = ordered[..., lo] + weight * (ordered[..., hi] - ordered[..., lo])
     if order is None:
         quantiles = ops.full(tuple(quantiles.shape), math.nan)
     scalars = xp.stack([ops.count(q > 0, -1) / m, log_mean, ordered[..., 0], ops.count(q < 0, -1) / m], axis=-1)

@@ -141,7 +141,7 @@ class Recorder:
         margins = [ops.to_host(m) for m in r["margins"]]
         recorded = np.array([s for s in range(S) if len(rows_of[s])], dtype=np.intp)
         lasts = np.array([rows_of[s][-1] for s in recorded], dtype=np.intp)
-        last_directions = ops.to_host(r["u"][lasts, recorded])  # one read-back: each member's last direction
+        last_directions = ops.to_host(r["u"][ops.asarray(lasts), ops.asarray(recorded)])  # one read-back
         columns = [np.broadcast_to(steps[:, None], (K, S)), np.broadcast_to(walls[:, None], (K, S)),
                    *[host[name] for name in ("log_loss", "accuracy", "q_min", "norm", "norm_l1", "norm_linf")],
                    *margins, 1.0 - host["gap"], *[host[name] for name in ("gap", "change", "to_reference", "support",
