@@ -28,18 +28,15 @@ def logsumexp(a: np.ndarray) -> float:
     return m + math.log(float(np.sum(np.exp(a - m))))
 
 
-def log_sample_losses(kind: str, q: np.ndarray) -> np.ndarray:
-    """log l(q_i), elementwise, without underflow."""
+def log_sample_losses(kind: str, q, xp=np):
+    """log l(q_i), elementwise, without underflow; ``xp``: the arrays' library, numpy or torch
+    (the batched engine's records on its device, core/batched_records.py)."""
     if kind == EXPONENTIAL:
         return -q
     # log softplus(-q); once exp(-q) < 1e-13 (q > 30), log(log1p(u)) = -q - u/2 + O(u^2) exactly
     # enough and it never underflows (softplus itself does past q ~ 745)
-    with np.errstate(divide="ignore"):
-        out = np.log(np.logaddexp(0.0, -q))
-    if q.max() > 30.0:
-        big = q > 30.0
-        out[big] = -q[big] - 0.5 * np.exp(-q[big])
-    return out
+    with np.errstate(divide="ignore", over="ignore"):
+        return xp.where(q > 30.0, -q - 0.5 * xp.exp(-q), xp.log(xp.logaddexp(xp.zeros_like(q), -q)))
 
 
 def log_loss_and_weights(kind: str, q: np.ndarray, mean: bool = False) -> tuple[float, np.ndarray]:
@@ -80,10 +77,7 @@ def torch_log_loss_and_weights(kind: str, q):
     if kind == EXPONENTIAL:
         return torch.logsumexp(-q, dim=1), -torch.softmax(-q, dim=1)
     zero = torch.zeros_like(q)
-    softplus = torch.logaddexp(zero, -q)
-    # log softplus(-q); past q = 30, -q - exp(-q)/2 (softplus itself underflows past q ~ 745)
-    log_terms = torch.where(q > 30.0, -q - 0.5 * torch.exp(-q), torch.log(softplus))
-    log_l = torch.logsumexp(log_terms, dim=1)
+    log_l = torch.logsumexp(log_sample_losses(kind, q, torch), dim=1)
     return log_l, -torch.exp(-torch.logaddexp(zero, q) - log_l.unsqueeze(1))
 
 
@@ -101,3 +95,15 @@ def inverse_loss(kind: str, log_l_sum: float) -> float:
         # -log(e^L - 1) = -L - log1p(-e^-L)
         return -big_l - math.log1p(-math.exp(-big_l))
     return -math.log(math.expm1(big_l))
+
+
+def inverse_losses(kind: str, log_l_sum, xp=np):
+    """``inverse_loss`` elementwise over an array of log L (numpy or torch, ``xp`` its library),
+    NaN where log L is not finite: the records' smoothed margins, a block of steps of S runs at once."""
+    if kind == EXPONENTIAL:
+        return -log_l_sum
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # the regimes not taken
+        big_l = xp.exp(log_l_sum)
+        out = xp.where(log_l_sum < -30.0, -log_l_sum - 0.5 * big_l,
+                       xp.where(big_l > 30.0, -big_l - xp.log1p(-xp.exp(-big_l)), -xp.log(xp.expm1(big_l))))
+        return xp.where(xp.isfinite(log_l_sum), out, float("nan"))

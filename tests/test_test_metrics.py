@@ -157,3 +157,43 @@ def test_netcdf_readers_see_the_test_quantiles_labeled(tmp_path):
         assert ds["test_margin_quantiles"].dims == ("step", "quantile")
         assert ds["quantile"].values.tolist() == list(TEST_QUANTILES)
         assert ds["test_margin_quantiles"].sel(quantile=0.5).values[-1] == run.metrics["test_margin_quantiles"][-1, 2]
+
+
+def test_a_block_of_three_output_records_gets_each_records_test_metrics_and_torch_refuses_them():
+    """batched_records.test_quantities on a (K, S, m, C) block of C outputs (a family's records on
+    the numpy path), one (k, s) unrecorded (NaN): each recorded row equals a hand computation of
+    its own outputs (q_i = f_{y_i} - max_{j != y_i} f_j; exponential loss of C classes: l_i =
+    sum_{j != y_i} exp(f_j - f_{y_i})); the torch path, which never gets C outputs, says so."""
+    import math
+
+    import torch
+
+    from margin_explorer.core.batched_records import NUMPY, TorchOps, test_quantities
+
+    rng = np.random.default_rng(5)
+    K, S, m, C = 2, 3, 40, 3
+    f = rng.normal(size=(K, S, m, C))
+    f[1, 2] = np.nan  # a member that failed: its row is not recorded
+    y = rng.integers(0, C, size=m).astype(np.float64)
+    norm = rng.uniform(0.5, 2.0, size=(K, S))
+    with np.errstate(all="ignore"):
+        got = test_quantities(NUMPY, "exponential", f, y, norm, 2.0)
+    assert got.shape == (K, S, len(TEST_SCALARS) + len(TEST_QUANTILES))
+    labels = y.astype(int)
+    for k in range(K):
+        for s in range(S):
+            if (k, s) == (1, 2):
+                continue
+            own = f[k, s, np.arange(m), labels]
+            others = np.array([[f[k, s, i, j] for j in range(C) if j != labels[i]] for i in range(m)])
+            q = own - others.max(axis=1)
+            loss = np.exp(others - own[:, None]).sum(axis=1)
+            normalized = q / norm[k, s] ** 2
+            assert got[k, s, 0] == np.mean(q > 0)
+            assert got[k, s, 1] == pytest.approx(math.log(loss.mean()), rel=1e-12)
+            assert got[k, s, 2] == pytest.approx(normalized.min(), rel=1e-12)
+            assert got[k, s, 3] == np.mean(q < 0)
+            np.testing.assert_allclose(got[k, s, 4:], np.quantile(normalized, TEST_QUANTILES), rtol=1e-12)
+    with pytest.raises(NotImplementedError, match="C outputs"):
+        ops = TorchOps(torch, torch.device("cpu"))
+        test_quantities(ops, "exponential", ops.asarray(f), y, ops.asarray(norm), 2.0)

@@ -342,7 +342,7 @@ def test_stable_rank_matches_the_svd():
 
 
 def test_unit_angle_is_accurate_from_tiny_angles_to_nearly_opposite():
-    from margin_explorer.core.recorder import angles
+    from margin_explorer.core.batched_records import angles  # the records' (numpy and torch)
     from margin_explorer.core.metrics import unit_angle
 
     rng = np.random.default_rng(2)

@@ -5,6 +5,11 @@ Nothing is read back inside the steps: on a GPU the host queues them and the dev
 divergence is tracked per member on the device, a member that fails is frozen there, and the
 block's kept quantities, the final parameters and where members failed are read back once, at
 the end of ``advance``. On CUDA a step (~60 tiny kernels) is replayed as one CUDA graph.
+
+The records are made on the device too (``records_on_device``; by default on any device but the
+CPU): the kept parameters, margins and gradients stay there in the StepBlock's ``device`` part,
+and the recorder makes a block of steps of all S members' records from them at once (core/
+batched_records.py); only the snapshot steps' parameters come back whole.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 
 from .. import step_rule
 from ..batched import BatchedNetwork
+from ..batched_records import DeviceBlock, TorchOps
 from ..config import RunConfig
 from ..losses import torch_log_loss_and_weights
 from ..optimizers import BatchedRule
@@ -27,6 +33,11 @@ KEPT_BYTES = 64 << 20  # parameters kept on the device for one block, at most
 
 class BatchedEngine:
     """See the module docstring and core/engines/__init__.py for the interface."""
+
+    # where the records are made: True on the device, False from the quantities read back to the host (the
+    # recorder's numpy path), None: on the device unless it is the CPU, where nothing needs reading back and
+    # torch's threads made the same arithmetic no quicker than numpy's (docs/performance.md, Families' records)
+    records_on_device: bool | None = None
 
     def __init__(self, config: RunConfig, X, y, thetas, lrs, order):
         # torch is a dependency of the app (pyproject.toml), imported here, off the window's start-up
@@ -52,6 +63,8 @@ class BatchedEngine:
         self.step_rule, self.power = opt.step_rule, step_rule.lyu_li_power(order)
         self.max_kept = max(1, KEPT_BYTES // (self.theta.numel() * self.theta.element_size()))
         self.note = ""
+        self.ops = TorchOps(torch, self.device)
+        self._test_inputs = None  # (the recorder's test set X, its transpose on the device)
         # on a GPU a step is ~60 tiny kernels: replaying them as one CUDA graph saves their launches
         self.graph = StepGraph(self) if self.device.type == "cuda" else None
 
@@ -101,12 +114,25 @@ class BatchedEngine:
         where members failed."""
         torch = self.torch
         end_step, kept = queued
+        device = None
         if kept:
-            theta, q, log_l = (torch.stack([k[i] for k in kept]).cpu().numpy() for i in (4, 5, 6))
-            grad = np.zeros_like(theta)
+            theta, q, log_l = (torch.stack([k[i] for k in kept]) for i in (4, 5, 6))
+            grad = torch.zeros_like(theta)
             rows = [i for i, k in enumerate(kept) if k[2]]
             if rows:
-                grad[rows] = torch.stack([kept[i][7] for i in rows]).cpu().numpy()
+                grad[rows] = torch.stack([kept[i][7] for i in rows])
+            on_device = self.records_on_device
+            if on_device is None:
+                on_device = self.device.type != "cpu"
+            if on_device:
+                device = DeviceBlock(self.ops, theta, q, log_l.to(torch.float64), grad, self.outputs_on)
+                snapshots = [i for i, k in enumerate(kept) if k[3]]
+                theta_host = np.full(tuple(theta.shape), np.nan, dtype=self.np_dtype)  # the snapshots' rows only
+                if snapshots:
+                    theta_host[snapshots] = theta[snapshots].cpu().numpy()
+                theta, q, log_l, grad = theta_host, None, None, None
+            else:
+                theta, q, log_l, grad = (t.cpu().numpy() for t in (theta, q, log_l, grad))
         else:
             S, P = self.theta.shape
             theta, grad = np.zeros((0, S, P), dtype=self.np_dtype), np.zeros((0, S, P), dtype=self.np_dtype)
@@ -118,9 +144,16 @@ class BatchedEngine:
                          walls=np.array([k[1] for k in kept], dtype=np.float64),
                          record=np.array([k[2] for k in kept], dtype=bool),
                          snapshot=np.array([k[3] for k in kept], dtype=bool),
-                         theta=theta, q=q, log_l=log_l.astype(np.float64), grad=grad, end_step=end_step,
-                         final_theta=self.theta.cpu().numpy(), diverged_at=diverged_at,
-                         overflowed=self.overflowed.cpu().numpy())
+                         theta=theta, q=q, log_l=None if log_l is None else log_l.astype(np.float64), grad=grad,
+                         end_step=end_step, final_theta=self.theta.cpu().numpy(), diverged_at=diverged_at,
+                         overflowed=self.overflowed.cpu().numpy(), device=device)
+
+    def outputs_on(self, theta, X):
+        """f(theta_r; X) (R, m) on the device for parameters theta (R, P) there: the recorder's test
+        set, put on the device once."""
+        if self._test_inputs is None or self._test_inputs[0] is not X:
+            self._test_inputs = (X, self.torch.as_tensor(X.T.copy(), dtype=self.dtype, device=self.device))
+        return self.net.outputs(theta, self._test_inputs[1])
 
     def step_tensors(self, theta, alive, diverged_at, overflowed, step):
         """One step of every member, as tensors in and out (``step``: a number, or a tensor on the
