@@ -75,6 +75,8 @@ def _judge(name: str, slope: float | None = None):
     if slope is not None:
         config.architecture.blocks[1].param = slope
     config.run.steps = STEPS.get(name, 3000)
+    # the KKT fit at every snapshot (an n x P Jacobian, a joint NNLS) informs kkt_decreasing only
+    config.recording.kkt = any(c["check"] == "kkt_decreasing" for c in config.claims)
     trainer = Trainer(config)
     chunks = []
     # ten digit classes: (1,437 x 64) x (64 x 64) products, where two numpy BLAS threads on a loaded
@@ -373,7 +375,7 @@ def test_preset_descriptions_say_where_their_networks_have_biases():
     assert "first layer" in relu3.description and "homogeneous" in relu3.description
 
 
-@pytest.mark.parametrize("seed, classes", [(1, 4), (3, 4), (2, 3)])
+@pytest.mark.parametrize("seed, classes", [(1, 4), (3, 4)])
 def test_the_multiclass_preset_holds_its_claims_on_data_it_was_not_tuned_on(seed, classes):
     """Lyu and Li's theorem for C classes on blobs drawn with other seeds and four classes: at the
     preset's step size 0.05 every claim holds (at 0.2, seeds 1 and 3 dipped right after L < l(0))."""
