@@ -114,3 +114,15 @@ def drag(view, start, end, steps: int = 8) -> None:
         mouse(view, QEvent.MouseMove, start + (end - start) * (i / steps), Qt.NoButton, Qt.LeftButton)
     mouse(view, QEvent.MouseButtonRelease, end, Qt.LeftButton, Qt.NoButton)
     QApplication.processEvents()
+
+
+def finite_difference_gradient(net, theta: np.ndarray, X: np.ndarray, weights: np.ndarray, h: float = 1e-6):
+    """sum_i weights_i grad f(theta; x_i) by central differences, one coordinate at a time: the
+    oracle the networks' backward passes are held to (call it after the backward under test: it
+    runs forwards of its own)."""
+    numeric = np.empty_like(theta)
+    for j in range(theta.size):
+        e = np.zeros_like(theta)
+        e[j] = h
+        numeric[j] = (weights @ net.outputs(theta + e, X) - weights @ net.outputs(theta - e, X)) / (2 * h)
+    return numeric

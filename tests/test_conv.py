@@ -15,6 +15,7 @@ from margin_explorer.core.errors import ConfigError, TrainingError
 from margin_explorer.core.homogeneity import analyze, numeric_check
 from margin_explorer.core.network import NumpyNetwork, initial_parameters
 from margin_explorer.core.torch_network import AutogradNetwork
+from tests.helpers import finite_difference_gradient
 
 
 def conv(channels, kernel=3, stride=1, padding=0, bias=False):
@@ -90,12 +91,7 @@ def test_the_gradient_in_theta_matches_finite_differences():
     net = AutogradNetwork(spec)
     net.outputs(theta, X)
     grad = net.backward(theta, weights)
-    eps = 1e-6
-    numeric = np.empty_like(theta)
-    for j in range(theta.size):
-        e = np.zeros_like(theta)
-        e[j] = eps
-        numeric[j] = (weights @ net.outputs(theta + e, X) - weights @ net.outputs(theta - e, X)) / (2 * eps)
+    numeric = finite_difference_gradient(net, theta, X, weights)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8)
     jac = net.jacobian(theta, X)
     np.testing.assert_allclose(weights @ jac, grad, rtol=1e-12, atol=1e-14)

@@ -17,6 +17,7 @@ from margin_explorer.core.metrics import kkt_residual
 from margin_explorer.core.network import NumpyNetwork, initial_parameters
 from margin_explorer.core.torch_network import AutogradNetwork, TorchNetwork
 from tests.test_conv import FLAT, RELU, conv, dense, image_spec
+from tests.helpers import finite_difference_gradient
 
 
 def channel_last(x):
@@ -133,12 +134,7 @@ def test_whole_networks_match_autograd_and_finite_differences(blocks):
     np.testing.assert_allclose(net.outputs(theta, X), reference.outputs(theta, X), rtol=1e-12, atol=1e-12)
     grad = net.backward(theta, weights)
     np.testing.assert_allclose(grad, reference.backward(theta, weights), rtol=1e-11, atol=1e-11)
-    eps = 1e-6
-    numeric = np.empty_like(theta)
-    for j in range(theta.size):
-        e = np.zeros_like(theta)
-        e[j] = eps
-        numeric[j] = (weights @ net.outputs(theta + e, X) - weights @ net.outputs(theta - e, X)) / (2 * eps)
+    numeric = finite_difference_gradient(net, theta, X, weights)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
 
 

@@ -10,6 +10,7 @@ from margin_explorer.core.architecture import Activation, ArchitectureSpec, Dens
 from margin_explorer.core import network
 from margin_explorer.core.network import NumpyNetwork, Product, RankOne, _DenseNode, initial_parameters, per_sample_jacobian
 from margin_explorer.core.torch_network import TorchNetwork
+from tests.helpers import finite_difference_gradient
 
 RNG = np.random.default_rng(7)
 X = RNG.normal(size=(9, 3))
@@ -78,12 +79,7 @@ def test_numpy_gradient_matches_finite_differences(name, products):
     net, theta = _theta(spec)
     net.outputs(theta, X)
     grad = net.backward(theta, W)
-    h = 1e-6
-    numeric = np.empty_like(theta)
-    for j in range(theta.size):
-        e = np.zeros_like(theta)
-        e[j] = h
-        numeric[j] = (W @ net.outputs(theta + e, X) - W @ net.outputs(theta - e, X)) / (2 * h)
+    numeric = finite_difference_gradient(net, theta, X, W)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7)
 
 
