@@ -130,27 +130,27 @@ class FileActions(QObject):
     # --------------------------------------------------------------- menus
     def build(self, menu) -> None:
         w = self.window
-        w._action(menu, "&Open runs…", self.open_dialog, "Ctrl+O", "Open saved runs (.h5) to compare them")
+        w.add_action(menu, "&Open runs…", self.open_dialog, "Ctrl+O", "Open saved runs (.h5) to compare them")
         self.recent_menu = menu.addMenu("Open &recent")
         self._fill_recent()
-        w._action(menu, "&Save run…", self.save_dialog, "Ctrl+S", "Save the live run as an HDF5 file")
+        w.add_action(menu, "&Save run…", self.save_dialog, "Ctrl+S", "Save the live run as an HDF5 file")
         menu.addSeparator()
         export = menu.addMenu("&Export")
-        w._action(export, "Plots as PNG…", lambda: self.export_plots_dialog("png"), tip="All visible plots, as an image")
-        w._action(export, "Plots as SVG…", lambda: self.export_plots_dialog("svg"), tip="All visible plots, as vectors")
-        w._action(export, "Decision boundary as PNG…", self.export_boundary_dialog)
-        w._action(export, "Window as PNG…", self.export_window_dialog, tip="The whole window, as it looks")
-        w._action(export, "Metrics as CSV…", self.export_csv_dialog,
+        w.add_action(export, "Plots as PNG…", lambda: self.export_plots_dialog("png"), tip="All visible plots, as an image")
+        w.add_action(export, "Plots as SVG…", lambda: self.export_plots_dialog("svg"), tip="All visible plots, as vectors")
+        w.add_action(export, "Decision boundary as PNG…", self.export_boundary_dialog)
+        w.add_action(export, "Window as PNG…", self.export_window_dialog, tip="The whole window, as it looks")
+        w.add_action(export, "Metrics as CSV…", self.export_csv_dialog,
                   tip="Every scalar metric of the selected run, or of every run shown (one file or one per run)")
         record = menu.addMenu("Re&cord")
-        w._action(record, "Record window…", lambda: self.record_dialog(w), tip="MP4 or GIF of the whole window")
-        w._action(record, "Record plots…", lambda: self.record_dialog(w.plots), tip="MP4 or GIF of the plots")
-        w._action(record, "Record decision boundary…", lambda: self.record_dialog(w.boundary))
+        w.add_action(record, "Record window…", lambda: self.record_dialog(w), tip="MP4 or GIF of the whole window")
+        w.add_action(record, "Record plots…", lambda: self.record_dialog(w.plots), tip="MP4 or GIF of the plots")
+        w.add_action(record, "Record decision boundary…", lambda: self.record_dialog(w.boundary))
         menu.addSeparator()
-        w._action(menu, "Import dataset…", w.dataset_editor.import_dialog, tip="CSV or NPZ")
-        w._action(menu, "Export dataset…", w.dataset_editor.export_dialog, tip="CSV or NPZ")
+        w.add_action(menu, "Import dataset…", w.dataset_editor.import_dialog, tip="CSV or NPZ")
+        w.add_action(menu, "Export dataset…", w.dataset_editor.export_dialog, tip="CSV or NPZ")
         menu.addSeparator()
-        w._action(menu, "&Quit", w.close, "Ctrl+Q")
+        w.add_action(menu, "&Quit", w.close, "Ctrl+Q")
 
     # --------------------------------------------------------------- recent files
     def recent(self) -> list[str]:

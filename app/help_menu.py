@@ -133,12 +133,12 @@ def build(window, menu) -> dict:
         dialog.raise_()
 
     return {
-        "keys": window._action(menu, "Keyboard and mouse", lambda: show("keys", "Keyboard and mouse",
+        "keys": window.add_action(menu, "Keyboard and mouse", lambda: show("keys", "Keyboard and mouse",
                                                                         lambda: keys_html(window)),
                                "F1", "Every shortcut and mouse gesture"),
-        "quantities": window._action(menu, "Quantities", lambda: show("quantities", "Quantities", quantities_html),
+        "quantities": window.add_action(menu, "Quantities", lambda: show("quantities", "Quantities", quantities_html),
                                      tip="The definition of every number the app shows"),
-        "about": window._action(menu, "About Margin Explorer", lambda: show("about", "About Margin Explorer",
+        "about": window.add_action(menu, "About Margin Explorer", lambda: show("about", "About Margin Explorer",
                                                                            about_html),
                                 tip="Version, components and the papers behind the claims"),
     }

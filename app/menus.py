@@ -19,7 +19,9 @@ from .theme import THEMES
 class MenuActions:
     """The menus and their actions (a part of MainWindow)."""
 
-    def _action(self, menu, text, slot, shortcut=None, tip="", checkable=False):
+    def add_action(self, menu, text, slot, shortcut=None, tip="", checkable=False):
+        """A menu action that is also the window's, so its shortcut works with the menu bar hidden
+        (the File, Sweep and Help menus, app/file_actions.py and others, add theirs through it)."""
         action = QAction(text, self)
         if shortcut:
             action.setShortcut(QKeySequence(shortcut))
@@ -56,45 +58,45 @@ class MenuActions:
         self.undo_action, self.redo_action = undo, redo
 
         run_menu = bar.addMenu("&Run")
-        self.run_action = self._action(run_menu, "Run / Pause", self.toggle_run, "Space", "Start, pause or resume")
-        self._action(run_menu, "Step", lambda: self.step(self.controls.step_size.value()), "S", "Take k steps")
-        self._action(run_menu, "Stop", self.stop, tip="End the run")
-        self._action(run_menu, "Reset", self.reset, "R", "Back to the initialization")
+        self.run_action = self.add_action(run_menu, "Run / Pause", self.toggle_run, "Space", "Start, pause or resume")
+        self.add_action(run_menu, "Step", lambda: self.step(self.controls.step_size.value()), "S", "Take k steps")
+        self.add_action(run_menu, "Stop", self.stop, tip="End the run")
+        self.add_action(run_menu, "Reset", self.reset, "R", "Back to the initialization")
 
         view_menu = bar.addMenu("&View")
         self.plot_actions = {}
         for spec in PLOTS:
-            action = self._action(view_menu, spec.title, self._plots_chosen, tip=f"Show the {spec.title} plot",
+            action = self.add_action(view_menu, spec.title, self._plots_chosen, tip=f"Show the {spec.title} plot",
                                   checkable=True)
             action.setChecked(True)
             self.plot_actions[spec.key] = action
         view_menu.addSeparator()
-        self.log_x_action = self._action(view_menu, "Log step axis", lambda on: self.plots.set_log_x(on), "Ctrl+L",
+        self.log_x_action = self.add_action(view_menu, "Log step axis", lambda on: self.plots.set_log_x(on), "Ctrl+L",
                                          "Logarithmic step axis", checkable=True)
-        self._action(view_menu, "Reset zoom", lambda: (self.plots.reset_zoom(), self.boundary.autoRange()), "Ctrl+0",
+        self.add_action(view_menu, "Reset zoom", lambda: (self.plots.reset_zoom(), self.boundary.autoRange()), "Ctrl+0",
                      "Every plot and the decision boundary back to their data (right-click a plot: log or linear y)")
         self.dock_focus = DockFocus(self, self.docks)
-        self.boundary_focus_action = self._action(
+        self.boundary_focus_action = self.add_action(
             view_menu, "Enlarge decision boundary", lambda on: self.dock_focus.toggle("boundary", on), "Ctrl+B",
             "The decision boundary takes the room of the plots and the Run panel (again: back)", checkable=True)
         axis_menu = view_menu.addMenu("Horizontal axis")
         self.x_axis_group = QActionGroup(self)
         self.x_axis_actions = {}
         for mode, label in X_AXES.items():
-            action = self._action(axis_menu, label, lambda _=False, m=mode: self.set_x_axis(m), checkable=True,
+            action = self.add_action(axis_menu, label, lambda _=False, m=mode: self.set_x_axis(m), checkable=True,
                                   tip="Runs with different step sizes compare best at equal loss (-log L)")
             self.x_axis_group.addAction(action)
             self.x_axis_actions[mode] = action
         self.x_axis_actions["step"].setChecked(True)
-        self.fullscreen_action = self._action(view_menu, "Full screen", self.toggle_full_screen, "F11", checkable=True)
-        self.presentation_action = self._action(view_menu, "Presentation mode", self.toggle_presentation, "F5",
+        self.fullscreen_action = self.add_action(view_menu, "Full screen", self.toggle_full_screen, "F11", checkable=True)
+        self.presentation_action = self.add_action(view_menu, "Presentation mode", self.toggle_presentation, "F5",
                                                 "Large type and lines, editors hidden, full screen: for talks",
                                                 checkable=True)
         theme_menu = view_menu.addMenu("Theme")
         self.theme_group = QActionGroup(self)
         self.theme_actions = {}
         for theme in THEMES:
-            action = self._action(theme_menu, theme.capitalize(), lambda _=False, t=theme: self.set_theme(t),
+            action = self.add_action(theme_menu, theme.capitalize(), lambda _=False, t=theme: self.set_theme(t),
                                   checkable=True, tip="Light suits projectors")
             self.theme_group.addAction(action)
             self.theme_actions[theme] = action
@@ -109,7 +111,7 @@ class MenuActions:
                 title = load_preset(name).name or name
             except MarginExplorerError:
                 continue
-            self._action(preset_menu, title, lambda _=False, n=name: self.load_preset(n), tip=name)
+            self.add_action(preset_menu, title, lambda _=False, n=name: self.load_preset(n), tip=name)
 
         self.help_actions = help_menu.build(self, bar.addMenu("&Help"))
 

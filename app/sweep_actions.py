@@ -32,7 +32,7 @@ class SweepActions(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
-        action = window._action(file_menu, "Open s&weep…", self.open_dialog, tip="Open a sweep's folder: its phase "
+        action = window.add_action(file_menu, "Open s&weep…", self.open_dialog, tip="Open a sweep's folder: its phase "
                                 "diagram, filled in as the sweep runs")
         separators = [a for a in file_menu.actions() if a.isSeparator()]
         if separators:  # beside Open runs, not after Quit
