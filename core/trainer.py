@@ -10,8 +10,9 @@ The data path: the driver lists the steps of a range due a record or a snapshot 
 recording.py) and asks the engine (core/engines/, chosen by what the config needs) to take the
 steps; the engine hands back a StepBlock (core/step_block.py) with the kept steps' quantities of
 every member; the recorder (core/recorder.py) makes the records from it, the driver the
-snapshots (KKT, Euler defect, the health checks), and a member that failed ends "diverged" with
-its reason while the others train on. The runner (core/runner.py) writes the chunks.
+snapshots (their KKT residual and Euler defect from core/snapshot_metrics.py; the health
+checks), and a member that failed ends "diverged" with its reason while the others train on.
+The runner (core/runner.py) writes the chunks.
 """
 
 from __future__ import annotations
@@ -31,15 +32,14 @@ from .engines import make_engine
 from .errors import TrainingError
 from .health import HealthMonitor
 from .homogeneity import NONE, analyze
-from .metrics import kkt_residual
 from .network import evaluation_network, initial_parameters
 from .optimizers import state_layout
 from .recorder import Recorder
 from .recording import LogSchedule, RecordSchedule
+from .snapshot_metrics import SnapshotMetrics
 from .step_block import StepBlock
 
 RUNNING, FINISHED, STOPPED, DIVERGED, FAILED = "running", "finished", "stopped", "diverged", "failed"
-JACOBIAN_BLOCK = 1 << 22  # numbers of a multi-class stuck-sample check's Jacobian block (32 MB)
 
 
 @dataclass
@@ -173,7 +173,8 @@ class Trainer:
                                  rec.support_tolerance, len(configs), self.dataset.X_test, self.dataset.y_test)
         self.recorder.rates = self.step_rule == "loss_based"
         self.wall = 0.0  # seconds of training so far (the records' wall_time)
-        self._torch_twin = None  # (module, X) for a multi-class run's Euler defect, made at its first snapshot
+        self.snapshot_metrics = SnapshotMetrics(self.net, spec, self.X, self.y, self.labels, self.dataset.classes,
+                                                self.order, self.compute_kkt)
 
     @property
     def size(self) -> int:
@@ -391,65 +392,12 @@ class Trainer:
     def _snapshot(self, s: int, step: int, theta) -> None:
         member = self.members[s]
         member.last_snapshot = step
-        metrics = {"kkt_eps": float("nan"), "kkt_delta": float("nan"), "euler_defect": float("nan")}
         f = self.net.outputs(theta, self.X)  # for the Euler defect and the dead-sample check alike
-        if self.order is not None:
-            norm = float(np.linalg.norm(theta))
-            if norm > 0 and self.labels is not None:
-                metrics["euler_defect"] = self._multiclass_euler_defect(theta, norm)
-            elif norm > 0:
-                jac = self.net.jacobian(theta, self.X)
-                metrics["euler_defect"] = float(np.max(np.abs(jac @ theta - self.order * f)) / norm ** self.order)
-            if self.compute_kkt and norm > 0:
-                metrics["kkt_eps"], metrics["kkt_delta"] = (
-                    kkt_residual(self.net, theta, self.X, self.y, self.order) if self.labels is None
-                    else multiclass.kkt_residual(self.net, theta, self.X, self.labels, self.order))
+        metrics = self.snapshot_metrics.measure(theta, f)
         # samples with a dead gradient (core/health.py)
-        q = self.y * f if self.labels is None else multiclass.sample_margins(f, self.labels)
-        member.events += member.health.check_samples(step, self.X, q, lambda rows: self._jacobian_rows(theta, rows))
+        member.events += member.health.check_samples(step, self.X, self.snapshot_metrics.sample_margins(f),
+                                                     lambda rows: self.snapshot_metrics.jacobian_rows(theta, rows))
         member.snapshots.append((step, np.array(theta, copy=True), metrics))
-
-    def _jacobian_rows(self, theta, rows) -> np.ndarray:
-        """The rows d f(x_i) / d theta of samples ``rows`` (the stuck-sample check); for C outputs
-        max_c |d f_c(x_i) / d theta| elementwise, (rows, P), zero exactly where every output's
-        gradient is, made a block of samples at a time (the n x P bound, not n x C x P)."""
-        if self.labels is None:
-            return self.net.jacobian(theta, self.X[rows])
-        out = np.empty((len(rows), self.net.size), dtype=self.dtype)
-        block = max(1, JACOBIAN_BLOCK // (self.dataset.classes * self.net.size))
-        for start in range(0, len(rows), block):
-            jac = self.net.jacobian(theta, self.X[rows[start:start + block]])
-            out[start:start + block] = np.abs(jac).max(axis=1)
-        return out
-
-    def _multiclass_euler_defect(self, theta, norm: float) -> float:
-        """max_ic |<grad f_c(x_i), theta> - M f_c(x_i)| / ||theta||^M of C outputs: <grad f_c(x_i),
-        theta> for every i and c is ONE forward-mode derivative along theta (torch.func.jvp on the
-        spec's torch module), not the n x C x P Jacobian (~1.7 s a snapshot for ten digit classes
-        at width 128; the jvp ~3 forwards)."""
-        import warnings
-
-        import torch
-
-        with warnings.catch_warnings():  # torch.func calls the deprecated torch.jit.script (torch 2.13)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from torch.func import functional_call, jvp
-
-        if self._torch_twin is None:
-            from .torch_network import TorchNetwork
-
-            tdtype = torch.float64 if self.dtype == np.float64 else torch.float32
-            self._torch_twin = (TorchNetwork(self.config.architecture, tdtype), torch.as_tensor(self.X, dtype=tdtype))
-        module, X = self._torch_twin
-        flat = torch.as_tensor(np.ascontiguousarray(theta), dtype=X.dtype)
-        params, offset = {}, 0
-        for name, p in module.named_parameters():  # the flat layout's order (TorchNetwork.load_flat)
-            params[name] = flat[offset:offset + p.numel()].reshape(p.shape)
-            offset += p.numel()
-        with torch.no_grad(), warnings.catch_warnings():  # its first call, too, scripts (deprecated) a helper
-            warnings.simplefilter("ignore", DeprecationWarning)
-            f, along = jvp(lambda ps: functional_call(module, ps, (X,)), (params,), (params,))
-        return float(torch.max(torch.abs(along - self.order * f))) / norm ** self.order
 
     def _drain(self) -> FamilyChunk:
         states = self.engine.state()
