@@ -93,6 +93,8 @@ def series_needed(keys) -> tuple[set[str], bool]:
         names.update(name for name, _label in spec.curves if spec.kind != "snapshots")
         if spec.extra.get("companion"):
             names.add(spec.extra["companion"][0])
+        if spec.extra.get("separated_range"):  # the y range follows the records where gamma~ > 0 (plot_follow)
+            names.add("smoothed_margin")
         for curves in spec.extra.get("steepest", {}).values():
             names.update(name for name, _label in curves)
     return names, any(spec.kind == "snapshots" for spec in specs)
