@@ -595,7 +595,8 @@ def loss_falls_below(run, statement, log_loss=-690.7755, never=False):
     bar = f"bar log L < {log_loss:.6g}, L < 10^{log_loss / math.log(10):.4g}"
     if len(below):
         first = int(finite[below[0]])
-        text = f"log L {log_l[first]:.5g} at step {_step(run, first)}, lowest {log_l[low]:.5g} at step {_step(run, low)} ({bar})"
+        text = (f"log L {log_l[first]:.5g} at step {_step(run, first)}, lowest {log_l[low]:.5g} at step "
+                f"{_step(run, low)} ({bar})")
         return Verdict(name, statement, not never, text, log_l[low])
     text = f"lowest log L {log_l[low]:.5g} at step {_step(run, low)} (L = 10^{log_l[low] / math.log(10):.4g}; {bar})"
     if never:
