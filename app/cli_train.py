@@ -117,8 +117,10 @@ def cmd_continue(args) -> int:
         config, dataset = reader.config, reader.dataset
         params, start, state = reader.final_params, reader.final_step, reader.final_optimizer_state
     config.run.steps = start + args.steps if args.steps else 0
-    if state is None and state_layout(config.optimizer.kind, 1):  # a rule that keeps state has none here
-        print(f"note: {args.run} holds no {config.optimizer.kind} optimizer state for step {start} (a file written "
+    opt = config.optimizer
+    if state is None and state_layout(opt.kind, 1, opt.step_rule):  # a rule that keeps state has none here
+        what = "loss_based step rule" if opt.step_rule == "loss_based" else f"{opt.kind} optimizer"
+        print(f"note: {args.run} holds no {what} state for step {start} (a file written "
               "before run files kept it, or saved without it): it starts afresh, so the continued run is not the one "
               "it would have been")
     trainer = Trainer(config, dataset, params=params, start_step=start, optimizer_state=state)

@@ -68,7 +68,7 @@ class MenuActions:
         for spec in PLOTS:
             action = self.add_action(view_menu, spec.title, self._plots_chosen, tip=f"Show the {spec.title} plot",
                                   checkable=True)
-            action.setChecked(True)
+            action.setChecked(spec.key in self.plots.visible)
             self.plot_actions[spec.key] = action
         view_menu.addSeparator()
         self.log_x_action = self.add_action(view_menu, "Log step axis", lambda on: self.plots.set_log_x(on), "Ctrl+L",

@@ -252,16 +252,19 @@ def _small_risk_from(run, from_log_loss):
     return int(idx[0]) if len(idx) else None
 
 
-def margin_nearly_monotone(run, statement, tolerance=1e-2, from_log_loss=None):
+def margin_nearly_monotone(run, statement, tolerance=1e-2, from_log_loss=None, margin="normalized_margin"):
     """From a small risk (L < l(0), or log L < ``from_log_loss``) the normalized margin increases
-    nearly monotonically: every dip is below ``tolerance`` relative, and it ends higher."""
+    nearly monotonically: every dip is below ``tolerance`` relative, and it ends higher. ``margin``:
+    which normalization (normalized_margin, q_min / ||theta||^M; normalized_margin_layers, Lyu and
+    Li's q_min / prod_l ||W_l||_F)."""
     start = _small_risk_from(run, from_log_loss)
     if start is None or run.steps.size - start < 3:
         return _too_short("margin_nearly_monotone", statement, "the loss has not yet fallen below l(0)")
-    g = run.get("normalized_margin")[start:]
+    g = run.get(margin)[start:]
     worst, at, count = _dips(g)
     return Verdict("margin_nearly_monotone", statement, bool(worst <= tolerance and g[-1] > g[0]),
-                   f"since step {_step(run, start)}: {g[0]:.4g} -> {g[-1]:.4g}; "
+                   f"{'' if margin == 'normalized_margin' else margin + ' '}since step {_step(run, start)}: "
+                   f"{g[0]:.4g} -> {g[-1]:.4g}; "
                    + _dip_text(run, start, worst, at, count, len(g) - 1, tolerance), worst)
 
 
@@ -578,12 +581,36 @@ def neuron_margins_negative(run, statement):
                    + ", ".join(f"{v:.4g}" for v in margins) + f"; the network's {gamma:.4g}", float(np.max(margins)))
 
 
+def loss_falls_below(run, statement, log_loss=-690.7755, never=False):
+    """log L falls below ``log_loss`` (default log(1e-300): Lyu and Li's loss-based rate takes the
+    loss far past where a float64 L underflows); with ``never``, the opposite claim: it does not
+    within the run (a constant step's L ~ 1/t). The value is the lowest log L recorded."""
+    name = "loss_falls_below"
+    log_l = run.get("log_loss")
+    finite = np.flatnonzero(np.isfinite(log_l))
+    if not len(finite):
+        return _too_short(name, statement, "no finite log L recorded yet")
+    low = int(finite[np.argmin(log_l[finite])])
+    below = np.flatnonzero(log_l[finite] < log_loss)
+    bar = f"bar log L < {log_loss:.6g}, L < 10^{log_loss / math.log(10):.4g}"
+    if len(below):
+        first = int(finite[below[0]])
+        text = (f"log L {log_l[first]:.5g} at step {_step(run, first)}, lowest {log_l[low]:.5g} at step "
+                f"{_step(run, low)} ({bar})")
+        return Verdict(name, statement, not never, text, log_l[low])
+    text = f"lowest log L {log_l[low]:.5g} at step {_step(run, low)} (L = 10^{log_l[low] / math.log(10):.4g}; {bar})"
+    if never:
+        return Verdict(name, statement, True, text, log_l[low])
+    return Verdict(name, statement, False if run.finished else None, text, log_l[low])
+
+
 CHECKS = {f.__name__: f for f in (loss_rate, norm_rate, angle_to_reference_below, angle_decreasing, norm_log_growth,
                                   smoothed_margin_monotone, margins_converge, kkt_decreasing, norm_increasing,
                                   alignment_to_one, margin_nearly_monotone, euler_defect_vanishing, ensemble_share,
                                   margin_increasing_in, stable_rank, sample_margins_equalize,
                                   loss_oscillates_then_falls, margin_rises_after_loss_settles, max_margin_reached,
-                                  margin_grows_test_flat, margin_reaches_network_max, neuron_margins_negative)}
+                                  margin_grows_test_flat, margin_reaches_network_max, neuron_margins_negative,
+                                  loss_falls_below)}
 
 
 def parse_claims(raw, path: str = "claims") -> list[ClaimSpec]:

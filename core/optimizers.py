@@ -165,14 +165,18 @@ def _or_zeros(array, size: int) -> np.ndarray:
 RNG_WORDS = 6  # numpy's PCG64 state as uint64 words: state (2), increment (2), has_uint32, uinteger
 
 
-def state_layout(kind: str, size: int) -> dict:
+def state_layout(kind: str, size: int, step_rule: str = "") -> dict:
     """name -> (shape, numpy dtype) of the optimizer state a run file keeps for ``kind`` with
-    ``size`` parameters: the rule's (``UpdateRule.state``) and, for sgd, the minibatch generator's
-    (the trainer's, ``rng_state``). The other rules (and the step rules: lyu_li's factor is a
-    function of the current loss alone) have no state."""
-    return {"momentum": {"velocity": ((size,), np.float64)},
-            "adam": {"m": ((size,), np.float64), "v": ((size,), np.float64), "t": ((), np.int64)},
-            "sgd": {"minibatch_rng": ((RNG_WORDS,), np.uint64)}}.get(kind, {})
+    ``size`` parameters: the rule's (``UpdateRule.state``), for sgd the minibatch generator's
+    (the trainer's, ``rng_state``), and for the loss_based step rule its alpha and whether the last
+    step was kept (core/step_rule.py LossBasedRate.state). The other rules (and the other step
+    rules: lyu_li's factor is a function of the current loss alone) have no state."""
+    from .step_rule import rate_layout
+
+    layout = {"momentum": {"velocity": ((size,), np.float64)},
+              "adam": {"m": ((size,), np.float64), "v": ((size,), np.float64), "t": ((), np.int64)},
+              "sgd": {"minibatch_rng": ((RNG_WORDS,), np.uint64)}}.get(kind, {})
+    return {**layout, **rate_layout(step_rule)}
 
 
 def rng_state(rng: np.random.Generator) -> np.ndarray:

@@ -340,12 +340,19 @@ def _reading(path: Path):
 # ------------------------------------------------------------------------------------ reader
 def _check_state_values(path: Path, state: dict) -> None:
     """Values an optimizer state can hold (core/optimizers.py): finite moments, Adam's step count
-    from 0 to 2^53, and a PCG64 generator's flags (has_uint32 0 or 1, a 32-bit uinteger)."""
+    from 0 to 2^53, a PCG64 generator's flags (has_uint32 0 or 1, a 32-bit uinteger), and the
+    loss_based rule's alpha above 0 and verdict 0 or 1."""
     for name in ("velocity", "m", "v"):
         if name in state and not np.all(np.isfinite(state[name])):
             raise _where(path, f"snapshots/optimizer_state/{name} holds values that are not finite: the file is damaged")
     if "t" in state and not 0 <= int(state["t"]) <= 2 ** 53:
         raise _where(path, f"snapshots/optimizer_state/t is {int(state['t'])}; Adam's step count is from 0 to 2^53: "
+                           "the file is damaged")
+    if "step_alpha" in state and not (np.isfinite(state["step_alpha"]) and state["step_alpha"] > 0):
+        raise _where(path, f"snapshots/optimizer_state/step_alpha is {float(state['step_alpha'])}; the loss_based "
+                           "rule's alpha is a finite number above 0: the file is damaged")
+    if "step_taken" in state and state["step_taken"] not in (0.0, 1.0):
+        raise _where(path, f"snapshots/optimizer_state/step_taken is {float(state['step_taken'])}, not 0 or 1: "
                            "the file is damaged")
     if "minibatch_rng" in state:
         words = [int(w) for w in state["minibatch_rng"]]
@@ -512,7 +519,10 @@ class RunReader:
         group = snaps["optimizer_state"]
         if not isinstance(group, h5py.Group):
             raise _where(path, f"{where} is a dataset, not a group: the file is damaged")
-        layout = {"step": ((), np.int64), **state_layout(self.config.optimizer.kind, n_params)}
+        optimizer = self.config.optimizer
+        layout = {"step": ((), np.int64), **state_layout(optimizer.kind, n_params, optimizer.step_rule)}
+        if optimizer.step_rule == "loss_based" and not {"step_alpha", "step_taken"} & set(group.keys()):
+            return None  # written before run files kept the loss_based rule's alpha: no state to continue from
         for name in group.keys():
             _link_check(path, group, name, f"{where}/{name}")
             if name not in layout:

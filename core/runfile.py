@@ -202,7 +202,7 @@ class RunWriter:
         self.final_params = snaps.create_dataset("final_params", shape=(n_params,), dtype=np.float64)
         self.final_step = snaps.create_dataset("final_step", shape=(), dtype=np.int64)
         self.final_step[()] = start_step
-        self._create_optimizer_state(snaps, config.optimizer.kind, n_params)
+        self._create_optimizer_state(snaps, config.optimizer, n_params)
         self._create_events(f)
 
     def _label_axes(self, metrics, columns: dict) -> None:
@@ -229,7 +229,7 @@ class RunWriter:
                     scales[axis].make_scale(axis)
                 ds.dims[1].attach_scale(scales[axis])
 
-    def _create_optimizer_state(self, snaps, kind: str, n_params: int) -> None:
+    def _create_optimizer_state(self, snaps, optimizer, n_params: int) -> None:
         """``snapshots/optimizer_state``: the state that goes with final_params (core/optimizers.py
         state_layout) and ``step``, the step it belongs to (-1: none saved, e.g. a file the window
         saved from a session), written with final_params at every append."""
@@ -237,7 +237,8 @@ class RunWriter:
 
         group = snaps.create_group("optimizer_state")
         self.optimizer_state = {name: group.create_dataset(name, shape=shape, dtype=dtype)
-                                for name, (shape, dtype) in state_layout(kind, n_params).items()}
+                                for name, (shape, dtype) in
+                                state_layout(optimizer.kind, n_params, optimizer.step_rule).items()}
         self.optimizer_state_step = group.create_dataset("step", data=np.int64(-1))
 
     def space_needed(self, chunk) -> int:

@@ -43,6 +43,12 @@ LOSS_BASED_DOWN = 2.0 ** (1 / 10)
 LOSS_BASED_OPTIMIZERS = ("gd",)
 
 
+def rate_layout(step_rule: str) -> dict:
+    """name -> (shape, dtype) of the step rule's state in a run file (LossBasedRate.state): the
+    loss_based rule's alpha and last verdict; the other rules keep none."""
+    return {"step_alpha": ((), np.float64), "step_taken": ((), np.float64)} if step_rule == "loss_based" else {}
+
+
 class LossBasedRate:
     """Lyu and Li's loss-based learning rate as they ran it (LossBasedLRv1 with core.py's rollback),
     for one run (numpy): the step from theta_t is theta_t - alpha_t grad L / L = theta_t - alpha_t
@@ -81,6 +87,16 @@ class LossBasedRate:
         self.alpha /= self.down
         self.taken = False
         return start[2]
+
+    def state(self) -> dict:
+        """What continuing exactly needs (saved with the run's final parameters, rate_layout): alpha
+        for the next step and whether the last step was kept (the next record's step_taken). The
+        point the next step starts from is the run's final parameters (an undone step restored them)."""
+        return {"step_alpha": np.float64(self.alpha), "step_taken": np.float64(self.taken)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from ``state()`` (values checked by the caller)."""
+        self.alpha, self.taken = float(state["step_alpha"]), bool(state["step_taken"])
 
     def factor(self) -> float:
         """alpha_t / alpha_0: the update rule's lr (alpha_0) times it is the step alpha_t on grad log L."""

@@ -197,7 +197,7 @@ class Trainer:
     # ------------------------------------------------------------------ optimizer state
     def load_optimizer_state(self, state: dict) -> None:
         """Continue a single run from a saved optimizer state; a TrainingError if it is not this run's."""
-        layout = state_layout(self.config.optimizer.kind, self.net.size)
+        layout = state_layout(self.config.optimizer.kind, self.net.size, self.config.optimizer.step_rule)
         if set(state) != set(layout):
             raise TrainingError(f"the saved optimizer state holds {sorted(state) or 'nothing'}; a "
                                 f"{self.config.optimizer.kind} run needs {sorted(layout) or 'nothing'}")

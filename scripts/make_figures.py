@@ -34,6 +34,12 @@ FIGURES = {
     "orthogonal-relu": ("rank,samples,margin", True),
     "large-step-gelu": ("loss,margin,norm", True),
     "sgd-relu-blobs": ("margin,loss,norm", False),
+    "lyu-li-figure1-loss-based": ("loss,margin,layers", True),
+    "lyu-li-figure1-constant": ("loss,margin,layers", True),
+}
+# figures of several presets' runs overlaid (the window's compare view): made when all were run
+TOGETHER = {
+    "lyu-li-figure1": (("lyu-li-figure1-loss-based", "lyu-li-figure1-constant"), "loss,margin,layers", True),
 }
 
 
@@ -62,6 +68,12 @@ def main(argv=None):
             lines += [f"## {config.name}", "", f"![{name}]({name}.png)", "", config.description, "", "```",
                       check.stdout.strip(), "```", ""]
             print(f"{name}: done", flush=True)
+        for figure, (presets, plots, log_x) in TOGETHER.items():
+            if all(p in names for p in presets):
+                command = [sys.executable, str(ROOT / "main.py"), "render", *(str(Path(folder) / f"{p}.h5") for p in presets),
+                           "--plots", plots, "--out", str(out / f"{figure}.png"), "--width", "1500"]
+                subprocess.run(command + (["--log-x"] if log_x else []), check=True, cwd=ROOT, capture_output=True)
+                print(f"{figure}: done", flush=True)
     if not args.only:
         (out / "claims.md").write_text("\n".join(lines) + "\n")
 

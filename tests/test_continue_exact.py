@@ -2,6 +2,7 @@
 moments and step count, sgd's minibatch generator) is saved with the final parameters, so a run of
 2k steps equals k steps plus a continue of k, through the files."""
 
+import json
 import re
 
 import numpy as np
@@ -139,3 +140,57 @@ def test_continue_refuses_optimizer_state_values_no_optimizer_can_hold(tmp_path,
     assert main(["continue", str(path), "--steps", "3", "--out", str(tmp_path / "more.h5")]) == 2
     assert said in capsys.readouterr().err
     assert not (tmp_path / "more.h5").exists()
+
+
+def test_a_loss_based_run_continues_with_its_alpha_bit_for_bit(tmp_path):
+    """Lyu and Li's loss-based rate (core/step_rule.py): alpha and the last verdict are saved with
+    the final parameters, so a continue takes the step the uninterrupted run takes, not alpha_0
+    again. From alpha_0 = 3 steps are undone in both halves, so alpha at step K is neither alpha_0
+    nor alpha_0 r_u^K."""
+    config = _config("gd", tmp_path, step_rule="loss_based")
+    data = json.loads(config.read_text())
+    data["optimizer"]["lr"] = 3.0
+    config.write_text(json.dumps(data))
+    whole, first, rest = tmp_path / "whole.h5", tmp_path / "first.h5", tmp_path / "rest.h5"
+    assert main(["run", str(config), "--steps", str(2 * K), "--out", str(whole)]) == 0
+    assert main(["run", str(config), "--steps", str(K), "--out", str(first)]) == 0
+    assert main(["continue", str(first), "--steps", str(K), "--out", str(rest)]) == 0
+    with RunReader(whole) as a, RunReader(first) as b, RunReader(rest) as c:
+        alpha, taken = a.metrics["step_alpha"], a.metrics["step_taken"]
+        assert (taken[1:K + 1] == 0).any() and (taken[K + 1:] == 0).any()  # undone steps before and after K
+        assert alpha[K] not in (3.0, 3.0 * 2 ** (K / 5))
+        for name in ("step_alpha", "step_taken", "log_loss", "param_norm", "q_min"):
+            np.testing.assert_array_equal(a.metrics[name][K:], c.metrics[name], err_msg=name)
+        np.testing.assert_array_equal(a.final_params, c.final_params)
+        assert b.final_optimizer_state == {"step_alpha": alpha[K], "step_taken": taken[K]}
+
+
+def test_continuing_a_loss_based_file_without_its_alpha_says_so(tmp_path, capsys):
+    import h5py
+
+    config = _config("gd", tmp_path, step_rule="loss_based")
+    first = tmp_path / "first.h5"
+    assert main(["run", str(config), "--steps", "5", "--out", str(first)]) == 0
+    with h5py.File(first, "r+") as f:  # as a file written before run files kept alpha: the group holds step only
+        del f["snapshots/optimizer_state/step_alpha"], f["snapshots/optimizer_state/step_taken"]
+    capsys.readouterr()
+    assert main(["continue", str(first), "--steps", "5", "--out", str(tmp_path / "more.h5")]) == 0
+    assert f"note: {first} holds no loss_based step rule state for step 5" in capsys.readouterr().out
+    with RunReader(tmp_path / "more.h5") as more:
+        assert more.metrics["step_alpha"][0] == 0.1  # alpha_0 again, as the note says
+
+
+@pytest.mark.parametrize("name, value, said", [
+    ("step_alpha", -1.0, "step_alpha is -1.0; the loss_based rule's alpha is a finite number above 0"),
+    ("step_taken", 0.5, "step_taken is 0.5, not 0 or 1"),
+])
+def test_continue_refuses_a_loss_based_state_no_run_can_hold(tmp_path, capsys, name, value, said):
+    import h5py
+
+    path = tmp_path / "run.h5"
+    assert main(["run", str(_config("gd", tmp_path, step_rule="loss_based")), "--steps", "3", "--out", str(path)]) == 0
+    with h5py.File(path, "r+") as f:
+        f[f"snapshots/optimizer_state/{name}"][()] = value
+    capsys.readouterr()
+    assert main(["continue", str(path), "--steps", "3", "--out", str(tmp_path / "more.h5")]) == 2
+    assert said in capsys.readouterr().err

@@ -346,3 +346,56 @@ def test_a_loss_based_run_draws_alpha_on_the_loss_plots_right_axis(plots, qtbot)
     # the right axis's view box lies over the plot's own, and goes with the plot
     assert companion.view.sceneBoundingRect() == loss_plot.item.vb.sceneBoundingRect()
     assert companion.view.parentItem() is loss_plot.item
+
+
+def test_lyu_and_lis_margin_plot_is_opt_in_and_draws_each_runs_layer_normalized_margin(plots, qtbot):
+    """The plot of q_min / prod_l ||W_l||_F (Lyu and Li's figures' normalization) is off on the
+    desk until chosen, and then draws that series of every shown run (their Figure 1 compares two)."""
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
+    from margin_explorer.widgets.plot_specs import OPT_IN_PLOTS
+
+    assert "margin_layers" in OPT_IN_PLOTS and "margin_layers" not in plots.plots and "margin" in plots.plots
+    config = load_preset("relu2-blobs")
+    steps = np.arange(400, dtype=np.int64)
+    runs = []
+    for k, scale in enumerate((1.0, 5.0)):
+        margin = 0.01 * scale * (1 - np.exp(-steps / 50.0))
+        session = RunSession(config, config.dataset.build())
+        session.lead.append({"step": steps, "normalized_margin": margin, "smoothed_margin": margin - 1e-3,
+                             "log_loss": -0.5 * steps, "param_norm": 1.0 + steps,
+                             "normalized_margin_layers": 4 * margin})
+        runs.append((session, f"run {k}"))
+    plots.set_visible_plots(["margin", "margin_layers"])
+    plots.set_sources(runs)
+    qtbot.wait(50)
+    plots.refresh(force=True)
+    layer_plot = plots.plots["margin_layers"]
+    for k, (session, _label) in enumerate(runs):
+        x, y = layer_plot.curves[(k, "normalized_margin_layers")].getData()
+        finite = np.isfinite(y)
+        assert finite.sum() > 10
+        series = session.get("normalized_margin_layers")  # drawn peak-decimated: each point one of its values
+        assert np.abs(y[finite][:, None] - series[None, :]).min(axis=1).max() < 1e-12
+    assert np.nanmax(layer_plot.curves[(1, "normalized_margin_layers")].getData()[1]) > 0.19  # 4 x 5 x 0.01
+
+
+def test_the_loss_plot_of_a_loss_based_run_follows_log_l_past_minus_308(plots, qtbot):
+    """The companion axis (alpha, log scale) once told the loss plot's own view box it was a log
+    axis, which clamps a range to +-308 decades: a loss-based run's log L of -776 ran off the plot."""
+    from margin_explorer.app.session import RunSession
+    from margin_explorer.core.presets import load_preset
+
+    config = load_preset("lyu-li-figure1-loss-based")
+    steps = np.arange(0, 25000, 50, dtype=np.int64)
+    log_loss = 2.3 - 0.031 * steps  # to -773
+    session = RunSession(config, config.dataset.build())
+    session.lead.append({"step": steps, "log_loss": log_loss, "step_alpha": 0.1 * np.exp(-steps / 3000.0)})
+    plots.set_sources([(session, "loss-based")])
+    qtbot.wait(50)
+    plots.refresh(force=True)
+    loss = plots.plots["loss"]
+    assert loss.companion is not None and loss.companion.curve.getData()[1] is not None  # alpha drawn on the right
+    low, high = loss.item.vb.viewRange()[1]
+    assert low < log_loss.min() and high > log_loss.max(), (low, high)
+    assert not loss.item.vb.state["logMode"][1]

@@ -20,8 +20,11 @@ class Companion:
         item.showAxis("right")
         self.axis = item.getAxis("right")
         self.axis.setLabel(label)
-        self.axis.setLogMode(False, True)  # the values drawn are log10(alpha): decades on the axis
+        self.axis.enableAutoSIPrefix(False)  # "(x0.001)" beside decade ticks read as a factor of alpha
+        # linked first: setLogMode tells the axis's view box, which was the plot's own, and a log
+        # plot view box clamps its range to +-308 (log L of a loss-based run stopped at -308)
         self.axis.linkToView(self.view)
+        self.axis.setLogMode(False, True)  # the values drawn are log10(alpha): decades on the axis
         self.view.setXLink(item.vb)
         # a child of the plot item, not of the scene: it goes when the plot goes (TrajectoryPlots._build)
         self.view.setParentItem(item)

@@ -35,6 +35,11 @@ PLOTS = [
                                           ("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M")],
                                  "coordinate": [("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M"),
                                                 ("normalized_margin_linf", "γ∞ = q_min / ‖θ‖∞^M")]}}),
+    # Lyu and Li's figures' normalization (their code's norm_prod): opt-in (OPT_IN_PLOTS), beside
+    # the margin plot, whose gamma it is at least L^(L/2) times for L balanced layers
+    PlotSpec("margin_layers", "Normalized margin, by layer norms",
+             [("normalized_margin_layers", "q_min / ∏ ‖W_l‖_F")],
+             extra={"separated_range": True, "y_label": "q_min / ∏ ‖W_l‖_F", "y_short": "margin / ∏"}),
     PlotSpec("norm", "Parameter norm ‖θ‖", [("param_norm", "‖θ‖₂")], log_y=True, extra={"y_label": "‖θ‖₂"}),
     # direction change is recorded per record; records thin out (log-spaced after the every-step
     # phase, a shorter last interval): drawn per step, so neither shows as a jump or a dip
@@ -68,6 +73,7 @@ PLOTS = [
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
 TEST_PLOTS = ("accuracy", "test_samples")  # in the grid only while a shown run has a test set
+OPT_IN_PLOTS = ("margin_layers",)  # off on the desk until chosen in the View menu (or `render --plots`)
 # presentation mode shows these, large (2 x 2 at 1280 x 720), unless the presenter chose others:
 # eight plots gave each about 61 px of height, too little to read from a room
 PRESENTATION_PLOTS = ["loss", "margin", "norm", "angles"]
@@ -87,6 +93,8 @@ def series_needed(keys) -> tuple[set[str], bool]:
         names.update(name for name, _label in spec.curves if spec.kind != "snapshots")
         if spec.extra.get("companion"):
             names.add(spec.extra["companion"][0])
+        if spec.extra.get("separated_range"):  # the y range follows the records where gamma~ > 0 (plot_follow)
+            names.add("smoothed_margin")
         for curves in spec.extra.get("steepest", {}).values():
             names.update(name for name, _label in curves)
     return names, any(spec.kind == "snapshots" for spec in specs)

@@ -71,6 +71,8 @@ class NumpyEngine:
         if self.batch_size is not None:
             for state, rng in zip(states, self.rngs):
                 state["minibatch_rng"] = rng_state(rng)
+        for state, rate in zip(states, self.rates or ()):
+            state.update(rate.state())
         return states
 
     def load_state(self, states: list[dict]) -> None:
@@ -78,6 +80,8 @@ class NumpyEngine:
             rule.load_state(state, self.theta.dtype)
             if "minibatch_rng" in state:
                 set_rng_state(rng, state["minibatch_rng"])
+        for rate, state in zip(self.rates or (), states):
+            rate.load_state(state)
 
     # ------------------------------------------------------------------ the steps
     def advance(self, start: int, end: int, record_steps, snapshot_steps, deadline: float | None) -> StepBlock:
