@@ -27,6 +27,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,7 +40,7 @@ from ..step_block import StepBlock
 from .numpy_engine import MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES
 
 OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")
-STEP_RULES = ("constant", "loss_normalized", "lyu_li")
+STEP_RULES = ("constant", "loss_normalized", "lyu_li", "loss_based")
 LOSSES = ("exponential", "logistic")
 # the kept steps of one block, at most: the numpy engine's bounds (its theta, grad and q within
 # RECORD_BLOCK_BYTES, MAX_RECORD_BLOCK of them). The recorder's temporaries grow with a block: with
@@ -59,8 +60,7 @@ def covers(config: RunConfig) -> bool | str:
     if config.optimizer.kind not in OPTIMIZERS:
         return f"the compiled engine has no {config.optimizer.kind} (it draws minibatches per run)"
     if config.optimizer.step_rule not in STEP_RULES:
-        return (f"the compiled engine has no {config.optimizer.step_rule} step rule (it undoes steps); "
-                "the numpy and torch backends have it")
+        return f"the compiled engine has no {config.optimizer.step_rule} step rule"
     unknown = _unknown_blocks(config.architecture.blocks)
     if unknown:
         return f"the compiled engine has no {unknown}"
@@ -224,6 +224,11 @@ def worth_compiling(config: RunConfig, size: int = 1) -> bool:
             and not kernels_ready(config.run.dtype) and covers(config) is True)
 
 
+class _Rate(NamedTuple):
+    alpha: float
+    taken: bool
+
+
 class _Kernels:
     """The program, its workspaces and the call into run_block with one fixed signature per dtype
     (every argument's type is set here, so that no call compiles a second variant)."""
@@ -248,6 +253,10 @@ class _Kernels:
         self.q, self.weights = np.zeros(n, dtype=dtype), np.zeros(n, dtype=dtype)
         self.velocity, self.m, self.v = (np.zeros(P, dtype=dtype) for _ in range(3))
         self.t = np.zeros(1, dtype=np.int64)
+        # the loss_based rule's state (compiled_kernels.ALPHA ...) and the point its next step starts from
+        self.rate = np.zeros(7, dtype=np.float64)
+        self.start_theta, self.start_grad = np.zeros(P, dtype=dtype), np.zeros(P, dtype=dtype)
+        self.start_q = np.zeros(n, dtype=dtype)
         self.output_row = int(program.buffers[program.output, 0])
         self.clock = int(getattr(time, "CLOCK_MONOTONIC", 1))
         self.settings = (0, 0.1, 0.9, 0.9, 0.999, 1e-8, 1, 1, False, 0.0, 0.0, math.inf)
@@ -261,7 +270,8 @@ class _Kernels:
         P, n, dtype = self.size, self.n, self.dtype
         kept = (np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.bool_),
                 np.zeros(capacity, np.bool_), np.zeros((capacity, P), dtype), np.zeros((capacity, n), dtype),
-                np.zeros(capacity, np.float64), np.zeros((capacity, P), dtype))
+                np.zeros(capacity, np.float64), np.zeros((capacity, P), dtype), np.zeros(capacity, np.float64),
+                np.zeros(capacity, np.float64))
         opt_kind, lr, momentum, beta1, beta2, eps, step_rule, loss_kind, mean, log_n, power, limit = self.settings
         program = self.program
         step, count, diverged_at, overflowed = self.kernels.run_block(
@@ -269,7 +279,7 @@ class _Kernels:
             self.uvec, self.y, theta, self.work, self.gwork, self.tmp,
             self.grad, self.q, self.weights, self.scratch, dtype.type(0), opt_kind, lr, momentum, beta1, beta2, eps,
             self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, rules.LOG_MAX,
-            int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
+            self.rate, self.start_theta, self.start_q, self.start_grad, int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
             np.ascontiguousarray(snapshot_steps, np.int64), self.clock, int(-1 if deadline_ns is None else deadline_ns),
             CHECK_EVERY, *kept)
         return int(step), tuple(a[:count] for a in kept), int(diverged_at), bool(overflowed)
@@ -297,11 +307,16 @@ class CompiledEngine:
         from .. import compiled_kernels as k
 
         kernels.configure(OPTIMIZERS.index(opt.kind), lrs[0], opt.momentum, opt.beta1, opt.beta2, opt.eps,
-                          {"constant": k.CONSTANT, "loss_normalized": k.LOSS_NORMALIZED, "lyu_li": k.LYU_LI}[opt.step_rule],
+                          {"constant": k.CONSTANT, "loss_normalized": k.LOSS_NORMALIZED, "lyu_li": k.LYU_LI,
+                           "loss_based": k.LOSS_BASED}[opt.step_rule],
                           k.EXPONENTIAL if config.loss.kind == "exponential" else k.LOGISTIC,
                           config.loss.reduction == "mean", math.log(self.n), rules.lyu_li_power(order),
                           rules.norm_limit(order, self.dtype))
         self.kind = opt.kind
+        self.adaptive = opt.step_rule == "loss_based"
+        if self.adaptive:  # LossBasedRate(lr): alpha_0 = lr, nothing undone yet, no start point kept
+            kernels.rate[[k.ALPHA, k.ALPHA0, k.TAKEN, k.UP, k.DOWN]] = (
+                lrs[0], lrs[0], 1.0, rules.LOSS_BASED_UP, rules.LOSS_BASED_DOWN)
         self.size = 1
         self.note = ""
         self.diverged_at = -1
@@ -309,6 +324,17 @@ class CompiledEngine:
         P = kernels.size
         per_kept = (2 * P + self.n) * np.dtype(self.dtype).itemsize
         self.max_kept = max(1, min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_kept))
+
+    @property
+    def rates(self):
+        """The loss_based rule's alpha and taken now (the driver records the final state with
+        them, as the numpy engine's LossBasedRate), None for the other rules."""
+        if not self.adaptive:
+            return None
+        from .. import compiled_kernels as k
+
+        rate = self._kernels.rate
+        return [_Rate(float(rate[k.ALPHA]), bool(rate[k.TAKEN]))]
 
     def step_threads(self):
         return nullcontext()  # the kernels call no torch; BLAS threads: the process's settings
@@ -353,10 +379,12 @@ class CompiledEngine:
                                                            deadline_ns, min(len(due), self.max_kept))
         if diverged_at >= 0:
             self.diverged_at, self.overflowed = diverged_at, overflowed
-        steps, ns, record, snapshot, theta, q, log_l, grad = kept
+        steps, ns, record, snapshot, theta, q, log_l, grad, alpha, taken = kept
         return StepBlock(steps=steps, walls=(ns - clock0) * 1e-9 + offset, record=record, snapshot=snapshot,
                          theta=theta[:, None, :], q=q[:, None, :], log_l=log_l[:, None], grad=grad[:, None, :],
                          end_step=self.diverged_at if self.diverged_at >= 0 else step,
                          final_theta=self.theta.copy(),
                          diverged_at=np.array([self.diverged_at], dtype=np.int64),
-                         overflowed=np.array([self.overflowed]))
+                         overflowed=np.array([self.overflowed]),
+                         alpha=alpha[:, None] if self.adaptive else None,
+                         taken=taken[:, None] if self.adaptive else None)
