@@ -135,7 +135,6 @@ def prepare(dtypes=(np.float64,)) -> float:
     for dtype in dtypes:
         spec = ArchitectureSpec(1, [Dense(1)])
         engine = _Kernels(spec, np.zeros((1, 1)), np.ones(1), dtype)
-        engine.call(np.zeros(1, dtype=dtype), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), None, 0)
         marker = _marker(dtype)
         cache = getattr(engine.kernels.run_block, "_cache", None)
         saved = getattr(cache, "_cache_path", None)
@@ -224,6 +223,9 @@ def worth_compiling(config: RunConfig, size: int = 1) -> bool:
             and not kernels_ready(config.run.dtype) and covers(config) is True)
 
 
+_loaded: dict = {}  # dtype -> whether this process has run_block of that dtype
+
+
 class _Rate(NamedTuple):
     alpha: float
     taken: bool
@@ -236,6 +238,7 @@ class _Kernels:
     def __init__(self, spec, X, y, dtype):
         from .. import compiled_kernels as kernels
         from ..compiled_program import compile_program
+        from ..idle_pages import after_compiler_work
 
         self.kernels = kernels
         self.dtype = np.dtype(dtype)
@@ -260,6 +263,13 @@ class _Kernels:
         self.output_row = int(program.buffers[program.output, 0])
         self.clock = int(getattr(time, "CLOCK_MONOTONIC", 1))
         self.settings = (0, 0.1, 0.9, 0.9, 0.999, 1e-8, 1, 1, False, 0.0, 0.0, math.inf)
+        if not _loaded.get(self.dtype):  # load (or compile) the kernels now, in stages (core/idle_pages.py)
+            after_compiler_work()  # numba imported: LLVM's start-up
+            kernels.clock_ns(self.clock)  # numba's compiler set-up
+            after_compiler_work()
+            self.call(np.zeros(self.size, dtype=dtype), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), None, 0)
+            after_compiler_work()
+            _loaded[self.dtype] = True
 
     def configure(self, opt_kind, lr, momentum, beta1, beta2, eps, step_rule, loss_kind, mean, log_n, power, limit):
         self.settings = (int(opt_kind), float(lr), float(momentum), float(beta1), float(beta2), float(eps),
