@@ -243,6 +243,28 @@ def _python(code: str, **env) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
+def test_a_training_program_drops_the_compilers_pages_and_trains_the_same():
+    """core/idle_pages.py: a library process keeps LLVM's code resident after loading the kernels;
+    once the process is a program's (tune_process), those clean pages are dropped, the steps
+    that follow touch none of them again, and they train bit for bit as before."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("madvise and /proc/self/smaps: Linux")
+    code = ("import numpy as np; from margin_explorer.core.trainer import Trainer; "
+            "from margin_explorer.core.presets import load_preset; "
+            "from margin_explorer.core.idle_pages import clean_mappings; "
+            "from margin_explorer.core.process import tune_process; "
+            "llvm = lambda: sum(r for _s, _e, r in clean_mappings('libllvmlite')) >> 20; "
+            "c = load_preset('relu2-blobs'); c.run.backend = 'compiled'; "
+            "a = Trainer(c).run(300).members[0].params; held = llvm(); "
+            "tune_process(); dropped = llvm(); "
+            "b = Trainer(c).run(300).members[0].params; "
+            "print(held, dropped, llvm(), np.array_equal(a, b))")
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    held, dropped, after, same = out.stdout.split()
+    assert int(held) > 20 and int(dropped) == 0 and int(after) < 5 and same == "True", out.stdout
+
+
 def test_auto_takes_it_once_the_cache_holds_the_kernels(tmp_path):
     """A cold cache: 'auto' trains on numpy with no numba imported; after prepare() (the worker's
     warm_cache, the CLI's long runs) it takes the compiled engine, loading the kernels from disk."""
