@@ -222,6 +222,33 @@ def test_float32_follows_autograd_within_float32_rounding(spec, kind, step_rule,
     assert relative(compiled[1].params, autograd[1].params) > 0  # float32 rounding is there: not float64 in disguise
 
 
+def test_a_family_trains_each_member_as_alone_and_as_the_batched_engine():
+    """run.backend compiled with a family: the members one after another in each block, each
+    member's records, snapshots, status and parameters those of the same run alone (on the
+    compiled engine, held to numpy and autograd above), the parameters within 1e-12 of the batched
+    engine's family; a member that diverges stops alone; the loss_based rule per member."""
+    from tests.test_family import _assert_members_match_single_runs, _family, _train
+
+    config = _family(mlp(2, [16], "relu"), "seed", [0, 1], steps=300, lr=0.05, rule="lyu_li")
+    config.run.backend = "compiled"
+    family, _chunks = _assert_members_match_single_runs(config, rtol=0)
+    assert isinstance(family.engine, CompiledEngine) and "one by one" in family.engine_note
+    batched = config.copy()
+    batched.run.backend = "batched"
+    reference = Trainer(batched)
+    _train(reference)
+    for member, other in zip(family.members, reference.members):
+        assert relative(member.theta, other.theta) <= TOL
+    diverging = _family(mlp(2, [8], "relu"), "lr", [0.01, 1e4], steps=100, rule="constant")
+    diverging.run.backend = "compiled"
+    family, _chunks = _assert_members_match_single_runs(diverging, rtol=0)
+    assert [m.status for m in family.members] == [FINISHED, DIVERGED]
+    adaptive = _family(ArchitectureSpec(2, [Dense(6), Activation("gelu"), Dense(1)]), "lr", [0.1, 0.3], steps=200,
+                       rule="loss_based", loss="logistic")
+    adaptive.run.backend = "compiled"
+    _assert_members_match_single_runs(adaptive, rtol=0)
+
+
 def test_what_it_does_not_cover_says_why():
     config = make_config(mlp(2, [8]), "gd")
     assert covers(config) is True
@@ -232,10 +259,6 @@ def test_what_it_does_not_cover_says_why():
     config.run.backend = "compiled"
     with pytest.raises(TrainingError, match="run.backend compiled: .*sgd"):
         Trainer(config)
-    family = make_config(mlp(2, [8]), "gd", backend="compiled")
-    family.family = FamilyConfig(vary="seed", values=[0, 1])
-    with pytest.raises(TrainingError, match="one run"):
-        Trainer(family)
 
 
 def _python(code: str, **env) -> subprocess.CompletedProcess:
