@@ -23,7 +23,7 @@ import ctypes
 import ctypes.util
 import sys
 
-_MADV_DONTNEED = 4  # <sys/mman.h> on Linux, every architecture
+_MADV_DONTNEED = 4  # asm-generic/mman-common.h: x86, arm, riscv, power (only alpha differs)
 COMPILER_LIBRARY = "libllvmlite"
 _in_this_process = False  # a program's training process: release_in_this_process was called
 
@@ -75,7 +75,7 @@ def release_compiler_pages() -> int:
     try:
         mappings = clean_mappings(COMPILER_LIBRARY)
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    except OSError:
+    except (OSError, ValueError, IndexError):  # no /proc (a sandbox), a layout not Linux's: keep them
         return 0
     madvise = libc.madvise
     madvise.argtypes, madvise.restype = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int], ctypes.c_int
