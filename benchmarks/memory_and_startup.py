@@ -203,7 +203,8 @@ def main(argv=None):
         if not args.skip_memory:
             start = time.perf_counter()
             rss, size, per_decade = memory(args.steps, folder, "numpy")
-            print(f"{args.steps:,}-step linear-separable run, numpy engine: peak memory {rss:.0f} MB (bar {PEAK_MB}), file "
+            print(f"{args.steps:,}-step linear-separable run, numpy engine: peak memory {rss:.0f} MB "
+                  f"(bar {PEAK_MB}), file "
                   f"{size:.1f} MB (bar 100), {time.perf_counter() - start:.0f} s; records per decade {per_decade}")
             if covers_platform() is True:
                 numba_import, numba_set_up, kernels, fixed, kept = numba_cost()
@@ -212,7 +213,8 @@ def main(argv=None):
                 print(f"numba's fixed cost in a training process: {fixed:.0f} MB (import {numba_import:.0f}, its "
                       f"compiler's set-up {numba_set_up:.0f}, the cached kernels {kernels:.0f}); {kept:.0f} MB "
                       "of it stay resident once the compiler's code pages are dropped")
-                print(f"{args.steps:,}-step {COMPILED_PRESET} run, compiled engine: peak memory {compiled_rss:.0f} MB (bar {PEAK_MB}: "
+                print(f"{args.steps:,}-step {COMPILED_PRESET} run, compiled engine: peak memory {compiled_rss:.0f} MB "
+                      f"(bar {PEAK_MB}: "
                       f"{'within' if compiled_rss <= PEAK_MB else 'OVER'}; the numpy engine's {rss:.0f} + numba's "
                       f"whole {fixed:.0f} would be {rss + fixed:.0f}), file {size:.1f} MB (bar 100), "
                       f"{time.perf_counter() - start:.0f} s; records per decade {per_decade}")

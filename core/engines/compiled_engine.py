@@ -4,8 +4,9 @@ code (core/compiled_kernels.py, numba) with no Python per step; the engines' int
 gives a family the batched engine).
 
 ``advance(start, end, record_steps, snapshot_steps, deadline)`` hands the kept steps' theta, q,
-log L and grad log L (and the loss_based rule's alpha and taken) to the driver as a StepBlock, made inside the compiled loop (the schedule is
-given as arrays, so that it needs no Python in the loop). Its arithmetic is the numpy engine's
+log L and grad log L (and the loss_based rule's alpha and taken) to the driver as a StepBlock,
+made inside the compiled loop (the schedule is given as arrays, so that it needs no Python in the
+loop). Its arithmetic is the numpy engine's
 (core/network.py, core/losses.py, core/optimizers.py, core/step_rule.py), in the same order of
 operations; tests/test_compiled_engine.py holds the two together through the driver.
 
@@ -290,8 +291,8 @@ class _Kernels:
             self.uvec, self.y, theta, self.work, self.gwork, self.tmp,
             self.grad, self.q, self.weights, self.scratch, dtype.type(0), opt_kind, lr, momentum, beta1, beta2, eps,
             self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, rules.LOG_MAX,
-            self.rate, self.start_theta, self.start_q, self.start_grad, int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
-            np.ascontiguousarray(snapshot_steps, np.int64), self.clock, int(-1 if deadline_ns is None else deadline_ns),
+            self.rate, self.start_theta, self.start_q, self.start_grad, int(start), int(end),
+            np.ascontiguousarray(record_steps, np.int64), np.ascontiguousarray(snapshot_steps, np.int64), self.clock, int(-1 if deadline_ns is None else deadline_ns),
             CHECK_EVERY, *kept)
         return int(step), tuple(a[:count] for a in kept), int(diverged_at), bool(overflowed)
 
