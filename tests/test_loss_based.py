@@ -71,7 +71,11 @@ def test_the_loss_falls_below_1e_minus_300_on_a_separable_problem(tmp_path):
         assert run.status == "finished"
     assert log_loss.min() < -690
     assert alpha[0] == 0.1 and len(alpha) == len(log_loss) and set(np.unique(taken)) <= {0.0, 1.0}
-    assert np.all(np.diff(log_loss) <= 0)  # undone steps repeat the loss: it never rises
+    # undone steps repeat the loss: it never rises. The last record is the driver's own evaluation of
+    # the final state (numpy's), which on the compiled engine ('auto' takes it once its kernels are
+    # cached) may differ from the engine's log L of the same theta in the last bits
+    assert np.all(np.diff(log_loss[:-1]) <= 0)
+    assert log_loss[-1] - log_loss[-2] <= 4 * np.finfo(float).eps * abs(log_loss[-2])
 
 
 def test_other_optimizers_refuse_it_and_the_batched_engine_leaves_it_to_numpy():
