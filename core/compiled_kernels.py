@@ -607,7 +607,11 @@ def log_loss_and_weights(kind, q, weights):
 
 # ---------------------------------------------------------------------------------- updates
 GD, NORMALIZED_GD, SIGN, COORDINATE, MOMENTUM, ADAM = range(6)
-CONSTANT, LOSS_NORMALIZED, LYU_LI = range(3)
+CONSTANT, LOSS_NORMALIZED, LYU_LI, LOSS_BASED = range(4)
+# the loss_based rule's state between steps and blocks (core/step_rule.py LossBasedRate), a float64
+# array: alpha_t, whether the step into the current point was kept, whether a start point is kept,
+# its log L, and the rule's alpha_0, r_u and r_d
+ALPHA, TAKEN, HAS_START, START_LOG_L, ALPHA0, UP, DOWN = range(7)
 
 
 @_jit(fastmath=_SUMS)
@@ -672,18 +676,70 @@ def update(kind, theta, d, factor, lr, momentum, beta1, beta2, eps, velocity, m,
 
 # ---------------------------------------------------------------------------------- the block
 @_jit()
+def _evaluate(ops, values, buffers, n, output_row, output, rank_one, uvec, y, theta, work, gwork, tmp, grad, q,
+              weights, loss_kind):
+    """q, grad log L (in ``q``, ``grad``) and log L at theta: the network forward, the loss in log
+    space and the backward."""
+    ob = output_row * n
+    forward(ops, values, buffers, n, theta, work)
+    f = work[ob:ob + n]
+    for i in range(n):
+        q[i] = y[i] * f[i]
+    log_l = log_loss_and_weights(loss_kind, q, weights)
+    g = gwork[ob:ob + n]
+    for i in range(n):
+        g[i] = weights[i] * y[i]
+    backward(ops, values, buffers, n, theta, work, gwork, grad, tmp, rank_one, uvec, output)
+    return log_l
+
+
+@_jit()
+def _keep_start(rate, log_l, theta, q, grad, start_theta, start_q, start_grad):
+    """LossBasedRate.start: the point the next step starts from, copied."""
+    rate[HAS_START] = 1.0
+    rate[START_LOG_L] = log_l
+    for j in range(theta.shape[0]):
+        start_theta[j] = theta[j]
+        start_grad[j] = grad[j]
+    for i in range(q.shape[0]):
+        start_q[i] = q[i]
+
+
+@_jit()
+def _judge(rate, log_l, theta, q, grad, start_theta, start_q, start_grad):
+    """LossBasedRate.judge: the step into theta kept (a decrease or a tie) or undone (a rise or a
+    NaN: theta, q and grad back to the start point's, bit for bit); the log L the run is at now."""
+    if log_l <= rate[START_LOG_L]:
+        rate[ALPHA] *= rate[UP]
+        rate[TAKEN] = 1.0
+        _keep_start(rate, log_l, theta, q, grad, start_theta, start_q, start_grad)
+        return log_l
+    for j in range(theta.shape[0]):
+        theta[j] = start_theta[j]
+        grad[j] = start_grad[j]
+    for i in range(q.shape[0]):
+        q[i] = start_q[i]
+    rate[ALPHA] /= rate[DOWN]
+    rate[TAKEN] = 0.0
+    return rate[START_LOG_L]
+
+
+@_jit()
 def run_block(ops, values, buffers, n, output_row, output, rank_one, uvec, y, theta, work, gwork, tmp, grad, q,
               weights, scratch, zero,
               opt_kind, lr, momentum, beta1, beta2, eps, velocity, m, v, t,
               step_rule, loss_kind, mean, log_n, lyu_li_power, norm_limit, log_max,
+              rate, start_theta, start_q, start_grad,
               start, end, record_steps, snapshot_steps, clock, deadline_ns, check_every,
-              kept_steps, kept_ns, kept_record, kept_snapshot, kept_theta, kept_q, kept_log_l, kept_grad):
+              kept_steps, kept_ns, kept_record, kept_snapshot, kept_theta, kept_q, kept_log_l, kept_grad,
+              kept_alpha, kept_taken):
     """Steps start..end-1 (fewer: a divergence, a full kept buffer, or the deadline): Trainer._steps
-    with the records and snapshots replaced by keeping theta, q, log L and grad at the due steps.
-    Returns (the step reached, the number kept, the step it diverged at or -1, whether the constant
-    rule's loss overflowed)."""
+    with the records and snapshots replaced by keeping theta, q, log L and grad (and, for the
+    loss_based rule, alpha and taken) at the due steps. The loss_based rule judges each step at
+    once, as the numpy engine does: the point reached (kept, or the start point restored) is
+    evaluated, and the next step starts from it. Returns (the step reached, the number kept, the
+    step it diverged at or -1, whether the constant rule's loss overflowed)."""
     P = theta.shape[0]
-    ob = output_row * n
     n_rec, n_snap, capacity = record_steps.shape[0], snapshot_steps.shape[0], kept_steps.shape[0]
     ri = np.searchsorted(record_steps, start)
     si = np.searchsorted(snapshot_steps, start)
@@ -691,16 +747,16 @@ def run_block(ops, values, buffers, n, output_row, output, rank_one, uvec, y, th
     diverged_at = -1
     overflowed = False
     step = start
+    adaptive = step_rule == LOSS_BASED
+    ahead = False  # loss_based: q, grad and log L at theta are those of the judge
+    log_l = 0.0
     while step < end:
-        forward(ops, values, buffers, n, theta, work)
-        f = work[ob:ob + n]
-        for i in range(n):
-            q[i] = y[i] * f[i]
-        log_l = log_loss_and_weights(loss_kind, q, weights)
-        g = gwork[ob:ob + n]
-        for i in range(n):
-            g[i] = weights[i] * y[i]
-        backward(ops, values, buffers, n, theta, work, gwork, grad, tmp, rank_one, uvec, output)
+        if not ahead:
+            log_l = _evaluate(ops, values, buffers, n, output_row, output, rank_one, uvec, y, theta, work, gwork,
+                              tmp, grad, q, weights, loss_kind)
+            if adaptive and rate[HAS_START] == 0.0:
+                _keep_start(rate, log_l, theta, q, grad, start_theta, start_q, start_grad)
+        ahead = False
         # Trainer._finite: a NaN or inf anywhere in the gradient makes its squared norm NaN or inf
         norm = math.sqrt(_squared_norm(theta, zero))
         grad_sq = _squared_norm(grad, zero)
@@ -721,6 +777,8 @@ def run_block(ops, values, buffers, n, output_row, output, rank_one, uvec, y, th
             kept_record[kept] = is_record
             kept_snapshot[kept] = is_snapshot
             kept_log_l[kept] = log_l
+            kept_alpha[kept] = rate[ALPHA] if adaptive else np.nan
+            kept_taken[kept] = rate[TAKEN] if adaptive else np.nan
             for j in range(P):
                 kept_theta[kept, j] = theta[j]
                 kept_grad[kept, j] = grad[j]
@@ -732,6 +790,8 @@ def run_block(ops, values, buffers, n, output_row, output, rank_one, uvec, y, th
             factor = 1.0
         elif step_rule == LYU_LI:  # log(1/L) of the SUM, whatever the reduction
             factor = (-log_l) ** -lyu_li_power if log_l < -1.0 else 1.0
+        elif adaptive:  # alpha_t / alpha_0: lr times it is alpha_t
+            factor = rate[ALPHA] / rate[ALPHA0]
         else:
             if log_step > log_max:  # recorded, then diverged (Trainer._steps)
                 diverged_at = step
@@ -740,6 +800,11 @@ def run_block(ops, values, buffers, n, output_row, output, rank_one, uvec, y, th
             factor = math.exp(log_step)
         update(opt_kind, theta, grad, factor, lr, momentum, beta1, beta2, eps, velocity, m, v, t, scratch, zero)
         step += 1
+        if adaptive:
+            log_l = _judge(rate, _evaluate(ops, values, buffers, n, output_row, output, rank_one, uvec, y, theta,
+                                           work, gwork, tmp, grad, q, weights, loss_kind),
+                           theta, q, grad, start_theta, start_q, start_grad)
+            ahead = True
         if deadline_ns >= 0 and (step - start) % check_every == 0 and _clock_ns(clock) > deadline_ns:
             break
     return step, kept, diverged_at, overflowed

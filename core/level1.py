@@ -5,6 +5,14 @@ subtracts, sums or takes a maximum: at 33,000 parameters (residual GELU, width 1
 temporary doubles the cost of an update and of a record's l1 and l_inf norms. scipy's BLAS
 wrappers read the vectors once (figures: docs/performance.md). For arrays BLAS cannot take as they are,
 numpy's way gives the same numbers.
+
+Each routine is called on slices of at most ``CHUNK`` entries: OpenBLAS hands a level-1 call of
+more than 10,000 entries to its thread pool (interface/axpy.c, dot.c), and for a parameter vector
+that handoff costs far more than the work. On the shared 2-core machine one daxpy of 16,000
+doubles took 3 us on one thread and 0.9-16 ms on two (the kou-frozen presets' numpy steps: 10 ms,
+mostly that one call); np.dot of two such vectors 78 us against 3 us. Slices keep every call on
+the calling thread, whoever set the pools' threads (a library call leaves them alone, and a pool
+loaded after a threadpool_limits block opened keeps its threads).
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ import numpy as np
 
 from .blas import scipy_wrappers
 
-_ROUTINES: dict = {}  # dtype -> (axpy, asum, iamax) of scipy's BLAS for it, or None
+_ROUTINES: dict = {}  # dtype -> (axpy, asum, iamax, dot) of scipy's BLAS for it, or None
+CHUNK = 8192  # entries per BLAS call: below OpenBLAS's 10,000 from which level 1 goes threaded
 
 
 def _routines(dtype):
@@ -24,7 +33,8 @@ def _routines(dtype):
         prefix = {np.dtype(np.float64): "d", np.dtype(np.float32): "s"}.get(np.dtype(dtype))
         blas = scipy_wrappers("blas") if prefix else None
         _ROUTINES[dtype] = None if blas is None else (
-            getattr(blas, prefix + "axpy"), getattr(blas, prefix + "asum"), getattr(blas, "i" + prefix + "amax"))
+            getattr(blas, prefix + "axpy"), getattr(blas, prefix + "asum"), getattr(blas, "i" + prefix + "amax"),
+            getattr(blas, prefix + "dot"))
     return _ROUTINES[dtype]
 
 
@@ -42,9 +52,22 @@ def subtract_scaled(theta: np.ndarray, scale: float, d: np.ndarray) -> None:
     if routines is None:
         theta -= scale * d
         return
-    out = routines[0](d, theta, a=-scale)
-    if out is not theta:  # f2py copied after all: keep the update, never lose it
-        theta[...] = out
+    axpy = routines[0]
+    for i in range(0, len(theta), CHUNK):
+        part = theta[i:i + CHUNK]
+        out = axpy(d[i:i + CHUNK], part, a=-scale)
+        if out is not part:  # f2py copied after all: keep the update, never lose it
+            part[...] = out
+
+
+def squared_norm(a: np.ndarray) -> float:
+    """sum a_i^2 (np.dot(a, a), in slices of CHUNK on the calling thread); NaN or inf anywhere
+    makes it NaN or inf."""
+    routines = _blas_ready(a)
+    if routines is None or len(a) <= CHUNK:
+        return float(np.dot(a, a))
+    dot = routines[3]
+    return float(sum(dot(a[i:i + CHUNK], a[i:i + CHUNK]) for i in range(0, len(a), CHUNK)))
 
 
 def abs_sum_and_max(theta: np.ndarray) -> tuple[float, float]:
@@ -56,8 +79,9 @@ def abs_sum_and_max(theta: np.ndarray) -> tuple[float, float]:
     if routines is None:
         a = np.abs(theta)
         return float(a.sum()), float(a.max())
-    total = float(routines[1](theta))
-    largest = abs(float(theta[routines[2](theta)]))
+    asum, iamax = routines[1], routines[2]
+    total = float(sum(asum(theta[i:i + CHUNK]) for i in range(0, len(theta), CHUNK)))
+    largest = max(abs(float(theta[i + iamax(theta[i:i + CHUNK])])) for i in range(0, len(theta), CHUNK))
     if not math.isfinite(total):  # iamax may skip a NaN that asum has already carried
         return total, float(np.max(np.abs(theta)))
     return total, largest

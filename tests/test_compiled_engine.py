@@ -139,6 +139,20 @@ def test_lyu_li_rule_where_its_factor_acts():
     assert_same(pair)
 
 
+def test_the_loss_based_rule_undoes_the_same_steps():
+    """Lyu and Li's rate (core/step_rule.py LossBasedRate): alpha grows until steps overshoot, and
+    those are undone inside the compiled loop; alpha and step_taken recorded as the numpy engine's
+    and the reference's, every record within 1e-12 over 1,000 steps. A smooth network: with ReLU
+    at these rates the numpy engine and autograd part too (1e-5 to 1e-3 in 1,000 steps, as the
+    compiled engine from either), the kinks amplifying last-bit differences."""
+    spec = ArchitectureSpec(2, [Dense(6), Activation("gelu"), Dense(1)])
+    runs = run_both(make_config(spec, "gd", "loss_based", "logistic", lr=0.1))
+    taken = runs[1][1].records["step_taken"]
+    assert 0 < np.sum(taken == 0.0) and np.sum(taken == 1.0) > 0  # some undone, some kept
+    assert runs[0][1].status == FINISHED
+    assert_same(runs)
+
+
 def test_the_constant_rule_overflow_diverges_at_the_same_step_with_its_record():
     config = make_config(mlp(2, [8]), "gd", "constant", "exponential", lr=0.05)
     config.recording.every_step_until = STEPS
@@ -208,6 +222,33 @@ def test_float32_follows_autograd_within_float32_rounding(spec, kind, step_rule,
     assert relative(compiled[1].params, autograd[1].params) > 0  # float32 rounding is there: not float64 in disguise
 
 
+def test_a_family_trains_each_member_as_alone_and_as_the_batched_engine():
+    """run.backend compiled with a family: the members one after another in each block, each
+    member's records, snapshots, status and parameters those of the same run alone (on the
+    compiled engine, held to numpy and autograd above), the parameters within 1e-12 of the batched
+    engine's family; a member that diverges stops alone; the loss_based rule per member."""
+    from tests.test_family import _assert_members_match_single_runs, _family, _train
+
+    config = _family(mlp(2, [16], "relu"), "seed", [0, 1], steps=300, lr=0.05, rule="lyu_li")
+    config.run.backend = "compiled"
+    family, _chunks = _assert_members_match_single_runs(config, rtol=0)
+    assert isinstance(family.engine, CompiledEngine) and "one by one" in family.engine_note
+    batched = config.copy()
+    batched.run.backend = "batched"
+    reference = Trainer(batched)
+    _train(reference)
+    for member, other in zip(family.members, reference.members):
+        assert relative(member.theta, other.theta) <= TOL
+    diverging = _family(mlp(2, [8], "relu"), "lr", [0.01, 1e4], steps=100, rule="constant")
+    diverging.run.backend = "compiled"
+    family, _chunks = _assert_members_match_single_runs(diverging, rtol=0)
+    assert [m.status for m in family.members] == [FINISHED, DIVERGED]
+    adaptive = _family(ArchitectureSpec(2, [Dense(6), Activation("gelu"), Dense(1)]), "lr", [0.1, 0.3], steps=200,
+                       rule="loss_based", loss="logistic")
+    adaptive.run.backend = "compiled"
+    _assert_members_match_single_runs(adaptive, rtol=0)
+
+
 def test_what_it_does_not_cover_says_why():
     config = make_config(mlp(2, [8]), "gd")
     assert covers(config) is True
@@ -218,15 +259,33 @@ def test_what_it_does_not_cover_says_why():
     config.run.backend = "compiled"
     with pytest.raises(TrainingError, match="run.backend compiled: .*sgd"):
         Trainer(config)
-    family = make_config(mlp(2, [8]), "gd", backend="compiled")
-    family.family = FamilyConfig(vary="seed", values=[0, 1])
-    with pytest.raises(TrainingError, match="one run"):
-        Trainer(family)
 
 
 def _python(code: str, **env) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=400,
                           env={**os.environ, **env})
+
+
+def test_a_training_program_drops_the_compilers_pages_and_trains_the_same():
+    """core/idle_pages.py: a library process keeps LLVM's code resident after loading the kernels;
+    once the process is a program's (tune_process), those clean pages are dropped, the steps
+    that follow touch none of them again, and they train bit for bit as before."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("madvise and /proc/self/smaps: Linux")
+    code = ("import numpy as np; from margin_explorer.core.trainer import Trainer; "
+            "from margin_explorer.core.presets import load_preset; "
+            "from margin_explorer.core.idle_pages import clean_mappings; "
+            "from margin_explorer.core.process import tune_process; "
+            "llvm = lambda: sum(r for _s, _e, r in clean_mappings('libllvmlite')) >> 20; "
+            "c = load_preset('relu2-blobs'); c.run.backend = 'compiled'; "
+            "a = Trainer(c).run(300).members[0].params; held = llvm(); "
+            "tune_process(); dropped = llvm(); "
+            "b = Trainer(c).run(300).members[0].params; "
+            "print(held, dropped, llvm(), np.array_equal(a, b))")
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    held, dropped, after, same = out.stdout.split()
+    assert int(held) > 20 and int(dropped) == 0 and int(after) < 5 and same == "True", out.stdout
 
 
 def test_auto_takes_it_once_the_cache_holds_the_kernels(tmp_path):

@@ -27,11 +27,13 @@ def every_step(trainer, steps):
     return trainer.engine.advance(0, steps, kept, np.zeros(0, dtype=np.int64), None)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "compiled"])
 def test_a_rise_is_undone_exactly_and_shrinks_alpha_a_fall_grows_it(backend):
     """A 2-layer ReLU net from alpha_0 = 3 (large): some steps overshoot. Each undone step leaves
     theta bit for bit where it was, and the point it tried (recomputed by torch autograd from the
     recorded theta, alpha and grad) has a higher loss; each kept step has a lower or equal one."""
+    if backend == "compiled":
+        pytest.importorskip("numba")
     data = gaussian_blobs(40, 2, separation=2.0, noise=1.0, seed=1)
     config = config_for(mlp(2, [8]), data, steps=60, lr=3.0, rule="loss_based")
     config.run.backend = backend
@@ -69,20 +71,19 @@ def test_the_loss_falls_below_1e_minus_300_on_a_separable_problem(tmp_path):
         assert run.status == "finished"
     assert log_loss.min() < -690
     assert alpha[0] == 0.1 and len(alpha) == len(log_loss) and set(np.unique(taken)) <= {0.0, 1.0}
-    assert np.all(np.diff(log_loss) <= 0)  # undone steps repeat the loss: it never rises
+    # undone steps repeat the loss: it never rises. The last record is the driver's own evaluation of
+    # the final state (numpy's), which on the compiled engine ('auto' takes it once its kernels are
+    # cached) may differ from the engine's log L of the same theta in the last bits
+    assert np.all(np.diff(log_loss[:-1]) <= 0)
+    assert log_loss[-1] - log_loss[-2] <= 4 * np.finfo(float).eps * abs(log_loss[-2])
 
 
-def test_other_optimizers_and_the_compiled_engine_refuse_it():
+def test_other_optimizers_refuse_it_and_the_batched_engine_leaves_it_to_numpy():
     from margin_explorer.core.config import RunConfig
 
     data = config_for(linear_spec(), rule="loss_based", kind="adam").to_dict()
     with pytest.raises(ConfigError, match="optimizer.step_rule: loss_based .* runs with gd only, not adam"):
         RunConfig.from_dict(data)
     config = config_for(linear_spec(), linearly_separable(10, 2, seed=0), rule="loss_based")
-    config.run.backend = "compiled"
-    from margin_explorer.core.errors import TrainingError
-
-    with pytest.raises(TrainingError, match="the compiled engine has no loss_based step rule"):
-        Trainer(config)
     config.run.backend = "batched"
     assert "loss_based step rule undoes steps" in Trainer(config).engine_note

@@ -262,6 +262,39 @@ def test_l1_and_linf_norms_without_a_temporary_equal_numpys():
         assert all(np.isnan(v) for v in values) if np.isnan(bad) else values == (np.inf, np.inf)
 
 
+def test_level_one_calls_stay_below_openblass_threaded_size(monkeypatch):
+    """OpenBLAS runs a level-1 call of more than 10,000 entries on its thread pool, which made a
+    16,000-parameter numpy step take 50-67 ms instead of 0.3-0.5 ms on the shared machine
+    (core/level1.py): every call gets a slice of at most 10,000, and the numbers stay numpy's."""
+    from margin_explorer.core import level1
+
+    sizes = []
+
+    def counted(routine):
+        def call(*args, **kwargs):
+            sizes.append(len(args[0]))
+            return routine(*args, **kwargs)
+        return call
+
+    rng = np.random.default_rng(5)
+    for dtype, rtol in ((np.float64, 1e-13), (np.float32, 1e-5)):
+        level1._routines(np.dtype(dtype))
+        monkeypatch.setitem(level1._ROUTINES, np.dtype(dtype),
+                            tuple(map(counted, level1._ROUTINES[np.dtype(dtype)])))
+        theta, d = rng.standard_normal(33_001).astype(dtype), rng.standard_normal(33_001).astype(dtype)
+        theta[30_000] = 11.0  # the largest entry in the last slice
+        expected, same = theta - dtype(0.37) * d, theta
+        level1.subtract_scaled(theta, 0.37, d)
+        assert same is theta
+        np.testing.assert_allclose(theta, expected, rtol=4 * np.finfo(dtype).eps, atol=4 * np.finfo(dtype).eps)
+        wide = theta.astype(np.float64)
+        assert level1.squared_norm(theta) == pytest.approx(float(np.dot(wide, wide)), rel=rtol)
+        assert level1.abs_sum_and_max(theta) == pytest.approx((float(np.abs(wide).sum()), abs(wide).max()), rel=rtol)
+    assert sizes and max(sizes) <= 10_000
+    theta[20_000] = np.nan
+    assert np.isnan(level1.squared_norm(theta))
+
+
 @pytest.mark.parametrize("kind, solver, margin", [
     ("sign", linf_max_margin_direction, "normalized_margin_linf"),
     ("coordinate", l1_max_margin_direction, "normalized_margin_l1"),

@@ -18,8 +18,8 @@ The interface (every engine has it):
 ``make_engine`` picks one by what the config needs: for image blocks (conv2d, pooling, flatten)
 the numpy engine on the CPU, else torch autograd (the compiled and batched engines have none;
 the note says so); the compiled
-engine (numba, core/engines/compiled_engine.py) for 'compiled', and for 'auto' on the CPU for a
-single run once its kernels are in numba's on-disk cache, else numpy on the CPU ('auto' or
+engine (numba, core/engines/compiled_engine.py) for 'compiled' (a family's members one by one), and
+for 'auto' on the CPU for a single run once its kernels are in numba's on-disk cache, else numpy on the CPU ('auto' or
 'numpy') for a single run; the batched torch engine for a family, for 'batched', or on a device other than the
 CPU; torch autograd for 'torch' (the reference); and for sgd, whose minibatches are drawn per
 run, the numpy (autograd off the CPU) engine with the members one by one. A network with C >= 3

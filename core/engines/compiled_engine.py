@@ -1,10 +1,12 @@
-"""The compiled CPU engine (issue #23): one run's steps in blocks, each block one call into compiled
+"""The compiled CPU engine (issue #23): a run's steps in blocks, each block one call into compiled
 code (core/compiled_kernels.py, numba) with no Python per step; the engines' interface
-(core/engines/__init__.py) for S = 1.
+(core/engines/__init__.py), a family's members one after another (``run.backend compiled``; 'auto'
+gives a family the batched engine).
 
 ``advance(start, end, record_steps, snapshot_steps, deadline)`` hands the kept steps' theta, q,
-log L and grad log L to the driver as a StepBlock, made inside the compiled loop (the schedule is
-given as arrays, so that it needs no Python in the loop). Its arithmetic is the numpy engine's
+log L and grad log L (and the loss_based rule's alpha and taken) to the driver as a StepBlock,
+made inside the compiled loop (the schedule is given as arrays, so that it needs no Python in the
+loop). Its arithmetic is the numpy engine's
 (core/network.py, core/losses.py, core/optimizers.py, core/step_rule.py), in the same order of
 operations; tests/test_compiled_engine.py holds the two together through the driver.
 
@@ -27,6 +29,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,7 +42,7 @@ from ..step_block import StepBlock
 from .numpy_engine import MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES
 
 OPTIMIZERS = ("gd", "normalized_gd", "sign", "coordinate", "momentum", "adam")
-STEP_RULES = ("constant", "loss_normalized", "lyu_li")
+STEP_RULES = ("constant", "loss_normalized", "lyu_li", "loss_based")
 LOSSES = ("exponential", "logistic")
 # the kept steps of one block, at most: the numpy engine's bounds (its theta, grad and q within
 # RECORD_BLOCK_BYTES, MAX_RECORD_BLOCK of them). The recorder's temporaries grow with a block: with
@@ -59,8 +62,7 @@ def covers(config: RunConfig) -> bool | str:
     if config.optimizer.kind not in OPTIMIZERS:
         return f"the compiled engine has no {config.optimizer.kind} (it draws minibatches per run)"
     if config.optimizer.step_rule not in STEP_RULES:
-        return (f"the compiled engine has no {config.optimizer.step_rule} step rule (it undoes steps); "
-                "the numpy and torch backends have it")
+        return f"the compiled engine has no {config.optimizer.step_rule} step rule"
     unknown = _unknown_blocks(config.architecture.blocks)
     if unknown:
         return f"the compiled engine has no {unknown}"
@@ -135,7 +137,6 @@ def prepare(dtypes=(np.float64,)) -> float:
     for dtype in dtypes:
         spec = ArchitectureSpec(1, [Dense(1)])
         engine = _Kernels(spec, np.zeros((1, 1)), np.ones(1), dtype)
-        engine.call(np.zeros(1, dtype=dtype), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), None, 0)
         marker = _marker(dtype)
         cache = getattr(engine.kernels.run_block, "_cache", None)
         saved = getattr(cache, "_cache_path", None)
@@ -224,6 +225,14 @@ def worth_compiling(config: RunConfig, size: int = 1) -> bool:
             and not kernels_ready(config.run.dtype) and covers(config) is True)
 
 
+_loaded: dict = {}  # dtype -> whether this process has run_block of that dtype
+
+
+class _Rate(NamedTuple):
+    alpha: float
+    taken: bool
+
+
 class _Kernels:
     """The program, its workspaces and the call into run_block with one fixed signature per dtype
     (every argument's type is set here, so that no call compiles a second variant)."""
@@ -231,6 +240,7 @@ class _Kernels:
     def __init__(self, spec, X, y, dtype):
         from .. import compiled_kernels as kernels
         from ..compiled_program import compile_program
+        from ..idle_pages import after_compiler_work
 
         self.kernels = kernels
         self.dtype = np.dtype(dtype)
@@ -248,9 +258,20 @@ class _Kernels:
         self.q, self.weights = np.zeros(n, dtype=dtype), np.zeros(n, dtype=dtype)
         self.velocity, self.m, self.v = (np.zeros(P, dtype=dtype) for _ in range(3))
         self.t = np.zeros(1, dtype=np.int64)
+        # the loss_based rule's state (compiled_kernels.ALPHA ...) and the point its next step starts from
+        self.rate = np.zeros(7, dtype=np.float64)
+        self.start_theta, self.start_grad = np.zeros(P, dtype=dtype), np.zeros(P, dtype=dtype)
+        self.start_q = np.zeros(n, dtype=dtype)
         self.output_row = int(program.buffers[program.output, 0])
         self.clock = int(getattr(time, "CLOCK_MONOTONIC", 1))
         self.settings = (0, 0.1, 0.9, 0.9, 0.999, 1e-8, 1, 1, False, 0.0, 0.0, math.inf)
+        if not _loaded.get(self.dtype):  # load (or compile) the kernels now, in stages (core/idle_pages.py)
+            after_compiler_work()  # numba imported: LLVM's start-up
+            kernels.clock_ns(self.clock)  # numba's compiler set-up
+            after_compiler_work()
+            self.call(np.zeros(self.size, dtype=dtype), 0, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), None, 0)
+            after_compiler_work()
+            _loaded[self.dtype] = True
 
     def configure(self, opt_kind, lr, momentum, beta1, beta2, eps, step_rule, loss_kind, mean, log_n, power, limit):
         self.settings = (int(opt_kind), float(lr), float(momentum), float(beta1), float(beta2), float(eps),
@@ -261,7 +282,8 @@ class _Kernels:
         P, n, dtype = self.size, self.n, self.dtype
         kept = (np.zeros(capacity, np.int64), np.zeros(capacity, np.int64), np.zeros(capacity, np.bool_),
                 np.zeros(capacity, np.bool_), np.zeros((capacity, P), dtype), np.zeros((capacity, n), dtype),
-                np.zeros(capacity, np.float64), np.zeros((capacity, P), dtype))
+                np.zeros(capacity, np.float64), np.zeros((capacity, P), dtype), np.zeros(capacity, np.float64),
+                np.zeros(capacity, np.float64))
         opt_kind, lr, momentum, beta1, beta2, eps, step_rule, loss_kind, mean, log_n, power, limit = self.settings
         program = self.program
         step, count, diverged_at, overflowed = self.kernels.run_block(
@@ -269,94 +291,127 @@ class _Kernels:
             self.uvec, self.y, theta, self.work, self.gwork, self.tmp,
             self.grad, self.q, self.weights, self.scratch, dtype.type(0), opt_kind, lr, momentum, beta1, beta2, eps,
             self.velocity, self.m, self.v, self.t, step_rule, loss_kind, mean, log_n, power, limit, rules.LOG_MAX,
-            int(start), int(end), np.ascontiguousarray(record_steps, np.int64),
-            np.ascontiguousarray(snapshot_steps, np.int64), self.clock, int(-1 if deadline_ns is None else deadline_ns),
+            self.rate, self.start_theta, self.start_q, self.start_grad, int(start), int(end),
+            np.ascontiguousarray(record_steps, np.int64), np.ascontiguousarray(snapshot_steps, np.int64), self.clock, int(-1 if deadline_ns is None else deadline_ns),
             CHECK_EVERY, *kept)
         return int(step), tuple(a[:count] for a in kept), int(diverged_at), bool(overflowed)
 
 
 class CompiledEngine:
-    """One run of ``config`` (S = 1; make_engine's constructor convention), see the module docstring
-    and core/engines/__init__.py for the interface."""
+    """S >= 1 runs of ``config`` (make_engine's constructor convention): one kernel state per
+    member, the members one after another in each block as the numpy engine's (the first within
+    its share of the time, the rest as many steps); see the module docstring and
+    core/engines/__init__.py for the interface."""
 
     def __init__(self, config: RunConfig, X, y, thetas, lrs, seeds, order):
         reason = covers(config)
         if reason is not True:
             raise TrainingError(reason)
-        if len(thetas) != 1:
-            raise TrainingError("the compiled engine trains one run; a family trains on the batched engine "
-                                "(run.backend auto or batched)")
-        self.theta = np.array(thetas)  # (1, P): row 0 updated in place by the kernels
+        self.theta = np.array(thetas)  # (S, P): each row updated in place by its member's kernels
         self.dtype = self.theta.dtype
-        self._kernels = kernels = _Kernels(config.architecture, np.asarray(X), np.asarray(y), self.dtype)
-        self.n = kernels.n
-        if self.theta.shape[1] != kernels.size:
-            raise TrainingError(f"the parameters have {self.theta.shape[1]} entries; the architecture needs "
-                                f"{kernels.size}")
+        S = len(self.theta)
+        X, y = np.asarray(X), np.asarray(y)
+        self._members = [_Kernels(config.architecture, X, y, self.dtype) for _ in range(S)]
+        self.n, P = self._members[0].n, self._members[0].size
+        if self.theta.shape[1] != P:
+            raise TrainingError(f"the parameters have {self.theta.shape[1]} entries; the architecture needs {P}")
         opt = config.optimizer
         from .. import compiled_kernels as k
 
-        kernels.configure(OPTIMIZERS.index(opt.kind), lrs[0], opt.momentum, opt.beta1, opt.beta2, opt.eps,
-                          {"constant": k.CONSTANT, "loss_normalized": k.LOSS_NORMALIZED, "lyu_li": k.LYU_LI}[opt.step_rule],
-                          k.EXPONENTIAL if config.loss.kind == "exponential" else k.LOGISTIC,
-                          config.loss.reduction == "mean", math.log(self.n), rules.lyu_li_power(order),
-                          rules.norm_limit(order, self.dtype))
         self.kind = opt.kind
-        self.size = 1
-        self.note = ""
-        self.diverged_at = -1
-        self.overflowed = False
-        P = kernels.size
-        per_kept = (2 * P + self.n) * np.dtype(self.dtype).itemsize
+        self.adaptive = opt.step_rule == "loss_based"
+        for kernels, lr in zip(self._members, lrs):
+            kernels.configure(OPTIMIZERS.index(opt.kind), lr, opt.momentum, opt.beta1, opt.beta2, opt.eps,
+                              {"constant": k.CONSTANT, "loss_normalized": k.LOSS_NORMALIZED, "lyu_li": k.LYU_LI,
+                               "loss_based": k.LOSS_BASED}[opt.step_rule],
+                              k.EXPONENTIAL if config.loss.kind == "exponential" else k.LOGISTIC,
+                              config.loss.reduction == "mean", math.log(self.n), rules.lyu_li_power(order),
+                              rules.norm_limit(order, self.dtype))
+            if self.adaptive:  # LossBasedRate(lr): alpha_0 = lr, nothing undone yet, no start point kept
+                kernels.rate[[k.ALPHA, k.ALPHA0, k.TAKEN, k.UP, k.DOWN]] = (
+                    lr, lr, 1.0, rules.LOSS_BASED_UP, rules.LOSS_BASED_DOWN)
+        self.size = S
+        self.note = "the compiled engine trains a family's members one by one" if S > 1 else ""
+        self.diverged_at = np.full(S, -1, dtype=np.int64)
+        self.overflowed = np.zeros(S, dtype=bool)
+        per_kept = (2 * P + self.n) * np.dtype(self.dtype).itemsize * S
         self.max_kept = max(1, min(MAX_RECORD_BLOCK, RECORD_BLOCK_BYTES // per_kept))
+
+    @property
+    def rates(self):
+        """The loss_based rule's alpha and taken now, per member (the driver records the final
+        state with them, as the numpy engine's LossBasedRate), None for the other rules."""
+        if not self.adaptive:
+            return None
+        from .. import compiled_kernels as k
+
+        return [_Rate(float(m.rate[k.ALPHA]), bool(m.rate[k.TAKEN])) for m in self._members]
 
     def step_threads(self):
         return nullcontext()  # the kernels call no torch; BLAS threads: the process's settings
 
     # ------------------------------------------------------------------ optimizer state
     def state(self) -> list[dict]:
-        """The optimizer state in core/optimizers.py's layout (state_layout), as float64 copies."""
-        kernels = self._kernels
+        """Each member's optimizer state in core/optimizers.py's layout (state_layout), float64 copies."""
         if self.kind == "momentum":
-            return [{"velocity": kernels.velocity.astype(np.float64)}]
+            return [{"velocity": m.velocity.astype(np.float64)} for m in self._members]
         if self.kind == "adam":
-            return [{"m": kernels.m.astype(np.float64), "v": kernels.v.astype(np.float64),
-                     "t": np.array(kernels.t[0], dtype=np.int64)}]
-        return [{}]
+            return [{"m": m.m.astype(np.float64), "v": m.v.astype(np.float64), "t": np.array(m.t[0], dtype=np.int64)}
+                    for m in self._members]
+        return [{} for _ in self._members]
 
     def load_state(self, states: list[dict]) -> None:
-        """Continue from ``states[0]`` (the driver checked its names and shapes)."""
-        state, kernels = states[0], self._kernels
-        if self.kind == "momentum":
-            kernels.velocity[:] = state["velocity"]
-        elif self.kind == "adam":
-            kernels.m[:], kernels.v[:] = state["m"], state["v"]
-            kernels.t[0] = int(state["t"])
+        """Continue from ``states`` (the driver checked their names and shapes)."""
+        for kernels, state in zip(self._members, states):
+            if self.kind == "momentum":
+                kernels.velocity[:] = state["velocity"]
+            elif self.kind == "adam":
+                kernels.m[:], kernels.v[:] = state["m"], state["v"]
+                kernels.t[0] = int(state["t"])
 
     # ------------------------------------------------------------------ the steps
     def advance(self, start: int, end: int, record_steps, snapshot_steps, deadline: float | None) -> StepBlock:
         """Steps [start, end) (the interface's). ``deadline`` is looked at every CHECK_EVERY steps.
-        The block ends early at a divergence (end_step is then the step that failed), at the
-        deadline, or when the kept steps would pass max_kept (end_step: the first step not kept)."""
+        The block ends early where its first running member diverges (end_step is then the step
+        that failed), at the deadline, or when the kept steps would pass max_kept (end_step: the
+        first step not kept); the other members take as many steps."""
         started = time.perf_counter()
         record_steps = np.asarray(record_steps, dtype=np.int64)
         snapshot_steps = np.asarray(snapshot_steps, dtype=np.int64)
-        if self.diverged_at >= 0:
-            end = start  # a diverged run stays where it failed
         due = np.union1d(record_steps[(record_steps >= start) & (record_steps < end)],
                          snapshot_steps[(snapshot_steps >= start) & (snapshot_steps < end)])
-        kernels = self._kernels
-        clock0 = int(kernels.kernels.clock_ns(kernels.clock))
+        capacity = min(len(due), self.max_kept)
+        S, P, n = self.size, self._members[0].size, self.n
+        K, dtype = capacity if S > 1 else 0, self.dtype
+        theta, grad = np.zeros((K, S, P), dtype=dtype), np.zeros((K, S, P), dtype=dtype)
+        q, log_l = np.zeros((K, S, n), dtype=dtype), np.full((K, S), np.nan)
+        alpha, taken = np.full((K, S), np.nan), np.full((K, S), np.nan)
+        lead = self._members[0]
+        clock0 = int(lead.kernels.clock_ns(lead.clock))
         offset = time.perf_counter() - started  # walls count from ``started``, the kernel's clock from clock0
-        deadline_ns = None if deadline is None else clock0 + int((deadline - started) * 1e9)
-        step, kept, diverged_at, overflowed = kernels.call(self.theta[0], start, end, record_steps, snapshot_steps,
-                                                           deadline_ns, min(len(due), self.max_kept))
-        if diverged_at >= 0:
-            self.diverged_at, self.overflowed = diverged_at, overflowed
-        steps, ns, record, snapshot, theta, q, log_l, grad = kept
-        return StepBlock(steps=steps, walls=(ns - clock0) * 1e-9 + offset, record=record, snapshot=snapshot,
-                         theta=theta[:, None, :], q=q[:, None, :], log_l=log_l[:, None], grad=grad[:, None, :],
-                         end_step=self.diverged_at if self.diverged_at >= 0 else step,
-                         final_theta=self.theta.copy(),
-                         diverged_at=np.array([self.diverged_at], dtype=np.int64),
-                         overflowed=np.array([self.overflowed]))
+        alive = np.flatnonzero(self.diverged_at < 0)
+        reached, rows, steps, walls, record, snapshot = start, 0, due[:0], np.zeros(0), np.zeros(0, bool), None
+        for i, s in enumerate(alive):
+            deadline_ns = None
+            if i == 0 and deadline is not None:  # the first member within its share of the time
+                deadline_ns = clock0 + int((deadline - started) / len(alive) * 1e9)
+            step, kept, diverged_at, overflowed = self._members[s].call(
+                self.theta[s], start, end if i == 0 else reached, record_steps, snapshot_steps, deadline_ns, capacity)
+            if diverged_at >= 0:
+                self.diverged_at[s], self.overflowed[s] = diverged_at, overflowed
+            count = len(kept[0])
+            if i == 0:
+                reached, rows = step, count
+                steps, ns, record, snapshot = kept[:4]
+                walls = (ns - clock0) * 1e-9 + offset
+            if S == 1:  # the kept arrays as they are: no second copy of the block
+                theta, q, log_l, grad, alpha, taken = (a[:, None] for a in kept[4:])
+            else:
+                theta[:count, s], q[:count, s], log_l[:count, s], grad[:count, s] = kept[4:8]
+                alpha[:count, s], taken[:count, s] = kept[8], kept[9]
+        if record is None:
+            record, snapshot = np.zeros(0, bool), np.zeros(0, bool)
+        return StepBlock(steps=steps, walls=walls, record=record, snapshot=snapshot, theta=theta[:rows], q=q[:rows],
+                         log_l=log_l[:rows], grad=grad[:rows], end_step=reached, final_theta=self.theta.copy(),
+                         diverged_at=self.diverged_at.copy(), overflowed=self.overflowed.copy(),
+                         alpha=alpha[:rows] if self.adaptive else None, taken=taken[:rows] if self.adaptive else None)

@@ -19,6 +19,7 @@ import numpy as np
 from .. import losses, multiclass, step_rule
 from ..architecture import output_classes
 from ..config import RunConfig
+from ..level1 import squared_norm
 from ..network import NumpyNetwork
 from ..optimizers import UpdateRule, rng_state, set_rng_state
 from ..step_block import StepBlock
@@ -133,9 +134,9 @@ class NumpyEngine:
             else:
                 (q, log_l, grad), ahead = ahead, None
             # a NaN or inf anywhere in the gradient makes its squared norm NaN or inf: one dot, not a scan
-            norm = math.sqrt(float(np.dot(theta, theta)))
+            norm = math.sqrt(squared_norm(theta))
             if not (math.isfinite(log_l) and math.isfinite(norm) and norm < limit
-                    and math.isfinite(float(np.dot(grad, grad)))):
+                    and math.isfinite(squared_norm(grad))):
                 self.diverged_at[s] = step
                 break
             if step == next_kept:
