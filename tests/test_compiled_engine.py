@@ -20,7 +20,7 @@ pytest.importorskip("numba")
 from margin_explorer.core import activations  # noqa: E402
 from margin_explorer.core.architecture import (Activation, ArchitectureSpec, Dense, Ensemble, Init,  # noqa: E402
                                                Residual, mlp)
-from margin_explorer.core.config import (DatasetConfig, FamilyConfig, LossConfig, OptimizerConfig,  # noqa: E402
+from margin_explorer.core.config import (DatasetConfig, LossConfig, OptimizerConfig,  # noqa: E402
                                          RunConfig, RunSettings)
 from margin_explorer.core.engines.autograd_engine import AutogradEngine  # noqa: E402
 from margin_explorer.core.engines.compiled_engine import CompiledEngine, covers  # noqa: E402
