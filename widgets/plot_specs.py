@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from margin_explorer.core.margin_distribution import DISTRIBUTION_DEFINITION, DISTRIBUTION_NAMES, DISTRIBUTION_SERIES
 from margin_explorer.core.metrics import DEFINITIONS
 
 
@@ -21,6 +22,7 @@ class PlotSpec:
 # KKT eps is relative to ||theta~||: below this it is 0 to float64 precision (a linear model at its
 # SVM direction), and a log axis would drop it; it is drawn on this labeled floor instead
 ZERO_FLOOR = 1e-15
+DEFINED = {**DEFINITIONS, DISTRIBUTION_SERIES: DISTRIBUTION_DEFINITION}  # the recorded series and the derived one
 PLOTS = [
     # a loss_based run (Lyu and Li's adaptive rate) draws its alpha on the right-hand axis
     PlotSpec("loss", "log L", [("log_loss", "log L")],
@@ -45,6 +47,12 @@ PLOTS = [
                     "round_off": ("direction_change",)}),
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
              extra={"y_label": "q_i / ‖θ‖^M"}),
+    # Ji and Telgarsky 2020: the margin distribution converges; its quantiles are derived from the
+    # recorded sample margins (core/margin_distribution.py), never recorded twice
+    PlotSpec("distribution", "Margin distribution (training samples)",
+             [(DISTRIBUTION_SERIES, "quantiles of q_i / ‖θ‖^M over the training set")], kind="columns",
+             extra={"column_names": DISTRIBUTION_NAMES, "derived_from": "sample_margins",
+                    "y_label": "q_i / ‖θ‖^M quantiles", "y_short": "quantiles"}),
     # the test set's (issue 20): drawn only for a run whose dataset has one (the series are absent otherwise)
     PlotSpec("accuracy", "Accuracy", [("accuracy", "train accuracy"), ("test_accuracy", "test accuracy")],
              extra={"y_label": "accuracy"}),
@@ -85,6 +93,8 @@ def series_needed(keys) -> tuple[set[str], bool]:
     names = set(X_SERIES.values())
     for spec in specs:
         names.update(name for name, _label in spec.curves if spec.kind != "snapshots")
+        if spec.extra.get("derived_from"):
+            names.add(spec.extra["derived_from"])
         if spec.extra.get("companion"):
             names.add(spec.extra["companion"][0])
         for curves in spec.extra.get("steepest", {}).values():
@@ -109,8 +119,13 @@ def tooltip(spec: PlotSpec) -> str:
     styles = ["solid", "dashed", "dotted", "dash-dot"]
     for i, (name, label) in enumerate(spec.curves):
         style = f" ({styles[i % 4]} when several runs are shown)" if len(spec.curves) > 1 else ""
-        lines.append(f"{label}{style}: {DEFINITIONS.get(name, '')}")
-    if spec.extra.get("column_names"):
+        lines.append(f"{label}{style}: {DEFINED.get(name, '')}")
+    if spec.extra.get("derived_from"):
+        lines.append("A line per quantile, from the minimum (the normalized margin γ) to the maximum: when θ converges in "
+                     "direction (Ji and Telgarsky 2020) the lines flatten, decade after decade of steps. Computed from "
+                     "the recorded sample margins (the Sample normalized margins plot), shown as the hover readout's "
+                     "min and max")
+    elif spec.extra.get("column_names"):
         lines.append("A line per quantile of the test samples' normalized margins (the training samples': the "
                      "Sample normalized margins plot), and their minimum; shown for a run with a test set only")
     elif spec.kind == "columns":
