@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.presets import load_preset, preset_names
+from margin_explorer.widgets.plot_specs import OPTIONAL_PLOTS
 from margin_explorer.widgets.trajectory_plots import PLOTS, X_AXES
 
 from . import help_menu
@@ -66,7 +67,7 @@ class MenuActions:
         for spec in PLOTS:
             action = self._action(view_menu, spec.title, self._plots_chosen, tip=f"Show the {spec.title} plot",
                                   checkable=True)
-            action.setChecked(True)
+            action.setChecked(spec.key not in OPTIONAL_PLOTS)
             self.plot_actions[spec.key] = action
         view_menu.addSeparator()
         self.log_x_action = self._action(view_menu, "Log step axis", lambda on: self.plots.set_log_x(on), "Ctrl+L",
@@ -118,6 +119,21 @@ class MenuActions:
         on = scale == "log"
         self.log_x_action.setChecked(on)
         self.plots.set_log_x(on)
+
+    def apply_view(self, config) -> None:
+        """A config's first view (core/config.py ViewConfig): its step axis, and the plots it adds
+        to the grid (checked in the View menu, so that they stay until unchosen)."""
+        view = config.view
+        self.set_x_axis_scale(view.x_axis if view is not None else "log")
+        wanted = list(view.plots) if view is not None else []
+        unknown = [k for k in wanted if k not in self.plot_actions]
+        if unknown:
+            self.show_error(f"view.plots: unknown plot {unknown[0]!r} (choose from {', '.join(self.plot_actions)})")
+        added = [k for k in wanted if k in self.plot_actions and not self.plot_actions[k].isChecked()]
+        for key in added:
+            self.plot_actions[key].setChecked(True)
+        if added:
+            self._plots_chosen()
 
     def set_x_axis(self, mode: str) -> None:
         self.plots.set_x_axis(mode)
