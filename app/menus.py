@@ -121,18 +121,17 @@ class MenuActions:
         self.plots.set_log_x(on)
 
     def apply_view(self, config) -> None:
-        """A config's first view (core/config.py ViewConfig): its step axis, and the plots it adds
-        to the grid (checked in the View menu, so that they stay until unchosen)."""
+        """A config's first view (core/config.py ViewConfig): its step axis, and the plots of the
+        grid where it names them (checked in the View menu, as if chosen there)."""
         view = config.view
         self.set_x_axis_scale(view.x_axis if view is not None else "log")
         wanted = list(view.plots) if view is not None else []
         unknown = [k for k in wanted if k not in self.plot_actions]
         if unknown:
             self.show_error(f"view.plots: unknown plot {unknown[0]!r} (choose from {', '.join(self.plot_actions)})")
-        added = [k for k in wanted if k in self.plot_actions and not self.plot_actions[k].isChecked()]
-        for key in added:
-            self.plot_actions[key].setChecked(True)
-        if added:
+        if len(unknown) < len(wanted):
+            for key, action in self.plot_actions.items():
+                action.setChecked(key in wanted)
             self._plots_chosen()
 
     def set_x_axis(self, mode: str) -> None:

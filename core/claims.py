@@ -578,14 +578,15 @@ def neuron_margins_negative(run, statement):
                    + ", ".join(f"{v:.4g}" for v in margins) + f"; the network's {gamma:.4g}", float(np.max(margins)))
 
 
-def margin_distribution_converges(run, statement, bar=0.05, factor=5.0, span=10.0):
+def margin_distribution_converges(run, statement, bar=0.05, factor=5.0, span=10.0, shape=False):
     """The distribution of the training samples' normalized margins converges (Ji and Telgarsky
     2020). Its quantiles (min, 5%, 25%, median, 75%, 95%, max: core/margin_distribution.py) are read
     over two windows of steps, each ``span`` times as long at its end as at its start: the first
     from the loss threshold L < l(0) (step s to span s) and the last (T / span to T). A window's
     movement is the largest, over the quantiles, of (max - min over its records) / |the quantile
     at step T|. Holds when the last window's movement is below ``bar`` and the first's at least
-    ``factor`` times the last's (the distribution settled, after moving)."""
+    ``factor`` times the last's (the distribution settled, after moving). With ``shape`` the
+    quantiles are divided by the median first: the distribution's shape, whatever its scale."""
     from .margin_distribution import DISTRIBUTION_NAMES, margin_quantiles
 
     name = "margin_distribution_converges"
@@ -598,6 +599,10 @@ def margin_distribution_converges(run, statement, bar=0.05, factor=5.0, span=10.
         return _too_short(name, statement, f"needs steps up to {span * span * first:,.0f} (two windows of x{span:g} "
                                            f"from the loss threshold at step {_step(run, start)})")
     quantiles = margin_quantiles(run.get("sample_margins"))
+    if shape:
+        median = quantiles[:, [DISTRIBUTION_NAMES.index("median")]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quantiles = np.where(median > 0, quantiles / median, np.nan)  # a shape only where the median is positive
     scale = np.abs(quantiles[-1])
 
     def movement(rows):
@@ -610,7 +615,8 @@ def margin_distribution_converges(run, statement, bar=0.05, factor=5.0, span=10.
 
     early, early_q = movement((steps >= first) & (steps <= span * first))
     late, late_q = movement(steps >= last / span)
-    text = (f"steps {first:,.0f}-{span * first:,.0f} (from L < l(0)): quantiles moved up to {early:.3g} ({early_q}); "
+    what = "quantiles / median" if shape else "quantiles"
+    text = (f"steps {first:,.0f}-{span * first:,.0f} (from L < l(0)): {what} moved up to {early:.3g} ({early_q}); "
             f"steps {last / span:,.0f}-{last:,.0f}: up to {late:.3g} ({late_q}), relative to their values at step "
             f"{_step(run, -1)} (bar {bar:g}; the first window at least x{factor:g} the last: "
             + (f"x{early / late:.3g})" if late > 0 else "the last did not move)"))

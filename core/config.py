@@ -287,8 +287,8 @@ def parse_values(spec, where: str) -> tuple[list, bool]:
 class ViewConfig(Serializable):
     """How the window first shows a run of this config: ``x_axis`` of the trajectory plots,
     ``log`` steps (the usual view of margin growth, which happens over decades) or ``linear``;
-    ``plots``: plots the window adds to its grid for this config (the View menu's, by key, e.g.
-    "distribution", which is off until chosen)."""
+    ``plots``: the plots of the grid for this config, as if chosen in the View menu (by key, e.g.
+    "distribution", which is off until chosen); empty: the window's current choice."""
 
     x_axis: Literal["log", "linear"] = "log"
     plots: list = field(default_factory=list)

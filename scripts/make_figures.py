@@ -34,6 +34,7 @@ FIGURES = {
     "orthogonal-relu": ("rank,samples,margin", True),
     "large-step-gelu": ("loss,margin,norm", True),
     "sgd-relu-blobs": ("margin,loss,norm", False),
+    "ji-telgarsky-margin-distribution": ("distribution,samples,margin", True),
 }
 
 

@@ -55,15 +55,15 @@ def test_the_window_draws_the_quantiles_of_the_run_it_shows(window, blobs_run):
 
     assert window.open_runs([str(blobs_run)])
     # off the default grid (a ninth plot there left every plot too low at 1280 x 720) until a
-    # config's view asks for it, as the preset does; then checked in the View menu
+    # config's view names the grid, as the preset does; then checked in the View menu
     assert "distribution" not in window.plots.plots and not window.plot_actions["distribution"].isChecked()
     config = blobs_config(n_test=0)
     config.view = ViewConfig(plots=["nonsense"])
     window.apply_view(config)
     assert "view.plots: unknown plot 'nonsense' (choose from loss," in window.banner.label.text()
-    config.view = ViewConfig(x_axis="linear", plots=["distribution"])  # steps drawn as they are
+    config.view = ViewConfig(x_axis="linear", plots=["margin", "distribution"])  # steps drawn as they are
     window.apply_view(config)
-    assert window.plot_actions["distribution"].isChecked() and "margin" in window.plots.plots
+    assert window.plot_actions["distribution"].isChecked() and list(window.plots.plots) == ["margin", "distribution"]
     with RunReader(blobs_run) as reader:
         steps, margins = reader.metrics["step"], reader.metrics["sample_margins"]
     plot = window.plots.plots["distribution"]

@@ -76,7 +76,7 @@ PLOTS = [
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
 # in the View menu but off until chosen, or until a preset's view (config "view": {"plots": [...]})
-# asks: a ninth plot in the default grid left every plot too low to read at 1280 x 720
+# names it: a ninth plot in the default grid left every plot too low to read at 1280 x 720
 OPTIONAL_PLOTS = ("distribution",)
 TEST_PLOTS = ("accuracy", "test_samples")  # in the grid only while a shown run has a test set
 # presentation mode shows these, large (2 x 2 at 1280 x 720), unless the presenter chose others:
