@@ -121,3 +121,29 @@ def test_the_distribution_claim_waits_for_two_windows_after_the_loss_threshold()
     claims = parse_claims([{"check": "margin_distribution_converges", "bar": 0.1, "statement": "converges"}])
     [verdict] = judge(_run(short, margins, 100), claims)
     assert verdict.mark == "n/a" and f"the run ended at step {int(short[-1]):,}" in verdict.detail
+
+
+def test_the_shape_can_settle_while_the_scale_still_grows():
+    """Every margin times one growing factor (log t): the quantiles over the median settle (shape),
+    the quantiles themselves move 20% over the last decade (scale)."""
+    t = np.maximum(STEPS, 10)[:, None]
+    margins = (np.log10(t) / 5) * (WEIGHTS[None, :] + np.linspace(3.0, 0.0, 20)[None, :] * 10 / t)
+    shape = margin_distribution_converges(_run(STEPS, margins, 10), "s", shape=True)
+    scale = margin_distribution_converges(_run(STEPS, margins, 10), "s")
+    assert shape.supported is True and shape.value < 0.01 and "quantiles / median moved up to" in shape.detail
+    assert scale.supported is False and scale.value > 0.19
+
+
+def test_info_prints_the_last_records_quantiles(blobs_run, capsys):
+    import argparse
+
+    from margin_explorer.app.cli_inspect import cmd_info
+
+    assert cmd_info(argparse.Namespace(run=str(blobs_run), json=False)) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("margins:"))
+    with RunReader(blobs_run) as reader:
+        last = reader.metrics["sample_margins"][-1]
+    assert line.startswith(f"margins:    q_i / ||theta||^M over the {last.size} training samples at the last record: ")
+    assert f"min {last.min():.6g}, 5% {np.quantile(last, 0.05):.6g}," in line
+    assert line.endswith(f"median {np.median(last):.6g}, 75% {np.quantile(last, 0.75):.6g}, "
+                         f"95% {np.quantile(last, 0.95):.6g}, max {last.max():.6g}")
