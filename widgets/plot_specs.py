@@ -49,7 +49,7 @@ PLOTS = [
              extra={"y_label": "q_i / ‖θ‖^M"}),
     # Ji and Telgarsky 2020: the margin distribution converges; its quantiles are derived from the
     # recorded sample margins (core/margin_distribution.py), never recorded twice
-    PlotSpec("distribution", "Margin distribution (training samples)",
+    PlotSpec("distribution", "Margin distribution",
              [(DISTRIBUTION_SERIES, "quantiles of q_i / ‖θ‖^M over the training set")], kind="columns",
              extra={"column_names": DISTRIBUTION_NAMES, "derived_from": "sample_margins",
                     "y_label": "q_i / ‖θ‖^M quantiles", "y_short": "quantiles"}),
