@@ -48,9 +48,10 @@ PLOTS = [
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
              extra={"y_label": "q_i / ‖θ‖^M"}),
     # Ji and Telgarsky 2020: the margin distribution converges; its quantiles are derived from the
-    # recorded sample margins (core/margin_distribution.py), never recorded twice
+    # recorded sample margins (core/margin_distribution.py), never recorded twice. Log y: a settled
+    # shape (fixed ratios between the quantiles) shows as parallel lines, whatever the scale does
     PlotSpec("distribution", "Margin distribution",
-             [(DISTRIBUTION_SERIES, "quantiles of q_i / ‖θ‖^M over the training set")], kind="columns",
+             [(DISTRIBUTION_SERIES, "quantiles of q_i / ‖θ‖^M over the training set")], kind="columns", log_y=True,
              extra={"column_names": DISTRIBUTION_NAMES, "derived_from": "sample_margins",
                     "y_label": "q_i / ‖θ‖^M quantiles", "y_short": "quantiles"}),
     # the test set's (issue 20): drawn only for a run whose dataset has one (the series are absent otherwise)
@@ -125,9 +126,9 @@ def tooltip(spec: PlotSpec) -> str:
         lines.append(f"{label}{style}: {DEFINED.get(name, '')}")
     if spec.extra.get("derived_from"):
         lines.append("A line per quantile, from the minimum (the normalized margin γ) to the maximum: when θ converges in "
-                     "direction (Ji and Telgarsky 2020) the lines flatten, decade after decade of steps. Computed from "
-                     "the recorded sample margins (the Sample normalized margins plot), shown as the hover readout's "
-                     "min and max")
+                     "direction (Ji and Telgarsky 2020) the lines flatten, decade after decade of steps; on the log axis "
+                     "parallel lines are a settled shape (fixed ratios) while the scale still moves. Computed from the "
+                     "recorded sample margins (the Sample normalized margins plot); the hover readout gives the min and max")
     elif spec.extra.get("column_names"):
         lines.append("A line per quantile of the test samples' normalized margins (the training samples': the "
                      "Sample normalized margins plot), and their minimum; shown for a run with a test set only")
