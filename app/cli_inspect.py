@@ -62,6 +62,7 @@ def cmd_info(args) -> int:
               f"{opt.step_rule} step, {config.run.dtype} on {shown(run.attrs.get('device', '?'))}, seed {config.run.seed}")
         print(f"records:    {run.n_records}, snapshots: {run.n_snapshots}")
         _print_test_set(run)
+        _print_margin_distribution(run)
         _print_events(run.events)
         print("final metrics:")
         for name, value in run.final_metrics().items():
@@ -88,6 +89,18 @@ def _print_test_set(run) -> None:
     print(f"test set:   {run.test_size} points: accuracy {format_number(final['test_accuracy'])}, "
           f"log loss {format_number(final['test_log_loss'])}, normalized margin min "
           f"{format_number(final['test_margin_min'])}{spread}; {final['test_margin_below_zero']:.1%} below zero")
+
+
+def _print_margin_distribution(run) -> None:
+    """The final record's quantiles of the training samples' normalized margins (the window's
+    Margin distribution plot; core/margin_distribution.py)."""
+    from margin_explorer.core.margin_distribution import DISTRIBUTION_NAMES, margin_quantiles
+
+    row = run.final_row("sample_margins")
+    if row is None or row.ndim != 1 or not row.size:
+        return
+    levels = ", ".join(f"{name} {format_number(v)}" for name, v in zip(DISTRIBUTION_NAMES, margin_quantiles(row[None, :])[0]))
+    print(f"margins:    q_i / ||theta||^M over the {row.size} training samples at the last record: {levels}")
 
 
 def _print_events(events) -> None:

@@ -123,9 +123,9 @@ class ConfigEditing:
         self._stop_and_forget()
         self.banner.clear()  # the last preset's or run's message is about something else
         self.load_config(config)
-        self.set_x_axis_scale(config.view.x_axis if config.view is not None else "log")
         if config.description:
             self.banner.show_message(f"{config.name}: {config.description}", kind="info", topic="preset")
+        self.apply_view(config)  # after the description: an unknown plot's error replaces it
 
     def _load_startup_config(self) -> None:
         text = self.settings.value("last_config", "")

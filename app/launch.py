@@ -54,7 +54,7 @@ def demo(preset: str, steps: int, screenshot: str, timeout: float = 300.0, famil
 
         config.family = FamilyConfig.parse(family)
     window.load_config(config)
-    window.set_x_axis_scale(config.view.x_axis if config.view is not None else "log")
+    window.apply_view(config)
     window.banner.clear()
     window.show()
     result = {"code": 0}

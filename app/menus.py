@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.presets import load_preset, preset_names
+from margin_explorer.widgets.plot_specs import OPTIONAL_PLOTS
 from margin_explorer.widgets.trajectory_plots import PLOTS, X_AXES
 
 from . import help_menu
@@ -120,6 +121,20 @@ class MenuActions:
         on = scale == "log"
         self.log_x_action.setChecked(on)
         self.plots.set_log_x(on)
+
+    def apply_view(self, config) -> None:
+        """A config's first view (core/config.py ViewConfig): its step axis, and the plots of the
+        grid where it names them (checked in the View menu, as if chosen there)."""
+        view = config.view
+        self.set_x_axis_scale(view.x_axis if view is not None else "log")
+        wanted = list(view.plots) if view is not None else []
+        unknown = [k for k in wanted if k not in self.plot_actions]
+        if unknown:
+            self.show_error(f"view.plots: unknown plot {unknown[0]!r} (choose from {', '.join(self.plot_actions)})")
+        if len(unknown) < len(wanted):
+            for key, action in self.plot_actions.items():
+                action.setChecked(key in wanted)
+            self._plots_chosen()
 
     def set_x_axis(self, mode: str) -> None:
         self.plots.set_x_axis(mode)

@@ -604,13 +604,58 @@ def loss_falls_below(run, statement, log_loss=-690.7755, never=False):
     return Verdict(name, statement, False if run.finished else None, text, log_l[low])
 
 
+def margin_distribution_converges(run, statement, bar=0.05, factor=5.0, span=10.0, shape=False):
+    """The distribution of the training samples' normalized margins converges (Ji and Telgarsky
+    2020). Its quantiles (min, 5%, 25%, median, 75%, 95%, max: core/margin_distribution.py) are read
+    over two windows of steps, each ``span`` times as long at its end as at its start: the first
+    from the loss threshold L < l(0) (step s to span s) and the last (T / span to T). A window's
+    movement is the largest, over the quantiles, of (max - min over its records) / |the quantile
+    at step T|. Holds when the last window's movement is below ``bar`` and the first's at least
+    ``factor`` times the last's (the distribution settled, after moving). With ``shape`` the
+    quantiles are divided by the median first: the distribution's shape, whatever its scale."""
+    from .margin_distribution import DISTRIBUTION_NAMES, margin_quantiles
+
+    name = "margin_distribution_converges"
+    start = run.separated_from()
+    if start is None:
+        return _too_short(name, statement, "the loss has not yet fallen below l(0)")
+    steps = run.steps
+    first, last = max(float(steps[start]), 1.0), float(steps[-1])
+    if last < span * span * first:
+        return _too_short(name, statement, f"needs steps up to {span * span * first:,.0f} (two windows of x{span:g} "
+                                           f"from the loss threshold at step {_step(run, start)})")
+    quantiles = margin_quantiles(run.get("sample_margins"))
+    if shape:
+        median = quantiles[:, [DISTRIBUTION_NAMES.index("median")]]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            quantiles = np.where(median > 0, quantiles / median, np.nan)  # a shape only where the median is positive
+    scale = np.abs(quantiles[-1])
+
+    def movement(rows):
+        window = quantiles[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            moved = (window.max(axis=0) - window.min(axis=0)) / scale
+        moved = np.where(np.isnan(moved), np.inf, moved)  # a quantile at 0 (or undefined) cannot settle
+        k = int(np.argmax(moved))
+        return float(moved[k]), DISTRIBUTION_NAMES[k]
+
+    early, early_q = movement((steps >= first) & (steps <= span * first))
+    late, late_q = movement(steps >= last / span)
+    what = "quantiles / median" if shape else "quantiles"
+    text = (f"steps {first:,.0f}-{span * first:,.0f} (from L < l(0)): {what} moved up to {early:.3g} ({early_q}); "
+            f"steps {last / span:,.0f}-{last:,.0f}: up to {late:.3g} ({late_q}), relative to their values at step "
+            f"{_step(run, -1)} (bar {bar:g}; the first window at least x{factor:g} the last: "
+            + (f"x{early / late:.3g})" if late > 0 else "the last did not move)"))
+    return Verdict(name, statement, bool(late < bar and early >= factor * late and early > late), text, late)
+
+
 CHECKS = {f.__name__: f for f in (loss_rate, norm_rate, angle_to_reference_below, angle_decreasing, norm_log_growth,
                                   smoothed_margin_monotone, margins_converge, kkt_decreasing, norm_increasing,
                                   alignment_to_one, margin_nearly_monotone, euler_defect_vanishing, ensemble_share,
                                   margin_increasing_in, stable_rank, sample_margins_equalize,
                                   loss_oscillates_then_falls, margin_rises_after_loss_settles, max_margin_reached,
                                   margin_grows_test_flat, margin_reaches_network_max, neuron_margins_negative,
-                                  loss_falls_below)}
+                                  loss_falls_below, margin_distribution_converges)}
 
 
 def parse_claims(raw, path: str = "claims") -> list[ClaimSpec]:

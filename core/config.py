@@ -286,9 +286,16 @@ def parse_values(spec, where: str) -> tuple[list, bool]:
 @dataclass
 class ViewConfig(Serializable):
     """How the window first shows a run of this config: ``x_axis`` of the trajectory plots,
-    ``log`` steps (the usual view of margin growth, which happens over decades) or ``linear``."""
+    ``log`` steps (the usual view of margin growth, which happens over decades) or ``linear``;
+    ``plots``: the plots of the grid for this config, as if chosen in the View menu (by key, e.g.
+    "distribution", which is off until chosen); empty: the window's current choice."""
 
     x_axis: Literal["log", "linear"] = "log"
+    plots: list = field(default_factory=list)
+
+    def validate(self, path):
+        require(isinstance(self.plots, list) and all(isinstance(k, str) and 0 < len(k) <= 40 for k in self.plots),
+                f"{path}.plots", "must be a list of plot names (the View menu's keys, e.g. \"distribution\")")
 
 
 MODIFIABLE = ("dataset", "architecture", "loss", "optimizer", "run", "family")

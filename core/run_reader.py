@@ -774,6 +774,16 @@ class RunReader:
         with _reading(self.path):
             return {name: group[name][last].item() for name in self._metric_names if group[name].ndim == 1}
 
+    def final_row(self, name: str) -> np.ndarray | None:
+        """The last record's row of the 2-D metric ``name`` (read alone when the history is not
+        loaded: a 10^5 x n sample_margins is not read for its last row), or None without it."""
+        if not self.n_records or name not in self._metric_names:
+            return None
+        if "metrics" in self._cache:
+            return np.asarray(self.metrics[name][-1])
+        with _reading(self.path):
+            return np.asarray(self.file["metrics"][name][self.n_records - 1])
+
     def close(self) -> None:
         self.file.close()
 

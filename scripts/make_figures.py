@@ -36,6 +36,7 @@ FIGURES = {
     "sgd-relu-blobs": ("margin,loss,norm", False),
     "lyu-li-figure1-loss-based": ("loss,margin,layers", True),
     "lyu-li-figure1-constant": ("loss,margin,layers", True),
+    "ji-telgarsky-margin-distribution": ("distribution,samples,margin", True),
 }
 # figures of several presets' runs overlaid (the window's compare view): made when all were run
 TOGETHER = {

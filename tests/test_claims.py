@@ -36,6 +36,13 @@ SHORT_BARS = {("lyu-li-figure1-loss-based", "loss_falls_below"): {"log_loss": -8
 # (the kou-frozen presets' records: 32 x 500 layers, whose products and eigenvalues took 3.5-4.2 ms a
 # step with two numpy BLAS threads on the loaded machine, 1.4-2.1 on one)
 ONE_BLAS_THREAD = ("digits-ten-classes-test", "kou-frozen-leaky-relu", "kou-frozen-relu")
+# presets whose claims need more steps than the suite affords (each check is shown both ways on runs
+# built by hand): the suite runs them to just past the loss threshold and asserts that every claim
+# says how long a run it needs; scripts/make_figures.py judges them at full length (docs/figures/claims.md)
+FULL_LENGTH_ONLY = {
+    # 30,000 CNN steps (~1 min); L < l(0) at step 175, and both claims read two decades from there
+    "ji-telgarsky-margin-distribution": (400, "needs steps up to 17,500"),
+}
 
 # claims a run does NOT support: findings, reported in the issue notes with these numbers.
 # Each is asserted as it stands, so a change that makes it hold (or moves the numbers) shows up.
@@ -96,7 +103,7 @@ def _short_run(name: str, slope: float | None = None):
     config = load_preset(name)
     if slope is not None:
         config.architecture.blocks[1].param = slope
-    config.run.steps = STEPS.get(name, 3000)
+    config.run.steps = FULL_LENGTH_ONLY[name][0] if name in FULL_LENGTH_ONLY else STEPS.get(name, 3000)
     # the KKT fit at every snapshot (an n x P Jacobian, a joint NNLS) informs kkt_decreasing only
     config.recording.kkt = any(c["check"] == "kkt_decreasing" for c in config.claims)
     trainer = Trainer(config)
@@ -122,6 +129,9 @@ def test_each_preset_supports_its_claims(name):
     config = load_preset(name)
     assert config.description and config.claims, f"{name} states no claim"
     for verdict in _judge(name):
+        if name in FULL_LENGTH_ONLY:
+            assert verdict.mark == "n/a" and FULL_LENGTH_ONLY[name][1] in verdict.detail, verdict.line()
+            continue
         finding = FINDINGS.get((name, verdict.check))
         if finding is not None:
             assert verdict.supported is not True, f"finding no longer holds: {verdict.line()}"
@@ -237,7 +247,7 @@ def test_every_preset_is_valid_json_with_a_known_dataset():
     for name in preset_names():
         data = json.loads((ROOT / "resources" / "presets" / f"{name}.json").read_text())
         assert set(data) <= {"name", "description", "dataset", "architecture", "loss", "optimizer", "run", "recording",
-                             "claims"}
+                             "claims", "view"}
 
 
 # ------------------------------------------------------------------ checks that can tell

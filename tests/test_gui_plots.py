@@ -353,9 +353,9 @@ def test_lyu_and_lis_margin_plot_is_opt_in_and_draws_each_runs_layer_normalized_
     desk until chosen, and then draws that series of every shown run (their Figure 1 compares two)."""
     from margin_explorer.app.session import RunSession
     from margin_explorer.core.presets import load_preset
-    from margin_explorer.widgets.plot_specs import OPT_IN_PLOTS
+    from margin_explorer.widgets.plot_specs import OPTIONAL_PLOTS
 
-    assert "margin_layers" in OPT_IN_PLOTS and "margin_layers" not in plots.plots and "margin" in plots.plots
+    assert "margin_layers" in OPTIONAL_PLOTS and "margin_layers" not in plots.plots and "margin" in plots.plots
     config = load_preset("relu2-blobs")
     steps = np.arange(400, dtype=np.int64)
     runs = []

@@ -97,7 +97,7 @@ class CurveDrawing:
                 if spec.extra.get("companion") and s_index == 0:
                     self._draw_companion(plot, source, steps, window)
             elif spec.kind == "columns":
-                values = source.get(spec.curves[0][0])
+                values = self._series(plot, source, spec.curves[0][0])  # recorded, or derived (the quantiles)
                 if values is None or values.ndim != 2:
                     continue
                 label_prefix = spec.extra.get("column_label")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from margin_explorer.core.margin_distribution import margin_quantiles
+
 from .plot_item import Plot
 from .plot_specs import ROUND_OFF, PlotSpec
 
@@ -45,11 +47,13 @@ class DerivedSeries:
     def _series(self, plot: Plot, source, name: str, band: bool = False):
         """What ``plot`` draws of ``source``'s series ``name`` (its band's (low, high) with ``band``):
         round-off values dropped and per-step angles where the spec says (ROUND_OFF, "per_step")."""
+        extra = plot.spec.extra
+        if extra.get("derived_from") and not band:
+            return self._quantiles(source, name, extra["derived_from"])
         if band:
             values = source.band(name)
         else:
             values = source.get(name)
-        extra = plot.spec.extra
         if values is None or (name not in extra.get("per_step", ()) and name not in extra.get("round_off", ())):
             return values
         # series only grow (DESIGN.md): the records seen before are kept, only new ones transformed
@@ -67,6 +71,22 @@ class DerivedSeries:
             self._derived[key] = (n, parts, dropped)
         plot.dropped_round_off |= dropped
         return tuple(parts) if band else parts[0]
+
+    def _quantiles(self, source, name: str, base: str):
+        """The quantiles of ``source``'s 2-D series ``base`` row by row (core/margin_distribution.py),
+        computed for new records only: series only grow (DESIGN.md)."""
+        values = source.get(base)
+        if values is None or values.ndim != 2:
+            return None
+        key = (id(source), name, "derived")
+        done, rows = self._derived.get(key, (0, None))
+        n = len(values)
+        if rows is None or done > n:  # new, or a different, shorter series under the same key
+            done, rows = 0, margin_quantiles(values[:0])
+        if n > done:
+            rows = np.concatenate([rows, margin_quantiles(values[done:n])])
+            self._derived[key] = (n, rows)
+        return rows
 
     @staticmethod
     def _transform(spec: PlotSpec, steps, name: str, values, start: int = 0):

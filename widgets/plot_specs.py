@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from margin_explorer.core.margin_distribution import DISTRIBUTION_DEFINITION, DISTRIBUTION_NAMES, DISTRIBUTION_SERIES
 from margin_explorer.core.metrics import DEFINITIONS
 
 
@@ -21,6 +22,7 @@ class PlotSpec:
 # KKT eps is relative to ||theta~||: below this it is 0 to float64 precision (a linear model at its
 # SVM direction), and a log axis would drop it; it is drawn on this labeled floor instead
 ZERO_FLOOR = 1e-15
+DEFINED = {**DEFINITIONS, DISTRIBUTION_SERIES: DISTRIBUTION_DEFINITION}  # the recorded series and the derived one
 PLOTS = [
     # a loss_based run (Lyu and Li's adaptive rate) draws its alpha on the right-hand axis
     PlotSpec("loss", "log L", [("log_loss", "log L")],
@@ -35,7 +37,7 @@ PLOTS = [
                                           ("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M")],
                                  "coordinate": [("normalized_margin_l1", "γ₁ = q_min / ‖θ‖₁^M"),
                                                 ("normalized_margin_linf", "γ∞ = q_min / ‖θ‖∞^M")]}}),
-    # Lyu and Li's figures' normalization (their code's norm_prod): opt-in (OPT_IN_PLOTS), beside
+    # Lyu and Li's figures' normalization (their code's norm_prod): optional (OPTIONAL_PLOTS), beside
     # the margin plot, whose gamma it is at least L^(L/2) times for L balanced layers
     PlotSpec("margin_layers", "Normalized margin, by layer norms",
              [("normalized_margin_layers", "q_min / ∏ ‖W_l‖_F")],
@@ -50,6 +52,13 @@ PLOTS = [
                     "round_off": ("direction_change",)}),
     PlotSpec("samples", "Sample normalized margins", [("sample_margins", "q_i / ‖θ‖^M")], kind="samples",
              extra={"y_label": "q_i / ‖θ‖^M"}),
+    # Ji and Telgarsky 2020: the margin distribution converges; its quantiles are derived from the
+    # recorded sample margins (core/margin_distribution.py), never recorded twice. Log y: a settled
+    # shape (fixed ratios between the quantiles) shows as parallel lines, whatever the scale does
+    PlotSpec("distribution", "Margin distribution",
+             [(DISTRIBUTION_SERIES, "quantiles of q_i / ‖θ‖^M over the training set")], kind="columns", log_y=True,
+             extra={"column_names": DISTRIBUTION_NAMES, "derived_from": "sample_margins",
+                    "y_label": "q_i / ‖θ‖^M quantiles", "y_short": "quantiles"}),
     # the test set's (issue 20): drawn only for a run whose dataset has one (the series are absent otherwise)
     PlotSpec("accuracy", "Accuracy", [("accuracy", "train accuracy"), ("test_accuracy", "test accuracy")],
              extra={"y_label": "accuracy"}),
@@ -72,8 +81,10 @@ PLOTS = [
                                                   "floor": {"kkt_eps": ZERO_FLOOR}, "round_off": ("euler_defect",)}),
 ]
 PLOT_KEYS = [p.key for p in PLOTS]
+# in the View menu but off until chosen, or until a preset's view (config "view": {"plots": [...]})
+# names it: a ninth plot in the default grid left every plot too low to read at 1280 x 720
+OPTIONAL_PLOTS = ("margin_layers", "distribution")
 TEST_PLOTS = ("accuracy", "test_samples")  # in the grid only while a shown run has a test set
-OPT_IN_PLOTS = ("margin_layers",)  # off on the desk until chosen in the View menu (or `render --plots`)
 # presentation mode shows these, large (2 x 2 at 1280 x 720), unless the presenter chose others:
 # eight plots gave each about 61 px of height, too little to read from a room
 PRESENTATION_PLOTS = ["loss", "margin", "norm", "angles"]
@@ -91,6 +102,8 @@ def series_needed(keys) -> tuple[set[str], bool]:
     names = set(X_SERIES.values())
     for spec in specs:
         names.update(name for name, _label in spec.curves if spec.kind != "snapshots")
+        if spec.extra.get("derived_from"):
+            names.add(spec.extra["derived_from"])
         if spec.extra.get("companion"):
             names.add(spec.extra["companion"][0])
         if spec.extra.get("separated_range"):  # the y range follows the records where gamma~ > 0 (plot_follow)
@@ -117,8 +130,13 @@ def tooltip(spec: PlotSpec) -> str:
     styles = ["solid", "dashed", "dotted", "dash-dot"]
     for i, (name, label) in enumerate(spec.curves):
         style = f" ({styles[i % 4]} when several runs are shown)" if len(spec.curves) > 1 else ""
-        lines.append(f"{label}{style}: {DEFINITIONS.get(name, '')}")
-    if spec.extra.get("column_names"):
+        lines.append(f"{label}{style}: {DEFINED.get(name, '')}")
+    if spec.extra.get("derived_from"):
+        lines.append("A line per quantile, from the minimum (the normalized margin γ) to the maximum: when θ converges in "
+                     "direction (Ji and Telgarsky 2020) the lines flatten, decade after decade of steps; on the log axis "
+                     "parallel lines are a settled shape (fixed ratios) while the scale still moves. Computed from the "
+                     "recorded sample margins (the Sample normalized margins plot); the hover readout gives the min and max")
+    elif spec.extra.get("column_names"):
         lines.append("A line per quantile of the test samples' normalized margins (the training samples': the "
                      "Sample normalized margins plot), and their minimum; shown for a run with a test set only")
     elif spec.kind == "columns":

@@ -29,7 +29,7 @@ from .plot_item import LEGEND_POINTS, Plot, make_pen, note_style
 from .plot_marks import PlotMarks
 from .plot_readout import HoverReadout
 from .plot_series import DerivedSeries
-from .plot_specs import (OPT_IN_PLOTS, TEST_PLOTS, PLOT_KEYS, PLOTS, PRESENTATION_PLOTS, PRESENTATION_SETTING, X_AXES, X_SERIES, ZERO_FLOOR,
+from .plot_specs import (OPTIONAL_PLOTS, TEST_PLOTS, PLOT_KEYS, PLOTS, PRESENTATION_PLOTS, PRESENTATION_SETTING, X_AXES, X_SERIES, ZERO_FLOOR,
                          PlotSpec, series_needed)
 
 # the names its callers import from here (app/, tests/, benchmarks/)
@@ -58,7 +58,7 @@ class TrajectoryPlots(CurveDrawing, FollowRanges, PlotMarks, DerivedSeries, Hove
         self.columns = columns
         self.plots: dict[str, Plot] = {}
         self.sources: list = []
-        self.visible = [k for k in PLOT_KEYS if k not in OPT_IN_PLOTS]  # the desk's choice (the window saves it)
+        self.visible = [k for k in PLOT_KEYS if k not in OPTIONAL_PLOTS]  # the desk's plots (the window saves them)
         self.presentation_visible = list(PRESENTATION_PLOTS)  # those chosen for presentation mode
         self.presenting = False
         self.test_set = False  # a shown run has a test set: the test plots (TEST_PLOTS) join the grid
