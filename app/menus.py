@@ -8,7 +8,6 @@ from PySide6.QtGui import QAction, QActionGroup, QKeySequence, QUndoGroup
 
 from margin_explorer.core.errors import MarginExplorerError
 from margin_explorer.core.presets import load_preset, preset_names
-from margin_explorer.widgets.plot_specs import OPTIONAL_PLOTS
 from margin_explorer.widgets.trajectory_plots import PLOTS, X_AXES
 
 from . import help_menu
