@@ -4,12 +4,10 @@ and `main.py check`; and the checks themselves shown able to fail."""
 import json
 import subprocess
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
 
 from margin_explorer.core.claims import RunData, judge, parse_claims
 from margin_explorer.core.errors import ConfigError
@@ -23,7 +21,6 @@ STEPS = {"relu2-constant-step": 20000, "linear-constant-step": 10000, "linear-se
          "orthogonal-relu": 1500, "relu3-moons": 20000, "sign-descent-linf": 20000, "coordinate-descent-l1": 20000,
          "relu2-three-blobs": 60000, "digits-ten-classes-test": 10000,
          "cai-figure4": 60000, "kou-frozen-leaky-relu": 1500, "kou-frozen-relu": 1500}
-ONE_BLAS_THREAD = ("digits-ten-classes-test",)
 
 # claims a run does NOT support: findings, reported in the issue notes with these numbers.
 # Each is asserted as it stands, so a change that makes it hold (or moves the numbers) shows up.
@@ -79,11 +76,8 @@ def _judge(name: str, slope: float | None = None):
     config.recording.kkt = any(c["check"] == "kkt_decreasing" for c in config.claims)
     trainer = Trainer(config)
     chunks = []
-    # ten digit classes: (1,437 x 64) x (64 x 64) products, where two numpy BLAS threads on a loaded
-    # 2-core machine took 20-98 ms a product against 0.7 ms on one (13 min against 1 min a run)
-    with threadpool_limits(1, user_api="blas") if name in ONE_BLAS_THREAD else nullcontext():
-        while trainer.status == "running":
-            chunks.append(trainer.run(1 << 30).members[0])
+    while trainer.status == "running":  # the numpy engine steps on one BLAS thread (core/blas.py)
+        chunks.append(trainer.run(1 << 30).members[0])
     assert trainer.status == "finished", trainer.reason
     return judge(RunData.from_chunks(config, chunks), config.claim_specs())
 
