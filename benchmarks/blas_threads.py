@@ -4,10 +4,10 @@ same load; wall and CPU time a step, and the load average.
 
     python benchmarks/blas_threads.py [--steps 500] [--repeats 2]
 
-The process is tuned as the programs tune it (core/process.py tune_process) and each measurement
-sets numpy's pool to 1 or 2 threads with threadpoolctl around ``Trainer.run``, which keeps the
-engine's own setting (core/network.py ``step_threads``) out of the comparison: ``--engine``
-measures the engine as it stands instead (one row, its own choice).
+The process is tuned as the programs tune it (core/process.py tune_process), the numpy engine
+trains (backend "numpy"), and each measurement sets numpy's pool to 1 or 2 threads with
+threadpoolctl around ``Trainer.run``, the engine's own limit (NumpyNetwork.step_threads) switched
+off for it; ``--engine`` adds a row with the engine as it stands (its own choice).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from contextlib import nullcontext  # noqa: E402
 
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from margin_explorer.core import network  # noqa: E402
 from margin_explorer.core.presets import load_preset  # noqa: E402
 from margin_explorer.core.process import tune_process  # noqa: E402
 from margin_explorer.core.trainer import Trainer  # noqa: E402
@@ -35,6 +36,8 @@ def cases():
     digits.recording.kkt = False  # as `main.py run` (the preset's recording) but the KKT fit off
     wide = make_config(256, 10 ** 6, "residual_gelu")  # 100 x 256 by 256 x 256 products
     wide.recording.every_step_until, wide.recording.per_decade = 0, 10
+    for config in (digits, wide):
+        config.run.backend = "numpy"
     return {"digits-ten-classes-test (1,437 x 64 x 64 x 10)": digits, "residual GELU width 256 (100 x 256 x 256)": wide}
 
 
@@ -43,12 +46,17 @@ def measure(config, threads: int | None, steps: int, warmup: int = 100) -> tuple
     (None: as the engine sets it)."""
     config.run.steps = warmup + steps
     trainer = Trainer(config)
-    trainer.run(warmup)
-    limit = threadpool_limits(threads, user_api="blas") if threads else nullcontext()
-    with limit:
-        wall, cpu = time.perf_counter(), time.process_time()
-        trainer.run(steps)
-        return (time.perf_counter() - wall) * 1e3 / steps, (time.process_time() - cpu) * 1e3 / steps
+    own = network.one_blas_thread
+    if threads:
+        network.one_blas_thread = nullcontext  # the engine's own limit off: the one set here counts
+    try:
+        trainer.run(warmup)
+        with threadpool_limits(threads, user_api="blas") if threads else nullcontext():
+            wall, cpu = time.perf_counter(), time.process_time()
+            trainer.run(steps)
+            return (time.perf_counter() - wall) * 1e3 / steps, (time.process_time() - cpu) * 1e3 / steps
+    finally:
+        network.one_blas_thread = own
 
 
 def main(argv=None):
