@@ -27,7 +27,7 @@ from margin_explorer.core.metrics import SCALAR_METRICS
 # names accepted by `render --plots` -> plot keys of widgets/trajectory_plots.py
 PLOT_NAMES = {"loss": "loss", "margin": "margin", "norm": "norm", "angle": "angles", "angles": "angles",
               "samples": "samples", "stable_rank": "stable_rank", "rank": "stable_rank", "kkt": "kkt",
-              "ensemble": "ensemble"}
+              "ensemble": "ensemble", "accuracy": "accuracy"}
 
 
 STYLES = {"print": "dark text on white, whatever the screen theme", "theme": "the screen theme's own colours"}
