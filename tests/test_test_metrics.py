@@ -149,7 +149,8 @@ def test_the_opposite_claim_asks_the_test_accuracy_to_rise_with_the_margin():
     stalled = margin_grows_test_rises(_run_data(acc, [-0.1, 0.05, 0.1, 0.2, 0.2, 0.2], [0.5, 0.8, 0.85, 0.9, 0.9, 0.9],
                                                 steps), "s")
     assert stalled.supported is False and "+0.00% over the last decade" in stalled.detail
-    early = margin_grows_test_rises(_run_data(acc, gamma, [0.5, 0.8, 0.85, 0.9, 0.92, 0.9], np.array([1, 10, 20, 30, 40, 50])), "s")
+    short = np.array([1, 10, 20, 30, 40, 50])
+    early = margin_grows_test_rises(_run_data(acc, gamma, [0.5, 0.8, 0.85, 0.9, 0.92, 0.9], short), "s")
     assert early.supported is None and "needs steps up to 100" in early.detail
 
 

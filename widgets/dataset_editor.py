@@ -408,7 +408,9 @@ class DatasetEditor(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(picker)
         layout.addWidget(self.canvas, stretch=1)
-        layout.addWidget(self.images, stretch=1)  # image data: as tall as the scatter (stretch 2 left the scatter a strip at 720 px and the tiles with room to spare at 920)
+        # image data: as tall as the scatter (stretch 2 left the scatter a strip at 720 px high, and
+        # the tiles room to spare at 920)
+        layout.addWidget(self.images, stretch=1)
         layout.addWidget(self.facts)
         layout.addLayout(files)
         # generated or real data: one at a time, so the canvas keeps its height on a 720-pixel screen
