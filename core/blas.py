@@ -82,8 +82,9 @@ def one_blas_thread():
     (NumpyNetwork.step_threads): a second OpenBLAS thread pays only on an idle machine, at most 2x
     there (a 100 x 512 by 512 x 512 product, 655 us on 2 threads against 1,255 on 1), and under
     load it waits on a descheduled helper: on the 2 shared cores (load 5-11) the digits preset's
-    step took 15-17 ms on 2 threads against 5-6 on 1, a residual GELU network of width 256 189-248
-    ms against 11, and a digits CNN step 4-10x the CPU time (docs/performance.md, BLAS threads).
+    step took 15-17 ms on 2 threads against 5-6 on 1 (at load 10-12: 135-163 against 13), a
+    residual GELU network of width 256 75-216 ms against 4-24, and a digits CNN step 4-10x the CPU
+    time (docs/performance.md, BLAS threads).
     A rule by matrix size would keep the large products that lose most under load threaded."""
     controller = _controller()
     if controller is None:
