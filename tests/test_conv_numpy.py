@@ -289,6 +289,11 @@ def test_the_numpy_engine_steps_with_one_blas_thread_and_gives_the_threads_back(
         with NumpyNetwork(mlp).step_threads():
             assert numpy_blas_threads() == [1] * len(before)
         assert numpy_blas_threads() == before
+        from margin_explorer.core.engines.compiled_engine import CompiledEngine
+
+        with CompiledEngine.step_threads(None):  # numba's products too (it reads nothing of the engine)
+            assert numpy_blas_threads() == [1] * len(before)
+        assert numpy_blas_threads() == before
 
 
 def test_a_cnn_trains_in_float32_on_the_numpy_engine_as_on_autograd():
