@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("runs", nargs="+", help="run files (.h5); several are overlaid")
     render.add_argument("--plots", default="margin,norm,angle",
                         help="comma-separated: loss, margin, layers (margin by layer norms), norm, angle, samples, "
-                        "rank, ensemble, kkt")
+                        "rank, ensemble, kkt, accuracy, distribution")
     render.add_argument("--out", required=True, help="FIG.png or FIG.svg")
     render.add_argument("--width", type=int, default=1400, help="width in pixels")
     render.add_argument("--columns", type=int, help="plots per row (default: up to 3)")

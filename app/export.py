@@ -28,7 +28,7 @@ from margin_explorer.core.metrics import SCALAR_METRICS
 PLOT_NAMES = {"loss": "loss", "margin": "margin", "norm": "norm", "angle": "angles", "angles": "angles",
               "samples": "samples", "stable_rank": "stable_rank", "rank": "stable_rank", "kkt": "kkt",
               "ensemble": "ensemble", "layers": "margin_layers", "margin_layers": "margin_layers",
-              "distribution": "distribution"}
+              "distribution": "distribution", "accuracy": "accuracy"}
 
 
 STYLES = {"print": "dark text on white, whatever the screen theme", "theme": "the screen theme's own colours"}

@@ -9,7 +9,6 @@ would read what it trains, and its unread results would pile up in memory.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import queue
@@ -18,6 +17,7 @@ import traceback
 
 import numpy as np
 
+from margin_explorer.core.blas import one_blas_thread
 from margin_explorer.core.run_status import RunStatus
 
 from .messages import (COMMANDS, AskDevices, AskGeometry, BoundaryGrid, ChunkArrived, DevicesFound, GeometryFound,
@@ -49,23 +49,12 @@ def boundary_grid(net, theta, X, resolution=GRID) -> BoundaryGrid:
     return BoundaryGrid(np.ascontiguousarray(values, dtype=np.float32), (lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1]))
 
 
-_blas = []  # threadpoolctl's controller, made once (it scans the loaded libraries)
-
-
 def _live_grid(trainer) -> BoundaryGrid:
     """boundary_grid of member 0 with one BLAS thread: its 9,216 x 2 by 2 x w product is large
     enough for numpy's OpenBLAS to thread it, and on a loaded machine it then waited on a
     descheduled helper: 52-59 ms against 7 on one thread, four times a second, a quarter of the
     training process's time (benchmarks/gui_speed.py, relu2-blobs on the compiled engine)."""
-    try:
-        if not _blas:
-            from threadpoolctl import ThreadpoolController
-
-            _blas.append(ThreadpoolController())
-        limit = _blas[0].limit(limits=1, user_api="blas")
-    except ImportError:  # without threadpoolctl: the pools as they are
-        limit = contextlib.nullcontext()
-    with limit:
+    with one_blas_thread():
         return boundary_grid(trainer.net, trainer.members[0].theta, trainer.dataset.X)
 
 

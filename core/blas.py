@@ -4,9 +4,9 @@ numpy's and scipy's wheels each bundle their own OpenBLAS, each with its own thr
 a call an OpenBLAS helper thread spins for a while waiting for the next one, so once both pools
 have worked, their helpers and the main thread contend for the cores, and every product waits
 on a descheduled helper: on 2 cores a residual GELU network trained many times slower
-(docs/performance.md). The training loop's products go to numpy's BLAS, which keeps its threads
-(a large product is quicker on 2 threads); every other BLAS pool, scipy's LAPACK for the
-spectral certificate and the KKT snapshots included, gets one thread.
+(docs/performance.md). Every BLAS pool but numpy's gets one thread for the process, scipy's
+LAPACK for the spectral certificate and the KKT snapshots included; numpy's keeps its threads for
+the products outside the training loop, and the numpy engine steps on one (``one_blas_thread``).
 
 Programs apply this through core/process.py ``tune_process``; library calls leave the pools
 alone. ``one_threaded_pool`` rescans the loaded libraries (threadpoolctl) only when modules were
@@ -78,13 +78,33 @@ def one_torch_thread(torch):
 @contextmanager
 def one_blas_thread():
     """numpy's BLAS pools at one thread for the block, restored after (threadpoolctl; without it
-    nothing changes). A CNN step's products are tall and thin ((n Ho Wo) x (C k k) x out): on the
-    2 shared cores a second OpenBLAS thread made the numpy engine's digits CNN step 4-10x slower
-    in CPU time, not faster (docs/performance.md, convolutional networks)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    nothing changes). The numpy engine steps in it, every network, whatever its products' sizes
+    (NumpyNetwork.step_threads): a second OpenBLAS thread pays only on an idle machine, at most 2x
+    there (a 100 x 512 by 512 x 512 product, 655 us on 2 threads against 1,255 on 1), and under
+    load it waits on a descheduled helper: on the 2 shared cores (load 5-11) the digits preset's
+    step took 15-17 ms on 2 threads against 5-6 on 1 (at load 10-12: 135-163 against 13), a
+    residual GELU network of width 256 75-216 ms against 4-24, and a digits CNN step 4-10x the CPU
+    time (docs/performance.md, BLAS threads).
+    A rule by matrix size would keep the large products that lose most under load threaded."""
+    controller = _controller()
+    if controller is None:
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with controller.limit(limits=1, user_api="blas"):
         yield
+
+
+_scanned: list = [None, -1]  # threadpoolctl's controller, and len(sys.modules) when it scanned
+
+
+def _controller():
+    """threadpoolctl's controller of the loaded BLAS libraries (None without threadpoolctl),
+    rescanned only when modules were imported since: a scan costs ~2 ms, a step block's limit
+    with a kept controller ~10 us."""
+    if _scanned[1] != len(sys.modules):
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            return None
+        _scanned[:] = [ThreadpoolController(), len(sys.modules)]
+    return _scanned[0]

@@ -511,6 +511,35 @@ def margin_grows_test_flat(run, statement, growth=1.5, test_band=0.02, decades=1
     and is still rising over the last decade (higher at the end than at a tenth of the last step),
     while test accuracy barely moves: its range over those records is at most ``test_band``."""
     name = "margin_grows_test_flat"
+    after = _after_training_accuracy_one(run, name, statement, growth, decades)
+    if isinstance(after, Verdict):
+        return after
+    grows, text, ratio, test = after
+    band = float(test.max() - test.min())
+    return Verdict(name, statement, bool(grows and band <= test_band),
+                   f"{text}; test accuracy {test[0]:.4g} -> {test[-1]:.4g}, range {band:.3g} over those records "
+                   f"(bar {test_band:g})", ratio)
+
+
+def margin_grows_test_rises(run, statement, growth=1.5, test_gain=0.05, decades=1.0):
+    """Figure 7's opposite, where a larger margin does buy generalization: after training accuracy
+    reaches 1 the normalized margin grows as margin_grows_test_flat asks, and test accuracy ends at
+    least ``test_gain`` above its value at the first of those records."""
+    name = "margin_grows_test_rises"
+    after = _after_training_accuracy_one(run, name, statement, growth, decades)
+    if isinstance(after, Verdict):
+        return after
+    grows, text, ratio, test = after
+    gain = float(test[-1] - test[0])
+    return Verdict(name, statement, bool(grows and gain >= test_gain),
+                   f"{text}; test accuracy {test[0]:.4g} -> {test[-1]:.4g} ({gain:+.4g}, bar +{test_gain:g}; "
+                   f"lowest {test.min():.4g}, highest {test.max():.4g} over those records)", gain)
+
+
+def _after_training_accuracy_one(run, name, statement, growth, decades):
+    """The records from where training accuracy is 1 to the end: (whether the normalized margin
+    grew at least ``growth`` times over them and still rose over the last decade, the words for
+    it, the growth, the test accuracies over them); a Verdict where that cannot be judged."""
     if "test_accuracy" not in run.metrics:
         return _cannot_tell(name, statement, "does not apply: the run's dataset has no test set")
     accuracy, steps = run.get("accuracy"), run.steps
@@ -524,16 +553,13 @@ def margin_grows_test_flat(run, statement, growth=1.5, test_band=0.02, decades=1
                                            f"{first * 10 ** decades:,.0f} ({decades:g} decade(s) beyond)")
     gamma, test = run.get("normalized_margin")[start:], run.get("test_accuracy")[start:]
     ratio = gamma[-1] / gamma[0] if gamma[0] > 0 else float("nan")
-    band = float(test.max() - test.min())
     tenth = min(int(np.searchsorted(steps, steps[-1] / 10)), len(steps) - 1)  # the last decade starts here
     late = run.get("normalized_margin")[tenth]
     late_growth = gamma[-1] / late - 1 if late > 0 else float("nan")
-    holds = bool(math.isfinite(ratio) and ratio >= growth and late_growth > 0 and band <= test_band)
-    return Verdict(name, statement, holds,
-                   f"training accuracy 1 from step {_step(run, start)}: normalized margin {gamma[0]:.4g} -> "
+    grows = bool(math.isfinite(ratio) and ratio >= growth and late_growth > 0)
+    return (grows, f"training accuracy 1 from step {_step(run, start)}: normalized margin {gamma[0]:.4g} -> "
                    f"{gamma[-1]:.4g} at step {_step(run, -1)} (x{ratio:.3g}, bar x{growth:g}; "
-                   f"{late_growth:+.2%} over the last decade, from step {_step(run, tenth)}); test accuracy "
-                   f"{test[0]:.4g} -> {test[-1]:.4g}, range {band:.3g} over those records (bar {test_band:g})", ratio)
+                   f"{late_growth:+.2%} over the last decade, from step {_step(run, tenth)})", ratio, test)
 
 
 def _points(run):
@@ -654,8 +680,8 @@ CHECKS = {f.__name__: f for f in (loss_rate, norm_rate, angle_to_reference_below
                                   alignment_to_one, margin_nearly_monotone, euler_defect_vanishing, ensemble_share,
                                   margin_increasing_in, stable_rank, sample_margins_equalize,
                                   loss_oscillates_then_falls, margin_rises_after_loss_settles, max_margin_reached,
-                                  margin_grows_test_flat, margin_reaches_network_max, neuron_margins_negative,
-                                  loss_falls_below, margin_distribution_converges)}
+                                  margin_grows_test_flat, margin_grows_test_rises, margin_reaches_network_max,
+                                  neuron_margins_negative, loss_falls_below, margin_distribution_converges)}
 
 
 def parse_claims(raw, path: str = "claims") -> list[ClaimSpec]:

@@ -376,12 +376,10 @@ class NumpyNetwork:
         self.weight_slices = weight_slices(spec)  # (name, slice, shape) of each weight matrix, for stable ranks and layer norms
 
     def step_threads(self):
-        """One torch thread while it steps, where its GELUs call torch's erf, and one BLAS thread
-        where it has conv layers (core/blas.py); nothing to set otherwise."""
+        """One BLAS thread while it steps, whatever its products' sizes (core/blas.py
+        ``one_blas_thread`` says why), and one torch thread where its GELUs call torch's erf."""
         torch = activations.torch_module() if "gelu" in self.kinds and self.erf is activations.vectorized_erf else None
-        if self.spec.input_shape is not None:
-            return _both(one_blas_thread(), nullcontext() if torch is None else one_torch_thread(torch))
-        return nullcontext() if torch is None else one_torch_thread(torch)
+        return _both(one_blas_thread(), nullcontext() if torch is None else one_torch_thread(torch))
 
     def outputs(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """f(theta; x_i) for every row of X: shape (n,) for a scalar output, (n, C) for C outputs.

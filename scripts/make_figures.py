@@ -21,6 +21,7 @@ from margin_explorer.core.presets import load_preset, preset_names  # noqa: E402
 FIGURES = {
     "linear-separable": ("margin,angle,norm", False),
     "linear-constant-step": ("angle,norm,margin", True),
+    "linear-gap-test": ("accuracy,margin,angle", True),
     "relu2-blobs": ("margin,kkt,norm", False),
     "relu2-constant-step": ("loss,norm,margin", True),
     "relu3-moons": ("margin,kkt,norm", False),

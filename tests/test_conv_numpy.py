@@ -272,7 +272,8 @@ def test_image_block_says_where_the_first_image_block_is():
     assert image_block(ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(2), RELU, dense(1)]})) is None
 
 
-def test_a_cnn_steps_with_one_blas_thread_and_gives_the_threads_back():
+def test_the_numpy_engine_steps_with_one_blas_thread_and_gives_the_threads_back():
+    """A CNN and an MLP alike (core/blas.py one_blas_thread: a second thread lost 3-20x under load)."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
 
     def numpy_blas_threads():
@@ -285,8 +286,14 @@ def test_a_cnn_steps_with_one_blas_thread_and_gives_the_threads_back():
             assert numpy_blas_threads() == [1] * len(before)
         assert numpy_blas_threads() == before
         mlp = ArchitectureSpec.from_dict({"input_dim": 3, "blocks": [dense(4), RELU, dense(1)]})
-        with NumpyNetwork(mlp).step_threads():  # an MLP's wide products keep their threads
-            assert numpy_blas_threads() == before
+        with NumpyNetwork(mlp).step_threads():
+            assert numpy_blas_threads() == [1] * len(before)
+        assert numpy_blas_threads() == before
+        from margin_explorer.core.engines.compiled_engine import CompiledEngine
+
+        with CompiledEngine.step_threads(None):  # numba's products too (it reads nothing of the engine)
+            assert numpy_blas_threads() == [1] * len(before)
+        assert numpy_blas_threads() == before
 
 
 def test_a_cnn_trains_in_float32_on_the_numpy_engine_as_on_autograd():

@@ -199,3 +199,30 @@ def test_the_dataset_canvas_keeps_its_height_at_1280x720(projector, qtbot):
     qtbot.wait(50)
     assert editor.canvas.height() >= 200, editor.canvas.height()
     assert [editor.sources.tabText(i) for i in range(editor.sources.count())] == ["Generate", "Real data (offline)"]
+
+
+def test_with_the_image_grid_the_dataset_canvas_keeps_a_usable_height_at_1280x720(projector, qtbot):
+    """Digits: the support-vector grid under the PCA scatter left it 68 px tall, and the Real data
+    tab took the Generate tab's height (eight rows) for its three rows and a button."""
+    editor = projector.dataset_editor
+    projector.docks["dataset"].raise_()
+    import numpy as np
+
+    from margin_explorer.core.datasets import Dataset
+
+    editor.sources.setCurrentIndex(1)  # the Real data tab
+    # 8 x 8 images in ten classes, as digits (scikit-learn's import costs seconds; the layout is the same)
+    rng = np.random.default_rng(0)
+    images = Dataset.from_labels(rng.random((100, 64)), np.arange(100) % 10, "images", image_shape=(8, 8))
+    editor.model.replace(images, "load images")
+    qtbot.wait(100)
+    assert editor.images.isVisible() and editor.images.tiles == 32
+    assert editor.canvas.height() >= 150, editor.canvas.height()
+    assert editor.images.height() >= 150, editor.images.height()
+    page = editor.sources.currentWidget()
+    assert page.height() <= page.sizeHint().height() + 10, (page.height(), page.sizeHint().height())
+    real = editor.sources.height()
+    editor.sources.setCurrentIndex(0)  # the Generate tab takes its eight rows' height back
+    qtbot.wait(50)
+    assert editor.sources.height() >= real + 80, (editor.sources.height(), real)
+    assert editor.canvas.height() >= 150, editor.canvas.height()

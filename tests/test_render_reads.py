@@ -83,7 +83,8 @@ def test_render_of_the_margin_never_reads_sample_margins_or_snapshot_params(run_
     _same_image(lean, whole)
 
 
-@pytest.mark.parametrize("plots", ["loss,norm", "angle", "samples", "rank", "ensemble", "kkt", "margin,kkt", "layers"])
+@pytest.mark.parametrize("plots", ["loss,norm", "angle", "samples", "rank", "ensemble", "kkt", "margin,kkt", "layers",
+                                   "accuracy"])
 def test_every_plot_draws_from_what_it_reads_the_figure_of_the_whole_run(run_file, tmp_path, monkeypatch, capsys,
                                                                         plots):
     lean, whole = tmp_path / "lean.png", tmp_path / "whole.png"

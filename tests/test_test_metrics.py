@@ -129,6 +129,31 @@ def test_the_figure_7_claim_holds_fails_and_does_not_apply_on_the_numbers():
     assert none.supported is None and none.settled and "no test set" in none.detail
 
 
+def test_the_opposite_claim_asks_the_test_accuracy_to_rise_with_the_margin():
+    from margin_explorer.core.claims import margin_grows_test_rises
+
+    steps = np.array([1, 10, 100, 1000, 2000, 5000])
+    acc = [0.9, 1, 1, 1, 1, 1]
+    gamma = [-0.1, 0.05, 0.1, 0.15, 0.18, 0.2]  # x4 from step 10, still rising over the last decade
+    # test accuracy from 0.8 (step 10, training accuracy 1) to 0.9: +0.1 against the bar 0.05
+    rose = margin_grows_test_rises(_run_data(acc, gamma, [0.5, 0.8, 0.85, 0.9, 0.92, 0.9], steps), "s")
+    assert rose.supported is True and rose.value == pytest.approx(0.1)
+    assert "0.8 -> 0.9 (+0.1, bar +0.05; lowest 0.8, highest 0.92" in rose.detail
+    # the flat test accuracy Figure 7 claims fails this one (its higher record at step 0 does not count)
+    flat = margin_grows_test_rises(_run_data(acc, gamma, [0.5, 0.95, 0.955, 0.96, 0.96, 0.955], steps), "s")
+    assert flat.supported is False and flat.value == pytest.approx(0.005)
+    # a rise that came back down by the end: fails
+    back = margin_grows_test_rises(_run_data(acc, gamma, [0.5, 0.8, 0.95, 0.9, 0.85, 0.84], steps), "s")
+    assert back.supported is False
+    # the test accuracy rises but the margin stopped growing in the last decade: fails
+    stalled = margin_grows_test_rises(_run_data(acc, [-0.1, 0.05, 0.1, 0.2, 0.2, 0.2], [0.5, 0.8, 0.85, 0.9, 0.9, 0.9],
+                                                steps), "s")
+    assert stalled.supported is False and "+0.00% over the last decade" in stalled.detail
+    short = np.array([1, 10, 20, 30, 40, 50])
+    early = margin_grows_test_rises(_run_data(acc, gamma, [0.5, 0.8, 0.85, 0.9, 0.92, 0.9], short), "s")
+    assert early.supported is None and "needs steps up to 100" in early.detail
+
+
 def test_info_shows_the_final_test_accuracy_and_test_margin(tmp_path):
     import subprocess
     import sys

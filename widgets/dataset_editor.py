@@ -20,7 +20,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QPushButton,
-                               QSpinBox, QTabWidget, QVBoxLayout, QWidget)
+                               QSizePolicy, QSpinBox, QTabWidget, QVBoxLayout, QWidget)
 
 from margin_explorer.core import builtin_data, datasets, support_samples
 from margin_explorer.core.config import DatasetConfig
@@ -38,6 +38,8 @@ _drag_ids = itertools.count(1)
 DRAWN_CLASSES = 9  # keys 1-9 draw classes 0-8
 CLASS_KEYS = {getattr(Qt, f"Key_{k}"): k - 1 for k in range(1, DRAWN_CLASSES + 1)}
 GRID_SAMPLES = 32  # image data: the first samples the Dataset panel shows as images
+# the scatter's height beside the image grid: at 1280 x 720 the grid's stretch left it ~60 px, a strip
+CANVAS_MIN_WITH_IMAGES = 150
 REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
 SUPPORT_SAMPLES = 12  # after a run: the samples of the smallest normalized margins, two rows of
 SUPPORT_COLUMNS = 6  # six: wide enough tiles for a caption of class and margin
@@ -269,6 +271,35 @@ class DatasetCanvas(pg.PlotWidget):
             self.setRange(QRectF(QPointF(*(lo - pad)), QPointF(*(hi + pad))), padding=0)
 
 
+class PageHeightTabs(QTabWidget):
+    """Tabs as tall as the shown page, not the tallest: a QTabWidget asks for its tallest page's
+    height, and the Real data tab's three rows and a button took the Generate tab's eight rows'
+    room from the canvas."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.currentChanged.connect(self._follow)
+
+    def tabInserted(self, index: int) -> None:
+        super().tabInserted(index)
+        self._follow(self.currentIndex())
+
+    def _follow(self, current: int) -> None:
+        for i in range(self.count()):  # a page ignored in the layout counts for nothing in its minimum
+            shown = QSizePolicy.Policy.Preferred if i == current else QSizePolicy.Policy.Ignored
+            self.widget(i).setSizePolicy(QSizePolicy.Policy.Preferred, shown)
+        self.updateGeometry()
+
+    def sizeHint(self):
+        hint, page = super().sizeHint(), self.currentWidget()
+        if page is None:
+            return hint
+        # the minimum is the bar and the shown page's minimum: that page's own height instead
+        hint.setHeight(self.minimumSizeHint().height() - page.minimumSizeHint().height() + page.sizeHint().height())
+        return hint
+
+
 class DatasetEditor(QWidget):
     """The Dataset panel: canvas, generators, files, facts."""
 
@@ -377,11 +408,13 @@ class DatasetEditor(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(picker)
         layout.addWidget(self.canvas, stretch=1)
-        layout.addWidget(self.images, stretch=2)  # image data: the images say more than their PCA projection
+        # image data: as tall as the scatter (stretch 2 left the scatter a strip at 720 px high, and
+        # the tiles room to spare at 920)
+        layout.addWidget(self.images, stretch=1)
         layout.addWidget(self.facts)
         layout.addLayout(files)
         # generated or real data: one at a time, so the canvas keeps its height on a 720-pixel screen
-        self.sources = QTabWidget()
+        self.sources = PageHeightTabs()
         self.sources.addTab(box, "Generate")
         self.sources.addTab(self._real_data_box(), "Real data (offline)")
         layout.addWidget(self.sources)
@@ -511,6 +544,7 @@ class DatasetEditor(QWidget):
             captions = [_class_text(v, m.multiclass) for v in m.y[:GRID_SAMPLES]]
             self.images.set_images(m.X[:GRID_SAMPLES], shape, captions)
         self.images.setVisible(shape is not None)
+        self.canvas.setMinimumHeight(CANVAS_MIN_WITH_IMAGES if shape is not None else 0)
         self.image_choice.setVisible(shape is not None)
         for widget in (self.draw_label, self.class_picker):  # the panel's image data are not drawn on
             widget.setVisible(m.image_shape is None)

@@ -27,13 +27,13 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from .. import step_rule as rules
+from ..blas import one_blas_thread
 from ..architecture import Activation, Dense, Ensemble, Residual, output_classes
 from ..compiled_program import ACTIVATION_CODES
 from ..config import RunConfig
@@ -348,7 +348,9 @@ class CompiledEngine:
         return [_Rate(float(m.rate[k.ALPHA]), bool(m.rate[k.TAKEN])) for m in self._members]
 
     def step_threads(self):
-        return nullcontext()  # the kernels call no torch; BLAS threads: the process's settings
+        # the kernels call no torch; their products one BLAS thread, as the numpy engine's (core/blas.py):
+        # cai-figure1-large's steps took 11-25 ms on one against 27-60 on two (load 3-4)
+        return one_blas_thread()
 
     # ------------------------------------------------------------------ optimizer state
     def state(self) -> list[dict]:
