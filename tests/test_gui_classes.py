@@ -111,6 +111,17 @@ def test_the_real_data_box_loads_digits_with_all_ten_classes_and_a_test_set(edit
     assert ds.classes == 10 and ds.X.shape == (1438, 64) and ds.n_test == 359 and ds.image_shape == (8, 8)
     editor.update_facts()
     assert editor.images.isVisible() and "143 of class 7" in editor.facts.text()
+    # each class's colour only on its swatch: the counts are in the theme's ink, which reads on its
+    # background (class 7's wine #882255 as text on the dark theme did not)
+    import re
+
+    from margin_explorer.widgets.dataset_editor import SWATCH
+    from margin_explorer.widgets.palette import class_color
+
+    text = editor.facts.text()
+    coloured = re.findall(r"<span style='color:([^']+)'>([^<]*)</span>", text)
+    assert [c for c, _ in coloured] == [class_color(k) for k in range(10)]
+    assert all(words == SWATCH for _, words in coloured)
     editor.builtin.set_name("iris")
     editor.builtin_classes.set_name("first_two")
     editor.builtin_subsample.setValue(500)

@@ -43,6 +43,7 @@ CANVAS_MIN_WITH_IMAGES = 150
 REMEMBERED_BUILTINS = 8  # builtin loads whose points a run still records by name (after undo and redo)
 SUPPORT_SAMPLES = 12  # after a run: the samples of the smallest normalized margins, two rows of
 SUPPORT_COLUMNS = 6  # six: wide enough tiles for a caption of class and margin
+SWATCH = "\u25a0"  # a filled square in a class's colour before its count
 
 
 FACTS_DELAY_MS = 60  # separability and SVM margin follow the edits after this pause
@@ -644,7 +645,9 @@ class DatasetEditor(QWidget):
         m = self.model
         if m.multiclass:
             counts = np.bincount(m.y.astype(int), minlength=1) if m.n else np.zeros(0, dtype=int)
-            shown = ", ".join(f"<span style='color:{class_color(k)}'>{c} of class {k}</span>"
+            # the class's colour on a swatch, the words in the theme's ink: ten class colours cannot all
+            # read as text on both backgrounds (class 7's wine on the dark theme did not)
+            shown = ", ".join(f"<span style='color:{class_color(k)}'>{SWATCH}</span>&nbsp;{c} of class {k}"
                               for k, c in enumerate(counts) if c)
             return [f"<b>{m.n}</b> points{': ' + shown if shown else ''}; d = {m.dim}"]
         pos = int(np.sum(m.y > 0))
