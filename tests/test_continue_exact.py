@@ -142,14 +142,17 @@ def test_continue_refuses_optimizer_state_values_no_optimizer_can_hold(tmp_path,
     assert not (tmp_path / "more.h5").exists()
 
 
-def test_a_loss_based_run_continues_with_its_alpha_bit_for_bit(tmp_path):
+@pytest.mark.parametrize("backend", ["numpy", "compiled"])
+def test_a_loss_based_run_continues_with_its_alpha_bit_for_bit(tmp_path, backend):
     """Lyu and Li's loss-based rate (core/step_rule.py): alpha and the last verdict are saved with
     the final parameters, so a continue takes the step the uninterrupted run takes, not alpha_0
     again. From alpha_0 = 3 steps are undone in both halves, so alpha at step K is neither alpha_0
-    nor alpha_0 r_u^K."""
+    nor alpha_0 r_u^K. On both CPU engines ('auto' takes the compiled one once its kernels are
+    cached: its state once left alpha out, and a continue started again at alpha_0)."""
     config = _config("gd", tmp_path, step_rule="loss_based")
     data = json.loads(config.read_text())
     data["optimizer"]["lr"] = 3.0
+    data["run"]["backend"] = backend
     config.write_text(json.dumps(data))
     whole, first, rest = tmp_path / "whole.h5", tmp_path / "first.h5", tmp_path / "rest.h5"
     assert main(["run", str(config), "--steps", str(2 * K), "--out", str(whole)]) == 0

@@ -354,22 +354,32 @@ class CompiledEngine:
 
     # ------------------------------------------------------------------ optimizer state
     def state(self) -> list[dict]:
-        """Each member's optimizer state in core/optimizers.py's layout (state_layout), float64 copies."""
+        """Each member's optimizer state in core/optimizers.py's layout (state_layout), float64 copies;
+        for the loss_based rule also its alpha and last verdict (LossBasedRate.state's names)."""
         if self.kind == "momentum":
-            return [{"velocity": m.velocity.astype(np.float64)} for m in self._members]
-        if self.kind == "adam":
-            return [{"m": m.m.astype(np.float64), "v": m.v.astype(np.float64), "t": np.array(m.t[0], dtype=np.int64)}
-                    for m in self._members]
-        return [{} for _ in self._members]
+            states = [{"velocity": m.velocity.astype(np.float64)} for m in self._members]
+        elif self.kind == "adam":
+            states = [{"m": m.m.astype(np.float64), "v": m.v.astype(np.float64),
+                       "t": np.array(m.t[0], dtype=np.int64)} for m in self._members]
+        else:
+            states = [{} for _ in self._members]
+        for state, rate in zip(states, self.rates or ()):
+            state.update(step_alpha=np.float64(rate.alpha), step_taken=np.float64(rate.taken))
+        return states
 
     def load_state(self, states: list[dict]) -> None:
-        """Continue from ``states`` (the driver checked their names and shapes)."""
+        """Continue from ``states`` (the driver checked their names and shapes). The loss_based
+        rule's start point is the parameters continued from, kept at the first step as for a new run."""
+        from .. import compiled_kernels as k
+
         for kernels, state in zip(self._members, states):
             if self.kind == "momentum":
                 kernels.velocity[:] = state["velocity"]
             elif self.kind == "adam":
                 kernels.m[:], kernels.v[:] = state["m"], state["v"]
                 kernels.t[0] = int(state["t"])
+            if self.adaptive and "step_alpha" in state:
+                kernels.rate[[k.ALPHA, k.TAKEN]] = float(state["step_alpha"]), float(bool(state["step_taken"]))
 
     # ------------------------------------------------------------------ the steps
     def advance(self, start: int, end: int, record_steps, snapshot_steps, deadline: float | None) -> StepBlock:
