@@ -131,6 +131,9 @@ class MenuActions:
         if unknown:
             self.show_error(f"view.plots: unknown plot {unknown[0]!r} (choose from {', '.join(self.plot_actions)})")
         if len(unknown) < len(wanted):
+            if self.plots.presenting:  # the desk's plots; the presenter's own choice stays, and stays saved
+                self.plots.visible = [k for k in self.plot_actions if k in wanted]
+                return
             for key, action in self.plot_actions.items():
                 action.setChecked(key in wanted)
             self._plots_chosen()

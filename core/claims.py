@@ -610,7 +610,8 @@ def neuron_margins_negative(run, statement):
 def loss_falls_below(run, statement, log_loss=-690.7755, never=False):
     """log L falls below ``log_loss`` (default log(1e-300): Lyu and Li's loss-based rate takes the
     loss far past where a float64 L underflows); with ``never``, the opposite claim: it does not
-    within the run (a constant step's L ~ 1/t). The value is the lowest log L recorded."""
+    within the run (a constant step's L ~ 1/t), judged once the run has ended. The value is the
+    lowest log L recorded."""
     name = "loss_falls_below"
     log_l = run.get("log_loss")
     finite = np.flatnonzero(np.isfinite(log_l))
@@ -625,9 +626,8 @@ def loss_falls_below(run, statement, log_loss=-690.7755, never=False):
                 f"{_step(run, low)} ({bar})")
         return Verdict(name, statement, not never, text, log_l[low])
     text = f"lowest log L {log_l[low]:.5g} at step {_step(run, low)} (L = 10^{log_l[low] / math.log(10):.4g}; {bar})"
-    if never:
-        return Verdict(name, statement, True, text, log_l[low])
-    return Verdict(name, statement, False if run.finished else None, text, log_l[low])
+    # not there yet: a running run may still get there, so either claim waits for the run's end
+    return Verdict(name, statement, (never if run.finished else None), text, log_l[low])
 
 
 def margin_distribution_converges(run, statement, bar=0.05, factor=5.0, span=10.0, shape=False):

@@ -41,7 +41,8 @@ def after_compiler_work() -> int:
 
 def clean_mappings(fragment: str) -> list[tuple[int, int, int]]:
     """(start, end, resident bytes) of this process's mappings of a file whose path contains
-    ``fragment``, not writable and with no page written (no private dirty or anonymous page)."""
+    ``fragment``, not writable and with no page written: no private dirty or anonymous page, and
+    none in swap (only a written page of a private file mapping goes to swap)."""
     found = []
     with open("/proc/self/smaps") as smaps:
         current = None
@@ -59,7 +60,7 @@ def clean_mappings(fragment: str) -> list[tuple[int, int, int]]:
                 key = head[0]
                 if key == "Rss:":
                     current[2] = int(head[1]) * 1024
-                elif key in ("Private_Dirty:", "Anonymous:") and int(head[1]) != 0:
+                elif key in ("Private_Dirty:", "Anonymous:", "Swap:") and int(head[1]) != 0:
                     current[3] = False
         if current is not None:
             found.append(current)

@@ -188,9 +188,10 @@ def test_the_loss_bar_check_tells_below_from_above_and_waits_while_running():
     assert verdict.supported is True and verdict.value == -800.0 and "log L -700 at step 2" in verdict.detail
     assert judge(deep, above)[0].supported is False
     assert judge(shallow, below)[0].supported is None  # a running run may still get there
-    assert judge(shallow, above)[0].supported is True
+    assert judge(shallow, above)[0].supported is None  # so "never" is not yet known either
     shallow.finished = True
     assert judge(shallow, below)[0].supported is False and "lowest log L -7.5 at step 3" in judge(shallow, below)[0].detail
+    assert judge(shallow, above)[0].supported is True
 
 
 def test_a_check_that_cannot_read_the_run_says_so():

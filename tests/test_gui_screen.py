@@ -171,6 +171,21 @@ def test_presentation_mode_remembers_its_own_choice_of_plots(projector, qtbot, s
     window.toggle_presentation(False)
 
 
+def test_a_presets_view_sets_the_desks_plots_not_the_presenters_choice(projector, qtbot, settings):
+    from margin_explorer.widgets.trajectory_plots import PRESENTATION_SETTING
+
+    window = projector
+    window.toggle_presentation(True)
+    window.plot_actions["angles"].trigger()  # the presenter's choice: loss, margin, norm
+    saved = settings.value(PRESENTATION_SETTING)
+    window.load_preset("lyu-li-figure1-constant")  # its view names six plots, margin_layers among them
+    qtbot.wait(50)
+    assert list(window.plots.plots) == ["loss", "margin", "norm"] and settings.value(PRESENTATION_SETTING) == saved
+    window.toggle_presentation(False)
+    qtbot.wait(50)
+    assert list(window.plots.plots) == ["loss", "margin", "margin_layers", "norm", "angles", "samples"]
+
+
 def test_in_presentation_mode_an_empty_boundary_gives_its_room_to_the_plots(projector, qtbot):
     window = projector
     dock = window.docks["boundary"]
