@@ -612,6 +612,7 @@ CONSTANT, LOSS_NORMALIZED, LYU_LI, LOSS_BASED = range(4)
 # array: alpha_t, whether the step into the current point was kept, whether a start point is kept,
 # its log L, and the rule's alpha_0, r_u and r_d
 ALPHA, TAKEN, HAS_START, START_LOG_L, ALPHA0, UP, DOWN = range(7)
+RATE_SIZE = 7  # the loss_based rule's state array, indexed by the names above
 
 
 @_jit(fastmath=_SUMS)

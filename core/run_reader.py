@@ -514,6 +514,7 @@ class RunReader:
         if "optimizer_state" not in snaps.keys():
             return None
         from .optimizers import state_layout
+        from .step_rule import rate_layout
 
         path, where = self.path, "snapshots/optimizer_state"
         group = snaps["optimizer_state"]
@@ -521,7 +522,8 @@ class RunReader:
             raise _where(path, f"{where} is a dataset, not a group: the file is damaged")
         optimizer = self.config.optimizer
         layout = {"step": ((), np.int64), **state_layout(optimizer.kind, n_params, optimizer.step_rule)}
-        if optimizer.step_rule == "loss_based" and not {"step_alpha", "step_taken"} & set(group.keys()):
+        rate = rate_layout(optimizer.step_rule)
+        if rate and not set(rate) & set(group.keys()):
             return None  # written before run files kept the loss_based rule's alpha: no state to continue from
         for name in group.keys():
             _link_check(path, group, name, f"{where}/{name}")

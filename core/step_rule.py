@@ -44,9 +44,21 @@ LOSS_BASED_OPTIMIZERS = ("gd",)
 
 
 def rate_layout(step_rule: str) -> dict:
-    """name -> (shape, dtype) of the step rule's state in a run file (LossBasedRate.state): the
+    """name -> (shape, dtype) of the step rule's state in a run file (``rate_state``): the
     loss_based rule's alpha and last verdict; the other rules keep none."""
     return {"step_alpha": ((), np.float64), "step_taken": ((), np.float64)} if step_rule == "loss_based" else {}
+
+
+def rate_state(alpha: float, taken: bool) -> dict:
+    """The loss_based rule's state as an engine hands it to the run file (rate_layout's names)."""
+    return {"step_alpha": np.float64(alpha), "step_taken": np.float64(taken)}
+
+
+def rate_values(state: dict) -> tuple[float, bool] | None:
+    """(alpha, taken) from ``rate_state``'s dict, or None where it holds no loss_based state."""
+    if "step_alpha" not in state:
+        return None
+    return float(state["step_alpha"]), bool(state["step_taken"])
 
 
 class LossBasedRate:
@@ -92,11 +104,11 @@ class LossBasedRate:
         """What continuing exactly needs (saved with the run's final parameters, rate_layout): alpha
         for the next step and whether the last step was kept (the next record's step_taken). The
         point the next step starts from is the run's final parameters (an undone step restored them)."""
-        return {"step_alpha": np.float64(self.alpha), "step_taken": np.float64(self.taken)}
+        return rate_state(self.alpha, self.taken)
 
     def load_state(self, state: dict) -> None:
         """Continue from ``state()`` (values checked by the caller)."""
-        self.alpha, self.taken = float(state["step_alpha"]), bool(state["step_taken"])
+        self.alpha, self.taken = rate_values(state)
 
     def factor(self) -> float:
         """alpha_t / alpha_0: the update rule's lr (alpha_0) times it is the step alpha_t on grad log L."""

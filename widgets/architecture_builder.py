@@ -266,12 +266,10 @@ class ArchitectureBuilder(QWidget):
     def _frozen_changed(self) -> None:
         """The frozen checkbox or its pattern: "+-1/m", or numbers (core/architecture.py Dense.frozen);
         text that is neither stays as typed, and the badge names the problem."""
-        if self._updating:
+        selected = self._editable_block()
+        if selected is None:
             return
-        path = self.selected_path()
-        if path is None or self._is_member(path):
-            return
-        block = self._get(path)
+        path, block = selected
         value = parse_frozen(self.frozen_edit.text()) if self.frozen_check.isChecked() else None
         if block.get("frozen") == value:
             return
@@ -448,13 +446,21 @@ class ArchitectureBuilder(QWidget):
             self._rebuild(select=tuple(path[:-1]) + (target,))
             self._commit("move a block " + ("up" if delta < 0 else "down"), before)
 
-    def _edit(self, key, value) -> None:
+    def _editable_block(self):
+        """(path, block) of the selected block the editors may change, or None: while the editors
+        are being filled, with nothing selected, or with an ensemble's member selected."""
         if self._updating:
-            return
+            return None
         path = self.selected_path()
         if path is None or self._is_member(path):
+            return None
+        return path, self._get(path)
+
+    def _edit(self, key, value) -> None:
+        selected = self._editable_block()
+        if selected is None:
             return
-        block = self._get(path)
+        path, block = selected
         if block.get(key) == value:
             return
         before = self.state()

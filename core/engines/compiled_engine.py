@@ -259,7 +259,7 @@ class _Kernels:
         self.velocity, self.m, self.v = (np.zeros(P, dtype=dtype) for _ in range(3))
         self.t = np.zeros(1, dtype=np.int64)
         # the loss_based rule's state (compiled_kernels.ALPHA ...) and the point its next step starts from
-        self.rate = np.zeros(7, dtype=np.float64)
+        self.rate = np.zeros(kernels.RATE_SIZE, dtype=np.float64)
         self.start_theta, self.start_grad = np.zeros(P, dtype=dtype), np.zeros(P, dtype=dtype)
         self.start_q = np.zeros(n, dtype=dtype)
         self.output_row = int(program.buffers[program.output, 0])
@@ -364,7 +364,7 @@ class CompiledEngine:
         else:
             states = [{} for _ in self._members]
         for state, rate in zip(states, self.rates or ()):
-            state.update(step_alpha=np.float64(rate.alpha), step_taken=np.float64(rate.taken))
+            state.update(rules.rate_state(rate.alpha, rate.taken))
         return states
 
     def load_state(self, states: list[dict]) -> None:
@@ -378,8 +378,9 @@ class CompiledEngine:
             elif self.kind == "adam":
                 kernels.m[:], kernels.v[:] = state["m"], state["v"]
                 kernels.t[0] = int(state["t"])
-            if self.adaptive and "step_alpha" in state:
-                kernels.rate[[k.ALPHA, k.TAKEN]] = float(state["step_alpha"]), float(bool(state["step_taken"]))
+            rate = rules.rate_values(state) if self.adaptive else None
+            if rate is not None:
+                kernels.rate[[k.ALPHA, k.TAKEN]] = rate[0], float(rate[1])
 
     # ------------------------------------------------------------------ the steps
     def advance(self, start: int, end: int, record_steps, snapshot_steps, deadline: float | None) -> StepBlock:
